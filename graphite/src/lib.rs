@@ -1,0 +1,12 @@
+//! The one crate in carbide that speaks Graphite. No other crate parses or prints Graphite
+//! syntax; they call into this one.
+//!
+//! Module map:
+//! - [`protocol`]: the plaintext line protocol (`path value timestamp\n`): encoder, parser and
+//!   the path/tag rules. Pure functions over bytes; no I/O.
+//!
+//! Still to come (see ARCHITECTURE.md): the target-expression language (`expr`), its function
+//! library (`functions`), time syntax (`attime`), the render JSON model and client, and the
+//! embedded store/server.
+
+pub mod protocol;

@@ -1,0 +1,358 @@
+//! Graphite's plaintext line protocol: `path value timestamp\n`.
+//!
+//! This module does no I/O. It holds the one copy of the rules carbide applies to metric
+//! paths (Diamond-compatible sanitising), to Graphite 1.1 tags (carbon's validation), to
+//! values (shortest round-trip decimal, never NaN or ±Inf) and to timestamps (integer epoch
+//! seconds). The encoder and the parser are exact inverses for every line the encoder accepts.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// Longest line (without the trailing newline) the encoder writes and the parser accepts.
+pub const MAX_LINE_LEN: usize = 4096;
+
+/// Why a metric could not be encoded. Allocation-free so the hot path can count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error("value is NaN or infinite")]
+    NotFinite,
+    #[error("metric path is empty or has an empty component")]
+    EmptyComponent,
+    #[error("line would exceed {MAX_LINE_LEN} bytes")]
+    TooLong,
+    #[error("invalid tag (carbon rules: name non-empty without ';!^=', value non-empty without ';', not starting with '~')")]
+    BadTag,
+}
+
+/// Why a received line was rejected. Each variant is one counter in the store's self-metrics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LineError {
+    #[error("expected 3 fields `path value timestamp`, found {0}")]
+    FieldCount(usize),
+    #[error("value {0:?} is not a finite number")]
+    BadValue(String),
+    #[error("timestamp {0:?} is not a number of epoch seconds")]
+    BadTimestamp(String),
+    #[error("path {0:?} has an empty component")]
+    BadPath(String),
+    #[error("bad tag in {0:?} (carbon rules: name non-empty without ';!^=', value non-empty without ';', not starting with '~')")]
+    BadTag(String),
+    #[error("line is longer than {MAX_LINE_LEN} bytes")]
+    TooLong,
+    #[error("line is not valid UTF-8")]
+    NotUtf8,
+}
+
+impl LineError {
+    /// A short, stable name for counting rejects by kind (`carbide.store.bad_lines.<kind>`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LineError::FieldCount(_) => "field_count",
+            LineError::BadValue(_) => "bad_value",
+            LineError::BadTimestamp(_) => "bad_timestamp",
+            LineError::BadPath(_) => "bad_path",
+            LineError::BadTag(_) => "bad_tag",
+            LineError::TooLong => "too_long",
+            LineError::NotUtf8 => "not_utf8",
+        }
+    }
+}
+
+/// Is `c` kept as-is in a path component? Diamond's rule: `[A-Za-z0-9_:-]`.
+#[inline]
+fn is_path_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b':' | b'-')
+}
+
+/// Sanitise one path component: every character outside `[A-Za-z0-9_:-]` becomes `_`
+/// (one `_` per character, multi-byte characters included). Borrowed when nothing changes.
+pub fn sanitize_component(component: &str) -> Cow<'_, str> {
+    if component.bytes().all(is_path_char) {
+        return Cow::Borrowed(component);
+    }
+    Cow::Owned(
+        component
+            .chars()
+            .map(|c| {
+                if c.is_ascii() && is_path_char(c as u8) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Sanitise a dotted path component by component. Empty components (`a..b`, a leading or
+/// trailing dot, an empty path) are an error: they would be silently merged by carbon.
+pub fn sanitize_path(path: &str) -> Result<Cow<'_, str>, EncodeError> {
+    if path.is_empty() || path.split('.').any(str::is_empty) {
+        return Err(EncodeError::EmptyComponent);
+    }
+    if path.bytes().all(|b| b == b'.' || is_path_char(b)) {
+        return Ok(Cow::Borrowed(path));
+    }
+    let mut out = String::with_capacity(path.len());
+    for (i, comp) in path.split('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        out.push_str(&sanitize_component(comp));
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Carbon 1.1's rule for a tag name.
+pub fn valid_tag_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains([';', '!', '^', '='])
+}
+
+/// Carbon 1.1's rule for a tag value.
+pub fn valid_tag_value(value: &str) -> bool {
+    !value.is_empty() && !value.starts_with('~') && !value.contains(';')
+}
+
+/// Split a (possibly tagged) series name `name;k=v;k2=v2` into its name and tags, checking
+/// the tags by carbon's rules. An untagged name yields no tags.
+pub fn split_tags(series: &str) -> Result<(&str, Vec<(&str, &str)>), ()> {
+    let mut parts = series.split(';');
+    let name = parts.next().unwrap_or_default();
+    let mut tags = Vec::new();
+    for part in parts {
+        let (k, v) = part.split_once('=').ok_or(())?;
+        if !valid_tag_name(k) || !valid_tag_value(v) {
+            return Err(());
+        }
+        tags.push((k, v));
+    }
+    Ok((name, tags))
+}
+
+/// Append the shortest decimal text that parses back to exactly `value`.
+/// Integral values up to 2^53 print without a fraction (`42`, not `42.0`).
+#[inline]
+pub fn write_value(buf: &mut Vec<u8>, value: f64) -> Result<(), EncodeError> {
+    if !value.is_finite() {
+        return Err(EncodeError::NotFinite);
+    }
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    if value == value.trunc() && value.abs() <= EXACT {
+        if value == 0.0 {
+            // Normalise -0 to 0: carbon stores them alike and "-0" surprises people.
+            buf.push(b'0');
+        } else {
+            buf.extend_from_slice(itoa::Buffer::new().format(value as i64).as_bytes());
+        }
+    } else {
+        buf.extend_from_slice(ryu::Buffer::new().format_finite(value).as_bytes());
+    }
+    Ok(())
+}
+
+/// Append one line `path value timestamp\n` to `buf`. `path` must already be a valid path
+/// (see [`sanitize_path`]); tags after `;` are checked. On error `buf` is left unchanged.
+pub fn encode_line(
+    buf: &mut Vec<u8>,
+    path: &str,
+    value: f64,
+    timestamp: i64,
+) -> Result<(), EncodeError> {
+    if !value.is_finite() {
+        return Err(EncodeError::NotFinite);
+    }
+    let (name, _) = if path.contains(';') {
+        split_tags(path).map_err(|()| EncodeError::BadTag)?
+    } else {
+        (path, Vec::new())
+    };
+    if name.is_empty() || name.split('.').any(str::is_empty) {
+        return Err(EncodeError::EmptyComponent);
+    }
+    let start = buf.len();
+    buf.extend_from_slice(path.as_bytes());
+    buf.push(b' ');
+    write_value(buf, value)?;
+    buf.push(b' ');
+    buf.extend_from_slice(itoa::Buffer::new().format(timestamp).as_bytes());
+    if buf.len() - start > MAX_LINE_LEN {
+        buf.truncate(start);
+        return Err(EncodeError::TooLong);
+    }
+    buf.push(b'\n');
+    Ok(())
+}
+
+/// One parsed line. `path` may carry tags (`name;k=v`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Line<'a> {
+    pub path: &'a str,
+    pub value: f64,
+    pub timestamp: i64,
+}
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = Vec::with_capacity(64);
+        write_value(&mut buf, self.value).map_err(|_| fmt::Error)?;
+        write!(
+            f,
+            "{} {} {}",
+            self.path,
+            String::from_utf8_lossy(&buf),
+            self.timestamp
+        )
+    }
+}
+
+/// Parse one line (without or with its trailing `\n` / `\r\n`), as carbon's plaintext
+/// receiver does: whitespace-separated fields, a float value, a float timestamp truncated to
+/// whole seconds. NaN and infinite values are rejected (carbon drops them too).
+pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
+    if line.len() > MAX_LINE_LEN + 2 {
+        return Err(LineError::TooLong);
+    }
+    let text = std::str::from_utf8(line).map_err(|_| LineError::NotUtf8)?;
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.len() > MAX_LINE_LEN {
+        return Err(LineError::TooLong);
+    }
+    let mut fields = text.split_ascii_whitespace();
+    let (Some(path), Some(value), Some(ts)) = (fields.next(), fields.next(), fields.next()) else {
+        return Err(LineError::FieldCount(text.split_ascii_whitespace().count()));
+    };
+    if fields.next().is_some() {
+        return Err(LineError::FieldCount(text.split_ascii_whitespace().count()));
+    }
+    let value_f: f64 = value
+        .parse()
+        .map_err(|_| LineError::BadValue(value.to_owned()))?;
+    if !value_f.is_finite() {
+        return Err(LineError::BadValue(value.to_owned()));
+    }
+    let ts_f: f64 = ts
+        .parse()
+        .map_err(|_| LineError::BadTimestamp(ts.to_owned()))?;
+    if !ts_f.is_finite() || ts_f < 0.0 || ts_f >= 1e11 {
+        return Err(LineError::BadTimestamp(ts.to_owned()));
+    }
+    let name = if path.contains(';') {
+        split_tags(path)
+            .map_err(|()| LineError::BadTag(path.to_owned()))?
+            .0
+    } else {
+        path
+    };
+    if name.is_empty() || name.split('.').any(str::is_empty) {
+        return Err(LineError::BadPath(path.to_owned()));
+    }
+    Ok(Line {
+        path,
+        value: value_f,
+        timestamp: ts_f as i64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(path: &str, v: f64, ts: i64) -> Result<String, EncodeError> {
+        let mut buf = Vec::new();
+        encode_line(&mut buf, path, v, ts)?;
+        Ok(String::from_utf8(buf).unwrap())
+    }
+
+    #[test]
+    fn encodes_values_shortest_round_trip() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "a 0 1\n"),
+            (-0.0, "a 0 1\n"),
+            (42.0, "a 42 1\n"),
+            (-7.0, "a -7 1\n"),
+            (0.1, "a 0.1 1\n"),
+            (1.0 / 3.0, "a 0.3333333333333333 1\n"),
+            (1e300, "a 1e300 1\n"),
+            (9_007_199_254_740_993.0, "a 9007199254740992 1\n"),
+            (1.5e-7, "a 1.5e-7 1\n"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(enc("a", *v, 1).unwrap(), *want, "value {v}");
+        }
+    }
+
+    #[test]
+    fn rejects_what_carbon_would_mangle() {
+        assert_eq!(enc("a", f64::NAN, 1), Err(EncodeError::NotFinite));
+        assert_eq!(enc("a", f64::INFINITY, 1), Err(EncodeError::NotFinite));
+        assert_eq!(enc("a..b", 1.0, 1), Err(EncodeError::EmptyComponent));
+        assert_eq!(enc("", 1.0, 1), Err(EncodeError::EmptyComponent));
+        assert_eq!(enc("a;=b", 1.0, 1), Err(EncodeError::BadTag));
+        assert_eq!(enc("a;k=~b", 1.0, 1), Err(EncodeError::BadTag));
+        assert_eq!(
+            enc(&"x".repeat(MAX_LINE_LEN), 1.0, 1),
+            Err(EncodeError::TooLong)
+        );
+        assert_eq!(enc("a;k=v;dc=eu-1", 1.0, 1).unwrap(), "a;k=v;dc=eu-1 1 1\n");
+    }
+
+    #[test]
+    fn sanitises_diamond_style() {
+        let cases = [
+            (
+                "servers.web-1.cpu.total.user",
+                "servers.web-1.cpu.total.user",
+            ),
+            (
+                "diskspace./var/log.byte_free",
+                "diskspace._var_log.byte_free",
+            ),
+            ("a b.c(d)", "a_b.c_d_"),
+            ("iface.eth0:1.rx", "iface.eth0:1.rx"),
+            ("q.héllo", "q.h_llo"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(sanitize_path(input).unwrap(), want);
+        }
+        assert_eq!(sanitize_path("a..b"), Err(EncodeError::EmptyComponent));
+        assert_eq!(sanitize_path(".a"), Err(EncodeError::EmptyComponent));
+        assert_eq!(sanitize_component("/"), "_");
+    }
+
+    #[test]
+    fn parses_lines_with_typed_errors() {
+        let ok = parse_line(b"a.b 1.5 1700000000\n").unwrap();
+        assert_eq!(
+            ok,
+            Line {
+                path: "a.b",
+                value: 1.5,
+                timestamp: 1_700_000_000
+            }
+        );
+        assert_eq!(
+            parse_line(b"a.b 2 1700000000.9\r\n").unwrap().timestamp,
+            1_700_000_000
+        );
+        let bad: &[(&[u8], &str)] = &[
+            (b"a.b 1", "field_count"),
+            (b"a.b 1 2 3", "field_count"),
+            (b"a.b x 1", "bad_value"),
+            (b"a.b nan 1", "bad_value"),
+            (b"a.b 1 soon", "bad_timestamp"),
+            (b"a..b 1 1", "bad_path"),
+            (b"a;k 1 1", "bad_tag"),
+            (b"\xff 1 1", "not_utf8"),
+        ];
+        for (line, kind) in bad {
+            assert_eq!(
+                parse_line(line).unwrap_err().kind(),
+                *kind,
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        let long = format!("{} 1 1", "x".repeat(MAX_LINE_LEN));
+        assert_eq!(parse_line(long.as_bytes()), Err(LineError::TooLong));
+    }
+}
