@@ -113,16 +113,24 @@ pub fn valid_tag_value(value: &str) -> bool {
     !value.is_empty() && !value.starts_with('~') && !value.contains(';')
 }
 
+/// A series name split into its name and its `(tag, value)` pairs.
+pub type Tagged<'a> = (&'a str, Vec<(&'a str, &'a str)>);
+
+/// A tag that breaks carbon's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid tag")]
+pub struct BadTag;
+
 /// Split a (possibly tagged) series name `name;k=v;k2=v2` into its name and tags, checking
 /// the tags by carbon's rules. An untagged name yields no tags.
-pub fn split_tags(series: &str) -> Result<(&str, Vec<(&str, &str)>), ()> {
+pub fn split_tags(series: &str) -> Result<Tagged<'_>, BadTag> {
     let mut parts = series.split(';');
     let name = parts.next().unwrap_or_default();
     let mut tags = Vec::new();
     for part in parts {
-        let (k, v) = part.split_once('=').ok_or(())?;
+        let (k, v) = part.split_once('=').ok_or(BadTag)?;
         if !valid_tag_name(k) || !valid_tag_value(v) {
-            return Err(());
+            return Err(BadTag);
         }
         tags.push((k, v));
     }
@@ -162,7 +170,7 @@ pub fn encode_line(
         return Err(EncodeError::NotFinite);
     }
     let (name, _) = if path.contains(';') {
-        split_tags(path).map_err(|()| EncodeError::BadTag)?
+        split_tags(path).map_err(|_| EncodeError::BadTag)?
     } else {
         (path, Vec::new())
     };
@@ -233,12 +241,12 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
     let ts_f: f64 = ts
         .parse()
         .map_err(|_| LineError::BadTimestamp(ts.to_owned()))?;
-    if !ts_f.is_finite() || ts_f < 0.0 || ts_f >= 1e11 {
+    if !(0.0..1e11).contains(&ts_f) {
         return Err(LineError::BadTimestamp(ts.to_owned()));
     }
     let name = if path.contains(';') {
         split_tags(path)
-            .map_err(|()| LineError::BadTag(path.to_owned()))?
+            .map_err(|_| LineError::BadTag(path.to_owned()))?
             .0
     } else {
         path
