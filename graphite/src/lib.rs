@@ -4,9 +4,11 @@
 //! Module map:
 //! - [`protocol`]: the plaintext line protocol (`path value timestamp\n`): encoder, parser and
 //!   the path/tag rules. Pure functions over bytes; no I/O.
+//! - [`expr`]: the target-expression language (syntax tree; parser and evaluator to come).
 //!
 //! Still to come (see ARCHITECTURE.md): the target-expression language (`expr`), its function
 //! library (`functions`), time syntax (`attime`), the render JSON model and client, and the
 //! embedded store/server.
 
+pub mod expr;
 pub mod protocol;
