@@ -2,9 +2,21 @@
 //!
 //! Module map:
 //! - [`yaml`]: the only place config YAML is decoded; errors carry file:line:column.
+//! - [`config`]: the global settings file and loading/validating `collectors.d/`.
 //! - [`collectors`]: the `Collector` trait, the `KINDS` registry and one file per collector.
+//! - [`runtime`]: one task per instance: schedule, deadline, filters, rates, encoding.
+//! - [`rates`], [`paths`]: counter rates over measured time; metric path building.
+//! - [`events`], [`selfmetrics`]: internal events (log + count) and the agent's own metrics.
+//! - [`agent`]: the running agent: sender, signals (SIGHUP reload, SIGTERM flush).
 //! - [`sender`]: queue, disk spool and connections to carbon.
 
+pub mod agent;
 pub mod collectors;
+pub mod config;
+pub mod events;
+pub mod paths;
+pub mod rates;
+pub mod runtime;
+pub mod selfmetrics;
 pub mod sender;
 pub mod yaml;

@@ -94,6 +94,52 @@ fn tidy_message(msg: &str) -> String {
     msg.to_string()
 }
 
+/// What a file says its `type:` is, read before the rest so the right options struct can
+/// decode it. `Ok(None)`: the file is a mapping (or empty) without `type`. The position is
+/// that of the value (or 1:1 when it cannot be found in the text).
+pub fn read_type(file: &Path, text: &str) -> Result<Option<(String, usize, usize)>, ConfigError> {
+    let value: serde_yaml::Value = from_str(file, text)?;
+    let map = match value {
+        serde_yaml::Value::Null => return Ok(None),
+        serde_yaml::Value::Mapping(m) => m,
+        _ => {
+            return Err(ConfigError::new(
+                file,
+                1,
+                1,
+                "expected a mapping of settings (`type: <name>` and options), found another kind of YAML document",
+            ))
+        }
+    };
+    let Some(v) = map.get("type") else {
+        return Ok(None);
+    };
+    let (line, column) = value_position(text, "type").unwrap_or((1, 1));
+    match v {
+        serde_yaml::Value::String(s) => Ok(Some((s.clone(), line, column))),
+        _ => Err(ConfigError::new(
+            file,
+            line,
+            column,
+            "invalid type: `type` must be a string naming the collector type",
+        )),
+    }
+}
+
+/// Position (1-based line, column) of the value of a top-level `key:` in `text`, found by
+/// scanning lines; `None` when the key is not written at the start of a line.
+pub fn value_position(text: &str, key: &str) -> Option<(usize, usize)> {
+    for (i, line) in text.lines().enumerate() {
+        if let Some(rest) = line.strip_prefix(key) {
+            if let Some(after) = rest.strip_prefix(':') {
+                let ws = after.len() - after.trim_start().len();
+                return Some((i + 1, key.len() + 2 + ws));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +163,17 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("(expected: url, interval)"), "{text}");
+    }
+
+    #[test]
+    fn type_is_read_first_with_its_position() {
+        let f = Path::new("c.yml");
+        let (t, l, c) = read_type(f, "# x\ntype: hosst\nurl: 1\n").unwrap().unwrap();
+        assert_eq!((t.as_str(), l, c), ("hosst", 2, 7));
+        assert_eq!(read_type(f, "url: 1\n").unwrap(), None);
+        assert_eq!(read_type(f, "").unwrap(), None);
+        assert!(read_type(f, "- a\n").is_err());
+        assert!(read_type(f, "type: [a]\n").is_err());
     }
 
     #[test]
