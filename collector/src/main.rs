@@ -3,7 +3,7 @@
 //! Exit codes: 0 success; 1 a runtime failure (or, for `--once`/`test`, a collector run that
 //! failed or timed out); 2 a configuration or usage error.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -122,6 +122,7 @@ fn init_logging(level: Option<&str>) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 

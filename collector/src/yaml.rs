@@ -79,6 +79,11 @@ fn tidy_message(msg: &str) -> String {
         Some(i) => &msg[..i],
         None => msg,
     };
+    // serde_yaml puts the path of a nested key first: `sender: unknown field ...`.
+    let (path, msg) = match msg.find("unknown field ") {
+        Some(i) => msg.split_at(i),
+        None => ("", msg),
+    };
     if let Some(rest) = msg.strip_prefix("unknown field ") {
         if let Some((field, expected)) = rest.split_once(", expected ") {
             let choices = expected
@@ -86,12 +91,15 @@ fn tidy_message(msg: &str) -> String {
                 .replace(" or ", ", ")
                 .replace('`', "");
             return format!(
-                "unknown field \"{}\": this is either a typo or this option does not exist here (expected: {choices})",
+                "{path}unknown field \"{}\": this is either a typo or this option does not exist here (expected: {choices})",
                 field.trim_matches('`')
             );
         }
     }
-    msg.to_string()
+    if msg.ends_with("expected a duration") {
+        return format!("{path}{msg} such as `10s`, `1m30s` or `500ms`");
+    }
+    format!("{path}{msg}")
 }
 
 /// What a file says its `type:` is, read before the rest so the right options struct can
@@ -163,6 +171,23 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("(expected: url, interval)"), "{text}");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Demo,
+    }
+
+    #[test]
+    fn nested_unknown_field_keeps_its_path() {
+        let err =
+            from_str::<Outer>(Path::new("c.yml"), "inner:\n  url: x\n  urll: y\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "c.yml:3:3: inner: unknown field \"urll\": this is either a typo or this option does not exist here (expected: url, interval)"
+        );
     }
 
     #[test]

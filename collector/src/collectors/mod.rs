@@ -95,9 +95,13 @@ pub struct Pattern(pub regex::Regex);
 impl<'de> serde::Deserialize<'de> for Pattern {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        regex::Regex::new(&s)
-            .map(Pattern)
-            .map_err(|e| serde::de::Error::custom(format!("invalid regex {s:?}: {e}")))
+        regex::Regex::new(&s).map(Pattern).map_err(|e| {
+            // The regex crate's message spans lines (pattern, caret, error): keep the last.
+            let text = e.to_string();
+            let why = text.lines().last().unwrap_or_default().trim();
+            let why = why.strip_prefix("error: ").unwrap_or(why);
+            serde::de::Error::custom(format!("invalid regex {s:?}: {why}"))
+        })
     }
 }
 

@@ -1,0 +1,416 @@
+//! The real `collector` binary on temporary config directories: every kind of bad file gives
+//! its documented `file:line:column: message` and exit code 2; `check`, `--once` and `test`
+//! on good configs; SIGHUP reload and SIGTERM flush against a line-counting receiver.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_collector");
+
+fn write(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// Run the binary in `dir` (so the defaults `./collector.yml` and `./collectors.d` apply).
+fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+const GLOBAL: &str = "hostname_method: fixed\nhostname: testhost\n";
+
+/// One bad file (in collectors.d unless named `collector.yml`) and the start of the error
+/// line it must produce.
+const CASES: &[(&str, &str, &str, &str)] = &[
+    (
+        "yaml syntax error",
+        "collectors.d/x.yml",
+        "type: host\ninterval: [10s\n",
+        "collectors.d/x.yml:3:1: did not find expected ',' or ']'",
+    ),
+    (
+        "unknown key",
+        "collectors.d/x.yml",
+        "type: host\nurll: http://x\n",
+        "collectors.d/x.yml:2:1: unknown field \"urll\": this is either a typo or this option does not exist here (expected: type, interval, timeout, path, whitelist, blacklist, enabled)",
+    ),
+    (
+        "wrong type",
+        "collectors.d/x.yml",
+        "type: host\nenabled: maybe\n",
+        "collectors.d/x.yml:2:10: enabled: invalid type: string \"maybe\", expected a boolean",
+    ),
+    (
+        "missing type",
+        "collectors.d/x.yml",
+        "interval: 10s\n",
+        "collectors.d/x.yml:1:1: missing field \"type\": say which collector this file configures (`type: <name>`, one of: host)",
+    ),
+    (
+        "unknown type",
+        "collectors.d/x.yml",
+        "# typo\ntype: hosst\n",
+        "collectors.d/x.yml:2:7: unknown collector type \"hosst\" (expected one of: host); did you mean \"host\"?",
+    ),
+    (
+        "bad duration",
+        "collectors.d/x.yml",
+        "type: host\ninterval: 10 parsecs\n",
+        "collectors.d/x.yml:2:11: interval: invalid value: string \"10 parsecs\", expected a duration such as `10s`, `1m30s` or `500ms`",
+    ),
+    (
+        "bad regex",
+        "collectors.d/x.yml",
+        "type: host\nwhitelist:\n  - \"cpu(\"\n",
+        "collectors.d/x.yml:3:3: whitelist: invalid regex \"cpu(\": unclosed group",
+    ),
+    (
+        "timeout above interval",
+        "collectors.d/x.yml",
+        "type: host\ninterval: 5s\ntimeout: 6s\n",
+        "collectors.d/x.yml:3:10: timeout 6s must be above 0 and at most the interval (5s)",
+    ),
+    (
+        "unknown global key",
+        "collector.yml",
+        "hostname_method: fixed\nhostname: h\nintervall: 10s\n",
+        "collector.yml:3:1: unknown field \"intervall\"",
+    ),
+    (
+        "unknown sender key",
+        "collector.yml",
+        "sender:\n  destination: [\"127.0.0.1:2003\"]\n",
+        "collector.yml:2:3: sender: unknown field \"destination\"",
+    ),
+    (
+        "fixed hostname without hostname",
+        "collector.yml",
+        "hostname_method: fixed\n",
+        "collector.yml:1:18: hostname_method: fixed needs `hostname: <name>`",
+    ),
+];
+
+#[test]
+fn each_bad_file_gives_its_message_and_exit_code_2() {
+    for (what, file, body, want) in CASES {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "collector.yml", GLOBAL);
+        write(
+            tmp.path(),
+            "collectors.d/good.yml",
+            "type: host\npath: good\n",
+        );
+        write(tmp.path(), file, body);
+        for args in [&["check"][..], &["--once"][..], &[][..]] {
+            let out = run(tmp.path(), args);
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{what} {args:?}: {err}");
+            assert!(
+                err.lines().any(|l| l.starts_with(want)),
+                "{what} {args:?}: want a line starting with\n{want}\ngot:\n{err}"
+            );
+            assert!(out.stdout.is_empty(), "{what}: nothing runs");
+        }
+    }
+}
+
+#[test]
+fn duplicate_path_names_both_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "collectors.d/a.yml", "type: host\n");
+    write(tmp.path(), "collectors.d/b.yaml", "type: host\n");
+    let out = run(tmp.path(), &["check"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("collectors.d/b.yaml:1:1: metric path \"host\" is already used by collectors.d/a.yml; set a different `path:` in one of them"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_collectors_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    // no collectors.d at all
+    let out = run(tmp.path(), &["check"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("collectors.d: cannot read the collectors directory:"),
+        "{err}"
+    );
+    // a file where the directory should be, given by flag
+    write(tmp.path(), "notadir", "x");
+    let out = run(tmp.path(), &["check", "--collectors-dir", "notadir"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("notadir: cannot read the collectors directory:"),
+        "{err}"
+    );
+    // --config naming a missing file
+    write(tmp.path(), "collectors.d/host.yml", "type: host\n");
+    let out = run(tmp.path(), &["check", "--config", "missing.yml"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("missing.yml: cannot read the global settings file:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn all_errors_are_reported_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "collectors.d/a.yml", "type: hots\n");
+    write(tmp.path(), "collectors.d/b.yml", "type: host\nbogus: 1\n");
+    let out = run(tmp.path(), &["check"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("collectors.d/a.yml:1:7: unknown collector type"),
+        "{err}"
+    );
+    assert!(
+        err.contains("collectors.d/b.yml:2:1: unknown field \"bogus\""),
+        "{err}"
+    );
+    assert!(err.contains("2 configuration error(s)"), "{err}");
+}
+
+#[test]
+fn check_on_a_good_dir_exits_0_with_a_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "collector.yml", GLOBAL);
+    write(tmp.path(), "collectors.d/host.yml", "type: host\n");
+    write(
+        tmp.path(),
+        "collectors.d/host2.yaml",
+        "type: host\npath: second\ninterval: 1m\nenabled: false\n",
+    );
+    write(tmp.path(), "collectors.d/README", "not a collector file");
+    let out = run(tmp.path(), &["check"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("2 instance(s), 1 enabled"), "{stdout}");
+    assert!(
+        stdout.contains("collectors.d/host.yml: type host, path servers.testhost.host, every 10s"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(disabled)"), "{stdout}");
+    assert!(stdout.ends_with("configuration OK\n"), "{stdout}");
+}
+
+fn assert_well_formed(stdout: &str, prefix: &str) -> usize {
+    let mut n = 0;
+    for line in stdout.lines() {
+        let parsed = graphite::protocol::parse_line(line.as_bytes())
+            .unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+        assert!(parsed.path.starts_with(prefix), "{line}");
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn once_prints_well_formed_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "collector.yml", GLOBAL);
+    write(tmp.path(), "collectors.d/host.yml", "type: host\n");
+    let out = run(tmp.path(), &["--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let n = assert_well_formed(&text(&out.stdout), "servers.testhost.host.");
+    assert!(n > 0, "no lines");
+}
+
+#[test]
+fn test_runs_one_instance_by_stem_or_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "collector.yml", GLOBAL);
+    write(tmp.path(), "collectors.d/host.yml", "type: host\n");
+    write(
+        tmp.path(),
+        "collectors.d/other.yml",
+        "type: host\npath: other\nwhitelist: [\"^loadavg\\\\.\"]\n",
+    );
+    let out = run(tmp.path(), &["test", "other"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let n = assert_well_formed(&stdout, "servers.testhost.other.loadavg.");
+    assert!(n > 0, "whitelisted lines expected:\n{stdout}");
+
+    let out = run(tmp.path(), &["test", "host"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(assert_well_formed(&text(&out.stdout), "servers.testhost.host.") > 0);
+
+    let out = run(tmp.path(), &["test", "nosuch"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no collector instance named \"nosuch\" (available: host (type host), other (type host))"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// Receiver on 127.0.0.1:0 storing every line it gets, over any number of connections.
+struct Receiver {
+    port: u16,
+    lines: Arc<Mutex<Vec<String>>>,
+    readers: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        use tokio::io::AsyncBufReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let readers = Arc::new(Mutex::new(Vec::new()));
+        let (l, r) = (lines.clone(), readers.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let l = l.clone();
+                r.lock().unwrap().push(tokio::spawn(async move {
+                    let mut rd = tokio::io::BufReader::new(sock).lines();
+                    while let Ok(Some(line)) = rd.next_line().await {
+                        l.lock().unwrap().push(line);
+                    }
+                }));
+            }
+        });
+        Receiver {
+            port,
+            lines,
+            readers,
+            accept,
+        }
+    }
+
+    fn count(&self, prefix: &str) -> usize {
+        let lines = self.lines.lock().unwrap();
+        lines.iter().filter(|l| l.starts_with(prefix)).count()
+    }
+
+    /// Wait (polling) until `prefix` has more than `n` lines; gives up after a generous bound
+    /// so a broken agent fails the test instead of hanging it.
+    async fn wait_more(&self, prefix: &str, n: usize) {
+        for _ in 0..300 {
+            if self.count(prefix) > n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no new lines for {prefix} (have {})", self.count(prefix));
+    }
+
+    /// After the agent exited: read every connection to its end.
+    async fn finish(self) -> Vec<String> {
+        self.accept.abort();
+        let readers = std::mem::take(&mut *self.readers.lock().unwrap());
+        for r in readers {
+            tokio::time::timeout(Duration::from_secs(30), r)
+                .await
+                .expect("connection not closed after the agent exited")
+                .unwrap();
+        }
+        let lines = self.lines.lock().unwrap();
+        lines.clone()
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: sending a signal to our own child process.
+    let rc = unsafe { libc::kill(pid as i32, sig) };
+    assert_eq!(rc, 0, "kill failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_without_loss_and_sigterm_flushes() {
+    let rx = Receiver::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "collector.yml",
+        &format!(
+            "hostname_method: fixed\nhostname: h\ninterval: 1s\nsender:\n  destinations: [\"127.0.0.1:{}\"]\n",
+            rx.port
+        ),
+    );
+    write(tmp.path(), "collectors.d/a.yml", "type: host\npath: a\n");
+    let mut child = Command::new(BIN)
+        .args(["--log-level", "info,collector=debug"])
+        .current_dir(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut s = String::new();
+        stderr.read_to_string(&mut s).unwrap();
+        s
+    });
+    let pid = child.id();
+
+    rx.wait_more("servers.h.a.", 0).await;
+    rx.wait_more("servers.h.carbide.collector.a.runs ", 0).await;
+
+    // A bad file: the reload is refused and `a` keeps running.
+    write(tmp.path(), "collectors.d/bad.yml", "type: hosst\n");
+    signal(pid, libc::SIGHUP);
+    rx.wait_more("servers.h.carbide.collector.agent.reload_errors 1 ", 0)
+        .await;
+    let a_before = rx.count("servers.h.a.");
+    rx.wait_more("servers.h.a.", a_before).await;
+    assert_eq!(rx.count("servers.h.b."), 0);
+
+    // A good change: `b` appears, `a` keeps going.
+    std::fs::remove_file(tmp.path().join("collectors.d/bad.yml")).unwrap();
+    write(tmp.path(), "collectors.d/b.yml", "type: host\npath: b\n");
+    signal(pid, libc::SIGHUP);
+    rx.wait_more("servers.h.b.", 0).await;
+    let a_before = rx.count("servers.h.a.");
+    rx.wait_more("servers.h.a.", a_before).await;
+
+    signal(pid, libc::SIGTERM);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    let log = log.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    let lines = rx.finish().await;
+
+    // Zero loss: every line the agent handed to its sender reached the receiver.
+    let submitted: usize = log
+        .lines()
+        .find_map(|l| l.split("lines_submitted=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lines_submitted in the log:\n{log}"));
+    assert_eq!(lines.len(), submitted, "{log}");
+    for line in &lines {
+        graphite::protocol::parse_line(line.as_bytes())
+            .unwrap_or_else(|e| panic!("bad line {line:?}: {e}"));
+    }
+    assert!(log.contains("unknown collector type \"hosst\""), "{log}");
+    assert!(log.contains("configuration reload failed"), "{log}");
+    assert!(log.contains("configuration reloaded"), "{log}");
+    // `a` was kept (not restarted) by the good reload
+    assert!(log.contains("kept=1 started=1 stopped=0"), "{log}");
+}
