@@ -31,7 +31,9 @@ pub async fn run(sources: Sources, loaded: Loaded) -> anyhow::Result<()> {
     let mut running = start(loaded.instances, &settings, &agent, &submit);
     let instances: Instances = Arc::default();
     publish(&instances, &running);
-    let mut reporter = SelfMetrics::start(&settings, &instances, &agent, &handle, &submit);
+    let reporter = Reporter::new(&settings.base, settings.suffix.as_deref());
+    let mut reporter =
+        SelfMetrics::start(reporter, &settings, &instances, &agent, &handle, &submit);
     tracing::info!(
         instances = running.len(),
         collectors_dir = %settings.collectors_dir.display(),
@@ -61,8 +63,9 @@ pub async fn run(sources: Sources, loaded: Loaded) -> anyhow::Result<()> {
                 running = next;
                 settings = reloaded;
                 publish(&instances, &running);
-                reporter.stop().await;
-                reporter = SelfMetrics::start(&settings, &instances, &agent, &handle, &submit);
+                let mut rep = reporter.stop().await;
+                rep.set_paths(&settings.base, settings.suffix.as_deref());
+                reporter = SelfMetrics::start(rep, &settings, &instances, &agent, &handle, &submit);
             }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
@@ -149,11 +152,12 @@ fn publish(instances: &Instances, running: &[Running]) {
 /// The self-metrics task.
 struct SelfMetrics {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<Reporter>,
 }
 
 impl SelfMetrics {
     fn start(
+        mut reporter: Reporter,
         settings: &Settings,
         instances: &Instances,
         agent: &Arc<AgentStats>,
@@ -161,7 +165,6 @@ impl SelfMetrics {
         submit: &Submit,
     ) -> Self {
         let (stop, mut stop_rx) = watch::channel(false);
-        let mut reporter = Reporter::new(&settings.base, settings.suffix.as_deref());
         let interval = settings.interval;
         let (instances, agent, sender, submit) = (
             instances.clone(),
@@ -189,12 +192,20 @@ impl SelfMetrics {
                 .emit(None, &agent);
                 submit(chunk);
             }
+            reporter
         });
         SelfMetrics { stop, task }
     }
 
-    async fn stop(self) {
+    /// Stop the task; returns its reporter (with the sender totals it has seen).
+    async fn stop(self) -> Reporter {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        match self.task.await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!("self-metrics task ended abnormally: {e}");
+                Reporter::new("carbide", None)
+            }
+        }
     }
 }

@@ -39,6 +39,11 @@ impl Reporter {
         }
     }
 
+    /// Use new paths (after a reload), keeping the previous totals so deltas stay right.
+    pub fn set_paths(&mut self, base: &str, suffix: Option<&str>) {
+        self.paths = PathBuilder::new(base, "carbide.collector", suffix);
+    }
+
     /// One report at `timestamp`. Per-interval counts are taken (reset) from the stats.
     pub fn report(
         &mut self,
