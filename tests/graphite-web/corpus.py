@@ -133,6 +133,7 @@ def combine():
         _c("applyByNode(servers.*.cpu.total.user,1,'sumSeries(%.cpu.total.*)')"),
         _c("applyByNode(servers.*.cpu.total.user,1,'sumSeries(%.cpu.total.*)','%.cpu.sum')"),
         _c("reduceSeries(mapSeries(servers.web*.cpu.total.*,1),'divideSeries',4,'user','system')"),
+        _c("reduce(map(servers.web*.cpu.total.*,1),'asPercent',4,'user','system')"),
         _c("percentileOfSeries(%s,50)" % LOAD),
         _c("percentileOfSeries(%s,90,True)" % LOAD),
         _c("percentileOfSeries(%s,95)" % HAP),
@@ -219,6 +220,7 @@ def transform():
         _c("useSeriesAbove(servers.web[12].cpu.total.user,20,'user','system')"),
         _c("identity('the.time')"),
         _c("time('t',120)"),
+        _c("timeFunction('t')"),
         _c("sin('s',2,60)"),
         _c("sinFunction('s')"),
         _c("constantLine(42)"),
@@ -629,3 +631,20 @@ FAMILIES = [
 def families():
     for name, fn in FAMILIES:
         yield name, fn()
+
+
+# The functions issue 3 requires (record.py checks each is called by some case).
+ISSUE_FUNCTIONS = """
+sumSeries averageSeries maxSeries minSeries diffSeries multiplySeries countSeries divideSeries
+divideSeriesLists asPercent sumSeriesWithWildcards averageSeriesWithWildcards groupByNode
+groupByNodes group aggregate scale scaleToSeconds offset absolute invert pow squareRoot logarithm
+derivative nonNegativeDerivative perSecond integral movingAverage movingMedian movingSum movingMin
+movingMax movingWindow summarize hitcount smartSummarize keepLastValue transformNull timeShift
+delay consolidateBy isNonNull changed nPercentile percentileOfSeries holtWintersForecast
+holtWintersConfidenceBands holtWintersAberration constantLine threshold removeBelowValue
+removeAboveValue removeBelowPercentile removeAbovePercentile highestCurrent highestAverage
+highestMax lowestCurrent lowestAverage currentAbove currentBelow averageAbove averageBelow
+maximumAbove maximumBelow minimumAbove limit sortByMaxima sortByMinima sortByName sortByTotal
+mostDeviant exclude grep removeEmptySeries alias aliasByNode aliasByMetric aliasSub legendValue
+color lineWidth dashed stacked secondYAxis
+""".split()

@@ -68,8 +68,18 @@ def setup(storage_dir, now=None):
     conf_dir = os.path.join(storage_dir, "conf")
     for d in (whisper_dir, log_dir, conf_dir):
         os.makedirs(d, exist_ok=True)
-    with open(os.path.join(conf_dir, "carbide_gw_settings.py"), "w") as f:
-        f.write(_SETTINGS.format(storage=storage_dir, whisper=whisper_dir + "/", log=log_dir))
+    text = _SETTINGS.format(storage=storage_dir, whisper=whisper_dir + "/", log=log_dir)
+    target = os.path.join(conf_dir, "carbide_gw_settings.py")
+    try:
+        with open(target) as f:
+            current = f.read()
+    except OSError:
+        current = None
+    if current != text:  # atomic: several server workers may start at once
+        tmp = "%s.%d" % (target, os.getpid())
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, target)
     sys.path.insert(0, conf_dir)
     os.environ["GRAPHITE_SETTINGS_MODULE"] = "carbide_gw_settings"
     os.environ["DJANGO_SETTINGS_MODULE"] = "graphite.settings"

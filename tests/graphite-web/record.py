@@ -194,6 +194,31 @@ def dump_golden(path, entries):
         f.write("\n".join(lines) + "\n")
 
 
+def report_coverage(corpus):
+    """Which graphite-web functions the corpus calls, and which it calls successfully."""
+    import re
+
+    from graphite.functions import SeriesFunctions
+
+    called, ok = set(), set()
+    for family in os.listdir(os.path.join(REPO_OUT, "golden")):
+        with open(os.path.join(REPO_OUT, "golden", family)) as f:
+            for e in json.load(f):
+                names = set(re.findall(r"([A-Za-z_][A-Za-z0-9_]*)\(", e["target"]))
+                called |= names
+                if e["status"] == 200 and e["body"]:
+                    ok |= names
+    known = set(SeriesFunctions())
+    print("graphite-web functions: %d, called by the corpus: %d, with a non-empty 200: %d"
+          % (len(known), len(known & called), len(known & ok)))
+    print("not called:", " ".join(sorted(known - called)) or "-")
+    print("called but never a non-empty 200:", " ".join(sorted((known & called) - ok)) or "-")
+    missing = [f for f in corpus.ISSUE_FUNCTIONS if f not in called]
+    print("issue-3 functions not called:", " ".join(missing) or "-")
+    print("issue-3 functions unknown to graphite-web 1.1.10:",
+          " ".join(f for f in corpus.ISSUE_FUNCTIONS if f not in known) or "-")
+
+
 def self_check():
     tmp = tempfile.mkdtemp(prefix="carbide-gw-check-")
     try:
@@ -231,6 +256,8 @@ def main():
         import corpus
 
         os.makedirs(os.path.join(args.out, "golden"), exist_ok=True)
+        global REPO_OUT
+        REPO_OUT = args.out
         if not args.only:
             fx = dump_fixtures(wd, series)
             with open(os.path.join(args.out, "fixtures.json"), "w") as f:
@@ -264,6 +291,8 @@ def main():
             print("%-14s %4d targets, %3d non-200" % (family, len(entries),
                                                      sum(1 for e in entries if e["status"] != 200)))
         print("total: %d ok (%d empty), %d error" % (totals["ok"], totals["empty"], totals["error"]))
+        if not args.only:
+            report_coverage(corpus)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -24,6 +24,7 @@ pins=(
   "cairocffi"
   "scandir"
   "urllib3"
+  "gunicorn"  # only for render_bench.py --serve
 )
 
 stamp="$venv/.carbide-setup-ok"
