@@ -16,7 +16,7 @@ Trees:
 import math
 import random
 
-NOW = 1700000040  # 2023-11-14T22:34:00Z, a multiple of 60
+NOW = 1700000040  # 2023-11-14T22:14:00Z, a multiple of 60
 STEP10_SPAN = 6 * 3600
 STEP60_SPAN = 9 * 86400 + 12 * 3600
 MULTI_SPAN = 7 * 86400

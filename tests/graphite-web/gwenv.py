@@ -84,6 +84,7 @@ def setup(storage_dir, now=None):
     os.environ["GRAPHITE_SETTINGS_MODULE"] = "carbide_gw_settings"
     os.environ["DJANGO_SETTINGS_MODULE"] = "graphite.settings"
     os.environ["TZ"] = "UTC"
+    _time.tzset()
     if now is not None:
         _time.time = lambda: float(now)
     import django
