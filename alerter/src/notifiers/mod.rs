@@ -202,13 +202,40 @@ pub(crate) fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> 
         .build()?)
 }
 
-/// POST a JSON body, classify the outcome.
+/// The pieces of a secret that a receiver might echo: the whole value and, for a URL, its
+/// path, query and every longer path segment (webhook tokens live there).
+fn secret_fragments(secret: &str) -> Vec<String> {
+    let mut out = vec![secret.to_string()];
+    if let Ok(url) = reqwest::Url::parse(secret) {
+        if url.path().len() > 1 {
+            out.push(url.path().to_string());
+        }
+        if let Some(q) = url.query() {
+            out.push(q.to_string());
+        }
+        out.extend(
+            url.path_segments()
+                .into_iter()
+                .flatten()
+                .filter(|s| s.len() >= 8)
+                .map(String::from),
+        );
+    }
+    out.retain(|s| !s.is_empty());
+    // Longest first, so a segment does not break up a longer match.
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out
+}
+
+/// POST a JSON body, classify the outcome. Every string in `secrets` is blanked out of the
+/// error text (a receiver may echo the request back).
 pub(crate) async fn post_json(
     client: &reqwest::Client,
     what: &str,
     url: &str,
     body: &serde_json::Value,
     headers: &[(&str, &str)],
+    secrets: &[&str],
 ) -> Result<(), NotifyError> {
     let mut req = client.post(url).json(body);
     for (k, v) in headers {
@@ -222,6 +249,9 @@ pub(crate) async fn post_json(
     if status.is_success() {
         return Ok(());
     }
-    let text = resp.text().await.unwrap_or_default();
+    let mut text = resp.text().await.unwrap_or_default();
+    for s in secrets.iter().flat_map(|s| secret_fragments(s)) {
+        text = text.replace(&s, "[redacted]");
+    }
     Err(NotifyError::from_status(what, status, &text))
 }

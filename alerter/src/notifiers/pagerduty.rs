@@ -157,6 +157,7 @@ impl Notifier for PagerDuty {
             &self.cfg.url,
             &payload(msg, key.expose()),
             &[],
+            &[key.expose()],
         )
         .await
     }

@@ -22,7 +22,7 @@ pub const KIND: NotifierKind = NotifierKind {
 
 /// `type: slack`. The built-in `slack` notifier is made from Graphite Pager's `SLACK_URL`,
 /// `slack:` and per-alert `slack_url`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
     /// The incoming-webhook URL (holds a token: a secret).
@@ -46,6 +46,20 @@ pub struct SlackConfig {
     /// Per-alert URLs (from `slack_url:` on an alert), filled in by the config loader.
     #[serde(skip)]
     pub alert_urls: BTreeMap<String, Secret>,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            url: None,
+            urls: LevelSecrets::default(),
+            channel: None,
+            username: None,
+            icon_emoji: None,
+            timeout: super::default_timeout(),
+            alert_urls: BTreeMap::new(),
+        }
+    }
 }
 
 impl SlackConfig {
@@ -132,6 +146,7 @@ impl Notifier for Slack {
             url.expose(),
             &payload(&self.cfg, msg),
             &[],
+            &[url.expose()],
         )
         .await
     }

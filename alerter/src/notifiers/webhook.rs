@@ -77,12 +77,15 @@ impl Notifier for Webhook {
         for (k, v) in &self.cfg.headers {
             headers.push((k, v.expose()));
         }
+        let mut secrets: Vec<&str> = vec![self.cfg.url.expose()];
+        secrets.extend(self.cfg.headers.values().map(|v| v.expose()));
         super::post_json(
             &self.client,
             "webhook",
             self.cfg.url.expose(),
             &payload(msg),
             &headers,
+            &secrets,
         )
         .await
     }
