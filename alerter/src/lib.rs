@@ -1,2 +1,21 @@
-//! carbide's alerter. Not built yet: see the alerter issue. This crate is a workspace member
-//! so the layout is fixed from the start.
+//! carbide's alerter: Graphite Pager–compatible `alerts.yml`, notifiers and a persistent
+//! outbox.
+//!
+//! Module map:
+//! - [`yaml`]: the only place `serde_yaml` is used; errors carry `file:line:column`.
+//! - [`config`]: `alerts.yml` (Graphite Pager keys + extensions), env overrides, validation,
+//!   routing of levels to notifiers.
+//! - [`template`]: `{placeholder}` message templates.
+//! - [`notification`]: [`notification::Notification`], levels, runbook/graph links, keys.
+//! - [`notifiers`]: the `NOTIFIERS` registry and one file per notifier.
+//! - [`outbox`]: SQLite outbox (record → send → mark), retries with backoff, plus the
+//!   alert-state and silence tables.
+//! - [`secret`]: [`secret::Secret`], a string that never prints itself.
+
+pub mod config;
+pub mod notification;
+pub mod notifiers;
+pub mod outbox;
+pub mod secret;
+pub mod template;
+pub mod yaml;

@@ -1,0 +1,1252 @@
+//! `alerts.yml`: Graphite Pager's format, unchanged, plus carbide's extensions.
+//!
+//! Loading = decode ([`crate::yaml`], positions for syntax/unknown keys/types) → apply
+//! environment variables (a set, non-empty variable wins over the file, as Graphite Pager's
+//! `config.get`) → validate everything (positions found with [`crate::yaml::locate`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+use crate::notification::{self, Action, Level};
+use crate::notifiers::{
+    console::ConsoleConfig, pagerduty::PagerDutyConfig, slack::SlackConfig, LevelSecrets,
+    NotifierSpec, NOTIFIERS,
+};
+use crate::secret::Secret;
+use crate::template::{self, Template};
+use crate::yaml::{self, ConfigError, Seg};
+
+/// Environment variables read (each wins over its lower-case key in the file).
+pub const ENV_VARS: &[&str] = &[
+    "GRAPHITE_URL",
+    "GRAPHITE_USER",
+    "GRAPHITE_PASS",
+    "PAGERDUTY_KEY",
+    "PAGERDUTY_URL",
+    "SLACK_URL",
+];
+
+/// Graphite Pager keys carbide accepts and ignores (with a warning).
+pub const IGNORED_KEYS: &[&str] = &[
+    "redis_url",
+    "redistogo_url",
+    "hipchat_key",
+    "hipchat_room",
+    "pushbullet_key",
+    "pushbullet_devices",
+    "pushbullet_contacts",
+    "stdout_enabled",
+];
+
+/// The file as written. Every key is documented in `docs/alerts.md`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    /// Base of runbook links: `{docs_url}/{alert name}#{series}`.
+    #[serde(default)]
+    docs_url: Option<String>,
+    /// Render API base URL (graphite-web, carbonapi, carbide's server). Env `GRAPHITE_URL`.
+    #[serde(default)]
+    graphite_url: Option<String>,
+    /// HTTP basic-auth user for the render API. Env `GRAPHITE_USER`.
+    #[serde(default)]
+    graphite_user: Option<String>,
+    /// HTTP basic-auth password. Env `GRAPHITE_PASS`.
+    #[serde(default)]
+    graphite_pass: Option<Secret>,
+    /// PagerDuty Events v2 routing key (default for every level). Env `PAGERDUTY_KEY`.
+    #[serde(default)]
+    pagerduty_key: Option<Secret>,
+    /// PagerDuty Events API URL. Env `PAGERDUTY_URL`.
+    #[serde(default)]
+    pagerduty_url: Option<String>,
+    /// PagerDuty routing key per level (`nominal`, `warning`, `critical`, `no_data`, `error`).
+    #[serde(default)]
+    pagerduty: Option<LevelSecrets>,
+    /// Slack incoming-webhook URL. Env `SLACK_URL`.
+    #[serde(default)]
+    slack_url: Option<Secret>,
+    /// Slack webhook URL per level.
+    #[serde(default)]
+    slack: Option<LevelSecrets>,
+    /// The alerts, matched in file order.
+    alerts: Vec<AlertFile>,
+    /// Evaluation interval.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    interval: Duration,
+    /// SQLite file for the outbox, alert states and silences.
+    #[serde(default = "default_state_file")]
+    state_file: PathBuf,
+    /// Named notifiers (name → `type:` and its options).
+    #[serde(default)]
+    notifiers: BTreeMap<String, NotifierSpec>,
+    /// Which notifiers each level goes to (replaces the default routing).
+    #[serde(default)]
+    routes: Option<RoutesFile>,
+    /// Message templates for every alert.
+    #[serde(default)]
+    templates: TemplatesFile,
+    /// Defaults for `repeat_interval` of every alert.
+    #[serde(default, with = "humantime_serde")]
+    repeat_interval: Option<Duration>,
+    // Graphite Pager keys carbide does not act on: accepted, warned about.
+    #[serde(default)]
+    redis_url: Option<IgnoredAny>,
+    #[serde(default)]
+    redistogo_url: Option<IgnoredAny>,
+    #[serde(default)]
+    hipchat_key: Option<IgnoredAny>,
+    #[serde(default)]
+    hipchat_room: Option<IgnoredAny>,
+    #[serde(default)]
+    pushbullet_key: Option<IgnoredAny>,
+    #[serde(default)]
+    pushbullet_devices: Option<IgnoredAny>,
+    #[serde(default)]
+    pushbullet_contacts: Option<IgnoredAny>,
+    #[serde(default)]
+    stdout_enabled: Option<IgnoredAny>,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_state_file() -> PathBuf {
+    PathBuf::from("alerter.db")
+}
+
+fn default_from() -> String {
+    "-1min".to_string()
+}
+
+/// One alert as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertFile {
+    /// Alert name (runbook page, dedup key).
+    name: String,
+    /// Graphite target expression.
+    target: String,
+    /// Warning threshold.
+    warning: f64,
+    /// Critical threshold.
+    critical: f64,
+    /// Render `from` (default `-1min`).
+    #[serde(default = "default_from")]
+    from: String,
+    /// Render `until` (default: now).
+    #[serde(default)]
+    until: Option<String>,
+    /// Series names never alerted on.
+    #[serde(default)]
+    exclude: Vec<String>,
+    /// No data is OK rather than NO_DATA.
+    #[serde(default)]
+    allow_no_data: bool,
+    /// Runbook base for this alert (replaces `docs_url`).
+    #[serde(default)]
+    doc_url: Option<String>,
+    /// PagerDuty routing key for this alert.
+    #[serde(default)]
+    pagerduty_key: Option<Secret>,
+    /// Slack webhook URL for this alert.
+    #[serde(default)]
+    slack_url: Option<Secret>,
+    /// Comparison (`>`, `>=`, `<`, `<=`); default from the thresholds' order.
+    #[serde(default)]
+    op: Option<Op>,
+    /// How a series' points become one value.
+    #[serde(default)]
+    reduce: Reduce,
+    /// A breach must last this long before firing.
+    #[serde(default, rename = "for", with = "humantime_serde")]
+    for_: Option<Duration>,
+    /// Keep firing this long after the value is back.
+    #[serde(default, with = "humantime_serde")]
+    keep_firing_for: Option<Duration>,
+    /// What no data means.
+    #[serde(default)]
+    no_data: NoDataFile,
+    /// Re-send while firing this often.
+    #[serde(default, with = "humantime_serde")]
+    repeat_interval: Option<Duration>,
+    /// Routing for this alert (replaces the global one).
+    #[serde(default)]
+    routes: Option<RoutesFile>,
+    /// Labels copied into every notification.
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    /// Annotations copied into every notification.
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    /// Templates for this alert.
+    #[serde(default)]
+    templates: TemplatesFile,
+}
+
+/// Level → notifier names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutesFile {
+    #[serde(default)]
+    warning: Vec<String>,
+    #[serde(default)]
+    critical: Vec<String>,
+    #[serde(default)]
+    no_data: Vec<String>,
+    #[serde(default)]
+    error: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemplatesFile {
+    /// One line: email subject, PagerDuty summary, Slack text.
+    #[serde(default)]
+    summary: Option<String>,
+    /// Several lines: email body, Slack attachment text.
+    #[serde(default)]
+    body: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoDataFile {
+    #[serde(default)]
+    fetch_error: Option<NoDataRule>,
+    #[serde(default)]
+    vanished: Option<NoDataRule>,
+    #[serde(default)]
+    all_null: Option<NoDataRule>,
+}
+
+/// The level given after `cycles` consecutive evaluations in one no-data case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoDataRule {
+    /// `OK`, `WARNING`, `CRITICAL`, `NO_DATA` or `ERROR`.
+    pub level: Level,
+    /// Consecutive cycles before the level applies (>= 1).
+    #[serde(default = "one")]
+    pub cycles: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The three no-data cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoDataPolicy {
+    /// The render request failed (HTTP error, timeout, bad target at run time).
+    pub fetch_error: NoDataRule,
+    /// A series seen before is no longer returned.
+    pub vanished: NoDataRule,
+    /// The series is there but every point is null.
+    pub all_null: NoDataRule,
+}
+
+/// The comparison deciding "worse".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Gt,
+    Ge,
+    Lt,
+    Le,
+}
+
+impl Op {
+    pub fn breached(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Op::Gt => value > threshold,
+            Op::Ge => value >= threshold,
+            Op::Lt => value < threshold,
+            Op::Le => value <= threshold,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+        }
+    }
+
+    fn higher_is_worse(self) -> bool {
+        matches!(self, Op::Gt | Op::Ge)
+    }
+}
+
+crate::deserialize_via_from_str!(Op);
+crate::deserialize_via_from_str!(Reduce);
+
+impl FromStr for Op {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.trim() {
+            ">" => Op::Gt,
+            ">=" => Op::Ge,
+            "<" => Op::Lt,
+            "<=" => Op::Le,
+            other => {
+                return Err(format!(
+                    "unknown op \"{other}\" (expected one of: >, >=, <, <=)"
+                ))
+            }
+        })
+    }
+}
+
+/// How a series' points become the one value compared with the thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Reduce {
+    /// The last non-null point (Graphite Pager's behaviour).
+    #[default]
+    Last,
+    Avg,
+    Min,
+    Max,
+    Sum,
+    /// Nearest-rank percentile, `p0`..`p100` (`p95`, `p99.9`).
+    Percentile(f64),
+}
+
+impl FromStr for Reduce {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.trim() {
+            "last" => Reduce::Last,
+            "avg" | "average" | "mean" => Reduce::Avg,
+            "min" => Reduce::Min,
+            "max" => Reduce::Max,
+            "sum" => Reduce::Sum,
+            p if p.starts_with('p') => match p[1..].parse::<f64>() {
+                Ok(n) if (0.0..=100.0).contains(&n) => Reduce::Percentile(n),
+                _ => {
+                    return Err(format!(
+                        "bad percentile \"{p}\" (expected p0 to p100, e.g. p95)"
+                    ))
+                }
+            },
+            other => {
+                return Err(format!(
+                    "unknown reduce \"{other}\" (expected one of: last, avg, min, max, sum, pNN)"
+                ))
+            }
+        })
+    }
+}
+
+impl Reduce {
+    /// One value from the points (nulls skipped); `None` when every point is null.
+    pub fn apply(self, points: &[Option<f64>]) -> Option<f64> {
+        let mut vals = points.iter().flatten().copied().filter(|v| !v.is_nan());
+        match self {
+            Reduce::Last => vals.next_back(),
+            Reduce::Min => vals.reduce(f64::min),
+            Reduce::Max => vals.reduce(f64::max),
+            Reduce::Sum => vals.reduce(|a, b| a + b),
+            Reduce::Avg => {
+                let (n, s) = vals.fold((0u32, 0.0), |(n, s), v| (n + 1, s + v));
+                (n > 0).then(|| s / f64::from(n))
+            }
+            Reduce::Percentile(p) => {
+                let mut v: Vec<f64> = vals.collect();
+                if v.is_empty() {
+                    return None;
+                }
+                v.sort_by(f64::total_cmp);
+                let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+                Some(v[rank.clamp(1, v.len()) - 1])
+            }
+        }
+    }
+}
+
+/// Level → notifier names, resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Routes {
+    pub warning: Vec<String>,
+    pub critical: Vec<String>,
+    pub no_data: Vec<String>,
+    pub error: Vec<String>,
+}
+
+impl Routes {
+    /// Notifiers a level fires to (OK fires to none: it resolves).
+    pub fn for_level(&self, level: Level) -> &[String] {
+        match level {
+            Level::Ok => &[],
+            Level::Warning => &self.warning,
+            Level::Critical => &self.critical,
+            Level::NoData => &self.no_data,
+            Level::Error => &self.error,
+        }
+    }
+
+    /// For a change `previous → level`: a notifier the new level routes to gets a trigger;
+    /// one that only the previous level routed to gets a resolve.
+    pub fn plan(&self, previous: Level, level: Level) -> Vec<(String, Action)> {
+        let mut out: Vec<(String, Action)> = Vec::new();
+        for n in self.for_level(level) {
+            if !out.iter().any(|(m, _)| m == n) {
+                out.push((n.clone(), Action::Trigger));
+            }
+        }
+        for n in self.for_level(previous) {
+            if !out.iter().any(|(m, _)| m == n) {
+                out.push((n.clone(), Action::Resolve));
+            }
+        }
+        out
+    }
+
+    fn from_file(f: RoutesFile) -> Routes {
+        Routes {
+            warning: f.warning,
+            critical: f.critical,
+            no_data: f.no_data,
+            error: f.error,
+        }
+    }
+}
+
+/// Parsed templates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Templates {
+    pub summary: Template,
+    pub body: Template,
+}
+
+/// Render API settings.
+#[derive(Debug, Clone, Default)]
+pub struct GraphiteSettings {
+    /// `None`: not set (`carbide up` reads its own store).
+    pub url: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// One validated alert.
+#[derive(Debug, Clone)]
+pub struct Alert {
+    /// Position in the file (0-based); earlier alerts win for the same name + series.
+    pub index: usize,
+    pub name: String,
+    pub target: String,
+    pub warning: f64,
+    pub critical: f64,
+    pub op: Op,
+    pub from: String,
+    pub until: Option<String>,
+    pub exclude: BTreeSet<String>,
+    pub allow_no_data: bool,
+    /// Runbook base: the alert's `doc_url`, else `docs_url`.
+    pub docs_base: Option<String>,
+    pub reduce: Reduce,
+    pub for_: Duration,
+    pub keep_firing_for: Duration,
+    pub no_data: NoDataPolicy,
+    pub repeat_interval: Option<Duration>,
+    pub routes: Routes,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub templates: Templates,
+}
+
+impl Alert {
+    /// The level of a value (Graphite Pager: critical checked first).
+    pub fn level_for(&self, value: f64) -> Level {
+        if self.op.breached(value, self.critical) {
+            Level::Critical
+        } else if self.op.breached(value, self.warning) {
+            Level::Warning
+        } else {
+            Level::Ok
+        }
+    }
+
+    /// The threshold reported with a level (Graphite Pager's `value_for_level`).
+    pub fn threshold_for(&self, level: Level) -> Option<f64> {
+        match level {
+            Level::Critical => Some(self.critical),
+            Level::Warning | Level::Ok => Some(self.warning),
+            _ => None,
+        }
+    }
+
+    /// `{docs base}/{name}#{series}`.
+    pub fn runbook_url(&self, series: &str) -> Option<String> {
+        self.docs_base
+            .as_deref()
+            .map(|b| notification::runbook_url(b, &self.name, Some(series)))
+    }
+}
+
+/// A loaded, validated `alerts.yml`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub docs_url: Option<String>,
+    pub graphite: GraphiteSettings,
+    pub interval: Duration,
+    pub state_file: PathBuf,
+    pub alerts: Vec<Alert>,
+    /// Every notifier by name, including the built-in `console`, and `pagerduty` / `slack`
+    /// when Graphite Pager's keys configure them.
+    pub notifiers: BTreeMap<String, NotifierSpec>,
+    /// Things worth a line in the log (ignored Graphite Pager keys, unused notifiers).
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// Load `file`, with the process environment.
+    pub fn load(file: &Path) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, &|k| std::env::var(k).ok())
+    }
+
+    /// Load with an explicit environment lookup (tests).
+    pub fn load_with_env(
+        file: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigError::whole_file(file, format!("cannot read: {e}")))?;
+        Self::from_str_with_env(file, &text, env)
+    }
+
+    pub fn from_str_with_env(
+        file: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let f: FileConfig = yaml::from_str(file, text)?;
+        Loader { file, text }.build(f, env)
+    }
+
+    /// The notifier specs that must be built for `run`.
+    pub fn notifier_names(&self) -> impl Iterator<Item = &str> {
+        self.notifiers.keys().map(String::as_str)
+    }
+}
+
+/// Graphite Pager's "first definition wins": returns true the first time a name + series
+/// pair is seen in a round (evaluate alerts in file order and skip when false).
+pub fn claim(seen: &mut BTreeSet<(String, String)>, alert: &str, series: &str) -> bool {
+    seen.insert((alert.to_string(), series.to_string()))
+}
+
+struct Loader<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Loader<'_> {
+    fn err(&self, path: &[Seg], msg: impl Into<String>) -> ConfigError {
+        let (line, col) = yaml::locate(self.text, path).unwrap_or((0, 0));
+        ConfigError::new(self.file, line, col, msg)
+    }
+
+    fn build(
+        &self,
+        f: FileConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let env = |k: &str| env(k).filter(|v| !v.is_empty());
+        let mut warnings = Vec::new();
+        let ignored = [
+            f.redis_url.is_some(),
+            f.redistogo_url.is_some(),
+            f.hipchat_key.is_some(),
+            f.hipchat_room.is_some(),
+            f.pushbullet_key.is_some(),
+            f.pushbullet_devices.is_some(),
+            f.pushbullet_contacts.is_some(),
+            f.stdout_enabled.is_some(),
+        ];
+        for (key, set) in IGNORED_KEYS.iter().zip(ignored) {
+            if set {
+                warnings.push(format!(
+                    "{}: \"{key}\" is a Graphite Pager setting carbide does not use; ignored",
+                    self.file.display()
+                ));
+            }
+        }
+
+        let graphite = GraphiteSettings {
+            url: env("GRAPHITE_URL").or(f.graphite_url),
+            user: env("GRAPHITE_USER").or(f.graphite_user),
+            password: env("GRAPHITE_PASS").map(Secret::new).or(f.graphite_pass),
+        };
+        if let Some(u) = &graphite.url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(self.err(
+                    &[Seg::Key("graphite_url")],
+                    format!("graphite_url \"{u}\" must start with http:// or https://"),
+                ));
+            }
+        }
+        for (key, url) in [("docs_url", &f.docs_url)] {
+            if let Some(u) = url {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(self.err(
+                        &[Seg::Key(key)],
+                        format!("{key} \"{u}\" must start with http:// or https://"),
+                    ));
+                }
+            }
+        }
+
+        // Notifiers: explicit ones, then the built-ins from Graphite Pager's keys.
+        let mut notifiers = f.notifiers;
+        for (name, spec) in &notifiers {
+            if let NotifierSpec::Email(e) = spec {
+                e.validate().map_err(|m| {
+                    self.err(
+                        &[Seg::Key("notifiers"), Seg::Key(name)],
+                        format!("notifier \"{name}\": {m}"),
+                    )
+                })?;
+            }
+        }
+        notifiers
+            .entry("console".into())
+            .or_insert(NotifierSpec::Console(ConsoleConfig::default()));
+        let pd_key = env("PAGERDUTY_KEY").map(Secret::new).or(f.pagerduty_key);
+        let pd_url = env("PAGERDUTY_URL").or(f.pagerduty_url);
+        let pd_alert_keys: BTreeMap<String, Secret> = f
+            .alerts
+            .iter()
+            .rev() // first definition wins
+            .filter_map(|a| a.pagerduty_key.clone().map(|k| (a.name.clone(), k)))
+            .collect();
+        let pd_wanted = pd_key.is_some()
+            || f.pagerduty.as_ref().is_some_and(|m| !m.is_empty())
+            || !pd_alert_keys.is_empty()
+            || pd_url.is_some();
+        if pd_wanted || notifiers.contains_key("pagerduty") {
+            let spec = notifiers
+                .entry("pagerduty".into())
+                .or_insert_with(|| NotifierSpec::Pagerduty(PagerDutyConfig::default()));
+            let NotifierSpec::Pagerduty(pd) = spec else {
+                return Err(self.err(
+                    &[Seg::Key("notifiers"), Seg::Key("pagerduty")],
+                    "the notifier name \"pagerduty\" is reserved for type: pagerduty (it receives PAGERDUTY_KEY and pagerduty_key); rename this one",
+                ));
+            };
+            pd.routing_key = pd.routing_key.take().or(pd_key);
+            if pd.routing_keys.is_empty() {
+                pd.routing_keys = f.pagerduty.unwrap_or_default();
+            }
+            if let Some(u) = pd_url {
+                pd.url = u;
+            }
+            pd.alert_keys = pd_alert_keys;
+        }
+        let slack_url = env("SLACK_URL").map(Secret::new).or(f.slack_url);
+        let slack_alert_urls: BTreeMap<String, Secret> = f
+            .alerts
+            .iter()
+            .rev()
+            .filter_map(|a| a.slack_url.clone().map(|k| (a.name.clone(), k)))
+            .collect();
+        let slack_wanted = slack_url.is_some()
+            || f.slack.as_ref().is_some_and(|m| !m.is_empty())
+            || !slack_alert_urls.is_empty();
+        if slack_wanted || notifiers.contains_key("slack") {
+            let spec = notifiers
+                .entry("slack".into())
+                .or_insert_with(|| NotifierSpec::Slack(SlackConfig::default()));
+            let NotifierSpec::Slack(s) = spec else {
+                return Err(self.err(
+                    &[Seg::Key("notifiers"), Seg::Key("slack")],
+                    "the notifier name \"slack\" is reserved for type: slack (it receives SLACK_URL and slack_url); rename this one",
+                ));
+            };
+            s.url = s.url.take().or(slack_url);
+            if s.urls.is_empty() {
+                s.urls = f.slack.unwrap_or_default();
+            }
+            s.alert_urls = slack_alert_urls;
+        }
+
+        // Default routing: console everywhere, Slack for every level, PagerDuty for CRITICAL.
+        let global_routes = match f.routes {
+            Some(r) => Routes::from_file(r),
+            None => {
+                let mut all = vec!["console".to_string()];
+                if notifiers.contains_key("slack") {
+                    all.push("slack".into());
+                }
+                let mut critical = all.clone();
+                if notifiers.contains_key("pagerduty") {
+                    critical.push("pagerduty".into());
+                }
+                Routes {
+                    warning: all.clone(),
+                    critical,
+                    no_data: all.clone(),
+                    error: all,
+                }
+            }
+        };
+        let global_templates = self.templates(&f.templates, &[Seg::Key("templates")], None)?;
+
+        let mut alerts = Vec::with_capacity(f.alerts.len());
+        for (i, a) in f.alerts.into_iter().enumerate() {
+            let at = |key: &'static str| [Seg::Key("alerts"), Seg::Index(i), Seg::Key(key)];
+            let name = a.name.trim().to_string();
+            let who = format!("alert \"{name}\" (#{})", i + 1);
+            if name.is_empty() {
+                return Err(self.err(&at("name"), format!("alert #{}: name is empty", i + 1)));
+            }
+            validate_target(&a.target)
+                .map_err(|m| self.err(&at("target"), format!("{who}: target: {m}")))?;
+            if !a.warning.is_finite() || !a.critical.is_finite() {
+                return Err(self.err(
+                    &at("warning"),
+                    format!("{who}: warning and critical must be numbers"),
+                ));
+            }
+            let op = match a.op {
+                Some(op) => {
+                    let wrong_order = if op.higher_is_worse() { a.warning > a.critical } else { a.warning < a.critical };
+                    if wrong_order {
+                        return Err(self.err(&at("op"), format!(
+                            "{who}: with op \"{}\" warning ({}) must not be {} critical ({}): the warning level could never be reached; swap them",
+                            op.as_str(), a.warning, if op.higher_is_worse() { "above" } else { "below" }, a.critical
+                        )));
+                    }
+                    op
+                }
+                None if a.warning < a.critical => Op::Ge,
+                None if a.warning > a.critical => Op::Le,
+                None => {
+                    return Err(self.err(&at("critical"), format!(
+                        "{who}: warning and critical are both {}: the direction is ambiguous; add op: \">=\" (higher is worse) or op: \"<=\" (lower is worse), or make them differ",
+                        a.critical
+                    )))
+                }
+            };
+            if let Some(u) = &a.doc_url {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(self.err(
+                        &at("doc_url"),
+                        format!("{who}: doc_url \"{u}\" must start with http:// or https://"),
+                    ));
+                }
+            }
+            if a.from.trim().is_empty() {
+                return Err(self.err(
+                    &at("from"),
+                    format!("{who}: from is empty (Graphite Pager's default is -1min)"),
+                ));
+            }
+            let default_missing = if a.allow_no_data {
+                Level::Ok
+            } else {
+                Level::NoData
+            };
+            let rule = |r: Option<NoDataRule>,
+                        key: &'static str,
+                        default: Level|
+             -> Result<NoDataRule, ConfigError> {
+                let r = r.unwrap_or(NoDataRule {
+                    level: default,
+                    cycles: 1,
+                });
+                if r.cycles == 0 {
+                    return Err(self.err(
+                        &[
+                            Seg::Key("alerts"),
+                            Seg::Index(i),
+                            Seg::Key("no_data"),
+                            Seg::Key(key),
+                        ],
+                        format!("{who}: no_data.{key}.cycles must be at least 1"),
+                    ));
+                }
+                Ok(r)
+            };
+            let no_data = NoDataPolicy {
+                fetch_error: rule(a.no_data.fetch_error, "fetch_error", Level::NoData)?,
+                vanished: rule(a.no_data.vanished, "vanished", default_missing)?,
+                all_null: rule(a.no_data.all_null, "all_null", default_missing)?,
+            };
+            let routes_given = a.routes_given();
+            let routes = match a.routes {
+                Some(r) => Routes::from_file(r),
+                None => global_routes.clone(),
+            };
+            let templates = self.templates(
+                &a.templates,
+                &[Seg::Key("alerts"), Seg::Index(i), Seg::Key("templates")],
+                Some(&global_templates),
+            )?;
+            // Every routed notifier exists and has its secret for this alert.
+            for level in Level::ALL {
+                for n in routes.for_level(level) {
+                    let routes_path: [Seg; 4] = if routes_given {
+                        [
+                            Seg::Key("alerts"),
+                            Seg::Index(i),
+                            Seg::Key("routes"),
+                            Seg::Key(level_key(level)),
+                        ]
+                    } else {
+                        [
+                            Seg::Key("routes"),
+                            Seg::Key(level_key(level)),
+                            Seg::Key(""),
+                            Seg::Key(""),
+                        ]
+                    };
+                    let path = if routes_given {
+                        &routes_path[..]
+                    } else {
+                        &routes_path[..2]
+                    };
+                    let Some(spec) = notifiers.get(n) else {
+                        let names: Vec<&str> = notifiers.keys().map(String::as_str).collect();
+                        let hint = yaml::closest(n, names.iter().copied())
+                            .map(|k| format!("did you mean \"{k}\"? "))
+                            .unwrap_or_default();
+                        return Err(self.err(path, format!(
+                            "{who}: {level} is routed to unknown notifier \"{n}\": {hint}(defined: {}; types: {})",
+                            names.join(", "),
+                            NOTIFIERS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                        )));
+                    };
+                    let missing = match spec {
+                        NotifierSpec::Pagerduty(pd) => pd.key_for(&name, level).is_none().then_some(
+                            "no PagerDuty routing key: set PAGERDUTY_KEY (or pagerduty_key at the top or on the alert, or a pagerduty: map entry for this level)",
+                        ),
+                        NotifierSpec::Slack(s) => s.url_for(&name, level).is_none().then_some(
+                            "no Slack webhook URL: set SLACK_URL (or slack_url at the top or on the alert, or a slack: map entry for this level)",
+                        ),
+                        _ => None,
+                    };
+                    if let Some(m) = missing {
+                        return Err(self.err(
+                            &at("name"),
+                            format!("{who}: {level} is routed to \"{n}\" but there is {m}"),
+                        ));
+                    }
+                }
+            }
+            alerts.push(Alert {
+                index: i,
+                docs_base: a.doc_url.clone().or_else(|| f.docs_url.clone()),
+                name,
+                target: a.target,
+                warning: a.warning,
+                critical: a.critical,
+                op,
+                from: a.from,
+                until: a.until,
+                exclude: a.exclude.into_iter().collect(),
+                allow_no_data: a.allow_no_data,
+                reduce: a.reduce,
+                for_: a.for_.unwrap_or_default(),
+                keep_firing_for: a.keep_firing_for.unwrap_or_default(),
+                no_data,
+                repeat_interval: a.repeat_interval.or(f.repeat_interval),
+                routes,
+                labels: a.labels,
+                annotations: a.annotations,
+                templates,
+            });
+        }
+
+        for name in notifiers.keys() {
+            let used = alerts.iter().any(|a| {
+                Level::ALL
+                    .iter()
+                    .any(|l| a.routes.for_level(*l).contains(name))
+            });
+            if !used && name != "console" {
+                warnings.push(format!(
+                    "{}: notifier \"{name}\" is never routed to (add it under routes:)",
+                    self.file.display()
+                ));
+            }
+        }
+
+        Ok(Config {
+            file: self.file.to_path_buf(),
+            docs_url: f.docs_url,
+            graphite,
+            interval: f.interval,
+            state_file: f.state_file,
+            alerts,
+            notifiers,
+            warnings,
+        })
+    }
+
+    fn templates(
+        &self,
+        t: &TemplatesFile,
+        path: &[Seg],
+        base: Option<&Templates>,
+    ) -> Result<Templates, ConfigError> {
+        let one =
+            |text: &Option<String>, key: &'static str, default: &str, base: Option<&Template>| {
+                let mut p = path.to_vec();
+                p.push(Seg::Key(key));
+                match (text, base) {
+                    (Some(s), _) => Template::parse(s)
+                        .map_err(|m| self.err(&p, format!("templates.{key}: {m}"))),
+                    (None, Some(b)) => Ok(b.clone()),
+                    (None, None) => Template::parse(default).map_err(|m| self.err(&p, m)),
+                }
+            };
+        Ok(Templates {
+            summary: one(
+                &t.summary,
+                "summary",
+                template::DEFAULT_SUMMARY,
+                base.map(|b| &b.summary),
+            )?,
+            body: one(
+                &t.body,
+                "body",
+                template::DEFAULT_BODY,
+                base.map(|b| &b.body),
+            )?,
+        })
+    }
+}
+
+impl AlertFile {
+    fn routes_given(&self) -> bool {
+        self.routes.is_some()
+    }
+}
+
+fn level_key(level: Level) -> &'static str {
+    match level {
+        Level::Ok => "nominal",
+        Level::Warning => "warning",
+        Level::Critical => "critical",
+        Level::NoData => "no_data",
+        Level::Error => "error",
+    }
+}
+
+/// THE one call site for target validation.
+///
+/// PLACEHOLDER until `graphite::expr::parse` lands: checks only that the target is not empty
+/// and that parentheses, braces, brackets and quotes balance (with the column of the problem).
+/// Replace the body with `graphite::expr::parse(target)` and map its error (caret column).
+pub fn validate_target(target: &str) -> Result<(), String> {
+    if target.trim().is_empty() {
+        return Err("empty target".into());
+    }
+    let mut stack: Vec<(char, usize)> = Vec::new();
+    let mut quote: Option<(char, usize)> = None;
+    let mut escaped = false;
+    for (col, c) in target.chars().enumerate() {
+        if let Some((q, _)) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some((c, col)),
+            '\\' => escaped = true,
+            '(' | '{' | '[' => stack.push((c, col)),
+            ')' | '}' | ']' => {
+                let want = match c {
+                    ')' => '(',
+                    '}' => '{',
+                    _ => '[',
+                };
+                match stack.pop() {
+                    Some((open, _)) if open == want => {}
+                    _ => return Err(caret(target, col, &format!("unexpected \"{c}\""))),
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((q, col)) = quote {
+        return Err(caret(target, col, &format!("unclosed quote {q}")));
+    }
+    if let Some((open, col)) = stack.pop() {
+        return Err(caret(target, col, &format!("unclosed \"{open}\"")));
+    }
+    Ok(())
+}
+
+fn caret(target: &str, col: usize, msg: &str) -> String {
+    format!(
+        "{msg} at column {}\n    {target}\n    {}^",
+        col + 1,
+        " ".repeat(col)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_str_with_env(Path::new("alerts.yml"), text, &|_| None)
+    }
+
+    const GP_README: &str = "docs_url: https://wiki.example.com/alerts
+alerts:
+  - name: Load
+    target: aliasByNode(servers.worker-*.loadavg.01,1)
+    warning: 10
+    critical: 20
+  - name: HAProxy check duration
+    target: aliasByNode(movingMedian(groupByNode(servers.*.haproxy.*.*.check_duration,3,\"averageSeries\"),10),0)
+    warning: 500
+    critical: 1000
+    from: -10min
+";
+
+    #[test]
+    fn graphite_pager_example_loads_with_its_defaults() {
+        let c = load(GP_README).unwrap();
+        assert_eq!(c.alerts.len(), 2);
+        let a = &c.alerts[0];
+        assert_eq!(
+            (a.from.as_str(), a.op, a.reduce),
+            ("-1min", Op::Ge, Reduce::Last)
+        );
+        assert_eq!(a.level_for(20.0), Level::Critical);
+        assert_eq!(a.level_for(10.0), Level::Warning);
+        assert_eq!(a.level_for(9.9), Level::Ok);
+        assert_eq!(c.alerts[1].from, "-10min");
+        assert_eq!(
+            a.runbook_url("worker-1").as_deref(),
+            Some("https://wiki.example.com/alerts/Load#worker-1")
+        );
+        assert_eq!(a.no_data.all_null.level, Level::NoData);
+        assert_eq!(a.routes.critical, vec!["console"]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn lower_is_worse_when_warning_above_critical() {
+        let c = load("alerts:\n  - name: Free\n    target: a.b\n    warning: 2\n    critical: 1\n")
+            .unwrap();
+        let a = &c.alerts[0];
+        assert_eq!(a.op, Op::Le);
+        assert_eq!(a.level_for(0.0), Level::Critical);
+        assert_eq!(a.level_for(2.0), Level::Warning);
+        assert_eq!(a.level_for(3.0), Level::Ok);
+    }
+
+    #[test]
+    fn equal_thresholds_without_op_is_an_error_with_position() {
+        let e = load("alerts:\n  - name: X\n    target: a.b\n    warning: 5\n    critical: 5\n")
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (5, 5), "{e}");
+        assert!(e.message.contains("add op"), "{e}");
+        let ok = load(
+            "alerts:\n  - name: X\n    target: a.b\n    warning: 5\n    critical: 5\n    op: '>'\n",
+        )
+        .unwrap();
+        assert_eq!(ok.alerts[0].level_for(6.0), Level::Critical);
+    }
+
+    #[test]
+    fn typo_suggests_closest_key() {
+        let e = load("alerts:\n  - name: X\n    target: a.b\n    warning: 5\n    critcal: 6\n")
+            .unwrap_err();
+        assert_eq!((e.line, e.column), (5, 5), "{e}");
+        assert!(e.message.contains("did you mean \"critical\"?"), "{e}");
+    }
+
+    #[test]
+    fn ignored_graphite_pager_keys_warn() {
+        let c = load("redis_url: redis://x\nhipchat_key: k\nhipchat_room: r\nstdout_enabled: true\npushbullet_key: p\nalerts: []\n").unwrap();
+        assert_eq!(c.warnings.len(), 5, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("\"redis_url\" is a Graphite Pager setting"));
+    }
+
+    #[test]
+    fn env_wins_over_file_and_builds_pagerduty() {
+        let text = "pagerduty_key: from-file\ngraphite_url: http://file\nalerts:\n  - {name: L, target: a, warning: 1, critical: 2}\n";
+        let env = |k: &str| match k {
+            "PAGERDUTY_KEY" => Some("from-env".to_string()),
+            "GRAPHITE_URL" => Some(String::new()), // empty: unset
+            _ => None,
+        };
+        let c = Config::from_str_with_env(Path::new("a.yml"), text, &env).unwrap();
+        assert_eq!(c.graphite.url.as_deref(), Some("http://file"));
+        let Some(NotifierSpec::Pagerduty(pd)) = c.notifiers.get("pagerduty") else {
+            panic!()
+        };
+        assert_eq!(
+            pd.key_for("L", Level::Critical).map(Secret::expose),
+            Some("from-env")
+        );
+        assert_eq!(c.alerts[0].routes.critical, vec!["console", "pagerduty"]);
+        assert!(c.alerts[0].routes.warning.iter().all(|n| n != "pagerduty"));
+    }
+
+    #[test]
+    fn per_level_and_per_alert_keys() {
+        let text = "pagerduty:\n  critical: crit-key\n  warning: warn-key\nalerts:\n  - {name: A, target: a, warning: 1, critical: 2, pagerduty_key: a-key}\n  - {name: B, target: b, warning: 1, critical: 2}\n";
+        let c = load(text).unwrap();
+        let Some(NotifierSpec::Pagerduty(pd)) = c.notifiers.get("pagerduty") else {
+            panic!()
+        };
+        assert_eq!(
+            pd.key_for("A", Level::Critical).map(Secret::expose),
+            Some("a-key")
+        );
+        assert_eq!(
+            pd.key_for("B", Level::Critical).map(Secret::expose),
+            Some("crit-key")
+        );
+        assert_eq!(
+            pd.key_for("B", Level::Warning).map(Secret::expose),
+            Some("warn-key")
+        );
+    }
+
+    #[test]
+    fn routed_pagerduty_without_key_is_an_error() {
+        let text = "pagerduty:\n  warning: only-warn\nalerts:\n  - name: A\n    target: a\n    warning: 1\n    critical: 2\n";
+        let e = load(text).unwrap_err();
+        assert!(
+            e.message.contains(
+                "CRITICAL is routed to \"pagerduty\" but there is no PagerDuty routing key"
+            ),
+            "{e}"
+        );
+        assert_eq!(e.line, 4);
+        assert!(!e.to_string().contains("only-warn"));
+    }
+
+    #[test]
+    fn unknown_notifier_in_routes() {
+        let text = "routes:\n  critical: [pagerduti]\nalerts:\n  - {name: A, target: a, warning: 1, critical: 2}\n";
+        let e = load(text).unwrap_err();
+        assert!(e.message.contains("unknown notifier \"pagerduti\""), "{e}");
+        assert_eq!((e.line, e.column), (2, 3), "{e}");
+    }
+
+    #[test]
+    fn unknown_notifier_type_and_bad_values_have_positions() {
+        let e = load("notifiers:\n  ops:\n    type: pagerdutty\nalerts: []\n").unwrap_err();
+        assert!(e.message.contains("did you mean \"pagerduty\"?"), "{e}");
+        assert_eq!(e.line, 3, "{e}");
+        let e = load(
+            "alerts:\n  - name: A\n    target: a\n    warning: 1\n    critical: 2\n    op: '=>'\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        assert!(e.message.contains("unknown op \"=>\""), "{e}");
+        let e = load("alerts:\n  - name: A\n    target: a\n    warning: 1\n    critical: 2\n    reduce: p101\n").unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+        let e = load("alerts:\n  - name: A\n    target: a\n    warning: 1\n    critical: 2\n    for: 5 parsecs\n").unwrap_err();
+        assert_eq!(e.line, 6, "{e}");
+    }
+
+    #[test]
+    fn bad_target_points_at_column() {
+        let e =
+            load("alerts:\n  - name: A\n    target: sum(a.b\n    warning: 1\n    critical: 2\n")
+                .unwrap_err();
+        assert_eq!((e.line, e.column), (3, 5), "{e}");
+        assert!(e.message.contains("unclosed \"(\" at column 4"), "{e}");
+        assert!(validate_target("a(\"x)\")").is_ok());
+        assert!(validate_target("a)").unwrap_err().contains("column 2"));
+    }
+
+    #[test]
+    fn bad_template_is_an_error() {
+        let e = load("templates:\n  summary: '{levle}'\nalerts: []\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("did you mean \"{level}\"?"), "{e}");
+    }
+
+    #[test]
+    fn extensions_load() {
+        let text =
+            "slack_url: https://hooks.slack.com/services/T/B/SECRET\nrepeat_interval: 1h\nalerts:
+  - name: Disk
+    target: a.b
+    warning: 80
+    critical: 90
+    op: '>'
+    reduce: p95
+    for: 5m
+    keep_firing_for: 10m
+    until: -1min
+    allow_no_data: true
+    no_data:
+      fetch_error: {level: ERROR, cycles: 3}
+    labels: {team: storage}
+    routes:
+      critical: [slack, console]
+";
+        let c = load(text).unwrap();
+        let a = &c.alerts[0];
+        assert_eq!(a.reduce, Reduce::Percentile(95.0));
+        assert_eq!(a.for_, Duration::from_secs(300));
+        assert_eq!(a.repeat_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(
+            a.no_data.fetch_error,
+            NoDataRule {
+                level: Level::Error,
+                cycles: 3
+            }
+        );
+        assert_eq!(a.no_data.all_null.level, Level::Ok);
+        assert_eq!(
+            a.routes.plan(Level::Critical, Level::Ok),
+            vec![
+                ("slack".to_string(), Action::Resolve),
+                ("console".to_string(), Action::Resolve)
+            ]
+        );
+        assert_eq!(
+            a.routes.plan(Level::Ok, Level::Critical)[0],
+            ("slack".to_string(), Action::Trigger)
+        );
+        assert!(a.routes.plan(Level::Ok, Level::Warning).is_empty());
+        assert!(!format!("{c:?}").contains("SECRET"));
+    }
+
+    #[test]
+    fn reduce_functions() {
+        let pts = [Some(1.0), None, Some(4.0), Some(2.0), None];
+        assert_eq!(Reduce::Last.apply(&pts), Some(2.0));
+        assert_eq!(Reduce::Avg.apply(&pts), Some(7.0 / 3.0));
+        assert_eq!(Reduce::Min.apply(&pts), Some(1.0));
+        assert_eq!(Reduce::Max.apply(&pts), Some(4.0));
+        assert_eq!(Reduce::Sum.apply(&pts), Some(7.0));
+        assert_eq!(Reduce::Percentile(50.0).apply(&pts), Some(2.0));
+        assert_eq!(Reduce::Percentile(100.0).apply(&pts), Some(4.0));
+        assert_eq!(Reduce::Last.apply(&[None, None]), None);
+    }
+
+    #[test]
+    fn first_definition_wins() {
+        let mut seen = BTreeSet::new();
+        assert!(claim(&mut seen, "Load", "worker-1"));
+        assert!(!claim(&mut seen, "Load", "worker-1"));
+        assert!(claim(&mut seen, "Load", "db-1"));
+    }
+}

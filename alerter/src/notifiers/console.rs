@@ -1,0 +1,60 @@
+//! `console`: one line per message on standard output (or standard error).
+
+use async_trait::async_trait;
+use serde::Deserialize;
+
+use super::{Message, Notifier, NotifierKind, NotifyError};
+use crate::notification::Action;
+
+pub const KIND: NotifierKind = NotifierKind {
+    name: "console",
+    summary: "one line per notification on stdout/stderr",
+};
+
+/// `type: console`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Write to standard error instead of standard output.
+    #[serde(default)]
+    pub stderr: bool,
+}
+
+#[derive(Debug)]
+pub struct Console {
+    cfg: ConsoleConfig,
+}
+
+impl Console {
+    pub fn new(cfg: ConsoleConfig) -> Self {
+        Console { cfg }
+    }
+}
+
+/// The line printed for a message.
+pub fn line(msg: &Message) -> String {
+    let n = &msg.notification;
+    let what = match msg.action {
+        Action::Trigger => n.level.to_string(),
+        Action::Resolve => format!("RESOLVED ({} -> {})", n.previous, n.level),
+    };
+    let mut line = format!("{} {what}: {}", n.timestamp, n.summary);
+    if let Some(u) = &n.runbook_url {
+        line.push_str(&format!(" runbook={u}"));
+    }
+    line
+}
+
+#[async_trait]
+impl Notifier for Console {
+    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+        use std::io::Write;
+        let text = line(msg) + "\n";
+        let res = if self.cfg.stderr {
+            std::io::stderr().lock().write_all(text.as_bytes())
+        } else {
+            std::io::stdout().lock().write_all(text.as_bytes())
+        };
+        res.map_err(|e| NotifyError::Retryable(format!("console: cannot write: {e}")))
+    }
+}

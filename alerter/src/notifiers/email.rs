@@ -1,0 +1,204 @@
+//! `email`: SMTP through lettre (tokio transport, rustls when TLS is used).
+//!
+//! Subject: `[{prefix}] {summary}` (`RESOLVED: ` first for a resolve). Body: the `body`
+//! template, then the runbook and graph links. `Message-ID` is derived from the outbox's
+//! idempotency key, so a re-sent copy carries the same id (mail clients fold duplicates).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lettre::message::{header::ContentType, Mailbox};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use serde::Deserialize;
+
+use super::{Message, Notifier, NotifierKind, NotifyError};
+use crate::notification::Action;
+use crate::secret::Secret;
+
+pub const KIND: NotifierKind = NotifierKind {
+    name: "email",
+    summary: "SMTP (STARTTLS, TLS or plain; optional auth)",
+};
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain connection upgraded with STARTTLS (refuses to go on without it). Port 587.
+    #[default]
+    Starttls,
+    /// TLS from the first byte ("SMTPS"). Port 465.
+    Tls,
+    /// No encryption at all; only for a relay on localhost. Port 25.
+    None,
+}
+
+/// `type: email`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP server host name.
+    pub host: String,
+    /// SMTP port; default 587 (starttls), 465 (tls), 25 (none).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// `starttls` (default), `tls` or `none`.
+    #[serde(default)]
+    pub tls: TlsMode,
+    /// PEM file with an extra CA certificate to trust (private relays).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// SMTP user name (auth is used when set).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// SMTP password.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Sender address, e.g. `Alerts <alerts@example.com>`.
+    pub from: String,
+    /// Recipients.
+    pub to: Vec<String>,
+    /// Put before every subject, in brackets.
+    #[serde(default = "default_prefix")]
+    pub subject_prefix: String,
+    /// Per-message timeout (connect + send).
+    #[serde(default = "super::default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+fn default_prefix() -> String {
+    "carbide".to_string()
+}
+
+impl EmailConfig {
+    /// Check addresses at load time; the error names the bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        self.from
+            .parse::<Mailbox>()
+            .map_err(|e| format!("from: \"{}\" is not an email address: {e}", self.from))?;
+        if self.to.is_empty() {
+            return Err("to: needs at least one recipient".into());
+        }
+        for t in &self.to {
+            t.parse::<Mailbox>()
+                .map_err(|e| format!("to: \"{t}\" is not an email address: {e}"))?;
+        }
+        if self.password.is_some() && self.username.is_none() {
+            return Err("password is set but username is not".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+pub struct Email {
+    cfg: EmailConfig,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+}
+
+impl Email {
+    pub fn new(cfg: EmailConfig) -> anyhow::Result<Self> {
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        let tls_params = || -> anyhow::Result<TlsParameters> {
+            let mut b = TlsParameters::builder(cfg.host.clone());
+            if let Some(ca) = &cfg.ca_file {
+                let pem = std::fs::read(ca)
+                    .map_err(|e| anyhow::anyhow!("cannot read ca_file {}: {e}", ca.display()))?;
+                b = b.add_root_certificate(Certificate::from_pem(&pem)?);
+            }
+            Ok(b.build_rustls()?)
+        };
+        let (tls, port) = match cfg.tls {
+            TlsMode::Starttls => (Tls::Required(tls_params()?), 587),
+            TlsMode::Tls => (Tls::Wrapper(tls_params()?), 465),
+            TlsMode::None => (Tls::None, 25),
+        };
+        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host)
+            .port(cfg.port.unwrap_or(port))
+            .tls(tls)
+            .timeout(Some(cfg.timeout));
+        if let Some(user) = &cfg.username {
+            let pass = cfg
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default();
+            b = b.credentials(Credentials::new(user.clone(), pass));
+        }
+        let from = cfg.from.parse()?;
+        let to = cfg.to.iter().map(|t| t.parse()).collect::<Result<_, _>>()?;
+        Ok(Email {
+            transport: b.build(),
+            from,
+            to,
+            cfg,
+        })
+    }
+}
+
+/// Subject line of a message.
+pub fn subject(prefix: &str, msg: &Message) -> String {
+    let n = &msg.notification;
+    let resolved = if msg.action == Action::Resolve {
+        "RESOLVED: "
+    } else {
+        ""
+    };
+    let line = n.summary.lines().next().unwrap_or_default();
+    if prefix.is_empty() {
+        format!("{resolved}{line}")
+    } else {
+        format!("[{prefix}] {resolved}{line}")
+    }
+}
+
+/// Plain-text body of a message.
+pub fn body(msg: &Message) -> String {
+    let n = &msg.notification;
+    let mut out = n.body.clone();
+    out.push_str("\n\n");
+    if let Some(u) = &n.runbook_url {
+        out.push_str(&format!("Runbook: {u}\n"));
+    }
+    if let Some(u) = &n.graph_url {
+        out.push_str(&format!("Graph: {u}\n"));
+    }
+    out.push_str(&format!(
+        "Alert: {} / series: {} / level: {} (was {})\n",
+        n.alert, n.series, n.level, n.previous
+    ));
+    out
+}
+
+#[async_trait]
+impl Notifier for Email {
+    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+        let mut b = lettre::Message::builder()
+            .from(self.from.clone())
+            .subject(subject(&self.cfg.subject_prefix, msg))
+            .message_id(Some(format!(
+                "<{}@carbide.alerter>",
+                msg.idempotency_key.replace(' ', "_")
+            )))
+            .header(ContentType::TEXT_PLAIN);
+        for t in &self.to {
+            b = b.to(t.clone());
+        }
+        let email = b
+            .body(body(msg))
+            .map_err(|e| NotifyError::Permanent(format!("email: cannot build message: {e}")))?;
+        self.transport.send(email).await.map(|_| ()).map_err(|e| {
+            let text = format!("email via {}: {e}", self.cfg.host);
+            if e.is_permanent() {
+                NotifyError::Permanent(text)
+            } else {
+                NotifyError::Retryable(text)
+            }
+        })
+    }
+}

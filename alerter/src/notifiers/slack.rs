@@ -1,0 +1,153 @@
+//! `slack`: Slack incoming webhook (Mattermost accepts the same payload).
+//!
+//! Payload (JSON POST): `text` (the summary), optional `channel` / `username` / `icon_emoji`,
+//! and one attachment `{fallback, color, title, title_link (runbook), text (body),
+//! fields:[{title: level, value, short}], ts}` — Graphite Pager's shape plus the links.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{keyed_level, pick_secret, LevelSecrets, Message, Notifier, NotifierKind, NotifyError};
+use crate::notification::{Action, Level};
+use crate::secret::Secret;
+
+pub const KIND: NotifierKind = NotifierKind {
+    name: "slack",
+    summary: "Slack / Mattermost incoming webhook",
+};
+
+/// `type: slack`. The built-in `slack` notifier is made from Graphite Pager's `SLACK_URL`,
+/// `slack:` and per-alert `slack_url`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlackConfig {
+    /// The incoming-webhook URL (holds a token: a secret).
+    #[serde(default)]
+    pub url: Option<Secret>,
+    /// A webhook URL per level (Graphite Pager's `slack:` map); falls back to `url`.
+    #[serde(default)]
+    pub urls: LevelSecrets,
+    /// Override the webhook's channel (Slack legacy webhooks, Mattermost).
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Override the poster's name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Override the poster's icon, e.g. `:rotating_light:`.
+    #[serde(default)]
+    pub icon_emoji: Option<String>,
+    /// Per-request timeout.
+    #[serde(default = "super::default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Per-alert URLs (from `slack_url:` on an alert), filled in by the config loader.
+    #[serde(skip)]
+    pub alert_urls: BTreeMap<String, Secret>,
+}
+
+impl Default for SlackConfig {
+    fn default() -> Self {
+        SlackConfig {
+            url: None,
+            urls: LevelSecrets::default(),
+            channel: None,
+            username: None,
+            icon_emoji: None,
+            timeout: super::default_timeout(),
+            alert_urls: BTreeMap::new(),
+        }
+    }
+}
+
+impl SlackConfig {
+    pub fn url_for(&self, alert: &str, level: Level) -> Option<&Secret> {
+        pick_secret(
+            &self.alert_urls,
+            &self.urls,
+            self.url.as_ref(),
+            alert,
+            level,
+        )
+    }
+}
+
+#[derive(Debug)]
+pub struct Slack {
+    cfg: SlackConfig,
+    client: reqwest::Client,
+}
+
+impl Slack {
+    pub fn new(cfg: SlackConfig) -> anyhow::Result<Self> {
+        let client = super::http_client(cfg.timeout)?;
+        Ok(Slack { cfg, client })
+    }
+}
+
+/// Graphite Pager's colours.
+fn color(level: Level, action: Action) -> &'static str {
+    match (action, level) {
+        (Action::Resolve, _) | (_, Level::Ok) => "#00FF00",
+        (_, Level::Warning) => "#FFFF00",
+        (_, Level::Critical) => "#FF0000",
+        _ => "#800080",
+    }
+}
+
+/// The JSON body posted to the webhook.
+pub fn payload(cfg: &SlackConfig, msg: &Message) -> serde_json::Value {
+    let n = &msg.notification;
+    let title = match msg.action {
+        Action::Trigger => format!("{} {} {}", n.level, n.alert, n.series),
+        Action::Resolve => format!("RESOLVED {} {} (now {})", n.alert, n.series, n.level),
+    };
+    let mut attachment = json!({
+        "fallback": n.summary,
+        "color": color(n.level, msg.action),
+        "title": title,
+        "text": n.body,
+        "fields": [{"title": n.level.as_str(), "value": n.summary.replace('\n', " "), "short": false}],
+        "ts": n.timestamp,
+    });
+    if let Some(u) = &n.runbook_url {
+        attachment["title_link"] = json!(u);
+    }
+    let mut body = json!({"text": n.summary, "attachments": [attachment]});
+    for (k, v) in [
+        ("channel", &cfg.channel),
+        ("username", &cfg.username),
+        ("icon_emoji", &cfg.icon_emoji),
+    ] {
+        if let Some(v) = v {
+            body[k] = json!(v);
+        }
+    }
+    body
+}
+
+#[async_trait]
+impl Notifier for Slack {
+    async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
+        let n = &msg.notification;
+        let url = self.cfg.url_for(&n.alert, keyed_level(msg)).ok_or_else(|| {
+            NotifyError::Permanent(format!(
+                "slack: no webhook URL for alert \"{}\" at {} (set SLACK_URL, slack_url or slack.{})",
+                n.alert,
+                keyed_level(msg),
+                keyed_level(msg).as_str().to_ascii_lowercase()
+            ))
+        })?;
+        super::post_json(
+            &self.client,
+            "slack webhook",
+            url.expose(),
+            &payload(&self.cfg, msg),
+            &[],
+            &[url.expose()],
+        )
+        .await
+    }
+}

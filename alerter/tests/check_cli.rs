@@ -1,0 +1,118 @@
+//! `alerter check`: real Graphite Pager files load; every bad-config kind exits 2 with its
+//! message and position.
+
+use std::path::Path;
+use std::process::Command;
+
+use alerter::config::Config;
+use alerter::notification::Level;
+use alerter::notifiers::NotifierSpec;
+
+fn check(path: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_alerter"));
+    cmd.arg("check").arg(path);
+    for v in alerter::config::ENV_VARS {
+        cmd.env_remove(v);
+    }
+    cmd.envs(env.iter().copied());
+    let out = cmd.output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+fn example() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/graphite_pager.yml")
+}
+
+#[test]
+fn graphite_pager_file_loads_unchanged() {
+    let (code, out, err) = check(&example(), &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("OK: 5 alerts, notifiers: console, pagerduty, slack"),
+        "{out}"
+    );
+    assert!(
+        err.contains("\"redis_url\" is a Graphite Pager setting carbide does not use"),
+        "{err}"
+    );
+    assert!(err.contains("\"hipchat_room\""), "{err}");
+    assert!(!err.contains("0123456789abcdef") && !out.contains("0123456789abcdef"));
+
+    let c = Config::load_with_env(&example(), &|_| None).unwrap();
+    let disk = &c.alerts[3];
+    assert_eq!(disk.level_for(5.0), Level::Critical);
+    assert_eq!(disk.level_for(15.0), Level::Warning);
+    assert_eq!(
+        disk.runbook_url("web-1").as_deref(),
+        Some("https://runbooks.example.com/Disk%20free#web-1")
+    );
+    assert!(disk.exclude.contains("build-1"));
+    let Some(NotifierSpec::Pagerduty(pd)) = c.notifiers.get("pagerduty") else {
+        panic!()
+    };
+    assert_eq!(
+        pd.key_for("Checkout errors", Level::Critical)
+            .unwrap()
+            .expose(),
+        "11112222333344445555666677778888"
+    );
+    assert_eq!(
+        pd.key_for("Load", Level::Critical).unwrap().expose(),
+        "fedcba9876543210fedcba9876543210"
+    );
+    assert_eq!(
+        c.graphite.url.as_deref(),
+        Some("https://graphite.example.com")
+    );
+}
+
+#[test]
+fn repo_alerts_yml_passes() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../alerts.yml");
+    let (code, out, err) = check(&repo, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn bad_configs_exit_2_with_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "alerts:\n  - name: A\n    target: a.b\n";
+    let cases: &[(&str, &str, &str)] = &[
+        ("yaml", "docs_url: x: y\nalerts: []\n", "yaml.yml:1:12: mapping values are not allowed"),
+        ("typo", "alerts:\n  - name: A\n    target: a.b\n    warning: 1\n    critcal: 2\n", "5:5: alerts[0]: unknown key \"critcal\": did you mean \"critical\"?"),
+        ("equal", &format!("{head}    warning: 3\n    critical: 3\n"), "5:5: alert \"A\" (#1): warning and critical are both 3"),
+        ("target", "alerts:\n  - name: A\n    target: sum(a.b\n    warning: 1\n    critical: 2\n", "3:5: alert \"A\" (#1): target: unclosed \"(\""),
+        ("notifier", &format!("routes:\n  critical: [pager]\n{head}    warning: 1\n    critical: 2\n"), "2:3: alert \"A\" (#1): CRITICAL is routed to unknown notifier \"pager\""),
+        ("secret", &format!("pagerduty:\n  warning: w\n{head}    warning: 1\n    critical: 2\n"), "no PagerDuty routing key"),
+        ("type", "notifiers:\n  x:\n    type: sms\nalerts: []\n", "unknown value \"sms\""),
+        ("email", "notifiers:\n  m:\n    type: email\n    host: h\n    from: nobody\n    to: [a@b.c]\nalerts: []\n", "2:3: notifier \"m\": from: \"nobody\" is not an email address"),
+        ("op", &format!("{head}    warning: 1\n    critical: 2\n    op: '<'\n"), "6:5: alert \"A\" (#1): with op \"<\" warning (1) must not be below critical (2)"),
+    ];
+    for (name, text, want) in cases {
+        let p = dir.path().join(format!("{name}.yml"));
+        std::fs::write(&p, text).unwrap();
+        let (code, _, err) = check(&p, &[]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(err.contains(want), "{name}: wanted {want:?} in {err}");
+        assert!(
+            err.contains(&format!("{name}.yml:")),
+            "{name}: no file in {err}"
+        );
+    }
+}
+
+#[test]
+fn env_supplies_the_missing_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.yml");
+    std::fs::write(&p, "routes:\n  critical: [pagerduty]\nalerts:\n  - {name: A, target: a, warning: 1, critical: 2}\n").unwrap();
+    let (code, _, err) = check(&p, &[]);
+    assert_eq!(code, 2, "{err}");
+    let (code, out, err) = check(&p, &[("PAGERDUTY_KEY", "SEKRET-ENV-KEY")]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("SEKRET") && !err.contains("SEKRET"));
+}
