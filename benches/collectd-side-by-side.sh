@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Side-by-side cost of carbide's collector agent and Debian's collectd.
+#
+# Both send host metrics (collectd: cpu, memory, df, disk, interface, load plugins with
+# write_graphite; the agent: one `type: host` collector) every 10 s to the same
+# line-counting sink on 127.0.0.1 (benches/line-sink.py, one port per sender) for the same
+# time, then prints for each: metrics per cycle, CPU ms per 10 s cycle (utime+stime from
+# /proc/<pid>/stat over the measuring window), max RSS (VmHWM) and the agent/collectd ratios,
+# plus the stripped release binary size.
+#
+# Environment:
+#   BENCH_SECONDS   measuring window, default 60. CPU time is read in clock ticks (10 ms on
+#                   most kernels), so short windows are coarse: use 600 for numbers to quote.
+#   RUN_AGENT=0     skip the agent;  RUN_COLLECTD=0  skip collectd.
+#   CARGO_TARGET_DIR  where the release build goes (default ~/.cache/carbide-target).
+#   COLLECTD        collectd binary, default /usr/sbin/collectd.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BENCH_SECONDS="${BENCH_SECONDS:-60}"
+INTERVAL=10
+WARMUP=3
+RUN_AGENT="${RUN_AGENT:-1}"
+RUN_COLLECTD="${RUN_COLLECTD:-1}"
+COLLECTD="${COLLECTD:-/usr/sbin/collectd}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/carbide-target}"
+CLK_TCK="$(getconf CLK_TCK)"
+
+tmp="$(mktemp -d)"
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# --- build -------------------------------------------------------------------------------
+agent_bin=""
+if [[ "$RUN_AGENT" == 1 ]]; then
+    echo "== building the agent (cargo build --release -p carbide-collector)"
+    cargo build --release -p carbide-collector
+    agent_bin="$CARGO_TARGET_DIR/release/collector"
+    cp "$agent_bin" "$tmp/collector.stripped"
+    strip "$tmp/collector.stripped"
+    binary_size="$(stat -c %s "$tmp/collector.stripped")"
+fi
+
+# --- sink --------------------------------------------------------------------------------
+python3 benches/line-sink.py --interval "$INTERVAL" --ports-file "$tmp/ports" \
+    --out "$tmp/sink.json" agent=0 collectd=0 &
+sink_pid=$!
+pids+=("$sink_pid")
+for _ in $(seq 100); do [[ -s "$tmp/ports" ]] && break; sleep 0.1; done
+agent_port="$(awk '$1 == "agent" {print $2}' "$tmp/ports")"
+collectd_port="$(awk '$1 == "collectd" {print $2}' "$tmp/ports")"
+
+# --- configs -----------------------------------------------------------------------------
+mkdir -p "$tmp/collectors.d" "$tmp/collectd"
+cat > "$tmp/collector.yml" <<YML
+interval: 10s
+sender: { destinations: ["127.0.0.1:$agent_port"] }
+YML
+cat > "$tmp/collectors.d/host.yml" <<YML
+type: host
+YML
+cat > "$tmp/collectd.conf" <<CONF
+Hostname "bench"
+FQDNLookup false
+BaseDir "$tmp/collectd"
+PIDFile "$tmp/collectd.pid"
+PluginDir "/usr/lib/collectd"
+TypesDB "/usr/share/collectd/types.db"
+Interval $INTERVAL
+LoadPlugin cpu
+LoadPlugin memory
+LoadPlugin df
+LoadPlugin disk
+LoadPlugin interface
+LoadPlugin load
+LoadPlugin write_graphite
+<Plugin write_graphite>
+  <Node "sink">
+    Host "127.0.0.1"
+    Port "$collectd_port"
+    Protocol "tcp"
+    Prefix "collectd."
+  </Node>
+</Plugin>
+CONF
+
+# --- run ---------------------------------------------------------------------------------
+declare -A pid_of
+if [[ "$RUN_COLLECTD" == 1 ]]; then
+    "$COLLECTD" -f -C "$tmp/collectd.conf" >"$tmp/collectd.log" 2>&1 &
+    pid_of[collectd]=$!
+    pids+=("${pid_of[collectd]}")
+fi
+if [[ "$RUN_AGENT" == 1 ]]; then
+    (cd "$tmp" && exec "$agent_bin" --config "$tmp/collector.yml" \
+        --collectors-dir "$tmp/collectors.d") >"$tmp/agent.log" 2>&1 &
+    pid_of[agent]=$!
+    pids+=("${pid_of[agent]}")
+fi
+
+# utime+stime in clock ticks (fields 14 and 15; the command name may contain spaces).
+ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+
+sleep "$WARMUP"
+declare -A start_ticks end_ticks hwm
+for name in "${!pid_of[@]}"; do
+    start_ticks[$name]="$(ticks "${pid_of[$name]}" 2>/dev/null || echo dead)"
+done
+echo "== measuring for ${BENCH_SECONDS}s (interval ${INTERVAL}s)"
+sleep "$BENCH_SECONDS"
+for name in "${!pid_of[@]}"; do
+    end_ticks[$name]="$(ticks "${pid_of[$name]}" 2>/dev/null || echo dead)"
+    hwm[$name]="$(hwm_kib "${pid_of[$name]}" 2>/dev/null || echo dead)"
+    kill -TERM "${pid_of[$name]}" 2>/dev/null || true
+done
+for name in "${!pid_of[@]}"; do wait "${pid_of[$name]}" 2>/dev/null || true; done
+sleep 0.5
+kill -TERM "$sink_pid"
+wait "$sink_pid" || true
+
+# --- report ------------------------------------------------------------------------------
+{
+    for name in agent collectd; do
+        if [[ -n "${pid_of[$name]:-}" ]]; then
+            echo "$name ${start_ticks[$name]} ${end_ticks[$name]} ${hwm[$name]}"
+        fi
+    done
+} > "$tmp/measure.txt"
+
+python3 - "$tmp" "$BENCH_SECONDS" "$INTERVAL" "$CLK_TCK" "${binary_size:-}" <<'PY'
+import json, sys, os
+tmp, seconds, interval, clk_tck, size = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+sink = json.load(open(os.path.join(tmp, "sink.json")))
+cycles = seconds / interval
+rows = {}
+for line in open(os.path.join(tmp, "measure.txt")):
+    name, start, end, hwm = line.split()
+    if "dead" in (start, end, hwm):
+        log = open(os.path.join(tmp, name + ".log"), errors="replace").read().strip().splitlines()
+        print(f"{name}: NOT RUN — the process exited before the measuring window ended; last log lines:")
+        for l in log[-5:]:
+            print("    " + l)
+        continue
+    cpu_ms = (int(end) - int(start)) * 1000.0 / clk_tck / cycles
+    rows[name] = {
+        "metrics": sink[name]["metrics_per_cycle"],
+        "lines": sink[name]["lines"],
+        "cpu_ms": cpu_ms,
+        "rss_mib": int(hwm) / 1024.0,
+    }
+print(f"\nwindow {seconds:.0f}s = {cycles:g} cycles of {interval:g}s; CPU resolution "
+      f"{1000.0 / clk_tck:g} ms over the window ({1000.0 / clk_tck / cycles:.2f} ms per cycle)")
+print(f"{'':10} {'metrics/cycle':>14} {'lines total':>12} {'CPU ms/cycle':>13} {'max RSS MiB':>12}")
+for name, r in rows.items():
+    print(f"{name:10} {r['metrics']:>14g} {r['lines']:>12d} {r['cpu_ms']:>13.2f} {r['rss_mib']:>12.1f}")
+if "agent" in rows and "collectd" in rows:
+    a, c = rows["agent"], rows["collectd"]
+    ratio = lambda x, y: f"{x / y:.2f}" if y else "n/a"
+    print(f"{'agent/collectd':10} {ratio(a['metrics'], c['metrics']):>14} {'':>12} "
+          f"{ratio(a['cpu_ms'], c['cpu_ms']):>13} {ratio(a['rss_mib'], c['rss_mib']):>12}")
+    per = lambda r: r["cpu_ms"] / r["metrics"] * 1000 if r["metrics"] else float("nan")
+    print(f"CPU µs per metric: agent {per(a):.1f}, collectd {per(c):.1f}")
+if size:
+    print(f"stripped release binary (collector): {int(size) / 1e6:.2f} MB ({int(size)} bytes)")
+PY
