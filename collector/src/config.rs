@@ -315,7 +315,7 @@ fn load_collectors(settings: &Settings) -> Result<Vec<LoadedInstance>, Vec<Confi
                 c,
                 format!(
                     "metric path \"{}\" is already used by {}; set a different `path:` in one of them",
-                    inst.segment,
+                    if inst.segment.is_empty() { "(host level)" } else { &inst.segment },
                     first.file.display()
                 ),
             ));
@@ -387,11 +387,16 @@ fn load_instance(file: &Path, settings: &Settings) -> Result<LoadedInstance, Con
             ),
         ));
     }
-    let raw_segment = common.path.as_deref().unwrap_or(kind.name);
-    let segment = paths::sanitize(raw_segment).map_err(|m| {
-        let (l, c) = at("path");
-        ConfigError::new(file, l, c, format!("path: {m}"))
-    })?;
+    let raw_segment = common.path.as_deref().unwrap_or(kind.default_path);
+    // An empty segment puts the metrics right under `<prefix>.<host>.` (Diamond's layout).
+    let segment = if raw_segment.is_empty() {
+        String::new()
+    } else {
+        paths::sanitize(raw_segment).map_err(|m| {
+            let (l, c) = at("path");
+            ConfigError::new(file, l, c, format!("path: {m}"))
+        })?
+    };
     if segment == "sender" || segment.starts_with("sender.") {
         let (l, c) = at("path");
         return Err(ConfigError::new(
@@ -579,7 +584,10 @@ mod tests {
         let loaded = load(&sources(tmp.path(), None)).unwrap();
         let stems: Vec<_> = loaded.instances.iter().map(|i| i.stem.as_str()).collect();
         assert_eq!(stems, ["a", "b"]);
-        assert_eq!(loaded.instances[0].segment, "host");
+        assert_eq!(
+            loaded.instances[0].segment, "",
+            "host metrics sit at the host level"
+        );
         assert_eq!(loaded.instances[0].timeout, Duration::from_secs(2));
         assert_eq!(loaded.instances[0].interval, Duration::from_secs(10));
         assert_eq!(loaded.instances[1].segment, "second");
@@ -628,13 +636,13 @@ mod tests {
         let d = tmp.path().join("collectors.d");
         std::fs::create_dir(&d).unwrap();
         write(&d, "a.yml", "type: host\n");
-        write(&d, "b.yml", "type: host\npath: \"host\"\n");
+        write(&d, "b.yml", "type: host\npath: \"\"\n");
         write(&d, "c.yml", "type: host\nenabled: false\n");
         let errs = load(&sources(tmp.path(), None)).err().unwrap();
         assert_eq!(errs.len(), 1);
         let text = errs[0].to_string();
         assert!(
-            text.contains("b.yml:2:7: metric path \"host\" is already used by"),
+            text.contains("b.yml:2:7: metric path \"(host level)\" is already used by"),
             "{text}"
         );
         assert!(text.contains("a.yml"), "{text}");

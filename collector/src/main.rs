@@ -164,11 +164,15 @@ fn check(loaded: &Loaded) -> ExitCode {
     ));
     for i in &loaded.instances {
         out.push_str(&format!(
-            "  {}: type {}, path {}.{}, every {}, timeout {}{}\n",
+            "  {}: type {}, path {}{}, every {}, timeout {}{}\n",
             i.file.display(),
             i.kind(),
             s.base,
-            i.segment,
+            if i.segment.is_empty() {
+                String::new()
+            } else {
+                format!(".{}", i.segment)
+            },
             humantime::format_duration(i.interval),
             humantime::format_duration(i.timeout),
             if i.enabled() { "" } else { " (disabled)" }

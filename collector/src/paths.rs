@@ -22,9 +22,14 @@ pub struct PathBuilder {
 }
 
 impl PathBuilder {
+    /// An empty `segment` puts names right under `base` (Diamond's host-level collectors).
     pub fn new(base: &str, segment: &str, suffix: Option<&str>) -> Self {
         PathBuilder {
-            head: format!("{base}.{segment}."),
+            head: if segment.is_empty() {
+                format!("{base}.")
+            } else {
+                format!("{base}.{segment}.")
+            },
             tail: suffix.map(|s| format!(".{s}")).unwrap_or_default(),
         }
     }
@@ -46,15 +51,18 @@ mod tests {
 
     #[test]
     fn builds_diamond_paths() {
-        let p = PathBuilder::new("servers.web01", "host", None);
+        let p = PathBuilder::new("servers.web01", "mongo", None);
         assert_eq!(
-            p.metric("cpu.total.user").unwrap(),
-            "servers.web01.host.cpu.total.user"
+            p.metric("connections.current").unwrap(),
+            "servers.web01.mongo.connections.current"
         );
+        let p = PathBuilder::new("servers.web01", "", None);
         assert_eq!(
             p.metric("diskspace./var/lib.free").unwrap(),
-            "servers.web01.host.diskspace._var_lib.free"
+            "servers.web01.diskspace._var_lib.free"
         );
+        let p = PathBuilder::new("servers.web01", "", None);
+        assert_eq!(p.metric("loadavg.01").unwrap(), "servers.web01.loadavg.01");
         let p = PathBuilder::new("servers.web01", "db", Some("prod"));
         assert_eq!(p.metric("x y").unwrap(), "servers.web01.db.x_y.prod");
     }

@@ -73,7 +73,7 @@ pub struct RunOutcome {
 
 /// One collector instance and everything the runtime keeps about it.
 pub struct Worker {
-    /// Name in logs and self-metrics: the path segment.
+    /// Name in logs and self-metrics: the path segment, or the type for host-level instances.
     pub name: String,
     collector: Box<dyn Collector>,
     pub interval: Duration,
@@ -98,7 +98,11 @@ impl Worker {
         let common = inst.instance.common;
         Worker {
             paths: PathBuilder::new(&settings.base, &inst.segment, settings.suffix.as_deref()),
-            name: inst.segment,
+            name: if inst.segment.is_empty() {
+                common.kind.clone()
+            } else {
+                inst.segment
+            },
             collector: inst.instance.collector,
             interval: inst.interval,
             timeout: inst.timeout,

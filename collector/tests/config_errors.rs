@@ -47,7 +47,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "unknown key",
         "collectors.d/x.yml",
         "type: host\nurll: http://x\n",
-        "collectors.d/x.yml:2:1: unknown field \"urll\": this is either a typo or this option does not exist here (expected: type, interval, timeout, path, whitelist, blacklist, enabled)",
+        "collectors.d/x.yml:2:1: unknown field \"urll\": this is either a typo or this option does not exist here (expected: type, interval, timeout, path, whitelist, blacklist, enabled, percore",
     ),
     (
         "wrong type",
@@ -138,7 +138,7 @@ fn duplicate_path_names_both_files() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
-        err.contains("collectors.d/b.yaml:1:1: metric path \"host\" is already used by collectors.d/a.yml; set a different `path:` in one of them"),
+        err.contains("collectors.d/b.yaml:1:1: metric path \"(host level)\" is already used by collectors.d/a.yml; set a different `path:` in one of them"),
         "{err}"
     );
 }
@@ -209,7 +209,7 @@ fn check_on_a_good_dir_exits_0_with_a_summary() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(stdout.contains("2 instance(s), 1 enabled"), "{stdout}");
     assert!(
-        stdout.contains("collectors.d/host.yml: type host, path servers.testhost.host, every 10s"),
+        stdout.contains("collectors.d/host.yml: type host, path servers.testhost, every 10s"),
         "{stdout}"
     );
     assert!(stdout.contains("(disabled)"), "{stdout}");
@@ -234,8 +234,12 @@ fn once_prints_well_formed_lines() {
     write(tmp.path(), "collectors.d/host.yml", "type: host\n");
     let out = run(tmp.path(), &["--once"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let n = assert_well_formed(&text(&out.stdout), "servers.testhost.host.");
+    let stdout = text(&out.stdout);
+    let n = assert_well_formed(&stdout, "servers.testhost.");
     assert!(n > 0, "no lines");
+    // Diamond's layout: host metrics sit right under the host name.
+    assert!(stdout.contains("servers.testhost.loadavg.01 "), "{stdout}");
+    assert!(!stdout.contains("servers.testhost.host."), "{stdout}");
 }
 
 #[test]
@@ -256,7 +260,7 @@ fn test_runs_one_instance_by_stem_or_type() {
 
     let out = run(tmp.path(), &["test", "host"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(assert_well_formed(&text(&out.stdout), "servers.testhost.host.") > 0);
+    assert!(assert_well_formed(&text(&out.stdout), "servers.testhost.") > 0);
 
     let out = run(tmp.path(), &["test", "nosuch"]);
     assert_eq!(out.status.code(), Some(2));

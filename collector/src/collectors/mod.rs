@@ -26,8 +26,12 @@ pub fn kind(name: &str) -> Option<&'static Kind> {
 /// One collector type: its name, its sample config (embedded in docs) and how to build an
 /// instance from a config file's text.
 pub struct Kind {
-    /// The `type:` value in `collectors.d/*.yml`, and the default path segment.
+    /// The `type:` value in `collectors.d/*.yml`.
     pub name: &'static str,
+    /// The path segment after `<prefix>.<host>.` when the instance sets no `path:`. Empty
+    /// puts the metrics right under the host, as Diamond's CPU, memory, ... collectors do
+    /// (`servers.web1.cpu.total.user`).
+    pub default_path: &'static str,
     /// A commented sample config file for this type.
     pub sample: &'static str,
     /// Decode one config file into a ready instance. Validation happens here, at load time.

@@ -27,6 +27,7 @@ use crate::yaml::ConfigError;
 
 pub const KIND: Kind = Kind {
     name: "host",
+    default_path: "",
     sample: include_str!("../host.sample.yml"),
     build,
 };
