@@ -287,6 +287,9 @@ impl Backlog {
         self.closed = true;
         self.spill();
         self.sync();
+        // Publish the final spool gauges (what the next run will replay), then let go of the
+        // directory.
+        self.account();
         self.spool = None;
         let left = self.mem_lines;
         if left > 0 {
@@ -296,7 +299,7 @@ impl Backlog {
             self.mem_bytes = 0;
             self.mem_lines = 0;
         }
-        self.account();
+        self.gauges.queued_lines.store(0, Relaxed);
     }
 
     /// Publish gauges and fold the spool's losses into the counters.
