@@ -32,7 +32,7 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn from_spool(&self) -> bool {
+    pub fn is_spooled(&self) -> bool {
         matches!(self.source, Source::Spool(_))
     }
 }
@@ -43,25 +43,37 @@ impl Batch {
 pub struct LossLog {
     last: Option<Instant>,
     pending: u64,
+    why: &'static str,
 }
 
 impl LossLog {
     const EVERY: Duration = Duration::from_secs(10);
 
-    pub fn record(&mut self, dest: &str, lines: u64, why: &str) {
+    pub fn record(&mut self, dest: &str, lines: u64, why: &'static str) {
         if lines == 0 {
             return;
         }
         self.pending += lines;
+        self.why = why;
+        self.flush(dest, false);
+    }
+
+    /// Log what is pending if the interval has passed (or `force`).
+    pub fn flush(&mut self, dest: &str, force: bool) {
+        if self.pending == 0 {
+            return;
+        }
         let now = Instant::now();
-        if self
-            .last
-            .is_none_or(|l| now.duration_since(l) >= Self::EVERY)
+        if force
+            || self
+                .last
+                .is_none_or(|l| now.duration_since(l) >= Self::EVERY)
         {
             tracing::warn!(
                 destination = dest,
                 lines = self.pending,
-                "dropped lines ({why}); see sender.spool_max_bytes / queue_max_bytes"
+                "dropped lines ({}); see sender.spool_max_bytes / queue_max_bytes",
+                self.why
             );
             self.last = Some(now);
             self.pending = 0;
@@ -277,6 +289,12 @@ impl Backlog {
         }
     }
 
+    /// Log drops still pending in the rate-limited loss logs, if their interval has passed.
+    pub fn flush_logs(&mut self, force: bool) {
+        self.loss_log.flush(&self.dest, force);
+        self.io_log.flush(&self.dest, force);
+    }
+
     pub fn needs_sync(&self) -> bool {
         self.spool.as_ref().is_some_and(Spool::needs_sync)
     }
@@ -300,6 +318,7 @@ impl Backlog {
             self.mem_lines = 0;
         }
         self.gauges.queued_lines.store(0, Relaxed);
+        self.flush_logs(true);
     }
 
     /// Publish gauges and fold the spool's losses into the counters.

@@ -38,6 +38,7 @@ struct Syncer {
 impl Syncer {
     /// fsync if due; schedule the next one if the spool has unsynced changes.
     fn tick(&mut self, d: &DestShared) {
+        d.lock().flush_logs(false);
         let Some(every) = self.every else { return };
         let now = Instant::now();
         if self.next.is_some_and(|t| now >= t) {
@@ -166,7 +167,7 @@ pub(crate) async fn run(
             continue;
         };
 
-        if batch.from_spool() {
+        if batch.is_spooled() {
             if deadline.is_some() {
                 // Spooled lines stay spooled; memory (newer) follows them at close.
                 d.lock().restore(batch);
@@ -224,7 +225,7 @@ pub(crate) async fn run(
         };
         match res {
             Ok(()) => {
-                if batch.from_spool() {
+                if batch.is_spooled() {
                     pacer.sent(batch.lines);
                 }
                 backoff.reset();
