@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use collector::sender::{self, Chunk, FsyncPolicy, SenderConfig, SenderHandle};
 use common::receiver::{Receiver, Sink};
-use common::{free_port, wait_until};
+use common::{assert_lines_eq, free_port, wait_until};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -84,7 +84,7 @@ async fn outage_loses_nothing_and_the_spool_drains() {
     .await;
 
     // Exactly once, in order.
-    assert_eq!(sink.lines(), p.produced);
+    assert_lines_eq(&sink.lines(), &p.produced, "received");
     let s = h.stats();
     assert_eq!(s.lines_sent, p.produced.len() as u64);
     assert_eq!(s.lines_dropped, 0);
@@ -123,7 +123,7 @@ async fn spool_survives_shutdown_and_is_replayed_by_the_next_sender() {
         sink.len() >= p.produced.len() && h.stats().spool_bytes == 0
     })
     .await;
-    assert_eq!(sink.lines(), p.produced);
+    assert_lines_eq(&sink.lines(), &p.produced, "received");
     h.shutdown(Duration::from_secs(5)).await.unwrap();
     recv.stop().await;
 }
@@ -184,7 +184,7 @@ async fn spool_survives_kill_9() {
         sink.len() >= p.produced.len() && h.stats().spool_bytes == 0
     })
     .await;
-    assert_eq!(sink.lines(), p.produced);
+    assert_lines_eq(&sink.lines(), &p.produced, "received");
     assert_eq!(h.stats().lines_dropped, 0);
     h.shutdown(Duration::from_secs(5)).await.unwrap();
     recv.stop().await;
@@ -203,7 +203,7 @@ async fn a_down_destination_does_not_hold_back_the_up_one() {
         sink_a.len() == p.produced.len()
     })
     .await;
-    assert_eq!(sink_a.lines(), p.produced);
+    assert_lines_eq(&sink_a.lines(), &p.produced, "received");
     assert_eq!(sink_b.len(), 0);
     assert_eq!(
         h.stats().spool_lines,
@@ -216,8 +216,8 @@ async fn a_down_destination_does_not_hold_back_the_up_one() {
         sink_b.len() >= p.produced.len() && h.stats().spool_bytes == 0
     })
     .await;
-    assert_eq!(sink_b.lines(), p.produced);
-    assert_eq!(sink_a.lines(), p.produced, "no duplicates on the up one");
+    assert_lines_eq(&sink_b.lines(), &p.produced, "received");
+    assert_lines_eq(&sink_a.lines(), &p.produced, "no duplicates on the up one");
     assert_eq!(h.stats().lines_sent, 2 * p.produced.len() as u64);
     h.shutdown(Duration::from_secs(5)).await.unwrap();
     recv_a.stop().await;
@@ -237,7 +237,7 @@ async fn without_a_spool_the_memory_queue_bridges_an_outage() {
         sink.len() >= p.produced.len()
     })
     .await;
-    assert_eq!(sink.lines(), p.produced);
+    assert_lines_eq(&sink.lines(), &p.produced, "received");
     wait_until("queue empty", LIMIT, || h.stats().queued_lines == 0).await;
     h.shutdown(Duration::from_secs(5)).await.unwrap();
     recv.stop().await;
@@ -267,7 +267,93 @@ async fn spool_cap_drops_the_oldest_and_counts_them() {
     })
     .await;
     // What survives is the newest lines, in order.
-    assert_eq!(sink.lines(), p.produced[(1000 - kept as usize)..]);
+    assert_lines_eq(
+        &sink.lines(),
+        &p.produced[(1000 - kept as usize)..],
+        "newest lines",
+    );
     h.shutdown(Duration::from_secs(5)).await.unwrap();
     recv.stop().await;
+}
+
+/// Carbon under flow control stops reading: the write times out, the connection is replaced,
+/// and once reading resumes every line arrives, in order, duplicates limited to the one batch
+/// whose write timed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_stops_reading_triggers_write_timeout_and_retry() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let listener = sock.listen(16).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cfg = SenderConfig {
+        write_timeout: Duration::from_millis(200),
+        batch_bytes: 16 << 10,
+        queue_max_bytes: 64 << 20,
+        ..config(&[port], None)
+    };
+    let h = sender::spawn(cfg).unwrap();
+    let (stalled, _) = listener.accept().await.unwrap();
+    let mut p = Producer::default();
+    // ~7 MB: more than the socket buffers hold (4 MiB send buffer at most on Linux); the
+    // receiver reads nothing.
+    for _ in 0..2000 {
+        h.submit(p.chunk(100));
+    }
+    wait_until(
+        "a write timed out and the sender reconnected",
+        LIMIT,
+        || h.stats().reconnects >= 1,
+    )
+    .await;
+    // Resume: first what reached the stalled connection, then the new one.
+    let mut received = Vec::new();
+    let mut lines = BufReader::new(stalled).lines();
+    while let Ok(Some(l)) = lines.next_line().await {
+        received.push(l);
+    }
+    let want = p.produced.len();
+    // The partial line at the cut of a timed-out write is not a valid line: carbon drops it,
+    // and so do we.
+    let valid: std::collections::HashSet<String> = p.produced.iter().cloned().collect();
+    let mut distinct: std::collections::HashSet<String> = received
+        .iter()
+        .filter(|l| valid.contains(*l))
+        .cloned()
+        .collect();
+    // The sender uses one connection at a time, so reading them in accept order, each to its
+    // end, gives the send order. A connection still in the accept queue may time out too.
+    'conns: while distinct.len() < want {
+        let (next, _) = tokio::time::timeout(LIMIT, listener.accept())
+            .await
+            .expect("the sender reconnects")
+            .unwrap();
+        let mut lines = BufReader::new(next).lines();
+        while distinct.len() < want {
+            let l = tokio::time::timeout(LIMIT, lines.next_line())
+                .await
+                .expect("lines after resuming");
+            let Ok(Some(l)) = l else { continue 'conns };
+            if valid.contains(&l) {
+                distinct.insert(l.clone());
+            }
+            received.push(l);
+        }
+    }
+    received.retain(|l| valid.contains(l));
+    let mut first_seen = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for l in &received {
+        if seen.insert(l.clone()) {
+            first_seen.push(l.clone());
+        }
+    }
+    assert_lines_eq(&first_seen, &p.produced, "every line, in order");
+    // At most one batch (16 KiB, lines of at least 20 bytes) per replaced connection.
+    let dups = received.len() - want;
+    let bound = h.stats().reconnects as usize * ((16 << 10) / 20);
+    assert!(dups <= bound, "{dups} duplicates, more than {bound}");
+    assert_eq!(h.stats().lines_dropped, 0);
+    h.shutdown(Duration::from_secs(5)).await.unwrap();
 }

@@ -26,3 +26,24 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("no free port on 127.0.0.1")
 }
+
+/// `assert_eq!` for long line lists: reports the lengths and the first difference only.
+#[track_caller]
+pub fn assert_lines_eq(got: &[String], want: &[String], what: &str) {
+    if got == want {
+        return;
+    }
+    let first = got
+        .iter()
+        .zip(want)
+        .position(|(g, w)| g != w)
+        .unwrap_or(got.len().min(want.len()));
+    let ctx = |v: &[String]| v[first.saturating_sub(2)..(first + 3).min(v.len())].to_vec();
+    panic!(
+        "{what}: got {} lines, want {}; first difference at index {first}:\n got: {:?}\nwant: {:?}",
+        got.len(),
+        want.len(),
+        ctx(got),
+        ctx(want)
+    );
+}
