@@ -357,3 +357,38 @@ async fn a_receiver_that_stops_reading_triggers_write_timeout_and_retry() {
     assert_eq!(h.stats().lines_dropped, 0);
     h.shutdown(Duration::from_secs(5)).await.unwrap();
 }
+
+/// UDP: datagrams cut at line boundaries, none larger than `udp_max_datagram`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_destination_gets_whole_lines_in_small_datagrams() {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let cfg = SenderConfig {
+        destinations: vec![format!("udp://127.0.0.1:{port}")],
+        ..config(&[], None)
+    };
+    let h = sender::spawn(cfg).unwrap();
+    let mut p = Producer::default();
+    // Paced so the loopback socket buffer never overflows (UDP has no flow control).
+    for _ in 0..20 {
+        h.submit(p.chunk(50));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let mut largest = 0;
+    while got.len() < p.produced.len() {
+        let n = tokio::time::timeout(LIMIT, sock.recv(&mut buf))
+            .await
+            .expect("datagrams")
+            .unwrap();
+        largest = largest.max(n);
+        let text = std::str::from_utf8(&buf[..n]).unwrap();
+        assert!(text.ends_with('\n'), "a datagram ends at a line end");
+        got.extend(text.lines().map(String::from));
+    }
+    assert!(largest <= 1400, "datagram of {largest} bytes");
+    assert_lines_eq(&got, &p.produced, "udp");
+    assert_eq!(h.stats().lines_sent, 1000);
+    h.shutdown(Duration::from_secs(5)).await.unwrap();
+}

@@ -204,8 +204,10 @@ impl Backlog {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        // Leave it: the worker retries later; memory is served meanwhile.
+                        // Serving memory now would break the order: the worker retries on
+                        // its next wake-up (new lines, fsync tick).
                         tracing::error!(destination = %self.dest, error = %e, "spool read failed");
+                        return None;
                     }
                 }
             }

@@ -431,7 +431,19 @@ impl Spool {
                 continue;
             }
             if self.reader.as_ref().is_none_or(|(rid, _)| *rid != id) {
-                let file = File::open(self.dir.join(seg_name(id)))?;
+                let file = match File::open(self.dir.join(seg_name(id))) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        // Removed behind our back: its lines are lost; count them, go on.
+                        let head = &self.segs[0];
+                        self.losses.torn_records += 1;
+                        self.losses.torn_lines += head.lines - head.read_lines;
+                        tracing::warn!(segment = id, "spool segment file disappeared");
+                        self.remove_head()?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 self.reader = Some((id, file));
             }
             let Some((_, file)) = self.reader.as_ref() else {
