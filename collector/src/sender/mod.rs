@@ -4,9 +4,9 @@
 //! Each destination has its own worker task, backlog and spool directory, so a dead
 //! destination never delays a live one. Module map:
 //! - [`config`]: `SenderConfig` (the `sender:` section), destination syntax, fsync policy;
-//! - [`queue`]: one destination's backlog (memory in front of spool, order kept);
+//! - `queue`: one destination's backlog (memory in front of spool, order kept);
 //! - [`spool`]: segment files on disk, crash-tolerant;
-//! - [`conn`]: TCP/UDP connections, backoff, replay pacing;
+//! - `conn`: TCP/UDP connections, backoff, replay pacing;
 //! - `worker` (private): the per-destination loop tying them together.
 //!
 //! Guarantees and limits are documented in `docs/sender.md`.
