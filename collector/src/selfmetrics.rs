@@ -7,7 +7,8 @@
 //! | `<instance>.runs` / `.errors` / `.timeouts` | runs completed / failed / cancelled at the deadline, in the last interval |
 //! | `<instance>.lines` / `.dropped` | lines handed to the sender / metrics dropped as unencodable (NaN, ±Inf, bad name), in the last interval |
 //! | `sender.queued_lines` | lines waiting in the sender's memory queue (now) |
-//! | `sender.spool_bytes` | bytes in the disk spool (now) |
+//! | `sender.spool_bytes` / `.spool_lines` | bytes and lines in the disk spool (now) |
+//! | `sender.spool_torn_records` | torn spool records skipped after a crash, in the last interval |
 //! | `sender.lines_sent` / `.lines_dropped` / `.reconnects` | in the last interval; `lines_dropped` includes lines the runtime could not encode |
 //! | `agent.reloads` / `agent.reload_errors` | SIGHUP reloads applied / rejected, in the last interval |
 
@@ -81,6 +82,11 @@ impl Reporter {
         let delta = |now: u64, before: u64| now.saturating_sub(before) as f64;
         put("sender.queued_lines", sender.queued_lines as f64);
         put("sender.spool_bytes", sender.spool_bytes as f64);
+        put("sender.spool_lines", sender.spool_lines as f64);
+        put(
+            "sender.spool_torn_records",
+            delta(sender.spool_torn_records, self.prev.spool_torn_records),
+        );
         put(
             "sender.lines_sent",
             delta(sender.lines_sent, self.prev.lines_sent),
@@ -125,6 +131,8 @@ mod tests {
             lines_sent: 50,
             lines_dropped: 1,
             reconnects: 2,
+            spool_lines: 4,
+            spool_torn_records: 0,
         };
         let c = r.report(&inst, &agent, sender, 60);
         let text = String::from_utf8(c.data).unwrap();
@@ -133,6 +141,7 @@ mod tests {
             "servers.h.carbide.collector.host.runs 3 60",
             "servers.h.carbide.collector.host.timeouts 1 60",
             "servers.h.carbide.collector.sender.queued_lines 7 60",
+            "servers.h.carbide.collector.sender.spool_lines 4 60",
             "servers.h.carbide.collector.sender.lines_sent 50 60",
             "servers.h.carbide.collector.sender.lines_dropped 3 60",
         ] {

@@ -169,7 +169,12 @@ pub fn encode_line(
     if !value.is_finite() {
         return Err(EncodeError::NotFinite);
     }
-    let (name, _) = if path.contains(';') {
+    let (name, _) = if let Some((_, tags)) = path.split_once(';') {
+        // The line protocol splits fields on whitespace, so a tag holding any could not be
+        // read back (carbon would reject the line).
+        if tags.contains(char::is_whitespace) {
+            return Err(EncodeError::BadTag);
+        }
         split_tags(path).map_err(|_| EncodeError::BadTag)?
     } else {
         (path, Vec::new())
@@ -362,5 +367,83 @@ mod tests {
         }
         let long = format!("{} 1 1", "x".repeat(MAX_LINE_LEN));
         assert_eq!(parse_line(long.as_bytes()), Err(LineError::TooLong));
+    }
+
+    #[test]
+    fn tags_with_whitespace_are_not_encoded() {
+        assert_eq!(enc("a;k=x y", 1.0, 1), Err(EncodeError::BadTag));
+        assert_eq!(enc("a;k=x\ty", 1.0, 1), Err(EncodeError::BadTag));
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn name() -> impl Strategy<Value = String> {
+            prop::collection::vec("[A-Za-z0-9_:-]{1,16}", 1..8).prop_map(|c| c.join("."))
+        }
+
+        /// Tags by carbon's rules (and no whitespace, which the line protocol cannot carry).
+        fn tags() -> impl Strategy<Value = Vec<(String, String)>> {
+            prop::collection::vec(("[^;!^=\\s]{1,8}", "[^;~\\s][^;\\s]{0,8}"), 0..4)
+        }
+
+        fn value() -> impl Strategy<Value = f64> {
+            prop_oneof![
+                prop::num::f64::NORMAL | prop::num::f64::SUBNORMAL | prop::num::f64::ZERO,
+                (-1_000_000i64..1_000_000).prop_map(|i| i as f64),
+            ]
+        }
+
+        /// Timestamps the parser accepts: epoch seconds below 1e11.
+        fn timestamp() -> impl Strategy<Value = i64> {
+            0i64..100_000_000_000
+        }
+
+        proptest! {
+            #[test]
+            fn encode_then_parse_round_trips(
+                name in name(), tags in tags(), v in value(), ts in timestamp()
+            ) {
+                let mut path = name.clone();
+                for (k, val) in &tags {
+                    path.push(';');
+                    path.push_str(k);
+                    path.push('=');
+                    path.push_str(val);
+                }
+                let mut buf = Vec::new();
+                encode_line(&mut buf, &path, v, ts).unwrap();
+                prop_assert_eq!(buf.last(), Some(&b'\n'));
+                let line = parse_line(&buf).unwrap();
+                prop_assert_eq!(line.path, path.as_str());
+                prop_assert_eq!(line.value, v);
+                prop_assert_eq!(line.timestamp, ts);
+                let (n, t) = split_tags(line.path).unwrap();
+                prop_assert_eq!(n, name.as_str());
+                prop_assert_eq!(t.len(), tags.len());
+                // Display writes the same text back.
+                prop_assert_eq!(format!("{line}\n").into_bytes(), buf);
+            }
+
+            #[test]
+            fn sanitized_paths_always_parse(raw in "\\PC{0,40}", v in value()) {
+                match sanitize_path(&raw) {
+                    Err(e) => {
+                        prop_assert_eq!(e, EncodeError::EmptyComponent);
+                        prop_assert!(raw.is_empty() || raw.split('.').any(str::is_empty));
+                    }
+                    Ok(p) => {
+                        prop_assert_eq!(p.split('.').count(), raw.split('.').count());
+                        prop_assert!(p.bytes().all(|b| b == b'.' || is_path_char(b)));
+                        let mut buf = Vec::new();
+                        encode_line(&mut buf, &p, v, 1_700_000_000).unwrap();
+                        let line = parse_line(&buf).unwrap();
+                        prop_assert_eq!(line.path, &*p);
+                        prop_assert_eq!(line.value, v);
+                    }
+                }
+            }
+        }
     }
 }

@@ -1,35 +1,29 @@
 //! Sending encoded lines to carbon: bounded memory queue, disk spool, connections.
 //!
 //! The runtime hands whole lines to a [`SenderHandle`]; the sender owns everything after that.
+//! Each destination has its own worker task, backlog and spool directory, so a dead
+//! destination never delays a live one. Module map:
+//! - [`config`]: `SenderConfig` (the `sender:` section), destination syntax, fsync policy;
+//! - `queue`: one destination's backlog (memory in front of spool, order kept);
+//! - [`spool`]: segment files on disk, crash-tolerant;
+//! - `conn`: TCP/UDP connections, backoff, replay pacing;
+//! - `worker` (private): the per-destination loop tying them together.
+//!
+//! Guarantees and limits are documented in `docs/sender.md`.
 
-use std::path::PathBuf;
+pub mod config;
+pub(crate) mod conn;
+pub(crate) mod queue;
+pub mod spool;
+mod worker;
 
-use serde::Deserialize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-/// Where and how lines are sent. Part of the global config file under `sender:`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SenderConfig {
-    /// Carbon plaintext receivers; each gets every line. `host:port` (TCP) or `udp://host:port`.
-    #[serde(default = "default_destinations")]
-    pub destinations: Vec<String>,
-    /// Directory of the on-disk spool used while a destination is down.
-    #[serde(default)]
-    pub spool_dir: Option<PathBuf>,
-}
+use anyhow::Context;
 
-impl Default for SenderConfig {
-    fn default() -> Self {
-        SenderConfig {
-            destinations: default_destinations(),
-            spool_dir: None,
-        }
-    }
-}
-
-fn default_destinations() -> Vec<String> {
-    vec!["127.0.0.1:2003".to_string()]
-}
+pub use config::{FsyncPolicy, SenderConfig, Target};
 
 /// A batch of complete encoded lines (each ending in `\n`).
 #[derive(Debug, Clone, Default)]
@@ -41,92 +35,214 @@ pub struct Chunk {
 /// Counters and gauges the sender exposes for self-metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SenderStats {
-    /// Lines waiting in memory.
+    /// Lines waiting in memory (all destinations).
     pub queued_lines: u64,
-    /// Bytes in the on-disk spool.
+    /// Bytes in the on-disk spool (all destinations).
     pub spool_bytes: u64,
     /// Lines written to destinations (per destination, summed).
     pub lines_sent: u64,
-    /// Lines dropped because the spool cap was reached (or unencodable), counted and logged.
+    /// Lines dropped because the spool cap was reached (or lost to a torn spool record, or
+    /// submitted after shutdown), counted and logged.
     pub lines_dropped: u64,
     /// Reconnections made to destinations.
     pub reconnects: u64,
+    /// Lines waiting in the on-disk spool (all destinations).
+    pub spool_lines: u64,
+    /// Torn or corrupt spool records found (after a crash); their lines are in `lines_dropped`.
+    pub spool_torn_records: u64,
+}
+
+/// Counters shared by all destinations.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub lines_sent: AtomicU64,
+    pub lines_dropped: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub spool_torn_records: AtomicU64,
+}
+
+/// One destination's gauges.
+#[derive(Debug, Default)]
+pub(crate) struct DestGauges {
+    pub queued_lines: AtomicU64,
+    pub spool_bytes: AtomicU64,
+    pub spool_lines: AtomicU64,
+}
+
+/// What a destination's worker and the handle share.
+pub(crate) struct DestShared {
+    pub name: String,
+    pub backlog: Mutex<queue::Backlog>,
+    pub notify: tokio::sync::Notify,
+    pub gauges: Arc<DestGauges>,
+}
+
+impl DestShared {
+    /// The backlog; a panic elsewhere while holding the lock does not stop delivery.
+    pub fn lock(&self) -> MutexGuard<'_, queue::Backlog> {
+        self.backlog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+struct Inner {
+    dests: Vec<Arc<DestShared>>,
+    counters: Arc<Counters>,
+    /// Shutdown deadline; dropping it (last handle gone) also stops the workers.
+    shutdown: tokio::sync::watch::Sender<Option<tokio::time::Instant>>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 /// The runtime's way into the sender. Cheap to clone.
 #[derive(Clone)]
 pub struct SenderHandle {
-    tx: tokio::sync::mpsc::UnboundedSender<Chunk>,
-    stats: std::sync::Arc<std::sync::Mutex<SenderStats>>,
-    task: std::sync::Arc<std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
+    inner: Arc<Inner>,
 }
 
-/// Start the sender's tasks on the current tokio runtime.
-///
-/// PLACEHOLDER implementation (TCP to the first destination, no spool): the sender issue
-/// replaces the internals; the API (`spawn`, `submit`, `stats`, `shutdown`) stays.
+/// Start the sender's tasks on the current tokio runtime: one worker per destination. Opens
+/// (and locks) each destination's spool directory, so a spool left by a previous run is
+/// replayed.
 pub fn spawn(cfg: SenderConfig) -> anyhow::Result<SenderHandle> {
-    use tokio::io::AsyncWriteExt;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Chunk>();
-    let stats = std::sync::Arc::new(std::sync::Mutex::new(SenderStats::default()));
-    let st = stats.clone();
-    let dest = cfg
-        .destinations
-        .first()
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("no destination"))?;
-    let task = tokio::spawn(async move {
-        let mut conn: Option<tokio::net::TcpStream> = None;
-        while let Some(chunk) = rx.recv().await {
-            if conn.is_none() {
-                conn = tokio::net::TcpStream::connect(&dest).await.ok();
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    let counters = Arc::new(Counters::default());
+    let (shutdown, _) = tokio::sync::watch::channel(None);
+    let n = cfg.destinations.len() as u64;
+    let mut dests = Vec::new();
+    let mut tasks = Vec::new();
+    let cfg = Arc::new(cfg);
+    for d in &cfg.destinations {
+        let target = Target::parse(d).map_err(anyhow::Error::msg)?;
+        let spool = match &cfg.spool_dir {
+            Some(dir) => {
+                let dir = dir.join(config::spool_subdir(d));
+                let per_dest = cfg.spool_max_bytes / n;
+                let opts = spool::SpoolOptions {
+                    max_bytes: per_dest,
+                    // At least four segments fit under the cap, so dropping one loses a quarter
+                    // at most.
+                    segment_bytes: cfg.spool_segment_bytes.min(per_dest / 4).max(64),
+                    fsync: cfg.fsync,
+                };
+                Some(spool::Spool::open(&dir, opts).with_context(|| {
+                    format!(
+                        "opening the spool of destination {d:?} in {} (check sender.spool_dir)",
+                        dir.display()
+                    )
+                })?)
             }
-            let ok = match conn.as_mut() {
-                Some(c) => c.write_all(&chunk.data).await.is_ok(),
-                None => false,
-            };
-            if let Ok(mut s) = st.lock() {
-                if ok {
-                    s.lines_sent += u64::from(chunk.lines);
-                } else {
-                    s.lines_dropped += u64::from(chunk.lines);
-                }
-            }
-            if !ok {
-                conn = None;
-            }
-        }
-        if let Some(mut c) = conn {
-            let _ = c.shutdown().await;
-        }
-    });
+            None => None,
+        };
+        let gauges = Arc::new(DestGauges::default());
+        let backlog = queue::Backlog::new(
+            d.clone(),
+            cfg.queue_max_bytes,
+            spool,
+            counters.clone(),
+            gauges.clone(),
+        );
+        let shared = Arc::new(DestShared {
+            name: d.clone(),
+            backlog: Mutex::new(backlog),
+            notify: tokio::sync::Notify::new(),
+            gauges,
+        });
+        tasks.push(tokio::spawn(worker::run(
+            shared.clone(),
+            target,
+            cfg.clone(),
+            counters.clone(),
+            shutdown.subscribe(),
+        )));
+        dests.push(shared);
+    }
     Ok(SenderHandle {
-        tx,
-        stats,
-        task: std::sync::Arc::new(std::sync::Mutex::new(Some(task))),
+        inner: Arc::new(Inner {
+            dests,
+            counters,
+            shutdown,
+            tasks: Mutex::new(tasks),
+        }),
     })
 }
 
 impl SenderHandle {
-    /// Hand over complete lines. Never blocks and never loses a line silently: memory queue,
-    /// then disk spool; only at the spool cap are the oldest lines dropped (and counted).
+    /// Hand over complete lines. Never blocks on the network and never loses a line silently:
+    /// memory queue, then disk spool; only at the spool cap are the oldest lines dropped (and
+    /// counted).
     pub fn submit(&self, chunk: Chunk) {
-        let _ = self.tx.send(chunk);
+        if chunk.data.is_empty() {
+            return;
+        }
+        let (last, rest) = match self.inner.dests.split_last() {
+            Some(x) => x,
+            None => return,
+        };
+        for d in rest {
+            d.lock().push(chunk.clone());
+            d.notify.notify_one();
+        }
+        last.lock().push(chunk);
+        last.notify.notify_one();
     }
 
     /// Current counters, for self-metrics.
     pub fn stats(&self) -> SenderStats {
-        self.stats.lock().map(|s| *s).unwrap_or_default()
+        let c = &self.inner.counters;
+        let mut s = SenderStats {
+            lines_sent: c.lines_sent.load(Relaxed),
+            lines_dropped: c.lines_dropped.load(Relaxed),
+            reconnects: c.reconnects.load(Relaxed),
+            spool_torn_records: c.spool_torn_records.load(Relaxed),
+            ..SenderStats::default()
+        };
+        for d in &self.inner.dests {
+            s.queued_lines += d.gauges.queued_lines.load(Relaxed);
+            s.spool_bytes += d.gauges.spool_bytes.load(Relaxed);
+            s.spool_lines += d.gauges.spool_lines.load(Relaxed);
+        }
+        s
     }
 
-    /// Flush what is queued to the destinations (or persist it to the spool) within
-    /// `timeout`, then stop. Called on SIGTERM.
-    pub async fn shutdown(self, timeout: std::time::Duration) -> anyhow::Result<()> {
-        let task = self.task.lock().ok().and_then(|mut t| t.take());
-        drop(self.tx);
-        if let Some(task) = task {
-            let _ = tokio::time::timeout(timeout, task).await;
+    /// Flush what is queued to the destinations within `timeout`, then persist what remains
+    /// to the spool (fsync'ed) and stop. Called on SIGTERM. Lines submitted afterwards are
+    /// counted as dropped.
+    pub async fn shutdown(self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        self.inner.shutdown.send_replace(Some(deadline));
+        let tasks =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        // Workers stop writing at the deadline; persisting to disk may take a little longer.
+        let grace = deadline + Duration::from_secs(10);
+        for t in tasks {
+            match tokio::time::timeout_at(grace, t).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => anyhow::bail!("sender worker failed: {e}"),
+                Err(_) => anyhow::bail!("sender workers did not stop within {timeout:?} + 10s"),
+            }
+        }
+        let left: u64 = self
+            .inner
+            .dests
+            .iter()
+            .map(|d| d.gauges.queued_lines.load(Relaxed))
+            .sum();
+        if left > 0 {
+            anyhow::bail!("{left} lines could not be delivered or spooled at shutdown");
         }
         Ok(())
+    }
+
+    /// Per-destination view: (destination, queued lines, spool bytes).
+    pub fn destinations(&self) -> Vec<(String, u64, u64)> {
+        self.inner
+            .dests
+            .iter()
+            .map(|d| {
+                (
+                    d.name.clone(),
+                    d.gauges.queued_lines.load(Relaxed),
+                    d.gauges.spool_bytes.load(Relaxed),
+                )
+            })
+            .collect()
     }
 }

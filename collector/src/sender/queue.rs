@@ -1,0 +1,352 @@
+//! One destination's backlog: a bounded in-memory queue in front of the disk spool.
+//!
+//! Delivery order is `spool (oldest) → memory (newest)`: lines are appended to memory; when
+//! memory is over its cap, or the destination is down, the whole memory queue moves to the
+//! end of the spool. Batches are taken from the spool while it has anything, else from memory.
+//! A batch taken from memory whose write fails is put back at the very front (in front of the
+//! spool, if lines were spooled meanwhile), so order is kept in every case.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::spool::{ReadBatch, Spool};
+use super::{Chunk, Counters, DestGauges};
+
+/// What a batch was taken from.
+#[derive(Debug)]
+pub enum Source {
+    /// Removed from memory; must be restored on failure.
+    Memory,
+    /// Still in the spool; committed on success.
+    Spool(ReadBatch),
+}
+
+/// Bytes to write to the destination.
+#[derive(Debug)]
+pub struct Batch {
+    pub data: Vec<u8>,
+    pub lines: u64,
+    pub source: Source,
+}
+
+impl Batch {
+    pub fn is_spooled(&self) -> bool {
+        matches!(self.source, Source::Spool(_))
+    }
+}
+
+/// Logs losses at most once per interval, with the count since the last report, so a long
+/// outage at the spool cap cannot flood the log.
+#[derive(Debug, Default)]
+pub struct LossLog {
+    last: Option<Instant>,
+    pending: u64,
+    why: &'static str,
+}
+
+impl LossLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    pub fn record(&mut self, dest: &str, lines: u64, why: &'static str) {
+        if lines == 0 {
+            return;
+        }
+        self.pending += lines;
+        self.why = why;
+        self.flush(dest, false);
+    }
+
+    /// Log what is pending if the interval has passed (or `force`).
+    pub fn flush(&mut self, dest: &str, force: bool) {
+        if self.pending == 0 {
+            return;
+        }
+        let now = Instant::now();
+        if force
+            || self
+                .last
+                .is_none_or(|l| now.duration_since(l) >= Self::EVERY)
+        {
+            tracing::warn!(
+                destination = dest,
+                lines = self.pending,
+                "dropped lines ({}); see sender.spool_max_bytes / queue_max_bytes",
+                self.why
+            );
+            self.last = Some(now);
+            self.pending = 0;
+        }
+    }
+}
+
+pub struct Backlog {
+    dest: String,
+    mem: VecDeque<Chunk>,
+    mem_bytes: u64,
+    mem_lines: u64,
+    max_mem_bytes: u64,
+    /// Lines of a memory batch being written.
+    inflight_lines: u64,
+    spool: Option<Spool>,
+    /// While false (destination down), everything submitted is spooled at once.
+    pub connected: bool,
+    /// Set by shutdown: nothing more is accepted (late lines are counted as dropped).
+    pub closed: bool,
+    counters: Arc<Counters>,
+    gauges: Arc<DestGauges>,
+    loss_log: LossLog,
+    io_log: LossLog,
+}
+
+impl Backlog {
+    pub fn new(
+        dest: String,
+        max_mem_bytes: u64,
+        spool: Option<Spool>,
+        counters: Arc<Counters>,
+        gauges: Arc<DestGauges>,
+    ) -> Backlog {
+        let mut b = Backlog {
+            dest,
+            mem: VecDeque::new(),
+            mem_bytes: 0,
+            mem_lines: 0,
+            max_mem_bytes,
+            inflight_lines: 0,
+            spool,
+            connected: false,
+            closed: false,
+            counters,
+            gauges,
+            loss_log: LossLog::default(),
+            io_log: LossLog::default(),
+        };
+        b.account();
+        b
+    }
+
+    /// Queue a chunk (called from `submit`: never waits for the network; at most one
+    /// page-cache write when memory is over its cap).
+    pub fn push(&mut self, chunk: Chunk) {
+        if chunk.data.is_empty() {
+            return;
+        }
+        if self.closed {
+            self.counters
+                .lines_dropped
+                .fetch_add(u64::from(chunk.lines), Relaxed);
+            self.loss_log.record(
+                &self.dest,
+                u64::from(chunk.lines),
+                "submitted after shutdown",
+            );
+            return;
+        }
+        self.mem_bytes += chunk.data.len() as u64;
+        self.mem_lines += u64::from(chunk.lines);
+        self.mem.push_back(chunk);
+        if self.mem_bytes > self.max_mem_bytes || (!self.connected && self.spool.is_some()) {
+            self.spill();
+        }
+        self.account();
+    }
+
+    /// Move the whole memory queue to the end of the spool. Without a spool (or if the disk
+    /// fails) memory is trimmed to its cap by dropping the oldest chunks, counted.
+    pub fn spill(&mut self) {
+        if let Some(spool) = self.spool.as_mut() {
+            while let Some(chunk) = self.mem.front() {
+                if let Err(e) = spool.append(&chunk.data, chunk.lines) {
+                    tracing::error!(destination = %self.dest, error = %e, "spool write failed; lines stay in memory");
+                    break;
+                }
+                self.mem_bytes -= chunk.data.len() as u64;
+                self.mem_lines -= u64::from(chunk.lines);
+                self.mem.pop_front();
+            }
+        }
+        let mut dropped = 0u64;
+        while self.mem_bytes > self.max_mem_bytes {
+            let Some(chunk) = self.mem.pop_front() else {
+                break;
+            };
+            self.mem_bytes -= chunk.data.len() as u64;
+            self.mem_lines -= u64::from(chunk.lines);
+            dropped += u64::from(chunk.lines);
+        }
+        if dropped > 0 {
+            self.counters.lines_dropped.fetch_add(dropped, Relaxed);
+            let why = if self.spool.is_some() {
+                "memory queue full and spool not writable"
+            } else {
+                "memory queue full and no spool_dir configured"
+            };
+            self.io_log.record(&self.dest, dropped, why);
+        }
+        self.account();
+    }
+
+    /// The next batch of at most `max_bytes` (at least one chunk/record), oldest first.
+    pub fn take(&mut self, max_bytes: usize) -> Option<Batch> {
+        if let Some(spool) = self.spool.as_mut() {
+            if !spool.is_empty() {
+                let got = spool.read_batch(max_bytes);
+                self.account();
+                match got {
+                    Ok(Some(mut rb)) => {
+                        return Some(Batch {
+                            data: std::mem::take(&mut rb.data),
+                            lines: rb.lines,
+                            source: Source::Spool(rb),
+                        })
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        // Serving memory now would break the order: the worker retries on
+                        // its next wake-up (new lines, fsync tick).
+                        tracing::error!(destination = %self.dest, error = %e, "spool read failed");
+                        return None;
+                    }
+                }
+            }
+        }
+        let first = self.mem.pop_front()?;
+        let mut data = first.data;
+        let mut lines = u64::from(first.lines);
+        while let Some(next) = self.mem.front() {
+            if data.len() + next.data.len() > max_bytes {
+                break;
+            }
+            data.extend_from_slice(&next.data);
+            lines += u64::from(next.lines);
+            self.mem.pop_front();
+        }
+        self.mem_bytes -= data.len() as u64;
+        self.mem_lines -= lines;
+        self.inflight_lines = lines;
+        self.account();
+        Some(Batch {
+            data,
+            lines,
+            source: Source::Memory,
+        })
+    }
+
+    /// The batch was written.
+    pub fn commit(&mut self, batch: Batch) {
+        match batch.source {
+            Source::Memory => self.inflight_lines = 0,
+            Source::Spool(rb) => {
+                if let Some(spool) = self.spool.as_mut() {
+                    if let Err(e) = spool.commit(&rb) {
+                        tracing::error!(destination = %self.dest, error = %e, "spool cursor update failed (lines may be sent twice after a restart)");
+                    }
+                }
+            }
+        }
+        self.counters.lines_sent.fetch_add(batch.lines, Relaxed);
+        self.account();
+    }
+
+    /// The batch was not (or not surely) written: put it back at the front.
+    pub fn restore(&mut self, batch: Batch) {
+        let Source::Memory = batch.source else {
+            return;
+        };
+        self.inflight_lines = 0;
+        let lines = u32::try_from(batch.lines).unwrap_or(u32::MAX);
+        let spooled = self.spool.as_ref().is_some_and(|s| !s.is_empty());
+        if spooled {
+            if let Some(spool) = self.spool.as_mut() {
+                match spool.prepend(&batch.data, lines) {
+                    Ok(()) => {
+                        self.account();
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(destination = %self.dest, error = %e, "spool write failed; batch kept in memory (order may change)");
+                    }
+                }
+            }
+        }
+        self.mem_bytes += batch.data.len() as u64;
+        self.mem_lines += batch.lines;
+        self.mem.push_front(Chunk {
+            data: batch.data,
+            lines,
+        });
+        self.account();
+    }
+
+    /// fsync the spool if it has unsynced changes.
+    pub fn sync(&mut self) {
+        if let Some(spool) = self.spool.as_mut() {
+            if spool.needs_sync() {
+                if let Err(e) = spool.sync() {
+                    tracing::error!(destination = %self.dest, error = %e, "spool fsync failed");
+                }
+            }
+        }
+    }
+
+    /// Log drops still pending in the rate-limited loss logs, if their interval has passed.
+    pub fn flush_logs(&mut self, force: bool) {
+        self.loss_log.flush(&self.dest, force);
+        self.io_log.flush(&self.dest, force);
+    }
+
+    pub fn needs_sync(&self) -> bool {
+        self.spool.as_ref().is_some_and(Spool::needs_sync)
+    }
+
+    /// Final step of shutdown: persist memory to the spool, fsync, release the directory.
+    /// Without a spool, what is left in memory is lost: counted and logged.
+    pub fn close(&mut self) {
+        self.closed = true;
+        self.spill();
+        self.sync();
+        // Publish the final spool gauges (what the next run will replay), then let go of the
+        // directory.
+        self.account();
+        self.spool = None;
+        let left = self.mem_lines;
+        if left > 0 {
+            self.counters.lines_dropped.fetch_add(left, Relaxed);
+            tracing::warn!(destination = %self.dest, lines = left, "lines not delivered before shutdown and no spool_dir configured: dropped");
+            self.mem.clear();
+            self.mem_bytes = 0;
+            self.mem_lines = 0;
+        }
+        self.gauges.queued_lines.store(0, Relaxed);
+        self.flush_logs(true);
+    }
+
+    /// Publish gauges and fold the spool's losses into the counters.
+    fn account(&mut self) {
+        let (spool_bytes, spool_lines) = self
+            .spool
+            .as_mut()
+            .map_or((0, 0), |s| (s.bytes(), s.lines()));
+        self.gauges
+            .queued_lines
+            .store(self.mem_lines + self.inflight_lines, Relaxed);
+        self.gauges.spool_bytes.store(spool_bytes, Relaxed);
+        self.gauges.spool_lines.store(spool_lines, Relaxed);
+        if let Some(spool) = self.spool.as_mut() {
+            let l = spool.take_losses();
+            if l.cap_lines > 0 {
+                self.counters.lines_dropped.fetch_add(l.cap_lines, Relaxed);
+                self.loss_log
+                    .record(&self.dest, l.cap_lines, "spool cap reached, oldest dropped");
+            }
+            if l.torn_records > 0 {
+                self.counters
+                    .spool_torn_records
+                    .fetch_add(l.torn_records, Relaxed);
+                self.counters.lines_dropped.fetch_add(l.torn_lines, Relaxed);
+            }
+        }
+    }
+}

@@ -1,0 +1,789 @@
+//! The on-disk spool of one destination: a directory of append-only segment files.
+//!
+//! Layout of `<spool_dir>/<destination>/`:
+//! - `lock`: held with `flock` while a sender owns the directory (two agents must not share it);
+//! - `<id:020>.seg`: segments, oldest id first. Each starts with the 8-byte magic
+//!   [`SEGMENT_MAGIC`], then records `[len u32 LE][lines u32 LE][crc32 u32 LE][len bytes]`,
+//!   the crc covering the `lines` field and the data. A record is one submitted chunk (whole
+//!   lines), replayed byte-for-byte, so lines keep their original timestamps;
+//! - `cursor`: `[segment id u64][offset u64][lines u64][crc32 u32]`, how far the oldest segment
+//!   has been delivered. It is rewritten in place after every delivered batch.
+//!
+//! This module is synchronous (plain `std::fs`); it never blocks for long except for fsync,
+//! which only happens as often as the [`FsyncPolicy`] says.
+//!
+//! Crash tolerance: a torn last record (kill -9 or power cut in the middle of an append) is
+//! found at open — short header, length past the end of file, or bad crc — and the segment is
+//! truncated to its last whole record; the torn record is counted, never replayed. A bad record
+//! found while reading skips the rest of its segment (counted); other segments are untouched.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use super::config::FsyncPolicy;
+
+/// First bytes of every segment file.
+pub const SEGMENT_MAGIC: &[u8; 8] = b"CBSPOOL1";
+const HEADER: u64 = 12;
+const CURSOR_LEN: usize = 28;
+/// Ids of a fresh spool start here, so records can be put back in front of the oldest segment.
+const FIRST_ID: u64 = 1 << 40;
+
+const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+fn record_crc(lines: u32, data: &[u8]) -> u32 {
+    let mut d = CRC.digest();
+    d.update(&lines.to_le_bytes());
+    d.update(data);
+    d.finalize()
+}
+
+/// Limits of one spool.
+#[derive(Debug, Clone, Copy)]
+pub struct SpoolOptions {
+    /// Cap on the bytes of all segment files; the oldest segments go first.
+    pub max_bytes: u64,
+    /// A segment is closed once it reaches this size.
+    pub segment_bytes: u64,
+    /// When appends are fsync'ed ([`Spool::sync`] is the caller's job for intervals).
+    pub fsync: FsyncPolicy,
+}
+
+/// Lines and records lost inside the spool since the last [`Spool::take_losses`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Losses {
+    /// Lines dropped because the cap was reached (oldest segment removed).
+    pub cap_lines: u64,
+    /// Torn or corrupt records found (at open or while reading).
+    pub torn_records: u64,
+    /// Lines in those records and in the rest of their segment (when the header told us).
+    pub torn_lines: u64,
+}
+
+#[derive(Debug)]
+struct Segment {
+    id: u64,
+    /// File length (magic included).
+    bytes: u64,
+    /// Lines in all records.
+    lines: u64,
+    /// Delivered up to here (a record boundary).
+    read_off: u64,
+    read_lines: u64,
+}
+
+/// A batch read from the oldest segment, not yet delivered: [`Spool::commit`] it once written.
+#[derive(Debug)]
+pub struct ReadBatch {
+    pub data: Vec<u8>,
+    pub lines: u64,
+    seg: u64,
+    start: u64,
+    end: u64,
+}
+
+/// One destination's spool directory.
+pub struct Spool {
+    dir: PathBuf,
+    opts: SpoolOptions,
+    segs: VecDeque<Segment>,
+    /// The newest segment, open for appending (only segments created by this process).
+    writer: Option<(u64, File)>,
+    reader: Option<(u64, File)>,
+    cursor: File,
+    next_id: u64,
+    total_bytes: u64,
+    losses: Losses,
+    /// Appended or cursor moved since the last sync.
+    dirty: bool,
+    /// A segment was created or removed since the last sync (directory needs fsync).
+    dir_dirty: bool,
+    scratch: Vec<u8>,
+    _lock: File,
+}
+
+fn seg_name(id: u64) -> String {
+    format!("{id:020}.seg")
+}
+
+impl Spool {
+    /// Open (or create) the spool in `dir`, checking every segment's records and dropping a
+    /// torn tail. Fails if another process holds the directory.
+    pub fn open(dir: &Path, opts: SpoolOptions) -> io::Result<Spool> {
+        fs::create_dir_all(dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("lock"))?;
+        // SAFETY: flock on a valid, owned file descriptor.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "spool directory {} is in use by another sender (each agent needs its own spool_dir)",
+                    dir.display()
+                ),
+            ));
+        }
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let name = entry?.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if let Some(id) = name
+                .strip_suffix(".seg")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        let cursor = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(dir.join("cursor"))?;
+        let saved = read_cursor(&cursor);
+        let mut spool = Spool {
+            dir: dir.to_path_buf(),
+            opts,
+            segs: VecDeque::new(),
+            writer: None,
+            reader: None,
+            cursor,
+            next_id: ids.last().map_or(FIRST_ID, |l| l + 1),
+            total_bytes: 0,
+            losses: Losses::default(),
+            dirty: false,
+            dir_dirty: false,
+            scratch: Vec::new(),
+            _lock: lock,
+        };
+        for id in ids {
+            let path = dir.join(seg_name(id));
+            if saved.is_some_and(|(cid, _, _)| id < cid) {
+                // Fully delivered before the crash, not yet removed.
+                fs::remove_file(&path)?;
+                continue;
+            }
+            let cursor_off = saved.and_then(|(cid, off, _)| (cid == id).then_some(off));
+            match spool.scan_segment(id, &path, cursor_off)? {
+                Some(seg) => {
+                    spool.total_bytes += seg.bytes;
+                    spool.segs.push_back(seg);
+                }
+                None => fs::remove_file(&path)?,
+            }
+        }
+        Ok(spool)
+    }
+
+    /// Check one segment's records; truncate a torn tail. `None` if nothing is left to send.
+    fn scan_segment(
+        &mut self,
+        id: u64,
+        path: &Path,
+        cursor_off: Option<u64>,
+    ) -> io::Result<Option<Segment>> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let len = file.metadata()?.len();
+        let mut magic = [0u8; 8];
+        if len < 8 || file.read_exact_at(&mut magic, 0).is_err() || &magic != SEGMENT_MAGIC {
+            if len > 0 {
+                self.losses.torn_records += 1;
+                tracing::warn!(segment = %path.display(), "spool segment has no valid header; removed");
+            }
+            return Ok(None);
+        }
+        let mut off = 8u64;
+        let mut lines = 0u64;
+        let mut read = (8u64, 0u64);
+        let mut hdr = [0u8; HEADER as usize];
+        while off < len {
+            if cursor_off == Some(off) {
+                read = (off, lines);
+            }
+            let torn = |hl: Option<u32>| (hl.map_or(0, u64::from), true);
+            let (rec_lines, bad) =
+                if off + HEADER > len || file.read_exact_at(&mut hdr, off).is_err() {
+                    torn(None)
+                } else {
+                    let (rlen, rlines, rcrc) = parse_header(&hdr);
+                    let end = off + HEADER + u64::from(rlen);
+                    if rlen == 0 || rlines == 0 || end > len {
+                        torn(Some(rlines).filter(|_| rlen > 0 && rlines > 0))
+                    } else if end == len {
+                        // The last record: verify its crc (a power cut can leave zeros).
+                        let mut data = vec![0u8; rlen as usize];
+                        file.read_exact_at(&mut data, off + HEADER)?;
+                        if record_crc(rlines, &data) != rcrc {
+                            torn(Some(rlines))
+                        } else {
+                            (u64::from(rlines), false)
+                        }
+                    } else {
+                        (u64::from(rlines), false)
+                    }
+                };
+            if bad {
+                self.losses.torn_records += 1;
+                self.losses.torn_lines += rec_lines;
+                tracing::warn!(
+                    segment = %path.display(), offset = off, lines = rec_lines,
+                    "torn spool record (interrupted write) skipped; the segment is truncated there"
+                );
+                file.set_len(off)?;
+                self.dir_dirty = true;
+                break;
+            }
+            lines += rec_lines;
+            off += HEADER + u64::from(parse_header(&hdr).0);
+        }
+        if cursor_off == Some(off) {
+            read = (off, lines);
+        }
+        if lines == read.1 {
+            return Ok(None);
+        }
+        Ok(Some(Segment {
+            id,
+            bytes: off,
+            lines,
+            read_off: read.0,
+            read_lines: read.1,
+        }))
+    }
+
+    /// Bytes of all segment files (what the cap applies to).
+    pub fn bytes(&self) -> u64 {
+        self.total_bytes
+    }
+
+    /// Lines not yet delivered.
+    pub fn lines(&self) -> u64 {
+        self.segs.iter().map(|s| s.lines - s.read_lines).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+    }
+
+    /// Losses since the last call.
+    pub fn take_losses(&mut self) -> Losses {
+        std::mem::take(&mut self.losses)
+    }
+
+    /// Append one record (whole lines) at the newest end. At the cap, the oldest segments are
+    /// dropped first (counted in [`Losses::cap_lines`]).
+    pub fn append(&mut self, data: &[u8], lines: u32) -> io::Result<()> {
+        if data.is_empty() || lines == 0 {
+            return Ok(());
+        }
+        let rec = HEADER + data.len() as u64;
+        if rec + 8 > self.opts.max_bytes || data.len() > u32::MAX as usize {
+            self.losses.cap_lines += u64::from(lines);
+            return Ok(());
+        }
+        let need_new = match (&self.writer, self.segs.back()) {
+            (Some((wid, _)), Some(last)) if *wid == last.id => {
+                last.bytes > 8 && last.bytes + rec > self.opts.segment_bytes
+            }
+            _ => true,
+        };
+        let extra = rec + if need_new { 8 } else { 0 };
+        self.enforce_cap(extra)?;
+        // enforce_cap may have removed the writer's segment.
+        let need_new = need_new || self.writer.is_none();
+        if need_new {
+            let id = self.next_id;
+            self.next_id += 1;
+            let file = self.create_segment(id)?;
+            self.writer = Some((id, file));
+            self.segs.push_back(Segment {
+                id,
+                bytes: 8,
+                lines: 0,
+                read_off: 8,
+                read_lines: 0,
+            });
+            self.total_bytes += 8;
+        }
+        self.encode_record(data, lines);
+        let Some((_, file)) = self.writer.as_mut() else {
+            return Err(io::Error::other("spool writer missing"));
+        };
+        if let Err(e) = file.write_all(&self.scratch) {
+            // Leave no partial record behind for the next append.
+            self.writer = None;
+            return Err(e);
+        }
+        if self.opts.fsync == FsyncPolicy::Always {
+            file.sync_data()?;
+        } else {
+            self.dirty = true;
+        }
+        if let Some(last) = self.segs.back_mut() {
+            last.bytes += rec;
+            last.lines += u64::from(lines);
+        }
+        self.total_bytes += rec;
+        Ok(())
+    }
+
+    /// Put a record back in front of the oldest one (a batch taken from memory whose write
+    /// failed while newer lines were spooled). Keeps delivery order.
+    pub fn prepend(&mut self, data: &[u8], lines: u32) -> io::Result<()> {
+        let Some(head) = self.segs.front() else {
+            return self.append(data, lines);
+        };
+        if data.is_empty() || lines == 0 {
+            return Ok(());
+        }
+        let id = head.id - 1;
+        let file = self.create_segment(id)?;
+        self.encode_record(data, lines);
+        (&file).write_all(&self.scratch)?;
+        if self.opts.fsync == FsyncPolicy::Always {
+            file.sync_data()?;
+        }
+        let rec = HEADER + data.len() as u64;
+        self.segs.push_front(Segment {
+            id,
+            bytes: 8 + rec,
+            lines: u64::from(lines),
+            read_off: 8,
+            read_lines: 0,
+        });
+        self.total_bytes += 8 + rec;
+        self.write_cursor()?;
+        self.enforce_cap(0)
+    }
+
+    fn encode_record(&mut self, data: &[u8], lines: u32) {
+        self.scratch.clear();
+        self.scratch
+            .extend_from_slice(&(data.len() as u32).to_le_bytes());
+        self.scratch.extend_from_slice(&lines.to_le_bytes());
+        self.scratch
+            .extend_from_slice(&record_crc(lines, data).to_le_bytes());
+        self.scratch.extend_from_slice(data);
+    }
+
+    fn create_segment(&mut self, id: u64) -> io::Result<File> {
+        let mut file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(self.dir.join(seg_name(id)))?;
+        file.write_all(SEGMENT_MAGIC)?;
+        self.dir_dirty = true;
+        if self.opts.fsync == FsyncPolicy::Always {
+            file.sync_data()?;
+            self.sync_dir()?;
+        }
+        Ok(file)
+    }
+
+    /// Drop oldest segments until `extra` more bytes fit under the cap.
+    fn enforce_cap(&mut self, extra: u64) -> io::Result<()> {
+        while self.total_bytes + extra > self.opts.max_bytes {
+            let Some(seg) = self.segs.front() else { break };
+            let lost = seg.lines - seg.read_lines;
+            self.losses.cap_lines += lost;
+            self.remove_head()?;
+        }
+        Ok(())
+    }
+
+    fn remove_head(&mut self) -> io::Result<()> {
+        let Some(seg) = self.segs.pop_front() else {
+            return Ok(());
+        };
+        if self.writer.as_ref().is_some_and(|(id, _)| *id == seg.id) {
+            self.writer = None;
+        }
+        if self.reader.as_ref().is_some_and(|(id, _)| *id == seg.id) {
+            self.reader = None;
+        }
+        self.total_bytes -= seg.bytes;
+        match fs::remove_file(self.dir.join(seg_name(seg.id))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.dir_dirty = true;
+        self.write_cursor()
+    }
+
+    /// Read whole records from the oldest segment, up to `max_bytes` of data (at least one
+    /// record). The batch stays in the spool until [`Spool::commit`].
+    pub fn read_batch(&mut self, max_bytes: usize) -> io::Result<Option<ReadBatch>> {
+        loop {
+            let Some(head) = self.segs.front() else {
+                return Ok(None);
+            };
+            let (id, start, end_of_seg) = (head.id, head.read_off, head.bytes);
+            if start >= end_of_seg {
+                self.remove_head()?;
+                continue;
+            }
+            if self.reader.as_ref().is_none_or(|(rid, _)| *rid != id) {
+                let file = match File::open(self.dir.join(seg_name(id))) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        // Removed behind our back: its lines are lost; count them, go on.
+                        let head = &self.segs[0];
+                        self.losses.torn_records += 1;
+                        self.losses.torn_lines += head.lines - head.read_lines;
+                        tracing::warn!(segment = id, "spool segment file disappeared");
+                        self.remove_head()?;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                self.reader = Some((id, file));
+            }
+            let Some((_, file)) = self.reader.as_ref() else {
+                continue;
+            };
+            let mut data = Vec::new();
+            let mut lines = 0u64;
+            let mut off = start;
+            let mut corrupt = false;
+            let mut hdr = [0u8; HEADER as usize];
+            while off < end_of_seg && (data.is_empty() || data.len() < max_bytes) {
+                if off + HEADER > end_of_seg || file.read_exact_at(&mut hdr, off).is_err() {
+                    corrupt = true;
+                    break;
+                }
+                let (rlen, rlines, rcrc) = parse_header(&hdr);
+                let rend = off + HEADER + u64::from(rlen);
+                if rlen == 0 || rend > end_of_seg {
+                    corrupt = true;
+                    break;
+                }
+                if !data.is_empty() && data.len() + rlen as usize > max_bytes {
+                    break;
+                }
+                let at = data.len();
+                data.resize(at + rlen as usize, 0);
+                if file.read_exact_at(&mut data[at..], off + HEADER).is_err()
+                    || record_crc(rlines, &data[at..]) != rcrc
+                {
+                    data.truncate(at);
+                    corrupt = true;
+                    break;
+                }
+                lines += u64::from(rlines);
+                off = rend;
+            }
+            if !data.is_empty() {
+                return Ok(Some(ReadBatch {
+                    data,
+                    lines,
+                    seg: id,
+                    start,
+                    end: off,
+                }));
+            }
+            if corrupt {
+                let head = &self.segs[0];
+                let lost = head.lines - head.read_lines;
+                self.losses.torn_records += 1;
+                self.losses.torn_lines += lost;
+                tracing::warn!(
+                    segment = %self.dir.join(seg_name(id)).display(), offset = off, lines = lost,
+                    "corrupt spool record; the rest of this segment is skipped"
+                );
+                self.remove_head()?;
+            }
+        }
+    }
+
+    /// Mark a batch from [`Spool::read_batch`] delivered. Ignored if its segment was dropped
+    /// meanwhile (cap) or it is not the next batch.
+    pub fn commit(&mut self, batch: &ReadBatch) -> io::Result<()> {
+        let Some(head) = self.segs.front_mut() else {
+            return Ok(());
+        };
+        if head.id != batch.seg || head.read_off != batch.start {
+            return Ok(());
+        }
+        head.read_off = batch.end;
+        head.read_lines += batch.lines;
+        if head.read_off >= head.bytes {
+            self.remove_head()
+        } else {
+            self.write_cursor()
+        }
+    }
+
+    fn write_cursor(&mut self) -> io::Result<()> {
+        let (id, off, lines) = self
+            .segs
+            .front()
+            .map_or((self.next_id, 8, 0), |s| (s.id, s.read_off, s.read_lines));
+        let mut buf = [0u8; CURSOR_LEN];
+        buf[0..8].copy_from_slice(&id.to_le_bytes());
+        buf[8..16].copy_from_slice(&off.to_le_bytes());
+        buf[16..24].copy_from_slice(&lines.to_le_bytes());
+        let crc = CRC.checksum(&buf[..24]);
+        buf[24..].copy_from_slice(&crc.to_le_bytes());
+        self.cursor.write_all_at(&buf, 0)?;
+        if self.opts.fsync == FsyncPolicy::Always {
+            self.cursor.sync_data()?;
+            if self.dir_dirty {
+                self.sync_dir()?;
+            }
+        } else {
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Is there anything for [`Spool::sync`] to do?
+    pub fn needs_sync(&self) -> bool {
+        self.dirty || self.dir_dirty
+    }
+
+    /// fsync appended data, the cursor and the directory if anything changed.
+    pub fn sync(&mut self) -> io::Result<()> {
+        if self.dirty {
+            if let Some((_, f)) = &self.writer {
+                f.sync_data()?;
+            }
+            self.cursor.sync_data()?;
+            self.dirty = false;
+        }
+        if self.dir_dirty {
+            self.sync_dir()?;
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&mut self) -> io::Result<()> {
+        File::open(&self.dir)?.sync_all()?;
+        self.dir_dirty = false;
+        Ok(())
+    }
+}
+
+fn parse_header(h: &[u8; HEADER as usize]) -> (u32, u32, u32) {
+    let w = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    (w(0), w(4), w(8))
+}
+
+fn read_cursor(file: &File) -> Option<(u64, u64, u64)> {
+    let mut buf = [0u8; CURSOR_LEN];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    let crc = u32::from_le_bytes(buf[24..28].try_into().ok()?);
+    if CRC.checksum(&buf[..24]) != crc {
+        return None;
+    }
+    let w = |i: usize| buf[i..i + 8].try_into().ok().map(u64::from_le_bytes);
+    Some((w(0)?, w(8)?, w(16)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(max: u64, seg: u64) -> SpoolOptions {
+        SpoolOptions {
+            max_bytes: max,
+            segment_bytes: seg,
+            fsync: FsyncPolicy::Never,
+        }
+    }
+
+    fn rec(i: u32) -> Vec<u8> {
+        format!("a.b.c {i} {}\n", 1_700_000_000 + i).into_bytes()
+    }
+
+    /// Read and commit everything; return the records as text lines.
+    fn drain(s: &mut Spool) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(b) = s.read_batch(100).unwrap() {
+            out.extend(
+                String::from_utf8(b.data.clone())
+                    .unwrap()
+                    .lines()
+                    .map(String::from),
+            );
+            s.commit(&b).unwrap();
+        }
+        out
+    }
+
+    fn expected(range: std::ops::Range<u32>) -> Vec<String> {
+        range
+            .map(|i| String::from_utf8(rec(i)).unwrap().trim_end().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn appends_and_reads_in_order_across_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 200)).unwrap();
+        for i in 0..50 {
+            s.append(&rec(i), 1).unwrap();
+        }
+        assert!(s.segs.len() > 3, "small segments rotate");
+        assert_eq!(s.lines(), 50);
+        assert_eq!(drain(&mut s), expected(0..50));
+        assert!(s.is_empty());
+        assert_eq!(s.bytes(), 0);
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".seg")
+            })
+            .collect();
+        assert!(left.is_empty(), "delivered segments are removed");
+        assert_eq!(s.take_losses(), Losses::default());
+    }
+
+    #[test]
+    fn uncommitted_batch_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 1 << 20)).unwrap();
+        s.append(&rec(1), 1).unwrap();
+        let a = s.read_batch(1000).unwrap().unwrap();
+        let b = s.read_batch(1000).unwrap().unwrap();
+        assert_eq!(a.data, b.data);
+        s.commit(&a).unwrap();
+        s.commit(&b).unwrap(); // stale: ignored
+        assert!(s.read_batch(1000).unwrap().is_none());
+    }
+
+    #[test]
+    fn cap_drops_oldest_segments_and_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = rec(0).len() as u64 + HEADER;
+        // Segments of 5 records, room for 4 segments.
+        let seg = 8 + 5 * r;
+        let mut s = Spool::open(dir.path(), opts(4 * seg, seg)).unwrap();
+        for i in 0..100 {
+            s.append(&rec(i), 1).unwrap();
+            assert!(s.bytes() <= 4 * seg);
+        }
+        let losses = s.take_losses();
+        let kept = drain(&mut s);
+        assert_eq!(losses.cap_lines + kept.len() as u64, 100);
+        assert!(losses.cap_lines > 0);
+        // What is kept is the newest, in order.
+        let first = 100 - kept.len() as u32;
+        assert_eq!(kept, expected(first..100));
+    }
+
+    #[test]
+    fn survives_reopen_with_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(dir.path(), opts(1 << 20, 300)).unwrap();
+            for i in 0..30 {
+                s.append(&rec(i), 1).unwrap();
+            }
+            // Deliver the first 7 records (batches of ~100 bytes: several records each).
+            let mut n = 0;
+            while n < 7 {
+                let b = s.read_batch(1).unwrap().unwrap();
+                n += b.lines;
+                s.commit(&b).unwrap();
+            }
+            // A second opener is refused while this one holds the lock.
+            assert!(Spool::open(dir.path(), opts(1 << 20, 300)).is_err());
+        }
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 300)).unwrap();
+        assert_eq!(s.lines(), 23);
+        s.append(&rec(30), 1).unwrap();
+        assert_eq!(drain(&mut s), expected(7..31));
+        drop(s);
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 300)).unwrap();
+        assert!(s.is_empty());
+        assert!(drain(&mut s).is_empty());
+    }
+
+    #[test]
+    fn truncated_tail_record_is_skipped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(dir.path(), opts(1 << 20, 1 << 20)).unwrap();
+            for i in 0..10 {
+                s.append(&rec(i), 1).unwrap();
+            }
+        }
+        let seg = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "seg"))
+            .unwrap();
+        let len = fs::metadata(&seg).unwrap().len();
+        // Cut the last record in the middle of its data.
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(len - 5)
+            .unwrap();
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 1 << 20)).unwrap();
+        let l = s.take_losses();
+        assert_eq!(l.torn_records, 1);
+        assert_eq!(l.torn_lines, 1);
+        s.append(&rec(10), 1).unwrap();
+        let mut want = expected(0..9);
+        want.extend(expected(10..11));
+        assert_eq!(drain(&mut s), want);
+    }
+
+    #[test]
+    fn zeroed_tail_and_corrupt_middle_are_contained() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Spool::open(dir.path(), opts(1 << 20, 8 + 3 * 40)).unwrap();
+            for i in 0..9 {
+                s.append(&rec(i), 1).unwrap();
+            }
+        }
+        let mut segs: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+            .collect();
+        segs.sort();
+        assert_eq!(segs.len(), 3);
+        // Last segment: zeros appended (power cut after a size update).
+        let f = OpenOptions::new().append(true).open(&segs[2]).unwrap();
+        (&f).write_all(&[0u8; 30]).unwrap();
+        // Middle segment: flip a data byte in its first record.
+        let f = OpenOptions::new().write(true).open(&segs[1]).unwrap();
+        f.write_all_at(b"X", 8 + HEADER + 2).unwrap();
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 8 + 3 * 40)).unwrap();
+        assert_eq!(s.take_losses().torn_records, 1, "zero tail");
+        let got = drain(&mut s);
+        let l = s.take_losses();
+        assert_eq!(l.torn_records, 1, "corrupt middle record");
+        assert_eq!(l.torn_lines, 3);
+        let mut want = expected(0..3);
+        want.extend(expected(6..9));
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn prepend_goes_before_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 1 << 20)).unwrap();
+        s.append(&rec(2), 1).unwrap();
+        s.prepend(&rec(1), 1).unwrap();
+        drop(s);
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 1 << 20)).unwrap();
+        assert_eq!(drain(&mut s), expected(1..3));
+    }
+}
