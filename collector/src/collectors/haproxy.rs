@@ -8,7 +8,6 @@
 //! backend row gets `up_servers` / `down_servers` / `maint_servers` counts.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -68,9 +67,8 @@ impl CollectorConfig for HaproxyConfig {
         let source = match (self.url, self.socket) {
             (Some(url), None) => {
                 let endpoint = Endpoint::parse(&url, self.username, self.password)?;
-                let timeout = self.timeout.or(self.interval).unwrap_or(Duration::from_secs(10));
                 Source::Http {
-                    client: service::http_client(timeout)?,
+                    client: service::http_client(service::CONNECT_TIMEOUT)?,
                     endpoint,
                 }
             }

@@ -12,7 +12,6 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -131,12 +130,8 @@ impl CollectorConfig for RabbitmqConfig {
             );
         }
         let endpoint = Endpoint::parse(&self.url, self.username, self.password)?;
-        let timeout = self
-            .timeout
-            .or(self.interval)
-            .unwrap_or(Duration::from_secs(10));
         Ok(Box::new(Rabbitmq {
-            client: service::http_client(timeout)?,
+            client: service::http_client(service::CONNECT_TIMEOUT)?,
             endpoint,
             queue_paths: self.queue_paths,
             vhosts: Select {

@@ -93,13 +93,16 @@ impl Endpoint {
     }
 }
 
-/// An HTTP client for one collector instance: connect timeout 2 s, whole-request timeout
-/// `timeout` (the runtime's deadline cancels earlier anyway), no redirects to other hosts'
-/// credentials (reqwest drops the Authorization header on cross-host redirects).
-pub fn http_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+/// How long a TCP/TLS connection attempt may take before the run fails with `cannot connect`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An HTTP client for one collector instance. Only the connection attempt has its own
+/// timeout (`connect_timeout`, for a clearer error than a missed deadline); the run's deadline
+/// (the instance's `timeout:`) bounds the whole exchange and cancels it, so there is no
+/// competing request timeout. reqwest drops the Authorization header on cross-host redirects.
+pub fn http_client(connect_timeout: Duration) -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(2).min(timeout))
-        .timeout(timeout)
+        .connect_timeout(connect_timeout)
         .pool_max_idle_per_host(1)
         .user_agent(concat!("carbide-collector/", env!("CARGO_PKG_VERSION")))
         .build()
@@ -246,7 +249,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let client = http_client(Duration::from_secs(2)).unwrap();
+        let client = http_client(CONNECT_TIMEOUT).unwrap();
         let err = get(&client, &e, e.url.clone(), 1000).await.unwrap_err();
         let text = format!("{err:#}");
         assert!(
