@@ -220,7 +220,7 @@ fn a_hung_server_delays_only_its_own_collector() {
     let host = format!("{HOST}.host.");
     let selfm = format!("{HOST}.carbide.collector.");
     rx.wait_until("first runs", |r| {
-        r.runs(&real).len() >= 1 && r.runs(&host).len() >= 1
+        !r.runs(&real).is_empty() && !r.runs(&host).is_empty()
     });
     let (real0, host0) = (rx.runs(&real).len(), rx.runs(&host).len());
     let t0 = rx.sum(&format!("{selfm}rmq_hung.timeouts "));
