@@ -201,3 +201,31 @@ impl ConfigReloadFailed<'_> {
         agent.reload_errors.fetch_add(1, Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_state_changes_once_and_every_failure_counts() {
+        let stats = InstanceStats::default();
+        let error = anyhow::anyhow!("refused");
+        for _ in 0..3 {
+            CollectorFailed {
+                collector: "c",
+                error: &error,
+            }
+            .emit(&stats);
+        }
+        CollectorTimedOut {
+            collector: "c",
+            timeout: Duration::from_secs(1),
+        }
+        .emit(&stats);
+        assert!(stats.failing.load(Relaxed));
+        assert_eq!(stats.errors.load(Relaxed), 3);
+        assert_eq!(stats.timeouts.load(Relaxed), 1);
+        CollectorRecovered { collector: "c" }.emit(&stats);
+        assert!(!stats.failing.load(Relaxed));
+    }
+}
