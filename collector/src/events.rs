@@ -3,7 +3,7 @@
 //! counters feed the self-metrics (`<prefix>.<host>.carbide.collector.*`, see
 //! [`crate::selfmetrics`]).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use graphite::protocol::EncodeError;
@@ -20,6 +20,9 @@ pub struct InstanceStats {
     pub lines: AtomicU64,
     /// Duration of the last completed run, in microseconds.
     pub last_duration_us: AtomicU64,
+    /// The last run failed or timed out: further failures are logged at debug level only
+    /// (one warning per state change, not one per run; every failure is still counted).
+    pub failing: AtomicBool,
 }
 
 /// Counters of the agent as a whole.
@@ -64,11 +67,19 @@ pub struct CollectorFailed<'a> {
 
 impl CollectorFailed<'_> {
     pub fn emit(&self, stats: &InstanceStats) {
-        tracing::warn!(
-            collector = self.collector,
-            "collector run failed: {:#}",
-            self.error
-        );
+        if stats.failing.swap(true, Relaxed) {
+            tracing::debug!(
+                collector = self.collector,
+                "collector run failed again: {:#}",
+                self.error
+            );
+        } else {
+            tracing::warn!(
+                collector = self.collector,
+                "collector run failed: {:#}",
+                self.error
+            );
+        }
         stats.errors.fetch_add(1, Relaxed);
     }
 }
@@ -81,12 +92,32 @@ pub struct CollectorTimedOut<'a> {
 
 impl CollectorTimedOut<'_> {
     pub fn emit(&self, stats: &InstanceStats) {
-        tracing::warn!(
-            collector = self.collector,
-            "collector run cancelled: still running after its {} deadline (raise `timeout:` or check what it waits for)",
-            humantime::format_duration(self.timeout)
-        );
+        if stats.failing.swap(true, Relaxed) {
+            tracing::debug!(
+                collector = self.collector,
+                "collector run cancelled again at its deadline"
+            );
+        } else {
+            tracing::warn!(
+                collector = self.collector,
+                "collector run cancelled: still running after its {} deadline (raise `timeout:` or check what it waits for)",
+                humantime::format_duration(self.timeout)
+            );
+        }
         stats.timeouts.fetch_add(1, Relaxed);
+    }
+}
+
+/// A run succeeded after failed or cancelled ones (logged once, at the change).
+pub struct CollectorRecovered<'a> {
+    pub collector: &'a str,
+}
+
+impl CollectorRecovered<'_> {
+    pub fn emit(&self, stats: &InstanceStats) {
+        if stats.failing.swap(false, Relaxed) {
+            tracing::info!(collector = self.collector, "collector runs succeed again");
+        }
     }
 }
 
@@ -168,5 +199,33 @@ impl ConfigReloadFailed<'_> {
             "configuration reload failed; still running the previous configuration"
         );
         agent.reload_errors.fetch_add(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failing_state_changes_once_and_every_failure_counts() {
+        let stats = InstanceStats::default();
+        let error = anyhow::anyhow!("refused");
+        for _ in 0..3 {
+            CollectorFailed {
+                collector: "c",
+                error: &error,
+            }
+            .emit(&stats);
+        }
+        CollectorTimedOut {
+            collector: "c",
+            timeout: Duration::from_secs(1),
+        }
+        .emit(&stats);
+        assert!(stats.failing.load(Relaxed));
+        assert_eq!(stats.errors.load(Relaxed), 3);
+        assert_eq!(stats.timeouts.load(Relaxed), 1);
+        CollectorRecovered { collector: "c" }.emit(&stats);
+        assert!(!stats.failing.load(Relaxed));
     }
 }

@@ -14,8 +14,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::collectors::{Batch, Collector, Pattern, SampleKind};
 use crate::config::{LoadedInstance, Settings};
 use crate::events::{
-    AgentStats, ChunkSubmitted, CollectorFailed, CollectorRan, CollectorTimedOut, InstanceStats,
-    MetricsDropped,
+    AgentStats, ChunkSubmitted, CollectorFailed, CollectorRan, CollectorRecovered,
+    CollectorTimedOut, InstanceStats, MetricsDropped,
 };
 use crate::paths::PathBuilder;
 use crate::rates::Rates;
@@ -144,7 +144,10 @@ impl Worker {
                 }
                 .emit(&self.stats);
             }
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => CollectorRecovered {
+                collector: &self.name,
+            }
+            .emit(&self.stats),
         }
         let measured_at = Instant::now();
         let mut chunk = Chunk::default();

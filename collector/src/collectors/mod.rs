@@ -13,10 +13,13 @@ use async_trait::async_trait;
 
 use crate::yaml::{self, ConfigError};
 
+pub mod haproxy;
 pub mod host;
+pub mod rabbitmq;
+pub mod service;
 
 /// Every collector type the agent knows. Adding a collector: one file, one line here.
-pub const KINDS: &[Kind] = &[host::KIND];
+pub const KINDS: &[Kind] = &[host::KIND, haproxy::KIND, rabbitmq::KIND];
 
 /// Look a collector type up by its `type:` name.
 pub fn kind(name: &str) -> Option<&'static Kind> {

@@ -1,0 +1,264 @@
+//! What the service collectors (HAProxy, RabbitMQ, …) share: a [`Secret`] that never prints
+//! itself, an HTTP client with short timeouts, and errors that name the URL without its
+//! credentials. Not a collector itself.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A password or token from a config file. `Debug` and `Display` print `[redacted]`; only
+/// [`Secret::expose`] gives the value, to the code that puts it on the wire.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself, for the request that needs it. Never format it into a message.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Basic-auth credentials for an HTTP endpoint.
+#[derive(Clone, Debug)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Option<Secret>,
+}
+
+/// An HTTP endpoint: the URL without userinfo (safe to print) and the credentials apart.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub url: reqwest::Url,
+    pub auth: Option<Credentials>,
+}
+
+impl Endpoint {
+    /// Parse `url` (http or https). Credentials embedded in the URL (`http://u:p@host/`) are
+    /// moved out of it; explicit `username`/`password` settings take precedence.
+    pub fn parse(
+        url: &str,
+        username: Option<String>,
+        password: Option<Secret>,
+    ) -> anyhow::Result<Endpoint> {
+        let mut parsed = reqwest::Url::parse(url).map_err(|e| {
+            // The URL may hold a password: name the problem, not the text.
+            anyhow::anyhow!("url: invalid URL ({e}); expected e.g. http://127.0.0.1:8404/stats;csv")
+        })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            anyhow::bail!(
+                "url: scheme {:?} is not supported (expected http or https)",
+                parsed.scheme()
+            );
+        }
+        let url_user = (!parsed.username().is_empty()).then(|| parsed.username().to_string());
+        let url_pass = parsed.password().map(Secret::new);
+        // Infallible for http(s) URLs with a host.
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        let username = username.or(url_user);
+        let password = password.or(url_pass);
+        let auth = match (username, password) {
+            (Some(username), password) => Some(Credentials { username, password }),
+            (None, Some(_)) => anyhow::bail!("password is set but username is not"),
+            (None, None) => None,
+        };
+        Ok(Endpoint { url: parsed, auth })
+    }
+
+    /// `base` joined with `path` segments (each percent-encoded, so a vhost `/` becomes `%2F`).
+    pub fn join(&self, segments: &[&str]) -> reqwest::Url {
+        let mut url = self.url.clone();
+        if let Ok(mut s) = url.path_segments_mut() {
+            s.pop_if_empty().extend(segments);
+        }
+        url
+    }
+}
+
+/// How long a TCP/TLS connection attempt may take before the run fails with `cannot connect`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An HTTP client for one collector instance. Only the connection attempt has its own
+/// timeout (`connect_timeout`, for a clearer error than a missed deadline); the run's deadline
+/// (the instance's `timeout:`) bounds the whole exchange and cancels it, so there is no
+/// competing request timeout. reqwest drops the Authorization header on cross-host redirects.
+pub fn http_client(connect_timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_max_idle_per_host(1)
+        .user_agent(concat!("carbide-collector/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {}", e.without_url()))
+}
+
+/// GET `url` with the endpoint's credentials; the body as bytes, at most `max_bytes`. Errors
+/// name the URL without credentials and never include the response body.
+pub async fn get(
+    client: &reqwest::Client,
+    endpoint: &Endpoint,
+    url: reqwest::Url,
+    max_bytes: usize,
+) -> anyhow::Result<Vec<u8>> {
+    let shown = url.to_string();
+    let mut req = client.get(url);
+    if let Some(c) = &endpoint.auth {
+        req = req.basic_auth(&c.username, c.password.as_ref().map(Secret::expose));
+    }
+    let mut resp = req
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("GET {shown}: {}", describe(e)))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let hint = match status.as_u16() {
+            401 | 403 => ": check username and password (and the user's permissions)",
+            404 => ": check the url",
+            _ => "",
+        };
+        anyhow::bail!("GET {shown}: HTTP {status}{hint}");
+    }
+    let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(1 << 20) as usize);
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| anyhow::anyhow!("GET {shown}: reading the body: {}", describe(e)))?
+    {
+        if body.len() + chunk.len() > max_bytes {
+            anyhow::bail!("GET {shown}: response larger than {max_bytes} bytes");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A reqwest error without its URL (which could carry userinfo), with its causes.
+fn describe(e: reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    let mut text = String::from(kind);
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// A name turned into one path level: lowercased if asked, every character outside
+/// `[A-Za-z0-9_-]` (including `.`) replaced by `_`.
+pub fn segment(name: &str, lowercase: bool) -> String {
+    name.chars()
+        .map(|c| {
+            let c = if lowercase { c.to_ascii_lowercase() } else { c };
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_printed() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s}"), "[redacted]");
+        assert!(!format!("{:?}", Some(&s)).contains("hunter2"));
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn url_credentials_move_out_of_the_url() {
+        let e =
+            Endpoint::parse("http://admin:hunter2@127.0.0.1:8404/stats;csv", None, None).unwrap();
+        assert_eq!(e.url.as_str(), "http://127.0.0.1:8404/stats;csv");
+        let auth = e.auth.unwrap();
+        assert_eq!(auth.username, "admin");
+        assert_eq!(auth.password.unwrap().expose(), "hunter2");
+        // explicit settings win
+        let e = Endpoint::parse("http://a:b@h/", Some("u".into()), Some(Secret::new("p"))).unwrap();
+        assert_eq!(e.auth.unwrap().password.unwrap().expose(), "p");
+        assert!(Endpoint::parse("ftp://h/", None, None).is_err());
+        let err = Endpoint::parse("http://u:hunter2@[::1", None, None).unwrap_err();
+        assert!(!format!("{err:#}").contains("hunter2"));
+        let err = Endpoint::parse("http://h/", None, Some(Secret::new("x"))).unwrap_err();
+        assert!(format!("{err}").contains("username"));
+    }
+
+    #[test]
+    fn join_encodes_vhosts() {
+        let e = Endpoint::parse("http://127.0.0.1:15672", None, None).unwrap();
+        assert_eq!(
+            e.join(&["api", "queues", "/"]).as_str(),
+            "http://127.0.0.1:15672/api/queues/%2F"
+        );
+        let e = Endpoint::parse("http://h/rabbit/", None, None).unwrap();
+        assert_eq!(
+            e.join(&["api", "overview"]).as_str(),
+            "http://h/rabbit/api/overview"
+        );
+    }
+
+    #[test]
+    fn segments() {
+        assert_eq!(segment("Web.1 (eu)", true), "web_1__eu_");
+        assert_eq!(segment("/", false), "_");
+        assert_eq!(segment("a-b_C", false), "a-b_C");
+    }
+
+    #[tokio::test]
+    async fn connection_errors_hide_credentials() {
+        // A port nothing listens on: bind, take the port, drop the listener.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = Endpoint::parse(
+            &format!("http://admin:hunter2@127.0.0.1:{port}/x"),
+            None,
+            None,
+        )
+        .unwrap();
+        let client = http_client(CONNECT_TIMEOUT).unwrap();
+        let err = get(&client, &e, e.url.clone(), 1000).await.unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("admin"),
+            "{text}"
+        );
+        assert!(
+            text.starts_with(&format!("GET http://127.0.0.1:{port}/x: cannot connect")),
+            "{text}"
+        );
+    }
+}
