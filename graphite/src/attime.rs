@@ -164,10 +164,8 @@ fn parse_inner(input: &str, now: i64, tz: &TimeZone) -> Result<i64, String> {
         .collect();
     if is_digits(&s) {
         let b = s.as_bytes();
-        let yyyymmdd = s.len() == 8
-            && num(&b[..4]) > 1900
-            && num(&b[4..6]) < 13
-            && num(&b[6..]) < 32;
+        let yyyymmdd =
+            s.len() == 8 && num(&b[..4]) > 1900 && num(&b[4..6]) < 13 && num(&b[6..]) < 32;
         if !yyyymmdd {
             let epoch: i64 = s
                 .parse()
@@ -206,8 +204,9 @@ fn is_digits(s: &str) -> bool {
 
 /// Value of a short all-digit slice (callers check `is_digits` or slice digits only).
 fn num(b: &[u8]) -> i64 {
-    b.iter()
-        .fold(0i64, |n, d| n.saturating_mul(10).saturating_add(i64::from(d - b'0')))
+    b.iter().fold(0i64, |n, d| {
+        n.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+    })
 }
 
 /// Python's `int(s)` for the pieces attime feeds it: ASCII digits only, at least one.
@@ -422,7 +421,12 @@ mod tests {
             ("midnight", &la, now_la, at(&la, 2015, 3, 8, 0, 0)),
             ("midnight+1h", &la, now_la, at(&la, 2015, 3, 8, 1, 0)),
             ("midnight_tomorrow", &la, now_la, at(&la, 2015, 3, 9, 0, 0)),
-            ("midnight_tomorrow+3h", &la, now_la, at(&la, 2015, 3, 9, 3, 0)),
+            (
+                "midnight_tomorrow+3h",
+                &la,
+                now_la,
+                at(&la, 2015, 3, 9, 3, 0),
+            ),
             ("now", &utc, now_utc, now_utc),
             ("now", &la, now_la, now_la),
             // test_should_handle_dst_boundary: 00:00 PST + 3h is 04:00 PDT.
@@ -449,8 +453,18 @@ mod tests {
             ("20150110", &la, now_la, at(&la, 2015, 1, 10, 0, 0)),
             ("midnight", &la, now_la, at(&la, 2017, 10, 13, 0, 0)),
             ("midnight+1h", &la, now_la, at(&la, 2017, 10, 13, 1, 0)),
-            ("midnight_tomorrow", &la, now_la, at(&la, 2017, 10, 14, 0, 0)),
-            ("midnight_tomorrow+3h", &la, now_la, at(&la, 2017, 10, 14, 3, 0)),
+            (
+                "midnight_tomorrow",
+                &la,
+                now_la,
+                at(&la, 2017, 10, 14, 0, 0),
+            ),
+            (
+                "midnight_tomorrow+3h",
+                &la,
+                now_la,
+                at(&la, 2017, 10, 14, 3, 0),
+            ),
             ("now", &utc, now_utc, at(&utc, 2017, 10, 13, 11, 0)),
             ("now", &la, now_la, at(&la, 2017, 10, 13, 11, 0)),
             ("-1h", &la, now_la, at(&la, 2017, 10, 13, 10, 0)),
@@ -587,7 +601,10 @@ mod tests {
         assert_eq!(p("20151301", now, &z), 20_151_301);
         assert_eq!(p("20150101", now, &z), at(&z, 2015, 1, 1, 0, 0));
         assert_eq!(p("12:00_20150308", now, &z), at(&z, 2015, 3, 8, 12, 0));
-        assert_eq!(p("noon_yesterday", now, &z), p("yesterday", now, &z) + 12 * 3600);
+        assert_eq!(
+            p("noon_yesterday", now, &z),
+            p("yesterday", now, &z) + 12 * 3600
+        );
         assert_eq!(p("jan8", now, &z), at(&z, 2023, 1, 8, 0, 0));
         // "mar152023": graphite-web takes the last two digits as the day.
         assert_eq!(p("Mar 15, 2023", now, &z), at(&z, 2023, 3, 23, 0, 0));
@@ -601,8 +618,16 @@ mod tests {
         assert_eq!(p("tuesday", now, &z), at(&z, 2023, 11, 14, 0, 0));
         assert_eq!(p("wed", now, &z), at(&z, 2023, 11, 8, 0, 0));
         for bad in [
-            "-5m", "-1", "yesterdayx", "25:00", "9:60", "20150230", "99999999999999999999",
-            "-99999999999y", "é", "now-5x",
+            "-5m",
+            "-1",
+            "yesterdayx",
+            "25:00",
+            "9:60",
+            "20150230",
+            "99999999999999999999",
+            "-99999999999y",
+            "é",
+            "now-5x",
         ] {
             let e = parse_time(bad, now, &z).unwrap_err();
             assert_eq!(e.input(), bad);
@@ -624,7 +649,10 @@ mod tests {
         assert_eq!(TimeZone::parse("UTC").unwrap(), TimeZone::utc());
         let plus2 = TimeZone::parse("+02:00").unwrap();
         assert_eq!(p("midnight", 86_400 * 10, &plus2), 86_400 * 10 - 7200);
-        assert_eq!(TimeZone::parse("-0530").unwrap(), TimeZone::fixed(-19_800).unwrap());
+        assert_eq!(
+            TimeZone::parse("-0530").unwrap(),
+            TimeZone::fixed(-19_800).unwrap()
+        );
         let e = TimeZone::parse("Mars/Olympus").unwrap_err();
         assert!(e.to_string().contains("Mars/Olympus"), "{e}");
     }

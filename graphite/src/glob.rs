@@ -297,7 +297,8 @@ struct Class {
 
 impl Class {
     fn matches(&self, c: char) -> bool {
-        let hit = self.chars.contains(&c) || self.ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi);
+        let hit =
+            self.chars.contains(&c) || self.ranges.iter().any(|(lo, hi)| *lo <= c && c <= *hi);
         hit != self.negated
     }
 }
@@ -602,8 +603,16 @@ mod tests {
             ("a.**.d", "a.b.c.e", false),
             ("**.cpu", "x.y.cpu", true),
             ("**", "x", true),
-            ("servers.web[1-3].{cpu,mem}.*", "servers.web2.mem.used", true),
-            ("servers.web[1-3].{cpu,mem}.*", "servers.web4.mem.used", false),
+            (
+                "servers.web[1-3].{cpu,mem}.*",
+                "servers.web2.mem.used",
+                true,
+            ),
+            (
+                "servers.web[1-3].{cpu,mem}.*",
+                "servers.web4.mem.used",
+                false,
+            ),
         ];
         for (p, s, want) in table {
             assert_eq!(m(p, s), *want, "pattern {p:?} on {s:?}");
@@ -636,7 +645,7 @@ mod tests {
         let e = GlobPattern::new(&bomb).unwrap_err();
         assert!(e.to_string().contains("variants"), "{e}");
         // Across nodes nothing multiplies: each node is matched on its own.
-        let wide = vec!["{a,b,c,d}"; 30].join(".");
+        let wide = ["{a,b,c,d}"; 30].join(".");
         assert!(GlobPattern::new(&wide).is_ok());
         let long = "a".repeat(MAX_PATTERN_LEN + 1);
         assert!(GlobPattern::new(&long).is_err());

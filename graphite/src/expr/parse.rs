@@ -64,11 +64,7 @@ impl ParseError {
 
     fn at(target: &str, byte: usize, message: String) -> Self {
         let byte = byte.min(target.len());
-        let column = target
-            .char_indices()
-            .take_while(|(i, _)| *i < byte)
-            .count()
-            + 1;
+        let column = target.char_indices().take_while(|(i, _)| *i < byte).count() + 1;
         ParseError {
             target: target.to_owned(),
             column,
@@ -89,7 +85,11 @@ impl fmt::Display for ParseError {
         if start > 0 {
             line.push('…');
         }
-        line.extend(chars[start..end].iter().map(|c| if c.is_control() { ' ' } else { *c }));
+        line.extend(
+            chars[start..end]
+                .iter()
+                .map(|c| if c.is_control() { ' ' } else { *c }),
+        );
         if end < chars.len() {
             line.push('…');
         }
@@ -165,10 +165,21 @@ fn run(target: &str, vars: &[(&str, &str)], whole: bool) -> Result<(Expr, usize)
 /// A parse tree node before template substitution.
 #[derive(Debug, Clone)]
 enum Node {
-    Path { text: String, pos: usize },
-    Call { name: String, pos: usize, args: Vec<Node>, kwargs: Vec<(String, Node)> },
+    Path {
+        text: String,
+        pos: usize,
+    },
+    Call {
+        name: String,
+        pos: usize,
+        args: Vec<Node>,
+        kwargs: Vec<(String, Node)>,
+    },
     Lit(Expr),
-    Template { inner: Box<Node>, vars: Vec<(String, Val)> },
+    Template {
+        inner: Box<Node>,
+        vars: Vec<(String, Val)>,
+    },
 }
 
 /// A template variable's value: a literal argument or an external string.
@@ -192,11 +203,20 @@ impl Val {
 
 type Replacements<'a> = Option<&'a [(String, Val)]>;
 
-fn resolve(node: Node, repl: Replacements<'_>, ext: &[(String, Val)]) -> Result<Expr, (usize, String)> {
+fn resolve(
+    node: Node,
+    repl: Replacements<'_>,
+    ext: &[(String, Val)],
+) -> Result<Expr, (usize, String)> {
     match node {
         Node::Lit(e) => Ok(e),
         Node::Path { text, pos } => substitute(text, pos, repl),
-        Node::Call { name, pos, args, kwargs } => {
+        Node::Call {
+            name,
+            pos,
+            args,
+            kwargs,
+        } => {
             if name == "template" {
                 return Err((
                     pos,
@@ -213,7 +233,9 @@ fn resolve(node: Node, repl: Replacements<'_>, ext: &[(String, Val)]) -> Result<
                 .collect::<Result<_, (usize, String)>>()?;
             Ok(Expr::Call(Call { name, args, kwargs }))
         }
-        Node::Template { inner, mut vars, .. } => {
+        Node::Template {
+            inner, mut vars, ..
+        } => {
             for (k, v) in ext {
                 match vars.iter_mut().find(|(n, _)| n == k) {
                     Some(slot) => slot.1 = v.clone(),
@@ -227,16 +249,25 @@ fn resolve(node: Node, repl: Replacements<'_>, ext: &[(String, Val)]) -> Result<
 
 /// graphite-web's path substitution: in variable order, a path that *is* `$name` becomes the
 /// value itself; otherwise every `$name` is replaced by `str(value)`.
-fn substitute(mut text: String, pos: usize, repl: Replacements<'_>) -> Result<Expr, (usize, String)> {
+fn substitute(
+    mut text: String,
+    pos: usize,
+    repl: Replacements<'_>,
+) -> Result<Expr, (usize, String)> {
     for (name, val) in repl.unwrap_or(&[]) {
         let var = format!("${name}");
         if text == var {
             return match val {
                 Val::Int(i) => Ok(Expr::Int(*i)),
                 Val::Float(f) => Ok(Expr::Float(*f)),
-                Val::Str(s) if looks_numeric(s) => s.parse::<f64>().map(Expr::Float).map_err(|_| {
-                    (pos, format!("template variable ${name} = {s:?} is not a valid number"))
-                }),
+                Val::Str(s) if looks_numeric(s) => {
+                    s.parse::<f64>().map(Expr::Float).map_err(|_| {
+                        (
+                            pos,
+                            format!("template variable ${name} = {s:?} is not a valid number"),
+                        )
+                    })
+                }
                 Val::Str(s) => Ok(Expr::Str(s.clone())),
             };
         }
@@ -308,7 +339,10 @@ const EXP_POSITIONAL_FIRST: u16 = 1 << 10;
 const EXP_NAMES: &[(u16, &str)] = &[
     (EXP_PATH, "a metric path or function call"),
     (EXP_ARG, "an argument"),
-    (EXP_LITERAL, "a number or quoted string (template() takes only those)"),
+    (
+        EXP_LITERAL,
+        "a number or quoted string (template() takes only those)",
+    ),
     (EXP_KWARG, "a keyword argument (name=value)"),
     (EXP_LPAREN, "'('"),
     (EXP_COMMA, "','"),
@@ -385,6 +419,10 @@ enum Fail {
 }
 
 type R<T> = Result<(usize, T), Fail>;
+/// An optional match: `Ok(None)` when the rule does not apply here.
+type Opt<T> = Result<Option<(usize, T)>, Fail>;
+type Kwarg = (String, Node);
+type Lexer = fn(&str) -> Lex<'_>;
 
 struct P<'a> {
     src: &'a str,
@@ -392,8 +430,8 @@ struct P<'a> {
     expected: u16,
     fatal: Option<(usize, String)>,
     depth: usize,
-    memo_call: HashMap<usize, Result<(usize, Node), Fail>>,
-    memo_kwarg: HashMap<usize, Result<(usize, (String, Node)), Fail>>,
+    memo_call: HashMap<usize, R<Node>>,
+    memo_kwarg: HashMap<usize, R<Kwarg>>,
 }
 
 impl<'a> P<'a> {
@@ -488,9 +526,22 @@ impl<'a> P<'a> {
             }
             let r = self.ws(q + 1);
             match self.call(r) {
-                Ok((e, Node::Call { name, pos, mut args, kwargs })) => {
+                Ok((
+                    e,
+                    Node::Call {
+                        name,
+                        pos,
+                        mut args,
+                        kwargs,
+                    },
+                )) => {
                     args.insert(0, node);
-                    node = Node::Call { name, pos, args, kwargs };
+                    node = Node::Call {
+                        name,
+                        pos,
+                        args,
+                        kwargs,
+                    };
                     end = e;
                 }
                 Ok(_) => break,
@@ -700,14 +751,29 @@ impl<'a> P<'a> {
         }
         let close = self.ws(end);
         if self.peek(close) != Some(')') {
-            self.expect(close, if args.is_empty() { EXP_ARG | EXP_RPAREN } else { EXP_COMMA | EXP_RPAREN });
+            self.expect(
+                close,
+                if args.is_empty() {
+                    EXP_ARG | EXP_RPAREN
+                } else {
+                    EXP_COMMA | EXP_RPAREN
+                },
+            );
             return Err(Fail::Back);
         }
-        Ok((close + 1, Node::Call { name, pos, args, kwargs }))
+        Ok((
+            close + 1,
+            Node::Call {
+                name,
+                pos,
+                args,
+                kwargs,
+            },
+        ))
     }
 
     /// `kwarg`: name `=` arg. Memoized by position (tried as a lookahead, then for real).
-    fn kwarg(&mut self, pos: usize) -> R<(String, Node)> {
+    fn kwarg(&mut self, pos: usize) -> R<Kwarg> {
         if let Some(r) = self.memo_kwarg.get(&pos) {
             return r.clone();
         }
@@ -718,7 +784,7 @@ impl<'a> P<'a> {
         r
     }
 
-    fn kwarg_inner(&mut self, pos: usize) -> R<(String, Node)> {
+    fn kwarg_inner(&mut self, pos: usize) -> R<Kwarg> {
         let Ok((rest, name)) = lex_name(self.rest(pos)) else {
             return Err(Fail::Back);
         };
@@ -760,9 +826,9 @@ impl<'a> P<'a> {
     }
 
     /// sci | float | int, each only when followed by `,`, `)` or the end of the line.
-    fn number(&mut self, pos: usize) -> Result<Option<(usize, Node)>, Fail> {
+    fn number(&mut self, pos: usize) -> Opt<Node> {
         let rest = self.rest(pos);
-        let lexers: [(fn(&str) -> Lex<'_>, u8); 3] = [(lex_sci, 0), (lex_float, 1), (lex_int, 2)];
+        let lexers: [(Lexer, u8); 3] = [(lex_sci, 0), (lex_float, 1), (lex_int, 2)];
         for (lex, kind) in lexers {
             let Ok((r, text)) = lex(rest) else { continue };
             let end = self.pos_of(r);
@@ -788,8 +854,8 @@ impl<'a> P<'a> {
         if matches!(self.peek(q), None | Some(',') | Some(')')) {
             return true;
         }
-        let r = end + self.rest(end).len()
-            - self.rest(end).trim_start_matches([' ', '\t', '\r']).len();
+        let r =
+            end + self.rest(end).len() - self.rest(end).trim_start_matches([' ', '\t', '\r']).len();
         self.peek(r) == Some('\n')
     }
 
@@ -812,7 +878,10 @@ impl<'a> P<'a> {
                 }
                 Some(b'\\') => match b.get(i + 1) {
                     Some(b'x') => {
-                        let hex = b[i + 2..].iter().take_while(|c| c.is_ascii_hexdigit()).count();
+                        let hex = b[i + 2..]
+                            .iter()
+                            .take_while(|c| c.is_ascii_hexdigit())
+                            .count();
                         if hex == 0 {
                             break;
                         }
@@ -875,11 +944,17 @@ impl<'a> P<'a> {
             self.expect(close, EXP_COMMA | EXP_RPAREN);
             return Err(Fail::Back);
         }
-        Ok((close + 1, Node::Template { inner: Box::new(inner), vars }))
+        Ok((
+            close + 1,
+            Node::Template {
+                inner: Box::new(inner),
+                vars,
+            },
+        ))
     }
 
     /// `litargs` (positional, named "1", "2", …) or `litkwargs`.
-    fn lit_list(&mut self, start: usize, keyword: bool) -> Result<Option<(usize, Vec<(String, Val)>)>, Fail> {
+    fn lit_list(&mut self, start: usize, keyword: bool) -> Opt<Vec<(String, Val)>> {
         let mut out = Vec::new();
         let mut end = start;
         let mut at = start;
@@ -905,7 +980,7 @@ impl<'a> P<'a> {
         Ok((!out.is_empty()).then_some((end, out)))
     }
 
-    fn lit_kwarg(&mut self, pos: usize) -> Result<Option<(usize, (String, Val))>, Fail> {
+    fn lit_kwarg(&mut self, pos: usize) -> Opt<(String, Val)> {
         let Ok((rest, name)) = lex_name(self.rest(pos)) else {
             return Ok(None);
         };
@@ -919,7 +994,7 @@ impl<'a> P<'a> {
     }
 
     /// `litarg`: number | string.
-    fn lit_arg(&mut self, pos: usize) -> Result<Option<(usize, Val)>, Fail> {
+    fn lit_arg(&mut self, pos: usize) -> Opt<Val> {
         if let Some((e, Node::Lit(lit))) = self.number(pos)? {
             let v = match lit {
                 Expr::Int(i) => Val::Int(i),
@@ -972,7 +1047,6 @@ impl fmt::Display for Expr {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1022,7 +1096,8 @@ mod tests {
                     )
                 })
                 .collect();
-            let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let vars: Vec<(&str, &str)> =
+                vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
             let got = parse_with_vars(target, &vars);
             match row["ok"].as_str() {
                 Some(want) => match &got {
@@ -1062,7 +1137,10 @@ mod tests {
             })
         );
         assert_eq!(parse("a\\(b").unwrap(), Expr::Path("a(b".into()));
-        assert_eq!(parse("héllo.wörld").unwrap(), Expr::Path("héllo.wörld".into()));
+        assert_eq!(
+            parse("héllo.wörld").unwrap(),
+            Expr::Path("héllo.wörld".into())
+        );
     }
 
     #[test]
@@ -1075,14 +1153,25 @@ mod tests {
         );
         let e = parse("a.b)").unwrap_err();
         assert_eq!(e.column(), 4);
-        assert!(e.message().contains("expected the end of the target, found ')'"), "{e}");
+        assert!(
+            e.message()
+                .contains("expected the end of the target, found ')'"),
+            "{e}"
+        );
         let e = parse("f(x=1)").unwrap_err();
         assert_eq!(e.column(), 3);
-        assert!(e.message().contains("positional argument before keyword"), "{e}");
+        assert!(
+            e.message().contains("positional argument before keyword"),
+            "{e}"
+        );
         let e = parse("f('abc").unwrap_err();
         assert!(e.message().contains("closing quote"), "{e}");
         let e = parse("").unwrap_err();
-        assert!(e.message().contains("expected a metric path or function call"), "{e}");
+        assert!(
+            e.message()
+                .contains("expected a metric path or function call"),
+            "{e}"
+        );
         let e = parse("template(a.$x, x=foo.bar)").unwrap_err();
         assert!(e.message().contains("invalid template() syntax"), "{e}");
         assert_eq!(e.column(), 1);
@@ -1107,16 +1196,20 @@ mod tests {
 
     #[test]
     fn limits_are_errors_not_hangs() {
-        let deep = format!("{}a{}", "f(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+        let deep = format!(
+            "{}a{}",
+            "f(".repeat(MAX_DEPTH + 1),
+            ")".repeat(MAX_DEPTH + 1)
+        );
         let e = parse(&deep).unwrap_err();
         assert!(e.message().contains("nested deeper"), "{e}");
         let ok = format!("{}a{}", "f(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
         assert!(parse(&ok).is_ok());
         let long = "a".repeat(MAX_TARGET_LEN + 1);
         assert!(parse(&long).unwrap_err().message().contains("longer than"));
-        let braces = vec!["{a,b,c,d,e,f,g,h,i,j}"; 5].join(".");
+        let braces = ["{a,b,c,d,e,f,g,h,i,j}"; 5].join(".");
         assert!(parse(&braces).unwrap_err().message().contains("expands"));
-        assert!(parse(&vec!["{a,b,c,d,e,f,g,h,i,j}"; 4].join(".")).is_ok());
+        assert!(parse(&["{a,b,c,d,e,f,g,h,i,j}"; 4].join(".")).is_ok());
         // PEG re-tries must stay linear: nested templates and keyword arguments.
         let t = format!("{}a{}", "template(".repeat(40), ")".repeat(40));
         assert!(parse(&t).is_err()); // nested template() calls are invalid in graphite-web
