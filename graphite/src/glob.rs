@@ -214,17 +214,22 @@ fn compile_node(mut variants: Vec<String>) -> NodePattern {
 }
 
 /// graphite-web's `expand_braces`: repeatedly expands the leftmost innermost `{…}` (one
-/// without braces inside), splitting on `,`. Returns `None` past `limit` variants.
+/// without braces inside), splitting on `,`. Returns `None` past `limit` variants, counting
+/// duplicates too (`{,}{,}…` is exponential work even though it yields one string).
 pub fn expand_braces(s: &str, limit: usize) -> Option<Vec<String>> {
     let mut done: Vec<String> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
     let mut work = vec![s.to_owned()];
+    let mut budget = limit.saturating_mul(4);
     while let Some(cur) = work.pop() {
+        budget = budget.checked_sub(1)?;
         match innermost_group(&cur) {
             None => {
-                if !done.contains(&cur) {
+                if !seen.contains(&cur) {
                     if done.len() >= limit {
                         return None;
                     }
+                    seen.insert(cur.clone());
                     done.push(cur);
                 }
             }
@@ -661,5 +666,16 @@ mod tests {
         assert_eq!(v, ["ac", "ad", "bc", "bd"]);
         assert_eq!(expand_braces("{a,a}", 100).unwrap(), ["a"]);
         assert_eq!(expand_braces("{a,b}{c,d}", 3), None);
+    }
+
+    #[test]
+    fn fuzz_regressions() {
+        // Duplicate-only expansions used to take exponential time (fuzz timeout).
+        let dup = "{,}".repeat(40);
+        assert!(GlobPattern::new(&dup).is_err());
+        let found = "{a,{{a,{b,c}}b,,}}ries(tsex{1,2}), x{1,2}, s{1,ariZ\0\0\0\0\0\0es(t{0,2}), \
+                     x{,1},1 s{1,2}, scarieries(tsex{1,2}), x{1,2}, s{1,aries(t{0,2}), x{,1},1 },},\
+                     s{1,s(tsex{1,2}), x{1,2}, scaries(dem";
+        assert!(GlobPattern::new(found).is_err());
     }
 }

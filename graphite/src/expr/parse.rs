@@ -431,6 +431,7 @@ struct P<'a> {
     fatal: Option<(usize, String)>,
     depth: usize,
     memo_call: HashMap<usize, R<Node>>,
+    memo_template: HashMap<usize, R<Node>>,
     memo_kwarg: HashMap<usize, R<Kwarg>>,
 }
 
@@ -443,6 +444,7 @@ impl<'a> P<'a> {
             fatal: None,
             depth: 0,
             memo_call: HashMap::new(),
+            memo_template: HashMap::new(),
             memo_kwarg: HashMap::new(),
         }
     }
@@ -904,8 +906,20 @@ impl<'a> P<'a> {
         None
     }
 
-    /// `template`: `template(` (call | path) [`,` litargs | litkwargs] `)`.
+    /// `template`: `template(` (call | path) [`,` litargs | litkwargs] `)`. Memoized like
+    /// [`Self::call`].
     fn template(&mut self, pos: usize) -> R<Node> {
+        if let Some(r) = self.memo_template.get(&pos) {
+            return r.clone();
+        }
+        let r = self.template_inner(pos);
+        if r.as_ref().err() != Some(&Fail::Fatal) {
+            self.memo_template.insert(pos, r.clone());
+        }
+        r
+    }
+
+    fn template_inner(&mut self, pos: usize) -> R<Node> {
         if !self.rest(pos).starts_with("template") {
             return Err(Fail::Back);
         }
