@@ -162,16 +162,35 @@ impl GlobPattern {
             }
             return parts.next().is_none();
         }
-        let parts: Vec<&str> = path.split('.').collect();
-        // reach[j]: the first i pattern nodes can consume exactly j path nodes.
-        let mut reach = vec![false; parts.len() + 1];
+        const STACK: usize = 64;
+        let n = path.split('.').count();
+        if n >= STACK {
+            let parts: Vec<&str> = path.split('.').collect();
+            return self.matches_dp(&parts, &mut vec![false; n + 1], &mut vec![false; n + 1]);
+        }
+        let mut parts = [""; STACK];
+        for (slot, part) in parts.iter_mut().zip(path.split('.')) {
+            *slot = part;
+        }
+        self.matches_dp(
+            &parts[..n],
+            &mut [false; STACK + 1],
+            &mut [false; STACK + 1],
+        )
+    }
+
+    /// Whole-path matching with `**`: `reach[j]` says the pattern nodes so far can consume
+    /// exactly the first `j` path nodes. O(pattern nodes × path nodes), no allocation.
+    fn matches_dp(&self, parts: &[&str], reach: &mut [bool], next: &mut [bool]) -> bool {
+        let (mut reach, mut next) = (reach, next);
+        reach[..=parts.len()].fill(false);
         reach[0] = true;
         for node in &self.nodes {
-            let mut next = vec![false; parts.len() + 1];
+            next[..=parts.len()].fill(false);
             if let NodePattern::GlobStar = node {
                 let mut on = false;
-                for (j, r) in reach.iter().enumerate() {
-                    on |= *r;
+                for j in 0..=parts.len() {
+                    on |= reach[j];
                     next[j] = on;
                 }
             } else {
@@ -181,7 +200,7 @@ impl GlobPattern {
                     }
                 }
             }
-            reach = next;
+            std::mem::swap(&mut reach, &mut next);
         }
         reach[parts.len()]
     }
@@ -622,6 +641,16 @@ mod tests {
         for (p, s, want) in table {
             assert_eq!(m(p, s), *want, "pattern {p:?} on {s:?}");
         }
+    }
+
+    #[test]
+    fn globstar_over_long_paths() {
+        let long = vec!["n"; 100].join(".");
+        assert!(m("**.n", &long));
+        assert!(m("n.**", &long));
+        assert!(!m("**.x", &long));
+        let g = GlobPattern::new("a.**.b.**.c").unwrap();
+        assert!(g.matches("a.b.c") && g.matches("a.x.b.y.z.c") && !g.matches("a.c.b"));
     }
 
     #[test]
