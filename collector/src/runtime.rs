@@ -566,10 +566,12 @@ mod tests {
             (5..=7).contains(&timeouts_in_60),
             "{timeouts_in_60} timeouts"
         );
-        assert_eq!(
-            hung_stats.timeouts.load(Relaxed),
-            hung_runs.load(Relaxed),
-            "every hung run was cancelled and counted"
+        // Every hung run was cancelled at its deadline and counted, except possibly the one
+        // in flight when the test stopped everything.
+        let (timeouts, started) = (hung_stats.timeouts.load(Relaxed), hung_runs.load(Relaxed));
+        assert!(
+            started.checked_sub(timeouts).is_some_and(|d| d <= 1),
+            "{started} hung runs started, {timeouts} counted as timeouts"
         );
         assert_eq!(hung_stats.runs.load(Relaxed), 0);
         let chunks = chunks.lock().unwrap();
