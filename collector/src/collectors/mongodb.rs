@@ -655,6 +655,17 @@ mod tests {
     }
 
     #[test]
+    fn sample_config_is_valid_and_in_the_docs() {
+        let inst = (KIND.build)(Path::new("collectors.d/mongodb.yml"), KIND.sample);
+        assert!(inst.is_ok(), "{:?}", inst.err());
+        let doc = include_str!("../../../docs/collectors/mongodb.md");
+        assert!(
+            doc.contains(KIND.sample),
+            "docs/collectors/mongodb.md: paste the sample"
+        );
+    }
+
+    #[test]
     fn keys_follow_diamond() {
         let mut s = String::new();
         push_key(&mut s, "bytes currently in the cache");
