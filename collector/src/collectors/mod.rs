@@ -15,11 +15,12 @@ use crate::yaml::{self, ConfigError};
 
 pub mod haproxy;
 pub mod host;
+pub mod mongodb;
 pub mod rabbitmq;
 pub mod service;
 
 /// Every collector type the agent knows. Adding a collector: one file, one line here.
-pub const KINDS: &[Kind] = &[host::KIND, haproxy::KIND, rabbitmq::KIND];
+pub const KINDS: &[Kind] = &[host::KIND, haproxy::KIND, rabbitmq::KIND, mongodb::KIND];
 
 /// Look a collector type up by its `type:` name.
 pub fn kind(name: &str) -> Option<&'static Kind> {

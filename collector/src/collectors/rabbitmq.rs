@@ -408,8 +408,11 @@ mod tests {
 
     #[test]
     fn page_size_is_validated() {
-        let cfg: RabbitmqConfig =
-            serde_yaml::from_str("type: rabbitmq\npage_size: 1000\n").unwrap();
+        let cfg: RabbitmqConfig = crate::yaml::from_str(
+            std::path::Path::new("t.yml"),
+            "type: rabbitmq\npage_size: 1000\n",
+        )
+        .unwrap();
         let err = cfg.into_collector().err().unwrap();
         assert!(err.to_string().contains("1 to 500"), "{err}");
     }

@@ -1,8 +1,9 @@
-//! Test kit shared by the integration tests: a line-counting TCP receiver and a real
-//! carbon-cache. Each test file uses a part of it.
+//! Test kit shared by the integration tests: a line-counting TCP receiver, a real
+//! carbon-cache and a MongoDB wire-protocol test server. Each test file uses a part of it.
 #![allow(dead_code)]
 
 pub mod carbon;
+pub mod mongo_wire;
 pub mod receiver;
 
 use std::time::Duration;
