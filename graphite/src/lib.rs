@@ -12,3 +12,5 @@
 
 pub mod expr;
 pub mod protocol;
+#[cfg(feature = "store")]
+pub mod store;

@@ -1,0 +1,3 @@
+//! The embedded store (work in progress).
+pub mod index;
+pub mod schema;
