@@ -31,7 +31,10 @@ enum Tok {
     Lit(char),
     Any,
     Star,
-    Set { negated: bool, ranges: Vec<(char, char)> },
+    Set {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 /// graphite-web's `match_entries`: first-brace-group variants, each a Python fnmatch.
@@ -395,15 +398,27 @@ mod tests {
                     "servers.web2.cpu.user",
                 ],
             ),
-            ("servers.web?.cpu.user", &["servers.web1.cpu.user", "servers.web2.cpu.user"]),
-            ("servers.web[12].cpu.user", &["servers.web1.cpu.user", "servers.web2.cpu.user"]),
+            (
+                "servers.web?.cpu.user",
+                &["servers.web1.cpu.user", "servers.web2.cpu.user"],
+            ),
+            (
+                "servers.web[12].cpu.user",
+                &["servers.web1.cpu.user", "servers.web2.cpu.user"],
+            ),
             ("servers.web[!1].cpu.user", &["servers.web2.cpu.user"]),
-            ("servers.web[0-1]*.cpu.user", &["servers.web1.cpu.user", "servers.web10.cpu.user"]),
+            (
+                "servers.web[0-1]*.cpu.user",
+                &["servers.web1.cpu.user", "servers.web10.cpu.user"],
+            ),
             (
                 "servers.{web1,db1}.cpu.user",
                 &["servers.db1.cpu.user", "servers.web1.cpu.user"],
             ),
-            ("servers.{web,db}1.cpu.user", &["servers.db1.cpu.user", "servers.web1.cpu.user"]),
+            (
+                "servers.{web,db}1.cpu.user",
+                &["servers.db1.cpu.user", "servers.web1.cpu.user"],
+            ),
             (
                 "servers.web{1,2}.cpu.{user,system}",
                 &[
@@ -416,7 +431,10 @@ mod tests {
             // `*` never crosses a dot.
             ("servers.*", &[]),
             ("servers.*.load", &["servers.db1.load"]),
-            ("*.web1.cpu.user", &["other.web1.cpu.user", "servers.web1.cpu.user"]),
+            (
+                "*.web1.cpu.user",
+                &["other.web1.cpu.user", "servers.web1.cpu.user"],
+            ),
             // Braces are split on dots first: `{web1.cpu,x}` is two nodes, both literal text.
             ("servers.{web1.cpu,x}.user", &[]),
             // Backslashes are dropped, then `[a]` is a set matching `a`: no match for `[a]`.
@@ -426,15 +444,18 @@ mod tests {
             // A literal node with braces of no comma: `{x}` expands to `x`.
             ("servers.{x}.cpu.user", &[]),
             ("servers.w.cpu.user", &["servers.w.cpu.user"]),
-            ("servers.**.user", &[
-                "servers.[a].cpu.user",
-                "servers.db1.cpu.user",
-                "servers.w.cpu.user",
-                "servers.web1.cpu.user",
-                "servers.web10.cpu.user",
-                "servers.web2.cpu.user",
-                "servers.{x}.cpu.user",
-            ]),
+            (
+                "servers.**.user",
+                &[
+                    "servers.[a].cpu.user",
+                    "servers.db1.cpu.user",
+                    "servers.w.cpu.user",
+                    "servers.web1.cpu.user",
+                    "servers.web10.cpu.user",
+                    "servers.web2.cpu.user",
+                    "servers.{x}.cpu.user",
+                ],
+            ),
         ];
         for (pattern, want) in cases {
             let got: Vec<String> = ix.expand(pattern).into_iter().map(|(p, _)| p).collect();
@@ -462,7 +483,11 @@ mod tests {
             ("{", "{", true),
         ];
         for (pat, name, want) in cases {
-            assert_eq!(FnmatchNode::new(pat).matches(name), *want, "{pat} vs {name}");
+            assert_eq!(
+                FnmatchNode::new(pat).matches(name),
+                *want,
+                "{pat} vs {name}"
+            );
         }
     }
 
@@ -471,12 +496,27 @@ mod tests {
         let ix = index(&["a.b", "a.b.c", "a.d"]);
         let got = ix.find("a.*");
         let want = vec![
-            FindNode { path: "a.b".into(), is_leaf: false },
-            FindNode { path: "a.b".into(), is_leaf: true },
-            FindNode { path: "a.d".into(), is_leaf: true },
+            FindNode {
+                path: "a.b".into(),
+                is_leaf: false,
+            },
+            FindNode {
+                path: "a.b".into(),
+                is_leaf: true,
+            },
+            FindNode {
+                path: "a.d".into(),
+                is_leaf: true,
+            },
         ];
         assert_eq!(got, want);
-        assert_eq!(ix.find("*"), vec![FindNode { path: "a".into(), is_leaf: false }]);
+        assert_eq!(
+            ix.find("*"),
+            vec![FindNode {
+                path: "a".into(),
+                is_leaf: false
+            }]
+        );
         assert_eq!(ix.get("a.b"), Some(0));
         assert_eq!(ix.get("a"), None);
         assert_eq!(ix.len(), 3);
@@ -487,13 +527,19 @@ mod tests {
         let mut ix = Index::default();
         for h in 0..1000 {
             for m in 0..100 {
-                ix.insert(&format!("servers.host{h:04}.metric{m:03}.value"), h * 100 + m);
+                ix.insert(
+                    &format!("servers.host{h:04}.metric{m:03}.value"),
+                    h * 100 + m,
+                );
             }
         }
         assert_eq!(ix.len(), 100_000);
         assert_eq!(ix.expand("servers.host0042.*.value").len(), 100);
         assert_eq!(ix.expand("servers.*.metric007.value").len(), 1000);
-        assert_eq!(ix.expand("servers.host00{1,2}?.metric00[0-4].value").len(), 100);
+        assert_eq!(
+            ix.expand("servers.host00{1,2}?.metric00[0-4].value").len(),
+            100
+        );
         assert_eq!(ix.get("servers.host0999.metric099.value"), Some(99_999));
     }
 }

@@ -93,21 +93,29 @@ impl Aggregation {
             Aggregation::Max => known.iter().copied().fold(f64::NEG_INFINITY, f64::max),
             Aggregation::Last => known[known.len() - 1],
             Aggregation::AvgZero => known.iter().sum::<f64>() / total.max(1) as f64,
-            Aggregation::AbsMax => known.iter().copied().fold(0.0, |a: f64, b: f64| {
-                if b.abs() > a.abs() {
-                    b
-                } else {
-                    a
-                }
-            }),
+            Aggregation::AbsMax => {
+                known.iter().copied().fold(
+                    0.0,
+                    |a: f64, b: f64| {
+                        if b.abs() > a.abs() {
+                            b
+                        } else {
+                            a
+                        }
+                    },
+                )
+            }
             Aggregation::AbsMin => {
-                known[1..].iter().copied().fold(known[0], |a: f64, b: f64| {
-                    if b.abs() < a.abs() {
-                        b
-                    } else {
-                        a
-                    }
-                })
+                known[1..].iter().copied().fold(
+                    known[0],
+                    |a: f64, b: f64| {
+                        if b.abs() < a.abs() {
+                            b
+                        } else {
+                            a
+                        }
+                    },
+                )
             }
         }
     }
@@ -125,7 +133,11 @@ pub struct SeriesSchema {
 impl SeriesSchema {
     /// Longest retention of all archives (whisper's `maxRetention`).
     pub fn max_retention(&self) -> i64 {
-        self.archives.iter().map(Archive::retention).max().unwrap_or(0)
+        self.archives
+            .iter()
+            .map(Archive::retention)
+            .max()
+            .unwrap_or(0)
     }
 
     /// Index of the finest archive whose retention covers `age` seconds, as whisper picks it
@@ -442,7 +454,10 @@ impl Schemas {
 
     /// Read both files; `None` means carbide's default retentions / whisper's default
     /// aggregation (average, xFilesFactor 0.5).
-    pub fn load(schemas: Option<&Path>, aggregation: Option<&Path>) -> Result<Schemas, SchemaError> {
+    pub fn load(
+        schemas: Option<&Path>,
+        aggregation: Option<&Path>,
+    ) -> Result<Schemas, SchemaError> {
         let read = |p: &Path| {
             std::fs::read_to_string(p).map_err(|e| {
                 err(
@@ -578,7 +593,10 @@ aggregationMethod = average
         let c = s.classify("web.cpu");
         assert_eq!((c.aggregation, c.x_files_factor), (Aggregation::Sum, 0.5));
         let d = s.classify("db.load");
-        assert_eq!((d.aggregation, d.x_files_factor), (Aggregation::Average, 0.5));
+        assert_eq!(
+            (d.aggregation, d.x_files_factor),
+            (Aggregation::Average, 0.5)
+        );
     }
 
     #[test]
@@ -597,7 +615,9 @@ aggregationMethod = average
         for (def, want) in ok {
             assert_eq!(parse_archive(def).unwrap(), *want, "{def}");
         }
-        for bad in ["10s", "10x:1d", "s:1d", "10s:d", "0s:1d", "10s:5s", "1M:1d", "-1:5"] {
+        for bad in [
+            "10s", "10x:1d", "s:1d", "10s:d", "0s:1d", "10s:5s", "1M:1d", "-1:5",
+        ] {
             assert!(parse_archive(bad).is_err(), "{bad} should be rejected");
         }
     }
