@@ -385,6 +385,8 @@ async fn flusher(
     }
 }
 
+/// Write `carbide.store.*` every `every`. Counters are running totals since start (graph
+/// them with `nonNegativeDerivative`), so two reports landing in one slot cannot lose counts.
 async fn self_metrics(
     store: Arc<Store>,
     bad: Arc<BadLines>,
@@ -393,8 +395,6 @@ async fn self_metrics(
 ) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
-    let mut last = [0u64; 4];
-    let mut last_bad = [0u64; 7];
     loop {
         tokio::select! {
             _ = stop.changed() => break,
@@ -402,50 +402,41 @@ async fn self_metrics(
         }
         let now = unix_now();
         let s = &store.stats;
-        let counters = [
-            s.points_received.load(Relaxed),
-            s.points_dropped_retention.load(Relaxed),
-            s.points_dropped_cache_full.load(Relaxed),
-            s.points_flushed.load(Relaxed),
+        let mut pts: Vec<(String, f64)> = vec![
+            (
+                "points_received".into(),
+                s.points_received.load(Relaxed) as f64,
+            ),
+            (
+                "points_dropped_retention".into(),
+                s.points_dropped_retention.load(Relaxed) as f64,
+            ),
+            (
+                "points_dropped_cache_full".into(),
+                s.points_dropped_cache_full.load(Relaxed) as f64,
+            ),
+            (
+                "points_flushed".into(),
+                s.points_flushed.load(Relaxed) as f64,
+            ),
+            ("flushes".into(), s.flushes.load(Relaxed) as f64),
+            ("flush_errors".into(), s.flush_errors.load(Relaxed) as f64),
+            ("cache_points".into(), s.cache_points.load(Relaxed) as f64),
+            ("series".into(), store.series_count() as f64),
+            (
+                "flush_seconds".into(),
+                s.last_flush_micros.load(Relaxed) as f64 / 1e6,
+            ),
+            ("bad_lines.total".into(), bad.total() as f64),
         ];
-        let names = [
-            "carbide.store.points_received",
-            "carbide.store.points_dropped_retention",
-            "carbide.store.points_dropped_cache_full",
-            "carbide.store.points_flushed",
-        ];
-        let mut pts: Vec<(String, f64)> = Vec::new();
-        for i in 0..4 {
+        for (i, kind) in BAD_LINE_KINDS.iter().enumerate() {
             pts.push((
-                names[i].to_owned(),
-                counters[i].saturating_sub(last[i]) as f64,
+                format!("bad_lines.{kind}"),
+                bad.counts[i].load(Relaxed) as f64,
             ));
         }
-        last = counters;
-        let mut bad_total = 0;
-        for (i, kind) in BAD_LINE_KINDS.iter().enumerate() {
-            let c = bad.counts[i].load(Relaxed);
-            let d = c.saturating_sub(last_bad[i]);
-            last_bad[i] = c;
-            bad_total += d;
-            pts.push((format!("carbide.store.bad_lines.{kind}"), d as f64));
-        }
-        pts.push(("carbide.store.bad_lines.total".into(), bad_total as f64));
-        pts.push((
-            "carbide.store.cache_points".into(),
-            s.cache_points.load(Relaxed) as f64,
-        ));
-        pts.push(("carbide.store.series".into(), store.series_count() as f64));
-        pts.push((
-            "carbide.store.flush_seconds".into(),
-            s.last_flush_micros.load(Relaxed) as f64 / 1e6,
-        ));
-        pts.push((
-            "carbide.store.flush_errors".into(),
-            s.flush_errors.load(Relaxed) as f64,
-        ));
-        for (p, v) in &pts {
-            store.store_point(p, *v, now, now);
+        for (name, v) in &pts {
+            store.store_point(&format!("carbide.store.{name}"), *v, now, now);
         }
     }
 }
