@@ -143,6 +143,9 @@ const SCHEMA_SQL: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS chunks_expires ON chunks(expires)",
 ];
 
+/// One series in a flush: path, id, schema, points, already in the `series` table.
+type FlushItem = (String, u64, Arc<SeriesSchema>, Arc<Vec<Pt>>, bool);
+
 /// Result of one flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FlushReport {
@@ -371,7 +374,7 @@ impl Store {
         let _guard = self.flush_lock.lock().await;
         let started = Instant::now();
         // Snapshot: pending → flushing (kept visible to reads until committed).
-        let mut work: Vec<(String, u64, Arc<SeriesSchema>, Arc<Vec<Pt>>, bool)> = Vec::new();
+        let mut work: Vec<FlushItem> = Vec::new();
         for shard in &self.shards {
             let mut shard = lock(shard);
             for (path, e) in shard.by_path.iter_mut() {
@@ -431,7 +434,7 @@ impl Store {
 
     async fn write_flush(
         &self,
-        work: &[(String, u64, Arc<SeriesSchema>, Arc<Vec<Pt>>, bool)],
+        work: &[FlushItem],
         now: i64,
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
