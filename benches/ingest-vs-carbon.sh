@@ -10,7 +10,7 @@
 # whisper files. "points/s" is reported only when that count equals the number sent.
 #
 # Usage: benches/ingest-vs-carbon.sh [SERIES] [POINTS]     (defaults 100000 10)
-# Needs: python3, python3-whisper, graphite-carbon; builds the example in release mode.
+# Needs: python3, /usr/bin/python3 with python3-whisper, graphite-carbon; builds the example in release mode.
 set -euo pipefail
 
 SERIES=${1:-100000}
@@ -177,7 +177,7 @@ EOF
         sleep 0.2
     done
     local secs; secs=$(python3 "$WORK/send.py" "$port" $files)
-    local count; count=$(python3 "$WORK/carbon_count.py" "$qport" "$dir/storage/whisper" "$SERIES" "$T0" "$POINTS" "$TOTAL")
+    local count; count=$(/usr/bin/python3 "$WORK/carbon_count.py" "$qport" "$dir/storage/whisper" "$SERIES" "$T0" "$POINTS" "$TOTAL")
     kill "$cpid" 2>/dev/null || true
     wait "$cpid" 2>/dev/null || true
     report carbon-cache "$conns" "$secs" "$count"

@@ -255,6 +255,16 @@ impl Store {
 
     /// [`Store::insert_at`] without counting the point as received (self-metrics).
     pub(crate) fn store_point(&self, path: &str, value: f64, ts: i64, now: i64) -> bool {
+        let kept = self.cache_point(path, value, ts, now);
+        if kept {
+            self.stats.cache_points.fetch_add(1, Relaxed);
+        }
+        kept
+    }
+
+    /// Append to the cache without touching the shared `points_received` / `cache_points`
+    /// counters: the listeners add those once per read buffer, not once per line.
+    pub(crate) fn cache_point(&self, path: &str, value: f64, ts: i64, now: i64) -> bool {
         if self.stats.cache_points.load(Relaxed) >= self.max_cache_points {
             self.stats.points_dropped_cache_full.fetch_add(1, Relaxed);
             return false;
@@ -288,7 +298,6 @@ impl Store {
             return false;
         };
         entry.pending.push(Pt { ts, value, dest });
-        self.stats.cache_points.fetch_add(1, Relaxed);
         true
     }
 
@@ -550,8 +559,9 @@ impl Store {
         if from > now {
             return Ok(None);
         }
-        let until = until.min(now);
         let from = from.max(now - schema.max_retention());
+        // A range ending before the oldest data still answers one (empty) slot.
+        let until = until.min(now).max(from);
         let k = schema
             .archive_for_age(now - from)
             .unwrap_or(schema.archives.len() - 1);
@@ -674,6 +684,9 @@ mod tests {
         // Before the oldest retention: clamped to now - maxRetention.
         let c = &s.fetch("x", 0, NOW, NOW).await.unwrap()[0];
         assert_eq!((c.step, c.start), (60, chunk::slot(NOW - 86_400, 60) + 60));
+        // Wholly before the oldest retention: one empty slot at the oldest edge.
+        let o = &s.fetch("x", 0, 10, NOW).await.unwrap()[0];
+        assert_eq!((o.step, o.values.clone()), (60, vec![None]));
         // Wholly in the future: no series; from > until: an error.
         assert!(s
             .fetch("x", NOW + 10, NOW + 20, NOW)

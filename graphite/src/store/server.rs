@@ -267,22 +267,37 @@ async fn tcp_accept(
 /// Handle the complete lines in `buf`, returning how many bytes were consumed.
 fn handle_lines(buf: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) -> usize {
     let mut consumed = 0;
+    let (mut received, mut kept) = (0, 0);
     while let Some(nl) = buf[consumed..].iter().position(|&b| b == b'\n') {
-        handle_line(&buf[consumed..consumed + nl], store, bad, peer, now);
+        if let Some(k) = parse_one(&buf[consumed..consumed + nl], store, bad, peer, now) {
+            received += 1;
+            kept += k as u64;
+        }
         consumed += nl + 1;
     }
+    store.stats.points_received.fetch_add(received, Relaxed);
+    store.stats.cache_points.fetch_add(kept, Relaxed);
     consumed
 }
 
-fn handle_line(line: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) {
+/// `Some(kept)` for a good line, `None` for a blank or bad one.
+fn parse_one(line: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) -> Option<bool> {
     if line.iter().all(u8::is_ascii_whitespace) {
-        return;
+        return None;
     }
     match parse_line(line) {
-        Ok(l) => {
-            store.insert_at(l.path, l.timestamp, l.value, now);
+        Ok(l) => Some(store.cache_point(l.path, l.value, l.timestamp, now)),
+        Err(e) => {
+            bad.emit(e.kind(), peer, &e);
+            None
         }
-        Err(e) => bad.emit(e.kind(), peer, &e),
+    }
+}
+
+fn handle_line(line: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) {
+    if let Some(kept) = parse_one(line, store, bad, peer, now) {
+        store.stats.points_received.fetch_add(1, Relaxed);
+        store.stats.cache_points.fetch_add(kept as u64, Relaxed);
     }
 }
 
