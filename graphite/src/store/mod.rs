@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use chunk::{ChunkKey, ChunkMap, Pt};
 pub use index::FindNode;
@@ -447,28 +447,83 @@ impl Store {
         now: i64,
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
+        // Batched statements: a flush of 100k series is a few hundred statements, not 200k.
+        const SERIES_ROWS: usize = 1000;
+        const KEYS_PER_SELECT: usize = 300;
+        const CHUNK_ROWS: usize = 1000;
         let mut tx = self.pool.begin().await?;
-        for (path, id, schema, pts, persisted) in work {
-            if !persisted {
-                sqlx::query(
-                    "INSERT OR REPLACE INTO series (id, path, retentions, aggregation, xff)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .bind(*id as i64)
-                .bind(path.as_str())
-                .bind(schema.retentions_string())
-                .bind(schema.aggregation.name())
-                .bind(schema.x_files_factor)
-                .execute(&mut *tx)
-                .await?;
+        let new: Vec<&FlushItem> = work.iter().filter(|w| !w.4).collect();
+        for batch in new.chunks(SERIES_ROWS) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR REPLACE INTO series (id, path, retentions, aggregation, xff) ",
+            );
+            qb.push_values(batch, |mut b, (path, id, schema, _, _)| {
+                b.push_bind(*id as i64)
+                    .push_bind(path.as_str())
+                    .push_bind(schema.retentions_string())
+                    .push_bind(schema.aggregation.name())
+                    .push_bind(schema.x_files_factor);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        // Existing chunks to merge into: only series already in the database can have any.
+        let mut needs: Vec<BTreeSet<ChunkKey>> = Vec::with_capacity(work.len());
+        let mut wanted: Vec<(i64, i64, i64)> = Vec::new();
+        for (_, id, schema, pts, persisted) in work {
+            let mut need = BTreeSet::new();
+            chunk::needs(schema, pts, &mut need);
+            if *persisted {
+                wanted.extend(need.iter().map(|&(a, c)| (*id as i64, a as i64, c)));
             }
+            needs.push(need);
+        }
+        let mut loaded: HashMap<(u64, u8, i64), Vec<f64>> = HashMap::new();
+        for batch in wanted.chunks(KEYS_PER_SELECT) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "SELECT series_id, archive, chunk_start, data FROM chunks
+                 WHERE (series_id, archive, chunk_start) IN (VALUES ",
+            );
+            for (i, (id, a, c)) in batch.iter().enumerate() {
+                if i > 0 {
+                    qb.push(", ");
+                }
+                qb.push("(")
+                    .push_bind(*id)
+                    .push(", ")
+                    .push_bind(*a)
+                    .push(", ")
+                    .push_bind(*c)
+                    .push(")");
+            }
+            qb.push(")");
+            for row in qb.build().fetch_all(&mut *tx).await? {
+                let (id, a, c): (i64, i64, i64) =
+                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+                let data: Vec<u8> = row.try_get(3)?;
+                match chunk::decode(&data) {
+                    Some(v) => {
+                        loaded.insert((id as u64, a as u8, c), v);
+                    }
+                    None => tracing::warn!(
+                        series = id,
+                        archive = a,
+                        start = c,
+                        "unreadable chunk replaced"
+                    ),
+                }
+            }
+        }
+        let mut rows: Vec<(i64, i64, i64, i64, Vec<u8>)> = Vec::new();
+        for ((_, id, schema, pts, _), need) in work.iter().zip(&needs) {
             if pts.is_empty() {
                 continue;
             }
-            let mut need = BTreeSet::new();
-            chunk::needs(schema, pts, &mut need);
             let mut map = ChunkMap::new();
-            self.load_chunks(&mut tx, *id, &need, &mut map).await?;
+            for &(a, c) in need {
+                if let Some(v) = loaded.remove(&(*id, a, c)) {
+                    map.insert((a, c), v);
+                }
+            }
             let mut touched = BTreeSet::new();
             chunk::apply(schema, pts, &mut map, &mut touched);
             for key in touched {
@@ -477,20 +532,29 @@ impl Store {
                 };
                 let a: Archive = schema.archives[key.0 as usize];
                 let expires = key.1 + a.step * chunk::CHUNK_SLOTS + a.retention();
-                sqlx::query(
-                    "INSERT OR REPLACE INTO chunks (series_id, archive, chunk_start, expires, data)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .bind(*id as i64)
-                .bind(key.0 as i64)
-                .bind(key.1)
-                .bind(expires)
-                .bind(chunk::encode(values))
-                .execute(&mut *tx)
-                .await?;
-                report.chunks_written += 1;
+                rows.push((
+                    *id as i64,
+                    key.0 as i64,
+                    key.1,
+                    expires,
+                    chunk::encode(values),
+                ));
             }
         }
+        for batch in rows.chunks(CHUNK_ROWS) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT OR REPLACE INTO chunks (series_id, archive, chunk_start, expires, data) ",
+            );
+            qb.push_values(batch, |mut b, r| {
+                b.push_bind(r.0)
+                    .push_bind(r.1)
+                    .push_bind(r.2)
+                    .push_bind(r.3)
+                    .push_bind(r.4.as_slice());
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        report.chunks_written = rows.len();
         report.chunks_expired = sqlx::query("DELETE FROM chunks WHERE expires < ?1")
             .bind(now)
             .execute(&mut *tx)

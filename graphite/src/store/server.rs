@@ -281,7 +281,13 @@ fn handle_lines(buf: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now
 }
 
 /// `Some(kept)` for a good line, `None` for a blank or bad one.
-fn parse_one(line: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) -> Option<bool> {
+fn parse_one(
+    line: &[u8],
+    store: &Store,
+    bad: &BadLines,
+    peer: SocketAddr,
+    now: i64,
+) -> Option<bool> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
