@@ -89,7 +89,7 @@ struct Entry {
 
 #[derive(Default)]
 struct Shard {
-    by_path: HashMap<Box<str>, Entry>,
+    by_path: FnvMap<Box<str>, Entry>,
 }
 
 /// The store. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -112,13 +112,36 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-fn shard_of(path: &str) -> usize {
-    // FNV-1a: cheap and good enough to spread paths over shards.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in path.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+/// FNV-1a: cheap for short keys; picks the shard and hashes the shard's map. Paths come from
+/// the network, but a client able to collide them only slows its own series' lookups.
+#[derive(Default, Clone, Copy)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
     }
-    (h % SHARDS as u64) as usize
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
+
+fn shard_of(path: &str) -> usize {
+    use std::hash::Hasher;
+    let mut h = Fnv::default();
+    h.write(path.as_bytes());
+    // High bits: the map uses the low ones.
+    (h.finish() >> 40) as usize % SHARDS
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
