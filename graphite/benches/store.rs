@@ -1,0 +1,88 @@
+//! Store benchmarks: ingest through the line parser into the cache, and a fetch of 100 series
+//! over one day of 10 s points from SQLite.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use graphite::protocol::parse_line;
+use graphite::store::schema::Schemas;
+use graphite::store::{unix_now, Store};
+
+fn ingest(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = rt
+        .block_on(Store::open(dir.path(), Schemas::default(), u64::MAX))
+        .unwrap();
+    let now = unix_now();
+    let mut text = Vec::new();
+    for h in 0..1000 {
+        for m in 0..100 {
+            text.extend_from_slice(
+                format!(
+                    "servers.host{h:04}.cpu.metric{m:03} {}.25 {}\n",
+                    h + m,
+                    now - 60
+                )
+                .as_bytes(),
+            );
+        }
+    }
+    // Create the 100k series first: the steady state is appending to known series.
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let l = parse_line(line).unwrap();
+        store.insert_at(l.path, l.timestamp, l.value, now);
+    }
+    let mut g = c.benchmark_group("store");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(100_000));
+    g.bench_function("ingest_100k_lines", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            for line in text.split(|&b| b == b'\n') {
+                if let Ok(l) = parse_line(line) {
+                    n += store.insert_at(l.path, l.timestamp, l.value, now) as usize;
+                }
+            }
+            n
+        })
+    });
+    // Keep memory bounded between benchmarks.
+    rt.block_on(store.flush_at(now)).unwrap();
+    g.finish();
+}
+
+fn fetch(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store = rt
+        .block_on(Store::open(dir.path(), Schemas::default(), u64::MAX))
+        .unwrap();
+    let now = unix_now();
+    let start = now - now % 10 - 86_400 + 10;
+    for s in 0..100 {
+        let path = format!("bench.fetch.s{s:03}");
+        for i in 0..8640 {
+            store.insert_at(&path, start + 10 * i, (s * i) as f64, now);
+        }
+    }
+    rt.block_on(store.flush_at(now)).unwrap();
+    let mut g = c.benchmark_group("store");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(100 * 8640));
+    g.bench_function("fetch_100_series_1_day", |b| {
+        b.iter_batched(
+            || (),
+            |_| {
+                let got = rt
+                    .block_on(store.fetch("bench.fetch.*", now - 86_400, now, now))
+                    .unwrap();
+                assert_eq!(got.len(), 100);
+                got
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ingest, fetch);
+criterion_main!(benches);
