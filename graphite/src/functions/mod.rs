@@ -25,6 +25,8 @@ pub mod transform;
 
 #[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+mod vectors;
 
 /// Every function carbide evaluates, in graphite-web's spelling.
 pub static FUNCTIONS: &[&Function] = &[
