@@ -117,7 +117,7 @@ pub const COUNT_SERIES: Function = Function::new(
     |cx, mut a| {
         let lists = a.series_lists(0);
         if lists.is_empty() {
-            let mut s = super::special::constant_line(cx, 0.0);
+            let mut s = super::special::constant_line(cx, 0.0, "0".into());
             s.path_expression = "countSeries()".into();
             return Ok(vec![s]);
         }
@@ -647,7 +647,7 @@ fn as_percent(cx: &mut Cx<'_, '_>, mut a: Args) -> Result<Vec<Series>, EvalError
             if t.len() != 1 && t.len() != series.len() {
                 return Err(cx.input_error("asPercent second argument must be missing, a single digit, reference exactly 1 series or reference the same number of series as the first argument"));
             }
-            if t.len() == series.len() && t.len() != 1 {
+            if t.len() == series.len() {
                 // pairwise, matched by sorted name
                 let mut xs: Vec<&Series> = series.iter().collect();
                 let mut ys: Vec<&Series> = t.iter().collect();
@@ -725,6 +725,37 @@ pub const AS_PERCENT: Function =
     Function::new("asPercent", "Combine", AS_PERCENT_PARAMS, as_percent).aggregator();
 pub const PCT: Function =
     Function::new("pct", "Combine", AS_PERCENT_PARAMS, as_percent).aggregator();
+
+pub const POW_SERIES: Function = Function::new("powSeries", "Combine", LISTS, |cx, mut a| {
+    let lists = a.series_lists(0);
+    let all: Vec<&Series> = lists.iter().flatten().collect();
+    let Some(n) = normalize(&all) else {
+        return Ok(vec![]);
+    };
+    let name = format!(
+        "powSeries({})",
+        all.iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let mut row = Vec::new();
+    let values = (0..n.len())
+        .map(|i| {
+            n.row(i, &mut row);
+            let mut it = row.iter().copied();
+            let first = it.next().flatten();
+            it.fold(first, |acc, e| match (acc, e) {
+                (Some(x), Some(y)) => super::transform::safe_pow(Some(x), y),
+                _ => None,
+            })
+        })
+        .collect();
+    let mut s = Series::new(name, n.start, n.end, n.step, values);
+    s.x_files_factor = cx.ctx.x_files_factor.unwrap_or(0.0);
+    Ok(vec![s])
+})
+.aggregator();
 
 #[cfg(test)]
 mod tests {

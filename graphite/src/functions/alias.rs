@@ -244,6 +244,89 @@ pub const LEGEND_VALUE: Function = Function::new(
     },
 );
 
+pub const ALIAS_BY_TAGS: Function = Function::new(
+    "aliasByTags",
+    "Alias",
+    &[SERIES, req("tags", T::NodeOrTag).multiple()],
+    |_, mut a| {
+        let nodes = a.all(1).to_vec();
+        let mut out = a.series(0);
+        out.iter_mut().for_each(|s| s.name = agg_key(s, &nodes));
+        Ok(out)
+    },
+);
+
+pub const SUBSTR: Function = Function::new(
+    "substr",
+    "Special",
+    &[
+        SERIES,
+        super::opt("start", T::Node).default(super::Default::Int(0)),
+        super::opt("stop", T::Node).default(super::Default::Int(0)),
+    ],
+    |_, mut a| {
+        let (start, stop) = (a.int(1).unwrap_or(0), a.int(2).unwrap_or(0));
+        let mut out = a.series(0);
+        out.iter_mut()
+            .for_each(|s| s.name = substr(&s.name, start, stop));
+        Ok(out)
+    },
+);
+
+fn change_case(mut a: super::Args, upper: bool) -> Vec<Series> {
+    let pos: Vec<i64> = a
+        .all(1)
+        .iter()
+        .filter_map(|v| {
+            if let super::Value::Int(i) = v {
+                Some(*i)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut out = a.series(0);
+    for s in out.iter_mut() {
+        if pos.is_empty() {
+            s.name = if upper {
+                s.name.to_uppercase()
+            } else {
+                s.name.to_lowercase()
+            };
+            continue;
+        }
+        let mut chars: Vec<String> = s.name.chars().map(String::from).collect();
+        let n = chars.len() as i64;
+        for &i in &pos {
+            let k = if i < 0 { n + i } else { i };
+            if (0..n).contains(&k) {
+                let c = &mut chars[k as usize];
+                *c = if upper {
+                    c.to_uppercase()
+                } else {
+                    c.to_lowercase()
+                };
+            }
+        }
+        s.name = chars.concat();
+    }
+    out
+}
+
+const CASE_PARAMS: &[super::Param] = &[SERIES, super::opt("pos", T::Int).multiple()];
+pub const TO_UPPER_CASE: Function = Function::new("toUpperCase", "Alias", CASE_PARAMS, |_, a| {
+    Ok(change_case(a, true))
+});
+pub const UPPER: Function = Function::new("upper", "Alias", CASE_PARAMS, |_, a| {
+    Ok(change_case(a, true))
+});
+pub const TO_LOWER_CASE: Function = Function::new("toLowerCase", "Alias", CASE_PARAMS, |_, a| {
+    Ok(change_case(a, false))
+});
+pub const LOWER: Function = Function::new("lower", "Alias", CASE_PARAMS, |_, a| {
+    Ok(change_case(a, false))
+});
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;

@@ -309,6 +309,92 @@ pub const REMOVE_EMPTY_SERIES: Function = Function::new(
     },
 );
 
+pub const AVERAGE_OUTSIDE_PERCENTILE: Function = Function::new(
+    "averageOutsidePercentile",
+    "Filter Series",
+    N_FLOAT,
+    |_, mut a| {
+        let mut n = a.float(1).unwrap_or(0.0);
+        if n < 50.0 {
+            n = 100.0 - n;
+        }
+        let series = a.series(0);
+        let avgs: Vec<Option<f64>> = series
+            .iter()
+            .map(|s| AggFunc::Average.apply(&s.values))
+            .collect();
+        let low = percentile(&avgs, 100.0 - n, false);
+        let high = percentile(&avgs, n, false);
+        Ok(series
+            .into_iter()
+            .zip(avgs)
+            .filter(|(_, avg)| match (low, *avg, high) {
+                (Some(l), Some(v), Some(h)) => !(l < v && v < h),
+                _ => true,
+            })
+            .map(|(s, _)| s)
+            .collect())
+    },
+);
+
+pub const REMOVE_BETWEEN_PERCENTILE: Function = Function::new(
+    "removeBetweenPercentile",
+    "Filter Series",
+    N_FLOAT,
+    |_, mut a| {
+        let mut n = a.float(1).unwrap_or(0.0);
+        if n < 50.0 {
+            n = 100.0 - n;
+        }
+        let series = a.series(0);
+        let cols = series.iter().map(|s| s.values.len()).min().unwrap_or(0);
+        let bounds: Vec<(Option<f64>, Option<f64>)> = (0..cols)
+            .map(|i| {
+                let col: Vec<Option<f64>> = series.iter().map(|s| s.values[i]).collect();
+                (
+                    percentile(&col, 100.0 - n, false),
+                    percentile(&col, n, false),
+                )
+            })
+            .collect();
+        Ok(series
+            .into_iter()
+            .filter(|s| {
+                s.values
+                    .iter()
+                    .zip(&bounds)
+                    .any(|(v, (l, h))| match (v, l, h) {
+                        (Some(v), Some(l), Some(h)) => !(l < v && v < h),
+                        _ => false,
+                    })
+            })
+            .collect())
+    },
+);
+
+pub const UNIQUE: Function = Function::new(
+    "unique",
+    "Filter Series",
+    &[req("seriesLists", T::SeriesList).multiple()],
+    |_, mut a| {
+        let mut seen = std::collections::HashSet::new();
+        Ok(a.series(0)
+            .into_iter()
+            .filter(|s| seen.insert(s.name.clone()))
+            .collect())
+    },
+);
+
+pub const FALLBACK_SERIES: Function = Function::new(
+    "fallbackSeries",
+    "Special",
+    &[SERIES, req("fallback", T::SeriesList)],
+    |_, mut a| {
+        let s = a.series(0);
+        Ok(if s.is_empty() { a.series(1) } else { s })
+    },
+);
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;

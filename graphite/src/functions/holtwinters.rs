@@ -258,6 +258,26 @@ pub const HOLT_WINTERS_ABERRATION: Function = Function::new(
 )
 .window(bands_window);
 
+pub const HOLT_WINTERS_CONFIDENCE_AREA: Function = Function::new(
+    "holtWintersConfidenceArea",
+    "Calculate",
+    BAND_PARAMS,
+    |cx, a| {
+        let mut out = Vec::new();
+        for (mut lower, mut upper) in bands(cx, &a)? {
+            let name = format!("holtWintersConfidenceArea({})", upper.path_expression);
+            upper.tag("holtWintersConfidenceArea", "1");
+            lower.tags = upper.tags.clone();
+            lower.rename(name.clone());
+            upper.rename(name);
+            out.push(lower);
+            out.push(upper);
+        }
+        Ok(out)
+    },
+)
+.window(bands_window);
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;

@@ -257,6 +257,109 @@ shorthand!(MOVING_SUM, "movingSum", "sum");
 shorthand!(MOVING_MIN, "movingMin", "min");
 shorthand!(MOVING_MAX, "movingMax", "max");
 
+pub const EXPONENTIAL_MOVING_AVERAGE: Function = Function::new(
+    "exponentialMovingAverage",
+    "Calculate",
+    &[SERIES, WINDOW],
+    |cx, mut a| {
+        let series = a.series(0);
+        if series.is_empty() {
+            return Ok(vec![]);
+        }
+        let window = a.get(1).cloned().unwrap_or(Value::Int(1));
+        let (preview, constant, points_of): (i64, f64, Box<dyn Fn(i64) -> usize>) = match &window {
+            Value::Str(s) => {
+                let d = parse_interval(s)
+                    .ok_or_else(|| cx.input_error(format!("invalid window {s:?}")))?
+                    .abs();
+                (
+                    d,
+                    2.0 / (d as f64 + 1.0),
+                    Box::new(move |step: i64| (d / step.max(1)) as usize),
+                )
+            }
+            Value::Int(n) => {
+                let n = *n;
+                let d = series.iter().map(|s| s.step).max().unwrap_or(1) * n;
+                (
+                    d,
+                    2.0 / (n as f64 + 1.0),
+                    Box::new(move |_| n.max(0) as usize),
+                )
+            }
+            other => return Err(cx.input_error(format!("invalid window {}", other.describe()))),
+        };
+        let previews = cx.eval_first_arg(cx.from - preview, cx.until)?;
+        Ok(previews
+            .into_iter()
+            .map(|mut s| {
+                let name = match &window {
+                    Value::Str(w) => format!("exponentialMovingAverage({},\"{w}\")", s.name),
+                    w => format!("exponentialMovingAverage({},{})", s.name, w.py_str()),
+                };
+                let points = points_of(s.step).min(s.values.len());
+                s.tag("exponentialMovingAverage", window.py_str());
+                let mut ema = AggFunc::Average.apply(&s.values[..points]).unwrap_or(0.0);
+                let mut values = vec![Some(super::transform::py_round(ema, 6))];
+                for v in &s.values[points..] {
+                    values.push(v.map(|x| {
+                        ema = constant * x + (1.0 - constant) * ema;
+                        super::transform::py_round(ema, 6)
+                    }));
+                }
+                let mut out = s.derive(name, values);
+                out.start = s.start + preview;
+                out
+            })
+            .collect())
+    },
+)
+.window(window_hook);
+
+pub const STDEV: Function = Function::new(
+    "stdev",
+    "Calculate",
+    &[
+        SERIES,
+        req("points", T::Int),
+        opt("windowTolerance", T::Float).default(Default::Float(0.1)),
+    ],
+    |_, mut a| {
+        let points = a.int(1).unwrap_or(1).max(0) as usize;
+        let tol = a.float(2).unwrap_or(0.1);
+        Ok(a.series(0)
+            .into_iter()
+            .map(|mut s| {
+                s.tag("stdev", points.to_string());
+                let (mut valid, mut sum, mut sq) = (0usize, 0.0f64, 0.0f64);
+                let values = (0..s.values.len())
+                    .map(|i| {
+                        if i >= points {
+                            if let Some(d) = s.values[i - points] {
+                                valid -= 1;
+                                sum -= d;
+                                sq -= d * d;
+                            }
+                        }
+                        if let Some(x) = s.values[i] {
+                            valid += 1;
+                            sum += x;
+                            sq += x * x;
+                        }
+                        if valid > 0 && points > 0 && valid as f64 / points as f64 >= tol {
+                            let r = valid as f64 * sq - sum * sum;
+                            (r >= 0.0).then(|| r.sqrt() / valid as f64)
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                s.derive(format!("stdev({},{points})", s.name), values)
+            })
+            .collect())
+    },
+);
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;

@@ -7,10 +7,9 @@ use crate::series::{py_float, Consolidation, Series};
 
 /// graphite-web's `constantLine(value)`: three points spanning the evaluation window, named
 /// `str(value)`, path expression `constantLine(<value>)`.
-pub fn constant_line(cx: &Cx<'_, '_>, value: f64) -> Series {
+pub fn constant_line(cx: &Cx<'_, '_>, value: f64, text: String) -> Series {
     let (start, end) = (cx.from, cx.until);
     let step = ((end - start) as f64 / 2.0) as i64;
-    let text = py_float(value);
     let mut s = Series::new(text.clone(), start, end, step, vec![Some(value); 3]);
     s.path_expression = format!("constantLine({text})");
     s.x_files_factor = cx.ctx.x_files_factor.unwrap_or(0.0);
@@ -21,7 +20,10 @@ pub const CONSTANT_LINE: Function = Function::new(
     "constantLine",
     "Special",
     &[req("value", T::Float)],
-    |cx, a| Ok(vec![constant_line(cx, a.float(0).unwrap_or(0.0))]),
+    |cx, a| {
+        let v = a.float(0).unwrap_or(0.0);
+        Ok(vec![constant_line(cx, v, py_float(v))])
+    },
 );
 
 pub const THRESHOLD: Function = Function::new(
@@ -33,7 +35,8 @@ pub const THRESHOLD: Function = Function::new(
         opt("color", T::String),
     ],
     |cx, a| {
-        let mut s = constant_line(cx, a.float(0).unwrap_or(0.0));
+        let v = a.float(0).unwrap_or(0.0);
+        let mut s = constant_line(cx, v, py_float(v));
         if let Some(label) = a.str(1).filter(|l| !l.is_empty()) {
             s.name = label.to_string();
         }
@@ -89,6 +92,59 @@ fn set_xff(cx: &mut Cx<'_, '_>, mut a: super::Args) -> Result<Vec<Series>, crate
 pub const SET_X_FILES_FACTOR: Function =
     Function::new("setXFilesFactor", "Special", XFF_PARAMS, set_xff);
 pub const XFF: Function = Function::new("xFilesFactor", "Special", XFF_PARAMS, set_xff);
+
+pub const IDENTITY: Function = Function::new(
+    "identity",
+    "Calculate",
+    &[req("name", T::String)],
+    |cx, a| {
+        let name = a.str(0).unwrap_or_default().to_string();
+        let (start, end) = (cx.from, cx.until);
+        let values = (start..end).step_by(60).map(|t| Some(t as f64)).collect();
+        let mut s = Series::new(name.clone(), start, end, 60, values);
+        s.path_expression = format!("identity(\"{name}\")");
+        s.x_files_factor = cx.ctx.x_files_factor.unwrap_or(0.0);
+        Ok(vec![s])
+    },
+);
+
+pub const AGGREGATE_LINE: Function = Function::new(
+    "aggregateLine",
+    "Calculate",
+    &[
+        SERIES,
+        opt("func", T::AggFunc).default(super::Default::Str("average")),
+        opt("keepStep", T::Bool).default(super::Default::Bool(false)),
+    ],
+    |cx, mut a| {
+        let func = a.str(1).unwrap_or("average").to_string();
+        let agg = super::AggFunc::parse(&func).unwrap_or(super::AggFunc::Average);
+        let keep = a.bool(2).unwrap_or(false);
+        Ok(a.series(0)
+            .into_iter()
+            .map(|s| {
+                let value = agg.apply(&s.values);
+                let name = match value {
+                    Some(v) => format!("aggregateLine({}, {})", s.name, crate::series::fmt_g(v)),
+                    None => format!("aggregateLine({}, None)", s.name),
+                };
+                if keep {
+                    s.derive(name, vec![value; s.values.len()])
+                } else {
+                    let mut out = constant_line(
+                        cx,
+                        value.unwrap_or(f64::NAN),
+                        value.map_or("None".into(), py_float),
+                    );
+                    out.values = vec![value; 3];
+                    out.name.clone_from(&name);
+                    out.path_expression = name;
+                    out
+                }
+            })
+            .collect())
+    },
+);
 
 #[cfg(test)]
 mod tests {

@@ -612,6 +612,84 @@ pub const TIME_SHIFT: Function = Function::new(
 )
 .window(time_shift_window);
 
+unary!(SIGMOID, "sigmoid", "sigmoid", |v: Option<f64>| v
+    .map(|x| 1.0 / (1.0 + (-x).exp())));
+unary!(LOGIT, "logit", "logit", |v: Option<f64>| {
+    let x = v?;
+    let r = x / (1.0 - x);
+    (x != 1.0 && r > 0.0).then(|| r.ln())
+});
+
+pub const MIN_MAX: Function = Function::new("minMax", "Transform", &[SERIES], |_, mut a| {
+    Ok(a.series(0)
+        .into_iter()
+        .map(|mut s| {
+            s.rename(format!("minMax({})", s.name));
+            let min = s
+                .values
+                .iter()
+                .flatten()
+                .copied()
+                .reduce(f64::min)
+                .unwrap_or(0.0);
+            let max = s
+                .values
+                .iter()
+                .flatten()
+                .copied()
+                .reduce(f64::max)
+                .unwrap_or(0.0);
+            s.values.iter_mut().for_each(|v| {
+                *v = v.map(|x| {
+                    if max == min {
+                        0.0
+                    } else {
+                        (x - min) / (max - min)
+                    }
+                });
+            });
+            s
+        })
+        .collect())
+});
+
+pub const INTEGRAL_BY_INTERVAL: Function = Function::new(
+    "integralByInterval",
+    "Transform",
+    &[SERIES, req("intervalUnit", T::String)],
+    |cx, mut a| {
+        let unit = a.str(1).unwrap_or_default().to_string();
+        let dur = parse_interval(&unit)
+            .map(i64::abs)
+            .filter(|d| *d > 0)
+            .ok_or_else(|| cx.input_error(format!("invalid interval {unit:?}")))?;
+        let start = cx.from;
+        Ok(a.series(0)
+            .into_iter()
+            .map(|mut s| {
+                let mut t = s.start;
+                let mut cur = 0.0;
+                let values = s
+                    .values
+                    .iter()
+                    .map(|v| {
+                        if (t - start).div_euclid(dur) != (t - start - s.step).div_euclid(dur) {
+                            cur = 0.0;
+                        }
+                        if let Some(x) = v {
+                            cur += x;
+                        }
+                        t += s.step;
+                        Some(cur)
+                    })
+                    .collect();
+                s.tag("integralByInterval", unit.clone());
+                s.derive(format!("integralByInterval({},'{}')", s.name, unit), values)
+            })
+            .collect())
+    },
+);
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;

@@ -453,3 +453,164 @@ fn moving_median_integer_window() {
     let want: Vec<Option<f64>> = (30..70).map(|x| Some(x as f64 + 0.5)).collect();
     assert_values(&out[0].values, &want, "movingMedian");
 }
+
+#[test]
+fn stdev_vector() {
+    let d = vec![ser_step(
+        "test.foo",
+        60,
+        &o(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]),
+    )];
+    let out = run(&d, c("stdev", vec![p("test.foo"), i(2)]));
+    let mut want = vec![Some(0.0)];
+    want.extend([Some(0.5); 9]);
+    check(&out, &[("stdev(test.foo,2)", &want)]);
+}
+
+#[test]
+fn integral_by_interval_resets_on_request_relative_boundaries() {
+    // graphite-web's vector shifted by one step: the request starts at 0, whisper's first
+    // point is at 60, and the 2-minute boundaries are counted from the request start.
+    let d = vec![Series::new(
+        "test",
+        60,
+        660,
+        60,
+        o(&[X, 1, 2, 3, 4, 5, X, 6, 7, 8]),
+    )];
+    let out = run_window(
+        &d,
+        c("integralByInterval", vec![p("test"), s("2min")]),
+        0,
+        600,
+    );
+    check(
+        &out,
+        &[(
+            "integralByInterval(test,'2min')",
+            &o(&[0, 1, 3, 3, 7, 5, 5, 6, 13, 8]),
+        )],
+    );
+}
+
+#[test]
+fn more_functions_table() {
+    let d = vec![
+        ser("m.a", &[Some(0.0), Some(0.5), None, Some(2.0)]),
+        ser("m.b", &[Some(2.0), Some(2.0), Some(3.0), Some(1.0)]),
+        ser("m.c", &[Some(4.0), Some(6.0), Some(5.0), Some(3.0)]),
+    ];
+    type Row<'a> = (Expr, Vec<(&'a str, Vec<Option<f64>>)>);
+    let rows: Vec<Row> = vec![
+        (
+            c("sigmoid", vec![p("m.a")]),
+            vec![(
+                "sigmoid(m.a)",
+                vec![
+                    Some(0.5),
+                    Some(1.0 / (1.0 + (-0.5f64).exp())),
+                    N,
+                    Some(1.0 / (1.0 + (-2.0f64).exp())),
+                ],
+            )],
+        ),
+        (
+            c("logit", vec![p("m.a")]),
+            vec![("logit(m.a)", vec![N, Some(0.0), N, N])],
+        ),
+        (
+            c("minMax", vec![p("m.c")]),
+            vec![(
+                "minMax(m.c)",
+                vec![Some(1.0 / 3.0), Some(1.0), Some(2.0 / 3.0), Some(0.0)],
+            )],
+        ),
+        (
+            c("powSeries", vec![p("m.b"), p("m.c")]),
+            vec![(
+                "powSeries(m.b,m.c)",
+                vec![Some(16.0), Some(64.0), Some(243.0), Some(1.0)],
+            )],
+        ),
+        (
+            c("unique", vec![p("m.a"), p("m.*")]),
+            vec![
+                ("m.a", vec![Some(0.0), Some(0.5), N, Some(2.0)]),
+                ("m.b", vec![Some(2.0), Some(2.0), Some(3.0), Some(1.0)]),
+                ("m.c", vec![Some(4.0), Some(6.0), Some(5.0), Some(3.0)]),
+            ],
+        ),
+        (
+            c("fallbackSeries", vec![p("nope"), p("m.b")]),
+            vec![("m.b", vec![Some(2.0), Some(2.0), Some(3.0), Some(1.0)])],
+        ),
+        (
+            c("aggregateLine", vec![p("m.b"), s("max"), b(true)]),
+            vec![("aggregateLine(m.b, 3)", vec![Some(3.0); 4])],
+        ),
+        // averages 0.83, 2, 4.5; percentiles 2 and 4.5 (exclusive bounds) keep all three
+        (
+            c("averageOutsidePercentile", vec![p("m.*"), i(70)]),
+            vec![
+                ("m.a", vec![Some(0.0), Some(0.5), N, Some(2.0)]),
+                ("m.b", vec![Some(2.0), Some(2.0), Some(3.0), Some(1.0)]),
+                ("m.c", vec![Some(4.0), Some(6.0), Some(5.0), Some(3.0)]),
+            ],
+        ),
+        (
+            c("removeBetweenPercentile", vec![p("m.*"), i(70)]),
+            vec![
+                ("m.a", vec![Some(0.0), Some(0.5), N, Some(2.0)]),
+                ("m.b", vec![Some(2.0), Some(2.0), Some(3.0), Some(1.0)]),
+                ("m.c", vec![Some(4.0), Some(6.0), Some(5.0), Some(3.0)]),
+            ],
+        ),
+        (
+            c("stdev", vec![p("m.b"), i(2), f(1.0)]),
+            vec![("stdev(m.b,2)", vec![N, Some(0.0), Some(0.5), Some(1.0)])],
+        ),
+    ];
+    for (target, want) in rows {
+        let out = run(&d, target.clone());
+        let want: Vec<(&str, &[Option<f64>])> =
+            want.iter().map(|(n, v)| (*n, v.as_slice())).collect();
+        check(&out, &want);
+    }
+    let names_of = |t: Expr| run(&d, t).into_iter().map(|s| s.name).collect::<Vec<_>>();
+    assert_eq!(names_of(c("upper", vec![p("m.a")])), ["M.A"]);
+    assert_eq!(names_of(c("toUpperCase", vec![p("m.a"), i(-1)])), ["m.A"]);
+    assert_eq!(
+        names_of(c("lower", vec![c("alias", vec![p("m.a"), s("AbC")])])),
+        ["abc"]
+    );
+    assert_eq!(
+        names_of(c("substr", vec![c("scale", vec![p("m.a"), i(1)]), i(1)])),
+        ["a"]
+    );
+    assert_eq!(names_of(c("aliasByTags", vec![p("m.a"), i(0)])), ["m"]);
+    assert_eq!(names_of(c("identity", vec![s("t")])), ["t"]);
+    assert_eq!(
+        names_of(c("aggregateLine", vec![p("m.a")])),
+        ["aggregateLine(m.a, 0.833333)"]
+    );
+}
+
+#[test]
+fn exponential_moving_average() {
+    let d = vec![ser_step(
+        "e",
+        60,
+        &(0..20).map(|x| Some(x as f64)).collect::<Vec<_>>(),
+    )];
+    let out = run_window(
+        &d,
+        c("exponentialMovingAverage", vec![p("e"), i(3)]),
+        600,
+        1080,
+    );
+    assert_eq!(out[0].name, "exponentialMovingAverage(e,3)");
+    assert_eq!(out[0].start, 660);
+    // preview fetched from 480: first value = avg(8, 9, 10) = 9, then ema with k = 0.5
+    assert_eq!(out[0].values[0], Some(9.0));
+    assert_eq!(out[0].values[1], Some(10.0)); // 0.5*11 + 0.5*9
+}
