@@ -71,7 +71,8 @@ fn bootstrap_window(idx: usize) -> impl Fn(&Call, i64, i64) -> Vec<(i64, i64)> {
             None => Some(7 * 86400),
             _ => None,
         };
-        secs.map(|d| vec![(from - d, until)]).unwrap_or_default()
+        secs.map(|d| vec![(from.saturating_sub(d), until)])
+            .unwrap_or_default()
     }
 }
 
@@ -100,7 +101,7 @@ fn analyse(
     bootstrap: i64,
     seasonality: i64,
 ) -> Result<Vec<Analysed>, EvalError> {
-    let previews = cx.eval_first_arg(cx.from - bootstrap, cx.until)?;
+    let previews = cx.eval_first_arg(cx.from.saturating_sub(bootstrap), cx.until)?;
     Ok(previews
         .into_iter()
         .map(|mut s| {

@@ -868,6 +868,10 @@ pub fn format_path_expressions<'a>(series: impl IntoIterator<Item = &'a Series>)
     seen.join(",")
 }
 
+/// Most points a function may create for one series (a hostile `summarize(x, "1s")` over
+/// years gets an error, not an out-of-memory).
+pub const MAX_POINTS: i64 = 10_000_000;
+
 /// graphite-web's `xff(nonNull, total, xFilesFactor)`.
 pub fn xff(non_null: usize, total: f64, x_files_factor: Option<f64>) -> bool {
     if non_null == 0 || total == 0.0 {

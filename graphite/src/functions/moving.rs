@@ -19,7 +19,7 @@ use crate::series::Series;
 fn window_hook(call: &Call, from: i64, until: i64) -> Vec<(i64, i64)> {
     match raw_arg(call, 1, "windowSize") {
         Some(Expr::Str(s)) => parse_interval(s)
-            .map(|d| vec![(from - d.abs(), until)])
+            .map(|d| vec![(from.saturating_sub(d.saturating_abs()), until)])
             .unwrap_or_default(),
         // A window in points depends on the series' step: evaluation asks for it.
         _ => vec![],
@@ -45,13 +45,18 @@ fn moving(
             (d.abs(), None)
         }
         Value::Int(n) => (
-            series.iter().map(|s| s.step).max().unwrap_or(1) * n,
+            series
+                .iter()
+                .map(|s| s.step)
+                .max()
+                .unwrap_or(1)
+                .saturating_mul((*n).max(0)),
             Some(*n),
         ),
         other => return Err(cx.input_error(format!("invalid window {}", other.describe()))),
     };
     let tag_name = format!("moving{}", capitalize(func));
-    let previews = cx.eval_first_arg(cx.from - preview, cx.until)?;
+    let previews = cx.eval_first_arg(cx.from.saturating_sub(preview), cx.until)?;
     Ok(previews
         .into_iter()
         .map(|mut s| {
@@ -280,7 +285,12 @@ pub const EXPONENTIAL_MOVING_AVERAGE: Function = Function::new(
             }
             Value::Int(n) => {
                 let n = *n;
-                let d = series.iter().map(|s| s.step).max().unwrap_or(1) * n;
+                let d = series
+                    .iter()
+                    .map(|s| s.step)
+                    .max()
+                    .unwrap_or(1)
+                    .saturating_mul(n.max(0));
                 (
                     d,
                     2.0 / (n as f64 + 1.0),
@@ -289,7 +299,7 @@ pub const EXPONENTIAL_MOVING_AVERAGE: Function = Function::new(
             }
             other => return Err(cx.input_error(format!("invalid window {}", other.describe()))),
         };
-        let previews = cx.eval_first_arg(cx.from - preview, cx.until)?;
+        let previews = cx.eval_first_arg(cx.from.saturating_sub(preview), cx.until)?;
         Ok(previews
             .into_iter()
             .map(|mut s| {

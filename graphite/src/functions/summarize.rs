@@ -60,7 +60,11 @@ fn summarize_values(
 fn interval_of(cx: &Cx<'_, '_>, a: &super::Args, i: usize) -> Result<(String, i64), EvalError> {
     let text = a.str(i).unwrap_or_default().to_string();
     match parse_interval(&text) {
-        Some(d) if d != 0 => Ok((text, d)),
+        Some(d) if d != 0 && (cx.until - cx.from) / d.abs() > super::MAX_POINTS => Err(cx.input_error(format!(
+            "interval {text:?} makes more than {} points over the request window: use a longer interval",
+            super::MAX_POINTS
+        ))),
+        Some(d) if d != 0 => Ok((text, d.abs())),
         _ => Err(cx.input_error(format!(
             "invalid interval {text:?}: expected e.g. \"1h\" or \"10min\""
         ))),

@@ -569,7 +569,7 @@ fn shift_string(raw: &str) -> String {
 fn time_shift_window(call: &Call, from: i64, until: i64) -> Vec<(i64, i64)> {
     match raw_arg(call, 1, "timeShift") {
         Some(Expr::Str(s)) => parse_interval(&shift_string(s))
-            .map(|d| vec![(from + d, until + d)])
+            .map(|d| vec![(from.saturating_add(d), until.saturating_add(d))])
             .unwrap_or_default(),
         _ => vec![],
     }
@@ -593,7 +593,10 @@ pub const TIME_SHIFT: Function = Function::new(
             return Ok(vec![]);
         };
         // Request times are UTC, where alignDst never changes anything.
-        let shifted = cx.eval_first_arg(cx.from + delta, cx.until + delta)?;
+        let shifted = cx.eval_first_arg(
+            cx.from.saturating_add(delta),
+            cx.until.saturating_add(delta),
+        )?;
         Ok(shifted
             .into_iter()
             .map(|mut s| {

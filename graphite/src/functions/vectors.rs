@@ -614,3 +614,24 @@ fn exponential_moving_average() {
     assert_eq!(out[0].values[0], Some(9.0));
     assert_eq!(out[0].values[1], Some(10.0)); // 0.5*11 + 0.5*9
 }
+
+#[test]
+fn hostile_intervals_are_errors_not_oom() {
+    let d = vec![ser_step("big", 1000, &[Some(1.0); 4])];
+    let until = 2 * super::MAX_POINTS;
+    let src_err = {
+        let src = crate::eval::MemorySource::new(d);
+        crate::eval::render(
+            &[c("summarize", vec![p("big"), s("1s")])],
+            0,
+            until,
+            until,
+            &src,
+        )
+        .unwrap_err()
+    };
+    assert!(
+        src_err.to_string().contains("use a longer interval"),
+        "{src_err}"
+    );
+}
