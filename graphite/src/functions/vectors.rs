@@ -635,3 +635,84 @@ fn hostile_intervals_are_errors_not_oom() {
         "{src_err}"
     );
 }
+
+#[test]
+fn issue_example_targets() {
+    let mut d = Vec::new();
+    for h in 0..3 {
+        for be in 0..2 {
+            d.push(ser_step(
+                &format!("servers.h{h}.haproxy.backend{be}.srv0.check_duration"),
+                10,
+                &vals(&(0..100).map(|x| (x + h + be) as f64).collect::<Vec<_>>()),
+            ));
+        }
+    }
+    d.push(ser_step(
+        "servers.db1.mongo.globalLock.lockTime",
+        10,
+        &vals(&(0..100).map(|x| 3.0 * x as f64).collect::<Vec<_>>()),
+    ));
+    d.push(ser_step(
+        "servers.db1.mongo.globalLock.totalTime",
+        10,
+        &vals(&(0..100).map(|x| 10.0 * x as f64).collect::<Vec<_>>()),
+    ));
+    let t1 = c(
+        "scale",
+        vec![
+            c(
+                "divideSeries",
+                vec![
+                    c(
+                        "derivative",
+                        vec![p("servers.db1.mongo.globalLock.lockTime")],
+                    ),
+                    c(
+                        "derivative",
+                        vec![p("servers.db1.mongo.globalLock.totalTime")],
+                    ),
+                ],
+            ),
+            i(100),
+        ],
+    );
+    let out = run_window(&d, t1, 490, 990);
+    assert_eq!(
+        out[0].name,
+        "scale(divideSeries(derivative(servers.db1.mongo.globalLock.lockTime),derivative(servers.db1.mongo.globalLock.totalTime)),100)"
+    );
+    assert_eq!(out[0].values[0], None);
+    assert!(out[0].values[1..]
+        .iter()
+        .all(|v| (v.unwrap() - 30.0).abs() < 1e-9));
+    let t2 = c(
+        "aliasByNode",
+        vec![
+            c(
+                "movingMedian",
+                vec![
+                    c(
+                        "groupByNode",
+                        vec![
+                            p("servers.*.haproxy.*.*.check_duration"),
+                            i(3),
+                            s("averageSeries"),
+                        ],
+                    ),
+                    i(10),
+                ],
+            ),
+            i(0),
+        ],
+    );
+    let out = run_window(&d, t2, 490, 990);
+    assert_eq!(names(&out), ["backend0", "backend1"]);
+    check_times(&out[0], 500, 1000, 10);
+    // backend0 average at t is t/10 + 1; the median of the 10 points ending at t is t/10 - 3.5
+    assert_values(
+        &out[0].values,
+        &vals(&(50..100).map(|x| x as f64 + 1.0 - 4.5).collect::<Vec<_>>()),
+        "backend0",
+    );
+}
