@@ -757,6 +757,111 @@ pub const POW_SERIES: Function = Function::new("powSeries", "Combine", LISTS, |c
 })
 .aggregator();
 
+pub const WEIGHTED_AVERAGE: Function = Function::new(
+    "weightedAverage",
+    "Combine",
+    &[
+        req("seriesListAvg", T::SeriesList),
+        req("seriesListWeight", T::SeriesList),
+        opt("nodes", T::NodeOrTag).multiple(),
+    ],
+    |cx, mut a| {
+        let avgs = a.series(0);
+        let weights = a.series(1);
+        let nodes = a.all(2).to_vec();
+        if avgs.len() != weights.len() {
+            return Err(cx.input_error(format!(
+                "weightedAverage must receive the same number of series for seriesListAvg and seriesListWeight but received respectively {} and {}",
+                avgs.len(),
+                weights.len()
+            )));
+        }
+        // key → (avg, weight), in first-seen order
+        let mut keys: Vec<String> = Vec::new();
+        let mut pairs: HashMap<String, (Option<&Series>, Option<&Series>)> = HashMap::new();
+        for (sa, sw) in avgs.iter().zip(&weights) {
+            for (s, is_avg) in [(sa, true), (sw, false)] {
+                let k = agg_key(s, &nodes);
+                let e = pairs.entry(k.clone()).or_insert_with(|| {
+                    keys.push(k);
+                    (None, None)
+                });
+                if is_avg {
+                    e.0 = Some(s);
+                } else {
+                    e.1 = Some(s);
+                }
+            }
+        }
+        let mut products = Vec::new();
+        for k in &keys {
+            if let Some((Some(sa), Some(sw))) = pairs.get(k) {
+                let len = sa.values.len().max(sw.values.len());
+                let values = (0..len)
+                    .map(|i| {
+                        match (
+                            sa.values.get(i).copied().flatten(),
+                            sw.values.get(i).copied().flatten(),
+                        ) {
+                            (Some(x), Some(y)) => Some(x * y),
+                            _ => None,
+                        }
+                    })
+                    .collect();
+                products.push(Series::new(
+                    format!("product({},{})", sw.name, sa.name),
+                    sa.start,
+                    sa.end,
+                    sa.step,
+                    values,
+                ));
+            }
+        }
+        if products.is_empty() {
+            return Ok(vec![]);
+        }
+        let Some(sum_products) = aggregate(cx, vec![products], "sum", None)?.pop() else {
+            return Ok(vec![]);
+        };
+        let Some(sum_weights) = aggregate(cx, vec![weights.clone()], "sum", None)?.pop() else {
+            return Ok(vec![]);
+        };
+        let len = sum_products.values.len().max(sum_weights.values.len());
+        let values = (0..len)
+            .map(|i| {
+                safe_div(
+                    sum_products.values.get(i).copied().flatten(),
+                    sum_weights.values.get(i).copied().flatten(),
+                )
+            })
+            .collect();
+        let sorted_paths = |l: &[Series]| {
+            let set: std::collections::BTreeSet<&str> =
+                l.iter().map(|s| s.path_expression.as_str()).collect();
+            set.into_iter().collect::<Vec<_>>().join(",")
+        };
+        let name = format!(
+            "weightedAverage({}, {}, {})",
+            sorted_paths(&avgs),
+            sorted_paths(&weights),
+            nodes
+                .iter()
+                .map(Value::py_str)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut s = Series::new(
+            name,
+            sum_products.start,
+            sum_products.end,
+            sum_products.step,
+            values,
+        );
+        s.x_files_factor = cx.ctx.x_files_factor.unwrap_or(0.0);
+        Ok(vec![s])
+    },
+);
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;

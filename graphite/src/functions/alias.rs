@@ -314,14 +314,8 @@ fn change_case(mut a: super::Args, upper: bool) -> Vec<Series> {
 }
 
 const CASE_PARAMS: &[super::Param] = &[SERIES, super::opt("pos", T::Int).multiple()];
-pub const TO_UPPER_CASE: Function = Function::new("toUpperCase", "Alias", CASE_PARAMS, |_, a| {
-    Ok(change_case(a, true))
-});
 pub const UPPER: Function = Function::new("upper", "Alias", CASE_PARAMS, |_, a| {
     Ok(change_case(a, true))
-});
-pub const TO_LOWER_CASE: Function = Function::new("toLowerCase", "Alias", CASE_PARAMS, |_, a| {
-    Ok(change_case(a, false))
 });
 pub const LOWER: Function = Function::new("lower", "Alias", CASE_PARAMS, |_, a| {
     Ok(change_case(a, false))

@@ -146,6 +146,58 @@ pub const AGGREGATE_LINE: Function = Function::new(
     },
 );
 
+fn sin_function(
+    cx: &mut Cx<'_, '_>,
+    a: super::Args,
+) -> Result<Vec<Series>, crate::eval::EvalError> {
+    let name = a.str(0).unwrap_or_default().to_string();
+    let amplitude = a.float(1).unwrap_or(1.0);
+    let step = a.int(2).unwrap_or(60);
+    if step <= 0 {
+        return Err(cx.input_error("step must be a positive number of seconds"));
+    }
+    let values = (cx.from..cx.until)
+        .step_by(step as usize)
+        .map(|t| Some((t as f64).sin() * amplitude))
+        .collect();
+    let mut s = Series::new(name, cx.from, cx.until, step, values);
+    s.x_files_factor = cx.ctx.x_files_factor.unwrap_or(0.0);
+    Ok(vec![s])
+}
+const SIN_PARAMS: &[super::Param] = &[
+    req("name", T::String),
+    opt("amplitude", T::Int).default(super::Default::Int(1)),
+    opt("step", T::Int).default(super::Default::Int(60)),
+];
+pub const SIN: Function = Function::new("sin", "Transform", SIN_PARAMS, sin_function);
+pub const SIN_FUNCTION: Function =
+    Function::new("sinFunction", "Transform", SIN_PARAMS, sin_function);
+
+fn time_function(
+    cx: &mut Cx<'_, '_>,
+    a: super::Args,
+) -> Result<Vec<Series>, crate::eval::EvalError> {
+    let name = a.str(0).unwrap_or_default().to_string();
+    let step = a.int(1).unwrap_or(60);
+    if step <= 0 {
+        return Err(cx.input_error("step must be a positive number of seconds"));
+    }
+    let values = (cx.from..cx.until)
+        .step_by(step as usize)
+        .map(|t| Some(t as f64))
+        .collect();
+    let mut s = Series::new(name, cx.from, cx.until, step, values);
+    s.x_files_factor = cx.ctx.x_files_factor.unwrap_or(0.0);
+    Ok(vec![s])
+}
+const TIME_PARAMS: &[super::Param] = &[
+    req("name", T::String),
+    opt("step", T::Int).default(super::Default::Int(60)),
+];
+pub const TIME: Function = Function::new("time", "Transform", TIME_PARAMS, time_function);
+pub const TIME_FUNCTION: Function =
+    Function::new("timeFunction", "Transform", TIME_PARAMS, time_function);
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;

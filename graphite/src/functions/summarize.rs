@@ -11,7 +11,7 @@ use crate::series::{fmt_g, py_float, Series};
 
 /// graphite-web's `_summarizeValues`: values per `interval` bucket from `new_start` to
 /// `new_end`, and the end actually reached.
-fn summarize_values(
+pub(super) fn summarize_values(
     s: &Series,
     agg: AggFunc,
     interval: i64,
@@ -334,6 +334,55 @@ pub const N_PERCENTILE: Function = Function::new(
                     format!("nPercentile({}, {})", s.name, fmt_g(n)),
                     vec![Some(p); count],
                 ))
+            })
+            .collect())
+    },
+);
+
+/// graphite-web's `_compressPeriodicGaps`: a series written every k-th step (nulls between)
+/// becomes a series with step k × step, or stays as is when no period is detected.
+fn compress_periodic_gaps(s: Series) -> Series {
+    let truthy = |v: Option<f64>| v.is_some_and(|x| x != 0.0);
+    let (mut first, mut second) = (0usize, 0usize);
+    for (i, v) in s.values.iter().enumerate() {
+        if truthy(*v) {
+            if first > 0 {
+                second = i;
+                break;
+            }
+            first = i;
+        }
+    }
+    let guess = second as i64 - first as i64;
+    let third = second as i64 + guess;
+    let n = s.values.len() as i64;
+    if guess > 1 && third <= n - 2 {
+        let t = third as usize;
+        if truthy(s.values[t]) && s.values[t - 1].is_none() && s.values[t + 1].is_none() {
+            let interval = guess * s.step;
+            let new_start = s.start + first as i64 * s.step;
+            let (values, _) = summarize_values(&s, AggFunc::Last, interval, new_start, s.end);
+            let mut out = s.clone();
+            out.end = new_start + interval * (values.len() as i64 - 1);
+            out.start = new_start;
+            out.step = interval;
+            out.values = values;
+            return out;
+        }
+    }
+    s
+}
+
+pub const COMPRESS_PERIODIC_GAPS: Function = Function::new(
+    "compressPeriodicGaps",
+    "Transform",
+    &[SERIES],
+    |_, mut a| {
+        Ok(a.series(0)
+            .into_iter()
+            .map(|mut s| {
+                s.rename(format!("compressPeriodicGaps({})", s.name));
+                compress_periodic_gaps(s)
             })
             .collect())
     },

@@ -693,6 +693,70 @@ pub const INTEGRAL_BY_INTERVAL: Function = Function::new(
     },
 );
 
+fn time_stack_window(call: &Call, from: i64, until: i64) -> Vec<(i64, i64)> {
+    let unit = match raw_arg(call, 1, "timeShiftUnit") {
+        Some(Expr::Str(s)) => s.clone(),
+        None => "1d".into(),
+        _ => return vec![],
+    };
+    let start = match raw_arg(call, 2, "timeShiftStart") {
+        Some(Expr::Int(i)) => *i,
+        None => 0,
+        _ => return vec![],
+    };
+    let end = match raw_arg(call, 3, "timeShiftEnd") {
+        Some(Expr::Int(i)) => *i,
+        None => 7,
+        _ => return vec![],
+    };
+    let Some(delta) = parse_interval(&shift_string(&unit)) else {
+        return vec![];
+    };
+    (start..end.min(start.saturating_add(1000)))
+        .map(|k| {
+            let d = delta.saturating_mul(k);
+            (from.saturating_add(d), until.saturating_add(d))
+        })
+        .collect()
+}
+
+pub const TIME_STACK: Function = Function::new(
+    "timeStack",
+    "Transform",
+    &[
+        SERIES,
+        opt("timeShiftUnit", T::Interval).default(Default::Str("1d")),
+        opt("timeShiftStart", T::Int).default(Default::Int(0)),
+        opt("timeShiftEnd", T::Int).default(Default::Int(7)),
+    ],
+    |cx, mut a| {
+        let unit = shift_string(a.str(1).unwrap_or("1d"));
+        let delta = parse_interval(&unit).unwrap_or(0);
+        let (start, end) = (a.int(2).unwrap_or(0), a.int(3).unwrap_or(7));
+        if end.saturating_sub(start) > 1000 {
+            return Err(cx.input_error("timeStack may stack at most 1000 shifts"));
+        }
+        let series = a.series(0);
+        let Some(first) = series.first() else {
+            return Ok(vec![]);
+        };
+        let mut out = Vec::new();
+        for k in start..end {
+            let d = delta.saturating_mul(k);
+            for mut s in cx.eval_first_arg(cx.from.saturating_add(d), cx.until.saturating_add(d))? {
+                s.tag("timeShiftUnit", unit.clone());
+                s.tag("timeShift", k.to_string());
+                s.rename(format!("timeShift({}, {}, {})", s.name, unit, k));
+                s.start = first.start;
+                s.end = first.end;
+                out.push(s);
+            }
+        }
+        Ok(out)
+    },
+)
+.window(time_stack_window);
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;

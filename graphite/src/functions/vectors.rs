@@ -578,7 +578,7 @@ fn more_functions_table() {
     }
     let names_of = |t: Expr| run(&d, t).into_iter().map(|s| s.name).collect::<Vec<_>>();
     assert_eq!(names_of(c("upper", vec![p("m.a")])), ["M.A"]);
-    assert_eq!(names_of(c("toUpperCase", vec![p("m.a"), i(-1)])), ["m.A"]);
+    assert_eq!(names_of(c("upper", vec![p("m.a"), i(-1)])), ["m.A"]);
     assert_eq!(
         names_of(c("lower", vec![c("alias", vec![p("m.a"), s("AbC")])])),
         ["abc"]
@@ -715,4 +715,107 @@ fn issue_example_targets() {
         &vals(&(50..100).map(|x| x as f64 + 1.0 - 4.5).collect::<Vec<_>>()),
         "backend0",
     );
+}
+
+#[test]
+fn compress_periodic_gaps_vectors() {
+    let data = [
+        o(&[X, 1, X, X, 2, X, X, 3, X, X, 4, X, X, 5, X, X]),
+        o(&[X, X, 1, X, X, 2, X, X, 3, X, X, 4, X, X, 5, X]),
+        o(&[X, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, X, X]),
+        o(&[X, 1, X, 3, X, 5, X, 7, X, 9, X, 11, X, 13, X, 15]),
+        o(&[X, 1, 2, 3, X, 5, X, 7, X, 9, X, X, X, 13, X, X]),
+        o(&[1, 2, 3, X, X, X, X, X, X, X, X, X, 13, 14, 15]),
+    ];
+    let d: Vec<Series> = data
+        .iter()
+        .enumerate()
+        .map(|(k, v)| {
+            Series::new(
+                format!("collectd.test-db{k}.load.value"),
+                100,
+                250,
+                10,
+                v.clone(),
+            )
+        })
+        .collect();
+    let paths: Vec<Expr> = (0..6)
+        .map(|k| p(&format!("collectd.test-db{k}.load.value")))
+        .collect();
+    // whisper-style fetch of [90, 240) returns the 15 points 100..240, as graphite-web's
+    // `range(start, end, step)` sees them.
+    let out = run_window(
+        &d,
+        c("compressPeriodicGaps", vec![c("group", paths)]),
+        90,
+        240,
+    );
+    let want: [(i64, i64, i64, Vec<Option<f64>>); 6] = [
+        (110, 230, 30, o(&[1, 2, 3, 4, 5])),
+        (120, 240, 30, o(&[1, 2, 3, 4, 5])),
+        (100, 250, 10, data[2][..15].to_vec()),
+        (110, 230, 20, o(&[1, 3, 5, 7, 9, 11, 13])),
+        (100, 250, 10, data[4][..15].to_vec()),
+        (100, 250, 10, data[5].clone()),
+    ];
+    for (k, (s, (start, end, step, values))) in out.iter().zip(want).enumerate() {
+        assert_eq!(
+            s.name,
+            format!("compressPeriodicGaps(collectd.test-db{k}.load.value)")
+        );
+        check_times(s, start, end, step);
+        assert_values(&s.values, &values, &s.name);
+    }
+}
+
+#[test]
+fn weighted_average_vector() {
+    let out = run(
+        &db5(),
+        c(
+            "weightedAverage",
+            vec![c("group", db_paths(5)), c("group", db_paths(5)), i(1)],
+        ),
+    );
+    let all = (1..=5).map(db_name).collect::<Vec<_>>().join(",");
+    assert_eq!(out[0].name, format!("weightedAverage({all}, {all}, 1)"));
+    // each key pairs a series with itself: sum(x²)/sum(x) per point, as graphite-web computes
+    let d = db5();
+    let want: Vec<Option<f64>> = (0..20)
+        .map(|k| {
+            let xs: Vec<f64> = d.iter().filter_map(|s| s.values[k]).collect();
+            Some(xs.iter().map(|x| x * x).sum::<f64>() / xs.iter().sum::<f64>())
+        })
+        .collect();
+    assert_values(&out[0].values, &want, "weightedAverage");
+}
+
+#[test]
+fn time_stack_and_generators() {
+    let d = [ser_step(
+        "ts",
+        60,
+        &(0..100).map(|x| Some(x as f64)).collect::<Vec<_>>(),
+    )];
+    let out = run_window(
+        &d,
+        c("timeStack", vec![p("ts"), s("10min"), i(0), i(3)]),
+        3000,
+        3600,
+    );
+    assert_eq!(
+        names(&out),
+        [
+            "timeShift(ts, -10min, 0)",
+            "timeShift(ts, -10min, 1)",
+            "timeShift(ts, -10min, 2)"
+        ]
+    );
+    assert_eq!(out[1].values[0], Some(41.0));
+    assert_eq!(out[2].start, out[0].start);
+    let out = run_window(&d, c("time", vec![s("t"), i(300)]), 0, 900);
+    check(&out, &[("t", &[Some(0.0), Some(300.0), Some(600.0)])]);
+    let out = run_window(&d, c("sinFunction", vec![s("s"), i(2)]), 0, 120);
+    check(&out, &[("s", &[Some(0.0), Some(60f64.sin() * 2.0)])]);
 }
