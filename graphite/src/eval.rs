@@ -67,11 +67,48 @@ pub enum EvalError {
 /// [`evaluate`] asks for them.
 pub fn plan(expr: &Expr, from: i64, until: i64) -> Vec<FetchRequest> {
     let mut out = BTreeSet::new();
-    plan_into(expr, from, until, &mut out);
+    plan_into(expr, from, until, None, &mut out);
     out.into_iter().collect()
 }
 
-fn plan_into(expr: &Expr, from: i64, until: i64, out: &mut BTreeSet<FetchRequest>) {
+/// Like [`plan`], but also lists the windows that depend on a series' step (integer
+/// `movingX` windows), taking the step from data already fetched for the paths of the
+/// function's first argument. A guess (a function may change the step, e.g. `summarize`):
+/// [`evaluate`] still asks for anything missing.
+pub fn plan_with_steps(expr: &Expr, from: i64, until: i64, data: &Fetched) -> Vec<FetchRequest> {
+    let mut out = BTreeSet::new();
+    plan_into(expr, from, until, Some(data), &mut out);
+    out.into_iter().collect()
+}
+
+/// The largest step among fetched series of the paths under `expr`.
+fn step_hint(expr: &Expr, data: &Fetched) -> Option<i64> {
+    let mut paths = Vec::new();
+    collect_paths(expr, &mut paths);
+    data.iter()
+        .filter(|(r, _)| paths.contains(&r.pattern.as_str()))
+        .flat_map(|(_, s)| s.iter().map(|s| s.step))
+        .max()
+}
+
+fn collect_paths<'a>(expr: &'a Expr, out: &mut Vec<&'a str>) {
+    match expr {
+        Expr::Path(p) => out.push(p),
+        Expr::Call(c) => {
+            c.args.iter().for_each(|a| collect_paths(a, out));
+            c.kwargs.iter().for_each(|(_, a)| collect_paths(a, out));
+        }
+        _ => {}
+    }
+}
+
+fn plan_into(
+    expr: &Expr,
+    from: i64,
+    until: i64,
+    data: Option<&Fetched>,
+    out: &mut BTreeSet<FetchRequest>,
+) {
     match expr {
         Expr::Path(p) => {
             out.insert(FetchRequest {
@@ -82,15 +119,16 @@ fn plan_into(expr: &Expr, from: i64, until: i64, out: &mut BTreeSet<FetchRequest
         }
         Expr::Call(call) => {
             for a in &call.args {
-                plan_into(a, from, until, out);
+                plan_into(a, from, until, data, out);
             }
             for (_, a) in &call.kwargs {
-                plan_into(a, from, until, out);
+                plan_into(a, from, until, data, out);
             }
             let window = functions::lookup(&call.name).and_then(|f| f.window);
             if let (Some(window), Some(first)) = (window, call.args.first()) {
-                for (f, u) in window(call, from, until) {
-                    plan_into(first, f, u, out);
+                let hint = data.and_then(|d| step_hint(first, d));
+                for (f, u) in window(call, from, until, hint) {
+                    plan_into(first, f, u, data, out);
                 }
             }
         }
@@ -236,6 +274,17 @@ pub fn render(
     let mut data = Fetched::new();
     let mut want: BTreeSet<FetchRequest> =
         targets.iter().flat_map(|t| plan(t, from, until)).collect();
+    let reqs: Vec<FetchRequest> = want.iter().cloned().collect();
+    if !reqs.is_empty() {
+        for (r, s) in reqs.iter().cloned().zip(source.fetch(&reqs)?) {
+            data.insert(r, s);
+        }
+        // Step-dependent windows, now that steps are known (saves an evaluation round).
+        want = targets
+            .iter()
+            .flat_map(|t| plan_with_steps(t, from, until, &data))
+            .collect();
+    }
     for _ in 0..MAX_ROUNDS {
         let reqs: Vec<FetchRequest> = want
             .iter()
@@ -444,6 +493,57 @@ mod tests {
         // graphite-web's window for the point at 510 is the 3 points 490, 500, 510.
         assert_eq!(out[0].values[0], Some(49.0 + 50.0 + 51.0));
         assert_eq!(out[0].values.len(), 10);
+    }
+
+    /// Counts the requests it serves.
+    struct Counting(MemorySource, std::cell::RefCell<Vec<FetchRequest>>);
+    impl Source for Counting {
+        fn fetch(&self, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError> {
+            self.1.borrow_mut().extend(reqs.iter().cloned());
+            self.0.fetch(reqs)
+        }
+    }
+
+    #[test]
+    fn each_pattern_window_is_fetched_once() {
+        let src = Counting(
+            MemorySource::new(vec![Series::new("a.b", 0, 1000, 10, vec![Some(1.0); 100])]),
+            Default::default(),
+        );
+        let e = call(
+            "sumSeries",
+            vec![
+                call("movingSum", vec![path("a.b"), Expr::Int(3)]),
+                call("movingAverage", vec![path("a.*"), Expr::Int(3)]),
+                path("a.b"),
+            ],
+        );
+        let out = render(&[e.clone(), e], 500, 600, 600, &src).unwrap();
+        assert_eq!(out.len(), 2);
+        let got = src.1.borrow();
+        let mut dedup = got.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(
+            got.len(),
+            dedup.len(),
+            "a request was fetched twice: {got:?}"
+        );
+        // the step-dependent windows were planned from the first fetch: 4 requests in all
+        assert_eq!(got.len(), 4, "{got:?}");
+        let data: Fetched = got
+            .iter()
+            .cloned()
+            .zip(src.0.fetch(&got).unwrap())
+            .collect();
+        assert!(plan_with_steps(
+            &call("movingSum", vec![path("a.b"), Expr::Int(3)]),
+            500,
+            600,
+            &data
+        )
+        .iter()
+        .any(|r| r.from == 470));
     }
 
     #[test]

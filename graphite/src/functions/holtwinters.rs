@@ -64,8 +64,8 @@ fn analysis(values: &[Option<f64>], season_length: i64) -> (Vec<Option<f64>>, Ve
     (predictions, deviations.into_iter().map(Some).collect())
 }
 
-fn bootstrap_window(idx: usize) -> impl Fn(&Call, i64, i64) -> Vec<(i64, i64)> {
-    move |call, from, until| {
+fn bootstrap_window(idx: usize) -> impl Fn(&Call, i64, i64, Option<i64>) -> Vec<(i64, i64)> {
+    move |call, from, until, _| {
         let secs = match raw_arg(call, idx, "bootstrapInterval") {
             Some(Expr::Str(s)) => parse_interval(s),
             None => Some(7 * 86400),
@@ -76,11 +76,11 @@ fn bootstrap_window(idx: usize) -> impl Fn(&Call, i64, i64) -> Vec<(i64, i64)> {
     }
 }
 
-fn forecast_window(call: &Call, from: i64, until: i64) -> Vec<(i64, i64)> {
-    bootstrap_window(1)(call, from, until)
+fn forecast_window(call: &Call, from: i64, until: i64, _step: Option<i64>) -> Vec<(i64, i64)> {
+    bootstrap_window(1)(call, from, until, None)
 }
-fn bands_window(call: &Call, from: i64, until: i64) -> Vec<(i64, i64)> {
-    bootstrap_window(2)(call, from, until)
+fn bands_window(call: &Call, from: i64, until: i64, _step: Option<i64>) -> Vec<(i64, i64)> {
+    bootstrap_window(2)(call, from, until, None)
 }
 
 fn interval_arg(cx: &Cx<'_, '_>, a: &Args, i: usize, default: &str) -> Result<i64, EvalError> {

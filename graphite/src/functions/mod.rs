@@ -180,8 +180,10 @@ pub fn lookup(name: &str) -> Option<&'static Function> {
 pub type Impl = fn(&mut Cx<'_, '_>, Args) -> Result<Vec<Series>, EvalError>;
 
 /// Extra windows over which a function re-evaluates its first argument, from the literal
-/// arguments of its call and the request window (used by [`crate::eval::plan`]).
-pub type WindowFn = fn(&Call, i64, i64) -> Vec<(i64, i64)>;
+/// arguments of its call, the window it is evaluated over, and (when data was already
+/// fetched) the largest step of the series its first argument reads (used by
+/// [`crate::eval::plan`] and [`crate::eval::plan_with_steps`]).
+pub type WindowFn = fn(&Call, i64, i64, Option<i64>) -> Vec<(i64, i64)>;
 
 /// One function of the target language.
 pub struct Function {

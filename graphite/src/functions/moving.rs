@@ -16,12 +16,15 @@ use crate::eval::{Cx, EvalError};
 use crate::expr::ast::{Call, Expr};
 use crate::series::Series;
 
-fn window_hook(call: &Call, from: i64, until: i64) -> Vec<(i64, i64)> {
+fn window_hook(call: &Call, from: i64, until: i64, step: Option<i64>) -> Vec<(i64, i64)> {
     match raw_arg(call, 1, "windowSize") {
         Some(Expr::Str(s)) => parse_interval(s)
             .map(|d| vec![(from.saturating_sub(d.saturating_abs()), until)])
             .unwrap_or_default(),
-        // A window in points depends on the series' step: evaluation asks for it.
+        // A window in points depends on the series' step: known once data is fetched.
+        Some(Expr::Int(n)) if *n >= 0 => step
+            .map(|st| vec![(from.saturating_sub(st.saturating_mul(*n)), until)])
+            .unwrap_or_default(),
         _ => vec![],
     }
 }

@@ -175,7 +175,7 @@ fn hitcount_unit(interval: i64) -> &'static str {
     }
 }
 
-fn hitcount_window(call: &Call, from: i64, until: i64) -> Vec<(i64, i64)> {
+fn hitcount_window(call: &Call, from: i64, until: i64, _step: Option<i64>) -> Vec<(i64, i64)> {
     let align = matches!(raw_arg(call, 2, "alignToInterval"), Some(Expr::Bool(true)));
     match (align, raw_arg(call, 1, "intervalString")) {
         (true, Some(Expr::Str(s))) => parse_interval(s)
@@ -270,7 +270,7 @@ const ALIGN_TO: &[&str] = &[
     "years", "months", "weeks", "days", "hours", "minutes", "seconds", "True", "False",
 ];
 
-fn smart_window(call: &Call, from: i64, until: i64) -> Vec<(i64, i64)> {
+fn smart_window(call: &Call, from: i64, until: i64, _step: Option<i64>) -> Vec<(i64, i64)> {
     match raw_arg(call, 3, "alignTo") {
         Some(Expr::Str(u)) => vec![(align_start(from, u), until)],
         _ => vec![],

@@ -566,7 +566,7 @@ fn shift_string(raw: &str) -> String {
     }
 }
 
-fn time_shift_window(call: &Call, from: i64, until: i64) -> Vec<(i64, i64)> {
+fn time_shift_window(call: &Call, from: i64, until: i64, _step: Option<i64>) -> Vec<(i64, i64)> {
     match raw_arg(call, 1, "timeShift") {
         Some(Expr::Str(s)) => parse_interval(&shift_string(s))
             .map(|d| vec![(from.saturating_add(d), until.saturating_add(d))])
@@ -693,7 +693,7 @@ pub const INTEGRAL_BY_INTERVAL: Function = Function::new(
     },
 );
 
-fn time_stack_window(call: &Call, from: i64, until: i64) -> Vec<(i64, i64)> {
+fn time_stack_window(call: &Call, from: i64, until: i64, _step: Option<i64>) -> Vec<(i64, i64)> {
     let unit = match raw_arg(call, 1, "timeShiftUnit") {
         Some(Expr::Str(s)) => s.clone(),
         None => "1d".into(),
