@@ -355,6 +355,15 @@ impl MemorySource {
 
 impl Source for MemorySource {
     fn fetch(&self, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError> {
+        for r in reqs {
+            let min_step = self.series.iter().map(|s| s.step.max(1)).min().unwrap_or(1);
+            if r.until.saturating_sub(r.from) / min_step > crate::functions::MAX_POINTS {
+                return Err(EvalError::Source {
+                    pattern: r.pattern.clone(),
+                    message: format!("window {}..{} has too many points", r.from, r.until),
+                });
+            }
+        }
         Ok(reqs
             .iter()
             .map(|r| {

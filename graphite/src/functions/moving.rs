@@ -22,7 +22,7 @@ fn window_hook(call: &Call, from: i64, until: i64, step: Option<i64>) -> Vec<(i6
             .map(|d| vec![(from.saturating_sub(d.saturating_abs()), until)])
             .unwrap_or_default(),
         // A window in points depends on the series' step: known once data is fetched.
-        Some(Expr::Int(n)) if *n >= 0 => step
+        Some(Expr::Int(n)) if (0..=super::MAX_POINTS).contains(n) => step
             .map(|st| vec![(from.saturating_sub(st.saturating_mul(*n)), until)])
             .unwrap_or_default(),
         _ => vec![],
@@ -41,6 +41,14 @@ fn moving(
     }
     let agg = AggFunc::parse(func)
         .ok_or_else(|| cx.input_error(format!("Unsupported aggregation function: {func}")))?;
+    if let Value::Int(n) = window {
+        if *n > super::MAX_POINTS {
+            return Err(cx.input_error(format!(
+                "window of {n} points is too large (at most {})",
+                super::MAX_POINTS
+            )));
+        }
+    }
     let (preview, text) = match window {
         Value::Str(s) => {
             let d =
@@ -286,6 +294,12 @@ pub const EXPONENTIAL_MOVING_AVERAGE: Function = Function::new(
                     Box::new(move |step: i64| (d / step.max(1)) as usize),
                 )
             }
+            Value::Int(n) if *n > super::MAX_POINTS => {
+                return Err(cx.input_error(format!(
+                    "window of {n} points is too large (at most {})",
+                    super::MAX_POINTS
+                )))
+            }
             Value::Int(n) => {
                 let n = *n;
                 let d = series
@@ -347,6 +361,9 @@ pub const STDEV: Function = Function::new(
                 let (mut valid, mut sum, mut sq) = (0usize, 0.0f64, 0.0f64);
                 let values = (0..s.values.len())
                     .map(|i| {
+                        if points == 0 {
+                            return None;
+                        }
                         if i >= points {
                             if let Some(d) = s.values[i - points] {
                                 valid -= 1;

@@ -214,6 +214,10 @@ pub const HITCOUNT: Function = Function::new(
                 for (i, v) in s.values.iter().enumerate() {
                     let Some(v) = *v else { continue };
                     let start_time = s.start + i as i64 * step;
+                    if start_time - new_start >= buckets_n * interval {
+                        // a point past the series' end (graphite-web would raise IndexError)
+                        continue;
+                    }
                     let (sb, smod) = (
                         (start_time - new_start).div_euclid(interval),
                         (start_time - new_start).rem_euclid(interval),

@@ -45,8 +45,11 @@ pub fn safe_pow(a: Option<f64>, b: f64) -> Option<f64> {
 
 /// Python's `round(x, n)` (correctly rounded, as Python's float repr rounding).
 pub fn py_round(x: f64, n: i32) -> f64 {
-    if !x.is_finite() {
+    if !x.is_finite() || n > 330 {
         return x;
+    }
+    if n < -330 {
+        return 0.0 * x.signum();
     }
     if n >= 0 {
         let digits = n as usize;

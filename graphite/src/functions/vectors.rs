@@ -819,3 +819,49 @@ fn time_stack_and_generators() {
     let out = run_window(&d, c("sinFunction", vec![s("s"), i(2)]), 0, 120);
     check(&out, &[("s", &[Some(0.0), Some(60f64.sin() * 2.0)])]);
 }
+
+/// Every registered function, called with a spread of odd arguments over odd data (nulls,
+/// two steps, an all-null series, a series shorter than its window), must return a result or
+/// an error — never panic.
+#[test]
+fn no_function_panics_on_odd_arguments() {
+    let d = vec![
+        ser_step("x.a", 10, &o(&[1, X, 3, 0, -5, X, 7, 8, X, 10, 11, 12])),
+        ser_step("x.b", 60, &o(&[X, 2])),
+        ser_step("x.c", 10, &[N; 12]),
+        ser_step("x.d", 10, &o(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
+    ];
+    let arg_sets: Vec<Vec<Expr>> = vec![
+        vec![],
+        vec![p("x.*")],
+        vec![p("x.*"), i(0)],
+        vec![p("x.*"), i(-3)],
+        vec![p("x.*"), i(2), i(1)],
+        vec![p("x.*"), i(1_000)],
+        vec![p("x.*"), i(1_000_000_000)],
+        vec![p("x.*"), s("1min")],
+        vec![p("x.*"), s("-1h"), s("sum")],
+        vec![p("x.*"), s("sum"), i(1), i(-1)],
+        vec![p("x.*"), s("sum"), s(">"), i(1)],
+        vec![p("x.*"), f(0.5)],
+        vec![p("x.*"), f(150.0)],
+        vec![p("x.*"), p("x.*")],
+        vec![p("x.a"), p("x.b")],
+        vec![p("x.*"), none()],
+        vec![p("x.*"), b(true)],
+        vec![p("x.*"), s("(")],
+        vec![p("x.*"), s("x"), s(r"\9")],
+        vec![p("nothing")],
+        vec![p("nothing"), i(1)],
+        vec![i(5)],
+        vec![s("a")],
+        vec![f(1.0)],
+    ];
+    for func in super::FUNCTIONS {
+        for args in &arg_sets {
+            let target = c(func.name, args.clone());
+            let src = crate::eval::MemorySource::new(d.clone());
+            let _ = crate::eval::render(std::slice::from_ref(&target), 0, 110, 110, &src);
+        }
+    }
+}
