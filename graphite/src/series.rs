@@ -9,6 +9,7 @@
 //! - consolidation groups `valuesPerPoint` consecutive values from index 0 with the series'
 //!   consolidation function, honouring `xFilesFactor`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// How a series folds several points into one (graphite-web's `consolidationFunc`).
@@ -196,19 +197,20 @@ fn looks_like_call(name: &str) -> bool {
         && name.ends_with(')')
 }
 
-/// The result of [`normalize`]: every series' values consolidated to the common step.
+/// The result of [`normalize`]: every series' values consolidated to the common step
+/// (borrowed when a series already has that step).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Normalized {
-    pub values: Vec<Vec<Option<f64>>>,
+pub struct Normalized<'a> {
+    pub values: Vec<Cow<'a, [Option<f64>]>>,
     pub start: i64,
     pub end: i64,
     pub step: i64,
 }
 
-impl Normalized {
+impl Normalized<'_> {
     /// Length of the longest consolidated series (graphite-web zips with `izip_longest`).
     pub fn len(&self) -> usize {
-        self.values.iter().map(Vec::len).max().unwrap_or(0)
+        self.values.iter().map(|v| v.len()).max().unwrap_or(0)
     }
 
     /// True when there are no points at all.
@@ -226,7 +228,7 @@ impl Normalized {
 /// graphite-web's `normalize()`: the LCM of all steps, each series consolidated to it,
 /// start = min start, end = max end trimmed to a whole number of steps. Values are then
 /// combined by index (graphite-web does not align differing starts). `None` when empty.
-pub fn normalize(series: &[&Series]) -> Option<Normalized> {
+pub fn normalize<'a>(series: &[&'a Series]) -> Option<Normalized<'a>> {
     if series.is_empty() {
         return None;
     }
@@ -239,11 +241,16 @@ pub fn normalize(series: &[&Series]) -> Option<Normalized> {
     let values = series
         .iter()
         .map(|s| {
-            s.consolidated(if s.step > 0 {
+            let vpp = if s.step > 0 {
                 (step / s.step) as usize
             } else {
                 1
-            })
+            };
+            if vpp <= 1 {
+                Cow::Borrowed(s.values.as_slice())
+            } else {
+                Cow::Owned(s.consolidated(vpp))
+            }
         })
         .collect();
     Some(Normalized {

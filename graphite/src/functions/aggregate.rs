@@ -86,18 +86,25 @@ fn aggregate_refs(all: &[&Series], agg: AggFunc, short: &str, xff: Option<f64>) 
         "{short}Series({})",
         format_path_expressions(all.iter().copied())
     );
-    let mut row = Vec::with_capacity(all.len());
-    let values = (0..n.len())
-        .map(|i| {
-            n.row(i, &mut row);
-            let non_null = row.iter().filter(|v| v.is_some()).count();
-            if super::xff(non_null, row.len() as f64, xff) {
-                agg.apply(&row)
-            } else {
-                None
-            }
-        })
-        .collect();
+    let values = match agg {
+        AggFunc::Sum | AggFunc::Average | AggFunc::Min | AggFunc::Max | AggFunc::Count => {
+            columnwise(&n, agg, xff)
+        }
+        _ => {
+            let mut row = Vec::with_capacity(all.len());
+            (0..n.len())
+                .map(|i| {
+                    n.row(i, &mut row);
+                    let non_null = row.iter().filter(|v| v.is_some()).count();
+                    if super::xff(non_null, row.len() as f64, xff) {
+                        agg.apply(&row)
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        }
+    };
     let mut tags = all[0].tags.clone();
     for s in &all[1..] {
         tags.retain(|k, v| s.tags.get(k) == Some(v));
@@ -108,6 +115,47 @@ fn aggregate_refs(all: &[&Series], agg: AggFunc, short: &str, xff: Option<f64>) 
     out.tags = tags;
     out.x_files_factor = xff.unwrap_or(0.0);
     Some(out)
+}
+
+/// Row aggregation done series by series (sequential memory access). Values are folded in
+/// series order, so sums equal Python's left-to-right `sum(row)` to the bit.
+fn columnwise(n: &crate::series::Normalized, agg: AggFunc, xff: Option<f64>) -> Vec<Option<f64>> {
+    let len = n.len();
+    let mut acc = vec![0.0f64; len];
+    let mut count = vec![0u32; len];
+    for col in &n.values {
+        for ((a, c), v) in acc.iter_mut().zip(count.iter_mut()).zip(col.iter()) {
+            if let Some(x) = *v {
+                *a = if *c == 0 {
+                    match agg {
+                        AggFunc::Min | AggFunc::Max => x,
+                        _ => x + 0.0,
+                    }
+                } else {
+                    match agg {
+                        AggFunc::Min => a.min(x),
+                        AggFunc::Max => a.max(x),
+                        _ => *a + x,
+                    }
+                };
+                *c += 1;
+            }
+        }
+    }
+    let rows = n.values.len() as f64;
+    acc.into_iter()
+        .zip(count)
+        .map(|(a, c)| {
+            if !super::xff(c as usize, rows, xff) {
+                return None;
+            }
+            Some(match agg {
+                AggFunc::Average => a / c as f64,
+                AggFunc::Count => c as f64,
+                _ => a,
+            })
+        })
+        .collect()
 }
 
 pub const COUNT_SERIES: Function = Function::new(
@@ -153,7 +201,7 @@ fn divide_pair(cx: &Cx<'_, '_>, a: &Series, b: &Series) -> Series {
     s
 }
 
-fn unreachable_norm(a: &Series) -> crate::series::Normalized {
+fn unreachable_norm(a: &Series) -> crate::series::Normalized<'_> {
     crate::series::Normalized {
         values: vec![],
         start: a.start,
