@@ -57,6 +57,9 @@ pub enum EvalError {
     /// Evaluation needs these requests fetched first (see the module docs).
     #[error("evaluation needs {} more fetch(es), e.g. {:?}", .0.len(), .0.first().map(|r| &r.pattern))]
     NeedData(Vec<FetchRequest>),
+    /// `from` and `until` are the same instant.
+    #[error("invalid empty time range: from and until are both {0}; use an until after from")]
+    EmptyTimeRange(i64),
     /// Too many rounds of data-dependent fetches.
     #[error("target nests window functions too deeply to plan (more than {0} fetch rounds)")]
     TooManyRounds(usize),
@@ -257,6 +260,17 @@ pub fn evaluate(expr: &Expr, ctx: &mut Context<'_>) -> Result<Vec<Series>, EvalE
     match v {
         Value::Series(s) => Ok(s),
         other => Err(EvalError::NotASeries(other.describe())),
+    }
+}
+
+/// The request window as graphite-web's render view settles it: `from`/`until` given the
+/// wrong way round are swapped, and an empty range is an error (graphite-web's 400 "Invalid
+/// empty time range").
+pub fn request_window(from: i64, until: i64) -> Result<(i64, i64), EvalError> {
+    match from.cmp(&until) {
+        std::cmp::Ordering::Less => Ok((from, until)),
+        std::cmp::Ordering::Greater => Ok((until, from)),
+        std::cmp::Ordering::Equal => Err(EvalError::EmptyTimeRange(from)),
     }
 }
 
@@ -553,6 +567,13 @@ mod tests {
         )
         .iter()
         .any(|r| r.from == 470));
+    }
+
+    #[test]
+    fn request_window_swaps_and_rejects_empty() {
+        assert_eq!(request_window(10, 20), Ok((10, 20)));
+        assert_eq!(request_window(20, 10), Ok((10, 20)));
+        assert_eq!(request_window(5, 5), Err(EvalError::EmptyTimeRange(5)));
     }
 
     #[test]

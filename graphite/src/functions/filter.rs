@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 
 use super::{aggregate::percentile, opt, req, AggFunc, Default, Function, ParamType as T, SERIES};
 use crate::eval::{Cx, EvalError};
-use crate::series::{fmt_g, Series};
+use crate::series::{fmt_g, py_float, Series};
 
 fn remove_values(
     a: &mut super::Args,
@@ -19,6 +19,10 @@ fn remove_values(
         .into_iter()
         .map(|mut s| {
             s.rename(format!("{func}({}, {})", s.name, fmt_g(n)));
+            if use_percentile {
+                // graphite-web tags these through nPercentile (`str(float(n))`).
+                s.tag("nPercentile", py_float(n));
+            }
             let threshold = if use_percentile {
                 percentile(&s.values, n, false)
             } else {
@@ -203,7 +207,9 @@ pub const HIGHEST: Function = Function::new(
     "Filter Series",
     &[
         SERIES,
-        req("n", T::Int),
+        // graphite-web declares n required but its signature defaults it to 1 and 1.1.10
+        // does not enforce the declaration: `highest(x)` is the highest one.
+        opt("n", T::Int).default(Default::Int(1)),
         opt("func", T::AggFunc).default(Default::Str("average")),
     ],
     |_, mut a| {
