@@ -17,6 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::expr::ast::{Call, Expr};
 use crate::functions::{self, Args, Value};
+use crate::glob::GlobPattern;
 use crate::series::Series;
 
 /// One fetch: a path pattern over `[from, until)` (epoch seconds).
@@ -378,75 +379,20 @@ impl Source for MemorySource {
                 });
             }
         }
-        Ok(reqs
-            .iter()
+        reqs.iter()
             .map(|r| {
-                let pats = expand_braces(&r.pattern);
-                self.series
+                let glob = GlobPattern::new(&r.pattern).map_err(|e| EvalError::Source {
+                    pattern: r.pattern.clone(),
+                    message: e.to_string(),
+                })?;
+                Ok(self
+                    .series
                     .iter()
-                    .filter(|s| pats.iter().any(|p| glob_path(p, &s.name)))
+                    .filter(|s| glob.matches(&s.name))
                     .map(|s| Self::slice(s, r))
-                    .collect()
+                    .collect())
             })
-            .collect())
-    }
-}
-
-/// `{a,b}` expansion (first group first, recursively). Small and private: the real glob
-/// module replaces it.
-fn expand_braces(p: &str) -> Vec<String> {
-    let Some(open) = p.find('{') else {
-        return vec![p.to_string()];
-    };
-    let Some(close) = p[open..].find('}').map(|c| c + open) else {
-        return vec![p.to_string()];
-    };
-    let (head, tail) = (&p[..open], &p[close + 1..]);
-    p[open + 1..close]
-        .split(',')
-        .flat_map(|alt| expand_braces(&format!("{head}{alt}{tail}")))
-        .collect()
-}
-
-fn glob_path(pattern: &str, path: &str) -> bool {
-    let pn: Vec<&str> = pattern.split('.').collect();
-    let sn: Vec<&str> = path.split('.').collect();
-    pn.len() == sn.len()
-        && pn
-            .iter()
-            .zip(&sn)
-            .all(|(p, s)| glob_node(p.as_bytes(), s.as_bytes()))
-}
-
-fn glob_node(p: &[u8], s: &[u8]) -> bool {
-    match p.first() {
-        None => s.is_empty(),
-        Some(b'*') => (0..=s.len()).any(|i| glob_node(&p[1..], &s[i..])),
-        Some(b'?') => !s.is_empty() && glob_node(&p[1..], &s[1..]),
-        Some(b'[') => {
-            let Some(end) = p.iter().position(|&c| c == b']') else {
-                return s.first() == Some(&b'[') && glob_node(&p[1..], &s[1..]);
-            };
-            let Some(&c) = s.first() else { return false };
-            let mut set = &p[1..end];
-            let negate = matches!(set.first(), Some(b'!' | b'^'));
-            if negate {
-                set = &set[1..];
-            }
-            let mut hit = false;
-            let mut i = 0;
-            while i < set.len() {
-                if i + 2 < set.len() && set[i + 1] == b'-' {
-                    hit |= set[i] <= c && c <= set[i + 2];
-                    i += 3;
-                } else {
-                    hit |= set[i] == c;
-                    i += 1;
-                }
-            }
-            hit != negate && glob_node(&p[end + 1..], &s[1..])
-        }
-        Some(&c) => s.first() == Some(&c) && glob_node(&p[1..], &s[1..]),
+            .collect()
     }
 }
 
@@ -466,13 +412,29 @@ mod tests {
     }
 
     #[test]
-    fn glob_matches_within_nodes() {
-        assert!(glob_path("a.*.c", "a.b.c"));
-        assert!(!glob_path("a.*", "a.b.c"));
-        assert!(glob_path("a.b[0-9]", "a.b7"));
-        assert!(!glob_path("a.b[!0-9]", "a.b7"));
-        assert!(glob_path("a.?x", "a.yx"));
-        assert_eq!(expand_braces("a.{b,c}.{d,e}").len(), 4);
+    fn memory_source_matches_with_graphite_globs() {
+        let src = MemorySource::new(
+            ["a.b.c", "a.x.c", "a.b7", "a.yx"]
+                .iter()
+                .map(|n| Series::new(*n, 0, 10, 10, vec![Some(1.0)]))
+                .collect(),
+        );
+        let names = |pat: &str| -> Vec<String> {
+            let req = FetchRequest {
+                pattern: pat.into(),
+                from: 0,
+                until: 10,
+            };
+            src.fetch(&[req]).unwrap()[0]
+                .iter()
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        assert_eq!(names("a.*.c"), ["a.b.c", "a.x.c"]);
+        assert!(names("a.*").iter().all(|n| n.matches('.').count() == 1));
+        assert_eq!(names("a.b[0-9]"), ["a.b7"]);
+        assert!(names("a.b[!0-9]").is_empty());
+        assert_eq!(names("a.{b,x}.c"), ["a.b.c", "a.x.c"]);
     }
 
     #[test]

@@ -746,50 +746,13 @@ pub fn py_sum(it: impl Iterator<Item = f64>) -> f64 {
     it.fold(0.0, |a, b| a + b)
 }
 
-/// graphite-web's `parseTimeOffset` in seconds: `[+-]<n><unit>...`, units matched by prefix
-/// (`s`, `min`, `h`, `d`, `w`, `mon` = 30 days, `y` = 365 days). A private stand-in until the
-/// time-syntax module lands.
+/// graphite-web's `parseTimeOffset` in seconds (see [`crate::attime::parse_time_offset`]),
+/// for interval arguments; `None` for an invalid or empty interval.
 pub fn parse_interval(s: &str) -> Option<i64> {
-    let s = s.trim();
-    let (sign, mut rest) = match s.as_bytes().first()? {
-        b'-' => (-1, &s[1..]),
-        b'+' => (1, &s[1..]),
-        _ => (1, s),
-    };
-    let mut total = 0i64;
-    if rest.is_empty() {
+    if s.is_empty() {
         return None;
     }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let ulen = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = &rest[..ulen];
-        rest = &rest[ulen..];
-        let secs = if unit.starts_with('s') {
-            1
-        } else if unit.starts_with("mi") {
-            60
-        } else if unit.starts_with('h') {
-            3600
-        } else if unit.starts_with('d') {
-            86400
-        } else if unit.starts_with('w') {
-            604800
-        } else if unit.starts_with("mon") {
-            30 * 86400
-        } else if unit.starts_with('y') {
-            365 * 86400
-        } else {
-            return None;
-        };
-        total = total.checked_add(n.checked_mul(secs)?)?;
-    }
-    Some(sign * total)
+    crate::attime::parse_time_offset(s).ok()
 }
 
 /// A literal argument of a call (positional `idx` or keyword `name`), for window hooks.

@@ -1,30 +1,47 @@
-//! Test helpers shared by the function tests: tiny AST constructors (to be swapped for
-//! `parse("...")` once the parser lands), series builders, and a runner that evaluates a
-//! target over an in-memory source and checks the source was not mutated.
+//! Test helpers shared by the function tests: targets (parsed with [`crate::expr::parse`];
+//! the small constructors `c`/`kw` build a call, print it in Graphite syntax and parse that
+//! back, so every function test also goes through the real parser), series builders, and a
+//! runner that evaluates a target over an in-memory source and checks the source was not
+//! mutated.
 
 use crate::eval::{render, EvalError, MemorySource, Source};
 pub use crate::expr::ast::{Call, Expr};
 use crate::series::Series;
 
+/// A target parsed by the real parser.
+pub fn t(target: &str) -> Expr {
+    match crate::expr::parse(target) {
+        Ok(e) => e,
+        Err(e) => panic!("test target does not parse: {e}"),
+    }
+}
+
+/// Parses the Graphite text of `built` and checks the parser gives the same tree.
+fn through_parser(built: Expr) -> Expr {
+    let parsed = t(&built.to_string());
+    assert_eq!(parsed, built, "parser disagrees with the test's tree for {built}");
+    parsed
+}
+
 pub fn p(path: &str) -> Expr {
-    Expr::Path(path.into())
+    through_parser(Expr::Path(path.into()))
 }
 pub fn c(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Call(Call {
+    through_parser(Expr::Call(Call {
         name: name.into(),
         args,
         kwargs: vec![],
-    })
+    }))
 }
 pub fn kw(name: &str, args: Vec<Expr>, kwargs: Vec<(&str, Expr)>) -> Expr {
-    Expr::Call(Call {
+    through_parser(Expr::Call(Call {
         name: name.into(),
         args,
         kwargs: kwargs
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
-    })
+    }))
 }
 pub fn i(v: i64) -> Expr {
     Expr::Int(v)
