@@ -167,6 +167,12 @@ impl<'d> Context<'d> {
         }
     }
 
+    /// Whether some fetch seen so far is not in the data yet (a generated target's data
+    /// arrives in the next round).
+    pub fn has_missing(&self) -> bool {
+        !self.missing.is_empty()
+    }
+
     fn fetch(&mut self, pattern: &str, from: i64, until: i64) -> Vec<Series> {
         let req = FetchRequest {
             pattern: pattern.to_string(),

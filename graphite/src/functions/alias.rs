@@ -61,7 +61,7 @@ pub const ALIAS_BY_METRIC: Function =
     });
 
 /// Python `re.sub` replacement syntax (`\1`, `\g<1>`, `\g<name>`) in the regex crate's.
-fn py_replacement(r: &str) -> String {
+pub(super) fn py_replacement(r: &str) -> String {
     let mut out = String::with_capacity(r.len());
     let mut chars = r.chars().peekable();
     while let Some(c) = chars.next() {
@@ -320,6 +320,69 @@ pub const UPPER: Function = Function::new("upper", "Alias", CASE_PARAMS, |_, a| 
 pub const LOWER: Function = Function::new("lower", "Alias", CASE_PARAMS, |_, a| {
     Ok(change_case(a, false))
 });
+
+/// `%-*s`: left-justified to `width` (Python's negative `*` width).
+fn ljust(s: &str, width: usize) -> String {
+    format!("{s:<width$}")
+}
+
+pub const CACTI_STYLE: Function = Function::new(
+    "cactiStyle",
+    "Alias",
+    &[
+        SERIES,
+        super::opt("system", T::String).options(&["si", "binary"]),
+        super::opt("units", T::String),
+    ],
+    |_, mut a| {
+        let system = a.str(1).map(str::to_string);
+        let units = a.str(2).map(str::to_string);
+        let fmt = |x: f64| -> String {
+            match (&system, &units) {
+                (Some(sys), Some(u)) => {
+                    let (v, p) = format_units(x, sys);
+                    format!("{v:.2} {p}{u}")
+                }
+                (Some(sys), None) => {
+                    let (v, p) = format_units(x, sys);
+                    format!("{v:.2}{p}")
+                }
+                (None, Some(u)) => format!("{x:.2} {u}"),
+                (None, None) => format!("{x:.2}"),
+            }
+        };
+        let mut series = a.series(0);
+        let last = |s: &Series| s.values.iter().rev().find_map(|v| *v);
+        let max = |s: &Series| s.values.iter().flatten().copied().reduce(f64::max);
+        let min = |s: &Series| s.values.iter().flatten().copied().reduce(f64::min);
+        // graphite-web sizes columns by `fmt(int(x or 3))` (so 0 counts as 3).
+        let width = |f: &dyn Fn(&Series) -> Option<f64>| {
+            series
+                .iter()
+                .map(|s| {
+                    let v = f(s).filter(|v| *v != 0.0).unwrap_or(3.0);
+                    fmt(v.trunc()).len()
+                })
+                .max()
+                .unwrap_or(0)
+                + 3
+        };
+        let name_len = series.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        let (last_len, max_len, min_len) = (width(&last), width(&max), width(&min));
+        let shown = |v: Option<f64>| v.map_or_else(|| "nan".to_string(), fmt);
+        for s in series.iter_mut() {
+            let (l, mx, mn) = (shown(last(s)), shown(max(s)), shown(min(s)));
+            s.name = format!(
+                "{} Current:{} Max:{} Min:{} ",
+                ljust(&s.name, name_len),
+                ljust(&l, last_len),
+                ljust(&mx, max_len),
+                ljust(&mn, min_len)
+            );
+        }
+        Ok(series)
+    },
+);
 
 #[cfg(test)]
 mod tests {

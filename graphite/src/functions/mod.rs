@@ -14,6 +14,7 @@ use crate::series::{py_float, Series};
 
 pub mod aggregate;
 pub mod alias;
+pub mod dynamic;
 pub mod filter;
 pub mod graph;
 pub mod holtwinters;
@@ -21,6 +22,7 @@ pub mod moving;
 pub mod sort;
 pub mod special;
 pub mod summarize;
+pub mod timed;
 pub mod transform;
 
 #[cfg(test)]
@@ -169,6 +171,17 @@ pub static FUNCTIONS: &[&Function] = &[
     &graph::DRAW_AS_INFINITE,
     &graph::STACKED,
     &graph::AREA_BETWEEN,
+    &alias::CACTI_STYLE,
+    &dynamic::APPLY_BY_NODE,
+    &dynamic::ALIAS_QUERY,
+    &dynamic::USE_SERIES_ABOVE,
+    &dynamic::MAP_SERIES,
+    &dynamic::MAP,
+    &dynamic::REDUCE_SERIES,
+    &dynamic::REDUCE,
+    &timed::TIME_SLICE,
+    &timed::LINEAR_REGRESSION,
+    &timed::VERTICAL_LINE,
 ];
 
 /// The registry entry named `name`.

@@ -19,7 +19,10 @@ pub fn t(target: &str) -> Expr {
 /// Parses the Graphite text of `built` and checks the parser gives the same tree.
 fn through_parser(built: Expr) -> Expr {
     let parsed = t(&built.to_string());
-    assert_eq!(parsed, built, "parser disagrees with the test's tree for {built}");
+    assert_eq!(
+        parsed, built,
+        "parser disagrees with the test's tree for {built}"
+    );
     parsed
 }
 
