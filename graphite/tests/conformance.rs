@@ -471,3 +471,62 @@ fn goldens_match_graphite_web() {
         fail - allowed
     );
 }
+
+/// carbide's `/functions` description against graphite-web's (`functions.json`, recorded by
+/// `tests/graphite-web/functions_list.py`): for every function both have, the same group and
+/// the same parameters (name, type, required, multiple) in order.
+#[test]
+fn functions_description_matches_graphite_web() {
+    let gw: Vec<Json> =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("functions.json")).unwrap())
+            .unwrap();
+    let ours = graphite::functions::describe::functions_json();
+    let mut diffs = Vec::new();
+    let mut shared = 0;
+    for g in &gw {
+        let name = g["name"].as_str().unwrap();
+        let Some(o) = ours.get(name) else { continue };
+        shared += 1;
+        if o["group"] != g["group"] {
+            diffs.push(format!(
+                "{name}: group {} vs graphite-web {}",
+                o["group"], g["group"]
+            ));
+        }
+        let sig = |ps: &Json| -> Vec<String> {
+            ps.as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}{}{}",
+                        p["name"].as_str().unwrap(),
+                        p["type"].as_str().unwrap(),
+                        if p["required"] == true { "!" } else { "" },
+                        if p["multiple"] == true { "*" } else { "" }
+                    )
+                })
+                .collect()
+        };
+        if sig(&o["params"]) != sig(&g["params"]) {
+            diffs.push(format!(
+                "{name}: params {:?} vs graphite-web {:?}",
+                sig(&o["params"]),
+                sig(&g["params"])
+            ));
+        }
+    }
+    println!(
+        "{shared} functions shared with graphite-web, {} differ",
+        diffs.len()
+    );
+    for d in &diffs {
+        println!("  {d}");
+    }
+    assert!(shared > 120, "only {shared} shared functions");
+    assert!(
+        diffs.is_empty(),
+        "{} descriptions differ from graphite-web",
+        diffs.len()
+    );
+}

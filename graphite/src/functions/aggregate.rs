@@ -774,35 +774,40 @@ pub const AS_PERCENT: Function =
 pub const PCT: Function =
     Function::new("pct", "Combine", AS_PERCENT_PARAMS, as_percent).aggregator();
 
-pub const POW_SERIES: Function = Function::new("powSeries", "Combine", LISTS, |cx, mut a| {
-    let lists = a.series_lists(0);
-    let all: Vec<&Series> = lists.iter().flatten().collect();
-    let Some(n) = normalize(&all) else {
-        return Ok(vec![]);
-    };
-    let name = format!(
-        "powSeries({})",
-        all.iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(",")
-    );
-    let mut row = Vec::new();
-    let values = (0..n.len())
-        .map(|i| {
-            n.row(i, &mut row);
-            let mut it = row.iter().copied();
-            let first = it.next().flatten();
-            it.fold(first, |acc, e| match (acc, e) {
-                (Some(x), Some(y)) => super::transform::safe_pow(Some(x), y),
-                _ => None,
+pub const POW_SERIES: Function = Function::new(
+    "powSeries",
+    "Combine",
+    &[req("seriesList", T::SeriesList).multiple()],
+    |cx, mut a| {
+        let lists = a.series_lists(0);
+        let all: Vec<&Series> = lists.iter().flatten().collect();
+        let Some(n) = normalize(&all) else {
+            return Ok(vec![]);
+        };
+        let name = format!(
+            "powSeries({})",
+            all.iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut row = Vec::new();
+        let values = (0..n.len())
+            .map(|i| {
+                n.row(i, &mut row);
+                let mut it = row.iter().copied();
+                let first = it.next().flatten();
+                it.fold(first, |acc, e| match (acc, e) {
+                    (Some(x), Some(y)) => super::transform::safe_pow(Some(x), y),
+                    _ => None,
+                })
             })
-        })
-        .collect();
-    let mut s = Series::new(name, n.start, n.end, n.step, values);
-    s.x_files_factor = cx.ctx.x_files_factor.unwrap_or(0.0);
-    Ok(vec![s])
-})
+            .collect();
+        let mut s = Series::new(name, n.start, n.end, n.step, values);
+        s.x_files_factor = cx.ctx.x_files_factor.unwrap_or(0.0);
+        Ok(vec![s])
+    },
+)
 .aggregator();
 
 pub const WEIGHTED_AVERAGE: Function = Function::new(

@@ -328,7 +328,7 @@ fn ljust(s: &str, width: usize) -> String {
 
 pub const CACTI_STYLE: Function = Function::new(
     "cactiStyle",
-    "Alias",
+    "Special",
     &[
         SERIES,
         super::opt("system", T::String).options(&["si", "binary"]),

@@ -249,7 +249,7 @@ fn reduce_series(cx: &mut Cx<'_, '_>, mut a: Args) -> Result<Vec<Series>, EvalEr
 }
 
 const REDUCE_PARAMS: &[super::Param] = &[
-    SERIES,
+    req("seriesLists", T::SeriesLists),
     req("reduceFunction", T::String),
     req("reduceNode", T::Node),
     req("reduceMatchers", T::String).multiple(),

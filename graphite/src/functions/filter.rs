@@ -207,9 +207,7 @@ pub const HIGHEST: Function = Function::new(
     "Filter Series",
     &[
         SERIES,
-        // graphite-web declares n required but its signature defaults it to 1 and 1.1.10
-        // does not enforce the declaration: `highest(x)` is the highest one.
-        opt("n", T::Int).default(Default::Int(1)),
+        req("n", T::Int),
         opt("func", T::AggFunc).default(Default::Str("average")),
     ],
     |_, mut a| {

@@ -26,7 +26,7 @@ pub const LINE_WIDTH: Function = Function::new(
 pub const DASHED: Function = Function::new(
     "dashed",
     "Graph",
-    &[SERIES, opt("dashLength", T::Float).default(Default::Int(5))],
+    &[SERIES, opt("dashLength", T::Int).default(Default::Int(5))],
     |_, mut a| {
         let v = a.get(1).cloned().unwrap_or(super::Value::Int(5));
         let len = a.float(1).unwrap_or(5.0);

@@ -14,6 +14,7 @@ use crate::series::{py_float, Series};
 
 pub mod aggregate;
 pub mod alias;
+pub mod describe;
 pub mod dynamic;
 pub mod filter;
 pub mod graph;
@@ -247,6 +248,8 @@ impl Function {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamType {
     SeriesList,
+    /// graphite-web's `seriesLists` (what `mapSeries` makes); carbide's are flat lists.
+    SeriesLists,
     Int,
     Float,
     IntOrInf,
@@ -267,6 +270,7 @@ impl ParamType {
     pub fn name(self) -> &'static str {
         match self {
             Self::SeriesList => "seriesList",
+            Self::SeriesLists => "seriesLists",
             Self::Int => "integer",
             Self::Float => "float",
             Self::IntOrInf => "intOrInf",
@@ -583,7 +587,7 @@ fn check(fname: &str, p: &Param, v: Value) -> Result<Option<Value>, EvalError> {
     }
     use ParamType as T;
     let out = match p.ty {
-        T::SeriesList => match v {
+        T::SeriesList | T::SeriesLists => match v {
             Value::Series(_) => v,
             _ => return Err(invalid(fname, p, &v)),
         },
