@@ -324,6 +324,13 @@ fn parse_reference(reference: &str, now: i64, tz: &TimeZone) -> Result<i64, Stri
     tz.localize(date.to_datetime(time))
 }
 
+/// graphite-web's `parseTimeOffset`, as functions use it for interval arguments
+/// (`timeShift(x, "-1h30min")`, `summarize(x, "5min")`): an optional sign, then chained
+/// `<number><unit>` with units matched by prefix, case-sensitive. The empty string is 0.
+pub fn parse_time_offset(offset: &str) -> Result<i64, TimeError> {
+    parse_offset(offset).map_err(|reason| TimeError::new(offset, reason))
+}
+
 /// The signed offset part (`-1h30min`, `+3d`, `-`), in seconds.
 fn parse_offset(offset: &str) -> Result<i64, String> {
     let Some(first) = offset.bytes().next() else {

@@ -4,20 +4,26 @@
 //! Module map:
 //! - [`protocol`]: the plaintext line protocol (`path value timestamp\n`): encoder, parser and
 //!   the path/tag rules. Pure functions over bytes; no I/O.
-//! - [`expr`]: the target-expression language (syntax tree; parser and evaluator to come).
+//! - [`expr`]: the target-expression language: syntax tree and parser.
 //! - [`expr::parse`](mod@expr::parse): the `nom` parser for targets, bounded against hostile input.
 //! - [`glob`]: graphite-web's finder globs (`*`, `?`, `[a-z]`, `{a,b}`, `**`) compiled once.
 //! - [`attime`]: `from`/`until`/`now` time syntax (`-1h30min`, `midnight_tomorrow`, epochs).
+//! - [`series`]: the time series model (graphite-web's `TimeSeries`): consolidation,
+//!   step normalisation, tags, Python-compatible number formatting for names.
+//! - [`eval`]: planning fetches, the `Source` trait, and evaluating targets over fetched data.
+//! - [`functions`]: the `FUNCTIONS` registry (typed signatures + implementations).
 //! - `store` (cargo feature `store`): the embedded Graphite-compatible store — carbon schemas,
 //!   series index, SQLite-backed cache+chunks, carbon plaintext listeners. See `docs/store.md`.
 //!
-//! Still to come (see ARCHITECTURE.md): the target-expression language (`expr`), its function
-//! library (`functions`), time syntax (`attime`), the render JSON model and client, and the
-//! embedded store/server.
+//! Still to come (see ARCHITECTURE.md): the render JSON model and client, and the store's
+//! HTTP API.
 
 pub mod attime;
+pub mod eval;
 pub mod expr;
+pub mod functions;
 pub mod glob;
 pub mod protocol;
+pub mod series;
 #[cfg(feature = "store")]
 pub mod store;

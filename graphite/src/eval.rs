@@ -1,0 +1,554 @@
+//! Evaluation of target expressions, in phases so the same code serves the embedded store
+//! and raw data from a remote Graphite:
+//!
+//! 1. [`plan`] walks the expression and lists every `(pattern, from, until)` it will need,
+//!    including the widened windows of `movingX` with a time window, `timeShift`,
+//!    `holtWinters*`, `hitcount`/`smartSummarize` alignment (each function's
+//!    [`Function::window`](crate::functions::Function::window) hook).
+//! 2. The caller fetches them from a [`Source`], each `(pattern, window)` once.
+//! 3. [`evaluate`] runs synchronously over the fetched data ([`Fetched`]).
+//!
+//! Some windows depend on data (`movingAverage(x, 10)` widens by 10 × the series' step, known
+//! only after fetching); evaluation then reports the requests it still lacks
+//! ([`EvalError::NeedData`]) and [`render`] fetches them and evaluates again (one extra round
+//! per nesting level of such functions).
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::expr::ast::{Call, Expr};
+use crate::functions::{self, Args, Value};
+use crate::glob::GlobPattern;
+use crate::series::Series;
+
+/// One fetch: a path pattern over `[from, until)` (epoch seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FetchRequest {
+    pub pattern: String,
+    pub from: i64,
+    pub until: i64,
+}
+
+/// Where series come from: the embedded store or a remote Graphite's raw data.
+pub trait Source {
+    /// Fetches every request; the result has one entry per request, in order. Each series'
+    /// `path_expression` should be the request's pattern (as graphite-web's `fetchData`).
+    fn fetch(&self, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError>;
+}
+
+/// Data fetched for a request, keyed by request.
+pub type Fetched = HashMap<FetchRequest, Vec<Series>>;
+
+/// Why a target could not be evaluated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    #[error("unknown function {0:?}: check the spelling (graphite-web's function names are case-sensitive)")]
+    UnknownFunction(String),
+    /// An argument did not fit the function's signature (graphite-web's wording).
+    #[error("{0}")]
+    Param(String),
+    /// A function refused its input.
+    #[error("{function}: {message}")]
+    Input { function: String, message: String },
+    /// A literal where a series list was expected at the top level.
+    #[error("target {0} is a literal, not a series: use a path or a function call")]
+    NotASeries(String),
+    /// The source failed.
+    #[error("fetching {pattern:?}: {message}")]
+    Source { pattern: String, message: String },
+    /// Evaluation needs these requests fetched first (see the module docs).
+    #[error("evaluation needs {} more fetch(es), e.g. {:?}", .0.len(), .0.first().map(|r| &r.pattern))]
+    NeedData(Vec<FetchRequest>),
+    /// `from` and `until` are the same instant.
+    #[error("invalid empty time range: from and until are both {0}; use an until after from")]
+    EmptyTimeRange(i64),
+    /// Too many rounds of data-dependent fetches.
+    #[error("target nests window functions too deeply to plan (more than {0} fetch rounds)")]
+    TooManyRounds(usize),
+}
+
+/// Lists the fetches `expr` needs for the request window `[from, until)`, deduplicated and
+/// sorted. Windows that depend on a series' step (integer `movingX` windows) are not listed;
+/// [`evaluate`] asks for them.
+pub fn plan(expr: &Expr, from: i64, until: i64) -> Vec<FetchRequest> {
+    let mut out = BTreeSet::new();
+    plan_into(expr, from, until, None, &mut out);
+    out.into_iter().collect()
+}
+
+/// Like [`plan`], but also lists the windows that depend on a series' step (integer
+/// `movingX` windows), taking the step from data already fetched for the paths of the
+/// function's first argument. A guess (a function may change the step, e.g. `summarize`):
+/// [`evaluate`] still asks for anything missing.
+pub fn plan_with_steps(expr: &Expr, from: i64, until: i64, data: &Fetched) -> Vec<FetchRequest> {
+    let mut out = BTreeSet::new();
+    plan_into(expr, from, until, Some(data), &mut out);
+    out.into_iter().collect()
+}
+
+/// The largest step among fetched series of the paths under `expr`.
+fn step_hint(expr: &Expr, data: &Fetched) -> Option<i64> {
+    let mut paths = Vec::new();
+    collect_paths(expr, &mut paths);
+    data.iter()
+        .filter(|(r, _)| paths.contains(&r.pattern.as_str()))
+        .flat_map(|(_, s)| s.iter().map(|s| s.step))
+        .max()
+}
+
+fn collect_paths<'a>(expr: &'a Expr, out: &mut Vec<&'a str>) {
+    match expr {
+        Expr::Path(p) => out.push(p),
+        Expr::Call(c) => {
+            c.args.iter().for_each(|a| collect_paths(a, out));
+            c.kwargs.iter().for_each(|(_, a)| collect_paths(a, out));
+        }
+        _ => {}
+    }
+}
+
+fn plan_into(
+    expr: &Expr,
+    from: i64,
+    until: i64,
+    data: Option<&Fetched>,
+    out: &mut BTreeSet<FetchRequest>,
+) {
+    match expr {
+        Expr::Path(p) => {
+            out.insert(FetchRequest {
+                pattern: p.clone(),
+                from,
+                until,
+            });
+        }
+        Expr::Call(call) => {
+            for a in &call.args {
+                plan_into(a, from, until, data, out);
+            }
+            for (_, a) in &call.kwargs {
+                plan_into(a, from, until, data, out);
+            }
+            let window = functions::lookup(&call.name).and_then(|f| f.window);
+            if let (Some(window), Some(first)) = (window, call.args.first()) {
+                let hint = data.and_then(|d| step_hint(first, d));
+                for (f, u) in window(call, from, until, hint) {
+                    plan_into(first, f, u, data, out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Request-wide evaluation state: the window, `now`, the fetched data, and what
+/// graphite-web keeps in its `requestContext` (`xFilesFactor` set by `setXFilesFactor`).
+pub struct Context<'d> {
+    pub from: i64,
+    pub until: i64,
+    pub now: i64,
+    data: &'d Fetched,
+    missing: BTreeSet<FetchRequest>,
+    /// `requestContext['xFilesFactor']`.
+    pub x_files_factor: Option<f64>,
+    /// `requestContext['totalStack']`: running totals of `stacked()` by stack name.
+    pub stacks: HashMap<String, Vec<f64>>,
+}
+
+impl<'d> Context<'d> {
+    pub fn new(from: i64, until: i64, now: i64, data: &'d Fetched) -> Self {
+        Self {
+            from,
+            until,
+            now,
+            data,
+            missing: BTreeSet::new(),
+            x_files_factor: None,
+            stacks: HashMap::new(),
+        }
+    }
+
+    /// Whether some fetch seen so far is not in the data yet (a generated target's data
+    /// arrives in the next round).
+    pub fn has_missing(&self) -> bool {
+        !self.missing.is_empty()
+    }
+
+    fn fetch(&mut self, pattern: &str, from: i64, until: i64) -> Vec<Series> {
+        let req = FetchRequest {
+            pattern: pattern.to_string(),
+            from,
+            until,
+        };
+        match self.data.get(&req) {
+            Some(s) => s.clone(),
+            None => {
+                self.missing.insert(req);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Evaluates `expr` over `[from, until)`.
+    pub fn eval(&mut self, expr: &Expr, from: i64, until: i64) -> Result<Value, EvalError> {
+        Ok(match expr {
+            Expr::Path(p) => Value::Series(self.fetch(p, from, until)),
+            Expr::Call(call) => Value::Series(self.call(call, from, until)?),
+            Expr::Int(i) => Value::Int(*i),
+            Expr::Float(f) => Value::Float(*f),
+            Expr::Str(s) => Value::Str(s.clone()),
+            Expr::Bool(b) => Value::Bool(*b),
+            Expr::None => Value::None,
+        })
+    }
+
+    fn call(&mut self, call: &Call, from: i64, until: i64) -> Result<Vec<Series>, EvalError> {
+        let func = functions::lookup(&call.name)
+            .ok_or_else(|| EvalError::UnknownFunction(call.name.clone()))?;
+        let mut args = Vec::with_capacity(call.args.len());
+        for a in &call.args {
+            args.push(self.eval(a, from, until)?);
+        }
+        let mut kwargs = Vec::with_capacity(call.kwargs.len());
+        for (k, a) in &call.kwargs {
+            kwargs.push((k.as_str(), self.eval(a, from, until)?));
+        }
+        let args = Args::validate(func, args, kwargs)?;
+        let mut cx = Cx {
+            ctx: self,
+            call,
+            from,
+            until,
+        };
+        (func.run)(&mut cx, args)
+    }
+}
+
+/// What a function implementation sees: the request context, its own call (to re-evaluate
+/// its first argument over another window, as graphite-web's `evaluateTarget(newContext,
+/// requestContext['args'][0])`), and the window it is evaluated over.
+pub struct Cx<'a, 'd> {
+    pub ctx: &'a mut Context<'d>,
+    pub call: &'a Call,
+    pub from: i64,
+    pub until: i64,
+}
+
+impl Cx<'_, '_> {
+    /// Re-evaluates the first argument over `[from, until)`.
+    pub fn eval_first_arg(&mut self, from: i64, until: i64) -> Result<Vec<Series>, EvalError> {
+        match self.call.args.first() {
+            Some(e) => match self.ctx.eval(e, from, until)? {
+                Value::Series(s) => Ok(s),
+                _ => Ok(Vec::new()),
+            },
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// An input error naming this function.
+    pub fn input_error(&self, message: impl Into<String>) -> EvalError {
+        EvalError::Input {
+            function: self.call.name.clone(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Evaluates one target over the context's window. Returns [`EvalError::NeedData`] if some
+/// fetch it needs is not in the context's data.
+pub fn evaluate(expr: &Expr, ctx: &mut Context<'_>) -> Result<Vec<Series>, EvalError> {
+    ctx.missing.clear();
+    let v = ctx.eval(expr, ctx.from, ctx.until)?;
+    if !ctx.missing.is_empty() {
+        return Err(EvalError::NeedData(
+            std::mem::take(&mut ctx.missing).into_iter().collect(),
+        ));
+    }
+    match v {
+        Value::Series(s) => Ok(s),
+        other => Err(EvalError::NotASeries(other.describe())),
+    }
+}
+
+/// The request window as graphite-web's render view settles it: `from`/`until` given the
+/// wrong way round are swapped, and an empty range is an error (graphite-web's 400 "Invalid
+/// empty time range").
+pub fn request_window(from: i64, until: i64) -> Result<(i64, i64), EvalError> {
+    match from.cmp(&until) {
+        std::cmp::Ordering::Less => Ok((from, until)),
+        std::cmp::Ordering::Greater => Ok((until, from)),
+        std::cmp::Ordering::Equal => Err(EvalError::EmptyTimeRange(from)),
+    }
+}
+
+/// Plans, fetches and evaluates several targets over one window, fetching each
+/// `(pattern, window)` once. Results are concatenated in target order, as graphite-web's
+/// `evaluateTarget`.
+pub fn render(
+    targets: &[Expr],
+    from: i64,
+    until: i64,
+    now: i64,
+    source: &dyn Source,
+) -> Result<Vec<Series>, EvalError> {
+    const MAX_ROUNDS: usize = 8;
+    let mut data = Fetched::new();
+    let mut want: BTreeSet<FetchRequest> =
+        targets.iter().flat_map(|t| plan(t, from, until)).collect();
+    let reqs: Vec<FetchRequest> = want.iter().cloned().collect();
+    if !reqs.is_empty() {
+        for (r, s) in reqs.iter().cloned().zip(source.fetch(&reqs)?) {
+            data.insert(r, s);
+        }
+        // Step-dependent windows, now that steps are known (saves an evaluation round).
+        want = targets
+            .iter()
+            .flat_map(|t| plan_with_steps(t, from, until, &data))
+            .collect();
+    }
+    for _ in 0..MAX_ROUNDS {
+        let reqs: Vec<FetchRequest> = want
+            .iter()
+            .filter(|r| !data.contains_key(r))
+            .cloned()
+            .collect();
+        if !reqs.is_empty() {
+            let got = source.fetch(&reqs)?;
+            for (r, s) in reqs.into_iter().zip(got) {
+                data.insert(r, s);
+            }
+        }
+        let mut ctx = Context::new(from, until, now, &data);
+        let mut out = Vec::new();
+        let mut need = Vec::new();
+        for t in targets {
+            match evaluate(t, &mut ctx) {
+                Ok(s) => out.extend(s),
+                Err(EvalError::NeedData(r)) => need.extend(r),
+                Err(e) => return Err(e),
+            }
+        }
+        if need.is_empty() {
+            return Ok(out);
+        }
+        want = need.into_iter().collect();
+    }
+    Err(EvalError::TooManyRounds(MAX_ROUNDS))
+}
+
+/// An in-memory [`Source`]: whole series by path, sliced per request the way whisper aligns
+/// a fetch (`fromInterval = from - from % step + step`, same for `until`).
+#[derive(Debug, Default, Clone)]
+pub struct MemorySource {
+    series: Vec<Series>,
+}
+
+impl MemorySource {
+    pub fn new(mut series: Vec<Series>) -> Self {
+        series.sort_by(|a, b| a.name.cmp(&b.name));
+        Self { series }
+    }
+
+    fn slice(s: &Series, req: &FetchRequest) -> Series {
+        let step = s.step.max(1);
+        let from = req.from - req.from.rem_euclid(step) + step;
+        let mut until = req.until - req.until.rem_euclid(step) + step;
+        if until == from {
+            until += step;
+        }
+        let values = (0..((until - from) / step))
+            .map(|i| {
+                let t = from + i * step;
+                let off = t - s.start;
+                if off < 0 || off % step != 0 {
+                    return None;
+                }
+                s.values.get((off / step) as usize).copied().flatten()
+            })
+            .collect();
+        let mut out = Series::new(s.name.clone(), from, until, step, values);
+        out.path_expression.clone_from(&req.pattern);
+        out.consolidation = s.consolidation;
+        out.x_files_factor = s.x_files_factor;
+        out
+    }
+}
+
+impl Source for MemorySource {
+    fn fetch(&self, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError> {
+        for r in reqs {
+            let min_step = self.series.iter().map(|s| s.step.max(1)).min().unwrap_or(1);
+            if r.until.saturating_sub(r.from) / min_step > crate::functions::MAX_POINTS {
+                return Err(EvalError::Source {
+                    pattern: r.pattern.clone(),
+                    message: format!("window {}..{} has too many points", r.from, r.until),
+                });
+            }
+        }
+        reqs.iter()
+            .map(|r| {
+                let glob = GlobPattern::new(&r.pattern).map_err(|e| EvalError::Source {
+                    pattern: r.pattern.clone(),
+                    message: e.to_string(),
+                })?;
+                Ok(self
+                    .series
+                    .iter()
+                    .filter(|s| glob.matches(&s.name))
+                    .map(|s| Self::slice(s, r))
+                    .collect())
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(p: &str) -> Expr {
+        Expr::Path(p.into())
+    }
+    fn call(name: &str, args: Vec<Expr>) -> Expr {
+        Expr::Call(Call {
+            name: name.into(),
+            args,
+            kwargs: vec![],
+        })
+    }
+
+    #[test]
+    fn memory_source_matches_with_graphite_globs() {
+        let src = MemorySource::new(
+            ["a.b.c", "a.x.c", "a.b7", "a.yx"]
+                .iter()
+                .map(|n| Series::new(*n, 0, 10, 10, vec![Some(1.0)]))
+                .collect(),
+        );
+        let names = |pat: &str| -> Vec<String> {
+            let req = FetchRequest {
+                pattern: pat.into(),
+                from: 0,
+                until: 10,
+            };
+            src.fetch(&[req]).unwrap()[0]
+                .iter()
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        assert_eq!(names("a.*.c"), ["a.b.c", "a.x.c"]);
+        assert!(names("a.*").iter().all(|n| n.matches('.').count() == 1));
+        assert_eq!(names("a.b[0-9]"), ["a.b7"]);
+        assert!(names("a.b[!0-9]").is_empty());
+        assert_eq!(names("a.{b,x}.c"), ["a.b.c", "a.x.c"]);
+    }
+
+    #[test]
+    fn plan_widens_time_windows_and_dedups() {
+        let e = call(
+            "sumSeries",
+            vec![
+                path("a.*"),
+                call("movingAverage", vec![path("a.*"), Expr::Str("5min".into())]),
+                call("timeShift", vec![path("b"), Expr::Str("1d".into())]),
+            ],
+        );
+        let p = plan(&e, 1000, 2000);
+        let want = [
+            ("a.*", 700, 2000),
+            ("a.*", 1000, 2000),
+            ("b", -85400, -84400),
+            ("b", 1000, 2000),
+        ];
+        let got: Vec<(&str, i64, i64)> = p
+            .iter()
+            .map(|r| (r.pattern.as_str(), r.from, r.until))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn render_fetches_step_dependent_windows_in_a_second_round() {
+        let src = MemorySource::new(vec![Series::new(
+            "a.b",
+            0,
+            1000,
+            10,
+            (0..100).map(|i| Some(i as f64)).collect(),
+        )]);
+        let e = call("movingSum", vec![path("a.b"), Expr::Int(3)]);
+        let out = render(&[e], 500, 600, 600, &src).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].name, "movingSum(a.b,3)");
+        assert_eq!(out[0].start, 510);
+        // graphite-web's window for the point at 510 is the 3 points 490, 500, 510.
+        assert_eq!(out[0].values[0], Some(49.0 + 50.0 + 51.0));
+        assert_eq!(out[0].values.len(), 10);
+    }
+
+    /// Counts the requests it serves.
+    struct Counting(MemorySource, std::cell::RefCell<Vec<FetchRequest>>);
+    impl Source for Counting {
+        fn fetch(&self, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError> {
+            self.1.borrow_mut().extend(reqs.iter().cloned());
+            self.0.fetch(reqs)
+        }
+    }
+
+    #[test]
+    fn each_pattern_window_is_fetched_once() {
+        let src = Counting(
+            MemorySource::new(vec![Series::new("a.b", 0, 1000, 10, vec![Some(1.0); 100])]),
+            Default::default(),
+        );
+        let e = call(
+            "sumSeries",
+            vec![
+                call("movingSum", vec![path("a.b"), Expr::Int(3)]),
+                call("movingAverage", vec![path("a.*"), Expr::Int(3)]),
+                path("a.b"),
+            ],
+        );
+        let out = render(&[e.clone(), e], 500, 600, 600, &src).unwrap();
+        assert_eq!(out.len(), 2);
+        let got = src.1.borrow();
+        let mut dedup = got.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(
+            got.len(),
+            dedup.len(),
+            "a request was fetched twice: {got:?}"
+        );
+        // the step-dependent windows were planned from the first fetch: 4 requests in all
+        assert_eq!(got.len(), 4, "{got:?}");
+        let data: Fetched = got
+            .iter()
+            .cloned()
+            .zip(src.0.fetch(&got).unwrap())
+            .collect();
+        assert!(plan_with_steps(
+            &call("movingSum", vec![path("a.b"), Expr::Int(3)]),
+            500,
+            600,
+            &data
+        )
+        .iter()
+        .any(|r| r.from == 470));
+    }
+
+    #[test]
+    fn request_window_swaps_and_rejects_empty() {
+        assert_eq!(request_window(10, 20), Ok((10, 20)));
+        assert_eq!(request_window(20, 10), Ok((10, 20)));
+        assert_eq!(request_window(5, 5), Err(EvalError::EmptyTimeRange(5)));
+    }
+
+    #[test]
+    fn unknown_function_is_an_error() {
+        let src = MemorySource::default();
+        let err = render(&[call("nope", vec![path("a")])], 0, 60, 60, &src).unwrap_err();
+        assert_eq!(err, EvalError::UnknownFunction("nope".into()));
+        assert!(err.to_string().contains("nope"));
+    }
+}
