@@ -8,6 +8,8 @@
 //! - [`expr::parse`](mod@expr::parse): the `nom` parser for targets, bounded against hostile input.
 //! - [`glob`]: graphite-web's finder globs (`*`, `?`, `[a-z]`, `{a,b}`, `**`) compiled once.
 //! - [`attime`]: `from`/`until`/`now` time syntax (`-1h30min`, `midnight_tomorrow`, epochs).
+//! - [`render`]: the render API's `format=json` model (graphite-web's exact bytes) and, with
+//!   the `client` feature, an async render client.
 //!
 //! Still to come (see ARCHITECTURE.md): the target-expression language (`expr`), its function
 //! library (`functions`), time syntax (`attime`), the render JSON model and client, and the
@@ -17,3 +19,4 @@ pub mod attime;
 pub mod expr;
 pub mod glob;
 pub mod protocol;
+pub mod render;
