@@ -942,62 +942,15 @@ fn level_key(level: Level) -> &'static str {
     }
 }
 
-/// THE one call site for target validation.
-///
-/// PLACEHOLDER until `graphite::expr::parse` lands: checks only that the target is not empty
-/// and that parentheses, braces, brackets and quotes balance (with the column of the problem).
-/// Replace the body with `graphite::expr::parse(target)` and map its error (caret column).
+/// THE one call site for target validation: graphite-web's grammar via
+/// [`graphite::expr::parse`]. The error carries the target with a caret under the column.
 pub fn validate_target(target: &str) -> Result<(), String> {
     if target.trim().is_empty() {
         return Err("empty target".into());
     }
-    let mut stack: Vec<(char, usize)> = Vec::new();
-    let mut quote: Option<(char, usize)> = None;
-    let mut escaped = false;
-    for (col, c) in target.chars().enumerate() {
-        if let Some((q, _)) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '"' | '\'' => quote = Some((c, col)),
-            '\\' => escaped = true,
-            '(' | '{' | '[' => stack.push((c, col)),
-            ')' | '}' | ']' => {
-                let want = match c {
-                    ')' => '(',
-                    '}' => '{',
-                    _ => '[',
-                };
-                match stack.pop() {
-                    Some((open, _)) if open == want => {}
-                    _ => return Err(caret(target, col, &format!("unexpected \"{c}\""))),
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some((q, col)) = quote {
-        return Err(caret(target, col, &format!("unclosed quote {q}")));
-    }
-    if let Some((open, col)) = stack.pop() {
-        return Err(caret(target, col, &format!("unclosed \"{open}\"")));
-    }
-    Ok(())
-}
-
-fn caret(target: &str, col: usize, msg: &str) -> String {
-    format!(
-        "{msg} at column {}\n    {target}\n    {}^",
-        col + 1,
-        " ".repeat(col)
-    )
+    graphite::expr::parse::parse(target)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -1169,9 +1122,11 @@ alerts:
             load("alerts:\n  - name: A\n    target: sum(a.b\n    warning: 1\n    critical: 2\n")
                 .unwrap_err();
         assert_eq!((e.line, e.column), (3, 5), "{e}");
-        assert!(e.message.contains("unclosed \"(\" at column 4"), "{e}");
+        assert!(e.message.contains("at column 8\n"), "{e}");
+        assert!(e.message.ends_with("sum(a.b\n         ^"), "{e:?}");
         assert!(validate_target("a(\"x)\")").is_ok());
         assert!(validate_target("a)").unwrap_err().contains("column 2"));
+        assert!(validate_target("aliasByNode(movingMedian(groupByNode(servers.*.haproxy.*.*.check_duration,3,\"averageSeries\"),10),0)").is_ok());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod config;
 pub mod notification;
 pub mod notifiers;
 pub mod outbox;
+pub mod pipeline;
 pub mod secret;
 pub mod template;
 pub mod yaml;
