@@ -94,6 +94,21 @@ struct FileConfig {
     /// Defaults for `repeat_interval` of every alert.
     #[serde(default, with = "humantime_serde")]
     repeat_interval: Option<Duration>,
+    /// Render requests in flight at most during a round.
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+    /// Timeout of one render request.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    request_timeout: Duration,
+    /// Address of the HTTP JSON API (states, history, silences); `off` disables it.
+    #[serde(default = "default_api_listen")]
+    api_listen: String,
+    /// Carbon plaintext `host:port` for the alerter's own metrics; unset: not sent.
+    #[serde(default)]
+    metrics_carbon: Option<String>,
+    /// Path prefix of the alerter's own metrics.
+    #[serde(default = "default_metrics_prefix")]
+    metrics_prefix: String,
     // Graphite Pager keys carbide does not act on: accepted, warned about.
     #[serde(default)]
     redis_url: Option<IgnoredAny>,
@@ -115,6 +130,22 @@ struct FileConfig {
 
 fn default_interval() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_concurrency() -> usize {
+    16
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_api_listen() -> String {
+    "127.0.0.1:9095".into()
+}
+
+fn default_metrics_prefix() -> String {
+    "carbide.alerter".into()
 }
 
 fn default_state_file() -> PathBuf {
@@ -505,6 +536,16 @@ pub struct Config {
     pub notifiers: BTreeMap<String, NotifierSpec>,
     /// Things worth a line in the log (ignored Graphite Pager keys, unused notifiers).
     pub warnings: Vec<String>,
+    /// Render requests in flight at most.
+    pub concurrency: usize,
+    /// Per render request.
+    pub request_timeout: Duration,
+    /// The HTTP API address (`None`: off).
+    pub api_listen: Option<std::net::SocketAddr>,
+    /// Carbon `host:port` for self-metrics (`None`: not sent).
+    pub metrics_carbon: Option<String>,
+    /// Self-metrics path prefix.
+    pub metrics_prefix: String,
 }
 
 impl Config {
@@ -880,7 +921,30 @@ impl Loader<'_> {
             }
         }
 
+        if f.concurrency == 0 {
+            return Err(self.err(&[Seg::Key("concurrency")], "concurrency must be at least 1"));
+        }
+        let api_listen = match f.api_listen.trim() {
+            "off" | "" => None,
+            a => Some(a.parse::<std::net::SocketAddr>().map_err(|e| {
+                self.err(
+                    &[Seg::Key("api_listen")],
+                    format!("api_listen \"{a}\": {e} (expected ip:port such as 127.0.0.1:9095, or off)"),
+                )
+            })?),
+        };
+        if graphite::protocol::sanitize_path(&f.metrics_prefix).ok().as_deref() != Some(f.metrics_prefix.as_str()) {
+            return Err(self.err(
+                &[Seg::Key("metrics_prefix")],
+                format!("metrics_prefix \"{}\" is not a valid Graphite path (dot-separated, no spaces)", f.metrics_prefix),
+            ));
+        }
         Ok(Config {
+            concurrency: f.concurrency,
+            request_timeout: f.request_timeout,
+            api_listen,
+            metrics_carbon: f.metrics_carbon,
+            metrics_prefix: f.metrics_prefix,
             file: self.file.to_path_buf(),
             docs_url: f.docs_url,
             graphite,

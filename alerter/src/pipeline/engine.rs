@@ -261,3 +261,87 @@ impl Engine {
         Ok(())
     }
 }
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    crate::outbox::now_ms() / 1000
+}
+
+/// `alerter run`: the outbox worker, the HTTP API, and a cycle every `interval` (requests
+/// spread over the first half of it) until `shutdown` turns true.
+pub async fn run(
+    cfg: Arc<Config>,
+    backend: Arc<dyn Backend>,
+    retry: crate::outbox::RetryPolicy,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let outbox = Outbox::open(&cfg.state_file).await?;
+    let mut notifiers = crate::outbox::NotifierMap::new();
+    for (name, spec) in &cfg.notifiers {
+        let n = spec
+            .build()
+            .map_err(|e| anyhow::anyhow!("notifier \"{name}\": {e:#}"))?;
+        notifiers.insert(name.clone(), Arc::from(n));
+    }
+    let plan = FetchPlan {
+        concurrency: cfg.concurrency,
+        timeout: cfg.request_timeout,
+        spread: cfg.interval / 2,
+    };
+    let mut engine = Engine::new(cfg.clone(), backend, Some(outbox.clone()), plan).await?;
+    let worker = {
+        let ob = outbox.clone();
+        let sd = shutdown.clone();
+        tokio::spawn(async move { ob.run(notifiers, retry, sd).await })
+    };
+    let api = match (cfg.api_listen, engine.store()) {
+        (Some(addr), Some(store)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("api_listen {addr}: {e}"))?;
+            tracing::info!("HTTP API on http://{}", listener.local_addr()?);
+            let router = crate::api::router(engine.snapshot.clone(), store.clone());
+            let sd = shutdown.clone();
+            Some(tokio::spawn(async move { crate::api::serve(listener, router, sd).await }))
+        }
+        _ => None,
+    };
+    tracing::info!(
+        "evaluating {} alerts every {}",
+        cfg.alerts.len(),
+        humantime::format_duration(cfg.interval)
+    );
+    let mut sd = shutdown.clone();
+    while !*sd.borrow() {
+        let tick = tokio::time::Instant::now();
+        match engine.cycle(unix_now(), Mode::Live).await {
+            Ok(report) => {
+                for c in &report.changes {
+                    tracing::info!(
+                        alert = %c.alert, series = %c.series,
+                        "{} -> {}{}", c.previous, c.level,
+                        if c.silenced { " (silenced)" } else { "" }
+                    );
+                }
+                if let Some(addr) = &cfg.metrics_carbon {
+                    let counts = outbox.counts().await.unwrap_or_default();
+                    let buf = crate::metrics::lines(&cfg.metrics_prefix, &report, counts);
+                    if let Err(e) = crate::metrics::send(addr, &buf, Duration::from_secs(5)).await {
+                        tracing::warn!("{e:#}");
+                    }
+                }
+            }
+            Err(e) => tracing::error!("evaluation cycle failed: {e:#}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(tick + cfg.interval) => {}
+            _ = sd.changed() => {}
+        }
+    }
+    let _ = worker.await;
+    if let Some(api) = api {
+        let _ = api.await;
+    }
+    outbox.close().await;
+    Ok(())
+}

@@ -179,7 +179,7 @@ impl SeriesState {
 }
 
 /// A silence: notifications for matching alert × series are held until it expires.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Silence {
     pub id: i64,
     pub alert_glob: String,
@@ -188,7 +188,9 @@ pub struct Silence {
     pub created_by: String,
     pub created_at: i64,
     pub expires_at: i64,
+    #[serde(skip)]
     alert: Option<GlobPattern>,
+    #[serde(skip)]
     series: Option<GlobPattern>,
 }
 
