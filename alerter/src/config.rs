@@ -94,6 +94,21 @@ struct FileConfig {
     /// Defaults for `repeat_interval` of every alert.
     #[serde(default, with = "humantime_serde")]
     repeat_interval: Option<Duration>,
+    /// Render requests in flight at most during a round.
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+    /// Timeout of one render request.
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    request_timeout: Duration,
+    /// Address of the HTTP JSON API (states, history, silences); `off` disables it.
+    #[serde(default = "default_api_listen")]
+    api_listen: String,
+    /// Carbon plaintext `host:port` for the alerter's own metrics; unset: not sent.
+    #[serde(default)]
+    metrics_carbon: Option<String>,
+    /// Path prefix of the alerter's own metrics.
+    #[serde(default = "default_metrics_prefix")]
+    metrics_prefix: String,
     // Graphite Pager keys carbide does not act on: accepted, warned about.
     #[serde(default)]
     redis_url: Option<IgnoredAny>,
@@ -115,6 +130,22 @@ struct FileConfig {
 
 fn default_interval() -> Duration {
     Duration::from_secs(60)
+}
+
+fn default_concurrency() -> usize {
+    16
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_api_listen() -> String {
+    "127.0.0.1:9095".into()
+}
+
+fn default_metrics_prefix() -> String {
+    "carbide.alerter".into()
 }
 
 fn default_state_file() -> PathBuf {
@@ -505,6 +536,16 @@ pub struct Config {
     pub notifiers: BTreeMap<String, NotifierSpec>,
     /// Things worth a line in the log (ignored Graphite Pager keys, unused notifiers).
     pub warnings: Vec<String>,
+    /// Render requests in flight at most.
+    pub concurrency: usize,
+    /// Per render request.
+    pub request_timeout: Duration,
+    /// The HTTP API address (`None`: off).
+    pub api_listen: Option<std::net::SocketAddr>,
+    /// Carbon `host:port` for self-metrics (`None`: not sent).
+    pub metrics_carbon: Option<String>,
+    /// Self-metrics path prefix.
+    pub metrics_prefix: String,
 }
 
 impl Config {
@@ -880,7 +921,39 @@ impl Loader<'_> {
             }
         }
 
+        if f.concurrency == 0 {
+            return Err(self.err(&[Seg::Key("concurrency")], "concurrency must be at least 1"));
+        }
+        let api_listen = match f.api_listen.trim() {
+            "off" | "" => None,
+            a => Some(a.parse::<std::net::SocketAddr>().map_err(|e| {
+                self.err(
+                    &[Seg::Key("api_listen")],
+                    format!(
+                        "api_listen \"{a}\": {e} (expected ip:port such as 127.0.0.1:9095, or off)"
+                    ),
+                )
+            })?),
+        };
+        if graphite::protocol::sanitize_path(&f.metrics_prefix)
+            .ok()
+            .as_deref()
+            != Some(f.metrics_prefix.as_str())
+        {
+            return Err(self.err(
+                &[Seg::Key("metrics_prefix")],
+                format!(
+                    "metrics_prefix \"{}\" is not a valid Graphite path (dot-separated, no spaces)",
+                    f.metrics_prefix
+                ),
+            ));
+        }
         Ok(Config {
+            concurrency: f.concurrency,
+            request_timeout: f.request_timeout,
+            api_listen,
+            metrics_carbon: f.metrics_carbon,
+            metrics_prefix: f.metrics_prefix,
             file: self.file.to_path_buf(),
             docs_url: f.docs_url,
             graphite,
@@ -942,62 +1015,15 @@ fn level_key(level: Level) -> &'static str {
     }
 }
 
-/// THE one call site for target validation.
-///
-/// PLACEHOLDER until `graphite::expr::parse` lands: checks only that the target is not empty
-/// and that parentheses, braces, brackets and quotes balance (with the column of the problem).
-/// Replace the body with `graphite::expr::parse(target)` and map its error (caret column).
+/// THE one call site for target validation: graphite-web's grammar via
+/// [`graphite::expr::parse`]. The error carries the target with a caret under the column.
 pub fn validate_target(target: &str) -> Result<(), String> {
     if target.trim().is_empty() {
         return Err("empty target".into());
     }
-    let mut stack: Vec<(char, usize)> = Vec::new();
-    let mut quote: Option<(char, usize)> = None;
-    let mut escaped = false;
-    for (col, c) in target.chars().enumerate() {
-        if let Some((q, _)) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == q {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '"' | '\'' => quote = Some((c, col)),
-            '\\' => escaped = true,
-            '(' | '{' | '[' => stack.push((c, col)),
-            ')' | '}' | ']' => {
-                let want = match c {
-                    ')' => '(',
-                    '}' => '{',
-                    _ => '[',
-                };
-                match stack.pop() {
-                    Some((open, _)) if open == want => {}
-                    _ => return Err(caret(target, col, &format!("unexpected \"{c}\""))),
-                }
-            }
-            _ => {}
-        }
-    }
-    if let Some((q, col)) = quote {
-        return Err(caret(target, col, &format!("unclosed quote {q}")));
-    }
-    if let Some((open, col)) = stack.pop() {
-        return Err(caret(target, col, &format!("unclosed \"{open}\"")));
-    }
-    Ok(())
-}
-
-fn caret(target: &str, col: usize, msg: &str) -> String {
-    format!(
-        "{msg} at column {}\n    {target}\n    {}^",
-        col + 1,
-        " ".repeat(col)
-    )
+    graphite::expr::parse::parse(target)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -1169,9 +1195,11 @@ alerts:
             load("alerts:\n  - name: A\n    target: sum(a.b\n    warning: 1\n    critical: 2\n")
                 .unwrap_err();
         assert_eq!((e.line, e.column), (3, 5), "{e}");
-        assert!(e.message.contains("unclosed \"(\" at column 4"), "{e}");
+        assert!(e.message.contains("at column 8\n"), "{e}");
+        assert!(e.message.ends_with("sum(a.b\n         ^"), "{e:?}");
         assert!(validate_target("a(\"x)\")").is_ok());
         assert!(validate_target("a)").unwrap_err().contains("column 2"));
+        assert!(validate_target("aliasByNode(movingMedian(groupByNode(servers.*.haproxy.*.*.check_duration,3,\"averageSeries\"),10),0)").is_ok());
     }
 
     #[test]

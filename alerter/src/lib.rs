@@ -10,12 +10,18 @@
 //! - [`notifiers`]: the `NOTIFIERS` registry and one file per notifier.
 //! - [`outbox`]: SQLite outbox (record → send → mark), retries with backoff, plus the
 //!   alert-state and silence tables.
+//! - [`pipeline`]: evaluate → state → route → outbox (the evaluator and its run loop).
+//! - [`api`]: the HTTP JSON API (states, history, silences).
+//! - [`metrics`]: self-metrics and heartbeat to carbon.
 //! - [`secret`]: [`secret::Secret`], a string that never prints itself.
 
+pub mod api;
 pub mod config;
+pub mod metrics;
 pub mod notification;
 pub mod notifiers;
 pub mod outbox;
+pub mod pipeline;
 pub mod secret;
 pub mod template;
 pub mod yaml;

@@ -1,8 +1,16 @@
-//! `alerter`: check an `alerts.yml` (run / dry-run / replay come with the evaluator).
+//! `alerter`: check, run, dry-run, replay an `alerts.yml`; manage silences.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
 
+use alerter::config::Config;
+use alerter::notifiers::console;
+use alerter::outbox::{Outbox, RetryPolicy};
+use alerter::pipeline::engine::{self, unix_now, Engine, Mode};
+use alerter::pipeline::evaluate::{FetchPlan, RenderBackend};
+use alerter::pipeline::state::Store;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -23,16 +31,91 @@ enum Cmd {
         #[arg(default_value = "alerts.yml")]
         file: PathBuf,
     },
+    /// Evaluate every interval and send notifications until Ctrl-C / SIGTERM.
+    Run {
+        #[arg(default_value = "alerts.yml")]
+        file: PathBuf,
+    },
+    /// Evaluate once (against the saved state, if any) and print what would be sent; nothing
+    /// is saved or sent.
+    DryRun {
+        #[arg(default_value = "alerts.yml")]
+        file: PathBuf,
+    },
+    /// Evaluate a past range step by step (each alert's from/until resolved against each
+    /// step) and print the level changes. Nothing is saved or sent.
+    Replay {
+        #[arg(default_value = "alerts.yml")]
+        file: PathBuf,
+        /// Start: Graphite time (`-1d`, `-6h`, an epoch, `midnight`).
+        #[arg(long)]
+        from: String,
+        /// End (default now).
+        #[arg(long, default_value = "now")]
+        until: String,
+        /// Step (default: the file's interval).
+        #[arg(long)]
+        step: Option<humantime::Duration>,
+    },
+    /// Silences: hold notifications for matching alerts / series until they expire.
+    Silence {
+        #[command(subcommand)]
+        cmd: SilenceCmd,
+        /// The alerts file (its state_file holds the silences).
+        #[arg(long, short, default_value = "alerts.yml", global = true)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SilenceCmd {
+    /// Add a silence; prints its id.
+    Add {
+        /// Alert-name glob.
+        #[arg(long, default_value = "*")]
+        alert: String,
+        /// Series glob (`.` separates nodes, as in Graphite).
+        #[arg(long, default_value = "*")]
+        series: String,
+        /// How long (`2h`, `30m`).
+        #[arg(long = "for")]
+        duration: humantime::Duration,
+        #[arg(long, default_value = "")]
+        comment: String,
+        #[arg(long, default_value = "")]
+        by: String,
+    },
+    /// List active silences.
+    List,
+    /// Expire a silence now.
+    Expire { id: i64 },
+}
+
+fn load(file: &Path) -> Result<Config, ExitCode> {
+    match Config::load(file) {
+        Ok(cfg) => {
+            for w in &cfg.warnings {
+                eprintln!("warning: {w}");
+            }
+            Ok(cfg)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn rfc3339(t: i64) -> String {
+    let st = UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0));
+    humantime::format_rfc3339_seconds(st).to_string()
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.cmd {
-        Cmd::Check { file } => match alerter::config::Config::load(&file) {
+    if let Cmd::Check { file } = &cli.cmd {
+        return match load(file) {
             Ok(cfg) => {
-                for w in &cfg.warnings {
-                    eprintln!("warning: {w}");
-                }
                 let notifiers: Vec<&str> = cfg.notifier_names().collect();
                 println!(
                     "{}: OK: {} alerts, notifiers: {}",
@@ -42,10 +125,237 @@ fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::from(2)
-            }
-        },
+            Err(code) => code,
+        };
     }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(async_main(cli.cmd)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::Check { .. } => Ok(ExitCode::SUCCESS),
+        Cmd::Run { file } => {
+            let cfg = match load(&file) {
+                Ok(c) => Arc::new(c),
+                Err(code) => return Ok(code),
+            };
+            let backend = Arc::new(RenderBackend::from_settings(
+                &cfg.graphite,
+                cfg.request_timeout,
+            )?);
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                tracing::info!("shutting down");
+                let _ = tx.send(true);
+            });
+            engine::run(cfg, backend, RetryPolicy::default(), rx).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::DryRun { file } => {
+            let cfg = match load(&file) {
+                Ok(c) => Arc::new(c),
+                Err(code) => return Ok(code),
+            };
+            let backend = Arc::new(RenderBackend::from_settings(
+                &cfg.graphite,
+                cfg.request_timeout,
+            )?);
+            let outbox = if cfg.state_file.exists() {
+                Some(Outbox::open(&cfg.state_file).await?)
+            } else {
+                None
+            };
+            let plan = FetchPlan {
+                concurrency: cfg.concurrency,
+                timeout: cfg.request_timeout,
+                spread: Duration::ZERO,
+            };
+            let mut e = Engine::new(cfg.clone(), backend, outbox, plan).await?;
+            let r = e.cycle(unix_now(), Mode::DryRun).await?;
+            for c in &r.changes {
+                println!(
+                    "change {} {:?} {:?}: {} -> {}{}",
+                    rfc3339(c.at),
+                    c.alert,
+                    c.series,
+                    c.previous,
+                    c.level,
+                    if c.silenced { " (silenced)" } else { "" }
+                );
+            }
+            for (notifier, m) in &r.messages {
+                println!(
+                    "would send to {notifier}: {:?} {}",
+                    m.action,
+                    console::line(m)
+                );
+            }
+            let levels: Vec<String> = r.levels.iter().map(|(l, n)| format!("{l}={n}")).collect();
+            println!(
+                "{} alert series evaluated ({}); {} notifications would be sent, {} held by silences, {} fetch errors",
+                r.levels.values().sum::<usize>(),
+                levels.join(" "),
+                r.messages.len(),
+                r.held,
+                r.fetch_errors
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Replay {
+            file,
+            from,
+            until,
+            step,
+        } => {
+            let cfg = match load(&file) {
+                Ok(c) => Arc::new(c),
+                Err(code) => return Ok(code),
+            };
+            let now = unix_now();
+            let tz = graphite::attime::TimeZone::utc();
+            let start = graphite::attime::parse_time(&from, now, &tz)
+                .map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+            let end = graphite::attime::parse_time(&until, now, &tz)
+                .map_err(|e| anyhow::anyhow!("--until: {e}"))?;
+            let step = step
+                .map(Duration::from)
+                .unwrap_or(cfg.interval)
+                .as_secs()
+                .max(1);
+            if end < start {
+                anyhow::bail!("--until is before --from");
+            }
+            let steps = (end - start) / i64::try_from(step).unwrap_or(60) + 1;
+            if steps > 100_000 {
+                anyhow::bail!("{steps} steps: too many; give a larger --step or a shorter range");
+            }
+            let backend = Arc::new(RenderBackend::from_settings(
+                &cfg.graphite,
+                cfg.request_timeout,
+            )?);
+            let plan = FetchPlan {
+                concurrency: cfg.concurrency,
+                timeout: cfg.request_timeout,
+                spread: Duration::ZERO,
+            };
+            let mut e = Engine::new(cfg.clone(), backend, None, plan).await?;
+            let mut changes = 0;
+            let mut t = start;
+            while t <= end {
+                let r = e.cycle_at(t).await?;
+                for c in &r.changes {
+                    changes += 1;
+                    let value = c.value.map(|v| format!(" value={v}")).unwrap_or_default();
+                    println!(
+                        "{} {t} {:?} {:?}: {} -> {}{value}",
+                        rfc3339(t),
+                        c.alert,
+                        c.series,
+                        c.previous,
+                        c.level
+                    );
+                }
+                t += i64::try_from(step).unwrap_or(60);
+            }
+            println!(
+                "{steps} steps from {} to {}, {changes} level changes",
+                rfc3339(start),
+                rfc3339(end)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Silence { cmd, file } => {
+            let cfg = match load(&file) {
+                Ok(c) => c,
+                Err(code) => return Ok(code),
+            };
+            let outbox = Outbox::open(&cfg.state_file).await?;
+            let store = Store::new(outbox.pool().clone()).await?;
+            let now = unix_now();
+            match cmd {
+                SilenceCmd::Add {
+                    alert,
+                    series,
+                    duration,
+                    comment,
+                    by,
+                } => {
+                    let d: Duration = duration.into();
+                    let until = now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                    let id = store
+                        .add_silence(&alert, &series, &comment, &by, now, until)
+                        .await?;
+                    println!(
+                        "silence {id}: alert {alert:?} series {series:?} until {}",
+                        rfc3339(until)
+                    );
+                }
+                SilenceCmd::List => {
+                    for s in store.active_silences(now).await? {
+                        println!(
+                            "{}\talert {:?}\tseries {:?}\tuntil {}\tby {:?}\t{}",
+                            s.id,
+                            s.alert_glob,
+                            s.series_glob,
+                            rfc3339(s.expires_at),
+                            s.created_by,
+                            s.comment
+                        );
+                    }
+                }
+                SilenceCmd::Expire { id } => {
+                    if !store.expire_silence(id, now).await? {
+                        eprintln!(
+                            "error: no active silence with id {id} (see alerter silence list)"
+                        );
+                        outbox.close().await;
+                        return Ok(ExitCode::from(1));
+                    }
+                    println!("silence {id} expired");
+                }
+            }
+            outbox.close().await;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -210,6 +210,34 @@ impl Outbox {
         Ok(added)
     }
 
+    /// Record a message inside the caller's transaction, so a state change and its
+    /// messages commit together. Call [`Outbox::wake`] after the commit.
+    pub async fn enqueue_in(
+        conn: &mut sqlx::SqliteConnection,
+        notifier: &str,
+        msg: &Message,
+    ) -> anyhow::Result<bool> {
+        let payload = serde_json::to_string(msg)?;
+        let now = now_ms();
+        let res = sqlx::query(
+            "INSERT OR IGNORE INTO outbox (idempotency_key, notifier, payload, next_attempt_at, created_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&msg.idempotency_key)
+        .bind(notifier)
+        .bind(payload)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    /// Wake the delivery loop (after rows were committed with [`Outbox::enqueue_in`]).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     pub async fn counts(&self) -> anyhow::Result<Counts> {
         let rows = sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY status")
             .fetch_all(&self.pool)

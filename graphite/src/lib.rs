@@ -14,9 +14,10 @@
 //! - [`functions`]: the `FUNCTIONS` registry (typed signatures + implementations).
 //! - `store` (cargo feature `store`): the embedded Graphite-compatible store — carbon schemas,
 //!   series index, SQLite-backed cache+chunks, carbon plaintext listeners. See `docs/store.md`.
+//! - [`render`]: the render API's `format=json` model (graphite-web's exact bytes) and, with
+//!   the `client` feature, an async render client.
 //!
-//! Still to come (see ARCHITECTURE.md): the render JSON model and client, and the store's
-//! HTTP API.
+//! Still to come (see ARCHITECTURE.md): the store's HTTP API.
 
 pub mod attime;
 pub mod eval;
@@ -24,6 +25,7 @@ pub mod expr;
 pub mod functions;
 pub mod glob;
 pub mod protocol;
+pub mod render;
 pub mod series;
 #[cfg(feature = "store")]
 pub mod store;

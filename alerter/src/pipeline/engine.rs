@@ -1,0 +1,363 @@
+//! One evaluation cycle end to end, and the run loop.
+//!
+//! A cycle: fetch every alert (bounded, spread, timed out) → observations in file order →
+//! each series' level machine → due notifications (held while silenced) → one SQLite
+//! transaction with the changed state rows, history rows and outbox rows → wake the outbox.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::evaluate::{fetch_round, observe, Backend, FetchPlan, Window};
+use super::route::{self, Due};
+use super::state::{HistoryEntry, Observation, SeriesState, Silence, Store};
+use crate::config::{Alert, Config};
+use crate::notification::Level;
+use crate::notifiers::Message;
+use crate::outbox::Outbox;
+
+/// What one cycle decided.
+#[derive(Debug, Clone, Default)]
+pub struct CycleReport {
+    /// Unix seconds of the evaluation.
+    pub at: i64,
+    pub changes: Vec<HistoryEntry>,
+    /// `(notifier, message)` enqueued (or, in a dry run, that would be).
+    pub messages: Vec<(String, Message)>,
+    /// Notifications a silence held back.
+    pub held: usize,
+    /// Alert × series per level after the cycle.
+    pub levels: BTreeMap<Level, usize>,
+    pub fetch_errors: usize,
+    /// Wall time of the cycle.
+    pub duration: Duration,
+}
+
+/// One alert × series as the HTTP API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateView {
+    pub alert: String,
+    pub series: String,
+    pub level: Level,
+    pub since: i64,
+    pub value: Option<f64>,
+    pub pending: Option<Level>,
+    pub notified_level: Level,
+    pub silenced_by: Option<i64>,
+}
+
+/// The latest states, shared with the HTTP API.
+pub type Snapshot = Arc<RwLock<Vec<StateView>>>;
+
+/// Persist and enqueue (run), or only compute (dry-run, replay).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Live,
+    DryRun,
+}
+
+/// The evaluator for one loaded config.
+pub struct Engine {
+    cfg: Arc<Config>,
+    backend: Arc<dyn Backend>,
+    store: Option<Store>,
+    outbox: Option<Outbox>,
+    states: BTreeMap<(String, String), SeriesState>,
+    pub plan: FetchPlan,
+    pub snapshot: Snapshot,
+}
+
+impl Engine {
+    /// `outbox` `None`: nothing is persisted or sent (replay). With an outbox, saved
+    /// states are loaded.
+    pub async fn new(
+        cfg: Arc<Config>,
+        backend: Arc<dyn Backend>,
+        outbox: Option<Outbox>,
+        plan: FetchPlan,
+    ) -> anyhow::Result<Engine> {
+        let (store, states) = match &outbox {
+            Some(ob) => {
+                let store = Store::new(ob.pool().clone()).await?;
+                let states = store.load().await?;
+                (Some(store), states)
+            }
+            None => (None, BTreeMap::new()),
+        };
+        Ok(Engine {
+            cfg,
+            backend,
+            store,
+            outbox,
+            states,
+            plan,
+            snapshot: Snapshot::default(),
+        })
+    }
+
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    pub fn states(&self) -> &BTreeMap<(String, String), SeriesState> {
+        &self.states
+    }
+
+    /// Evaluate with each alert's own `from` / `until` (relative to the server's now).
+    pub async fn cycle(&mut self, now: i64, mode: Mode) -> anyhow::Result<CycleReport> {
+        let windows = self
+            .cfg
+            .alerts
+            .iter()
+            .map(|a| (a.from.clone(), a.until.clone()))
+            .collect();
+        self.cycle_with(now, windows, mode).await
+    }
+
+    /// Evaluate as of `at` (replay): `from` / `until` resolved against `at` and sent as
+    /// epochs.
+    pub async fn cycle_at(&mut self, at: i64) -> anyhow::Result<CycleReport> {
+        let tz = graphite::attime::TimeZone::utc();
+        let mut windows: Vec<Window> = Vec::new();
+        for a in &self.cfg.alerts {
+            let from = graphite::attime::parse_time(&a.from, at, &tz)
+                .map_err(|e| anyhow::anyhow!("alert {:?}: from: {e}", a.name))?;
+            let until = match &a.until {
+                Some(u) => graphite::attime::parse_time(u, at, &tz)
+                    .map_err(|e| anyhow::anyhow!("alert {:?}: until: {e}", a.name))?,
+                None => at,
+            };
+            windows.push((from.to_string(), Some(until.to_string())));
+        }
+        self.cycle_with(at, windows, Mode::DryRun).await
+    }
+
+    async fn cycle_with(
+        &mut self,
+        now: i64,
+        windows: Vec<Window>,
+        mode: Mode,
+    ) -> anyhow::Result<CycleReport> {
+        let started = tokio::time::Instant::now();
+        let alerts: &[Alert] = &self.cfg.alerts;
+        let results = fetch_round(self.backend.clone(), alerts, windows, self.plan).await;
+        let fetch_errors = results.iter().filter(|r| r.is_err()).count();
+        for r in results.iter().filter_map(|r| r.as_ref().err()) {
+            tracing::warn!("{r}");
+        }
+        let observed = observe(alerts, &results, &self.states);
+        let silences: Vec<Silence> = match (&self.store, mode) {
+            (Some(s), _) => s.active_silences(now).await?,
+            _ => Vec::new(),
+        };
+        let graphite_url = self.cfg.graphite.url.as_deref();
+
+        let mut report = CycleReport {
+            at: now,
+            fetch_errors,
+            ..Default::default()
+        };
+        let mut saves: Vec<(String, String, SeriesState)> = Vec::new();
+        let mut deletes: Vec<(String, String)> = Vec::new();
+        let mut views = Vec::with_capacity(observed.len());
+        for (i, series, obs) in observed {
+            let alert = &alerts[i];
+            let key = (alert.name.clone(), series);
+            let fresh = !self.states.contains_key(&key);
+            let before = self.states.get(&key).cloned();
+            let mut st = before.clone().unwrap_or_else(|| SeriesState::new(now));
+            let change = st.step(alert, &obs, now);
+            let silence = route::silenced(&silences, &alert.name, &key.1, now).map(|s| s.id);
+            if let Some(c) = change {
+                report.changes.push(HistoryEntry {
+                    at: now,
+                    alert: key.0.clone(),
+                    series: key.1.clone(),
+                    previous: c.previous,
+                    level: c.level,
+                    value: st
+                        .last_value
+                        .filter(|_| matches!(obs, Observation::Value(_))),
+                    silenced: silence.is_some(),
+                });
+            }
+            if let Some(due) = route::due(alert, &st, now) {
+                if silence.is_some() {
+                    report.held += 1;
+                } else {
+                    let (previous, level) = match due {
+                        Due::Change { from, to } => (from, to),
+                        Due::Repeat => (st.level, st.level),
+                    };
+                    let value = st
+                        .last_value
+                        .filter(|_| matches!(obs, Observation::Value(_)));
+                    let n = route::notification(
+                        alert,
+                        graphite_url,
+                        &key.1,
+                        previous,
+                        level,
+                        value,
+                        now,
+                    );
+                    report
+                        .messages
+                        .extend(route::messages(&alert.routes, due, &n));
+                    st.notified_level = level;
+                    st.last_notified = Some(now);
+                }
+            }
+            *report.levels.entry(st.level).or_default() += 1;
+            views.push(StateView {
+                alert: key.0.clone(),
+                series: key.1.clone(),
+                level: st.level,
+                since: st.since,
+                value: st.last_value,
+                pending: st.pending.map(|p| p.level),
+                notified_level: st.notified_level,
+                silenced_by: silence,
+            });
+            let drop_it =
+                st.forgettable() && matches!(obs, Observation::Vanished | Observation::Present);
+            if drop_it {
+                if !fresh {
+                    deletes.push(key.clone());
+                }
+                self.states.remove(&key);
+                continue;
+            }
+            if fresh || before.is_some_and(|b| b.persisted_differs(&st)) {
+                saves.push((key.0.clone(), key.1.clone(), st.clone()));
+            }
+            self.states.insert(key, st);
+        }
+
+        if mode == Mode::Live {
+            if let (Some(store), Some(outbox)) = (&self.store, &self.outbox) {
+                let mut tx = store.pool().begin().await?;
+                for (a, s, st) in &saves {
+                    Store::save(&mut tx, a, s, st).await?;
+                }
+                for (a, s) in &deletes {
+                    Store::delete(&mut tx, a, s).await?;
+                }
+                for h in &report.changes {
+                    Store::add_history(&mut tx, h).await?;
+                }
+                if !report.changes.is_empty() {
+                    Store::prune_history(&mut tx).await?;
+                }
+                for (notifier, msg) in &report.messages {
+                    Outbox::enqueue_in(&mut tx, notifier, msg).await?;
+                }
+                tx.commit().await?;
+                if !report.messages.is_empty() {
+                    outbox.wake();
+                }
+            }
+        }
+        if let Ok(mut s) = self.snapshot.write() {
+            *s = views;
+        }
+        report.duration = started.elapsed();
+        Ok(report)
+    }
+
+    /// Forget in-memory state (dry-run after a dry-run must not remember).
+    pub async fn reload_states(&mut self) -> anyhow::Result<()> {
+        if let Some(s) = &self.store {
+            self.states = s.load().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    crate::outbox::now_ms() / 1000
+}
+
+/// `alerter run`: the outbox worker, the HTTP API, and a cycle every `interval` (requests
+/// spread over the first half of it) until `shutdown` turns true.
+pub async fn run(
+    cfg: Arc<Config>,
+    backend: Arc<dyn Backend>,
+    retry: crate::outbox::RetryPolicy,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let outbox = Outbox::open(&cfg.state_file).await?;
+    let mut notifiers = crate::outbox::NotifierMap::new();
+    for (name, spec) in &cfg.notifiers {
+        let n = spec
+            .build()
+            .map_err(|e| anyhow::anyhow!("notifier \"{name}\": {e:#}"))?;
+        notifiers.insert(name.clone(), Arc::from(n));
+    }
+    let plan = FetchPlan {
+        concurrency: cfg.concurrency,
+        timeout: cfg.request_timeout,
+        spread: cfg.interval / 2,
+    };
+    let mut engine = Engine::new(cfg.clone(), backend, Some(outbox.clone()), plan).await?;
+    let worker = {
+        let ob = outbox.clone();
+        let sd = shutdown.clone();
+        tokio::spawn(async move { ob.run(notifiers, retry, sd).await })
+    };
+    let api = match (cfg.api_listen, engine.store()) {
+        (Some(addr), Some(store)) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("api_listen {addr}: {e}"))?;
+            tracing::info!("HTTP API on http://{}", listener.local_addr()?);
+            let router = crate::api::router(engine.snapshot.clone(), store.clone());
+            let sd = shutdown.clone();
+            Some(tokio::spawn(async move {
+                crate::api::serve(listener, router, sd).await
+            }))
+        }
+        _ => None,
+    };
+    tracing::info!(
+        "evaluating {} alerts every {}",
+        cfg.alerts.len(),
+        humantime::format_duration(cfg.interval)
+    );
+    let mut sd = shutdown.clone();
+    while !*sd.borrow() {
+        let tick = tokio::time::Instant::now();
+        match engine.cycle(unix_now(), Mode::Live).await {
+            Ok(report) => {
+                for c in &report.changes {
+                    tracing::info!(
+                        alert = %c.alert, series = %c.series,
+                        "{} -> {}{}", c.previous, c.level,
+                        if c.silenced { " (silenced)" } else { "" }
+                    );
+                }
+                if let Some(addr) = &cfg.metrics_carbon {
+                    let counts = outbox.counts().await.unwrap_or_default();
+                    let buf = crate::metrics::lines(&cfg.metrics_prefix, &report, counts);
+                    if let Err(e) = crate::metrics::send(addr, &buf, Duration::from_secs(5)).await {
+                        tracing::warn!("{e:#}");
+                    }
+                }
+            }
+            Err(e) => tracing::error!("evaluation cycle failed: {e:#}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(tick + cfg.interval) => {}
+            _ = sd.changed() => {}
+        }
+    }
+    let _ = worker.await;
+    if let Some(api) = api {
+        let _ = api.await;
+    }
+    outbox.close().await;
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! From a decided level to messages: which notifiers (via [`Routes::plan`]), what each
+//! notification says (templates, runbook and graph links), and silences holding them back.
+//!
+//! What is sent is driven by the difference between the level receivers were last told
+//! (`notified_level`) and the current level, so a change held by a silence is sent when the
+//! silence ends (if the level still differs then), and nothing is sent twice.
+
+use crate::config::{Alert, Routes};
+use crate::notification::{self, Action, Level, Notification};
+use crate::notifiers::Message;
+use crate::template::Context;
+
+use super::state::{SeriesState, Silence};
+
+/// What a series' state asks for this cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// Tell receivers `from → to` (`from` is what they were last told).
+    Change { from: Level, to: Level },
+    /// Re-send the current firing level (`repeat_interval`).
+    Repeat,
+}
+
+/// Whether `state` asks for a notification at `now`, ignoring silences.
+pub fn due(alert: &Alert, state: &SeriesState, now: i64) -> Option<Due> {
+    if state.level != state.notified_level {
+        Some(Due::Change {
+            from: state.notified_level,
+            to: state.level,
+        })
+    } else if state.repeat_due(alert, now) {
+        Some(Due::Repeat)
+    } else {
+        None
+    }
+}
+
+/// The first silence holding `alert` × `series` at `now`.
+pub fn silenced<'a>(
+    silences: &'a [Silence],
+    alert: &str,
+    series: &str,
+    now: i64,
+) -> Option<&'a Silence> {
+    silences.iter().find(|s| s.matches(alert, series, now))
+}
+
+/// Build the notification for `series` at `level` (after `previous`).
+pub fn notification(
+    alert: &Alert,
+    graphite_url: Option<&str>,
+    series: &str,
+    previous: Level,
+    level: Level,
+    value: Option<f64>,
+    now: i64,
+) -> Notification {
+    let runbook_url = alert.runbook_url(series);
+    let graph_url = graphite_url
+        .map(|g| notification::graph_url(g, &alert.target, alert.warning, alert.critical));
+    let threshold = alert.threshold_for(level);
+    let value = value.filter(|_| matches!(level, Level::Ok | Level::Warning | Level::Critical));
+    let cx = Context {
+        alert: &alert.name,
+        series,
+        level: Some(level),
+        previous: Some(previous),
+        value,
+        threshold,
+        runbook_url: runbook_url.as_deref(),
+        graph_url: graph_url.as_deref(),
+        timestamp: now,
+        labels: Some(&alert.labels),
+        annotations: Some(&alert.annotations),
+    };
+    Notification {
+        alert: alert.name.clone(),
+        series: series.to_string(),
+        level,
+        previous,
+        value,
+        threshold,
+        summary: alert.templates.summary.render(&cx),
+        body: alert.templates.body.render(&cx),
+        runbook_url,
+        graph_url,
+        labels: alert.labels.clone(),
+        annotations: alert.annotations.clone(),
+        timestamp: now,
+    }
+}
+
+/// The messages for one due notification: `(notifier, message)`.
+pub fn messages(routes: &Routes, due: Due, n: &Notification) -> Vec<(String, Message)> {
+    let plan: Vec<(String, Action)> = match due {
+        Due::Change { from, to } => routes.plan(from, to),
+        Due::Repeat => routes
+            .for_level(n.level)
+            .iter()
+            .map(|r| (r.clone(), Action::Trigger))
+            .collect(),
+    };
+    plan.into_iter()
+        .map(|(notifier, action)| {
+            let msg = Message {
+                action,
+                idempotency_key: n.idempotency_key(&notifier),
+                notification: n.clone(),
+            };
+            (notifier, msg)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    #[test]
+    fn change_plans_triggers_and_resolves_with_runbook() {
+        let text = "docs_url: https://wiki/alerts\npagerduty_key: k\nslack_url: https://hooks/x\nalerts:\n  - {name: Disk free, target: a, warning: 20, critical: 10}\n";
+        let cfg = Config::from_str_with_env(Path::new("a.yml"), text, &|_| None).unwrap();
+        let a = &cfg.alerts[0];
+        let n = notification(
+            a,
+            Some("https://g"),
+            "web 1",
+            Level::Warning,
+            Level::Critical,
+            Some(5.0),
+            100,
+        );
+        assert_eq!(
+            n.runbook_url.as_deref(),
+            Some("https://wiki/alerts/Disk%20free#web%201")
+        );
+        assert_eq!(n.threshold, Some(10.0));
+        assert_eq!(n.summary, "CRITICAL alert for Disk free web 1");
+        assert!(
+            n.body.contains("passes the critical value of 10"),
+            "{}",
+            n.body
+        );
+        let m = messages(
+            &a.routes,
+            Due::Change {
+                from: Level::Warning,
+                to: Level::Critical,
+            },
+            &n,
+        );
+        let plan: Vec<(&str, Action)> = m.iter().map(|(k, m)| (k.as_str(), m.action)).collect();
+        assert_eq!(
+            plan,
+            vec![
+                ("console", Action::Trigger),
+                ("slack", Action::Trigger),
+                ("pagerduty", Action::Trigger)
+            ]
+        );
+        let ok = notification(
+            a,
+            None,
+            "web 1",
+            Level::Critical,
+            Level::Ok,
+            Some(50.0),
+            200,
+        );
+        let m = messages(
+            &a.routes,
+            Due::Change {
+                from: Level::Critical,
+                to: Level::Ok,
+            },
+            &ok,
+        );
+        assert!(m.iter().all(|(_, m)| m.action == Action::Resolve));
+        assert_eq!(m.len(), 3);
+        let r = messages(&a.routes, Due::Repeat, &n);
+        assert_eq!(r.len(), 3);
+    }
+}
