@@ -14,9 +14,10 @@ use async_trait::async_trait;
 use crate::yaml::{self, ConfigError};
 
 pub mod host;
+pub mod sql;
 
 /// Every collector type the agent knows. Adding a collector: one file, one line here.
-pub const KINDS: &[Kind] = &[host::KIND];
+pub const KINDS: &[Kind] = &[host::KIND, sql::KIND];
 
 /// Look a collector type up by its `type:` name.
 pub fn kind(name: &str) -> Option<&'static Kind> {
