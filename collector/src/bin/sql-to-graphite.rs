@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
@@ -138,7 +138,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, Usage> {
         };
         Ok::<_, Usage>(Arc::new(Ctx {
             prefix,
-            sender,
+            sender: Mutex::new(sender),
             submitted: AtomicU64::new(0),
         }))
     })?;
@@ -154,7 +154,8 @@ fn real_main(cli: Cli) -> Result<ExitCode, Usage> {
 /// What every run shares: where lines go.
 struct Ctx {
     prefix: String,
-    sender: Option<SenderHandle>,
+    /// Taken out by [`Ctx::finish`]: no handle may outlive the sender's shutdown.
+    sender: Mutex<Option<SenderHandle>>,
     submitted: AtomicU64,
 }
 
@@ -167,24 +168,35 @@ impl Ctx {
         let mut out = std::io::stdout().lock();
         let _ = out.write_all(&chunk.data).and_then(|()| out.flush());
         drop(out);
-        if let Some(s) = &self.sender {
-            self.submitted
-                .fetch_add(u64::from(chunk.lines), Ordering::Relaxed);
-            s.submit(chunk);
+        if let Ok(guard) = self.sender.lock() {
+            if let Some(s) = guard.as_ref() {
+                self.submitted
+                    .fetch_add(u64::from(chunk.lines), Ordering::Relaxed);
+                s.submit(chunk);
+            }
         }
     }
 
     /// Flush the sender; false when lines were neither delivered nor spooled.
     async fn finish(&self, spooling: bool) -> bool {
-        let Some(sender) = self.sender.clone() else {
+        let Some(sender) = self.sender.lock().ok().and_then(|mut s| s.take()) else {
             return true;
         };
-        let watch = sender.clone();
+        // Wait until the sender has dealt with every line (its stats say so), then stop it.
+        // No clone of the handle may outlive `shutdown`, so the verdict comes from here.
+        let submitted = self.submitted.load(Ordering::Relaxed);
+        let give_up = tokio::time::Instant::now() + SEND_TIMEOUT;
+        let stats = loop {
+            let s = sender.stats();
+            if s.lines_sent + s.lines_dropped >= submitted || tokio::time::Instant::now() >= give_up
+            {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
         if let Err(e) = sender.shutdown(SEND_TIMEOUT).await {
             tracing::error!("sender: {e:#}");
         }
-        let stats = watch.stats();
-        let submitted = self.submitted.load(Ordering::Relaxed);
         let missing = submitted.saturating_sub(stats.lines_sent);
         if missing == 0 {
             return true;
