@@ -290,11 +290,14 @@ fn queries_run_read_only() {
         let out = run(
             &dsn,
             &["--dry-run"],
-            "CREATE TABLE carbide_must_not_exist (i int)\nSELECT 'ok', 1\n",
+            "CREATE TABLE carbide_must_not_exist (i int)\nSELECT 'ok', 1\nSELECT 'two', 2; DROP TABLE carbide_must_not_exist\n",
         );
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(stderr.contains("query line 1 failed"), "{stderr}");
+        // One statement per query: a second one is refused, not run.
+        assert!(stderr.contains("query line 3 failed"), "{stderr}");
+        assert!(!text(&out.stdout).contains("two"), "{}", text(&out.stdout));
         assert!(stderr.to_ascii_lowercase().contains("read"), "{stderr}");
         assert!(
             text(&out.stdout).starts_with("db.ok 1 "),

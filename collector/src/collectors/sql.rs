@@ -178,6 +178,12 @@ mod tests {
     }
 
     #[test]
+    fn docs_embed_the_sample() {
+        let docs = include_str!("../../../docs/collectors/sql.md");
+        assert!(docs.contains(KIND.sample.trim_end()), "docs/collectors/sql.md: paste sql.sample.yml");
+    }
+
+    #[test]
     fn sample_config_is_valid() {
         std::env::set_var("SHOP_DSN", "sqlite:///nonexistent.db");
         load(KIND.sample).unwrap();
