@@ -180,7 +180,10 @@ mod tests {
     #[test]
     fn docs_embed_the_sample() {
         let docs = include_str!("../../../docs/collectors/sql.md");
-        assert!(docs.contains(KIND.sample.trim_end()), "docs/collectors/sql.md: paste sql.sample.yml");
+        assert!(
+            docs.contains(KIND.sample.trim_end()),
+            "docs/collectors/sql.md: paste sql.sample.yml"
+        );
     }
 
     #[test]
