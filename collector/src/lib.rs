@@ -9,6 +9,7 @@
 //! - [`events`], [`selfmetrics`]: internal events (log + count) and the agent's own metrics.
 //! - [`agent`]: the running agent: sender, signals (SIGHUP reload, SIGTERM flush).
 //! - [`sender`]: queue, disk spool and connections to carbon.
+//! - [`sql`]: business metrics from SQL (the `sql-to-graphite` binary and the `sql` collector).
 
 pub mod agent;
 pub mod collectors;
@@ -19,4 +20,5 @@ pub mod rates;
 pub mod runtime;
 pub mod selfmetrics;
 pub mod sender;
+pub mod sql;
 pub mod yaml;

@@ -385,10 +385,7 @@ async fn hung_server_misses_only_its_own_deadline() {
         String::from_utf8_lossy(&out.stderr),
     );
     assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stdout.contains("servers.testhost.loadavg.01 "),
-        "{stdout}"
-    );
+    assert!(stdout.contains("servers.testhost.loadavg.01 "), "{stdout}");
     assert!(!stdout.contains(".mongo."));
     assert!(
         stderr.contains("collector=\"mongo\"") && stderr.contains("cancelled"),

@@ -18,9 +18,16 @@ pub mod host;
 pub mod mongodb;
 pub mod rabbitmq;
 pub mod service;
+pub mod sql;
 
 /// Every collector type the agent knows. Adding a collector: one file, one line here.
-pub const KINDS: &[Kind] = &[host::KIND, haproxy::KIND, rabbitmq::KIND, mongodb::KIND];
+pub const KINDS: &[Kind] = &[
+    host::KIND,
+    haproxy::KIND,
+    rabbitmq::KIND,
+    mongodb::KIND,
+    sql::KIND,
+];
 
 /// Look a collector type up by its `type:` name.
 pub fn kind(name: &str) -> Option<&'static Kind> {

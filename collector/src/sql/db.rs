@@ -1,0 +1,282 @@
+//! Connections and running one query: a read-only transaction where the database has one,
+//! a server-side statement timeout, and a client-side deadline on top.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Column, Executor, Row};
+use tokio::sync::OnceCell;
+
+use super::dsn::{Driver, Dsn};
+use super::value::{mysql_cell, pg_cell, sqlite_cell, Cell};
+
+/// Extra time the client waits after the server-side timeout, so the server's own (clearer)
+/// error usually wins.
+const CLIENT_GRACE: Duration = Duration::from_secs(1);
+
+/// What a query returned: column names and converted cells.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// A query failure, its message already redacted.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
+/// MySQL and MariaDB name their statement timeouts differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    MySql,
+    MariaDb,
+}
+
+enum Pool {
+    Postgres(sqlx::PgPool),
+    /// The flavor is learnt from the server on first use.
+    MySql(sqlx::MySqlPool, OnceCell<Flavor>),
+    Sqlite(sqlx::SqlitePool),
+}
+
+/// A database to run queries against (a small connection pool).
+pub struct Database {
+    dsn: Dsn,
+    pool: Pool,
+}
+
+fn pool_options<DB: sqlx::Database>(max: u32) -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .max_connections(max)
+        .min_connections(0)
+        // Each query already fails fast on a broken connection; a ping per query would
+        // double the round trips.
+        .test_before_acquire(false)
+        .acquire_timeout(Duration::from_secs(30))
+        .idle_timeout(Some(Duration::from_secs(300)))
+}
+
+impl Database {
+    /// Connect now (one connection), so a wrong DSN or password is one clear error.
+    /// `max` bounds the connections used by concurrent queries.
+    pub async fn connect(dsn: &Dsn, max: u32) -> Result<Database, QueryError> {
+        let fail =
+            |e: sqlx::Error| QueryError(dsn.redact(&format!("cannot connect to {dsn}: {e}")));
+        let url = dsn.connect_url();
+        let pool = match dsn.driver() {
+            Driver::Postgres => {
+                let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(fail)?;
+                Pool::Postgres(pool_options(max).connect_with(opts).await.map_err(fail)?)
+            }
+            Driver::MySql => {
+                let opts = sqlx::mysql::MySqlConnectOptions::from_str(url).map_err(fail)?;
+                let pool = pool_options(max).connect_with(opts).await.map_err(fail)?;
+                Pool::MySql(pool, OnceCell::new())
+            }
+            Driver::Sqlite => {
+                let opts = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .map_err(fail)?
+                    .read_only(true)
+                    .create_if_missing(false);
+                Pool::Sqlite(pool_options(max).connect_with(opts).await.map_err(fail)?)
+            }
+        };
+        Ok(Database {
+            dsn: dsn.clone(),
+            pool,
+        })
+    }
+
+    /// Like [`Database::connect`], but connections are made on first use (for the agent,
+    /// whose collectors are built before anything runs).
+    pub fn connect_lazy(dsn: &Dsn, max: u32) -> Result<Database, QueryError> {
+        let fail = |e: sqlx::Error| QueryError(dsn.redact(&format!("invalid DSN {dsn}: {e}")));
+        let url = dsn.connect_url();
+        let pool =
+            match dsn.driver() {
+                Driver::Postgres => Pool::Postgres(pool_options(max).connect_lazy_with(
+                    sqlx::postgres::PgConnectOptions::from_str(url).map_err(fail)?,
+                )),
+                Driver::MySql => Pool::MySql(
+                    pool_options(max).connect_lazy_with(
+                        sqlx::mysql::MySqlConnectOptions::from_str(url).map_err(fail)?,
+                    ),
+                    OnceCell::new(),
+                ),
+                Driver::Sqlite => Pool::Sqlite(
+                    pool_options(max).connect_lazy_with(
+                        sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                            .map_err(fail)?
+                            .read_only(true)
+                            .create_if_missing(false),
+                    ),
+                ),
+            };
+        Ok(Database {
+            dsn: dsn.clone(),
+            pool,
+        })
+    }
+
+    pub fn dsn(&self) -> &Dsn {
+        &self.dsn
+    }
+
+    /// Run one query read-only under `timeout` (server-side where supported, and a client
+    /// deadline slightly later). Errors are redacted.
+    pub async fn run(&self, query: &str, timeout: Duration) -> Result<Rows, QueryError> {
+        let deadline = timeout + CLIENT_GRACE;
+        let out = match &self.pool {
+            Pool::Postgres(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.error(e))?;
+                let r = tokio::time::timeout(deadline, run_pg(&mut conn, query, timeout)).await;
+                finish(&mut conn, r)
+            }
+            Pool::MySql(p, flavor) => {
+                let mut conn = p.acquire().await.map_err(|e| self.error(e))?;
+                let flavor = *flavor
+                    .get_or_try_init(|| mysql_flavor(&mut conn))
+                    .await
+                    .map_err(|e| self.error(e))?;
+                let r =
+                    tokio::time::timeout(deadline, run_mysql(&mut conn, flavor, query, timeout))
+                        .await;
+                finish(&mut conn, r)
+            }
+            Pool::Sqlite(p) => {
+                let mut conn = p.acquire().await.map_err(|e| self.error(e))?;
+                let r = tokio::time::timeout(deadline, run_sqlite(&mut conn, query)).await;
+                finish(&mut conn, r)
+            }
+        };
+        out.map_err(|e| match e {
+            Failure::Db(e) => self.error(e),
+            Failure::TimedOut => QueryError(format!(
+                "timed out after {} (the database did not stop it)",
+                humantime::format_duration(timeout)
+            )),
+        })
+    }
+
+    fn error(&self, e: sqlx::Error) -> QueryError {
+        let msg = match &e {
+            sqlx::Error::Database(d) => d.message().to_string(),
+            _ => e.to_string(),
+        };
+        QueryError(self.dsn.redact(&msg))
+    }
+
+    /// Close every connection.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Postgres(p) => p.close().await,
+            Pool::MySql(p, _) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+enum Failure {
+    Db(sqlx::Error),
+    TimedOut,
+}
+
+/// A connection whose query failed or timed out may be mid-transaction or mid-response:
+/// never hand it back to the pool.
+fn finish<DB: sqlx::Database>(
+    conn: &mut PoolConnection<DB>,
+    r: Result<Result<Rows, sqlx::Error>, tokio::time::error::Elapsed>,
+) -> Result<Rows, Failure> {
+    match r {
+        Ok(Ok(rows)) => Ok(rows),
+        Ok(Err(e)) => {
+            if !matches!(e, sqlx::Error::Database(_)) {
+                conn.close_on_drop();
+            }
+            Err(Failure::Db(e))
+        }
+        Err(_) => {
+            conn.close_on_drop();
+            Err(Failure::TimedOut)
+        }
+    }
+}
+
+fn millis(d: Duration) -> u128 {
+    d.as_millis().max(1)
+}
+
+fn collect<R: Row>(rows: Vec<R>, cell: fn(&R, usize) -> Cell) -> Rows {
+    let columns = rows
+        .first()
+        .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
+        .unwrap_or_default();
+    let rows = rows
+        .iter()
+        .map(|r| (0..r.len()).map(|i| cell(r, i)).collect())
+        .collect();
+    Rows { columns, rows }
+}
+
+async fn run_pg(
+    conn: &mut sqlx::PgConnection,
+    query: &str,
+    timeout: Duration,
+) -> Result<Rows, sqlx::Error> {
+    // One round trip: transaction, read-only, timeout local to it.
+    let setup = format!(
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {}",
+        millis(timeout)
+    );
+    conn.execute(setup.as_str()).await?;
+    // The extended protocol runs exactly one statement (no `; DELETE …` riding along).
+    let result = sqlx::query(query).fetch_all(&mut *conn).await;
+    // Read-only: nothing to commit. Rolling back also clears an aborted transaction.
+    let rollback = conn.execute("ROLLBACK").await;
+    let rows = result?;
+    rollback?;
+    Ok(collect(rows, pg_cell))
+}
+
+async fn run_mysql(
+    conn: &mut sqlx::MySqlConnection,
+    flavor: Flavor,
+    query: &str,
+    timeout: Duration,
+) -> Result<Rows, sqlx::Error> {
+    // MySQL: max_execution_time (ms, SELECT only); MariaDB: max_statement_time (seconds).
+    let set = match flavor {
+        Flavor::MySql => format!("SET SESSION max_execution_time = {}", millis(timeout)),
+        Flavor::MariaDb => format!(
+            "SET SESSION max_statement_time = {:.3}",
+            timeout.as_secs_f64().max(0.001)
+        ),
+    };
+    conn.execute(set.as_str()).await?;
+    conn.execute("START TRANSACTION READ ONLY").await?;
+    let result = sqlx::query(query).fetch_all(&mut *conn).await;
+    let rollback = conn.execute("ROLLBACK").await;
+    let rows = result?;
+    rollback?;
+    Ok(collect(rows, mysql_cell))
+}
+
+async fn mysql_flavor(conn: &mut sqlx::MySqlConnection) -> Result<Flavor, sqlx::Error> {
+    let version: String = sqlx::query_scalar("SELECT VERSION()")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(if version.to_ascii_lowercase().contains("mariadb") {
+        Flavor::MariaDb
+    } else {
+        Flavor::MySql
+    })
+}
+
+async fn run_sqlite(conn: &mut sqlx::SqliteConnection, query: &str) -> Result<Rows, sqlx::Error> {
+    // The connection is opened read-only; SQLite has no statement timeout, the client
+    // deadline applies.
+    let rows = sqlx::query(query).fetch_all(&mut *conn).await?;
+    Ok(collect(rows, sqlite_cell))
+}
