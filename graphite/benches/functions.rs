@@ -2,25 +2,19 @@
 //! - movingMedian / movingAverage windows over 1,024 points, small (5) and large (500)
 //!   windows, on the window kernel and through full evaluation;
 //! - the two example targets of issue 3 over 100 series × 1 day of 10 s points, end to end
-//!   through `render` with an in-memory source (ASTs built by hand until the parser lands).
+//!   through `render` with an in-memory source (parsing excluded; it is benched in
+//!   `parse.rs`).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use graphite::eval::{render, MemorySource};
-use graphite::expr::ast::{Call, Expr};
+use graphite::expr::parse;
 use graphite::functions::moving::window_values;
 use graphite::functions::AggFunc;
 use graphite::series::Series;
 
-fn p(s: &str) -> Expr {
-    Expr::Path(s.into())
-}
-fn c(name: &str, args: Vec<Expr>) -> Expr {
-    Expr::Call(Call {
-        name: name.into(),
-        args,
-        kwargs: vec![],
-    })
-}
+/// The issue's two example targets.
+const TARGET_1: &str = "scale(divideSeries(derivative(servers.db1.mongo.globalLock.lockTime),derivative(servers.db1.mongo.globalLock.totalTime)),100)";
+const TARGET_2: &str = "aliasByNode(movingMedian(groupByNode(servers.*.haproxy.*.*.check_duration,3,\"averageSeries\"),10),0)";
 
 /// Deterministic noisy values with a few nulls.
 fn values(n: usize, seed: u64) -> Vec<Option<f64>> {
@@ -63,7 +57,7 @@ fn moving(c_: &mut Criterion) {
     let from = until - 1024 * step;
     for w in [5i64, 500] {
         for f in ["movingMedian", "movingAverage"] {
-            let t = c(f, vec![p("m.x"), Expr::Int(w)]);
+            let t = parse(&format!("{f}(m.x,{w})")).unwrap();
             c_.bench_function(&format!("render {f}(m.x,{w}) 1024 pts"), |b| {
                 b.iter(|| render(std::slice::from_ref(&t), from, until, until, &src).unwrap())
             });
@@ -110,47 +104,8 @@ fn issue_targets(c_: &mut Criterion) {
     let src = MemorySource::new(series);
     let (from, until) = (-step, end - step);
 
-    // scale(divideSeries(derivative(lockTime),derivative(totalTime)),100)
-    let t1 = c(
-        "scale",
-        vec![
-            c(
-                "divideSeries",
-                vec![
-                    c(
-                        "derivative",
-                        vec![p("servers.db1.mongo.globalLock.lockTime")],
-                    ),
-                    c(
-                        "derivative",
-                        vec![p("servers.db1.mongo.globalLock.totalTime")],
-                    ),
-                ],
-            ),
-            Expr::Int(100),
-        ],
-    );
-    // aliasByNode(movingMedian(groupByNode(servers.*.haproxy.*.*.check_duration,3,"averageSeries"),10),0)
-    let t2 = c(
-        "aliasByNode",
-        vec![
-            c(
-                "movingMedian",
-                vec![
-                    c(
-                        "groupByNode",
-                        vec![
-                            p("servers.*.haproxy.*.*.check_duration"),
-                            Expr::Int(3),
-                            Expr::Str("averageSeries".into()),
-                        ],
-                    ),
-                    Expr::Int(10),
-                ],
-            ),
-            Expr::Int(0),
-        ],
-    );
+    let t1 = parse(TARGET_1).unwrap();
+    let t2 = parse(TARGET_2).unwrap();
     let mut g = c_.benchmark_group("issue targets, 100 series x 1 day of 10s");
     g.sample_size(20);
     g.bench_function("scale(divideSeries(derivative,derivative),100)", |b| {

@@ -2,7 +2,9 @@
 //! `tests/graphite-web/record.py`) with no Python: a [`Source`] serves the recorded raw data
 //! (`fixtures.json`) with whisper's fetch rules, every golden target is parsed and evaluated
 //! with the recorded `from`/`until`/`now`, and the result must match graphite-web's JSON: same
-//! target names, same timestamps, null for null, values within 1e-9 relative, same tags.
+//! target names, same timestamps, null for null, values within 1e-9 relative, same tags, and
+//! the same whisper reads (`fetches`: each function's extra fetch window, worked out before
+//! fetching).
 //! Entries graphite-web answered with 400/500 must be errors here; entries graphite-web only
 //! partly parsed (`graphite_partial_parse`) must be parse errors.
 //!
@@ -43,6 +45,8 @@ struct File {
 struct WhisperFixtures {
     now: i64,
     files: BTreeMap<String, File>,
+    /// Every `[from, until]` window asked for (to compare with graphite-web's `fetches`).
+    windows: std::cell::RefCell<std::collections::BTreeSet<(i64, i64)>>,
 }
 
 impl WhisperFixtures {
@@ -76,7 +80,11 @@ impl WhisperFixtures {
                 },
             );
         }
-        Self { now, files }
+        Self {
+            now,
+            files,
+            windows: Default::default(),
+        }
     }
 
     /// whisper's `file_fetch(fh, fromTime, untilTime, now)`; `None` where whisper returns
@@ -124,6 +132,10 @@ impl Source for WhisperFixtures {
                     pattern: r.pattern.clone(),
                     message: e.to_string(),
                 })?;
+                // graphite-web's `fetches` lists the windows of reads that found files.
+                if self.files.keys().any(|p| glob.matches(p)) {
+                    self.windows.borrow_mut().insert((r.from, r.until));
+                }
                 Ok(self
                     .files
                     .iter()
@@ -186,6 +198,8 @@ struct Entry {
     status: i64,
     body: Json,
     partial: bool,
+    /// The windows graphite-web passed to whisper.
+    fetches: std::collections::BTreeSet<(i64, i64)>,
 }
 
 fn load_entries() -> Vec<Entry> {
@@ -223,6 +237,12 @@ fn load_entries() -> Vec<Entry> {
                 status: e["status"].as_i64().unwrap(),
                 body: e["body"].clone(),
                 partial: e.get("graphite_partial_parse").is_some(),
+                fetches: e["fetches"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|w| (w[0].as_i64().unwrap(), w[1].as_i64().unwrap()))
+                    .collect(),
             });
         }
     }
@@ -345,6 +365,7 @@ fn replay(src: &WhisperFixtures, e: &Entry) -> Result<(), String> {
         };
     }
     let tz = TimeZone::utc();
+    src.windows.borrow_mut().clear();
     let result = parsed.map_err(|e| e.to_string()).and_then(|expr: Expr| {
         let from = parse_time(&e.from, src.now, &tz).map_err(|e| e.to_string())?;
         let until = parse_time(&e.until, src.now, &tz).map_err(|e| e.to_string())?;
@@ -352,7 +373,17 @@ fn replay(src: &WhisperFixtures, e: &Entry) -> Result<(), String> {
         render(&[expr], from, until, src.now, src).map_err(|e| e.to_string())
     });
     match (e.status, result) {
-        (200, Ok(got)) => compare(&got, e.max_points, &e.body),
+        (200, Ok(got)) => {
+            compare(&got, e.max_points, &e.body)?;
+            let windows = std::mem::take(&mut *src.windows.borrow_mut());
+            if windows != e.fetches {
+                return Err(format!(
+                    "fetched windows differ: carbide {windows:?}, graphite-web {:?}",
+                    e.fetches
+                ));
+            }
+            Ok(())
+        }
         (200, Err(err)) => Err(format!("carbide failed: {err}")),
         (_, Err(_)) => Ok(()),
         (status, Ok(got)) => Err(format!(

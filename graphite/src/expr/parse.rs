@@ -30,6 +30,7 @@ use nom::combinator::{opt, recognize};
 use nom::{IResult, Parser};
 
 use super::ast::{Call, Expr};
+use crate::series::py_float;
 
 /// The longest target accepted, in bytes.
 pub const MAX_TARGET_LEN: usize = 16 * 1024;
@@ -195,7 +196,7 @@ impl Val {
     fn py_str(&self) -> String {
         match self {
             Val::Int(i) => i.to_string(),
-            Val::Float(f) => py_float_repr(*f),
+            Val::Float(f) => py_float(*f),
             Val::Str(s) => s.clone(),
         }
     }
@@ -282,45 +283,6 @@ fn substitute(
 fn looks_numeric(s: &str) -> bool {
     let body = s.strip_prefix('-').unwrap_or(s);
     !body.is_empty() && body.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-}
-
-/// Python's `repr(float)`: shortest round-trip digits, scientific below 1e-4 or from 1e16.
-pub fn py_float_repr(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf".into() } else { "-inf".into() };
-    }
-    let sci = format!("{f:e}"); // e.g. "-1.5e-7", "1e20", "0e0"
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (neg, mant) = match mant.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mant),
-    };
-    let digits: String = mant.chars().filter(|c| *c != '.').collect();
-    let sign = if neg { "-" } else { "" };
-    if (-4..16).contains(&exp) {
-        let n = digits.len() as i32;
-        let body = if exp >= n - 1 {
-            format!("{digits}{}.0", "0".repeat((exp - (n - 1)) as usize))
-        } else if exp >= 0 {
-            let (a, b) = digits.split_at((exp + 1) as usize);
-            format!("{a}.{b}")
-        } else {
-            format!("0.{}{digits}", "0".repeat((-exp - 1) as usize))
-        };
-        format!("{sign}{body}")
-    } else {
-        let m = if digits.len() > 1 {
-            format!("{}.{}", &digits[..1], &digits[1..])
-        } else {
-            digits
-        };
-        let esign = if exp < 0 { '-' } else { '+' };
-        format!("{sign}{m}e{esign}{:02}", exp.abs())
-    }
 }
 
 // Expectation labels, a bit set.
@@ -1028,7 +990,7 @@ impl fmt::Display for Expr {
         match self {
             Expr::Path(p) => f.write_str(p),
             Expr::Int(i) => write!(f, "{i}"),
-            Expr::Float(x) => f.write_str(&py_float_repr(*x)),
+            Expr::Float(x) => f.write_str(&py_float(*x)),
             Expr::Str(s) => {
                 if s.contains('"') {
                     write!(f, "'{s}'")
@@ -1070,7 +1032,7 @@ mod tests {
         match e {
             Expr::Path(p) => format!("P({p})"),
             Expr::Int(i) => format!("I({i})"),
-            Expr::Float(f) => format!("F({})", py_float_repr(*f)),
+            Expr::Float(f) => format!("F({})", py_float(*f)),
             Expr::Str(s) => format!("S({s})"),
             Expr::Bool(b) => format!("B({b})"),
             Expr::None => "N".into(),
@@ -1254,7 +1216,7 @@ mod tests {
             (f64::INFINITY, "inf"),
         ];
         for (f, want) in cases {
-            assert_eq!(py_float_repr(*f), *want);
+            assert_eq!(py_float(*f), *want);
         }
     }
 

@@ -120,29 +120,58 @@ fn aggregate_refs(all: &[&Series], agg: AggFunc, short: &str, xff: Option<f64>) 
 /// Row aggregation done series by series (sequential memory access). Values are folded in
 /// series order, so sums equal Python's left-to-right `sum(row)` to the bit.
 fn columnwise(n: &crate::series::Normalized, agg: AggFunc, xff: Option<f64>) -> Vec<Option<f64>> {
+    // One monomorphised loop per fold (no per-point dispatch). A sum starts from Python's 0
+    // (`0 + -0.0` is `0.0`); min/max start from the first value.
+    match agg {
+        AggFunc::Min => fold_columns(n, agg, xff, |x| x, f64::min),
+        AggFunc::Max => fold_columns(n, agg, xff, |x| x, f64::max),
+        _ => sum_columns(n, agg, xff),
+    }
+}
+
+/// Branch-free sums: a null adds `0.0` to an accumulator that starts at `0.0`, which leaves
+/// every bit as Python's `sum()` of the non-null values.
+fn sum_columns(n: &crate::series::Normalized, agg: AggFunc, xff: Option<f64>) -> Vec<Option<f64>> {
+    let len = n.len();
+    let mut acc = vec![0.0f64; len];
+    let mut count = vec![0u32; len];
+    for col in &n.values {
+        for ((a, c), v) in acc.iter_mut().zip(count.iter_mut()).zip(col.iter()) {
+            *a += v.unwrap_or(0.0);
+            *c += u32::from(v.is_some());
+        }
+    }
+    finish_columns(acc, count, n.values.len() as f64, agg, xff)
+}
+
+fn fold_columns(
+    n: &crate::series::Normalized,
+    agg: AggFunc,
+    xff: Option<f64>,
+    first: impl Fn(f64) -> f64,
+    fold: impl Fn(f64, f64) -> f64,
+) -> Vec<Option<f64>> {
     let len = n.len();
     let mut acc = vec![0.0f64; len];
     let mut count = vec![0u32; len];
     for col in &n.values {
         for ((a, c), v) in acc.iter_mut().zip(count.iter_mut()).zip(col.iter()) {
             if let Some(x) = *v {
-                *a = if *c == 0 {
-                    match agg {
-                        AggFunc::Min | AggFunc::Max => x,
-                        _ => x + 0.0,
-                    }
-                } else {
-                    match agg {
-                        AggFunc::Min => a.min(x),
-                        AggFunc::Max => a.max(x),
-                        _ => *a + x,
-                    }
-                };
+                *a = if *c == 0 { first(x) } else { fold(*a, x) };
                 *c += 1;
             }
         }
     }
-    let rows = n.values.len() as f64;
+    finish_columns(acc, count, n.values.len() as f64, agg, xff)
+}
+
+fn finish_columns(
+    acc: Vec<f64>,
+    count: Vec<u32>,
+    rows: f64,
+    agg: AggFunc,
+    xff: Option<f64>,
+) -> Vec<Option<f64>> {
     acc.into_iter()
         .zip(count)
         .map(|(a, c)| {

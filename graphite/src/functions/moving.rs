@@ -22,7 +22,8 @@ fn window_hook(call: &Call, from: i64, until: i64, step: Option<i64>) -> Vec<(i6
             .map(|d| vec![(from.saturating_sub(d.saturating_abs()), until)])
             .unwrap_or_default(),
         // A window in points depends on the series' step: known once data is fetched.
-        Some(Expr::Int(n)) if (0..=super::MAX_POINTS).contains(n) => step
+        // graphite-web takes a negative count as is (a window that starts after `from`).
+        Some(Expr::Int(n)) if (-super::MAX_POINTS..=super::MAX_POINTS).contains(n) => step
             .map(|st| vec![(from.saturating_sub(st.saturating_mul(*n)), until)])
             .unwrap_or_default(),
         _ => vec![],
@@ -61,7 +62,7 @@ fn moving(
                 .map(|s| s.step)
                 .max()
                 .unwrap_or(1)
-                .saturating_mul((*n).max(0)),
+                .saturating_mul(*n),
             Some(*n),
         ),
         other => return Err(cx.input_error(format!("invalid window {}", other.describe()))),
@@ -83,7 +84,12 @@ fn moving(
                 ),
             };
             s.tag(&tag_name, window.py_str());
-            let values = window_values(&s.values, points, agg, xff.unwrap_or(s.x_files_factor));
+            let values = match text {
+                // graphite-web runs `range(n, len)` with n < 0: len - n points, each failing
+                // the xFilesFactor check against a negative window, so all null.
+                Some(n) if n < 0 => vec![None; s.values.len() + n.unsigned_abs() as usize],
+                _ => window_values(&s.values, points, agg, xff.unwrap_or(s.x_files_factor)),
+            };
             let mut out = s.derive(name, values);
             out.start = s.start + preview;
             out

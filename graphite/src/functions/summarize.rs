@@ -119,44 +119,25 @@ pub const SUMMARIZE: Function = Function::new(
     },
 );
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, i64, i64) {
-    let z = days + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
-/// Truncates `t` (UTC) to the start of its year/month/week (Monday)/day/hour/minute/second.
+/// Truncates `t` (UTC) to the start of its year/month/week (Monday)/day/hour/minute/second
+/// (calendar arithmetic by `jiff`, as in [`crate::attime`]).
 fn align_start(t: i64, unit: &str) -> i64 {
-    let days = t.div_euclid(86400);
-    let (y, m, _) = civil(days);
+    let utc = jiff::tz::TimeZone::UTC;
+    let day_start = |d: jiff::civil::Date| {
+        d.to_zoned(utc.clone())
+            .map_or(t, |z| z.timestamp().as_second())
+    };
+    let Ok(date) = jiff::Timestamp::from_second(t).map(|ts| ts.to_zoned(utc.clone()).date()) else {
+        return t;
+    };
     match unit {
-        "years" => days_from_civil(y, 1, 1) * 86400,
-        "months" => days_from_civil(y, m, 1) * 86400,
+        "years" => day_start(date.first_of_year()),
+        "months" => day_start(date.first_of_month()),
         "weeks" => {
-            // 1970-01-01 was a Thursday (isoweekday 4)
-            let iso = (days + 3).rem_euclid(7) + 1;
-            (days - (iso - 1)) * 86400
+            let back = i64::from(date.weekday().to_monday_zero_offset());
+            day_start(date) - back * 86400
         }
-        "days" => days * 86400,
+        "days" => day_start(date),
         "hours" => t - t.rem_euclid(3600),
         "minutes" => t - t.rem_euclid(60),
         _ => t,
@@ -395,6 +376,18 @@ pub const COMPRESS_PERIODIC_GAPS: Function = Function::new(
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
+
+    #[test]
+    fn align_start_truncates_in_utc() {
+        // 2023-11-14T22:14:00Z, a Tuesday.
+        let t = 1_700_000_040;
+        assert_eq!(super::align_start(t, "years"), 1_672_531_200); // 2023-01-01
+        assert_eq!(super::align_start(t, "months"), 1_698_796_800); // 2023-11-01
+        assert_eq!(super::align_start(t, "weeks"), 1_699_833_600); // Monday 2023-11-13
+        assert_eq!(super::align_start(t, "days"), 1_699_920_000);
+        assert_eq!(super::align_start(t, "hours"), 1_699_999_200);
+        assert_eq!(super::align_start(t, "minutes"), t);
+    }
     use super::*;
 
     #[test]
