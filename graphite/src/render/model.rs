@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use crate::expr::parse::py_float_repr;
+use crate::series::py_float;
 
 /// One series of a render answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,7 +87,7 @@ pub fn to_json(series: &[Series]) -> String {
                 Some(x) if x.is_infinite() => {
                     out.push_str(if *x > 0.0 { "1e9999" } else { "-1e9999" })
                 }
-                Some(x) => out.push_str(&py_float_repr(*x)),
+                Some(x) => out.push_str(&py_float(*x)),
             }
             let _ = write!(out, ", {ts}]");
         }
