@@ -54,7 +54,11 @@ struct HistoryQuery {
 }
 
 async fn history(State(c): State<Ctx>, Query(q): Query<HistoryQuery>) -> Response {
-    match c.store.history(q.limit.unwrap_or(100).clamp(1, 10_000)).await {
+    match c
+        .store
+        .history(q.limit.unwrap_or(100).clamp(1, 10_000))
+        .await
+    {
         Ok(h) => Json(h).into_response(),
         Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
@@ -91,19 +95,35 @@ fn star() -> String {
     "*".into()
 }
 
-async fn add_silence(State(c): State<Ctx>, body: Result<Json<NewSilence>, axum::extract::rejection::JsonRejection>) -> Response {
+async fn add_silence(
+    State(c): State<Ctx>,
+    body: Result<Json<NewSilence>, axum::extract::rejection::JsonRejection>,
+) -> Response {
     let Json(s) = match body {
         Ok(b) => b,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e.body_text()),
     };
     let d = match humantime::parse_duration(&s.duration) {
         Ok(d) => d,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, format!("duration {:?}: {e} (e.g. 2h, 30m)", s.duration)),
+        Err(e) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                format!("duration {:?}: {e} (e.g. 2h, 30m)", s.duration),
+            )
+        }
     };
     let now = now_s();
     let until = now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-    match c.store.add_silence(&s.alert, &s.series, &s.comment, &s.created_by, now, until).await {
-        Ok(id) => (StatusCode::CREATED, Json(serde_json::json!({ "id": id, "expires_at": until }))).into_response(),
+    match c
+        .store
+        .add_silence(&s.alert, &s.series, &s.comment, &s.created_by, now, until)
+        .await
+    {
+        Ok(id) => (
+            StatusCode::CREATED,
+            Json(serde_json::json!({ "id": id, "expires_at": until })),
+        )
+            .into_response(),
         Err(e) => fail(StatusCode::BAD_REQUEST, e),
     }
 }

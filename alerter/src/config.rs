@@ -929,14 +929,23 @@ impl Loader<'_> {
             a => Some(a.parse::<std::net::SocketAddr>().map_err(|e| {
                 self.err(
                     &[Seg::Key("api_listen")],
-                    format!("api_listen \"{a}\": {e} (expected ip:port such as 127.0.0.1:9095, or off)"),
+                    format!(
+                        "api_listen \"{a}\": {e} (expected ip:port such as 127.0.0.1:9095, or off)"
+                    ),
                 )
             })?),
         };
-        if graphite::protocol::sanitize_path(&f.metrics_prefix).ok().as_deref() != Some(f.metrics_prefix.as_str()) {
+        if graphite::protocol::sanitize_path(&f.metrics_prefix)
+            .ok()
+            .as_deref()
+            != Some(f.metrics_prefix.as_str())
+        {
             return Err(self.err(
                 &[Seg::Key("metrics_prefix")],
-                format!("metrics_prefix \"{}\" is not a valid Graphite path (dot-separated, no spaces)", f.metrics_prefix),
+                format!(
+                    "metrics_prefix \"{}\" is not a valid Graphite path (dot-separated, no spaces)",
+                    f.metrics_prefix
+                ),
             ));
         }
         Ok(Config {

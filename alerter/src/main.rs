@@ -163,7 +163,10 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 Ok(c) => Arc::new(c),
                 Err(code) => return Ok(code),
             };
-            let backend = Arc::new(RenderBackend::from_settings(&cfg.graphite, cfg.request_timeout)?);
+            let backend = Arc::new(RenderBackend::from_settings(
+                &cfg.graphite,
+                cfg.request_timeout,
+            )?);
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 wait_for_signal().await;
@@ -178,7 +181,10 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 Ok(c) => Arc::new(c),
                 Err(code) => return Ok(code),
             };
-            let backend = Arc::new(RenderBackend::from_settings(&cfg.graphite, cfg.request_timeout)?);
+            let backend = Arc::new(RenderBackend::from_settings(
+                &cfg.graphite,
+                cfg.request_timeout,
+            )?);
             let outbox = if cfg.state_file.exists() {
                 Some(Outbox::open(&cfg.state_file).await?)
             } else {
@@ -203,7 +209,11 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 );
             }
             for (notifier, m) in &r.messages {
-                println!("would send to {notifier}: {:?} {}", m.action, console::line(m));
+                println!(
+                    "would send to {notifier}: {:?} {}",
+                    m.action,
+                    console::line(m)
+                );
             }
             let levels: Vec<String> = r.levels.iter().map(|(l, n)| format!("{l}={n}")).collect();
             println!(
@@ -232,7 +242,11 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("--from: {e}"))?;
             let end = graphite::attime::parse_time(&until, now, &tz)
                 .map_err(|e| anyhow::anyhow!("--until: {e}"))?;
-            let step = step.map(Duration::from).unwrap_or(cfg.interval).as_secs().max(1);
+            let step = step
+                .map(Duration::from)
+                .unwrap_or(cfg.interval)
+                .as_secs()
+                .max(1);
             if end < start {
                 anyhow::bail!("--until is before --from");
             }
@@ -240,7 +254,10 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
             if steps > 100_000 {
                 anyhow::bail!("{steps} steps: too many; give a larger --step or a shorter range");
             }
-            let backend = Arc::new(RenderBackend::from_settings(&cfg.graphite, cfg.request_timeout)?);
+            let backend = Arc::new(RenderBackend::from_settings(
+                &cfg.graphite,
+                cfg.request_timeout,
+            )?);
             let plan = FetchPlan {
                 concurrency: cfg.concurrency,
                 timeout: cfg.request_timeout,
@@ -265,7 +282,11 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
                 t += i64::try_from(step).unwrap_or(60);
             }
-            println!("{steps} steps from {} to {}, {changes} level changes", rfc3339(start), rfc3339(end));
+            println!(
+                "{steps} steps from {} to {}, {changes} level changes",
+                rfc3339(start),
+                rfc3339(end)
+            );
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Silence { cmd, file } => {
@@ -286,8 +307,13 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 } => {
                     let d: Duration = duration.into();
                     let until = now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-                    let id = store.add_silence(&alert, &series, &comment, &by, now, until).await?;
-                    println!("silence {id}: alert {alert:?} series {series:?} until {}", rfc3339(until));
+                    let id = store
+                        .add_silence(&alert, &series, &comment, &by, now, until)
+                        .await?;
+                    println!(
+                        "silence {id}: alert {alert:?} series {series:?} until {}",
+                        rfc3339(until)
+                    );
                 }
                 SilenceCmd::List => {
                     for s in store.active_silences(now).await? {
@@ -304,7 +330,9 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 }
                 SilenceCmd::Expire { id } => {
                     if !store.expire_silence(id, now).await? {
-                        eprintln!("error: no active silence with id {id} (see alerter silence list)");
+                        eprintln!(
+                            "error: no active silence with id {id} (see alerter silence list)"
+                        );
                         outbox.close().await;
                         return Ok(ExitCode::from(1));
                     }

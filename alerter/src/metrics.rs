@@ -23,12 +23,18 @@ pub fn lines(prefix: &str, report: &CycleReport, counts: Counts) -> Vec<u8> {
         }
     };
     put("heartbeat", 1.0);
-    put("evaluation.duration_ms", report.duration.as_secs_f64() * 1000.0);
+    put(
+        "evaluation.duration_ms",
+        report.duration.as_secs_f64() * 1000.0,
+    );
     put("evaluation.fetch_errors", report.fetch_errors as f64);
     put("evaluation.level_changes", report.changes.len() as f64);
     for level in Level::ALL {
         let n = report.levels.get(&level).copied().unwrap_or(0);
-        put(&format!("alerts.{}", level.as_str().to_ascii_lowercase()), n as f64);
+        put(
+            &format!("alerts.{}", level.as_str().to_ascii_lowercase()),
+            n as f64,
+        );
     }
     put("notifications.enqueued", report.messages.len() as f64);
     put("notifications.held", report.held as f64);
@@ -67,7 +73,15 @@ mod tests {
             levels: [(Level::Critical, 2)].into(),
             ..Default::default()
         };
-        let buf = lines("carbide.alerter", &report, Counts { pending: 1, delivered: 5, failed: 0 });
+        let buf = lines(
+            "carbide.alerter",
+            &report,
+            Counts {
+                pending: 1,
+                delivered: 5,
+                failed: 0,
+            },
+        );
         let server = tokio::spawn(async move {
             let (mut c, _) = l.accept().await.unwrap();
             let mut text = String::new();

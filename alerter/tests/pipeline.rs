@@ -77,13 +77,16 @@ alerts:
                 notifiers.insert(name.clone(), Arc::new(Quiet));
             }
         }
-        let backend = Arc::new(RenderBackend::from_settings(&cfg.graphite, Duration::from_secs(5)).unwrap());
+        let backend =
+            Arc::new(RenderBackend::from_settings(&cfg.graphite, Duration::from_secs(5)).unwrap());
         let plan = FetchPlan {
             concurrency: 4,
             timeout: Duration::from_secs(5),
             spread: Duration::ZERO,
         };
-        let e = Engine::new(cfg, backend, Some(outbox.clone()), plan).await.unwrap();
+        let e = Engine::new(cfg, backend, Some(outbox.clone()), plan)
+            .await
+            .unwrap();
         (e, outbox, notifiers)
     }
 
@@ -92,15 +95,27 @@ alerts:
         let mut out = Vec::new();
         for r in self.pd.requests() {
             let j = r.json();
-            out.push(("pd", j["event_action"].as_str().unwrap().to_string(), j["payload"]["severity"].as_str().unwrap().to_string()));
+            out.push((
+                "pd",
+                j["event_action"].as_str().unwrap().to_string(),
+                j["payload"]["severity"].as_str().unwrap().to_string(),
+            ));
         }
         for r in self.slack.requests() {
             let j = r.json();
-            out.push(("slack", String::new(), j["text"].as_str().unwrap().to_string()));
+            out.push((
+                "slack",
+                String::new(),
+                j["text"].as_str().unwrap().to_string(),
+            ));
         }
         for r in self.hook.requests() {
             let j = r.json();
-            out.push(("hook", j["action"].as_str().unwrap().to_string(), j["level"].as_str().unwrap().to_string()));
+            out.push((
+                "hook",
+                j["action"].as_str().unwrap().to_string(),
+                j["level"].as_str().unwrap().to_string(),
+            ));
         }
         out
     }
@@ -112,14 +127,26 @@ struct Quiet;
 
 #[async_trait::async_trait]
 impl alerter::notifiers::Notifier for Quiet {
-    async fn send(&self, _: &alerter::notifiers::Message) -> Result<(), alerter::notifiers::NotifyError> {
+    async fn send(
+        &self,
+        _: &alerter::notifiers::Message,
+    ) -> Result<(), alerter::notifiers::NotifyError> {
         Ok(())
     }
 }
 
-async fn cycle(e: &mut Engine, ob: &Outbox, n: &NotifierMap, now: i64) -> alerter::pipeline::engine::CycleReport {
+async fn cycle(
+    e: &mut Engine,
+    ob: &Outbox,
+    n: &NotifierMap,
+    now: i64,
+) -> alerter::pipeline::engine::CycleReport {
     let r = e.cycle(now, Mode::Live).await.unwrap();
-    let fast = RetryPolicy { initial: Duration::from_millis(1), max: Duration::from_millis(1), max_attempts: None };
+    let fast = RetryPolicy {
+        initial: Duration::from_millis(1),
+        max: Duration::from_millis(1),
+        max_attempts: None,
+    };
     ob.deliver_due(n, &fast, now_ms()).await.unwrap();
     r
 }
@@ -139,17 +166,28 @@ async fn ok_warning_critical_ok_sends_exactly_the_right_pages() {
 
     rig.render.set("servers.web-1.loadavg.01", Some(15.0));
     cycle(&mut e, &ob, &n, 1060).await;
-    assert_eq!(rig.got(), vec![
-        ("slack", "".into(), "WARNING alert for Load average web-1".into()),
-        ("hook", "trigger".into(), "WARNING".into()),
-    ]);
+    assert_eq!(
+        rig.got(),
+        vec![
+            (
+                "slack",
+                "".into(),
+                "WARNING alert for Load average web-1".into()
+            ),
+            ("hook", "trigger".into(), "WARNING".into()),
+        ]
+    );
 
     rig.render.set("servers.web-1.loadavg.01", Some(25.0));
     cycle(&mut e, &ob, &n, 1120).await;
     let got = rig.got();
     assert_eq!(got.len(), 5, "{got:?}");
     assert!(got.contains(&("pd", "trigger".into(), "critical".into())));
-    assert!(got.contains(&("slack", "".into(), "CRITICAL alert for Load average web-1".into())));
+    assert!(got.contains(&(
+        "slack",
+        "".into(),
+        "CRITICAL alert for Load average web-1".into()
+    )));
     assert_eq!(got[4], ("hook", "trigger".into(), "CRITICAL".into()));
 
     // Unchanged: nothing new.
@@ -167,21 +205,44 @@ async fn ok_warning_critical_ok_sends_exactly_the_right_pages() {
     assert_eq!(trigger["dedup_key"], "Load average web-1");
     assert_eq!(resolve["dedup_key"], trigger["dedup_key"]);
     assert_eq!(trigger["routing_key"], "pd-routing-key");
-    assert_eq!(trigger["links"][0]["href"], "https://wiki.example.com/alerts/Load%20average#web-1");
+    assert_eq!(
+        trigger["links"][0]["href"],
+        "https://wiki.example.com/alerts/Load%20average#web-1"
+    );
     let hook = rig.hook.requests();
     assert_eq!(hook.len(), 3);
     let last = hook[2].json();
-    assert_eq!((last["action"].as_str(), last["level"].as_str(), last["previous_level"].as_str()), (Some("resolve"), Some("OK"), Some("CRITICAL")));
-    assert_eq!(last["runbook_url"], "https://wiki.example.com/alerts/Load%20average#web-1");
+    assert_eq!(
+        (
+            last["action"].as_str(),
+            last["level"].as_str(),
+            last["previous_level"].as_str()
+        ),
+        (Some("resolve"), Some("OK"), Some("CRITICAL"))
+    );
+    assert_eq!(
+        last["runbook_url"],
+        "https://wiki.example.com/alerts/Load%20average#web-1"
+    );
     assert_eq!(last["value"], 1.0);
     assert_eq!(hook[1].json()["threshold"], 20.0);
-    assert!(hook[1].json()["graph_url"].as_str().unwrap().starts_with(&format!("{}/render/?", rig.render.url())));
+    assert!(hook[1].json()["graph_url"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}/render/?", rig.render.url())));
     // Slack got the resolve too (it was routed the CRITICAL).
     assert_eq!(rig.slack.requests().len(), 3);
     // History keeps the three changes, newest first.
     let h = e.store().unwrap().history(10).await.unwrap();
     let levels: Vec<(Level, Level)> = h.iter().map(|h| (h.previous, h.level)).collect();
-    assert_eq!(levels, vec![(Level::Critical, Level::Ok), (Level::Warning, Level::Critical), (Level::Ok, Level::Warning)]);
+    assert_eq!(
+        levels,
+        vec![
+            (Level::Critical, Level::Ok),
+            (Level::Warning, Level::Critical),
+            (Level::Ok, Level::Warning)
+        ]
+    );
 }
 
 #[tokio::test]
@@ -225,19 +286,37 @@ async fn no_data_policies_for_fetch_error_vanished_and_all_null() {
     assert!(r.changes.is_empty());
     let r = cycle(&mut e, &ob, &n, 120).await;
     assert_eq!(r.changes.len(), 1);
-    assert_eq!((r.changes[0].series.as_str(), r.changes[0].level), ("web-2", Level::NoData));
+    assert_eq!(
+        (r.changes[0].series.as_str(), r.changes[0].level),
+        ("web-2", Level::NoData)
+    );
     assert_eq!(rig.hook.requests()[0].json()["level"], "NO_DATA");
     // web-1 all null: NO_DATA at once (default rule).
     rig.render.set("servers.web-1.loadavg.01", None);
     let r = cycle(&mut e, &ob, &n, 180).await;
     assert_eq!(r.changes[0].level, Level::NoData);
     // The render API fails: ERROR after two cycles for every known series.
-    rig.render.data.lock().unwrap().fail.push("aliasByNode(servers.*.loadavg.01,1)".into());
+    rig.render
+        .data
+        .lock()
+        .unwrap()
+        .fail
+        .push("aliasByNode(servers.*.loadavg.01,1)".into());
     assert!(cycle(&mut e, &ob, &n, 240).await.changes.is_empty());
     let r = cycle(&mut e, &ob, &n, 300).await;
-    let mut got: Vec<(String, Level)> = r.changes.iter().map(|c| (c.series.clone(), c.level)).collect();
+    let mut got: Vec<(String, Level)> = r
+        .changes
+        .iter()
+        .map(|c| (c.series.clone(), c.level))
+        .collect();
     got.sort();
-    assert_eq!(got, vec![("web-1".into(), Level::Error), ("web-2".into(), Level::Error)]);
+    assert_eq!(
+        got,
+        vec![
+            ("web-1".into(), Level::Error),
+            ("web-2".into(), Level::Error)
+        ]
+    );
     assert_eq!(r.fetch_errors, 1);
     // Back: both resolve to OK; the hook (routed NO_DATA) gets resolves.
     rig.render.data.lock().unwrap().fail.clear();
@@ -247,10 +326,27 @@ async fn no_data_policies_for_fetch_error_vanished_and_all_null() {
     assert_eq!(r.changes.len(), 2);
     assert!(r.changes.iter().all(|c| c.level == Level::Ok));
     let hook = rig.hook.requests();
-    let last: Vec<String> = hook.iter().map(|r| format!("{} {}", r.json()["action"].as_str().unwrap(), r.json()["level"].as_str().unwrap())).collect();
+    let last: Vec<String> = hook
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.json()["action"].as_str().unwrap(),
+                r.json()["level"].as_str().unwrap()
+            )
+        })
+        .collect();
     // NO_DATA → ERROR: ERROR routes nowhere here, so the hook (told NO_DATA) gets a resolve;
     // ERROR → OK then has nobody to tell.
-    assert_eq!(last, ["trigger NO_DATA", "trigger NO_DATA", "resolve ERROR", "resolve ERROR"]);
+    assert_eq!(
+        last,
+        [
+            "trigger NO_DATA",
+            "trigger NO_DATA",
+            "resolve ERROR",
+            "resolve ERROR"
+        ]
+    );
 }
 
 #[tokio::test]
@@ -259,7 +355,10 @@ async fn silence_holds_the_page_and_it_is_sent_when_the_silence_ends() {
     let cfg = rig.config("");
     let (mut e, ob, n) = rig.engine(&cfg).await;
     let store = e.store().unwrap().clone();
-    let id = store.add_silence("Load*", "web-*", "deploy", "test", 0, 10_000).await.unwrap();
+    let id = store
+        .add_silence("Load*", "web-*", "deploy", "test", 0, 10_000)
+        .await
+        .unwrap();
     rig.render.set("servers.web-1.loadavg.01", Some(25.0));
     rig.render.set("servers.db-1.loadavg.01", Some(25.0));
     let r = cycle(&mut e, &ob, &n, 1000).await;
@@ -273,14 +372,20 @@ async fn silence_holds_the_page_and_it_is_sent_when_the_silence_ends() {
     store.expire_silence(id, 1100).await.unwrap();
     let r = cycle(&mut e, &ob, &n, 1120).await;
     assert_eq!(r.held, 0);
-    assert!(r.changes.is_empty(), "the level did not change; the held page is sent");
+    assert!(
+        r.changes.is_empty(),
+        "the level did not change; the held page is sent"
+    );
     let pd = rig.pd.requests();
     assert_eq!(pd.len(), 2);
     assert_eq!(pd[1].json()["dedup_key"], "Load average web-1");
     assert_eq!(pd[1].json()["event_action"], "trigger");
 
     // A change that comes and goes inside a silence sends nothing afterwards.
-    let id = store.add_silence("*", "db-1", "", "", 1130, 10_000).await.unwrap();
+    let id = store
+        .add_silence("*", "db-1", "", "", 1130, 10_000)
+        .await
+        .unwrap();
     rig.render.set("servers.db-1.loadavg.01", Some(1.0));
     cycle(&mut e, &ob, &n, 1180).await;
     rig.render.set("servers.db-1.loadavg.01", Some(25.0));
@@ -302,5 +407,8 @@ async fn repeat_interval_resends_while_firing() {
     }
     let pd = rig.pd.requests();
     assert_eq!(pd.len(), 3, "at 0, 300 and 600");
-    assert!(pd.iter().all(|r| r.json()["event_action"] == "trigger" && r.json()["dedup_key"] == "Load average web-1"));
+    assert!(pd
+        .iter()
+        .all(|r| r.json()["event_action"] == "trigger"
+            && r.json()["dedup_key"] == "Load average web-1"));
 }

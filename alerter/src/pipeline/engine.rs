@@ -177,7 +177,9 @@ impl Engine {
                     series: key.1.clone(),
                     previous: c.previous,
                     level: c.level,
-                    value: st.last_value.filter(|_| matches!(obs, Observation::Value(_))),
+                    value: st
+                        .last_value
+                        .filter(|_| matches!(obs, Observation::Value(_))),
                     silenced: silence.is_some(),
                 });
             }
@@ -189,9 +191,21 @@ impl Engine {
                         Due::Change { from, to } => (from, to),
                         Due::Repeat => (st.level, st.level),
                     };
-                    let value = st.last_value.filter(|_| matches!(obs, Observation::Value(_)));
-                    let n = route::notification(alert, graphite_url, &key.1, previous, level, value, now);
-                    report.messages.extend(route::messages(&alert.routes, due, &n));
+                    let value = st
+                        .last_value
+                        .filter(|_| matches!(obs, Observation::Value(_)));
+                    let n = route::notification(
+                        alert,
+                        graphite_url,
+                        &key.1,
+                        previous,
+                        level,
+                        value,
+                        now,
+                    );
+                    report
+                        .messages
+                        .extend(route::messages(&alert.routes, due, &n));
                     st.notified_level = level;
                     st.last_notified = Some(now);
                 }
@@ -207,8 +221,8 @@ impl Engine {
                 notified_level: st.notified_level,
                 silenced_by: silence,
             });
-            let drop_it = st.forgettable()
-                && matches!(obs, Observation::Vanished | Observation::Present);
+            let drop_it =
+                st.forgettable() && matches!(obs, Observation::Vanished | Observation::Present);
             if drop_it {
                 if !fresh {
                     deletes.push(key.clone());
@@ -302,7 +316,9 @@ pub async fn run(
             tracing::info!("HTTP API on http://{}", listener.local_addr()?);
             let router = crate::api::router(engine.snapshot.clone(), store.clone());
             let sd = shutdown.clone();
-            Some(tokio::spawn(async move { crate::api::serve(listener, router, sd).await }))
+            Some(tokio::spawn(async move {
+                crate::api::serve(listener, router, sd).await
+            }))
         }
         _ => None,
     };

@@ -183,7 +183,10 @@ pub fn observe(
                         continue; // an earlier definition of this name owns it
                     }
                     entry.2 = true;
-                    let obs = match alert.reduce.apply(&s.datapoints.iter().map(|(v, _)| *v).collect::<Vec<_>>()) {
+                    let obs = match alert
+                        .reduce
+                        .apply(&s.datapoints.iter().map(|(v, _)| *v).collect::<Vec<_>>())
+                    {
                         Some(v) => Observation::Value(v),
                         None => Observation::AllNull,
                     };
@@ -199,7 +202,10 @@ pub fn observe(
     for (name, (first, err, any_real)) in &names {
         let placeholder = alerts[*first].target.as_str();
         let mut known_real = false;
-        for ((_, series), _) in known.range((name.to_string(), String::new())..) .take_while(|((n, _), _)| n == name) {
+        for ((_, series), _) in known
+            .range((name.to_string(), String::new())..)
+            .take_while(|((n, _), _)| n == name)
+        {
             if claimed.contains(&(*name, series.as_str())) {
                 continue;
             }
@@ -232,14 +238,20 @@ mod tests {
     use std::path::Path;
 
     fn alerts(text: &str) -> Vec<Alert> {
-        Config::from_str_with_env(Path::new("a.yml"), text, &|_| None).unwrap().alerts
+        Config::from_str_with_env(Path::new("a.yml"), text, &|_| None)
+            .unwrap()
+            .alerts
     }
 
     fn series(name: &str, vals: &[Option<f64>]) -> Series {
         Series {
             target: name.into(),
             tags: vec![],
-            datapoints: vals.iter().enumerate().map(|(i, v)| (*v, i as i64)).collect(),
+            datapoints: vals
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (*v, i as i64))
+                .collect(),
         }
     }
 
@@ -247,35 +259,54 @@ mod tests {
     fn exclude_reduce_first_wins_vanished_and_errors() {
         let a = alerts("alerts:\n  - {name: L, target: 'a.*', warning: 1, critical: 2, exclude: [x]}\n  - {name: L, target: 'b.*', warning: 5, critical: 9}\n  - {name: M, target: m, warning: 1, critical: 2}\n");
         let res = vec![
-            Ok(Arc::new(vec![series("w1", &[Some(1.0), Some(3.0), None]), series("x", &[Some(9.0)]), series("w2", &[None])])),
-            Ok(Arc::new(vec![series("w1", &[Some(7.0)]), series("w3", &[Some(7.0)])])),
+            Ok(Arc::new(vec![
+                series("w1", &[Some(1.0), Some(3.0), None]),
+                series("x", &[Some(9.0)]),
+                series("w2", &[None]),
+            ])),
+            Ok(Arc::new(vec![
+                series("w1", &[Some(7.0)]),
+                series("w3", &[Some(7.0)]),
+            ])),
             Err(FetchError("down".into())),
         ];
         let mut known = BTreeMap::new();
         known.insert(("L".to_string(), "gone".to_string()), SeriesState::new(0));
         let got = observe(&a, &res, &known);
-        assert_eq!(got, vec![
-            (0, "w1".into(), Observation::Value(3.0)),
-            (0, "w2".into(), Observation::AllNull),
-            (1, "w3".into(), Observation::Value(7.0)),
-            (0, "gone".into(), Observation::Vanished),
-            (2, "m".into(), Observation::FetchError("down".into())),
-        ]);
+        assert_eq!(
+            got,
+            vec![
+                (0, "w1".into(), Observation::Value(3.0)),
+                (0, "w2".into(), Observation::AllNull),
+                (1, "w3".into(), Observation::Value(7.0)),
+                (0, "gone".into(), Observation::Vanished),
+                (2, "m".into(), Observation::FetchError("down".into())),
+            ]
+        );
     }
 
     #[test]
     fn placeholder_series_comes_and_goes() {
         let a = alerts("alerts:\n  - {name: L, target: 'a.*', warning: 1, critical: 2}\n");
         let none: Vec<Result<Arc<Vec<Series>>, FetchError>> = vec![Ok(Arc::new(vec![]))];
-        assert_eq!(observe(&a, &none, &BTreeMap::new()), vec![(0, "a.*".into(), Observation::AllNull)]);
+        assert_eq!(
+            observe(&a, &none, &BTreeMap::new()),
+            vec![(0, "a.*".into(), Observation::AllNull)]
+        );
         let mut known = BTreeMap::new();
         known.insert(("L".to_string(), "a.*".to_string()), SeriesState::new(0));
-        assert_eq!(observe(&a, &none, &known), vec![(0, "a.*".into(), Observation::AllNull)]);
+        assert_eq!(
+            observe(&a, &none, &known),
+            vec![(0, "a.*".into(), Observation::AllNull)]
+        );
         let back = vec![Ok(Arc::new(vec![series("w", &[Some(0.0)])]))];
-        assert_eq!(observe(&a, &back, &known), vec![
-            (0, "w".into(), Observation::Value(0.0)),
-            (0, "a.*".into(), Observation::Present),
-        ]);
+        assert_eq!(
+            observe(&a, &back, &known),
+            vec![
+                (0, "w".into(), Observation::Value(0.0)),
+                (0, "a.*".into(), Observation::Present),
+            ]
+        );
     }
 
     #[derive(Default)]
@@ -287,7 +318,12 @@ mod tests {
 
     #[async_trait]
     impl Backend for Counting {
-        async fn fetch(&self, target: &str, _: &str, _: Option<&str>) -> Result<Vec<Series>, FetchError> {
+        async fn fetch(
+            &self,
+            target: &str,
+            _: &str,
+            _: Option<&str>,
+        ) -> Result<Vec<Series>, FetchError> {
             use std::sync::atomic::Ordering::SeqCst;
             let now = self.in_flight.fetch_add(1, SeqCst) + 1;
             self.max_in_flight.fetch_max(now, SeqCst);
@@ -305,26 +341,51 @@ mod tests {
     async fn round_is_bounded_deduplicated_spread_and_timed_out() {
         let mut text = String::from("alerts:\n");
         for i in 0..20 {
-            text.push_str(&format!("  - {{name: A{i}, target: t{}, warning: 1, critical: 2}}\n", i % 10));
+            text.push_str(&format!(
+                "  - {{name: A{i}, target: t{}, warning: 1, critical: 2}}\n",
+                i % 10
+            ));
         }
         text.push_str("  - {name: H, target: hang, warning: 1, critical: 2}\n");
         let a = alerts(&text);
         let backend = Arc::new(Counting::default());
         let windows = a.iter().map(|a| (a.from.clone(), None)).collect();
         let t0 = tokio::time::Instant::now();
-        let res = fetch_round(backend.clone(), &a, windows, FetchPlan {
-            concurrency: 3,
-            timeout: Duration::from_secs(10),
-            spread: Duration::from_secs(30),
-        }).await;
-        assert_eq!(backend.calls.lock().unwrap().len(), 11, "identical requests made once");
-        assert_eq!(backend.max_in_flight.load(std::sync::atomic::Ordering::SeqCst), 3);
+        let res = fetch_round(
+            backend.clone(),
+            &a,
+            windows,
+            FetchPlan {
+                concurrency: 3,
+                timeout: Duration::from_secs(10),
+                spread: Duration::from_secs(30),
+            },
+        )
+        .await;
+        assert_eq!(
+            backend.calls.lock().unwrap().len(),
+            11,
+            "identical requests made once"
+        );
+        assert_eq!(
+            backend
+                .max_in_flight
+                .load(std::sync::atomic::Ordering::SeqCst),
+            3
+        );
         assert_eq!(res[3].as_ref().unwrap()[0].target, "t3");
         assert_eq!(res[13].as_ref().unwrap()[0].target, "t3");
-        assert!(res[20].as_ref().unwrap_err().0.contains("no answer within 10s"));
+        assert!(res[20]
+            .as_ref()
+            .unwrap_err()
+            .0
+            .contains("no answer within 10s"));
         // Paused clock: the last start is 10/11 of the spread in (later when the three
         // permits are busy), then it hangs for the timeout; nothing waits an hour.
         let took = t0.elapsed();
-        assert!(took >= Duration::from_secs(37) && took < Duration::from_secs(60), "{took:?}");
+        assert!(
+            took >= Duration::from_secs(37) && took < Duration::from_secs(60),
+            "{took:?}"
+        );
     }
 }

@@ -36,7 +36,12 @@ pub fn due(alert: &Alert, state: &SeriesState, now: i64) -> Option<Due> {
 }
 
 /// The first silence holding `alert` × `series` at `now`.
-pub fn silenced<'a>(silences: &'a [Silence], alert: &str, series: &str, now: i64) -> Option<&'a Silence> {
+pub fn silenced<'a>(
+    silences: &'a [Silence],
+    alert: &str,
+    series: &str,
+    now: i64,
+) -> Option<&'a Silence> {
     silences.iter().find(|s| s.matches(alert, series, now))
 }
 
@@ -51,8 +56,8 @@ pub fn notification(
     now: i64,
 ) -> Notification {
     let runbook_url = alert.runbook_url(series);
-    let graph_url =
-        graphite_url.map(|g| notification::graph_url(g, &alert.target, alert.warning, alert.critical));
+    let graph_url = graphite_url
+        .map(|g| notification::graph_url(g, &alert.target, alert.warning, alert.critical));
     let threshold = alert.threshold_for(level);
     let value = value.filter(|_| matches!(level, Level::Ok | Level::Warning | Level::Critical));
     let cx = Context {
@@ -118,16 +123,60 @@ mod tests {
         let text = "docs_url: https://wiki/alerts\npagerduty_key: k\nslack_url: https://hooks/x\nalerts:\n  - {name: Disk free, target: a, warning: 20, critical: 10}\n";
         let cfg = Config::from_str_with_env(Path::new("a.yml"), text, &|_| None).unwrap();
         let a = &cfg.alerts[0];
-        let n = notification(a, Some("https://g"), "web 1", Level::Warning, Level::Critical, Some(5.0), 100);
-        assert_eq!(n.runbook_url.as_deref(), Some("https://wiki/alerts/Disk%20free#web%201"));
+        let n = notification(
+            a,
+            Some("https://g"),
+            "web 1",
+            Level::Warning,
+            Level::Critical,
+            Some(5.0),
+            100,
+        );
+        assert_eq!(
+            n.runbook_url.as_deref(),
+            Some("https://wiki/alerts/Disk%20free#web%201")
+        );
         assert_eq!(n.threshold, Some(10.0));
         assert_eq!(n.summary, "CRITICAL alert for Disk free web 1");
-        assert!(n.body.contains("passes the critical value of 10"), "{}", n.body);
-        let m = messages(&a.routes, Due::Change { from: Level::Warning, to: Level::Critical }, &n);
+        assert!(
+            n.body.contains("passes the critical value of 10"),
+            "{}",
+            n.body
+        );
+        let m = messages(
+            &a.routes,
+            Due::Change {
+                from: Level::Warning,
+                to: Level::Critical,
+            },
+            &n,
+        );
         let plan: Vec<(&str, Action)> = m.iter().map(|(k, m)| (k.as_str(), m.action)).collect();
-        assert_eq!(plan, vec![("console", Action::Trigger), ("slack", Action::Trigger), ("pagerduty", Action::Trigger)]);
-        let ok = notification(a, None, "web 1", Level::Critical, Level::Ok, Some(50.0), 200);
-        let m = messages(&a.routes, Due::Change { from: Level::Critical, to: Level::Ok }, &ok);
+        assert_eq!(
+            plan,
+            vec![
+                ("console", Action::Trigger),
+                ("slack", Action::Trigger),
+                ("pagerduty", Action::Trigger)
+            ]
+        );
+        let ok = notification(
+            a,
+            None,
+            "web 1",
+            Level::Critical,
+            Level::Ok,
+            Some(50.0),
+            200,
+        );
+        let m = messages(
+            &a.routes,
+            Due::Change {
+                from: Level::Critical,
+                to: Level::Ok,
+            },
+            &ok,
+        );
         assert!(m.iter().all(|(_, m)| m.action == Action::Resolve));
         assert_eq!(m.len(), 3);
         let r = messages(&a.routes, Due::Repeat, &n);

@@ -161,9 +161,9 @@ impl SeriesState {
         };
         self.level != Level::Ok
             && self.notified_level == self.level
-            && self
-                .last_notified
-                .is_some_and(|t| now.saturating_sub(t) >= i64::try_from(every.as_secs()).unwrap_or(i64::MAX))
+            && self.last_notified.is_some_and(|t| {
+                now.saturating_sub(t) >= i64::try_from(every.as_secs()).unwrap_or(i64::MAX)
+            })
     }
 
     /// Nothing worth remembering: OK, told OK, nothing pending.
@@ -173,8 +173,19 @@ impl SeriesState {
 
     /// The fields that must survive a restart differ.
     pub fn persisted_differs(&self, other: &SeriesState) -> bool {
-        (self.level, self.since, self.pending, self.last_notified, self.notified_level)
-            != (other.level, other.since, other.pending, other.last_notified, other.notified_level)
+        (
+            self.level,
+            self.since,
+            self.pending,
+            self.last_notified,
+            self.notified_level,
+        ) != (
+            other.level,
+            other.since,
+            other.pending,
+            other.last_notified,
+            other.notified_level,
+        )
     }
 }
 
@@ -321,7 +332,11 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete(conn: &mut SqliteConnection, alert: &str, series: &str) -> anyhow::Result<()> {
+    pub async fn delete(
+        conn: &mut SqliteConnection,
+        alert: &str,
+        series: &str,
+    ) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM alert_state WHERE alert = ? AND series = ?")
             .bind(alert)
             .bind(series)
@@ -439,14 +454,16 @@ impl Store {
 
     /// Expire a silence now; false when no active silence has that id.
     pub async fn expire_silence(&self, id: i64, now: i64) -> anyhow::Result<bool> {
-        Ok(sqlx::query("UPDATE silences SET expires_at = ? WHERE id = ? AND expires_at > ?")
-            .bind(now)
-            .bind(id)
-            .bind(now)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            == 1)
+        Ok(
+            sqlx::query("UPDATE silences SET expires_at = ? WHERE id = ? AND expires_at > ?")
+                .bind(now)
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                == 1,
+        )
     }
 }
 
@@ -477,8 +494,26 @@ mod tests {
         let a = alert("");
         let mut s = SeriesState::new(0);
         let v = Observation::Value;
-        let got = run(&a, &mut s, &[(60, v(5.0)), (120, v(15.0)), (180, v(25.0)), (240, v(15.0)), (300, v(1.0))]);
-        assert_eq!(got, vec![(120, Level::Warning), (180, Level::Critical), (240, Level::Warning), (300, Level::Ok)]);
+        let got = run(
+            &a,
+            &mut s,
+            &[
+                (60, v(5.0)),
+                (120, v(15.0)),
+                (180, v(25.0)),
+                (240, v(15.0)),
+                (300, v(1.0)),
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (120, Level::Warning),
+                (180, Level::Critical),
+                (240, Level::Warning),
+                (300, Level::Ok)
+            ]
+        );
         assert_eq!(s.since, 300);
     }
 
@@ -487,11 +522,32 @@ mod tests {
         let a = alert("    for: 3m\n");
         let mut s = SeriesState::new(0);
         let v = Observation::Value;
-        let got = run(&a, &mut s, &[(0, v(15.0)), (60, v(25.0)), (120, v(15.0)), (180, v(25.0)), (240, v(1.0)), (300, v(25.0))]);
+        let got = run(
+            &a,
+            &mut s,
+            &[
+                (0, v(15.0)),
+                (60, v(25.0)),
+                (120, v(15.0)),
+                (180, v(25.0)),
+                (240, v(1.0)),
+                (300, v(25.0)),
+            ],
+        );
         assert_eq!(got, vec![(180, Level::Critical), (240, Level::Ok)]);
         // A dip resets the wait.
         let mut s = SeriesState::new(0);
-        let got = run(&a, &mut s, &[(0, v(25.0)), (60, v(1.0)), (120, v(25.0)), (240, v(25.0)), (300, v(25.0))]);
+        let got = run(
+            &a,
+            &mut s,
+            &[
+                (0, v(25.0)),
+                (60, v(1.0)),
+                (120, v(25.0)),
+                (240, v(25.0)),
+                (300, v(25.0)),
+            ],
+        );
         assert_eq!(got, vec![(300, Level::Critical)]);
         assert_eq!(s.pending, None);
     }
@@ -501,7 +557,18 @@ mod tests {
         let a = alert("    keep_firing_for: 2m\n");
         let mut s = SeriesState::new(0);
         let v = Observation::Value;
-        let got = run(&a, &mut s, &[(0, v(25.0)), (60, v(1.0)), (120, v(25.0)), (180, v(1.0)), (240, v(1.0)), (300, v(1.0))]);
+        let got = run(
+            &a,
+            &mut s,
+            &[
+                (0, v(25.0)),
+                (60, v(1.0)),
+                (120, v(25.0)),
+                (180, v(1.0)),
+                (240, v(1.0)),
+                (300, v(1.0)),
+            ],
+        );
         assert_eq!(got, vec![(0, Level::Critical), (300, Level::Ok)]);
     }
 
@@ -510,15 +577,43 @@ mod tests {
         let a = alert("    no_data:\n      fetch_error: {level: ERROR, cycles: 3}\n      vanished: {level: NO_DATA, cycles: 2}\n");
         let mut s = SeriesState::new(0);
         let e = || Observation::FetchError("down".into());
-        let got = run(&a, &mut s, &[(0, Observation::Value(25.0)), (60, e()), (120, e()), (180, Observation::Value(25.0)), (240, e()), (300, e()), (360, e())]);
+        let got = run(
+            &a,
+            &mut s,
+            &[
+                (0, Observation::Value(25.0)),
+                (60, e()),
+                (120, e()),
+                (180, Observation::Value(25.0)),
+                (240, e()),
+                (300, e()),
+                (360, e()),
+            ],
+        );
         assert_eq!(got, vec![(0, Level::Critical), (360, Level::Error)]);
-        let got = run(&a, &mut s, &[(420, Observation::Vanished), (480, Observation::Vanished), (540, Observation::Value(1.0))]);
+        let got = run(
+            &a,
+            &mut s,
+            &[
+                (420, Observation::Vanished),
+                (480, Observation::Vanished),
+                (540, Observation::Value(1.0)),
+            ],
+        );
         assert_eq!(got, vec![(480, Level::NoData), (540, Level::Ok)]);
         let mut s = SeriesState::new(0);
-        assert_eq!(run(&a, &mut s, &[(0, Observation::AllNull)]), vec![(0, Level::NoData)]);
+        assert_eq!(
+            run(&a, &mut s, &[(0, Observation::AllNull)]),
+            vec![(0, Level::NoData)]
+        );
         let ok = alert("    allow_no_data: true\n");
         let mut s = SeriesState::new(0);
-        assert!(run(&ok, &mut s, &[(0, Observation::AllNull), (60, Observation::Vanished)]).is_empty());
+        assert!(run(
+            &ok,
+            &mut s,
+            &[(0, Observation::AllNull), (60, Observation::Vanished)]
+        )
+        .is_empty());
     }
 
     #[test]
@@ -538,21 +633,43 @@ mod tests {
     #[tokio::test]
     async fn store_round_trips_rows_history_and_silences() {
         let dir = tempfile::tempdir().unwrap();
-        let ob = crate::outbox::Outbox::open(&dir.path().join("s.db")).await.unwrap();
+        let ob = crate::outbox::Outbox::open(&dir.path().join("s.db"))
+            .await
+            .unwrap();
         let store = Store::new(ob.pool().clone()).await.unwrap();
         let mut s = SeriesState::new(5);
         s.level = Level::Critical;
-        s.pending = Some(Pending { level: Level::Ok, since: 7, cycles: 2 });
+        s.pending = Some(Pending {
+            level: Level::Ok,
+            since: 7,
+            cycles: 2,
+        });
         s.notified_level = Level::Critical;
         s.last_notified = Some(6);
         let mut tx = store.pool().begin().await.unwrap();
         Store::save(&mut tx, "A", "web.1", &s).await.unwrap();
-        Store::add_history(&mut tx, &HistoryEntry { at: 5, alert: "A".into(), series: "web.1".into(), previous: Level::Ok, level: Level::Critical, value: Some(3.0), silenced: false }).await.unwrap();
+        Store::add_history(
+            &mut tx,
+            &HistoryEntry {
+                at: 5,
+                alert: "A".into(),
+                series: "web.1".into(),
+                previous: Level::Ok,
+                level: Level::Critical,
+                value: Some(3.0),
+                silenced: false,
+            },
+        )
+        .await
+        .unwrap();
         tx.commit().await.unwrap();
         let loaded = store.load().await.unwrap();
         assert_eq!(loaded[&("A".to_string(), "web.1".to_string())], s);
         assert_eq!(store.history(10).await.unwrap()[0].level, Level::Critical);
-        let id = store.add_silence("A", "web.*", "deploy", "me", 100, 200).await.unwrap();
+        let id = store
+            .add_silence("A", "web.*", "deploy", "me", 100, 200)
+            .await
+            .unwrap();
         let active = store.active_silences(150).await.unwrap();
         assert!(active[0].matches("A", "web.1", 150));
         assert!(!active[0].matches("A", "db.1", 150));

@@ -47,7 +47,8 @@ impl RenderServer {
                         q.get("until").cloned(),
                     ));
                     if data.fail.contains(&target) {
-                        return (StatusCode::INTERNAL_SERVER_ERROR, "boom".to_string()).into_response();
+                        return (StatusCode::INTERNAL_SERVER_ERROR, "boom".to_string())
+                            .into_response();
                     }
                     let range = (
                         q.get("from").and_then(|f| f.parse::<i64>().ok()),
@@ -55,7 +56,8 @@ impl RenderServer {
                     );
                     match render(&data.series, &target, range) {
                         Ok(s) => (StatusCode::OK, to_json(&s)).into_response(),
-                        Err(e) => (StatusCode::BAD_REQUEST, format!("Invalid parameters ({e})")).into_response(),
+                        Err(e) => (StatusCode::BAD_REQUEST, format!("Invalid parameters ({e})"))
+                            .into_response(),
                     }
                 }
             }),
@@ -74,11 +76,19 @@ impl RenderServer {
 
     /// Replace `path`'s points with one point.
     pub fn set(&self, path: &str, value: Option<f64>) {
-        self.data.lock().unwrap().series.insert(path.to_string(), vec![(1_700_000_000, value)]);
+        self.data
+            .lock()
+            .unwrap()
+            .series
+            .insert(path.to_string(), vec![(1_700_000_000, value)]);
     }
 
     pub fn set_points(&self, path: &str, points: Vec<(i64, Option<f64>)>) {
-        self.data.lock().unwrap().series.insert(path.to_string(), points);
+        self.data
+            .lock()
+            .unwrap()
+            .series
+            .insert(path.to_string(), points);
     }
 
     pub fn remove(&self, path: &str) {
