@@ -412,3 +412,34 @@ async fn repeat_interval_resends_while_firing() {
         .all(|r| r.json()["event_action"] == "trigger"
             && r.json()["dedup_key"] == "Load average web-1"));
 }
+
+#[tokio::test]
+async fn for_and_keep_firing_for_through_the_engine() {
+    let rig = Rig::start().await;
+    let cfg = rig.config("    for: 2m\n    keep_firing_for: 2m\n");
+    let (mut e, ob, n) = rig.engine(&cfg).await;
+    rig.render.set("servers.web-1.loadavg.01", Some(25.0));
+    let mut fired = Vec::new();
+    for t in [0, 60, 120, 180] {
+        let r = cycle(&mut e, &ob, &n, t).await;
+        fired.extend(r.changes.iter().map(|c| (t, c.level)));
+    }
+    rig.render.set("servers.web-1.loadavg.01", Some(1.0));
+    for t in [240, 300, 360, 420] {
+        let r = cycle(&mut e, &ob, &n, t).await;
+        fired.extend(r.changes.iter().map(|c| (t, c.level)));
+    }
+    assert_eq!(fired, vec![(120, Level::Critical), (360, Level::Ok)]);
+    let pd = rig.pd.requests();
+    assert_eq!(pd.len(), 2);
+    assert_eq!(pd[0].json()["event_action"], "trigger");
+    assert_eq!(pd[1].json()["event_action"], "resolve");
+    // The API view shows the pending level while it waits.
+    rig.render.set("servers.web-1.loadavg.01", Some(25.0));
+    cycle(&mut e, &ob, &n, 480).await;
+    let view = e.snapshot.read().unwrap().clone();
+    assert_eq!(
+        (view[0].level, view[0].pending),
+        (Level::Ok, Some(Level::Critical))
+    );
+}

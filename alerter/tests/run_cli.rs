@@ -1,5 +1,5 @@
 //! The real `alerter` binary: run (SIGKILL mid-delivery and restart, HTTP API), dry-run,
-//! replay, silence commands, check on the repository's alerts.yml.
+//! replay, silence commands. (`alerter check` is in check_cli.rs.)
 
 mod common;
 
@@ -364,21 +364,4 @@ async fn silence_commands_add_list_expire() {
     assert!(err.contains("variants"), "{err}");
     let (code, _, err) = run(&["silence", "add", "--for", "soon"]).await;
     assert_eq!(code, 2, "{err}");
-}
-
-#[test]
-fn check_passes_on_the_repository_alerts_file() {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let out = alerter()
-        .arg("check")
-        .arg(repo.join("alerts.yml"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("OK: 1 alerts"));
 }

@@ -11,9 +11,8 @@
 //! - [`render`]: the render API's `format=json` model (graphite-web's exact bytes) and, with
 //!   the `client` feature, an async render client.
 //!
-//! Still to come (see ARCHITECTURE.md): the target-expression language (`expr`), its function
-//! library (`functions`), time syntax (`attime`), the render JSON model and client, and the
-//! embedded store/server.
+//! Still to come (see ARCHITECTURE.md): the evaluator and its function library
+//! (`functions`), and the embedded store/server.
 
 pub mod attime;
 pub mod expr;
