@@ -21,12 +21,16 @@ fn alerter() -> Command {
 }
 
 fn write_config(dir: &Path, render: &str, hook: &str, api: &str) -> PathBuf {
+    write_config_with(dir, render, hook, api, "")
+}
+
+fn write_config_with(dir: &Path, render: &str, hook: &str, api: &str, extra: &str) -> PathBuf {
     let path = dir.join("alerts.yml");
     std::fs::write(
         &path,
         format!(
             "docs_url: https://wiki.example.com/alerts
-graphite_url: {render}
+{extra}graphite_url: {render}
 state_file: {state}
 interval: 1s
 api_listen: {api}
