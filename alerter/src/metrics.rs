@@ -100,6 +100,6 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want} in {text}");
         }
-        assert_eq!(text.lines().count(), 15);
+        assert_eq!(text.lines().count(), 14);
     }
 }

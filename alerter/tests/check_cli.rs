@@ -85,7 +85,7 @@ fn bad_configs_exit_2_with_position() {
         ("yaml", "docs_url: x: y\nalerts: []\n", "yaml.yml:1:12: mapping values are not allowed"),
         ("typo", "alerts:\n  - name: A\n    target: a.b\n    warning: 1\n    critcal: 2\n", "5:5: alerts[0]: unknown key \"critcal\": did you mean \"critical\"?"),
         ("equal", &format!("{head}    warning: 3\n    critical: 3\n"), "5:5: alert \"A\" (#1): warning and critical are both 3"),
-        ("target", "alerts:\n  - name: A\n    target: sum(a.b\n    warning: 1\n    critical: 2\n", "3:5: alert \"A\" (#1): target: unclosed \"(\""),
+        ("target", "alerts:\n  - name: A\n    target: sum(a.b\n    warning: 1\n    critical: 2\n", "3:5: alert \"A\" (#1): target: invalid target: expected ',' or ')', found the end of the target at column 8\n  sum(a.b\n         ^"),
         ("notifier", &format!("routes:\n  critical: [pager]\n{head}    warning: 1\n    critical: 2\n"), "2:3: alert \"A\" (#1): CRITICAL is routed to unknown notifier \"pager\""),
         ("secret", &format!("pagerduty:\n  warning: w\n{head}    warning: 1\n    critical: 2\n"), "no PagerDuty routing key"),
         ("type", "notifiers:\n  x:\n    type: sms\nalerts: []\n", "unknown value \"sms\""),

@@ -328,8 +328,17 @@ pub async fn run(
         humantime::format_duration(cfg.interval)
     );
     let mut sd = shutdown.clone();
+    let mut last_prune = i64::MIN;
     while !*sd.borrow() {
         let tick = tokio::time::Instant::now();
+        // Delivered / failed outbox rows are kept a week (for inspection), pruned hourly.
+        let now_ms = crate::outbox::now_ms();
+        if now_ms.saturating_sub(last_prune) >= 3_600_000 {
+            last_prune = now_ms;
+            if let Err(e) = outbox.prune(now_ms - 7 * 86_400_000).await {
+                tracing::warn!("outbox prune: {e:#}");
+            }
+        }
         match engine.cycle(unix_now(), Mode::Live).await {
             Ok(report) => {
                 for c in &report.changes {

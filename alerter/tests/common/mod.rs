@@ -1,6 +1,8 @@
 //! Shared test parts: a real HTTP receiver on 127.0.0.1 and sample notifications.
 #![allow(dead_code)]
 
+pub mod render;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 

@@ -1,0 +1,371 @@
+//! The real `alerter` binary: run (SIGKILL mid-delivery and restart, HTTP API), dry-run,
+//! replay, silence commands. (`alerter check` is in check_cli.rs.)
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::render::RenderServer;
+
+fn alerter() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alerter"));
+    for v in alerter::config::ENV_VARS {
+        c.env_remove(v);
+    }
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+fn write_config(dir: &Path, render: &str, hook: &str, api: &str) -> PathBuf {
+    write_config_with(dir, render, hook, api, "")
+}
+
+fn write_config_with(dir: &Path, render: &str, hook: &str, api: &str, extra: &str) -> PathBuf {
+    let path = dir.join("alerts.yml");
+    std::fs::write(
+        &path,
+        format!(
+            "docs_url: https://wiki.example.com/alerts
+{extra}graphite_url: {render}
+state_file: {state}
+interval: 1s
+api_listen: {api}
+notifiers:
+  hook:
+    type: webhook
+    url: {hook}
+routes:
+  critical: [hook]
+  warning: [console]
+alerts:
+  - name: Load
+    target: aliasByNode(servers.*.loadavg.01,1)
+    warning: 10
+    critical: 20
+",
+            state = dir.join("state.db").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A webhook receiver whose first request never gets an answer (the alerter is killed while
+/// it waits); later requests get 200.
+#[derive(Clone, Default)]
+struct HangFirst {
+    got: Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    n: Arc<AtomicUsize>,
+}
+
+impl HangFirst {
+    async fn start(self) -> std::net::SocketAddr {
+        let me = self.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let me = me.clone();
+                async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    me.got
+                        .lock()
+                        .unwrap()
+                        .push((key, serde_json::from_str(&body).unwrap()));
+                    if me.n.fetch_add(1, Ordering::SeqCst) == 0 {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                    }
+                    "ok"
+                }
+            }),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let _ = axum::serve(l, app).await;
+        });
+        addr
+    }
+
+    fn got(&self) -> Vec<(String, serde_json::Value)> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_delivery_then_restart_delivers_once_and_resolves() {
+    let dir = tempfile::tempdir().unwrap();
+    let render = RenderServer::start().await;
+    render.set("servers.web-1.loadavg.01", Some(25.0));
+    let hook = HangFirst::default();
+    let hook_addr = hook.clone().start().await;
+    let api = common::free_addr();
+    let file = write_config(
+        dir.path(),
+        &render.url(),
+        &format!("http://{hook_addr}/hook"),
+        &api.to_string(),
+    );
+
+    let mut first = Proc(
+        alerter()
+            .arg("run")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the page to reach the receiver", || hook.got().len() == 1).await;
+    first.0.kill().unwrap(); // SIGKILL while the receiver holds the request
+    first.0.wait().unwrap();
+
+    let _second = Proc(
+        alerter()
+            .arg("run")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the re-send after restart", || hook.got().len() == 2).await;
+    // A few more cycles: nothing new while the level stays CRITICAL.
+    let before = render.requests();
+    wait_for("three more cycles", || render.requests() >= before + 3).await;
+    let got = hook.got();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(
+        got[0].0, got[1].0,
+        "the re-send carries the same Idempotency-Key"
+    );
+    assert_eq!(got[1].1["level"], "CRITICAL");
+    assert_eq!(
+        got[1].1["runbook_url"],
+        "https://wiki.example.com/alerts/Load#web-1"
+    );
+
+    // The HTTP API shows the state.
+    let http = reqwest::Client::new();
+    let alerts: serde_json::Value = http
+        .get(format!("http://{api}/api/alerts"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alerts[0]["series"], "web-1");
+    assert_eq!(alerts[0]["level"], "CRITICAL");
+    assert_eq!(alerts[0]["notified_level"], "CRITICAL");
+    let resp = http.post(format!("http://{api}/api/silences")).json(&serde_json::json!({"alert": "Load", "series": "db-*", "duration": "1h", "comment": "maintenance"})).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let silences: serde_json::Value = http
+        .get(format!("http://{api}/api/silences"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(silences[0]["series_glob"], "db-*");
+    let bad = http
+        .post(format!("http://{api}/api/silences"))
+        .json(&serde_json::json!({"duration": "soon"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    // Resolve after the restart.
+    render.set("servers.web-1.loadavg.01", Some(1.0));
+    wait_for("the resolve", || hook.got().len() == 3).await;
+    let got = hook.got();
+    assert_eq!(got[2].1["action"], "resolve");
+    let history: serde_json::Value = http
+        .get(format!("http://{api}/api/history"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history[0]["level"], "OK");
+    assert_eq!(history[1]["level"], "CRITICAL");
+    assert_eq!(
+        history.as_array().unwrap().len(),
+        2,
+        "no second CRITICAL change after restart"
+    );
+}
+
+async fn output(mut cmd: Command) -> (i32, String, String) {
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_prints_what_would_be_sent_and_saves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let render = RenderServer::start().await;
+    render.set("servers.web-1.loadavg.01", Some(25.0));
+    render.set("servers.web-2.loadavg.01", Some(12.0));
+    render.set("servers.web-3.loadavg.01", Some(1.0));
+    let file = write_config(dir.path(), &render.url(), "http://127.0.0.1:9/hook", "off");
+    let mut cmd = alerter();
+    cmd.arg("dry-run").arg(&file);
+    let (code, out, err) = output(cmd).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("change "), "{out}");
+    assert!(out.contains("\"Load\" \"web-1\": OK -> CRITICAL"), "{out}");
+    assert!(out.contains("would send to hook: Trigger"), "{out}");
+    assert!(
+        out.contains(
+            "CRITICAL alert for Load web-1 runbook=https://wiki.example.com/alerts/Load#web-1"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("would send to console: Trigger"), "{out}");
+    assert!(
+        out.contains(
+            "3 alert series evaluated (OK=1 WARNING=1 CRITICAL=1); 2 notifications would be sent"
+        ),
+        "{out}"
+    );
+    assert!(
+        !dir.path().join("state.db").exists(),
+        "dry-run created the state file"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_prints_the_timeline_of_level_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let render = RenderServer::start().await;
+    render.set_points(
+        "servers.web-1.loadavg.01",
+        vec![
+            (1020, Some(5.0)),
+            (1080, Some(15.0)),
+            (1140, Some(25.0)),
+            (1200, Some(25.0)),
+            (1260, Some(1.0)),
+        ],
+    );
+    let file = write_config(dir.path(), &render.url(), "http://127.0.0.1:9/hook", "off");
+    let mut cmd = alerter();
+    cmd.args([
+        "replay", "--from", "1020", "--until", "1260", "--step", "1m",
+    ])
+    .arg(&file);
+    let (code, out, err) = output(cmd).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].ends_with("1080 \"Load\" \"web-1\": OK -> WARNING value=15"),
+        "{out}"
+    );
+    assert!(
+        lines[1].ends_with("1140 \"Load\" \"web-1\": WARNING -> CRITICAL value=25"),
+        "{out}"
+    );
+    assert!(
+        lines[2].ends_with("1260 \"Load\" \"web-1\": CRITICAL -> OK value=1"),
+        "{out}"
+    );
+    assert_eq!(
+        lines[3],
+        "5 steps from 1970-01-01T00:17:00Z to 1970-01-01T00:21:00Z, 3 level changes"
+    );
+    // Each step fetched with explicit epochs: from = step - 1min, until = step.
+    let reqs = render.data.lock().unwrap().requests.clone();
+    assert_eq!(reqs.len(), 5);
+    assert_eq!(
+        (reqs[1].1.as_str(), reqs[1].2.as_deref()),
+        ("1020", Some("1080"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_commands_add_list_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9/hook",
+        "off",
+    );
+    let run = |args: &[&str]| {
+        let mut c = alerter();
+        c.args(args).arg("-f").arg(&file);
+        output(c)
+    };
+    let (code, out, err) = run(&[
+        "silence",
+        "add",
+        "--alert",
+        "Load",
+        "--series",
+        "web-*",
+        "--for",
+        "2h",
+        "--comment",
+        "deploy",
+    ])
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("silence 1: alert \"Load\" series \"web-*\" until "),
+        "{out}"
+    );
+    let (_, out, _) = run(&["silence", "list"]).await;
+    assert!(
+        out.starts_with("1\talert \"Load\"\tseries \"web-*\"\tuntil "),
+        "{out}"
+    );
+    assert!(out.trim_end().ends_with("deploy"), "{out}");
+    let (code, out, _) = run(&["silence", "expire", "1"]).await;
+    assert_eq!((code, out.trim()), (0, "silence 1 expired"));
+    let (_, out, _) = run(&["silence", "list"]).await;
+    assert_eq!(out, "");
+    let (code, _, err) = run(&["silence", "expire", "1"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("no active silence with id 1"), "{err}");
+    // A brace bomb is refused with graphite's glob error.
+    let bomb = "{a,b,c,d,e,f,g,h,i,j}".repeat(5);
+    let (code, _, err) = run(&["silence", "add", "--series", &bomb, "--for", "1h"]).await;
+    assert_ne!(code, 0);
+    assert!(err.contains("variants"), "{err}");
+    let (code, _, err) = run(&["silence", "add", "--for", "soon"]).await;
+    assert_eq!(code, 2, "{err}");
+}
