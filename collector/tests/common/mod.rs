@@ -1,7 +1,8 @@
-//! Test kit shared by the integration tests: a line-counting TCP receiver and a real
-//! carbon-cache. Each test file uses a part of it.
+//! Test kit shared by the integration tests: a line-counting TCP receiver, a real
+//! carbon-cache and the agent binary as a child process. Each test file uses a part of it.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod carbon;
 pub mod receiver;
 
