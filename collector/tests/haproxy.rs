@@ -229,7 +229,7 @@ fn a_hung_or_dead_haproxy_delays_only_its_own_collector() {
     write(
         tmp.path(),
         "collectors.d/host.yml",
-        "type: host\ninterval: 1s\n",
+        "type: host\npath: host\ninterval: 1s\n",
     );
     let agent = Agent::start(tmp.path());
     let hap = format!("{HOST}.haproxy.app.web1.status.up ");

@@ -211,7 +211,7 @@ fn a_hung_server_delays_only_its_own_collector() {
                 "hung",
                 format!("type: rabbitmq\npath: rmq_hung\nurl: http://127.0.0.1:{hole_port}\ninterval: 1s\ntimeout: 500ms\n"),
             ),
-            ("host", "type: host\ninterval: 1s\n".to_string()),
+            ("host", "type: host\npath: host\ninterval: 1s\n".to_string()),
         ],
         rx.port,
     );
