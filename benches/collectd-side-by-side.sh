@@ -58,7 +58,7 @@ collectd_port="$(awk '$1 == "collectd" {print $2}' "$tmp/ports")"
 mkdir -p "$tmp/collectors.d" "$tmp/collectd"
 cat > "$tmp/collector.yml" <<YML
 interval: 10s
-sender: { destinations: ["127.0.0.1:$agent_port"] }
+sender: { destinations: ["127.0.0.1:$agent_port"], spool_dir: "$tmp/spool" }
 YML
 cat > "$tmp/collectors.d/host.yml" <<YML
 type: host

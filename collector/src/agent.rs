@@ -178,13 +178,14 @@ impl SelfMetrics {
             let mut ticker = tokio::time::interval_at(first, interval);
             ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
             loop {
-                tokio::select! {
+                let due = tokio::select! {
                     biased;
                     _ = stop_rx.wait_for(|s| *s) => break,
-                    _ = ticker.tick() => {}
-                }
+                    due = ticker.tick() => due,
+                };
                 let list = instances.lock().map(|l| l.clone()).unwrap_or_default();
-                let chunk = reporter.report(&list, &agent, sender.stats(), runtime::unix_now());
+                let chunk =
+                    reporter.report(&list, &agent, sender.stats(), runtime::due_timestamp(due));
                 ChunkSubmitted {
                     collector: "carbide",
                     lines: u64::from(chunk.lines),

@@ -21,6 +21,37 @@ pub const DEFAULT_GLOBAL_FILE: &str = "collector.yml";
 /// The collectors directory used when neither `--collectors-dir` nor `collectors_dir:` is set.
 pub const DEFAULT_COLLECTORS_DIR: &str = "collectors.d";
 
+/// The spool directory of an agent running as root when `sender.spool_dir` is not set.
+pub const ROOT_SPOOL_DIR: &str = "/var/lib/carbide/spool";
+
+/// Where the sender spools while carbon is down when `sender.spool_dir` is not set, so the
+/// agent never relies on memory alone: `/var/lib/carbide/spool` for root; otherwise
+/// `$XDG_STATE_HOME/carbide/spool`, or `$HOME/.local/state/carbide/spool` (the XDG default)
+/// when `XDG_STATE_HOME` is unset or not absolute. `None` when neither applies (no `HOME`).
+pub fn default_spool_dir() -> Option<PathBuf> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    default_spool_dir_for(
+        root,
+        std::env::var_os("XDG_STATE_HOME"),
+        std::env::var_os("HOME"),
+    )
+}
+
+fn default_spool_dir_for(
+    root: bool,
+    xdg_state_home: Option<std::ffi::OsString>,
+    home: Option<std::ffi::OsString>,
+) -> Option<PathBuf> {
+    if root {
+        return Some(PathBuf::from(ROOT_SPOOL_DIR));
+    }
+    let absolute = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    let state =
+        absolute(xdg_state_home).or_else(|| absolute(home).map(|h| h.join(".local/state")))?;
+    Some(state.join("carbide/spool"))
+}
+
 /// How the host name in metric paths is found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -255,6 +286,20 @@ fn resolve_settings(
         },
         (None, None) => PathBuf::from(DEFAULT_COLLECTORS_DIR),
     };
+    let mut sender = cfg.sender.clone();
+    sender.spool_dir = match &cfg.sender.spool_dir {
+        // Relative to the global file's directory, like `collectors_dir`.
+        Some(d) => Some(match file.and_then(Path::parent) {
+            Some(parent) if d.is_relative() => parent.join(d),
+            _ => d.clone(),
+        }),
+        None => Some(default_spool_dir().ok_or_else(|| {
+            err(
+                "sender",
+                "no default spool directory (HOME is not set and the agent is not root): set `sender: {spool_dir: /path/to/spool}`".to_string(),
+            )
+        })?),
+    };
     Ok(Settings {
         global_file: file.map(Path::to_path_buf),
         collectors_dir,
@@ -263,7 +308,7 @@ fn resolve_settings(
         interval: cfg.interval,
         jitter: cfg.jitter,
         shutdown_timeout: cfg.shutdown_timeout,
-        sender: cfg.sender.clone(),
+        sender,
     })
 }
 
@@ -570,6 +615,42 @@ mod tests {
         };
         let (settings, _) = load_settings(&s).unwrap();
         assert_eq!(settings.collectors_dir, tmp.path().join("conf.d"));
+    }
+
+    #[test]
+    fn spool_dir_defaults_and_resolution() {
+        let os = |s: &str| Some(std::ffi::OsString::from(s));
+        assert_eq!(
+            default_spool_dir_for(true, os("/x"), os("/home/u")),
+            Some(PathBuf::from("/var/lib/carbide/spool"))
+        );
+        assert_eq!(
+            default_spool_dir_for(false, os("/x/state"), os("/home/u")),
+            Some(PathBuf::from("/x/state/carbide/spool"))
+        );
+        // XDG: a relative XDG_STATE_HOME is invalid and ignored.
+        assert_eq!(
+            default_spool_dir_for(false, os("rel"), os("/home/u")),
+            Some(PathBuf::from("/home/u/.local/state/carbide/spool"))
+        );
+        assert_eq!(default_spool_dir_for(false, None, None), None);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let f = tmp.path().join("g.yml");
+        std::fs::write(&f, "sender:\n  spool_dir: sp\n").unwrap();
+        let s = Sources {
+            config: Some(f.clone()),
+            collectors_dir: None,
+        };
+        let (settings, _) = load_settings(&s).unwrap();
+        assert_eq!(settings.sender.spool_dir, Some(tmp.path().join("sp")));
+        std::fs::write(&f, "sender:\n  spool_dir: /abs/sp\n").unwrap();
+        let (settings, _) = load_settings(&s).unwrap();
+        assert_eq!(settings.sender.spool_dir, Some(PathBuf::from("/abs/sp")));
+        std::fs::write(&f, "interval: 10s\n").unwrap();
+        let (settings, _) = load_settings(&s).unwrap();
+        assert_eq!(settings.sender.spool_dir, default_spool_dir());
+        assert!(settings.sender.spool_dir.is_some());
     }
 
     #[test]

@@ -155,6 +155,18 @@ fn check(loaded: &Loaded) -> ExitCode {
         humantime::format_duration(s.jitter),
         s.sender.destinations.len()
     ));
+    match &s.sender.spool_dir {
+        Some(d) => out.push_str(&format!(
+            "  spool: {}{}\n",
+            d.display(),
+            if Some(d) == config::default_spool_dir().as_ref() {
+                " (default)"
+            } else {
+                ""
+            }
+        )),
+        None => out.push_str("  spool: none (memory queue only)\n"),
+    }
     let enabled = loaded.instances.iter().filter(|i| i.enabled()).count();
     out.push_str(&format!(
         "collectors: {} ({} instance(s), {} enabled)\n",

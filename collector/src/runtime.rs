@@ -61,6 +61,23 @@ pub fn unix_now() -> i64 {
     (d.as_millis() as i64 + 500) / 1000
 }
 
+/// The timestamp of a run that was due at `due` (a tick of its interval): the wall-clock
+/// time it was due, rounded to the nearest second. Using the due time rather than the time
+/// the run actually starts keeps runs of one instance on distinct timestamps even when the
+/// machine is so loaded that a run starts more than half a second late (the late run and the
+/// next, on-time one would otherwise share a second, and carbon would keep only one).
+pub fn due_timestamp(due: Instant) -> i64 {
+    timestamp_of(due, Instant::now(), SystemTime::now())
+}
+
+fn timestamp_of(due: Instant, now: Instant, wall_now: SystemTime) -> i64 {
+    let since = wall_now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_sub(now.saturating_duration_since(due));
+    (since.as_millis() as i64 + 500) / 1000
+}
+
 /// What one run produced.
 #[derive(Debug, Default)]
 pub struct RunOutcome {
@@ -223,12 +240,12 @@ pub async fn run_loop(mut w: Worker, submit: Submit, mut stop: watch::Receiver<S
     // miss ticks: skip them rather than bunch runs up.
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
-        tokio::select! {
+        let due = tokio::select! {
             biased;
             r = stop.wait_for(|s| *s != Stop::Running) => { let _ = r; break; }
-            _ = ticker.tick() => {}
-        }
-        let ts = unix_now();
+            due = ticker.tick() => due,
+        };
+        let ts = due_timestamp(due);
         let outcome = tokio::select! {
             biased;
             r = stop.wait_for(|s| *s == Stop::Now) => { let _ = r; break; }
@@ -616,5 +633,25 @@ mod tests {
             .find(|l| l.starts_with("servers.h.fake.net.rx "))
             .unwrap();
         assert!(rx.starts_with("servers.h.fake.net.rx 100 "), "{rx}");
+    }
+
+    #[test]
+    fn a_late_run_keeps_the_second_it_was_due() {
+        let wall = UNIX_EPOCH + Duration::from_millis(1_000_010);
+        let now = Instant::now();
+        // On time (a few ms late): the boundary's second.
+        assert_eq!(
+            timestamp_of(now - Duration::from_millis(10), now, wall),
+            1000
+        );
+        // 700 ms late: still the second it was due, so the next (on-time) run at 1001 does
+        // not share its timestamp.
+        let wall_late = wall + Duration::from_millis(690);
+        assert_eq!(
+            timestamp_of(now - Duration::from_millis(700), now, wall_late),
+            1000
+        );
+        // Due in the future (clock skew between the monotonic and wall clocks): now.
+        assert_eq!(timestamp_of(now + Duration::from_secs(1), now, wall), 1000);
     }
 }

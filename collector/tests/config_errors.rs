@@ -216,6 +216,54 @@ fn check_on_a_good_dir_exits_0_with_a_summary() {
     assert!(stdout.ends_with("configuration OK\n"), "{stdout}");
 }
 
+#[test]
+fn check_prints_the_spool_dir_default_or_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "collector.yml", GLOBAL);
+    write(tmp.path(), "collectors.d/host.yml", "type: host\n");
+    let state = tmp.path().join("state");
+    let out = Command::new(BIN)
+        .arg("check")
+        .current_dir(tmp.path())
+        .env("XDG_STATE_HOME", &state)
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // SAFETY: geteuid has no preconditions.
+    let want = if unsafe { libc::geteuid() } == 0 {
+        "/var/lib/carbide/spool".to_string()
+    } else {
+        state.join("carbide/spool").display().to_string()
+    };
+    assert!(
+        stdout.contains(&format!("  spool: {want} (default)\n")),
+        "{stdout}"
+    );
+
+    write(
+        tmp.path(),
+        "etc/collector.yml",
+        &format!("{GLOBAL}sender:\n  spool_dir: my-spool\n"),
+    );
+    let out = run(
+        tmp.path(),
+        &[
+            "check",
+            "--config",
+            "etc/collector.yml",
+            "--collectors-dir",
+            "collectors.d",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("  spool: etc/my-spool\n"),
+        "relative to the global file: {stdout}"
+    );
+}
+
 fn assert_well_formed(stdout: &str, prefix: &str) -> usize {
     let mut n = 0;
     for line in stdout.lines() {
@@ -352,7 +400,7 @@ async fn sighup_reloads_without_loss_and_sigterm_flushes() {
         tmp.path(),
         "collector.yml",
         &format!(
-            "hostname_method: fixed\nhostname: h\ninterval: 1s\nsender:\n  destinations: [\"127.0.0.1:{}\"]\n",
+            "hostname_method: fixed\nhostname: h\ninterval: 1s\nsender:\n  destinations: [\"127.0.0.1:{}\"]\n  spool_dir: spool\n",
             rx.port
         ),
     );

@@ -15,7 +15,8 @@ pub struct SenderConfig {
     #[serde(default = "default_destinations")]
     pub destinations: Vec<String>,
     /// Directory of the on-disk spool used while a destination is down (one subdirectory per
-    /// destination). Without it, only the in-memory queue buffers an outage.
+    /// destination). `None` here means memory only; the agent's config resolution never
+    /// leaves it `None` (it fills in `config::default_spool_dir`).
     #[serde(default)]
     pub spool_dir: Option<PathBuf>,
     /// Disk the spool may use, in bytes, shared evenly by the destinations. At the cap the

@@ -1,7 +1,9 @@
 //! Test kit shared by the integration tests: a line-counting TCP receiver, a real
-//! carbon-cache and a MongoDB wire-protocol test server. Each test file uses a part of it.
+//! carbon-cache, a MongoDB wire-protocol test server and the agent binary as a child process.
+//! Each test file uses a part of it.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod carbon;
 pub mod mongo_wire;
 pub mod receiver;
