@@ -865,3 +865,570 @@ fn no_function_panics_on_odd_arguments() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Table of graphite-web 1.1.10 `test_functions.py` vectors. Each row names the graphite-web
+// test it comes from; the target is Graphite text parsed by the real parser. Inputs are
+// fetched by their own paths (`group(a,b,...)` keeps graphite-web's input order and makes
+// each path expression equal the series name, as `_gen_series_list_with_data` does).
+// ---------------------------------------------------------------------------------------
+
+/// One ported vector: graphite-web test name, input series, target, expected output
+/// (name, values) in order, and the expected (start, end, step) of every output series
+/// (`None`: the first input's).
+struct Vector {
+    test: &'static str,
+    data: Vec<Series>,
+    target: String,
+    want: Vec<(String, Vec<Option<f64>>)>,
+    times: Option<(i64, i64, i64)>,
+}
+
+fn v(
+    test: &'static str,
+    data: Vec<Series>,
+    target: impl Into<String>,
+    want: Vec<(String, Vec<Option<f64>>)>,
+) -> Vector {
+    Vector {
+        test,
+        data,
+        target: target.into(),
+        want,
+        times: None,
+    }
+}
+
+/// `(name, values)` for an expected output series.
+fn w(name: impl Into<String>, values: Vec<Option<f64>>) -> (String, Vec<Option<f64>>) {
+    (name.into(), values)
+}
+
+/// The input series of `data`, as an expected output (filters and sorts keep them as is).
+fn same(data: &[Series], order: &[usize]) -> Vec<(String, Vec<Option<f64>>)> {
+    order
+        .iter()
+        .map(|&k| w(data[k].name.clone(), data[k].values.clone()))
+        .collect()
+}
+
+/// `group(a,b,...)` over the names of `data`, in order.
+fn grp(data: &[Series]) -> String {
+    let names: Vec<&str> = data.iter().map(|s| s.name.as_str()).collect();
+    format!("group({})", names.join(","))
+}
+
+/// Runs every vector, collecting failures so one run reports all disagreements.
+fn verify_all(vectors: Vec<Vector>) {
+    let mut failures = Vec::new();
+    let count = vectors.len();
+    for vec in vectors {
+        let result = std::panic::catch_unwind(|| {
+            let out = run(&vec.data, t(&vec.target));
+            let want: Vec<(&str, &[Option<f64>])> = vec
+                .want
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                .collect();
+            check(&out, &want);
+            let times = vec
+                .times
+                .unwrap_or_else(|| (vec.data[0].start, vec.data[0].end, vec.data[0].step));
+            for s in &out {
+                check_times(s, times.0, times.1, times.2);
+            }
+        });
+        if let Err(e) = result {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(format!("{} `{}`: {msg}", vec.test, vec.target));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {count} vectors failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// graphite-web's `_generate_series_list`: db1 and db2 are 0..=100, db3 is [1, None × 4].
+fn gen3() -> Vec<Series> {
+    let r: Vec<Option<f64>> = (0..=100).map(|x| Some(x as f64)).collect();
+    vec![
+        ser("collectd.test-db1.load.value", &r),
+        ser("collectd.test-db2.load.value", &r),
+        ser("collectd.test-db3.load.value", &[Some(1.0), N, N, N, N]),
+    ]
+}
+
+/// `_gen_series_list_with_data` with the four `collectd.test-dbN.load.value` keys at step 60.
+fn db4_60(data: [&[i64]; 4]) -> Vec<Series> {
+    data.iter()
+        .enumerate()
+        .map(|(k, d)| ser_step(&db_name(k + 1), 60, &o(d)))
+        .collect()
+}
+
+/// The data most step-60 filter tests share.
+fn filter_data() -> Vec<Series> {
+    db4_60([
+        &[1, 2, 3, 4, 5, 4, 3, 5, 6, 7],
+        &[X; 10],
+        &[1, 2, X, X, X, 4, 3, 2, 1, 0],
+        &[10, 9, 8, 7, 6, 7, 8, 9, 10, X],
+    ])
+}
+
+fn range_vals(from: i64, to: i64, step: i64) -> Vec<Option<f64>> {
+    (from..to)
+        .step_by(step as usize)
+        .map(|x| Some(x as f64))
+        .collect()
+}
+
+/// Applies `f` to every value of every gen3 series (None stays None). db3 comes out of the
+/// fetch null-padded to the request window (the span of db1), as a whisper fetch would give it.
+fn map_gen3(name: &str, f: impl Fn(f64) -> Option<f64>) -> Vec<(String, Vec<Option<f64>>)> {
+    gen3()
+        .iter()
+        .map(|s| {
+            let mut values: Vec<Option<f64>> = s.values.iter().map(|v| v.and_then(&f)).collect();
+            values.resize(101, None);
+            w(name.replace("{}", &s.name), values)
+        })
+        .collect()
+}
+
+#[test]
+fn graphite_web_aggregate_vectors() {
+    let g = gen3();
+    let g2 = || gen3()[..2].to_vec();
+    let both = format!("{},{}", db_name(1), db_name(2));
+    let db5_all = db_paths(5)
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut mul = vec![N; 20];
+    mul[1] = Some(32.0);
+    mul[5] = Some(7776.0);
+    mul[9] = Some(100000.0);
+    let web = |names: [&str; 4], data: [[i64; 3]; 4]| -> Vec<Series> {
+        names
+            .iter()
+            .zip(data)
+            .map(|(n, d)| ser(n, &o(&d)))
+            .collect()
+    };
+    let mut wild = web(
+        [
+            "web.host-1.avg-response.value",
+            "web.host-2.avg-response.value",
+            "web.host-3.avg-response.value",
+            "web.host-4.avg-response.value",
+        ],
+        [[1, 10, 11], [2, 20, 21], [3, 30, 31], [4, 40, 41]],
+    );
+    // graphite-web's second list reuses the first list's names (its TimeSeries are passed
+    // directly); here each input must have its own path, and nodes 2 and 3 are removed anyway.
+    wild.extend(web(
+        [
+            "web.host-4.total-request.value",
+            "web.host-3.total-request.value",
+            "web.host-1.total-request.value",
+            "web.host-2.total-request.value",
+        ],
+        [[4, 8, 12], [3, 7, 11], [1, 5, 9], [2, 6, 10]],
+    ));
+    let wild_target = format!("multiplySeriesWithWildcards({},2,3)", grp(&wild));
+    let r101 = range_vals(0, 101, 1);
+    verify_all(vec![
+        v(
+            "test_sumSeries",
+            g.clone(),
+            format!("sumSeries({both})"),
+            vec![w(format!("sumSeries({both})"), range_vals(0, 202, 2))],
+        ),
+        v(
+            "test_sumSeriesWithWildcards",
+            g2(),
+            format!("sumSeriesWithWildcards(group({both}),0,1)"),
+            vec![w("load.value", range_vals(0, 202, 2))],
+        ),
+        v(
+            "test_averageSeriesWithWildcards",
+            g2(),
+            format!("averageSeriesWithWildcards(group({both}),0,1)"),
+            vec![w("load.value", r101.clone())],
+        ),
+        v(
+            "test_multiplySeriesWithWildcards",
+            wild,
+            wild_target,
+            vec![
+                w("web.host-1", o(&[1, 50, 99])),
+                w("web.host-2", o(&[4, 120, 210])),
+                w("web.host-3", o(&[9, 210, 341])),
+                w("web.host-4", o(&[16, 320, 492])),
+            ],
+        ),
+        v(
+            "test_diffSeries",
+            g.clone(),
+            format!("diffSeries({both})"),
+            vec![w(format!("diffSeries({both})"), vec![Some(0.0); 101])],
+        ),
+        v(
+            "test_aggregate_median",
+            g.clone(),
+            format!("aggregate(group({both}),'median')"),
+            vec![w(format!("medianSeries({both})"), r101.clone())],
+        ),
+        v(
+            "test_aggregate_stripSeries",
+            g.clone(),
+            format!("aggregate(group({both}),'medianSeries')"),
+            vec![w(format!("medianSeries({both})"), r101.clone())],
+        ),
+        v(
+            "test_averageSeries",
+            g.clone(),
+            format!("averageSeries({both})"),
+            vec![w(format!("averageSeries({both})"), r101.clone())],
+        ),
+        v(
+            "test_stddevSeries",
+            g.clone(),
+            format!("stddevSeries({both})"),
+            vec![w(format!("stddevSeries({both})"), vec![Some(0.0); 101])],
+        ),
+        v(
+            "test_minSeries",
+            g.clone(),
+            format!("minSeries({both})"),
+            vec![w(format!("minSeries({both})"), r101.clone())],
+        ),
+        v(
+            "test_maxSeries",
+            g.clone(),
+            format!("maxSeries({both})"),
+            vec![w(format!("maxSeries({both})"), r101.clone())],
+        ),
+        v(
+            "test_rangeOfSeries",
+            g.clone(),
+            format!("rangeOfSeries({both})"),
+            vec![w(format!("rangeOfSeries({both})"), vec![Some(0.0); 101])],
+        ),
+        v(
+            "test_percentileOfSeries",
+            g.clone(),
+            format!("percentileOfSeries(group({both}),90)"),
+            vec![w(format!("percentileOfSeries({},90)", db_name(1)), r101)],
+        ),
+        v(
+            "test_multiplySeries",
+            db5(),
+            format!("multiplySeries({db5_all})"),
+            vec![w(format!("multiplySeries({db5_all})"), mul)],
+        ),
+        v(
+            "test_multiplySeries_single",
+            db5()[..1].to_vec(),
+            format!("multiplySeries({})", db_name(1)),
+            same(&db5(), &[0]),
+        ),
+        v(
+            "test_countSeries",
+            filter_data(),
+            format!("countSeries({})", grp(&filter_data())),
+            vec![w(
+                format!(
+                    "countSeries({})",
+                    (1..=4).map(db_name).collect::<Vec<_>>().join(",")
+                ),
+                vec![Some(4.0); 10],
+            )],
+        ),
+    ]);
+}
+
+#[test]
+fn graphite_web_transform_vectors() {
+    let neg = || {
+        vec![ser(
+            "collectd.test-db1.load.value",
+            &o(&[
+                -10, -9, -8, -7, X, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+            ]),
+        )]
+    };
+    let plus10 = o(&[
+        0, 1, 2, 3, X, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+    ]);
+    let n1 = db_name(1);
+    let all3 = grp(&gen3());
+    let per = |d: &[i64]| vec![ser_step("test", 60, &o(d))];
+    let log_data = db4_60([
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        &[X; 10],
+        &[-1, -2, X, X, X, -6, -7, -8, -9, -10],
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, X],
+    ]);
+    let logs = |d: &Series| -> Vec<Option<f64>> {
+        d.values
+            .iter()
+            .map(|v| v.filter(|x| *x > 0.0).map(f64::log10))
+            .collect()
+    };
+    let rounding = || {
+        vec![Series::new(
+            db_name(1),
+            0,
+            11,
+            1,
+            vec![
+                Some(1.111),
+                Some(2.222),
+                Some(3.333),
+                Some(4.444),
+                Some(5.555),
+                Some(6.666),
+                Some(7.777),
+                Some(8.888),
+                Some(9.999),
+                Some(0.0),
+                N,
+            ],
+        )]
+    };
+    let pow_data = vec![
+        Series::new(
+            db_name(1),
+            0,
+            11,
+            1,
+            vec![
+                Some(1.0),
+                Some(2.0),
+                Some(3.0),
+                Some(4.0),
+                Some(5.0),
+                Some(6.0),
+                Some(7.0),
+                Some(8.0),
+                Some(9.0),
+                Some(0.0),
+                Some(312.1),
+            ],
+        ),
+        Series::new(
+            db_name(2),
+            0,
+            11,
+            1,
+            vec![
+                Some(1.0),
+                Some(3.0),
+                Some(5.0),
+                Some(7.0),
+                N,
+                Some(6.0),
+                Some(4.0),
+                Some(8.0),
+                Some(0.0),
+                Some(10.0),
+                Some(234.2),
+            ],
+        ),
+    ];
+    verify_all(vec![
+        v(
+            "test_absolute",
+            neg(),
+            format!("absolute({n1})"),
+            vec![w(
+                format!("absolute({n1})"),
+                o(&[
+                    10, 9, 8, 7, X, 5, 4, 3, 2, 1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                ]),
+            )],
+        ),
+        v(
+            "test_offset",
+            neg(),
+            format!("offset({n1},10)"),
+            vec![w(format!("offset({n1},10)"), plus10.clone())],
+        ),
+        v(
+            "test_offsetToZero",
+            neg(),
+            format!("offsetToZero({n1})"),
+            vec![w(format!("offsetToZero({n1})"), plus10)],
+        ),
+        v(
+            "test_perSecond_nones",
+            per(&[0, 60, X, 180, X, X, 360, 420, X, 540]),
+            "perSecond(test)",
+            vec![w("perSecond(test)", o(&[X, 1, X, X, X, X, X, 1, X, X]))],
+        ),
+        v(
+            "test_perSecond_nones (scaleToSeconds(nonNegativeDerivative) form)",
+            per(&[0, 60, X, 180, X, X, 360, 420, X, 540]),
+            "scaleToSeconds(nonNegativeDerivative(test),1)",
+            vec![w(
+                "scaleToSeconds(nonNegativeDerivative(test),1)",
+                o(&[X, 1, X, X, X, X, X, 1, X, X]),
+            )],
+        ),
+        // graphite-web's last point is 60**256 + 15360, a Python big integer beyond f64's
+        // range; the first nine points are ported.
+        v(
+            "test_perSecond (first 9 points)",
+            per(&[0, 120, 240, 480, 960, 1920, 3840, 7680, 15360]),
+            "perSecond(test)",
+            vec![w("perSecond(test)", o(&[X, 2, 2, 4, 8, 16, 32, 64, 128]))],
+        ),
+        v(
+            "test_perSecond_max (scaleToSeconds(nonNegativeDerivative) form)",
+            per(&[0, 120, 240, 480, 960, 900, 120, 240, 119, 479]),
+            "scaleToSeconds(nonNegativeDerivative(test,480),1)",
+            vec![w(
+                "scaleToSeconds(nonNegativeDerivative(test),1)",
+                o(&[X, 2, 2, 4, X, X, X, 2, 6, 6]),
+            )],
+        ),
+        v(
+            "test_isNonNull",
+            filter_data(),
+            format!("isNonNull({})", grp(&filter_data())),
+            filter_data()
+                .iter()
+                .map(|s| {
+                    w(
+                        format!("isNonNull({})", s.name),
+                        s.values
+                            .iter()
+                            .map(|v| Some(if v.is_some() { 1.0 } else { 0.0 }))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        ),
+        v(
+            "test_logarithm",
+            log_data.clone(),
+            format!("logarithm({})", grp(&log_data)),
+            log_data
+                .iter()
+                .map(|s| w(format!("log({}, 10)", s.name), logs(s)))
+                .collect(),
+        ),
+        v(
+            "test_round",
+            rounding(),
+            format!("round({n1})"),
+            vec![w(
+                format!("round({n1})"),
+                o(&[1, 2, 3, 4, 6, 7, 8, 9, 10, 0, X]),
+            )],
+        ),
+        v(
+            "test_round_precision",
+            rounding(),
+            format!("round({n1},2)"),
+            vec![w(
+                format!("round({n1},2)"),
+                vec![
+                    Some(1.11),
+                    Some(2.22),
+                    Some(3.33),
+                    Some(4.44),
+                    Some(5.55),
+                    Some(6.67),
+                    Some(7.78),
+                    Some(8.89),
+                    Some(10.0),
+                    Some(0.0),
+                    N,
+                ],
+            )],
+        ),
+        v(
+            "test_powSeries",
+            pow_data,
+            format!("powSeries({n1},{})", db_name(2)),
+            vec![w(
+                format!("powSeries({n1},{})", db_name(2)),
+                vec![
+                    Some(1.0),
+                    Some(8.0),
+                    Some(243.0),
+                    Some(16384.0),
+                    N,
+                    Some(46656.0),
+                    Some(2401.0),
+                    Some(16777216.0),
+                    Some(1.0),
+                    Some(0.0),
+                    N,
+                ],
+            )],
+        ),
+        v(
+            "test_scale",
+            gen3(),
+            format!("scale({all3},2)"),
+            map_gen3("scale({},2)", |x| Some(x * 2.0)),
+        ),
+        v(
+            "test_add",
+            gen3(),
+            format!("add({all3},1.23)"),
+            map_gen3("add({},1)", |x| Some(x + 1.23)),
+        ),
+        v(
+            "test_sigmoid",
+            gen3(),
+            format!("sigmoid({all3})"),
+            map_gen3("sigmoid({})", |x| Some(1.0 / (1.0 + (-x).exp()))),
+        ),
+        v(
+            "test_logit",
+            gen3(),
+            format!("logit({all3})"),
+            map_gen3("logit({})", |x| {
+                let r = (x / (1.0 - x)).ln();
+                (x != 1.0 && r.is_finite()).then_some(r)
+            }),
+        ),
+        v(
+            "test_exp",
+            gen3(),
+            format!("exp({all3})"),
+            map_gen3("exp({})", |x| Some(x.exp())),
+        ),
+        v(
+            "test_pow",
+            gen3(),
+            format!("pow({all3},2)"),
+            map_gen3("pow({},2)", |x| Some(x.powi(2))),
+        ),
+        v(
+            "test_squareRoot",
+            gen3(),
+            format!("squareRoot({all3})"),
+            map_gen3("squareRoot({})", |x| Some(x.sqrt())),
+        ),
+        v(
+            "test_invert",
+            gen3(),
+            format!("invert({all3})"),
+            map_gen3("invert({})", |x| (x != 0.0).then(|| 1.0 / x)),
+        ),
+    ]);
+}
