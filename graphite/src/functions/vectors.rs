@@ -882,6 +882,16 @@ struct Vector {
     target: String,
     want: Vec<(String, Vec<Option<f64>>)>,
     times: Option<(i64, i64, i64)>,
+    /// Round results to this many decimals before comparing (graphite-web's test rounds its
+    /// results the same way, and its expected values are rounded literals).
+    round: Option<i32>,
+}
+
+impl Vector {
+    fn rounded(mut self, digits: i32) -> Self {
+        self.round = Some(digits);
+        self
+    }
 }
 
 fn v(
@@ -896,6 +906,7 @@ fn v(
         target: target.into(),
         want,
         times: None,
+        round: None,
     }
 }
 
@@ -924,7 +935,15 @@ fn verify_all(vectors: Vec<Vector>) {
     let count = vectors.len();
     for vec in vectors {
         let result = std::panic::catch_unwind(|| {
-            let out = run(&vec.data, t(&vec.target));
+            let mut out = run(&vec.data, t(&vec.target));
+            if let Some(digits) = vec.round {
+                let k = 10f64.powi(digits);
+                for s in &mut out {
+                    for x in s.values.iter_mut().flatten() {
+                        *x = (*x * k).round() / k;
+                    }
+                }
+            }
             let want: Vec<(&str, &[Option<f64>])> = vec
                 .want
                 .iter()
@@ -1931,4 +1950,821 @@ fn graphite_web_group_by_vectors() {
     verify_all(rows);
     let err = run_err(&mr, t(&format!("groupByNode({mg},1,'keepLastValue')")));
     assert!(err.contains("keepLastValue"), "{err}");
+}
+
+/// Float literals with `NA` for None (transcribed from graphite-web's tests).
+const NA: f64 = f64::NAN;
+fn ff(xs: &[f64]) -> Vec<Option<f64>> {
+    xs.iter().map(|x| (!x.is_nan()).then_some(*x)).collect()
+}
+
+// The rows below are transcribed from graphite-web's literals (inputs and rounded expected
+// values); where graphite-web passes series of different lengths, each pair is fetched on its
+// own with the longer series defining the window (graphite-web pads with None the same way).
+#[test]
+fn graphite_web_as_percent_and_divide_vectors() {
+    verify_all(vec![
+        v("test_asPercent_no_seriesList2", vec![ser("collectd.test-db1.load.value", &ff(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0])),
+ser("collectd.test-db2.load.value", &ff(&[NA, 2.0, NA, 4.0, NA, 6.0, NA, 8.0, NA, 10.0, NA, 12.0, NA, 14.0, NA, 16.0, NA, 18.0, NA, 20.0])),
+ser("collectd.test-db3.load.value", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, NA, NA, NA])),
+ser("collectd.test-db4.load.value", &ff(&[1.0, 2.0, 3.0, 4.0, NA, 6.0, NA, NA, 9.0, 10.0, 11.0, NA, 13.0, NA, NA, NA, NA, 18.0, 19.0, 20.0])),
+ser("collectd.test-db5.load.value", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, NA, NA]))], "asPercent(group(collectd.test-db1.load.value,collectd.test-db2.load.value,collectd.test-db3.load.value,collectd.test-db4.load.value,collectd.test-db5.load.value))", vec![
+w("asPercent(collectd.test-db1.load.value,sumSeries(collectd.test-db1.load.value,collectd.test-db2.load.value,collectd.test-db3.load.value,collectd.test-db4.load.value,collectd.test-db5.load.value))", ff(&[25.0, 20.0, 50.0, 33.33, 100.0, 20.0, 33.33, 25.0, 25.0, 20.0, 25.0, 25.0, 25.0, 25.0, 33.33, 25.0, 33.33, 25.0, 50.0, 33.33])),
+w("asPercent(collectd.test-db2.load.value,sumSeries(collectd.test-db1.load.value,collectd.test-db2.load.value,collectd.test-db3.load.value,collectd.test-db4.load.value,collectd.test-db5.load.value))", ff(&[NA, 20.0, NA, 33.33, NA, 20.0, NA, 25.0, NA, 20.0, NA, 25.0, NA, 25.0, NA, 25.0, NA, 25.0, NA, 33.33])),
+w("asPercent(collectd.test-db3.load.value,sumSeries(collectd.test-db1.load.value,collectd.test-db2.load.value,collectd.test-db3.load.value,collectd.test-db4.load.value,collectd.test-db5.load.value))", ff(&[25.0, 20.0, NA, NA, NA, 20.0, 33.33, 25.0, 25.0, 20.0, 25.0, 25.0, 25.0, 25.0, 33.33, 25.0, 33.33, NA, NA, NA])),
+w("asPercent(collectd.test-db4.load.value,sumSeries(collectd.test-db1.load.value,collectd.test-db2.load.value,collectd.test-db3.load.value,collectd.test-db4.load.value,collectd.test-db5.load.value))", ff(&[25.0, 20.0, 50.0, 33.33, NA, 20.0, NA, NA, 25.0, 20.0, 25.0, NA, 25.0, NA, NA, NA, NA, 25.0, 50.0, 33.33])),
+w("asPercent(collectd.test-db5.load.value,sumSeries(collectd.test-db1.load.value,collectd.test-db2.load.value,collectd.test-db3.load.value,collectd.test-db4.load.value,collectd.test-db5.load.value))", ff(&[25.0, 20.0, NA, NA, NA, 20.0, 33.33, 25.0, 25.0, 20.0, 25.0, 25.0, 25.0, 25.0, 33.33, 25.0, 33.33, 25.0, NA, NA])),
+]).rounded(2),
+        v("test_asPercent_seriesList2_multi", vec![ser("collectd.test-db1.load.value", &ff(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0])),
+ser("collectd.test-db2.load.value", &ff(&[NA, 2.0, NA, 4.0, NA, 6.0, NA, 8.0, NA, 10.0, NA, 12.0, NA, 14.0, NA, 16.0, NA, 18.0, NA, 20.0])),
+ser("collectd.test-db3.load.value", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, NA, NA, NA])),
+ser("collectd.test-db4.load.value", &ff(&[1.0, 2.0, 3.0, 4.0, NA, 6.0, NA, NA, 9.0, 10.0, 11.0, NA, 13.0, NA, NA, NA, NA, 18.0, 19.0, 20.0])),
+ser("collectd.test-db5.load.value", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, NA, NA]))], "asPercent(group(collectd.test-db1.load.value,collectd.test-db2.load.value,collectd.test-db3.load.value,collectd.test-db4.load.value,collectd.test-db5.load.value),group(collectd.test-db1.load.value,collectd.test-db2.load.value,collectd.test-db3.load.value,collectd.test-db4.load.value,collectd.test-db5.load.value))", vec![
+w("asPercent(collectd.test-db1.load.value,collectd.test-db1.load.value)", ff(&[100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0])),
+w("asPercent(collectd.test-db2.load.value,collectd.test-db2.load.value)", ff(&[NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0])),
+w("asPercent(collectd.test-db3.load.value,collectd.test-db3.load.value)", ff(&[100.0, 100.0, NA, NA, NA, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, NA, NA, NA])),
+w("asPercent(collectd.test-db4.load.value,collectd.test-db4.load.value)", ff(&[100.0, 100.0, 100.0, 100.0, NA, 100.0, NA, NA, 100.0, 100.0, 100.0, NA, 100.0, NA, NA, NA, NA, 100.0, 100.0, 100.0])),
+w("asPercent(collectd.test-db5.load.value,collectd.test-db5.load.value)", ff(&[100.0, 100.0, NA, NA, NA, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, NA, NA])),
+]).rounded(2),
+        v("test_asPercent_seriesList2_nodes_total", vec![ser("collectd.test-db1.load.value", &ff(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0])),
+ser("collectd.test-db2.load.value", &ff(&[NA, 2.0, NA, 4.0, NA, 6.0, NA, 8.0, NA, 10.0, NA, 12.0, NA, 14.0, NA, 16.0, NA, 18.0, NA, 20.0])),
+ser("collectd.test-db3.load.value", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, NA, NA, NA])),
+ser("collectd.test-db4.load.value", &ff(&[1.0, 2.0, 3.0, 4.0, NA, 6.0, NA, NA, 9.0, 10.0, 11.0, NA, 13.0, NA, NA, NA, NA, 18.0, 19.0, 20.0])),
+ser("collectd.test-db5.load.value", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, NA, NA])),
+ser("collectd.test-db1.load.avg", &ff(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0])),
+ser("collectd.test-db2.load.avg", &ff(&[NA, 2.0, NA, 4.0, NA, 6.0, NA, 8.0, NA, 10.0, NA, 12.0, NA, 14.0, NA, 16.0, NA, 18.0, NA, 20.0])),
+ser("collectd.test-db3.load.avg", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, NA, NA, NA])),
+ser("collectd.test-db4.load.avg", &ff(&[1.0, 2.0, 3.0, 4.0, NA, 6.0, NA, NA, 9.0, 10.0, 11.0, NA, 13.0, NA, NA, NA, NA, 18.0, 19.0, 20.0])),
+ser("collectd.test-db6.load.avg", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, NA, NA])),
+ser("collectd.test-db1.load.total", &ff(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0])),
+ser("collectd.test-db2.load.total", &ff(&[NA, 2.0, NA, 4.0, NA, 6.0, NA, 8.0, NA, 10.0, NA, 12.0, NA, 14.0, NA, 16.0, NA, 18.0, NA, 20.0])),
+ser("collectd.test-db3.load.total", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, NA, NA, NA])),
+ser("collectd.test-db4.load.total", &ff(&[1.0, 2.0, 3.0, 4.0, NA, 6.0, NA, NA, 9.0, 10.0, 11.0, NA, 13.0, NA, NA, NA, NA, 18.0, 19.0, 20.0])),
+ser("collectd.test-db5.load.total", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, NA, NA])),
+ser("collectd.test-db5.load.total2", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, NA, NA])),
+ser("collectd.test-db7.load.total", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, NA, NA]))], "asPercent(group(collectd.test-db1.load.value,collectd.test-db2.load.value,collectd.test-db3.load.value,collectd.test-db4.load.value,collectd.test-db5.load.value,collectd.test-db1.load.avg,collectd.test-db2.load.avg,collectd.test-db3.load.avg,collectd.test-db4.load.avg,collectd.test-db6.load.avg),group(collectd.test-db1.load.total,collectd.test-db2.load.total,collectd.test-db3.load.total,collectd.test-db4.load.total,collectd.test-db5.load.total,collectd.test-db5.load.total2,collectd.test-db7.load.total),1)", vec![
+w("asPercent(collectd.test-db1.load.value,collectd.test-db1.load.total)", ff(&[100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0])),
+w("asPercent(collectd.test-db1.load.avg,collectd.test-db1.load.total)", ff(&[100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0])),
+w("asPercent(collectd.test-db2.load.value,collectd.test-db2.load.total)", ff(&[NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0])),
+w("asPercent(collectd.test-db2.load.avg,collectd.test-db2.load.total)", ff(&[NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0, NA, 100.0])),
+w("asPercent(collectd.test-db3.load.value,collectd.test-db3.load.total)", ff(&[100.0, 100.0, NA, NA, NA, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, NA, NA, NA])),
+w("asPercent(collectd.test-db3.load.avg,collectd.test-db3.load.total)", ff(&[100.0, 100.0, NA, NA, NA, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, NA, NA, NA])),
+w("asPercent(collectd.test-db4.load.value,collectd.test-db4.load.total)", ff(&[100.0, 100.0, 100.0, 100.0, NA, 100.0, NA, NA, 100.0, 100.0, 100.0, NA, 100.0, NA, NA, NA, NA, 100.0, 100.0, 100.0])),
+w("asPercent(collectd.test-db4.load.avg,collectd.test-db4.load.total)", ff(&[100.0, 100.0, 100.0, 100.0, NA, 100.0, NA, NA, 100.0, 100.0, 100.0, NA, 100.0, NA, NA, NA, NA, 100.0, 100.0, 100.0])),
+w("asPercent(collectd.test-db5.load.value,sumSeries(collectd.test-db5.load.total,collectd.test-db5.load.total2))", ff(&[50.0, 50.0, NA, NA, NA, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, NA, NA])),
+w("asPercent(collectd.test-db6.load.avg,MISSING)", ff(&[NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA])),
+w("asPercent(MISSING,collectd.test-db7.load.total)", ff(&[NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA])),
+]).rounded(2),
+        v("test_asPercent_seriesList2_nodes_no_total", vec![ser("collectd.test-db1.load.value", &ff(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0])),
+ser("collectd.test-db2.load.value", &ff(&[NA, 2.0, NA, 4.0, NA, 6.0, NA, 8.0, NA, 10.0, NA, 12.0, NA, 14.0, NA, 16.0, NA, 18.0, NA, 20.0])),
+ser("collectd.test-db3.load.value", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, NA, NA, NA])),
+ser("collectd.test-db4.load.value", &ff(&[1.0, 2.0, 3.0, 4.0, NA, 6.0, NA, NA, 9.0, 10.0, 11.0, NA, 13.0, NA, NA, NA, NA, 18.0, 19.0, 20.0])),
+ser("collectd.test-db5.load.value", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, NA, NA])),
+ser("collectd.test-db1.load.avg", &ff(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0])),
+ser("collectd.test-db2.load.avg", &ff(&[NA, 2.0, NA, 4.0, NA, 6.0, NA, 8.0, NA, 10.0, NA, 12.0, NA, 14.0, NA, 16.0, NA, 18.0, NA, 20.0])),
+ser("collectd.test-db3.load.avg", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, NA, NA, NA])),
+ser("collectd.test-db4.load.avg", &ff(&[1.0, 2.0, 3.0, 4.0, NA, 6.0, NA, NA, 9.0, 10.0, 11.0, NA, 13.0, NA, NA, NA, NA, 18.0, 19.0, 20.0])),
+ser("collectd.test-db6.load.avg", &ff(&[1.0, 2.0, NA, NA, NA, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, NA, NA]))], "asPercent(group(collectd.test-db1.load.value,collectd.test-db2.load.value,collectd.test-db3.load.value,collectd.test-db4.load.value,collectd.test-db5.load.value,collectd.test-db1.load.avg,collectd.test-db2.load.avg,collectd.test-db3.load.avg,collectd.test-db4.load.avg,collectd.test-db6.load.avg),None,1)", vec![
+w("asPercent(collectd.test-db1.load.value,sumSeries(collectd.test-db1.load.value,collectd.test-db1.load.avg))", ff(&[50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0])),
+w("asPercent(collectd.test-db1.load.avg,sumSeries(collectd.test-db1.load.value,collectd.test-db1.load.avg))", ff(&[50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0])),
+w("asPercent(collectd.test-db2.load.value,sumSeries(collectd.test-db2.load.value,collectd.test-db2.load.avg))", ff(&[NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0])),
+w("asPercent(collectd.test-db2.load.avg,sumSeries(collectd.test-db2.load.value,collectd.test-db2.load.avg))", ff(&[NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0, NA, 50.0])),
+w("asPercent(collectd.test-db3.load.value,sumSeries(collectd.test-db3.load.value,collectd.test-db3.load.avg))", ff(&[50.0, 50.0, NA, NA, NA, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, NA, NA, NA])),
+w("asPercent(collectd.test-db3.load.avg,sumSeries(collectd.test-db3.load.value,collectd.test-db3.load.avg))", ff(&[50.0, 50.0, NA, NA, NA, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, 50.0, NA, NA, NA])),
+w("asPercent(collectd.test-db4.load.value,sumSeries(collectd.test-db4.load.value,collectd.test-db4.load.avg))", ff(&[50.0, 50.0, 50.0, 50.0, NA, 50.0, NA, NA, 50.0, 50.0, 50.0, NA, 50.0, NA, NA, NA, NA, 50.0, 50.0, 50.0])),
+w("asPercent(collectd.test-db4.load.avg,sumSeries(collectd.test-db4.load.value,collectd.test-db4.load.avg))", ff(&[50.0, 50.0, 50.0, 50.0, NA, 50.0, NA, NA, 50.0, 50.0, 50.0, NA, 50.0, NA, NA, NA, NA, 50.0, 50.0, 50.0])),
+w("asPercent(collectd.test-db5.load.value,collectd.test-db5.load.value)", ff(&[100.0, 100.0, NA, NA, NA, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, NA, NA])),
+w("asPercent(collectd.test-db6.load.avg,collectd.test-db6.load.avg)", ff(&[100.0, 100.0, NA, NA, NA, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, 100.0, NA, NA])),
+]).rounded(2),
+        v("test_divideSeriesLists", vec![ser("collectd.test-db1.load.value1", &ff(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0])),
+ser("collectd.test-db2.load.value1", &ff(&[NA, 2.0, NA, 4.0, NA, 6.0, NA, 8.0, NA, 10.0, NA, 12.0, NA, 14.0, NA, 16.0, NA, 18.0, NA, 20.0])),
+ser("collectd.test-db1.load.value2", &ff(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0, 20.0])),
+ser("collectd.test-db2.load.value2", &ff(&[NA, 19.0, 18.0, NA, 16.0, 15.0, 14.0, 13.0, 12.0, 11.0, 10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0]))], "divideSeriesLists(group(collectd.test-db1.load.value1,collectd.test-db2.load.value1),group(collectd.test-db1.load.value2,collectd.test-db2.load.value2))", vec![
+w("divideSeries(collectd.test-db1.load.value1,collectd.test-db1.load.value2)", ff(&[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0])),
+w("divideSeries(collectd.test-db2.load.value1,collectd.test-db2.load.value2)", ff(&[NA, 0.11, NA, NA, NA, 0.4, NA, 0.62, NA, 0.91, NA, 1.33, NA, 2.0, NA, 3.2, NA, 6.0, NA, 20.0])),
+]).rounded(2),
+    ]);
+}
+
+#[test]
+fn graphite_web_series_lists_vectors() {
+    let mut rows = Vec::new();
+    rows.push(
+        v(
+            "test_sumSeriesLists (mining.other.shipped)",
+            vec![
+                ser(
+                    "mining.other.shipped",
+                    &ff(&[
+                        1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                        15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                    ]),
+                ),
+                ser(
+                    "mining.other.extracted",
+                    &ff(&[
+                        1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                        15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                    ]),
+                ),
+            ],
+            "sumSeriesLists(mining.other.shipped,mining.other.extracted)",
+            vec![w(
+                "sumSeries(mining.other.shipped,mining.other.extracted)",
+                ff(&[
+                    2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 18.0, 20.0, 22.0, 24.0, 26.0, 28.0,
+                    30.0, 32.0, 34.0, 36.0, 38.0, 40.0,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_sumSeriesLists (mining.diamond.shipped)",
+            vec![
+                ser(
+                    "mining.diamond.shipped",
+                    &ff(&[
+                        0.0, -1.0, -1.0, 2.0, 3.0, -5.0, -8.0, 13.0, 21.0, -34.0, -55.0, 89.0,
+                        144.0, -233.0, -377.0,
+                    ]),
+                ),
+                ser(
+                    "mining.diamond.extracted",
+                    &ff(&[
+                        0.0, 1.0, -1.0, 2.0, -3.0, 5.0, -8.0, 13.0, -21.0, 34.0, -55.0, 89.0,
+                        -144.0, 233.0, -377.0,
+                    ]),
+                ),
+            ],
+            "sumSeriesLists(mining.diamond.shipped,mining.diamond.extracted)",
+            vec![w(
+                "sumSeries(mining.diamond.shipped,mining.diamond.extracted)",
+                ff(&[
+                    0.0, 0.0, -2.0, 4.0, 0.0, 0.0, -16.0, 26.0, 0.0, 0.0, -110.0, 178.0, 0.0, 0.0,
+                    -754.0,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_sumSeriesLists (mining.graphite.shipped)",
+            vec![
+                ser(
+                    "mining.graphite.extracted",
+                    &ff(&[
+                        NA, 9.0, 8.0, NA, 6.0, NA, 4.0, 3.0, 2.0, NA, 0.0, -1.0, NA, -3.0, -4.0,
+                        -5.0, NA, NA, -8.0, -9.0, -10.0,
+                    ]),
+                ),
+                ser(
+                    "mining.graphite.shipped",
+                    &ff(&[
+                        NA, 2.3, NA, -4.5, NA, 6.7, NA, -8.9, NA, 10.111, NA, -12.13, NA, 14.15,
+                        NA, -16.17, NA, 18.19, NA, -20.21,
+                    ]),
+                ),
+            ],
+            "sumSeriesLists(mining.graphite.shipped,mining.graphite.extracted)",
+            vec![w(
+                "sumSeries(mining.graphite.shipped,mining.graphite.extracted)",
+                ff(&[
+                    NA, 11.3, 8.0, -4.5, 6.0, 6.7, 4.0, -5.9, 2.0, 10.11, 0.0, -13.13, NA, 11.15,
+                    -4.0, -21.17, NA, 18.19, -8.0, -29.21, -10.0,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_sumSeriesLists (mining.carbon.shipped)",
+            vec![
+                ser(
+                    "mining.carbon.shipped",
+                    &ff(&[
+                        3.141, NA, 2.718, 6.022, 6.674, NA, 6.626, 1.602, 2.067, 9.274, NA, 5.555,
+                    ]),
+                ),
+                ser(
+                    "mining.carbon.extracted",
+                    &ff(&[
+                        7.22, NA, 2.718, NA, 2.54, -1.234, -6.16, -13.37, NA, -7.77, 0.128, 8.912,
+                    ]),
+                ),
+            ],
+            "sumSeriesLists(mining.carbon.shipped,mining.carbon.extracted)",
+            vec![w(
+                "sumSeries(mining.carbon.shipped,mining.carbon.extracted)",
+                ff(&[
+                    10.36, NA, 5.44, 6.02, 9.21, -1.23, 0.47, -11.77, 2.07, 1.5, 0.13, 14.47,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_diffSeriesLists (mining.other.shipped)",
+            vec![
+                ser(
+                    "mining.other.shipped",
+                    &ff(&[
+                        1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                        15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                    ]),
+                ),
+                ser(
+                    "mining.other.extracted",
+                    &ff(&[
+                        1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                        15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                    ]),
+                ),
+            ],
+            "diffSeriesLists(mining.other.shipped,mining.other.extracted)",
+            vec![w(
+                "diffSeries(mining.other.shipped,mining.other.extracted)",
+                ff(&[
+                    0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
+                    0.0, 0.0, 0.0, 0.0,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_diffSeriesLists (mining.diamond.shipped)",
+            vec![
+                ser(
+                    "mining.diamond.shipped",
+                    &ff(&[
+                        0.0, -1.0, -1.0, 2.0, 3.0, -5.0, -8.0, 13.0, 21.0, -34.0, -55.0, 89.0,
+                        144.0, -233.0, -377.0,
+                    ]),
+                ),
+                ser(
+                    "mining.diamond.extracted",
+                    &ff(&[
+                        0.0, 1.0, -1.0, 2.0, -3.0, 5.0, -8.0, 13.0, -21.0, 34.0, -55.0, 89.0,
+                        -144.0, 233.0, -377.0,
+                    ]),
+                ),
+            ],
+            "diffSeriesLists(mining.diamond.shipped,mining.diamond.extracted)",
+            vec![w(
+                "diffSeries(mining.diamond.shipped,mining.diamond.extracted)",
+                ff(&[
+                    0.0, -2.0, 0.0, 0.0, 6.0, -10.0, 0.0, 0.0, 42.0, -68.0, 0.0, 0.0, 288.0,
+                    -466.0, 0.0,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_diffSeriesLists (mining.graphite.shipped)",
+            vec![
+                ser(
+                    "mining.graphite.extracted",
+                    &ff(&[
+                        NA, 9.0, 8.0, NA, 6.0, NA, 4.0, 3.0, 2.0, NA, 0.0, -1.0, NA, -3.0, -4.0,
+                        -5.0, NA, NA, -8.0, -9.0, -10.0,
+                    ]),
+                ),
+                ser(
+                    "mining.graphite.shipped",
+                    &ff(&[
+                        NA, 2.3, NA, -4.5, NA, 6.7, NA, -8.9, NA, 10.111, NA, -12.13, NA, 14.15,
+                        NA, -16.17, NA, 18.19, NA, -20.21,
+                    ]),
+                ),
+            ],
+            "diffSeriesLists(mining.graphite.shipped,mining.graphite.extracted)",
+            vec![w(
+                "diffSeries(mining.graphite.shipped,mining.graphite.extracted)",
+                ff(&[
+                    NA, -6.7, 8.0, -4.5, 6.0, 6.7, 4.0, -11.9, 2.0, 10.11, 0.0, -11.13, NA, 17.15,
+                    -4.0, -11.17, NA, 18.19, -8.0, -11.21, -10.0,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_diffSeriesLists (mining.carbon.shipped)",
+            vec![
+                ser(
+                    "mining.carbon.shipped",
+                    &ff(&[
+                        3.141, NA, 2.718, 6.022, 6.674, NA, 6.626, 1.602, 2.067, 9.274, NA, 5.555,
+                    ]),
+                ),
+                ser(
+                    "mining.carbon.extracted",
+                    &ff(&[
+                        7.22, NA, 2.718, NA, 2.54, -1.234, -6.16, -13.37, NA, -7.77, 0.128, 8.912,
+                    ]),
+                ),
+            ],
+            "diffSeriesLists(mining.carbon.shipped,mining.carbon.extracted)",
+            vec![w(
+                "diffSeries(mining.carbon.shipped,mining.carbon.extracted)",
+                ff(&[
+                    -4.08, NA, 0.0, 6.02, 4.13, -1.23, 12.79, 14.97, 2.07, 17.04, 0.13, -3.36,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_multiplySeriesLists (mining.other.shipped)",
+            vec![
+                ser(
+                    "mining.other.shipped",
+                    &ff(&[
+                        1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                        15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                    ]),
+                ),
+                ser(
+                    "mining.other.extracted",
+                    &ff(&[
+                        1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                        15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                    ]),
+                ),
+            ],
+            "multiplySeriesLists(mining.other.shipped,mining.other.extracted)",
+            vec![w(
+                "multiplySeries(mining.other.shipped,mining.other.extracted)",
+                ff(&[
+                    1.0, 4.0, 9.0, 16.0, 25.0, 36.0, 49.0, 64.0, 81.0, 100.0, 121.0, 144.0, 169.0,
+                    196.0, 225.0, 256.0, 289.0, 324.0, 361.0, 400.0,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_multiplySeriesLists (mining.diamond.shipped)",
+            vec![
+                ser(
+                    "mining.diamond.shipped",
+                    &ff(&[
+                        0.0, -1.0, -1.0, 2.0, 3.0, -5.0, -8.0, 13.0, 21.0, -34.0, -55.0, 89.0,
+                        144.0, -233.0, -377.0,
+                    ]),
+                ),
+                ser(
+                    "mining.diamond.extracted",
+                    &ff(&[
+                        0.0, 1.0, -1.0, 2.0, -3.0, 5.0, -8.0, 13.0, -21.0, 34.0, -55.0, 89.0,
+                        -144.0, 233.0, -377.0,
+                    ]),
+                ),
+            ],
+            "multiplySeriesLists(mining.diamond.shipped,mining.diamond.extracted)",
+            vec![w(
+                "multiplySeries(mining.diamond.shipped,mining.diamond.extracted)",
+                ff(&[
+                    0.0, -1.0, 1.0, 4.0, -9.0, -25.0, 64.0, 169.0, -441.0, -1156.0, 3025.0, 7921.0,
+                    -20736.0, -54289.0, 142129.0,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_multiplySeriesLists (mining.graphite.shipped)",
+            vec![
+                ser(
+                    "mining.graphite.extracted",
+                    &ff(&[
+                        NA, 9.0, 8.0, NA, 6.0, NA, 4.0, 3.0, 2.0, NA, 0.0, -1.0, NA, -3.0, -4.0,
+                        -5.0, NA, NA, -8.0, -9.0, -10.0,
+                    ]),
+                ),
+                ser(
+                    "mining.graphite.shipped",
+                    &ff(&[
+                        NA, 2.3, NA, -4.5, NA, 6.7, NA, -8.9, NA, 10.111, NA, -12.13, NA, 14.15,
+                        NA, -16.17, NA, 18.19, NA, -20.21,
+                    ]),
+                ),
+            ],
+            "multiplySeriesLists(mining.graphite.shipped,mining.graphite.extracted)",
+            vec![w(
+                "multiplySeries(mining.graphite.shipped,mining.graphite.extracted)",
+                ff(&[
+                    NA, 20.7, NA, NA, NA, NA, NA, -26.7, NA, NA, NA, 12.13, NA, -42.45, NA, 80.85,
+                    NA, NA, NA, 181.89, NA,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_multiplySeriesLists (mining.carbon.shipped)",
+            vec![
+                ser(
+                    "mining.carbon.shipped",
+                    &ff(&[
+                        3.141, NA, 2.718, 6.022, 6.674, NA, 6.626, 1.602, 2.067, 9.274, NA, 5.555,
+                    ]),
+                ),
+                ser(
+                    "mining.carbon.extracted",
+                    &ff(&[
+                        7.22, NA, 2.718, NA, 2.54, -1.234, -6.16, -13.37, NA, -7.77, 0.128, 8.912,
+                    ]),
+                ),
+            ],
+            "multiplySeriesLists(mining.carbon.shipped,mining.carbon.extracted)",
+            vec![w(
+                "multiplySeries(mining.carbon.shipped,mining.carbon.extracted)",
+                ff(&[
+                    22.68, NA, 7.39, NA, 16.95, NA, -40.82, -21.42, NA, -72.06, NA, 49.51,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(v(
+        "test_aggregateSeriesLists_max (mining.other.shipped)",
+        vec![
+            ser(
+                "mining.other.shipped",
+                &ff(&[
+                    1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                    15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                ]),
+            ),
+            ser(
+                "mining.other.extracted",
+                &ff(&[
+                    1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                    15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                ]),
+            ),
+        ],
+        "aggregateSeriesLists(mining.other.shipped,mining.other.extracted,'max')",
+        vec![w(
+            "maxSeries(mining.other.shipped,mining.other.extracted)",
+            ff(&[
+                1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+                16.0, 17.0, 18.0, 19.0, 20.0,
+            ]),
+        )],
+    ));
+    rows.push(v(
+        "test_aggregateSeriesLists_max (mining.diamond.shipped)",
+        vec![
+            ser(
+                "mining.diamond.shipped",
+                &ff(&[
+                    0.0, -1.0, -1.0, 2.0, 3.0, -5.0, -8.0, 13.0, 21.0, -34.0, -55.0, 89.0, 144.0,
+                    -233.0, -377.0,
+                ]),
+            ),
+            ser(
+                "mining.diamond.extracted",
+                &ff(&[
+                    0.0, 1.0, -1.0, 2.0, -3.0, 5.0, -8.0, 13.0, -21.0, 34.0, -55.0, 89.0, -144.0,
+                    233.0, -377.0,
+                ]),
+            ),
+        ],
+        "aggregateSeriesLists(mining.diamond.shipped,mining.diamond.extracted,'max')",
+        vec![w(
+            "maxSeries(mining.diamond.shipped,mining.diamond.extracted)",
+            ff(&[
+                0.0, 1.0, -1.0, 2.0, 3.0, 5.0, -8.0, 13.0, 21.0, 34.0, -55.0, 89.0, 144.0, 233.0,
+                -377.0,
+            ]),
+        )],
+    ));
+    rows.push(v(
+        "test_aggregateSeriesLists_max (mining.graphite.shipped)",
+        vec![
+            ser(
+                "mining.graphite.extracted",
+                &ff(&[
+                    NA, 9.0, 8.0, NA, 6.0, NA, 4.0, 3.0, 2.0, NA, 0.0, -1.0, NA, -3.0, -4.0, -5.0,
+                    NA, NA, -8.0, -9.0, -10.0,
+                ]),
+            ),
+            ser(
+                "mining.graphite.shipped",
+                &ff(&[
+                    NA, 2.3, NA, -4.5, NA, 6.7, NA, -8.9, NA, 10.111, NA, -12.13, NA, 14.15, NA,
+                    -16.17, NA, 18.19, NA, -20.21,
+                ]),
+            ),
+        ],
+        "aggregateSeriesLists(mining.graphite.shipped,mining.graphite.extracted,'max')",
+        vec![w(
+            "maxSeries(mining.graphite.shipped,mining.graphite.extracted)",
+            ff(&[
+                NA, 9.0, 8.0, -4.5, 6.0, 6.7, 4.0, 3.0, 2.0, 10.111, 0.0, -1.0, NA, 14.15, -4.0,
+                -5.0, NA, 18.19, -8.0, -9.0, -10.0,
+            ]),
+        )],
+    ));
+    rows.push(v(
+        "test_aggregateSeriesLists_max (mining.carbon.shipped)",
+        vec![
+            ser(
+                "mining.carbon.shipped",
+                &ff(&[
+                    3.141, NA, 2.718, 6.022, 6.674, NA, 6.626, 1.602, 2.067, 9.274, NA, 5.555,
+                ]),
+            ),
+            ser(
+                "mining.carbon.extracted",
+                &ff(&[
+                    7.22, NA, 2.718, NA, 2.54, -1.234, -6.16, -13.37, NA, -7.77, 0.128, 8.912,
+                ]),
+            ),
+        ],
+        "aggregateSeriesLists(mining.carbon.shipped,mining.carbon.extracted,'max')",
+        vec![w(
+            "maxSeries(mining.carbon.shipped,mining.carbon.extracted)",
+            ff(&[
+                7.22, NA, 2.718, 6.022, 6.674, -1.234, 6.626, 1.602, 2.067, 9.274, 0.128, 8.912,
+            ]),
+        )],
+    ));
+    rows.push(v(
+        "test_aggregateSeriesLists_min (mining.other.shipped)",
+        vec![
+            ser(
+                "mining.other.shipped",
+                &ff(&[
+                    1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                    15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                ]),
+            ),
+            ser(
+                "mining.other.extracted",
+                &ff(&[
+                    1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                    15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                ]),
+            ),
+        ],
+        "aggregateSeriesLists(mining.other.shipped,mining.other.extracted,'min')",
+        vec![w(
+            "minSeries(mining.other.shipped,mining.other.extracted)",
+            ff(&[
+                1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+                16.0, 17.0, 18.0, 19.0, 20.0,
+            ]),
+        )],
+    ));
+    rows.push(v(
+        "test_aggregateSeriesLists_min (mining.diamond.shipped)",
+        vec![
+            ser(
+                "mining.diamond.shipped",
+                &ff(&[
+                    0.0, -1.0, -1.0, 2.0, 3.0, -5.0, -8.0, 13.0, 21.0, -34.0, -55.0, 89.0, 144.0,
+                    -233.0, -377.0,
+                ]),
+            ),
+            ser(
+                "mining.diamond.extracted",
+                &ff(&[
+                    0.0, 1.0, -1.0, 2.0, -3.0, 5.0, -8.0, 13.0, -21.0, 34.0, -55.0, 89.0, -144.0,
+                    233.0, -377.0,
+                ]),
+            ),
+        ],
+        "aggregateSeriesLists(mining.diamond.shipped,mining.diamond.extracted,'min')",
+        vec![w(
+            "minSeries(mining.diamond.shipped,mining.diamond.extracted)",
+            ff(&[
+                0.0, -1.0, -1.0, 2.0, -3.0, -5.0, -8.0, 13.0, -21.0, -34.0, -55.0, 89.0, -144.0,
+                -233.0, -377.0,
+            ]),
+        )],
+    ));
+    rows.push(v(
+        "test_aggregateSeriesLists_min (mining.graphite.shipped)",
+        vec![
+            ser(
+                "mining.graphite.extracted",
+                &ff(&[
+                    NA, 9.0, 8.0, NA, 6.0, NA, 4.0, 3.0, 2.0, NA, 0.0, -1.0, NA, -3.0, -4.0, -5.0,
+                    NA, NA, -8.0, -9.0, -10.0,
+                ]),
+            ),
+            ser(
+                "mining.graphite.shipped",
+                &ff(&[
+                    NA, 2.3, NA, -4.5, NA, 6.7, NA, -8.9, NA, 10.111, NA, -12.13, NA, 14.15, NA,
+                    -16.17, NA, 18.19, NA, -20.21,
+                ]),
+            ),
+        ],
+        "aggregateSeriesLists(mining.graphite.shipped,mining.graphite.extracted,'min')",
+        vec![w(
+            "minSeries(mining.graphite.shipped,mining.graphite.extracted)",
+            ff(&[
+                NA, 2.3, 8.0, -4.5, 6.0, 6.7, 4.0, -8.9, 2.0, 10.111, 0.0, -12.13, NA, -3.0, -4.0,
+                -16.17, NA, 18.19, -8.0, -20.21, -10.0,
+            ]),
+        )],
+    ));
+    rows.push(v(
+        "test_aggregateSeriesLists_min (mining.carbon.shipped)",
+        vec![
+            ser(
+                "mining.carbon.shipped",
+                &ff(&[
+                    3.141, NA, 2.718, 6.022, 6.674, NA, 6.626, 1.602, 2.067, 9.274, NA, 5.555,
+                ]),
+            ),
+            ser(
+                "mining.carbon.extracted",
+                &ff(&[
+                    7.22, NA, 2.718, NA, 2.54, -1.234, -6.16, -13.37, NA, -7.77, 0.128, 8.912,
+                ]),
+            ),
+        ],
+        "aggregateSeriesLists(mining.carbon.shipped,mining.carbon.extracted,'min')",
+        vec![w(
+            "minSeries(mining.carbon.shipped,mining.carbon.extracted)",
+            ff(&[
+                3.141, NA, 2.718, 6.022, 2.54, -1.234, -6.16, -13.37, 2.067, -7.77, 0.128, 5.555,
+            ]),
+        )],
+    ));
+    rows.push(
+        v(
+            "test_aggregateSeriesLists_avg (mining.other.shipped)",
+            vec![
+                ser(
+                    "mining.other.shipped",
+                    &ff(&[
+                        1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                        15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                    ]),
+                ),
+                ser(
+                    "mining.other.extracted",
+                    &ff(&[
+                        1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                        15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                    ]),
+                ),
+            ],
+            "aggregateSeriesLists(mining.other.shipped,mining.other.extracted,'avg')",
+            vec![w(
+                "avgSeries(mining.other.shipped,mining.other.extracted)",
+                ff(&[
+                    1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                    15.0, 16.0, 17.0, 18.0, 19.0, 20.0,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_aggregateSeriesLists_avg (mining.diamond.shipped)",
+            vec![
+                ser(
+                    "mining.diamond.shipped",
+                    &ff(&[
+                        0.0, -1.0, -1.0, 2.0, 3.0, -5.0, -8.0, 13.0, 21.0, -34.0, -55.0, 89.0,
+                        144.0, -233.0, -377.0,
+                    ]),
+                ),
+                ser(
+                    "mining.diamond.extracted",
+                    &ff(&[
+                        0.0, 1.0, -1.0, 2.0, -3.0, 5.0, -8.0, 13.0, -21.0, 34.0, -55.0, 89.0,
+                        -144.0, 233.0, -377.0,
+                    ]),
+                ),
+            ],
+            "aggregateSeriesLists(mining.diamond.shipped,mining.diamond.extracted,'avg')",
+            vec![w(
+                "avgSeries(mining.diamond.shipped,mining.diamond.extracted)",
+                ff(&[
+                    0.0, 0.0, -1.0, 2.0, 0.0, 0.0, -8.0, 13.0, 0.0, 0.0, -55.0, 89.0, 0.0, 0.0,
+                    -377.0,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_aggregateSeriesLists_avg (mining.graphite.shipped)",
+            vec![
+                ser(
+                    "mining.graphite.extracted",
+                    &ff(&[
+                        NA, 9.0, 8.0, NA, 6.0, NA, 4.0, 3.0, 2.0, NA, 0.0, -1.0, NA, -3.0, -4.0,
+                        -5.0, NA, NA, -8.0, -9.0, -10.0,
+                    ]),
+                ),
+                ser(
+                    "mining.graphite.shipped",
+                    &ff(&[
+                        NA, 2.3, NA, -4.5, NA, 6.7, NA, -8.9, NA, 10.111, NA, -12.13, NA, 14.15,
+                        NA, -16.17, NA, 18.19, NA, -20.21,
+                    ]),
+                ),
+            ],
+            "aggregateSeriesLists(mining.graphite.shipped,mining.graphite.extracted,'avg')",
+            vec![w(
+                "avgSeries(mining.graphite.shipped,mining.graphite.extracted)",
+                ff(&[
+                    NA, 5.65, 8.0, -4.5, 6.0, 6.7, 4.0, -2.95, 2.0, 10.11, 0.0, -6.57, NA, 5.58,
+                    -4.0, -10.59, NA, 18.19, -8.0, -14.61, -10.0,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    rows.push(
+        v(
+            "test_aggregateSeriesLists_avg (mining.carbon.shipped)",
+            vec![
+                ser(
+                    "mining.carbon.shipped",
+                    &ff(&[
+                        3.141, NA, 2.718, 6.022, 6.674, NA, 6.626, 1.602, 2.067, 9.274, NA, 5.555,
+                    ]),
+                ),
+                ser(
+                    "mining.carbon.extracted",
+                    &ff(&[
+                        7.22, NA, 2.718, NA, 2.54, -1.234, -6.16, -13.37, NA, -7.77, 0.128, 8.912,
+                    ]),
+                ),
+            ],
+            "aggregateSeriesLists(mining.carbon.shipped,mining.carbon.extracted,'avg')",
+            vec![w(
+                "avgSeries(mining.carbon.shipped,mining.carbon.extracted)",
+                ff(&[
+                    5.18, NA, 2.72, 6.02, 4.61, -1.23, 0.23, -5.88, 2.07, 0.75, 0.13, 7.23,
+                ]),
+            )],
+        )
+        .rounded(2),
+    );
+    verify_all(rows);
+}
+
+#[test]
+fn graphite_web_error_vectors() {
+    let d = db5();
+    let all = grp(&d);
+    let one = db_name(1);
+    // (graphite-web test, target, text the error must contain)
+    let rows = [
+        (
+            "test_asPercent_error",
+            format!("asPercent({all},group({one},{one}))"),
+            "asPercent",
+        ),
+        (
+            "test_asPercent_seriesList2_nodes_invalid_total",
+            format!("asPercent({one},1000,1)"),
+            "asPercent",
+        ),
+        (
+            "test_divideSeries_error",
+            format!("divideSeries({all},group({one},{one}))"),
+            "exactly 1",
+        ),
+        (
+            "test_aggregate_invalidFunc",
+            format!("aggregate({all},'blahSeries')"),
+            "blahSeries",
+        ),
+        (
+            "test_percentileOfSeries_0th_percentile",
+            format!("percentileOfSeries({all},0)"),
+            "percent",
+        ),
+    ];
+    for (test, target, needle) in rows {
+        let err = run_err(&d, t(&target));
+        assert!(err.contains(needle), "{test}: `{target}` gave: {err}");
+    }
 }
