@@ -885,6 +885,8 @@ struct Vector {
     /// Round results to this many decimals before comparing (graphite-web's test rounds its
     /// results the same way, and its expected values are rounded literals).
     round: Option<i32>,
+    /// The request window `(from, until)` (default: the first input's span).
+    window: Option<(i64, i64)>,
 }
 
 impl Vector {
@@ -907,7 +909,24 @@ fn v(
         want,
         times: None,
         round: None,
+        window: None,
     }
+}
+
+/// A vector over the request window `(from, until)` with whisper alignment (the first point is
+/// one step after `from`); graphite-web's moving* tests mock the widened re-fetch, which here
+/// is the source series itself. Outputs span `(from + 1, until + 1)` at step 1.
+fn vw(
+    test: &'static str,
+    data: Vec<Series>,
+    target: &str,
+    window: (i64, i64),
+    want: Vec<(String, Vec<Option<f64>>)>,
+) -> Vector {
+    let mut vec = v(test, data, target, want);
+    vec.window = Some(window);
+    vec.times = Some((window.0 + 1, window.1 + 1, 1));
+    vec
 }
 
 /// `(name, values)` for an expected output series.
@@ -935,7 +954,10 @@ fn verify_all(vectors: Vec<Vector>) {
     let count = vectors.len();
     for vec in vectors {
         let result = std::panic::catch_unwind(|| {
-            let mut out = run(&vec.data, t(&vec.target));
+            let mut out = match vec.window {
+                Some((from, until)) => run_window(&vec.data, t(&vec.target), from, until),
+                None => run(&vec.data, t(&vec.target)),
+            };
             if let Some(digits) = vec.round {
                 let k = 10f64.powi(digits);
                 for s in &mut out {
@@ -2767,4 +2789,503 @@ fn graphite_web_error_vectors() {
         let err = run_err(&d, t(&target));
         assert!(err.contains(needle), "{test}: `{target}` gave: {err}");
     }
+}
+
+#[test]
+fn graphite_web_moving_vectors() {
+    let mut rows = vec![
+        vw(
+            "test_movingWindow_xFilesFactor",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                30,
+                1,
+                ff(&[
+                    NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
+                    8.0, 9.0,
+                ]),
+            )],
+            "movingWindow(collectd.test-db0.load.value,10, 'average', 0.5)",
+            (19, 29),
+            vec![w(
+                r#"movingAverage(collectd.test-db0.load.value,10)"#,
+                ff(&[NA, NA, NA, NA, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5]),
+            )],
+        ),
+        vw(
+            "test_movingMedian_evaluateTarget_returns_none",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                25,
+                1,
+                ff(&[NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA]),
+            )],
+            "movingMedian(collectd.test-db0.load.value,10)",
+            (19, 24),
+            vec![w(
+                r#"movingMedian(collectd.test-db0.load.value,10)"#,
+                ff(&[NA, NA, NA, NA, NA]),
+            )],
+        ),
+        vw(
+            "test_movingMedian_evaluateTarget_returns_half_none",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                30,
+                1,
+                ff(&[
+                    NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
+                    8.0, 9.0,
+                ]),
+            )],
+            "movingMedian(collectd.test-db0.load.value,10)",
+            (19, 29),
+            vec![w(
+                r#"movingMedian(collectd.test-db0.load.value,10)"#,
+                ff(&[0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5]),
+            )],
+        ),
+        vw(
+            "test_movingMedian_integerWindowSize",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                600,
+                700,
+                1,
+                ff(&[
+                    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                    15.0, 16.0, 17.0, 18.0, 19.0, 20.0, 21.0, 22.0, 23.0, 24.0, 25.0, 26.0, 27.0,
+                    28.0, 29.0, 30.0, 31.0, 32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0, 39.0, 40.0,
+                    41.0, 42.0, 43.0, 44.0, 45.0, 46.0, 47.0, 48.0, 49.0, 50.0, 51.0, 52.0, 53.0,
+                    54.0, 55.0, 56.0, 57.0, 58.0, 59.0, 60.0, 61.0, 62.0, 63.0, 64.0, 65.0, 66.0,
+                    67.0, 68.0, 69.0, 70.0, 71.0, 72.0, 73.0, 74.0, 75.0, 76.0, 77.0, 78.0, 79.0,
+                    80.0, 81.0, 82.0, 83.0, 84.0, 85.0, 86.0, 87.0, 88.0, 89.0, 90.0, 91.0, 92.0,
+                    93.0, 94.0, 95.0, 96.0, 97.0, 98.0, 99.0,
+                ]),
+            )],
+            "movingMedian(collectd.test-db0.load.value,60)",
+            (659, 699),
+            vec![w(
+                r#"movingMedian(collectd.test-db0.load.value,60)"#,
+                ff(&[
+                    30.5, 31.5, 32.5, 33.5, 34.5, 35.5, 36.5, 37.5, 38.5, 39.5, 40.5, 41.5, 42.5,
+                    43.5, 44.5, 45.5, 46.5, 47.5, 48.5, 49.5, 50.5, 51.5, 52.5, 53.5, 54.5, 55.5,
+                    56.5, 57.5, 58.5, 59.5, 60.5, 61.5, 62.5, 63.5, 64.5, 65.5, 66.5, 67.5, 68.5,
+                    69.5,
+                ]),
+            )],
+        ),
+        vw(
+            "test_movingMedian_stringWindowSize",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                600,
+                700,
+                1,
+                ff(&[
+                    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                    15.0, 16.0, 17.0, 18.0, 19.0, 20.0, 21.0, 22.0, 23.0, 24.0, 25.0, 26.0, 27.0,
+                    28.0, 29.0, 30.0, 31.0, 32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0, 39.0, 40.0,
+                    41.0, 42.0, 43.0, 44.0, 45.0, 46.0, 47.0, 48.0, 49.0, 50.0, 51.0, 52.0, 53.0,
+                    54.0, 55.0, 56.0, 57.0, 58.0, 59.0, 60.0, 61.0, 62.0, 63.0, 64.0, 65.0, 66.0,
+                    67.0, 68.0, 69.0, 70.0, 71.0, 72.0, 73.0, 74.0, 75.0, 76.0, 77.0, 78.0, 79.0,
+                    80.0, 81.0, 82.0, 83.0, 84.0, 85.0, 86.0, 87.0, 88.0, 89.0, 90.0, 91.0, 92.0,
+                    93.0, 94.0, 95.0, 96.0, 97.0, 98.0, 99.0,
+                ]),
+            )],
+            "movingMedian(collectd.test-db0.load.value,'-1min')",
+            (659, 699),
+            vec![w(
+                r#"movingMedian(collectd.test-db0.load.value,"-1min")"#,
+                ff(&[
+                    30.5, 31.5, 32.5, 33.5, 34.5, 35.5, 36.5, 37.5, 38.5, 39.5, 40.5, 41.5, 42.5,
+                    43.5, 44.5, 45.5, 46.5, 47.5, 48.5, 49.5, 50.5, 51.5, 52.5, 53.5, 54.5, 55.5,
+                    56.5, 57.5, 58.5, 59.5, 60.5, 61.5, 62.5, 63.5, 64.5, 65.5, 66.5, 67.5, 68.5,
+                    69.5,
+                ]),
+            )],
+        ),
+        vw(
+            "test_movingAverage_evaluateTarget_returns_none",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                25,
+                1,
+                ff(&[NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA]),
+            )],
+            "movingAverage(collectd.test-db0.load.value,10)",
+            (19, 24),
+            vec![w(
+                r#"movingAverage(collectd.test-db0.load.value,10)"#,
+                ff(&[NA, NA, NA, NA, NA]),
+            )],
+        ),
+        vw(
+            "test_movingAverage_evaluateTarget_returns_half_none",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                30,
+                1,
+                ff(&[
+                    NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
+                    8.0, 9.0,
+                ]),
+            )],
+            "movingAverage(collectd.test-db0.load.value,10)",
+            (19, 29),
+            vec![w(
+                r#"movingAverage(collectd.test-db0.load.value,10)"#,
+                ff(&[0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5]),
+            )],
+        ),
+        vw(
+            "test_movingAverage_integerWindowSize",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                600,
+                700,
+                1,
+                ff(&[
+                    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                    15.0, 16.0, 17.0, 18.0, 19.0, 20.0, 21.0, 22.0, 23.0, 24.0, 25.0, 26.0, 27.0,
+                    28.0, 29.0, 30.0, 31.0, 32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0, 39.0, 40.0,
+                    41.0, 42.0, 43.0, 44.0, 45.0, 46.0, 47.0, 48.0, 49.0, 50.0, 51.0, 52.0, 53.0,
+                    54.0, 55.0, 56.0, 57.0, 58.0, 59.0, 60.0, 61.0, 62.0, 63.0, 64.0, 65.0, 66.0,
+                    67.0, 68.0, 69.0, 70.0, 71.0, 72.0, 73.0, 74.0, 75.0, 76.0, 77.0, 78.0, 79.0,
+                    80.0, 81.0, 82.0, 83.0, 84.0, 85.0, 86.0, 87.0, 88.0, 89.0, 90.0, 91.0, 92.0,
+                    93.0, 94.0, 95.0, 96.0, 97.0, 98.0, 99.0,
+                ]),
+            )],
+            "movingAverage(collectd.test-db0.load.value,60)",
+            (659, 699),
+            vec![w(
+                r#"movingAverage(collectd.test-db0.load.value,60)"#,
+                ff(&[
+                    30.5, 31.5, 32.5, 33.5, 34.5, 35.5, 36.5, 37.5, 38.5, 39.5, 40.5, 41.5, 42.5,
+                    43.5, 44.5, 45.5, 46.5, 47.5, 48.5, 49.5, 50.5, 51.5, 52.5, 53.5, 54.5, 55.5,
+                    56.5, 57.5, 58.5, 59.5, 60.5, 61.5, 62.5, 63.5, 64.5, 65.5, 66.5, 67.5, 68.5,
+                    69.5,
+                ]),
+            )],
+        ),
+        vw(
+            "test_movingAverage_stringWindowSize",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                600,
+                700,
+                1,
+                ff(&[
+                    0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0,
+                    15.0, 16.0, 17.0, 18.0, 19.0, 20.0, 21.0, 22.0, 23.0, 24.0, 25.0, 26.0, 27.0,
+                    28.0, 29.0, 30.0, 31.0, 32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0, 39.0, 40.0,
+                    41.0, 42.0, 43.0, 44.0, 45.0, 46.0, 47.0, 48.0, 49.0, 50.0, 51.0, 52.0, 53.0,
+                    54.0, 55.0, 56.0, 57.0, 58.0, 59.0, 60.0, 61.0, 62.0, 63.0, 64.0, 65.0, 66.0,
+                    67.0, 68.0, 69.0, 70.0, 71.0, 72.0, 73.0, 74.0, 75.0, 76.0, 77.0, 78.0, 79.0,
+                    80.0, 81.0, 82.0, 83.0, 84.0, 85.0, 86.0, 87.0, 88.0, 89.0, 90.0, 91.0, 92.0,
+                    93.0, 94.0, 95.0, 96.0, 97.0, 98.0, 99.0,
+                ]),
+            )],
+            "movingAverage(collectd.test-db0.load.value,'-1min')",
+            (659, 699),
+            vec![w(
+                r#"movingAverage(collectd.test-db0.load.value,"-1min")"#,
+                ff(&[
+                    30.5, 31.5, 32.5, 33.5, 34.5, 35.5, 36.5, 37.5, 38.5, 39.5, 40.5, 41.5, 42.5,
+                    43.5, 44.5, 45.5, 46.5, 47.5, 48.5, 49.5, 50.5, 51.5, 52.5, 53.5, 54.5, 55.5,
+                    56.5, 57.5, 58.5, 59.5, 60.5, 61.5, 62.5, 63.5, 64.5, 65.5, 66.5, 67.5, 68.5,
+                    69.5,
+                ]),
+            )],
+        ),
+        vw(
+            "test_movingMin_evaluateTarget_returns_none",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                25,
+                1,
+                ff(&[NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA]),
+            )],
+            "movingMin(collectd.test-db0.load.value,10)",
+            (19, 24),
+            vec![w(
+                r#"movingMin(collectd.test-db0.load.value,10)"#,
+                ff(&[NA, NA, NA, NA, NA]),
+            )],
+        ),
+        vw(
+            "test_movingMin_evaluateTarget_returns_half_none",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                30,
+                1,
+                ff(&[
+                    NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0,
+                    2.0, 1.0,
+                ]),
+            )],
+            "movingMin(collectd.test-db0.load.value,10)",
+            (19, 29),
+            vec![w(
+                r#"movingMin(collectd.test-db0.load.value,10)"#,
+                ff(&[2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
+            )],
+        ),
+        vw(
+            "test_movingMin_integerWindowSize",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                30,
+                1,
+                ff(&[
+                    NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0,
+                    1.0, 10.0, 1.0,
+                ]),
+            )],
+            "movingMin(collectd.test-db0.load.value,10)",
+            (19, 29),
+            vec![w(
+                r#"movingMin(collectd.test-db0.load.value,10)"#,
+                ff(&[10.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]),
+            )],
+        ),
+        vw(
+            "test_movingMin_stringWindowSize",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                600,
+                700,
+                1,
+                ff(&[
+                    10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0,
+                    10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0,
+                    10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0,
+                    10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0,
+                    10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0,
+                    10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0,
+                    10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0,
+                    10.0, 1.0,
+                ]),
+            )],
+            "movingMin(collectd.test-db0.load.value,'-1min')",
+            (659, 699),
+            vec![w(
+                r#"movingMin(collectd.test-db0.load.value,"-1min")"#,
+                ff(&[
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                ]),
+            )],
+        ),
+        vw(
+            "test_movingMax_evaluateTarget_returns_none",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                25,
+                1,
+                ff(&[NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA]),
+            )],
+            "movingMax(collectd.test-db0.load.value,10)",
+            (19, 24),
+            vec![w(
+                r#"movingMax(collectd.test-db0.load.value,10)"#,
+                ff(&[NA, NA, NA, NA, NA]),
+            )],
+        ),
+        vw(
+            "test_movingMax_evaluateTarget_returns_half_none",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                30,
+                1,
+                ff(&[
+                    NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0,
+                    1.0, 2.0,
+                ]),
+            )],
+            "movingMax(collectd.test-db0.load.value,10)",
+            (19, 29),
+            vec![w(
+                r#"movingMax(collectd.test-db0.load.value,10)"#,
+                ff(&[1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]),
+            )],
+        ),
+        vw(
+            "test_movingMax_integerWindowSize",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                30,
+                1,
+                ff(&[
+                    NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0,
+                    1.0, 2.0,
+                ]),
+            )],
+            "movingMax(collectd.test-db0.load.value,10)",
+            (19, 29),
+            vec![w(
+                r#"movingMax(collectd.test-db0.load.value,10)"#,
+                ff(&[1.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0, 2.0]),
+            )],
+        ),
+        vw(
+            "test_movingMax_stringWindowSize",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                600,
+                700,
+                1,
+                ff(&[
+                    1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0,
+                    1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0,
+                    1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0,
+                    1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0,
+                    1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0,
+                    1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0,
+                    1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0, 1.0, 10.0,
+                    1.0, 10.0,
+                ]),
+            )],
+            "movingMax(collectd.test-db0.load.value,'-1min')",
+            (659, 699),
+            vec![w(
+                r#"movingMax(collectd.test-db0.load.value,"-1min")"#,
+                ff(&[
+                    10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0,
+                    10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0,
+                    10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0, 10.0,
+                    10.0,
+                ]),
+            )],
+        ),
+        vw(
+            "test_movingSum_evaluateTarget_returns_none",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                25,
+                1,
+                ff(&[NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, NA]),
+            )],
+            "movingSum(collectd.test-db0.load.value,10)",
+            (19, 24),
+            vec![w(
+                r#"movingSum(collectd.test-db0.load.value,10)"#,
+                ff(&[NA, NA, NA, NA, NA]),
+            )],
+        ),
+        vw(
+            "test_movingSum_evaluateTarget_returns_half_none",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                10,
+                30,
+                1,
+                ff(&[
+                    NA, NA, NA, NA, NA, NA, NA, NA, NA, NA, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
+                    8.0, 9.0,
+                ]),
+            )],
+            "movingSum(collectd.test-db0.load.value,10)",
+            (19, 29),
+            vec![w(
+                r#"movingSum(collectd.test-db0.load.value,10)"#,
+                ff(&[0.0, 1.0, 3.0, 6.0, 10.0, 15.0, 21.0, 28.0, 36.0, 45.0]),
+            )],
+        ),
+        vw(
+            "test_movingSum_integerWindowSize",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                600,
+                700,
+                1,
+                ff(&[
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0,
+                ]),
+            )],
+            "movingSum(collectd.test-db0.load.value,60)",
+            (659, 699),
+            vec![w(
+                r#"movingSum(collectd.test-db0.load.value,60)"#,
+                ff(&[
+                    60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0,
+                    60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0,
+                    60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0,
+                    60.0,
+                ]),
+            )],
+        ),
+        vw(
+            "test_movingSum_stringWindowSize",
+            vec![Series::new(
+                "collectd.test-db0.load.value",
+                600,
+                700,
+                1,
+                ff(&[
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                    1.0, 1.0, 1.0, 1.0,
+                ]),
+            )],
+            "movingSum(collectd.test-db0.load.value,'-1min')",
+            (659, 699),
+            vec![w(
+                r#"movingSum(collectd.test-db0.load.value,"-1min")"#,
+                ff(&[
+                    60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0,
+                    60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0,
+                    60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0, 60.0,
+                    60.0,
+                ]),
+            )],
+        ),
+    ];
+    // `*_evaluateTarget_returns_empty_list`: nothing matches → no series.
+    for f in [
+        "movingMedian",
+        "movingAverage",
+        "movingMin",
+        "movingMax",
+        "movingSum",
+    ] {
+        rows.push(vw(
+            "test_movingX_evaluateTarget_returns_empty_list",
+            vec![ser("other.series", &[Some(1.0)])],
+            &format!("{f}(collectd.test-db0.load.value,60)"),
+            (609, 709),
+            vec![],
+        ));
+    }
+    verify_all(rows);
+    // test_movingWindow_invalidFunc
+    let d = vec![ser("collectd.test-db0.load.value", &range_vals(10, 25, 1))];
+    let err = run_err(
+        &d,
+        t("movingWindow(collectd.test-db0.load.value,5,'invalid')"),
+    );
+    assert!(err.contains("invalid"), "{err}");
 }
