@@ -3400,3 +3400,354 @@ fn graphite_web_holt_winters_vectors() {
         ),
     ]);
 }
+
+#[test]
+fn graphite_web_graph_and_legend_vectors() {
+    let stack_in = db4_60([
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        &[X, 2, X, 4, X, 6, X, 8, X, 10],
+        &[1, 2, X, X, X, 6, 7, 8, 9, 10],
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, X],
+    ]);
+    let stack_out = [
+        o(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+        o(&[X, 4, X, 8, X, 12, X, 16, X, 20]),
+        o(&[2, 6, X, X, X, 18, 14, 24, 18, 30]),
+        o(&[3, 8, 6, 12, 10, 24, 21, 32, 27, X]),
+    ];
+    let stacked_named = |f: &dyn Fn(&str) -> String| -> Vec<(String, Vec<Option<f64>>)> {
+        (0..4)
+            .map(|k| w(f(&db_name(k + 1)), stack_out[k].clone()))
+            .collect()
+    };
+    let cacti_in = filter_data_cacti();
+    let cacti = |names: [&str; 4]| -> Vec<(String, Vec<Option<f64>>)> {
+        names
+            .iter()
+            .zip(&cacti_in)
+            .map(|(n, s)| w(format!("{} {n}", s.name), s.values.clone()))
+            .collect()
+    };
+    let plain = [
+        "Current:10.00    Max:10.00    Min:1.00    ",
+        "Current:nan      Max:nan      Min:nan     ",
+        "Current:10.00    Max:10.00    Min:1.00    ",
+        "Current:9.00     Max:9.00     Min:1.00    ",
+    ];
+    let units = [
+        "Current:10.00 b    Max:10.00 b    Min:1.00 b    ",
+        "Current:nan        Max:nan        Min:nan       ",
+        "Current:10.00 b    Max:10.00 b    Min:1.00 b    ",
+        "Current:9.00 b     Max:9.00 b     Min:1.00 b    ",
+    ];
+    let legend_in = vec![
+        ser("foo", &o(&[10000, 20000, -30000, -40000, X])),
+        ser("bar", &o(&[0, 10000, 20000, -30000, -40000])),
+        ser("baz", &[N; 5]),
+    ];
+    let lg = grp(&legend_in);
+    let legend = |names: [&str; 3]| -> Vec<(String, Vec<Option<f64>>)> {
+        names
+            .iter()
+            .zip(&legend_in)
+            .map(|(n, s)| w(*n, s.values.clone()))
+            .collect()
+    };
+    let area_in = db4_60([
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        &[1; 10],
+        &[1; 10],
+    ])[..2]
+        .to_vec();
+    let area_vals = o(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    let foo = vec![ser("foo", &o(&[-10000, -20000, -30000, -40000]))];
+    verify_all(vec![
+        v(
+            "test_stacked",
+            stack_in.clone(),
+            format!("stacked({})", grp(&stack_in)),
+            stacked_named(&|n| format!("stacked({n})")),
+        ),
+        v(
+            "test_stacked_with_name",
+            stack_in.clone(),
+            format!("stacked({},'my_fun_stack')", grp(&stack_in)),
+            stacked_named(&|n| n.to_string()),
+        ),
+        v(
+            "test_areaBetween",
+            area_in.clone(),
+            format!("areaBetween({})", grp(&area_in)),
+            vec![
+                w(format!("areaBetween({})", db_name(2)), area_vals.clone()),
+                w(format!("areaBetween({})", db_name(2)), area_vals),
+            ],
+        ),
+        v(
+            "test_cactiStyle",
+            cacti_in.clone(),
+            format!("cactiStyle({})", grp(&cacti_in)),
+            cacti(plain),
+        ),
+        v(
+            "test_cactiStyle_units",
+            cacti_in.clone(),
+            format!("cactiStyle({},units='b')", grp(&cacti_in)),
+            cacti(units),
+        ),
+        v(
+            "test_cactiStyle_binary",
+            cacti_in.clone(),
+            format!("cactiStyle({},'binary')", grp(&cacti_in)),
+            cacti(plain),
+        ),
+        v(
+            "test_cactiStyle_binary_units",
+            cacti_in.clone(),
+            format!("cactiStyle({},'binary','b')", grp(&cacti_in)),
+            cacti(units),
+        ),
+        v(
+            "test_legendValue_with_system_preserves_sign",
+            foo.clone(),
+            "legendValue(foo,'avg','si')",
+            vec![w("foo                 avg  -25.00k   ", foo[0].values.clone())],
+        ),
+        // Adapted: graphite-web's inputs are Python ints, printed `-40000`; fetched data is
+        // always float (whisper), which graphite-web prints with `%s` as `-40000.0`.
+        v(
+            "test_legendValue_all (float data)",
+            legend_in.clone(),
+            format!("legendValue({lg},'avg','total','min','max','last')"),
+            legend([
+                "foo (avg: -10000.0) (total: -40000.0) (min: -40000.0) (max: 20000.0) (last: -40000.0)",
+                "bar (avg: -8000.0) (total: -40000.0) (min: -40000.0) (max: 20000.0) (last: -40000.0)",
+                "baz (avg: None) (total: None) (min: None) (max: None) (last: None)",
+            ]),
+        ),
+        v(
+            "test_legendValue_all_si",
+            legend_in.clone(),
+            format!("legendValue({lg},'avg','total','min','max','last','si')"),
+            legend([
+                "foo                 avg  -10.00k   total-40.00k   min  -40.00k   max  20.00k    last -40.00k   ",
+                "bar                 avg  -8.00k    total-40.00k   min  -40.00k   max  20.00k    last -40.00k   ",
+                "baz                 avg  None      totalNone      min  None      max  None      last None      ",
+            ]),
+        ),
+        v(
+            "test_legendValue_all_binary",
+            legend_in.clone(),
+            format!("legendValue({lg},'avg','total','min','max','last','binary')"),
+            legend([
+                "foo                 avg  -9.77Ki   total-39.06Ki  min  -39.06Ki  max  19.53Ki   last -39.06Ki  ",
+                "bar                 avg  -7.81Ki   total-39.06Ki  min  -39.06Ki  max  19.53Ki   last -39.06Ki  ",
+                "baz                 avg  None      totalNone      min  None      max  None      last None      ",
+            ]),
+        ),
+    ]);
+}
+
+/// test_legendValue_invalid_none: graphite-web renders `(bogus: (?))` only because
+/// ENFORCE_INPUT_VALIDATION is off; carbide follows the declared options and errors
+/// (tests/graphite-web/README.md).
+#[test]
+fn graphite_web_legend_value_invalid_option_is_an_error() {
+    let d = vec![ser("foo", &o(&[1, 2]))];
+    let err = run_err(&d, t("legendValue(foo,'avg','bogus')"));
+    assert!(err.contains("bogus"), "{err}");
+}
+
+/// The data of graphite-web's cactiStyle tests.
+fn filter_data_cacti() -> Vec<Series> {
+    db4_60([
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        &[X; 10],
+        &[1, 2, X, X, X, 6, 7, 8, 9, 10],
+        &[1, 2, 3, 4, 5, 6, 7, 8, 9, X],
+    ])
+}
+
+#[test]
+fn graphite_web_case_and_apply_vectors() {
+    // graphite-web's names '' and '!@#$%^&*()_+' are not paths: they are made with alias().
+    let d = vec![
+        ser("m.a", &[Some(1.0)]),
+        ser("normal.metric.name.with.normal.length", &[Some(1.0)]),
+        ser("NORMAL.METRIC.NAME.WITH.NORMAL.LENGTH", &[Some(1.0)]),
+        ser("m.A", &[Some(1.0)]),
+    ];
+    let n = "normal.metric.name.with.normal.length";
+    let big = "NORMAL.METRIC.NAME.WITH.NORMAL.LENGTH";
+    let one = |name: &str| vec![w(name, vec![Some(1.0)])];
+    let disk: Vec<Series> = [
+        ("servers.s1.disk.bytes_used", [10, 20, 30]),
+        ("servers.s1.disk.bytes_free", [90, 80, 70]),
+        ("servers.s2.disk.bytes_used", [1, 2, 3]),
+        ("servers.s2.disk.bytes_free", [99, 98, 97]),
+    ]
+    .iter()
+    .map(|(name, d)| ser(name, &o(d)))
+    .collect();
+    let dg = grp(&disk);
+    let pct = [ff(&[0.10, 0.20, 0.30]), ff(&[0.01, 0.02, 0.03])];
+    let mut rows = vec![
+        v("test_upper_without_positions", d.clone(), "upper(alias(m.a,''))", one("")),
+        v("test_upper_without_positions", d.clone(), "upper(alias(m.a,'a'))", one("A")),
+        v("test_upper_without_positions", d.clone(), format!("upper({n})"), one(big)),
+        v(
+            "test_upper_without_positions",
+            d.clone(),
+            "upper(alias(m.a,'!@#$%^&*()_+'))",
+            one("!@#$%^&*()_+"),
+        ),
+        v(
+            "test_upper_with_one_position",
+            d.clone(),
+            format!("upper({n},10)"),
+            one("normal.metRic.name.with.normal.length"),
+        ),
+        v(
+            "test_upper_with_one_position",
+            d.clone(),
+            format!("upper(upper({n},10),0)"),
+            one("Normal.metRic.name.with.normal.length"),
+        ),
+        v(
+            "test_upper_with_one_position",
+            d.clone(),
+            format!("upper(upper(upper({n},10),0),-1)"),
+            one("Normal.metRic.name.with.normal.lengtH"),
+        ),
+        v(
+            "test_upper_with_one_position",
+            d.clone(),
+            format!("upper(upper(upper(upper({n},10),0),-1),1000)"),
+            one("Normal.metRic.name.with.normal.lengtH"),
+        ),
+        v(
+            "test_upper_with_one_position",
+            d.clone(),
+            "upper(alias(m.a,''),10)",
+            one(""),
+        ),
+        v(
+            "test_upper_with_multiple_positions",
+            d.clone(),
+            format!("upper({n},0,15,100,-3,-1,-1000)"),
+            one("Normal.metric.nAme.with.normal.lenGtH"),
+        ),
+        v("test_lower_without_positions", d.clone(), "lower(m.A)", one("m.a")),
+        v("test_lower_without_positions", d.clone(), format!("lower({big})"), one(n)),
+        v(
+            "test_lower_without_positions",
+            d.clone(),
+            "lower(alias(m.a,'!@#$%^&*()_+'))",
+            one("!@#$%^&*()_+"),
+        ),
+        v(
+            "test_lower_with_one_position",
+            d.clone(),
+            format!("lower({big},10)"),
+            one("NORMAL.METrIC.NAME.WITH.NORMAL.LENGTH"),
+        ),
+        v(
+            "test_lower_with_one_position",
+            d.clone(),
+            format!("lower(lower(lower(lower({big},10),0),-1),1000)"),
+            one("nORMAL.METrIC.NAME.WITH.NORMAL.LENGTh"),
+        ),
+        v(
+            "test_lower_with_multiple_positions",
+            d.clone(),
+            format!("lower({big},0,15,100,-3,-1,-1000)"),
+            one("nORMAL.METRIC.NaME.WITH.NORMAL.LENgTh"),
+        ),
+        // Adapted names: graphite-web's mocked fetcher gives each fetched series its own name
+        // as path expression (`sumSeries(servers.s1.disk.bytes_used,servers.s1.disk.bytes_free)`);
+        // a real fetch keeps the glob as path expression, as the conformance goldens record.
+        v(
+            "test_applyByNode",
+            disk.clone(),
+            format!("applyByNode({dg},1,'divideSeries(%.disk.bytes_used, sumSeries(%.disk.bytes_*))')"),
+            vec![
+                w(
+                    "divideSeries(servers.s1.disk.bytes_used,sumSeries(servers.s1.disk.bytes_*))",
+                    pct[0].clone(),
+                ),
+                w(
+                    "divideSeries(servers.s2.disk.bytes_used,sumSeries(servers.s2.disk.bytes_*))",
+                    pct[1].clone(),
+                ),
+            ],
+        ),
+        v(
+            "test_applyByNode_newName",
+            disk.clone(),
+            format!("applyByNode({dg},1,'divideSeries(%.disk.bytes_used, sumSeries(%.disk.bytes_*))','%.disk.pct_used')"),
+            vec![
+                w("servers.s1.disk.pct_used", pct[0].clone()),
+                w("servers.s2.disk.pct_used", pct[1].clone()),
+            ],
+        ),
+    ];
+    // Time functions over a whisper-aligned window: graphite-web's mocked fetcher returns all
+    // 11 points whatever the window; a whisper-style fetch of the 10-minute window gives 10.
+    let tv = vec![Series::new(
+        "test.value",
+        0,
+        660,
+        60,
+        o(&[X, X, X, 3, X, 5, 6, X, 7, X, X]),
+    )];
+    let mut shift = v(
+        "test_timeShift (10 of 11 points)",
+        tv.clone(),
+        "timeShift(test.value,'-10minutes')",
+        vec![w(
+            "timeShift(test.value, \"-10minutes\")",
+            o(&[X, X, X, 3, X, 5, 6, X, 7, X]),
+        )],
+    );
+    shift.window = Some((599, 1199));
+    shift.times = Some((600, 1200, 60));
+    rows.push(shift);
+    let mut shift_dst = v(
+        "test_timeShift_alignDST (10 of 11 points; UTC, so no DST shift)",
+        tv.clone(),
+        "timeShift(test.value,'-10minutes',true,true)",
+        vec![w(
+            "timeShift(test.value, \"-10minutes\")",
+            o(&[X, X, X, 3, X, 5, 6, X, 7, X]),
+        )],
+    );
+    shift_dst.window = Some((599, 1199));
+    shift_dst.times = Some((600, 1200, 60));
+    rows.push(shift_dst);
+    let sliced = vec![Series::new(
+        "test.value",
+        0,
+        660,
+        60,
+        o(&[X, 1, 2, 3, X, 5, 6, X, 7, 8, 9]),
+    )];
+    // Adapted: graphite-web walks the points with a clock starting at the request's
+    // startTime, not at the series start. Its mocked series starts at startTime; a
+    // whisper-style fetch starts one step after `from` (-1 here), so the clock reads 179 at
+    // the point of 180 and that point (3) falls outside [180, 480], while 480 (clock 479)
+    // stays in.
+    let mut slice = v(
+        "test_timeSlice (10 of 11 points, whisper-aligned start)",
+        sliced,
+        "timeSlice(test.value,'00:03 19700101','00:08 19700101')",
+        vec![w(
+            "timeSlice(test.value, 180, 480)",
+            o(&[X, X, X, X, X, 5, 6, X, 7, X]),
+        )],
+    );
+    slice.window = Some((-1, 599));
+    slice.times = Some((0, 600, 60));
+    rows.push(slice);
+    verify_all(rows);
+}
