@@ -3751,3 +3751,144 @@ fn graphite_web_case_and_apply_vectors() {
     rows.push(slice);
     verify_all(rows);
 }
+
+#[test]
+fn graphite_web_summarize_vectors() {
+    let names = [
+        "servers.s1.disk.bytes_used",
+        "servers.s1.disk.bytes_free",
+        "servers.s2.disk.bytes_used",
+        "servers.s2.disk.bytes_free",
+    ];
+    let disk = vec![
+        ser(names[0], &range_vals(0, 240, 1)),
+        ser(
+            names[1],
+            &(0..240).map(|x| Some(-x as f64)).collect::<Vec<_>>(),
+        ),
+        ser(names[2], &[N; 240]),
+        ser(names[3], &range_vals(0, 480, 2)),
+    ];
+    let dg = grp(&disk);
+    let per = |label: &dyn Fn(&str) -> String, rows: [&[f64]; 4]| {
+        names
+            .iter()
+            .zip(rows)
+            .map(|(n, r)| w(label(n), ff(r)))
+            .collect::<Vec<_>>()
+    };
+    let timed = |mut vec: Vector, times: (i64, i64, i64)| {
+        vec.times = Some(times);
+        vec
+    };
+    let nulls = [NA; 4];
+    let mut rows = vec![timed(
+        v(
+            "test_hitcount_1minute_alignToFrom_false",
+            disk.clone(),
+            format!("hitcount({dg},'1minute')"),
+            per(
+                &|n| format!("hitcount({n}, \"1minute\")"),
+                [
+                    &[1770.0, 5370.0, 8970.0, 12570.0],
+                    &[-1770.0, -5370.0, -8970.0, -12570.0],
+                    &nulls,
+                    &[3540.0, 10740.0, 17940.0, 25140.0],
+                ],
+            ),
+        ),
+        (0, 240, 60),
+    )];
+    let summarize: [(&str, [&[f64]; 4]); 5] = [
+        (
+            "sum",
+            [
+                &[1770.0, 5370.0, 8970.0, 12570.0],
+                &[-1770.0, -5370.0, -8970.0, -12570.0],
+                &nulls,
+                &[3540.0, 10740.0, 17940.0, 25140.0],
+            ],
+        ),
+        (
+            "avg",
+            [
+                &[29.5, 89.5, 149.5, 209.5],
+                &[-29.5, -89.5, -149.5, -209.5],
+                &nulls,
+                &[59.0, 179.0, 299.0, 419.0],
+            ],
+        ),
+        (
+            "last",
+            [
+                &[59.0, 119.0, 179.0, 239.0],
+                &[-59.0, -119.0, -179.0, -239.0],
+                &nulls,
+                &[118.0, 238.0, 358.0, 478.0],
+            ],
+        ),
+        (
+            "max",
+            [
+                &[59.0, 119.0, 179.0, 239.0],
+                &[0.0, -60.0, -120.0, -180.0],
+                &nulls,
+                &[118.0, 238.0, 358.0, 478.0],
+            ],
+        ),
+        (
+            "min",
+            [
+                &[0.0, 60.0, 120.0, 180.0],
+                &[-59.0, -119.0, -179.0, -239.0],
+                &nulls,
+                &[0.0, 120.0, 240.0, 360.0],
+            ],
+        ),
+    ];
+    for (func, want) in summarize {
+        rows.push(timed(
+            v(
+                "test_summarize_1minute_alignToFrom",
+                disk.clone(),
+                format!("summarize({dg},'1minute','{func}',true)"),
+                per(
+                    &|n| format!("summarize({n}, \"1minute\", \"{func}\", true)"),
+                    want,
+                ),
+            ),
+            (0, 240, 60),
+        ));
+    }
+    // test_summarize_xFilesFactor: graphite-web sets the series' xFilesFactor attribute;
+    // here the xFilesFactor() function sets it.
+    let mut xff_vals = vec![Some(1.0); 100];
+    xff_vals.extend([N; 60]);
+    xff_vals.extend(vec![Some(1.0); 90]);
+    let xff_data = vec![ser("collectd.test-db0.load.value", &xff_vals)];
+    let xff_rows: [(&str, [f64; 5]); 6] = [
+        ("0", [60.0, 40.0, 20.0, 60.0, 10.0]),
+        ("0.1", [60.0, 40.0, 20.0, 60.0, 10.0]),
+        ("0.25", [60.0, 40.0, 20.0, 60.0, NA]),
+        ("0.5", [60.0, 40.0, NA, 60.0, NA]),
+        ("0.75", [60.0, NA, NA, 60.0, NA]),
+        ("1", [60.0, NA, NA, 60.0, NA]),
+    ];
+    for (xff, want) in xff_rows {
+        rows.push(timed(
+            v(
+                "test_summarize_xFilesFactor",
+                xff_data.clone(),
+                format!(
+                    "summarize(xFilesFactor(collectd.test-db0.load.value,{xff}),'1minute','sum',true)"
+                ),
+                vec![w(
+                    "summarize(collectd.test-db0.load.value, \"1minute\", \"sum\", true)",
+                    ff(&want),
+                )],
+            ),
+            (0, 300, 60),
+        ));
+    }
+    verify_all(rows);
+}
