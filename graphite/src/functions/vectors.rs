@@ -3892,3 +3892,156 @@ fn graphite_web_summarize_vectors() {
     }
     verify_all(rows);
 }
+
+#[test]
+fn graphite_web_selection_vectors() {
+    let pct: Vec<Series> = [(1, 7.0), (2, 5.0), (3, 10.0), (4, 1.0)]
+        .iter()
+        .map(|(db, x)| ser(&db_name(*db), &vec![Some(*x); 100]))
+        .collect();
+    let pg = grp(&pct);
+    let foo_bar = vec![
+        ser_step(
+            "test.foo",
+            60,
+            &o(&[10, 10, 10, 3, 10, 5, 6, 10, 7, 10, 10]),
+        ),
+        ser_step("test.bar", 60, &o(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9])),
+        ser_step("test.baz", 60, &o(&[1; 10])),
+        ser_step("test.blah", 60, &o(&[5; 10])),
+    ];
+    let padded = |k: usize| {
+        let mut vals = foo_bar[k].values.clone();
+        vals.resize(11, None);
+        w(foo_bar[k].name.clone(), vals)
+    };
+    // useSeriesAbove: graphite-web's mocked fetcher returns test.foo at 0..600 whatever the
+    // window; here test.foo (its first 10 points) lies in the requested window 600..1200.
+    let above = vec![
+        Series::new("test.value", 600, 1200, 60, range_vals(0, 10, 1)),
+        Series::new(
+            "test.foo",
+            600,
+            1200,
+            60,
+            o(&[10, 10, 10, 3, 10, 5, 6, 10, 7, 10]),
+        ),
+    ];
+    let empties = vec![
+        ser("t.0", &o(&[1000, 100, 10, 0])),
+        ser("t.1", &o(&[2000, 200, X, X])),
+        ser("t.2", &[N; 4]),
+    ];
+    let eg = grp(&empties);
+    let uniq: Vec<Series> = [(3, 10.0), (2, 5.0), (4, 1.0)]
+        .iter()
+        .map(|(db, x)| ser(&db_name(*db), &vec![Some(*x); 100]))
+        .collect();
+    let sine = [
+        0.4418244833187319,
+        2.624330297809573,
+        -5.440716964379951,
+        7.73928862147125,
+        -9.301280920157128,
+        9.978032744219705,
+        -9.705134889047493,
+        8.508560145797974,
+        -6.502191365954637,
+        3.876982770359131,
+    ];
+    let mut sin_row = v(
+        "test_sinFunction",
+        vec![ser("unused", &[N])],
+        "sinFunction('sine test',10)",
+        vec![w("sine test", ff(&sine))],
+    );
+    sin_row.window = Some((600, 1200));
+    sin_row.times = Some((600, 1200, 60));
+    let mut rows = vec![
+        v(
+            "test_averageOutsidePercentile_30",
+            pct.clone(),
+            format!("averageOutsidePercentile({pg},30)"),
+            same(&pct, &[1, 2, 3]),
+        ),
+        v(
+            "test_averageOutsidePercentile_70",
+            pct.clone(),
+            format!("averageOutsidePercentile({pg},70)"),
+            same(&pct, &[1, 2, 3]),
+        ),
+        v(
+            "test_removeBetweenPercentile_30",
+            pct.clone(),
+            format!("removeBetweenPercentile({pg},30)"),
+            same(&pct, &[1, 2, 3]),
+        ),
+        v(
+            "test_removeBetweenPercentile_70",
+            pct.clone(),
+            format!("removeBetweenPercentile({pg},70)"),
+            same(&pct, &[1, 2, 3]),
+        ),
+        v(
+            "test_fallbackSeries",
+            foo_bar.clone(),
+            "fallbackSeries(test.foo,test.bar)",
+            same(&foo_bar, &[0]),
+        ),
+        v(
+            "test_mostDeviant",
+            foo_bar.clone(),
+            format!("mostDeviant({},2)", grp(&foo_bar)),
+            vec![padded(1), padded(0)],
+        ),
+        v(
+            "test_stdev_Nones",
+            vec![ser_step("test.foo", 60, &[N; 10])],
+            "stdev(test.foo,2)",
+            vec![w("stdev(test.foo,2)", vec![N; 10])],
+        ),
+        v(
+            "test_useSeriesAbove",
+            above.clone(),
+            "useSeriesAbove(test.value,8,'value','foo')",
+            same(&above, &[1]),
+        ),
+        v(
+            "test_useSeriesAbove_no_match",
+            above.clone(),
+            "useSeriesAbove(test.value,20,'value','foo')",
+            vec![],
+        ),
+        v(
+            "test_useSeriesAbove_fetch_returns_None",
+            above[..1].to_vec(),
+            "useSeriesAbove(test.value,8,'value','foo')",
+            vec![],
+        ),
+        // graphite-web's input repeats db2 with other values; one path has one series here.
+        v(
+            "test_unique (adapted: repeated path)",
+            uniq.clone(),
+            format!("unique(group({},{}))", grp(&uniq), db_name(2)),
+            same(&uniq, &[0, 1, 2]),
+        ),
+        sin_row,
+    ];
+    // test_check_empty_lists (removeEmptySeries with xFilesFactor)
+    for (arg, keep) in [
+        ("", &[0, 1][..]),
+        (",0", &[0, 1]),
+        (",0.25", &[0, 1]),
+        (",0.5", &[0, 1]),
+        (",0.75", &[0]),
+        (",1", &[0]),
+    ] {
+        rows.push(v(
+            "test_check_empty_lists",
+            empties.clone(),
+            format!("removeEmptySeries({eg}{arg})"),
+            same(&empties, keep),
+        ));
+    }
+    verify_all(rows);
+}
