@@ -2068,6 +2068,9 @@ w("divideSeries(collectd.test-db2.load.value1,collectd.test-db2.load.value2)", f
     ]);
 }
 
+// The carbon rows transcribe graphite-web's data literally (3.141, 2.718 are data, not π and e);
+// rows are pushed one per series pair.
+#[allow(clippy::approx_constant, clippy::vec_init_then_push)]
 #[test]
 fn graphite_web_series_lists_vectors() {
     let mut rows = Vec::new();
