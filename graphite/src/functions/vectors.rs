@@ -4048,3 +4048,98 @@ fn graphite_web_selection_vectors() {
     }
     verify_all(rows);
 }
+
+#[test]
+fn graphite_web_line_vectors() {
+    let fd = filter_data();
+    let fg = grp(&fd);
+    // Lines drawn over the request window (constantLine's three points from `from` to
+    // `until`) need the data inside that window: the same values at step 6 in 3606..3660.
+    let shifted: Vec<Series> = fd
+        .iter()
+        .map(|s| Series::new(s.name.clone(), 3606, 3666, 6, s.values.clone()))
+        .collect();
+    let sg = grp(&shifted);
+    let lines = |n: usize, vals: [Option<f64>; 4], labels: [&str; 4]| {
+        (0..4)
+            .map(|k| {
+                w(
+                    format!("aggregateLine({}, {})", db_name(k + 1), labels[k]),
+                    vec![vals[k]; n],
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let on_window = |mut vec: Vector| {
+        vec.window = Some((3600, 3660));
+        vec.times = Some((3600, 3660, 30));
+        vec
+    };
+    let avg = [
+        Some(4.0),
+        N,
+        Some(1.8571428571428572),
+        Some(8.222222222222221),
+    ];
+    let avg_labels = ["4", "None", "1.85714", "8.22222"];
+    let rows = vec![
+        on_window(v(
+            "test_aggregateLine_default",
+            shifted.clone(),
+            format!("aggregateLine({sg})"),
+            lines(3, avg, avg_labels),
+        )),
+        v(
+            "test_aggregateLine_avg",
+            fd.clone(),
+            format!("aggregateLine({fg},'avg',keepStep=true)"),
+            lines(10, avg, avg_labels),
+        ),
+        // graphite-web's request window is empty (start = end = 3600, step 0); the line
+        // shape here follows the 60 s window.
+        on_window(v(
+            "test_aggregateLine_min (60 s window)",
+            shifted.clone(),
+            format!("aggregateLine({sg},'min')"),
+            lines(
+                3,
+                [Some(1.0), N, Some(0.0), Some(6.0)],
+                ["1", "None", "0", "6"],
+            ),
+        )),
+        v(
+            "test_aggregateLine_max",
+            fd.clone(),
+            format!("aggregateLine({fg},'max',keepStep=true)"),
+            lines(
+                10,
+                [Some(7.0), N, Some(4.0), Some(10.0)],
+                ["7", "None", "4", "10"],
+            ),
+        ),
+        // Adapted names: graphite-web's test passes the int 7 straight to the function; the
+        // render path converts the `float` parameter first, so the name is `7.0` (the
+        // conformance goldens record `constantLine(42)` → `42.0`, `threshold(50)` → `50.0`).
+        on_window(v(
+            "test_threshold_default (60 s window, float name)",
+            shifted.clone(),
+            "threshold(7)",
+            vec![w("7.0", vec![Some(7.0); 3])],
+        )),
+        on_window(v(
+            "test_threshold_label_color (60 s window)",
+            shifted.clone(),
+            "threshold(7,'MyLine','blue')",
+            vec![w("MyLine", vec![Some(7.0); 3])],
+        )),
+        on_window(v(
+            "test_constantLine (float name)",
+            shifted.clone(),
+            "constantLine(1)",
+            vec![w("1.0", vec![Some(1.0); 3])],
+        )),
+    ];
+    verify_all(rows);
+    let err = run_err(&fd, t(&format!("aggregateLine({fg},'bad')")));
+    assert!(err.contains("bad"), "test_aggregateLine_bad: {err}");
+}
