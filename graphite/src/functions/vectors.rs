@@ -4232,3 +4232,140 @@ fn graphite_web_evaluator_vectors() {
     );
     verify_all(rows);
 }
+
+#[test]
+fn graphite_web_time_and_reduce_vectors() {
+    let r20 = || vec![ser(&db_name(1), &range_vals(0, 20, 1))];
+    let mut neg_in = vec![N, N];
+    neg_in.extend(range_vals(2, 20, 1));
+    let mut neg_out = range_vals(2, 20, 1);
+    neg_out.extend([N, N]);
+    let n1 = db_name(1);
+    // timeStack: graphite-web's mocked fetcher returns the same 11 points for every shifted
+    // window; here the source repeats the same 10-point pattern every 10 minutes, so each
+    // shifted whisper-aligned window sees those 10 points.
+    let pattern = o(&[X, X, X, 3, X, 5, 6, X, 7, X]);
+    let periodic = vec![Series::new(
+        "test.value",
+        -1800,
+        1200,
+        60,
+        pattern.iter().cycle().take(50).copied().collect(),
+    )];
+    let mut stack = v(
+        "test_timeStack (10 of 11 points)",
+        periodic,
+        "timeStack(test.value,'10minutes',0,3)",
+        (0..3)
+            .map(|k| {
+                w(
+                    format!("timeShift(test.value, -10minutes, {k})"),
+                    pattern.clone(),
+                )
+            })
+            .collect(),
+    );
+    stack.window = Some((599, 1199));
+    stack.times = Some((600, 1200, 60));
+    // linearRegression: graphite-web mocks the fetch of the regression window; here one
+    // series holds 3, 5, 6, 8 at 180, 300, 360, 480 (the line t/60) and the request window
+    // 1200..1440 (whisper-aligned: graphite-web's 7 points from 1200 to 1500 become 5).
+    let mut lr_vals = vec![N; 25];
+    lr_vals[3] = Some(3.0);
+    lr_vals[5] = Some(5.0);
+    lr_vals[6] = Some(6.0);
+    lr_vals[8] = Some(8.0);
+    let mut lr = v(
+        "test_linearRegression (5 of 7 points)",
+        vec![Series::new("test.value", 0, 1500, 60, lr_vals)],
+        "linearRegression(test.value,'00:03 19700101','00:08 19700101')",
+        vec![w(
+            "linearRegression(test.value, 180, 480)",
+            ff(&[20.0, 21.0, 22.0, 23.0, 24.0]),
+        )],
+    );
+    lr.window = Some((1199, 1499));
+    lr.times = Some((1200, 1500, 60));
+    let chan: Vec<Series> = [
+        ("chan.pow.1", [0, 30]),
+        ("chan.pow.2", [10, 40]),
+        ("chan.pow.3", [20, 50]),
+        ("chan.freq.1", [0, 101]),
+        ("chan.freq.2", [0, 102]),
+        ("chan.freq.3", [0, 103]),
+    ]
+    .iter()
+    .map(|(n, d)| ser(n, &o(d)))
+    .collect();
+    let mr: Vec<Series> = [
+        ("group.server1.bytes_used", 1),
+        ("group.server1.total_bytes", 2),
+        ("group.server2.bytes_used", 3),
+        ("group.server2.total_bytes", 4),
+    ]
+    .iter()
+    .map(|(n, x)| ser(n, &[Some(*x as f64)]))
+    .collect();
+    let mr_nulls: Vec<Series> = [
+        "group.server1.metric1",
+        "group.server1.metric2",
+        "group.server2.metric1",
+        "group.server2.metric2",
+    ]
+    .iter()
+    .map(|n| ser(n, &[N]))
+    .collect();
+    verify_all(vec![
+        v(
+            "test_delay_too_many_steps",
+            r20(),
+            format!("delay({n1},25)"),
+            vec![w(format!("delay({n1},25)"), vec![N; 20])],
+        ),
+        v(
+            "test_delay_negative",
+            vec![ser(&n1, &neg_in)],
+            format!("delay({n1},-2)"),
+            vec![w(format!("delay({n1},-2)"), neg_out)],
+        ),
+        v(
+            "test_delay_negative_too_many_steps",
+            r20(),
+            format!("delay({n1},-25)"),
+            vec![w(format!("delay({n1},-25)"), vec![N; 20])],
+        ),
+        stack,
+        lr,
+        v(
+            "test_alias_query",
+            chan.clone(),
+            "aliasQuery(group(chan.pow.1,chan.pow.2,chan.pow.3),'chan\\.pow\\.([0-9]+)','chan.freq.\\1','Channel %d MHz')",
+            vec![
+                w("Channel 101 MHz", o(&[0, 30])),
+                w("Channel 102 MHz", o(&[10, 40])),
+                w("Channel 103 MHz", o(&[20, 50])),
+            ],
+        ),
+        v(
+            "test_reduceSeries_asPercent",
+            mr.clone(),
+            "reduceSeries(mapSeries(group.server*.*,1),'asPercent',2,'bytes_used','total_bytes')",
+            vec![
+                w("group.server1.reduce.asPercent", vec![Some(50.0)]),
+                w("group.server2.reduce.asPercent", vec![Some(75.0)]),
+            ],
+        ),
+        v(
+            "test_mapSeries",
+            mr_nulls.clone(),
+            "mapSeries(group.server*.metric*,1)",
+            same(&mr_nulls, &[0, 1, 2, 3]),
+        ),
+    ]);
+    // test_alias_query: a query that finds no series is an error.
+    let err = run_err(
+        &chan,
+        t("aliasQuery(chan.pow.1,'chan\\.pow\\.([0-9]+)','chan.fred.\\1','Channel %d MHz')"),
+    );
+    assert!(!err.is_empty());
+}
