@@ -4369,3 +4369,126 @@ fn graphite_web_time_and_reduce_vectors() {
     );
     assert!(!err.is_empty());
 }
+
+/// test_smartSummarize_alignToFrom: graphite-web's test gets a TypeError only because its
+/// mocked evaluateTarget returns nothing and the series list is None. graphite-web 1.1.10
+/// itself logs "Deprecated parameter 'alignToFrom' is being ignored" for a boolean alignTo
+/// and summarizes unaligned, which is what is checked here.
+#[test]
+fn graphite_web_smart_summarize_bool_align_is_ignored() {
+    let d = vec![ser("servers.s1.disk.bytes_used", &range_vals(0, 100, 1))];
+    let with_bool = run(
+        &d,
+        t("smartSummarize(servers.s1.disk.bytes_used,'1min','max',true)"),
+    );
+    let without = run(
+        &d,
+        t("smartSummarize(servers.s1.disk.bytes_used,'1min','max')"),
+    );
+    assert_eq!(with_bool.len(), 1);
+    assert_eq!(format!("{with_bool:?}"), format!("{without:?}"));
+}
+
+#[test]
+fn graphite_web_substr_per_second_and_empty_vectors() {
+    let ex = filter_data_cacti();
+    let eg = grp(&ex);
+    let renamed = |names: [&str; 4]| -> Vec<(String, Vec<Option<f64>>)> {
+        names
+            .iter()
+            .zip(&ex)
+            .map(|(n, s)| w(*n, s.values.clone()))
+            .collect()
+    };
+    let short = [
+        "test-db1.load",
+        "test-db2.load",
+        "test-db3.load",
+        "test-db4.load",
+    ];
+    let full = [db_name(1), db_name(2), db_name(3), db_name(4)];
+    let full = [
+        full[0].as_str(),
+        full[1].as_str(),
+        full[2].as_str(),
+        full[3].as_str(),
+    ];
+    let mut rows = vec![
+        v(
+            "test_substr",
+            ex.clone(),
+            format!("substr({eg},1,3)"),
+            renamed(short),
+        ),
+        v(
+            "test_substr_no_args",
+            ex.clone(),
+            format!("substr({eg})"),
+            renamed(full),
+        ),
+        // The `_function` variants: names wrapped in a call are unwrapped first.
+        v(
+            "test_substr_function_no_args",
+            ex.clone(),
+            format!("substr(scale({eg},1))"),
+            renamed(full),
+        ),
+        v(
+            "test_substr_function",
+            ex.clone(),
+            format!("substr(scale({eg},1),1,3)"),
+            renamed(short),
+        ),
+        // graphite-web's tenth point is 60**256 + 336, a Python big integer beyond f64's
+        // range; the first nine points are ported (values rounded to 6 places as its
+        // 3.333333 literal).
+        v(
+            "test_perSecond_float (first 9 points)",
+            vec![ser_step(
+                "test",
+                60,
+                &o(&[0, 90, 186, 291, 411, 561, 747, 136, 336]),
+            )],
+            "perSecond(test,maxValue=1000)",
+            vec![w(
+                "perSecond(test)",
+                ff(&[NA, 1.5, 1.6, 1.75, 2.0, 2.5, 3.1, 6.5, 3.333333]),
+            )],
+        )
+        .rounded(6),
+    ];
+    // The `*_empty_list` / `*_emptySeries` tests: a series list that matches nothing gives
+    // no series.
+    for target in [
+        "sumSeries(nothing.here)",
+        "sumSeriesWithWildcards(nothing.here,0)",
+        "averageSeriesWithWildcards(nothing.here,0)",
+        "aggregate(nothing.here,'sum')",
+        "percentileOfSeries(nothing.here,90)",
+        "maximumAbove(nothing.here,1)",
+        "minimumAbove(nothing.here,1)",
+        "maximumBelow(nothing.here,1)",
+        "minimumBelow(nothing.here,1)",
+        "highestCurrent(nothing.here,1)",
+        "highestMax(nothing.here,1)",
+        "lowestCurrent(nothing.here,1)",
+        "currentAbove(nothing.here,1)",
+        "currentBelow(nothing.here,1)",
+        "highestAverage(nothing.here,1)",
+        "lowestAverage(nothing.here,1)",
+        "averageAbove(nothing.here,1)",
+        "averageBelow(nothing.here,1)",
+        "cactiStyle(nothing.here)",
+        "timeShift(nothing.here,'-10minutes')",
+        "timeStack(nothing.here,'-10minutes',0,3)",
+        "exponentialMovingAverage(nothing.here,30)",
+        "movingMedian(nothing.here,10)",
+        "movingAverage(nothing.here,10)",
+        "movingMin(nothing.here,10)",
+        "movingMax(nothing.here,10)",
+        "movingSum(nothing.here,10)",
+    ] {
+        rows.push(v("test_*_empty_list", ex.clone(), target, vec![]));
+    }
+    verify_all(rows);
+}
