@@ -104,6 +104,8 @@ impl Source for StoreSource {
             out.push(
                 fetched
                     .into_iter()
+                    // whisper returns nothing for a window ending before the retention.
+                    .filter(|f| r.until >= self.now - self.store.schema_of(&f.path).max_retention())
                     .map(|f| {
                         let mut s = Series::new(f.path, f.start, f.end, f.step, f.values);
                         s.path_expression.clone_from(&r.pattern);
