@@ -101,7 +101,9 @@ impl ServeArgs {
                 .map(Into::into)
                 .or(file.flush_interval)
                 .unwrap_or(d.flush_interval),
-            self_metrics_interval: file.self_metrics_interval.unwrap_or(d.self_metrics_interval),
+            self_metrics_interval: file
+                .self_metrics_interval
+                .unwrap_or(d.self_metrics_interval),
             max_cache_points: file.max_cache_points.unwrap_or(d.max_cache_points),
         };
         if store.flush_interval < Duration::from_millis(100) {

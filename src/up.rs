@@ -51,10 +51,14 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         anyhow::anyhow!("collector configuration:\n{}", lines.join("\n"))
     })?;
     let alerts = if args.alerts.exists() {
-        let mut cfg = alerter::config::Config::load(&args.alerts)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mut cfg =
+            alerter::config::Config::load(&args.alerts).map_err(|e| anyhow::anyhow!("{e}"))?;
         for w in &cfg.warnings {
             tracing::warn!("{}: {w}", args.alerts.display());
+        }
+        // The default state file goes beside the store, not into the working directory.
+        if cfg.state_file == std::path::Path::new("alerter.db") {
+            cfg.state_file = settings.store.data_dir.join("alerter.db");
         }
         if let Some(a) = &args.alerter_api {
             cfg.api_listen = match a.trim() {

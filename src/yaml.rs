@@ -123,7 +123,10 @@ mod tests {
         assert_eq!(f.auth.user.as_deref(), Some("u"));
         let err = decode(Path::new("s.yml"), "http_lisen: x\n").unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("s.yml:1:1") && msg.contains("http_lisen"), "{msg}");
+        assert!(
+            msg.contains("s.yml:1:1") && msg.contains("http_lisen"),
+            "{msg}"
+        );
         assert!(decode(Path::new("s.yml"), "").is_ok());
     }
 }

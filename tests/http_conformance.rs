@@ -130,7 +130,12 @@ fn known_differences() -> Vec<String> {
         .unwrap_or_default()
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| l.rsplit_once(" # ").map_or(l, |(t, _)| t).trim().to_string())
+        .map(|l| {
+            l.rsplit_once(" # ")
+                .map_or(l, |(t, _)| t)
+                .trim()
+                .to_string()
+        })
         .collect()
 }
 

@@ -32,7 +32,10 @@ fn lines(path: &str, n: i64, end: i64) -> String {
 }
 
 fn values_of(c: &Carbide, target: &str, from: &str) -> Vec<(Option<f64>, i64)> {
-    let (st, body) = c.get(&format!("/render?target={}&from={from}&format=json", enc(target)));
+    let (st, body) = c.get(&format!(
+        "/render?target={}&from={from}&format=json",
+        enc(target)
+    ));
     assert_eq!(st, 200, "{body}");
     series(&body).into_iter().flat_map(|(_, p)| p).collect()
 }
@@ -49,8 +52,13 @@ fn clean_restart_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let end = now() - now() % 10 - 10;
     let c = serve(dir.path(), &["--flush-interval", "1h"]);
-    send_lines(c.carbon, &(lines("r.a", 100, end) + &lines("r.b", 100, end)));
-    assert!(wait_until(Duration::from_secs(30), || known(&c, "r.*").len() == 200));
+    send_lines(
+        c.carbon,
+        &(lines("r.a", 100, end) + &lines("r.b", 100, end)),
+    );
+    assert!(wait_until(Duration::from_secs(30), || known(&c, "r.*")
+        .len()
+        == 200));
     let before = known(&c, "r.*");
     assert!(c.stop(), "carbide serve did not exit cleanly");
     let log = std::fs::read_to_string(dir.path().join("carbide.log")).unwrap();
@@ -76,7 +84,12 @@ fn kill_9_keeps_flushed_points() {
     let end = now() - now() % 10 - 10;
     let c = serve(dir.path(), &["--config", "serve.yml"]);
     send_lines(c.carbon, &lines("k.flushed", 200, end));
-    assert!(wait_until(Duration::from_secs(30), || known(&c, "k.flushed").len() == 200));
+    assert!(wait_until(Duration::from_secs(30), || known(
+        &c,
+        "k.flushed"
+    )
+    .len()
+        == 200));
     let flushes = |c: &Carbide| -> f64 {
         values_of(c, "carbide.store.flushes", "-5min")
             .into_iter()
@@ -109,7 +122,12 @@ fn api_shapes_and_errors_as_graphite_web() {
         c.carbon,
         &(lines("web.host1.cpu", 6, end) + &lines("web.host2.cpu", 6, end)),
     );
-    assert!(wait_until(Duration::from_secs(30), || known(&c, "web.*.cpu").len() == 12));
+    assert!(wait_until(Duration::from_secs(30), || known(
+        &c,
+        "web.*.cpu"
+    )
+    .len()
+        == 12));
 
     let (st, body) = c.get("/version");
     assert_eq!((st, body.as_str()), (200, "1.1.10"));
@@ -127,9 +145,15 @@ fn api_shapes_and_errors_as_graphite_web() {
     let (_, body) = c.get("/metrics/expand?query=web.*.cpu&leavesOnly=1");
     assert_eq!(body, r#"{"results": ["web.host1.cpu", "web.host2.cpu"]}"#);
     let (_, body) = c.get("/metrics/index.json");
-    assert!(body.contains(r#""web.host1.cpu", "web.host2.cpu""#), "{body}");
+    assert!(
+        body.contains(r#""web.host1.cpu", "web.host2.cpu""#),
+        "{body}"
+    );
     let (st, body) = c.get("/metrics/find");
-    assert_eq!((st, body.as_str()), (400, "Missing required parameter 'query'"));
+    assert_eq!(
+        (st, body.as_str()),
+        (400, "Missing required parameter 'query'")
+    );
 
     // POSTed form, repeated targets, maxDataPoints, noNullPoints, csv, jsonp.
     let form = format!(
@@ -152,7 +176,10 @@ fn api_shapes_and_errors_as_graphite_web() {
     let s = series(&body);
     assert_eq!(s[0].1.len(), 6);
     let (_, csv) = c.get("/render?target=web.host1.cpu&from=-2min&format=csv");
-    assert!(csv.lines().all(|l| l.starts_with("web.host1.cpu,")), "{csv}");
+    assert!(
+        csv.lines().all(|l| l.starts_with("web.host1.cpu,")),
+        "{csv}"
+    );
     assert!(csv.contains("\r\n"));
     let (_, body) = c.get("/render?target=web.host1.cpu&from=-1min&jsonp=cb");
     assert!(body.starts_with("cb([{") && body.ends_with(")"), "{body}");
@@ -194,7 +221,9 @@ fn hostile_requests_get_400s_and_the_server_stays_up() {
         &["--config", "serve.yml", "--schemas", "schemas.conf"],
     );
     send_lines(c.carbon, &format!("fine.a 1 {}\n", now() - 5));
-    assert!(wait_until(Duration::from_secs(30), || known(&c, "fine.a").len() == 1));
+    assert!(wait_until(Duration::from_secs(30), || known(&c, "fine.a")
+        .len()
+        == 1));
 
     // Years of 1 s data.
     let (st, body) = c.get("/render?target=fine.a&from=-4y");
@@ -256,9 +285,21 @@ fn basic_auth_and_bearer_token() {
         None,
     );
     assert_eq!(st, 200);
-    let (st, _) = http(c.http, "GET", "/version", &[("Authorization", "Bearer tok-abc")], None);
+    let (st, _) = http(
+        c.http,
+        "GET",
+        "/version",
+        &[("Authorization", "Bearer tok-abc")],
+        None,
+    );
     assert_eq!(st, 200);
-    let (st, _) = http(c.http, "GET", "/version", &[("Authorization", "Bearer tok-abd")], None);
+    let (st, _) = http(
+        c.http,
+        "GET",
+        "/version",
+        &[("Authorization", "Bearer tok-abd")],
+        None,
+    );
     assert_eq!(st, 401);
     assert!(c.stop());
     let log = std::fs::read_to_string(dir.path().join("carbide.log")).unwrap();

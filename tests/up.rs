@@ -12,7 +12,11 @@ fn up_collects_stores_serves_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir(d.join("collectors.d")).unwrap();
-    std::fs::write(d.join("collectors.d/host.yml"), "type: host\ninterval: 1s\n").unwrap();
+    std::fs::write(
+        d.join("collectors.d/host.yml"),
+        "type: host\ninterval: 1s\n",
+    )
+    .unwrap();
     std::fs::write(
         d.join("collector.yml"),
         "hostname_method: fixed\nhostname: uphost\n",
@@ -55,7 +59,10 @@ fn up_collects_stores_serves_and_stops_cleanly() {
             .iter()
             .any(|(_, pts)| pts.iter().any(|(v, _)| *v == Some(0.0)))
     });
-    assert!(alerter_seen, "no alerter cycle without fetch errors in carbide.alerter.*");
+    assert!(
+        alerter_seen,
+        "no alerter cycle without fetch errors in carbide.alerter.*"
+    );
     assert!(c.stop(), "carbide up did not exit 0 on SIGTERM");
     let log = std::fs::read_to_string(d.join("carbide.log")).unwrap();
     assert!(log.contains("collector stopped"), "{log}");

@@ -72,7 +72,10 @@ pub struct Auth {
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Auth")
-            .field("basic", &self.basic.as_ref().map(|(u, _)| (u, "<redacted>")))
+            .field(
+                "basic",
+                &self.basic.as_ref().map(|(u, _)| (u, "<redacted>")),
+            )
             .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -240,11 +243,11 @@ impl Params {
     fn int_flag(&self, key: &str) -> Result<bool, Response> {
         match self.get(key) {
             None => Ok(false),
-            Some(v) => v
-                .trim()
-                .parse::<i64>()
-                .map(|i| i != 0)
-                .map_err(|_| bad(format!("parameter {key}={v:?} is not an integer; use 0 or 1"))),
+            Some(v) => v.trim().parse::<i64>().map(|i| i != 0).map_err(|_| {
+                bad(format!(
+                    "parameter {key}={v:?} is not an integer; use 0 or 1"
+                ))
+            }),
         }
     }
 }
@@ -340,14 +343,13 @@ async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, Respon
         .get("noNullPoints")
         .is_some_and(|v| !matches!(v, "0" | "false" | "False"));
     let callback = jsonp(p)?;
-    let vars: Vec<(&str, &str)> = p
-        .0
-        .iter()
-        .filter_map(|(k, v)| {
-            let name = k.strip_prefix("template[")?.strip_suffix(']')?;
-            Some((name, v.as_str()))
-        })
-        .collect();
+    let vars: Vec<(&str, &str)> =
+        p.0.iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("template[")?.strip_suffix(']')?;
+                Some((name, v.as_str()))
+            })
+            .collect();
     // graphite-web drops blank targets before evaluating anything.
     let targets: Vec<&str> = p
         .all("target")
@@ -375,7 +377,10 @@ async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, Respon
     });
     let (result, limit_hit) = job.await.map_err(|e| {
         tracing::error!("render task failed: {e}");
-        text(StatusCode::INTERNAL_SERVER_ERROR, "render failed unexpectedly")
+        text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "render failed unexpectedly",
+        )
     })?;
     let series = match result {
         Ok(s) => s,
@@ -401,7 +406,9 @@ async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, Respon
 
 /// A find/expand query, refused before the index sees it if it is hostile.
 fn check_query(q: &str) -> Result<(), Response> {
-    GlobPattern::new(q).map(|_| ()).map_err(|e| bad(e.to_string()))
+    GlobPattern::new(q)
+        .map(|_| ())
+        .map_err(|e| bad(e.to_string()))
 }
 
 fn too_many(n: usize, limit: usize) -> Response {

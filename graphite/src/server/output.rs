@@ -353,7 +353,10 @@ mod tests {
     #[test]
     fn expand_unions_or_groups() {
         let q = vec![
-            ("a.*".to_string(), vec!["a.b".to_string(), "a.c".to_string()]),
+            (
+                "a.*".to_string(),
+                vec!["a.b".to_string(), "a.c".to_string()],
+            ),
             ("x".to_string(), vec!["a.b".to_string()]),
         ];
         assert_eq!(expand(&q, false).dumps(), r#"{"results": ["a.b", "a.c"]}"#);
