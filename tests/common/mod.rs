@@ -192,8 +192,11 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// One rendered series: target and `(value, timestamp)` points.
+pub type Rendered = (String, Vec<(Option<f64>, i64)>);
+
 /// `format=json` body → `(target, [(value, ts)])`.
-pub fn series(body: &str) -> Vec<(String, Vec<(Option<f64>, i64)>)> {
+pub fn series(body: &str) -> Vec<Rendered> {
     let v: serde_json::Value = serde_json::from_str(body)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", &body[..body.len().min(300)]));
     v.as_array()

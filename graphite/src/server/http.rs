@@ -195,8 +195,31 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
         .into_response()
 }
 
-fn bad(body: impl Into<String>) -> Response {
-    text(StatusCode::BAD_REQUEST, body)
+/// An error answer: status and a plain-text message.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        text(self.status, self.message)
+    }
+}
+
+fn bad(body: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        message: body.into(),
+    }
+}
+
+fn internal(body: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: body.into(),
+    }
 }
 
 /// Request parameters, query string then form body, in order.
@@ -240,7 +263,7 @@ impl Params {
     }
 
     /// `int(param)` truthiness (`/metrics/expand`'s flags).
-    fn int_flag(&self, key: &str) -> Result<bool, Response> {
+    fn int_flag(&self, key: &str) -> Result<bool, ApiError> {
         match self.get(key) {
             None => Ok(false),
             Some(v) => v.trim().parse::<i64>().map(|i| i != 0).map_err(|_| {
@@ -278,7 +301,7 @@ fn json_response(body: String, jsonp: Option<&str>) -> Response {
 }
 
 /// A `jsonp` callback, restricted to a JavaScript identifier path.
-fn jsonp(p: &Params) -> Result<Option<&str>, Response> {
+fn jsonp(p: &Params) -> Result<Option<&str>, ApiError> {
     match p.get("jsonp") {
         None | Some("") => Ok(None),
         Some(cb)
@@ -302,10 +325,12 @@ async fn render(
     body: Bytes,
 ) -> Response {
     let p = Params::collect(q.as_deref(), &headers, &body);
-    render_inner(&st, &p).await.unwrap_or_else(|r| r)
+    render_inner(&st, &p)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, Response> {
+async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, ApiError> {
     let tz = match p.get("tz") {
         Some(name) if !name.is_empty() => TimeZone::parse(name).map_err(|e| bad(e.to_string()))?,
         _ => TimeZone::utc(),
@@ -315,7 +340,7 @@ async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, Respon
         Some(n) if !n.is_empty() => parse_time(n, real_now, &tz).map_err(|e| bad(e.to_string()))?,
         _ => real_now,
     };
-    let time = |key: &str, default: &str| -> Result<i64, Response> {
+    let time = |key: &str, default: &str| -> Result<i64, ApiError> {
         let v = p.get(key).filter(|v| !v.is_empty()).unwrap_or(default);
         parse_time(v, now, &tz).map_err(|e| bad(format!("{key}: {e}")))
     };
@@ -377,17 +402,14 @@ async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, Respon
     });
     let (result, limit_hit) = job.await.map_err(|e| {
         tracing::error!("render task failed: {e}");
-        text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "render failed unexpectedly",
-        )
+        internal("render failed unexpectedly")
     })?;
     let series = match result {
         Ok(s) => s,
         Err(EvalError::Source { message, .. }) if limit_hit => return Err(bad(message)),
         Err(e @ EvalError::Source { .. }) => {
             tracing::error!("render: {e}");
-            return Err(text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()));
+            return Err(internal(e.to_string()));
         }
         Err(e) => return Err(bad(e.to_string())),
     };
@@ -405,13 +427,13 @@ async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, Respon
 }
 
 /// A find/expand query, refused before the index sees it if it is hostile.
-fn check_query(q: &str) -> Result<(), Response> {
+fn check_query(q: &str) -> Result<(), ApiError> {
     GlobPattern::new(q)
         .map(|_| ())
         .map_err(|e| bad(e.to_string()))
 }
 
-fn too_many(n: usize, limit: usize) -> Response {
+fn too_many(n: usize, limit: usize) -> ApiError {
     bad(format!(
         "the query matches {n} nodes, more than the limit of {limit}; use a narrower pattern (the limit is max_find_results)"
     ))
@@ -424,10 +446,10 @@ async fn find(
     body: Bytes,
 ) -> Response {
     let p = Params::collect(q.as_deref(), &headers, &body);
-    find_inner(&st, &p).unwrap_or_else(|r| r)
+    find_inner(&st, &p).unwrap_or_else(IntoResponse::into_response)
 }
 
-fn find_inner(st: &AppState, p: &Params) -> Result<Response, Response> {
+fn find_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
     let Some(query) = p.get("query") else {
         return Err(bad("Missing required parameter 'query'"));
     };
@@ -472,10 +494,10 @@ async fn expand(
     body: Bytes,
 ) -> Response {
     let p = Params::collect(q.as_deref(), &headers, &body);
-    expand_inner(&st, &p).unwrap_or_else(|r| r)
+    expand_inner(&st, &p).unwrap_or_else(IntoResponse::into_response)
 }
 
-fn expand_inner(st: &AppState, p: &Params) -> Result<Response, Response> {
+fn expand_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
     let group = p.int_flag("groupByExpr")?;
     let leaves_only = p.int_flag("leavesOnly")?;
     let callback = jsonp(p)?;
@@ -508,7 +530,7 @@ async fn index(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Respon
     let p = Params::collect(q.as_deref(), &HeaderMap::new(), &[]);
     let callback = match jsonp(&p) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let paths = st.store.expand("**");
     json_response(output::index(&paths).dumps(), callback)
@@ -558,7 +580,7 @@ async fn functions_list(RawQuery(q): RawQuery) -> Response {
     let p = Params::collect(q.as_deref(), &HeaderMap::new(), &[]);
     let callback = match jsonp(&p) {
         Ok(c) => c,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let all = functions::describe::functions_json();
     let group = p.get("group");
