@@ -123,6 +123,9 @@ struct AppState {
     store: Arc<Store>,
     limits: Limits,
     accepted: Vec<Vec<u8>>,
+    /// Renders evaluated at once (two per core); others wait their turn, so many concurrent
+    /// requests cannot each hold `max_points_per_request` points in memory at the same time.
+    renders: Arc<tokio::sync::Semaphore>,
 }
 
 /// The API's router over `store`.
@@ -131,6 +134,9 @@ pub fn router(store: Arc<Store>, config: &HttpConfig) -> Router {
         store,
         limits: config.limits.clone(),
         accepted: config.auth.accepted(),
+        renders: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| 2 * n.get()),
+        )),
     });
     let mut r = Router::new()
         .route("/render", get(render).post(render))
@@ -395,7 +401,14 @@ async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, ApiErr
     let store = st.store.clone();
     let max_points = st.limits.max_points_per_request;
     let handle = tokio::runtime::Handle::current();
+    let permit = st
+        .renders
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| internal("the server is shutting down"))?;
     let job = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         let src = StoreSource::new(store, handle, now, max_points);
         let r = eval::render(&exprs, from, until, now, &src);
         (r, src.limit_hit())
