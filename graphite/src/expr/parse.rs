@@ -286,6 +286,16 @@ fn looks_numeric(s: &str) -> bool {
 
 /// Python's `repr(float)`: shortest round-trip digits, scientific below 1e-4 or from 1e16.
 pub fn py_float_repr(f: f64) -> String {
+    // Fast path (render bodies format every point): where both use positional notation,
+    // ryu's shortest round-trip text is Python's (`5.0`, `0.1`, `-0.0`, `123.456`).
+    let a = f.abs();
+    if a == 0.0 || (1e-4..1e15).contains(&a) {
+        return ryu::Buffer::new().format_finite(f).to_string();
+    }
+    py_float_repr_general(f)
+}
+
+fn py_float_repr_general(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
     }
@@ -1268,5 +1278,37 @@ mod tests {
             let e = parse(t).unwrap();
             assert_eq!(parse(&e.to_string()).unwrap(), e, "{t}");
         }
+    }
+
+    #[test]
+    fn py_float_repr_fast_path_agrees_with_the_general_rule() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let f = match i % 3 {
+                0 => f64::from_bits(x),
+                1 => (x % 1_000_000) as f64 / 100.0,
+                _ => (x as f64 / u64::MAX as f64) * 10f64.powi((i % 40) - 10),
+            };
+            if f.is_finite() {
+                // Same shortest digits and notation; on an exact tie (e.g. 990389129227225.25)
+                // ryu rounds half to even as Python does ("…225.2"), `{:e}` does not.
+                let (fast, general) = (py_float_repr(f), py_float_repr_general(f));
+                assert_eq!(fast.parse::<f64>().unwrap(), f, "{fast}");
+                assert_eq!(fast.len(), general.len(), "{fast} vs {general}");
+                assert_eq!(
+                    fast.contains('e'),
+                    general.contains('e'),
+                    "{fast} vs {general}"
+                );
+            }
+        }
+        for f in [0.0, -0.0, 1e-4, 9.999e14, 5.0, 0.1, 123.456, -7.25] {
+            assert_eq!(py_float_repr(f), py_float_repr_general(f));
+        }
+        // Python: repr(9.903891292272253e14) == '990389129227225.2'
+        assert_eq!(py_float_repr(9.903891292272253e14), "990389129227225.2");
     }
 }
