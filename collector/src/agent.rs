@@ -17,6 +17,17 @@ use crate::sender::{self, SenderHandle};
 
 /// Run until SIGTERM/SIGINT. `loaded` is the validated startup configuration.
 pub async fn run(sources: Sources, loaded: Loaded) -> anyhow::Result<()> {
+    run_until(sources, loaded, std::future::pending()).await
+}
+
+/// [`run`], also stopping (with the same flush) when `stop` resolves: how `carbide up` runs
+/// the agent in its own process.
+pub async fn run_until(
+    sources: Sources,
+    loaded: Loaded,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    tokio::pin!(stop);
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -69,6 +80,7 @@ pub async fn run(sources: Sources, loaded: Loaded) -> anyhow::Result<()> {
             }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            _ = &mut stop => { tracing::info!("stop requested: stopping"); break; }
         }
     }
 

@@ -68,6 +68,11 @@ impl TimeError {
 pub struct TimeZone(jiff::tz::TimeZone);
 
 impl TimeZone {
+    /// The zone as a `jiff` time zone (to format local times, e.g. the render API's CSV).
+    pub fn as_jiff(&self) -> &jiff::tz::TimeZone {
+        &self.0
+    }
+
     /// Coordinated Universal Time.
     pub fn utc() -> Self {
         TimeZone(jiff::tz::TimeZone::UTC)

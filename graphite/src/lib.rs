@@ -17,7 +17,8 @@
 //! - [`render`]: the render API's `format=json` model (graphite-web's exact bytes) and, with
 //!   the `client` feature, an async render client.
 //!
-//! Still to come (see ARCHITECTURE.md): the store's HTTP API.
+//! - `server` (cargo feature `http`): the graphite-web-compatible HTTP API over the store
+//!   (`/render`, `/metrics/find`, `/metrics/expand`, `/functions`, `/version`).
 
 pub mod attime;
 pub mod eval;
@@ -27,5 +28,7 @@ pub mod glob;
 pub mod protocol;
 pub mod render;
 pub mod series;
+#[cfg(feature = "http")]
+pub mod server;
 #[cfg(feature = "store")]
 pub mod store;

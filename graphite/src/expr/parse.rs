@@ -1231,4 +1231,45 @@ mod tests {
             assert_eq!(parse(&e.to_string()).unwrap(), e, "{t}");
         }
     }
+
+    #[test]
+    fn py_float_repr_fast_path_agrees_with_the_general_rule() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let f = match i % 3 {
+                0 => f64::from_bits(x),
+                1 => (x % 1_000_000) as f64 / 100.0,
+                _ => (x as f64 / u64::MAX as f64) * 10f64.powi((i % 40) - 10),
+            };
+            if f.is_finite() {
+                // Same shortest digits and notation; on an exact tie (e.g. 990389129227225.25)
+                // ryu rounds half to even as Python does ("…225.2"), `{:e}` does not.
+                let (fast, general) = (
+                    crate::series::py_float(f),
+                    crate::series::py_float_general(f),
+                );
+                assert_eq!(fast.parse::<f64>().unwrap(), f, "{fast}");
+                assert_eq!(fast.len(), general.len(), "{fast} vs {general}");
+                assert_eq!(
+                    fast.contains('e'),
+                    general.contains('e'),
+                    "{fast} vs {general}"
+                );
+            }
+        }
+        for f in [0.0, -0.0, 1e-4, 9.999e14, 5.0, 0.1, 123.456, -7.25] {
+            assert_eq!(
+                crate::series::py_float(f),
+                crate::series::py_float_general(f)
+            );
+        }
+        // Python: repr(9.903891292272253e14) == '990389129227225.2'
+        assert_eq!(
+            crate::series::py_float(9.903891292272253e14),
+            "990389129227225.2"
+        );
+    }
 }

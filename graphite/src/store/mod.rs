@@ -18,6 +18,7 @@
 //! `flush_interval` plus the duration of a flush in progress; a clean shutdown flushes all.
 
 pub mod chunk;
+pub mod clock;
 pub mod index;
 pub mod schema;
 pub mod server;
@@ -104,8 +105,11 @@ pub struct Store {
     pub stats: Stats,
 }
 
-/// Seconds since the epoch.
+/// Seconds since the epoch (or the [`clock`] frozen for a replay).
 pub fn unix_now() -> i64 {
+    if let Some(t) = clock::frozen() {
+        return t;
+    }
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Render benchmark: the same data and the same two targets (tests/graphite-web/render_bench.py:
+# 100 check_duration series + 2 mongo counters, one day of 10 s points) rendered by graphite-web
+# 1.1.10 (gunicorn) and by `carbide serve`; prints requests/s and p50/p99 for each and the ratio.
+#
+# The data is written once as whisper files by render_bench.py --data-only (reused for 12 h);
+# graphite-web reads those files; carbide receives exactly the same points over its carbon TCP
+# port (read back from the whisper files), then serves them from its cache + SQLite.
+#
+# Usage: benches/render-vs-graphite-web.sh [WORKERS] [REQUESTS_GW] [REQUESTS_CARBIDE]
+#        (defaults 2 20 400; WORKERS = gunicorn workers = client threads for both)
+# Needs: tests/graphite-web/setup.sh run once (the graphite-web venv); builds carbide (release).
+set -euo pipefail
+
+WORKERS=${1:-2}
+REQ_GW=${2:-20}
+REQ_CB=${3:-400}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VPY=$ROOT/tests/graphite-web/venv-python
+BENCH=$ROOT/tests/graphite-web/render_bench.py
+WORK=$(mktemp -d /tmp/render-vs-gw.XXXXXX)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+PID=
+cleanup() {
+    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== building carbide (release)"
+cargo build --quiet --release --bin carbide --manifest-path "$ROOT/Cargo.toml"
+CARBIDE=$CARGO_TARGET_DIR/release/carbide
+
+echo "== bench data (whisper)"
+"$VPY" "$BENCH" --data-only
+DATA_DIR=${BENCH_DATA_DIR:-$HOME/.cache/carbide-graphite-web-bench}
+
+echo "== the same points as carbon lines"
+"$VPY" - "$DATA_DIR" "$WORK/lines.txt" <<'PY'
+import json, os, sys, whisper
+data, out = sys.argv[1], sys.argv[2]
+meta = json.load(open(os.path.join(data, "bench-meta.json")))
+wdir, n = meta["whisper_dir"], 0
+with open(out, "w") as f:
+    for root, _, files in os.walk(wdir):
+        for name in sorted(files):
+            if not name.endswith(".wsp"):
+                continue
+            fs = os.path.join(root, name)
+            path = os.path.relpath(fs, wdir)[:-4].replace(os.sep, ".")
+            (start, end, step), values = whisper.fetch(fs, meta["from"] - 10, meta["until"], now=meta["until"])
+            for i, v in enumerate(values):
+                if v is not None:
+                    f.write("%s %r %d\n" % (path, v, start + i * step))
+                    n += 1
+    f.write("zz.bench.sentinel 1 %d\n" % meta["until"])
+print("%d points" % n)
+PY
+
+echo "== carbide serve"
+printf '[bench]\npattern = .*\nretentions = 10s:2d\n' > "$WORK/schemas.conf"
+"$CARBIDE" serve --data-dir "$WORK/data" --schemas "$WORK/schemas.conf" \
+    --carbon-tcp 127.0.0.1:0 --carbon-udp off --http-listen 127.0.0.1:0 \
+    > "$WORK/serve.out" 2> "$WORK/serve.log" &
+PID=$!
+for _ in $(seq 100); do grep -q "http://" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
+read -r CARBON URL < <(python3 -c '
+import sys; w = open(sys.argv[1]).read().split()
+print(w[3], w[7].rstrip(","))' "$WORK/serve.out")
+python3 - "$CARBON" "$WORK/lines.txt" "$URL" <<'PY'
+import socket, sys, time, urllib.request
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)))
+s.sendall(open(sys.argv[2], "rb").read())
+s.close()
+for _ in range(600):
+    with urllib.request.urlopen(sys.argv[3] + "/metrics/expand?query=zz.bench.sentinel") as r:
+        if b"sentinel" in r.read():
+            break
+    time.sleep(0.1)
+else:
+    raise SystemExit("carbide never saw the sentinel")
+PY
+sleep 6 # one flush: measure reads from SQLite + cache, the steady state
+
+echo "== carbide ($URL)"
+"$VPY" "$BENCH" --url "$URL" --workers "$WORKERS" --requests "$REQ_CB" --json | tee "$WORK/carbide.txt"
+echo "== graphite-web"
+"$VPY" "$BENCH" --serve --workers "$WORKERS" --requests "$REQ_GW" --json | tee "$WORK/gw.txt"
+
+python3 - "$WORK/carbide.txt" "$WORK/gw.txt" <<'PY'
+import json, sys
+def load(p):
+    return {json.loads(l)["target"]: json.loads(l) for l in open(p) if l.startswith("{")}
+cb, gw = load(sys.argv[1]), load(sys.argv[2])
+print("\n%-22s %12s %12s %8s   %s" % ("target", "carbide r/s", "gw r/s", "ratio", "p50/p99 ms carbide | graphite-web"))
+for i, (t, c) in enumerate(cb.items(), 1):
+    g = gw.get(t)
+    if not g:
+        continue
+    print("%-22s %12.1f %12.2f %7.1fx   %.1f/%.1f | %.1f/%.1f" % (
+        "target %d" % i, c["rps"], g["rps"], c["rps"] / g["rps"] if g["rps"] else float("nan"),
+        c["p50_ms"], c["p99_ms"], g["p50_ms"], g["p99_ms"]))
+    if c["errors"] or g["errors"]:
+        print("  errors: carbide %d, graphite-web %d" % (c["errors"], g["errors"]))
+PY

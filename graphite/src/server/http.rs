@@ -1,0 +1,672 @@
+//! The axum router: `/render`, `/metrics/find`, `/metrics/expand`, `/metrics/index.json`,
+//! `/functions`, `/functions/<name>`, `/version`.
+//!
+//! Parameters come from the query string and, for POST, from an
+//! `application/x-www-form-urlencoded` body (both merged, as graphite-web's
+//! `request.GET.copy().update(request.POST)`); `target` and `query` may repeat. Errors are
+//! `text/plain` with graphite-web's status codes: 400 and a message for a bad request (bad
+//! target, bad time, over a limit), 401 without valid credentials, 500 when the store fails.
+//! No credential is ever logged or echoed.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use base64::Engine as _;
+
+use super::output;
+use super::source::StoreSource;
+use crate::attime::{parse_time, TimeZone};
+use crate::eval::{self, EvalError};
+use crate::expr::parse_with_vars;
+use crate::functions;
+use crate::glob::GlobPattern;
+use crate::render::model;
+use crate::store::{unix_now, Store};
+
+/// The graphite-web version reported by `/version` (Grafana picks its dialect from it).
+pub const GRAPHITE_WEB_VERSION: &str = "1.1.10";
+
+/// Limits against hostile or mistaken requests; each refusal is a 400 naming the limit.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Targets in one `/render` request.
+    pub max_targets: usize,
+    /// Points one render may read from the store (all targets, all fetch rounds). One point
+    /// costs 16 bytes while a request is evaluated.
+    pub max_points_per_request: u64,
+    /// Request body size in bytes (POSTed forms).
+    pub max_body_bytes: usize,
+    /// Nodes one `/metrics/find` or `/metrics/expand` may return.
+    pub max_find_results: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_targets: 200,
+            max_points_per_request: 10_000_000,
+            max_body_bytes: 1 << 20,
+            max_find_results: 200_000,
+        }
+    }
+}
+
+/// Optional authentication: with neither set, every request is served. With both, either
+/// is accepted.
+#[derive(Clone, Default)]
+pub struct Auth {
+    /// HTTP basic credentials `(user, password)`.
+    pub basic: Option<(String, String)>,
+    /// A bearer token (`Authorization: Bearer <token>`).
+    pub bearer: Option<String>,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field(
+                "basic",
+                &self.basic.as_ref().map(|(u, _)| (u, "<redacted>")),
+            )
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl Auth {
+    fn enabled(&self) -> bool {
+        self.basic.is_some() || self.bearer.is_some()
+    }
+
+    /// Accepted `Authorization` header values.
+    fn accepted(&self) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        if let Some((u, p)) = &self.basic {
+            let enc = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            v.push(format!("Basic {enc}").into_bytes());
+        }
+        if let Some(t) = &self.bearer {
+            v.push(format!("Bearer {t}").into_bytes());
+        }
+        v
+    }
+}
+
+/// The HTTP server's configuration.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Where to listen (default 127.0.0.1:8080).
+    pub listen: SocketAddr,
+    pub auth: Auth,
+    pub limits: Limits,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: ([127, 0, 0, 1], 8080).into(),
+            auth: Auth::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+struct AppState {
+    store: Arc<Store>,
+    limits: Limits,
+    accepted: Vec<Vec<u8>>,
+    /// Renders evaluated at once (two per core); others wait their turn, so many concurrent
+    /// requests cannot each hold `max_points_per_request` points in memory at the same time.
+    renders: Arc<tokio::sync::Semaphore>,
+}
+
+/// The API's router over `store`.
+pub fn router(store: Arc<Store>, config: &HttpConfig) -> Router {
+    let state = Arc::new(AppState {
+        store,
+        limits: config.limits.clone(),
+        accepted: config.auth.accepted(),
+        renders: Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| 2 * n.get()),
+        )),
+    });
+    let mut r = Router::new()
+        .route("/render", get(render).post(render))
+        .route("/render/", get(render).post(render))
+        .route("/metrics/find", get(find).post(find))
+        .route("/metrics/find/", get(find).post(find))
+        .route("/metrics/expand", get(expand).post(expand))
+        .route("/metrics/expand/", get(expand).post(expand))
+        .route("/metrics/index.json", get(index))
+        .route("/functions", get(functions_list))
+        .route("/functions/", get(functions_list))
+        .route("/functions/{name}", get(function_details))
+        .route("/version", get(version))
+        .route("/version/", get(version));
+    if config.auth.enabled() {
+        r = r.layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    }
+    r.layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
+        .with_state(state)
+}
+
+/// Serve `router` on `listener` until `shutdown` resolves (in-flight requests finish).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn authenticate(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let ok = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .is_some_and(|h| st.accepted.iter().any(|a| ct_eq(a, h.as_bytes())));
+    if ok {
+        return next.run(req).await;
+    }
+    let mut resp = text(
+        StatusCode::UNAUTHORIZED,
+        "authentication required: send the configured basic credentials or bearer token",
+    );
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"carbide\""),
+    );
+    resp
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// An error answer: status and a plain-text message.
+#[derive(Debug)]
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        text(self.status, self.message)
+    }
+}
+
+fn bad(body: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        message: body.into(),
+    }
+}
+
+fn internal(body: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+        message: body.into(),
+    }
+}
+
+/// Request parameters, query string then form body, in order.
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn collect(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Params {
+        let mut v = Vec::new();
+        if let Some(q) = query {
+            parse_form(q, &mut v);
+        }
+        let form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|c| c.to_str().ok())
+            .is_none_or(|c| c.starts_with("application/x-www-form-urlencoded"));
+        if form && !body.is_empty() {
+            parse_form(&String::from_utf8_lossy(body), &mut v);
+        }
+        Params(v)
+    }
+
+    /// The last value of `key` (Django's `QueryDict.get`).
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Python truthiness of a string parameter: present and non-empty.
+    fn truthy(&self, key: &str) -> bool {
+        self.get(key).is_some_and(|v| !v.is_empty())
+    }
+
+    /// `int(param)` truthiness (`/metrics/expand`'s flags).
+    fn int_flag(&self, key: &str) -> Result<bool, ApiError> {
+        match self.get(key) {
+            None => Ok(false),
+            Some(v) => v.trim().parse::<i64>().map(|i| i != 0).map_err(|_| {
+                bad(format!(
+                    "parameter {key}={v:?} is not an integer; use 0 or 1"
+                ))
+            }),
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded`: `+` is a space, `%XX` escapes, invalid UTF-8 replaced.
+fn parse_form(s: &str, out: &mut Vec<(String, String)>) {
+    let decode = |x: &str| {
+        let plus = x.replace('+', " ");
+        percent_encoding::percent_decode_str(&plus)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    for pair in s.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        out.push((decode(k), decode(v)));
+    }
+}
+
+fn json_response(body: String, jsonp: Option<&str>) -> Response {
+    match jsonp {
+        Some(cb) => (
+            [(header::CONTENT_TYPE, "text/javascript")],
+            format!("{cb}({body})"),
+        )
+            .into_response(),
+        None => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+    }
+}
+
+/// A `jsonp` callback, restricted to a JavaScript identifier path.
+fn jsonp(p: &Params) -> Result<Option<&str>, ApiError> {
+    match p.get("jsonp") {
+        None | Some("") => Ok(None),
+        Some(cb)
+            if cb.len() <= 128
+                && cb
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'$') =>
+        {
+            Ok(Some(cb))
+        }
+        Some(_) => Err(bad(
+            "jsonp must be a JavaScript function name (letters, digits, _ . $; at most 128 bytes)",
+        )),
+    }
+}
+
+async fn render(
+    State(st): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::collect(q.as_deref(), &headers, &body);
+    render_inner(&st, &p)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, ApiError> {
+    let tz = match p.get("tz") {
+        Some(name) if !name.is_empty() => TimeZone::parse(name).map_err(|e| bad(e.to_string()))?,
+        _ => TimeZone::utc(),
+    };
+    let real_now = unix_now();
+    let now = match p.get("now") {
+        Some(n) if !n.is_empty() => parse_time(n, real_now, &tz).map_err(|e| bad(e.to_string()))?,
+        _ => real_now,
+    };
+    let time = |key: &str, default: &str| -> Result<i64, ApiError> {
+        let v = p.get(key).filter(|v| !v.is_empty()).unwrap_or(default);
+        parse_time(v, now, &tz).map_err(|e| bad(format!("{key}: {e}")))
+    };
+    let from = time("from", "-1d")?;
+    let until = time("until", "now")?;
+    let (from, until) = eval::request_window(from, until).map_err(|e| bad(e.to_string()))?;
+    let format = p.get("format").unwrap_or("json");
+    if !matches!(format, "json" | "csv") {
+        return Err(bad(format!(
+            "format={format} is not supported by carbide's render API; use format=json or format=csv"
+        )));
+    }
+    let max_data_points = match p.get("maxDataPoints").filter(|v| !v.is_empty()) {
+        None => None,
+        Some(v) => match v.trim().parse::<f64>() {
+            Ok(n) if n >= 1.0 && n.is_finite() => Some(n as usize),
+            _ => {
+                return Err(bad(format!(
+                    "maxDataPoints={v:?} must be a positive integer"
+                )))
+            }
+        },
+    };
+    let no_null = p
+        .get("noNullPoints")
+        .is_some_and(|v| !matches!(v, "0" | "false" | "False"));
+    let callback = jsonp(p)?;
+    let vars: Vec<(&str, &str)> =
+        p.0.iter()
+            .filter_map(|(k, v)| {
+                let name = k.strip_prefix("template[")?.strip_suffix(']')?;
+                Some((name, v.as_str()))
+            })
+            .collect();
+    // graphite-web drops blank targets before evaluating anything.
+    let targets: Vec<&str> = p
+        .all("target")
+        .chain(p.all("target[]"))
+        .filter(|t| !t.trim().is_empty())
+        .collect();
+    if targets.len() > st.limits.max_targets {
+        return Err(bad(format!(
+            "{} targets in one request, more than the limit of {}; split the request (the limit is max_targets)",
+            targets.len(),
+            st.limits.max_targets
+        )));
+    }
+    let mut exprs = Vec::with_capacity(targets.len());
+    for t in &targets {
+        exprs.push(parse_with_vars(t, &vars).map_err(|e| bad(e.to_string()))?);
+    }
+    let store = st.store.clone();
+    let max_points = st.limits.max_points_per_request;
+    let handle = tokio::runtime::Handle::current();
+    let permit = st
+        .renders
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| internal("the server is shutting down"))?;
+    let job = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let src = StoreSource::new(store, handle, now, max_points);
+        let r = eval::render(&exprs, from, until, now, &src);
+        (r, src.limit_hit())
+    });
+    let (result, limit_hit) = job.await.map_err(|e| {
+        tracing::error!("render task failed: {e}");
+        internal("render failed unexpectedly")
+    })?;
+    let series = match result {
+        Ok(s) => s,
+        Err(EvalError::Source { message, .. }) if limit_hit => return Err(bad(message)),
+        Err(e @ EvalError::Source { .. }) => {
+            tracing::error!("render: {e}");
+            return Err(internal(e.to_string()));
+        }
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    Ok(match format {
+        "csv" => (
+            [(header::CONTENT_TYPE, "text/csv")],
+            output::csv(&series, &tz),
+        )
+            .into_response(),
+        _ => json_response(
+            model::to_json(&output::json_series(&series, max_data_points, no_null)),
+            callback,
+        ),
+    })
+}
+
+/// A find/expand query, refused before the index sees it if it is hostile.
+fn check_query(q: &str) -> Result<(), ApiError> {
+    GlobPattern::new(q)
+        .map(|_| ())
+        .map_err(|e| bad(e.to_string()))
+}
+
+fn too_many(n: usize, limit: usize) -> ApiError {
+    bad(format!(
+        "the query matches {n} nodes, more than the limit of {limit}; use a narrower pattern (the limit is max_find_results)"
+    ))
+}
+
+async fn find(
+    State(st): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::collect(q.as_deref(), &headers, &body);
+    find_inner(&st, &p).unwrap_or_else(IntoResponse::into_response)
+}
+
+fn find_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
+    let Some(query) = p.get("query") else {
+        return Err(bad("Missing required parameter 'query'"));
+    };
+    if query.is_empty() {
+        return Err(bad("Required parameter 'query' is empty"));
+    }
+    let format = p.get("format").unwrap_or("treejson");
+    let wildcards = p.truthy("wildcards");
+    let leaves_only = p.truthy("leavesOnly");
+    let callback = jsonp(p)?;
+    let mut pattern = query.to_string();
+    if format == "completer" {
+        pattern = pattern.replace("..", "*.");
+        if !pattern.ends_with('*') {
+            pattern.push('*');
+        }
+    }
+    check_query(&pattern)?;
+    let mut nodes = st.store.find(&pattern);
+    if leaves_only {
+        nodes.retain(|n| n.is_leaf);
+    }
+    if nodes.len() > st.limits.max_find_results {
+        return Err(too_many(nodes.len(), st.limits.max_find_results));
+    }
+    let body = match format {
+        "treejson" => output::find_treejson(query, &nodes, wildcards),
+        "completer" => output::find_completer(&nodes, wildcards),
+        _ => {
+            return Err(bad(
+                "Invalid value for 'format' parameter (carbide answers treejson and completer)",
+            ))
+        }
+    };
+    Ok(json_response(body.dumps(), callback))
+}
+
+async fn expand(
+    State(st): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = Params::collect(q.as_deref(), &headers, &body);
+    expand_inner(&st, &p).unwrap_or_else(IntoResponse::into_response)
+}
+
+fn expand_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
+    let group = p.int_flag("groupByExpr")?;
+    let leaves_only = p.int_flag("leavesOnly")?;
+    let callback = jsonp(p)?;
+    let mut per_query = Vec::new();
+    let mut total = 0;
+    for q in p.all("query") {
+        check_query(q)?;
+        let mut paths: Vec<String> = st
+            .store
+            .find(q)
+            .into_iter()
+            .filter(|n| n.is_leaf || !leaves_only)
+            .map(|n| n.path)
+            .collect();
+        paths.sort();
+        paths.dedup();
+        total += paths.len();
+        if total > st.limits.max_find_results {
+            return Err(too_many(total, st.limits.max_find_results));
+        }
+        per_query.push((q.to_string(), paths));
+    }
+    Ok(json_response(
+        output::expand(&per_query, group).dumps(),
+        callback,
+    ))
+}
+
+async fn index(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
+    let p = Params::collect(q.as_deref(), &HeaderMap::new(), &[]);
+    let callback = match jsonp(&p) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let paths = st.store.expand("**");
+    json_response(output::index(&paths).dumps(), callback)
+}
+
+/// Python `json.dumps` spacing for serde_json values (`", "`, `": "`).
+struct PyFormatter;
+
+impl serde_json::ser::Formatter for PyFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+}
+
+fn py_json(v: &serde_json::Value) -> String {
+    let mut buf = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut buf, PyFormatter);
+    if serde::Serialize::serialize(v, &mut ser).is_err() {
+        return "{}".into();
+    }
+    String::from_utf8(buf).unwrap_or_default()
+}
+
+async fn functions_list(RawQuery(q): RawQuery) -> Response {
+    let p = Params::collect(q.as_deref(), &HeaderMap::new(), &[]);
+    let callback = match jsonp(&p) {
+        Ok(c) => c,
+        Err(r) => return r.into_response(),
+    };
+    let all = functions::describe::functions_json();
+    let group = p.get("group");
+    let grouped = p
+        .get("grouped")
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true"));
+    let mut out = serde_json::Map::new();
+    if let Some(obj) = all.as_object() {
+        for (name, info) in obj {
+            let g = info["group"].as_str().unwrap_or("");
+            if group.is_some_and(|want| want != g) {
+                continue;
+            }
+            if grouped {
+                let slot = out
+                    .entry(g.to_string())
+                    .or_insert_with(|| serde_json::Value::Object(Default::default()));
+                if let Some(m) = slot.as_object_mut() {
+                    m.insert(name.clone(), info.clone());
+                }
+            } else {
+                out.insert(name.clone(), info.clone());
+            }
+        }
+    }
+    json_response(py_json(&serde_json::Value::Object(out)), callback)
+}
+
+async fn function_details(Path(name): Path<String>) -> Response {
+    match functions::lookup(&name) {
+        Some(f) => json_response(py_json(&functions::describe::function_json(f)), None),
+        None => {
+            let mut body = String::from("{\"error\": ");
+            output::write_py_str(&mut body, &format!("Function not found: {name}"));
+            body.push('}');
+            (
+                StatusCode::NOT_FOUND,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn version() -> Response {
+    text(StatusCode::OK, GRAPHITE_WEB_VERSION)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_decoding_handles_plus_percent_and_repeats() {
+        let mut v = Vec::new();
+        parse_form("target=sum(a.*)&target=b%2Cc&from=-1h+30min&x", &mut v);
+        let p = Params(v);
+        assert_eq!(p.all("target").collect::<Vec<_>>(), ["sum(a.*)", "b,c"]);
+        assert_eq!(p.get("from"), Some("-1h 30min"));
+        assert_eq!(p.get("x"), Some(""));
+        assert!(!p.truthy("x"));
+    }
+
+    #[test]
+    fn auth_debug_never_shows_secrets() {
+        let a = Auth {
+            basic: Some(("u".into(), "hunter2".into())),
+            bearer: Some("tok-123".into()),
+        };
+        let d = format!("{a:?}");
+        assert!(!d.contains("hunter2") && !d.contains("tok-123"), "{d}");
+        assert_eq!(a.accepted().len(), 2);
+        assert!(ct_eq(b"abc", b"abc") && !ct_eq(b"abc", b"abd") && !ct_eq(b"ab", b"abc"));
+    }
+}

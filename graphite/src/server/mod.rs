@@ -1,0 +1,16 @@
+//! The graphite-web-compatible HTTP API over the embedded [`crate::store`] (cargo feature
+//! `http`). What dashboards (Grafana's Graphite datasource) and alerters use, answered in
+//! graphite-web 1.1.10's shapes; see `docs/store.md` ("HTTP API").
+//!
+//! - [`source`]: [`StoreSource`], an [`eval::Source`](crate::eval::Source) over
+//!   [`Store::fetch`](crate::store::Store::fetch), with the per-request points limit.
+//! - [`output`]: the `format=json` / `csv` bodies (maxDataPoints consolidation, noNullPoints)
+//!   and the find/expand JSON, byte-for-byte as graphite-web writes them. Pure.
+//! - [`http`]: the axum router, parameters, authentication, limits and errors.
+
+pub mod http;
+pub mod output;
+pub mod source;
+
+pub use http::{router, serve, Auth, HttpConfig, Limits};
+pub use source::StoreSource;

@@ -1,0 +1,402 @@
+//! Response bodies as graphite-web 1.1.10 writes them. Pure functions; no I/O.
+//!
+//! - `format=json` (`renderViewJson`): with `maxDataPoints`, each series is consolidated to at
+//!   most that many points (its start nudged so buckets align across refreshes, values folded
+//!   with the series' consolidation function); otherwise with `noNullPoints`, null and NaN
+//!   points are left out and series with no points dropped; then [`crate::render::to_json`].
+//! - `format=csv` (`renderViewCsv`): `name,YYYY-mm-dd HH:MM:SS,value\r\n` per point (Python's
+//!   `csv` excel dialect, local time of `tz`, empty value for null), never consolidated.
+//! - `/metrics/find` (`treejson`, `completer`), `/metrics/expand`, `/metrics/index.json`:
+//!   Python `json.dumps` text (`", "` and `": "` separators, ASCII escapes, dict key order as
+//!   graphite-web builds the dicts).
+
+use std::fmt::Write as _;
+
+use crate::attime::TimeZone;
+use crate::render::model;
+use crate::series::{py_float, Series};
+use crate::store::FindNode;
+
+/// graphite-web's `renderViewJson` datapoints for every series.
+pub fn json_series(
+    series: &[Series],
+    max_data_points: Option<usize>,
+    no_null_points: bool,
+) -> Vec<model::Series> {
+    let start = series.iter().map(|s| s.start).min().unwrap_or(0);
+    let end = series.iter().map(|s| s.end).max().unwrap_or(0);
+    let range = end - start;
+    let mut out = Vec::with_capacity(series.len());
+    for s in series {
+        let step = s.step.max(1);
+        let points: Vec<(Option<f64>, i64)> = match max_data_points {
+            Some(max) if !series.is_empty() => {
+                let mut start = s.start;
+                let mut values: &[Option<f64>] = &s.values;
+                let mut vpp = 1usize;
+                if max == 1 {
+                    vpp = values.len().max(1);
+                } else {
+                    let n = range as f64 / step as f64;
+                    if (max as f64) < n {
+                        vpp = (n / max.max(1) as f64).ceil() as usize;
+                        let spp = vpp as i64 * step;
+                        let nudge = spp + start.rem_euclid(step) - start.rem_euclid(spp);
+                        start += nudge;
+                        let lose = (nudge / step) as usize;
+                        if lose > 1 {
+                            values = &values[(lose - 1).min(values.len())..];
+                        }
+                    }
+                }
+                let mut c = s.clone();
+                c.values = values.to_vec();
+                let spp = step * vpp as i64;
+                c.consolidated(vpp)
+                    .into_iter()
+                    .zip((start..=s.end).step_by(spp as usize))
+                    .collect()
+            }
+            _ if no_null_points => {
+                let pts: Vec<(Option<f64>, i64)> = s
+                    .values
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| match v {
+                        Some(x) if !x.is_nan() => Some((Some(*x), s.start + i as i64 * step)),
+                        _ => None,
+                    })
+                    .collect();
+                if pts.is_empty() {
+                    continue;
+                }
+                pts
+            }
+            _ => s
+                .values
+                .iter()
+                .copied()
+                .zip((s.start..=s.end).step_by(step as usize))
+                .collect(),
+        };
+        out.push(model::Series {
+            target: s.name.clone(),
+            tags: tags_in_order(s),
+            datapoints: points,
+        });
+    }
+    out
+}
+
+/// `name` first (graphite-web's tag dict starts with it), then the others by key.
+fn tags_in_order(s: &Series) -> Vec<(String, String)> {
+    let mut tags = Vec::with_capacity(s.tags.len());
+    if let Some(n) = s.tags.get("name") {
+        tags.push(("name".to_string(), n.clone()));
+    }
+    tags.extend(
+        s.tags
+            .iter()
+            .filter(|(k, _)| k.as_str() != "name")
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
+    tags
+}
+
+/// graphite-web's `renderViewCsv`.
+pub fn csv(series: &[Series], tz: &TimeZone) -> String {
+    let mut out = String::new();
+    for s in series {
+        let name = csv_field(&s.name);
+        for (i, v) in s.values.iter().enumerate() {
+            let ts = s.start + i as i64 * s.step;
+            let when = jiff::Timestamp::from_second(ts)
+                .map(|t| {
+                    t.to_zoned(tz.as_jiff().clone())
+                        .strftime("%Y-%m-%d %H:%M:%S")
+                        .to_string()
+                })
+                .unwrap_or_default();
+            let value = v.map(py_float).unwrap_or_default();
+            let _ = write!(out, "{name},{when},{value}\r\n");
+        }
+    }
+    out
+}
+
+/// Python csv's QUOTE_MINIMAL.
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\r', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
+
+/// A JSON value built in graphite-web's dict order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Py {
+    Str(String),
+    Int(i64),
+    List(Vec<Py>),
+    Dict(Vec<(String, Py)>),
+}
+
+impl Py {
+    fn dict<const N: usize>(pairs: [(&str, Py); N]) -> Py {
+        Py::Dict(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+
+    /// Python's `json.dumps(value)` (ensure_ascii, default separators).
+    pub fn dumps(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out);
+        out
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            Py::Str(s) => write_py_str(out, s),
+            Py::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Py::List(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    v.write(out);
+                }
+                out.push(']');
+            }
+            Py::Dict(pairs) => {
+                out.push('{');
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_py_str(out, k);
+                    out.push_str(": ");
+                    v.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+/// Python's `json.dumps` string encoding with `ensure_ascii=True`.
+pub fn write_py_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (' '..='~').contains(&c) => out.push(c),
+            c => {
+                let mut buf = [0u16; 2];
+                for unit in c.encode_utf16(&mut buf) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+fn node_name(path: &str) -> &str {
+    path.rsplit('.').next().unwrap_or(path)
+}
+
+/// Sorted by node name as graphite-web's `find_view` sorts (stable: branch before leaf for
+/// a path that is both, as the index returns them).
+fn sorted(nodes: &[FindNode]) -> Vec<&FindNode> {
+    let mut v: Vec<&FindNode> = nodes.iter().collect();
+    v.sort_by(|a, b| node_name(&a.path).cmp(node_name(&b.path)));
+    v
+}
+
+/// `/metrics/find?format=treejson`: `query` is the query as given (its part before the last
+/// `.` is the base of every `id`).
+pub fn find_treejson(query: &str, nodes: &[FindNode], wildcards: bool) -> Py {
+    let base = match query.rsplit_once('.') {
+        Some((b, _)) => format!("{b}."),
+        None => String::new(),
+    };
+    let kind = |leaf: bool| -> [(&str, Py); 3] {
+        let (a, l) = if leaf { (0, 1) } else { (1, 0) };
+        [
+            ("allowChildren", Py::Int(a)),
+            ("expandable", Py::Int(a)),
+            ("leaf", Py::Int(l)),
+        ]
+    };
+    let mut results = Vec::new();
+    if nodes.len() > 1 && wildcards {
+        let mut w = vec![
+            ("text".to_string(), Py::Str("*".into())),
+            ("id".to_string(), Py::Str(format!("{base}*"))),
+        ];
+        let any_branch = nodes.iter().any(|n| !n.is_leaf);
+        w.extend(kind(!any_branch).map(|(k, v)| (k.to_string(), v)));
+        results.push(Py::Dict(w));
+    }
+    let mut seen = std::collections::HashSet::new();
+    let (mut branches, mut leaves) = (Vec::new(), Vec::new());
+    for n in sorted(nodes) {
+        let name = node_name(&n.path);
+        if !seen.insert(name) {
+            continue;
+        }
+        let mut d = vec![
+            ("text".to_string(), Py::Str(name.to_string())),
+            ("id".to_string(), Py::Str(format!("{base}{name}"))),
+        ];
+        d.extend(kind(n.is_leaf).map(|(k, v)| (k.to_string(), v)));
+        if n.is_leaf {
+            leaves.push(Py::Dict(d));
+        } else {
+            branches.push(Py::Dict(d));
+        }
+    }
+    results.extend(branches);
+    results.extend(leaves);
+    Py::List(results)
+}
+
+/// `/metrics/find?format=completer`.
+pub fn find_completer(nodes: &[FindNode], wildcards: bool) -> Py {
+    let mut results: Vec<Py> = sorted(nodes)
+        .into_iter()
+        .map(|n| {
+            let path = if n.is_leaf {
+                n.path.clone()
+            } else {
+                format!("{}.", n.path)
+            };
+            Py::dict([
+                ("path", Py::Str(path)),
+                ("name", Py::Str(node_name(&n.path).to_string())),
+                ("is_leaf", Py::Str(if n.is_leaf { "1" } else { "0" }.into())),
+            ])
+        })
+        .collect();
+    if results.len() > 1 && wildcards {
+        results.push(Py::dict([("name", Py::Str("*".into()))]));
+    }
+    Py::dict([("metrics", Py::List(results))])
+}
+
+/// `/metrics/expand`: `per_query` is each query with its matching paths (sorted, deduplicated).
+pub fn expand(per_query: &[(String, Vec<String>)], group_by_expr: bool) -> Py {
+    let results = if group_by_expr {
+        let mut d: Vec<(String, Py)> = Vec::new();
+        for (q, paths) in per_query {
+            let list = Py::List(paths.iter().map(|p| Py::Str(p.clone())).collect());
+            match d.iter_mut().find(|(k, _)| k == q) {
+                Some(slot) => slot.1 = list,
+                None => d.push((q.clone(), list)),
+            }
+        }
+        Py::Dict(d)
+    } else {
+        let all: std::collections::BTreeSet<&String> =
+            per_query.iter().flat_map(|(_, p)| p).collect();
+        Py::List(all.into_iter().map(|p| Py::Str(p.clone())).collect())
+    };
+    Py::dict([("results", results)])
+}
+
+/// `/metrics/index.json`: every series path, sorted.
+pub fn index(paths: &[String]) -> Py {
+    Py::List(paths.iter().map(|p| Py::Str(p.clone())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(path: &str, is_leaf: bool) -> FindNode {
+        FindNode {
+            path: path.into(),
+            is_leaf,
+        }
+    }
+
+    #[test]
+    fn treejson_matches_graphite_webs_bytes() {
+        let nodes = [node("a.b.y", true), node("a.b.x", false)];
+        assert_eq!(
+            find_treejson("a.b.*", &nodes, false).dumps(),
+            r#"[{"text": "x", "id": "a.b.x", "allowChildren": 1, "expandable": 1, "leaf": 0}, {"text": "y", "id": "a.b.y", "allowChildren": 0, "expandable": 0, "leaf": 1}]"#
+        );
+        let wild = find_treejson("a.b.*", &nodes, true).dumps();
+        assert!(wild.starts_with(r#"[{"text": "*", "id": "a.b.*", "allowChildren": 1"#));
+        assert_eq!(find_treejson("*", &[], true).dumps(), "[]");
+    }
+
+    #[test]
+    fn completer_marks_branches_with_a_trailing_dot() {
+        let nodes = [node("a.y", true), node("a.x", false)];
+        assert_eq!(
+            find_completer(&nodes, true).dumps(),
+            r#"{"metrics": [{"path": "a.x.", "name": "x", "is_leaf": "0"}, {"path": "a.y", "name": "y", "is_leaf": "1"}, {"name": "*"}]}"#
+        );
+    }
+
+    #[test]
+    fn expand_unions_or_groups() {
+        let q = vec![
+            (
+                "a.*".to_string(),
+                vec!["a.b".to_string(), "a.c".to_string()],
+            ),
+            ("x".to_string(), vec!["a.b".to_string()]),
+        ];
+        assert_eq!(expand(&q, false).dumps(), r#"{"results": ["a.b", "a.c"]}"#);
+        assert_eq!(
+            expand(&q, true).dumps(),
+            r#"{"results": {"a.*": ["a.b", "a.c"], "x": ["a.b"]}}"#
+        );
+    }
+
+    #[test]
+    fn json_consolidates_like_render_view_json() {
+        let s = Series::new("a", 60, 660, 60, (0..10).map(|i| Some(i as f64)).collect());
+        let out = json_series(std::slice::from_ref(&s), Some(5), false);
+        let pts = &out[0].datapoints;
+        assert!(pts.len() <= 6, "{pts:?}");
+        assert_eq!(pts[0].1 % 120, 0, "buckets aligned to 2 steps: {pts:?}");
+        let plain = json_series(std::slice::from_ref(&s), None, false);
+        assert_eq!(plain[0].datapoints.len(), 10);
+        assert_eq!(plain[0].datapoints[9], (Some(9.0), 600));
+    }
+
+    #[test]
+    fn no_null_points_drops_nulls_and_empty_series() {
+        let a = Series::new("a", 0, 30, 10, vec![None, Some(1.0), Some(f64::NAN)]);
+        let b = Series::new("b", 0, 20, 10, vec![None, None]);
+        let out = json_series(&[a, b], None, true);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].datapoints, vec![(Some(1.0), 10)]);
+        assert_eq!(
+            model::to_json(&out),
+            r#"[{"target": "a", "tags": {"name": "a"}, "datapoints": [[1.0, 10]]}]"#
+        );
+    }
+
+    #[test]
+    fn csv_is_pythons_excel_dialect() {
+        let s = Series::new("a,b", 60, 180, 60, vec![Some(1.5), None]);
+        assert_eq!(
+            csv(&[s], &TimeZone::utc()),
+            "\"a,b\",1970-01-01 00:01:00,1.5\r\n\"a,b\",1970-01-01 00:02:00,\r\n"
+        );
+    }
+}

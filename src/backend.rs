@@ -1,0 +1,53 @@
+//! The alerter's [`Backend`] over the embedded store, in process: the same parse → evaluate →
+//! `format=json` path as the HTTP API's `/render`, without HTTP.
+
+use std::sync::Arc;
+
+use alerter::pipeline::evaluate::{Backend, FetchError};
+use async_trait::async_trait;
+use graphite::attime::{parse_time, TimeZone};
+use graphite::render::Series;
+use graphite::server::output::json_series;
+use graphite::server::StoreSource;
+use graphite::store::{unix_now, Store};
+
+/// Renders alert targets straight from the store.
+pub struct StoreBackend {
+    store: Arc<Store>,
+    max_points: u64,
+}
+
+impl StoreBackend {
+    pub fn new(store: Arc<Store>, max_points: u64) -> Self {
+        Self { store, max_points }
+    }
+}
+
+#[async_trait]
+impl Backend for StoreBackend {
+    async fn fetch(
+        &self,
+        target: &str,
+        from: &str,
+        until: Option<&str>,
+    ) -> Result<Vec<Series>, FetchError> {
+        let err = |m: String| FetchError(format!("target {target}: {m}"));
+        let expr = graphite::expr::parse(target).map_err(|e| err(e.to_string()))?;
+        let now = unix_now();
+        let tz = TimeZone::utc();
+        let f = parse_time(from, now, &tz).map_err(|e| err(e.to_string()))?;
+        let u = parse_time(until.unwrap_or("now"), now, &tz).map_err(|e| err(e.to_string()))?;
+        let (f, u) = graphite::eval::request_window(f, u).map_err(|e| err(e.to_string()))?;
+        let store = self.store.clone();
+        let max = self.max_points;
+        let handle = tokio::runtime::Handle::current();
+        let series = tokio::task::spawn_blocking(move || {
+            let src = StoreSource::new(store, handle, now, max);
+            graphite::eval::render(&[expr], f, u, now, &src)
+        })
+        .await
+        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| err(e.to_string()))?;
+        Ok(json_series(&series, None, false))
+    }
+}

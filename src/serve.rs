@@ -1,0 +1,239 @@
+//! `carbide serve`: the store, its carbon listeners and the HTTP API, from flags and an
+//! optional YAML file (flags win).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use graphite::server::{self, Auth, HttpConfig};
+use graphite::store::server::{Server, ServerConfig};
+use graphite::store::{FlushReport, Store};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::yaml::{self, ServeFile};
+
+/// Flags shared by `serve` and `up` (each overrides the YAML file's key of the same name).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Settings file (YAML; keys in docs/store.md). Flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of the SQLite database [default: data].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Carbon plaintext TCP listener, or `off` [default: 127.0.0.1:2003].
+    #[arg(long, value_name = "ADDR")]
+    pub carbon_tcp: Option<String>,
+    /// Carbon plaintext UDP listener, or `off` [default: 127.0.0.1:2003].
+    #[arg(long, value_name = "ADDR")]
+    pub carbon_udp: Option<String>,
+    /// HTTP API listener [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// carbon storage-schemas.conf.
+    #[arg(long, value_name = "FILE")]
+    pub schemas: Option<PathBuf>,
+    /// carbon storage-aggregation.conf.
+    #[arg(long, value_name = "FILE")]
+    pub aggregation: Option<PathBuf>,
+    /// How often cached points are written to SQLite (`5s`); the kill -9 loss bound.
+    #[arg(long, value_name = "DURATION")]
+    pub flush_interval: Option<humantime::Duration>,
+    /// Basic-auth user of the HTTP API; the password comes from CARBIDE_HTTP_PASSWORD (or the
+    /// file). A bearer token may come from CARBIDE_HTTP_TOKEN.
+    #[arg(long, value_name = "USER")]
+    pub http_user: Option<String>,
+    /// Freeze the store's clock at this epoch (replaying recorded data; never in production:
+    /// nothing expires).
+    #[arg(long, value_name = "EPOCH", hide = true)]
+    pub frozen_clock: Option<i64>,
+}
+
+/// Everything `serve` starts.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub store: ServerConfig,
+    pub http: HttpConfig,
+}
+
+fn listen(what: &str, v: Option<&str>, default: SocketAddr) -> anyhow::Result<Option<SocketAddr>> {
+    match v.map(str::trim) {
+        None => Ok(Some(default)),
+        Some("off") => Ok(None),
+        Some(a) => a.parse().map(Some).map_err(|e| {
+            anyhow::anyhow!("{what} {a:?}: {e} (expected ip:port such as 127.0.0.1:2003, or off)")
+        }),
+    }
+}
+
+impl ServeArgs {
+    /// Merge the file (if any), the flags and the environment into settings.
+    pub fn settings(&self) -> anyhow::Result<ServeSettings> {
+        let file = match &self.config {
+            Some(f) => yaml::load_serve_file(f)?,
+            None => ServeFile::default(),
+        };
+        let d = ServerConfig::default();
+        let carbon: SocketAddr = ([127, 0, 0, 1], 2003).into();
+        let store = ServerConfig {
+            tcp_listen: listen(
+                "carbon_tcp",
+                self.carbon_tcp.as_deref().or(file.carbon_tcp.as_deref()),
+                carbon,
+            )?,
+            udp_listen: listen(
+                "carbon_udp",
+                self.carbon_udp.as_deref().or(file.carbon_udp.as_deref()),
+                carbon,
+            )?,
+            data_dir: self
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or(d.data_dir),
+            schemas: self.schemas.clone().or(file.schemas),
+            aggregation: self.aggregation.clone().or(file.aggregation),
+            flush_interval: self
+                .flush_interval
+                .map(Into::into)
+                .or(file.flush_interval)
+                .unwrap_or(d.flush_interval),
+            self_metrics_interval: file
+                .self_metrics_interval
+                .unwrap_or(d.self_metrics_interval),
+            max_cache_points: file.max_cache_points.unwrap_or(d.max_cache_points),
+        };
+        if store.flush_interval < Duration::from_millis(100) {
+            anyhow::bail!("flush_interval must be at least 100ms");
+        }
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let user = self.http_user.clone().or(file.auth.user);
+        let password = env("CARBIDE_HTTP_PASSWORD").or(file.auth.password);
+        let basic = match (user, password) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (Some(_), None) => anyhow::bail!(
+                "HTTP basic auth: a user is set but no password; set CARBIDE_HTTP_PASSWORD or auth.password"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "HTTP basic auth: a password is set but no user; set --http-user or auth.user"
+            ),
+            (None, None) => None,
+        };
+        let bearer = env("CARBIDE_HTTP_TOKEN").or(file.auth.token);
+        let hd = HttpConfig::default();
+        let l = file.limits;
+        let limits = graphite::server::Limits {
+            max_targets: l.max_targets.unwrap_or(hd.limits.max_targets),
+            max_points_per_request: l
+                .max_points_per_request
+                .unwrap_or(hd.limits.max_points_per_request),
+            max_body_bytes: l.max_body_bytes.unwrap_or(hd.limits.max_body_bytes),
+            max_find_results: l.max_find_results.unwrap_or(hd.limits.max_find_results),
+        };
+        let http = HttpConfig {
+            listen: self.http_listen.or(file.http_listen).unwrap_or(hd.listen),
+            auth: Auth { basic, bearer },
+            limits,
+        };
+        if let Some(t) = self.frozen_clock {
+            graphite::store::clock::freeze(t);
+            tracing::warn!(epoch = t, "the store's clock is frozen (replay mode)");
+        }
+        Ok(ServeSettings { store, http })
+    }
+}
+
+/// A running `serve`: the store with its listeners and the HTTP API.
+pub struct Running {
+    server: Server,
+    http_addr: SocketAddr,
+    http_stop: watch::Sender<bool>,
+    http_task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Running {
+    /// Open the store, start the carbon listeners and the HTTP API.
+    pub async fn start(settings: ServeSettings) -> anyhow::Result<Running> {
+        let server = Server::start(settings.store.clone()).await?;
+        let listener = tokio::net::TcpListener::bind(settings.http.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on http {} (is graphite-web or another carbide running? pick another address with --http-listen)",
+                    settings.http.listen
+                )
+            })?;
+        let http_addr = listener.local_addr()?;
+        let router = server::router(server.store().clone(), &settings.http);
+        let (http_stop, mut rx) = watch::channel(false);
+        let http_task = tokio::spawn(server::serve(listener, router, async move {
+            let _ = rx.changed().await;
+        }));
+        let show = |a: Option<SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
+        // One line on stdout so scripts (and tests) can find ports chosen with :0.
+        println!(
+            "carbide: carbon tcp {} udp {}, http http://{http_addr}, data {}",
+            show(server.tcp_addr()),
+            show(server.udp_addr()),
+            settings.store.data_dir.display()
+        );
+        Ok(Running {
+            server,
+            http_addr,
+            http_stop,
+            http_task,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        self.server.store()
+    }
+
+    pub fn carbon_tcp(&self) -> Option<SocketAddr> {
+        self.server.tcp_addr()
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Stop the HTTP API (in-flight requests finish), then the listeners; flush and close.
+    pub async fn shutdown(self) -> anyhow::Result<FlushReport> {
+        let _ = self.http_stop.send(true);
+        match self.http_task.await {
+            Ok(Err(e)) => tracing::warn!("http server: {e}"),
+            Err(e) => tracing::warn!("http server task: {e}"),
+            Ok(Ok(())) => {}
+        }
+        Ok(self.server.shutdown().await?)
+    }
+}
+
+/// SIGINT or SIGTERM. The handlers are installed when this is called (before anything
+/// starts), so a signal arriving during start-up is not lost.
+pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
+}
+
+/// `carbide serve` until a signal.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    let signal = shutdown_signal()?;
+    let running = Running::start(settings).await?;
+    let sig = signal.await;
+    tracing::info!("{sig}: stopping");
+    let r = running.shutdown().await?;
+    tracing::info!(points = r.points, "store flushed and closed");
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! `carbide up`: the whole pipeline in one process — the store and HTTP API, the collector
+//! agent with `collectors.d/` sending to the embedded carbon port, and the alerter with
+//! `alerts.yml` (console notifier) evaluating against the store in process. Ctrl-C / SIGTERM
+//! stops the collector first (its sender flushes into the store), then the alerter, then the
+//! HTTP API and the store (flushed to SQLite and closed).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use collector::config::Sources;
+use tokio::sync::{oneshot, watch};
+
+use crate::backend::StoreBackend;
+use crate::serve::{shutdown_signal, Running, ServeArgs};
+
+/// `carbide up` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Collector instance files.
+    #[arg(long, value_name = "DIR", default_value = "collectors.d")]
+    pub collectors_dir: PathBuf,
+    /// Collector global settings (default: ./collector.yml if present). Its sender
+    /// destinations are replaced by the embedded carbon port.
+    #[arg(long, value_name = "FILE")]
+    pub collector_config: Option<PathBuf>,
+    /// The alerts file; when it does not exist the alerter is not started.
+    #[arg(long, value_name = "FILE", default_value = "alerts.yml")]
+    pub alerts: PathBuf,
+    /// The alerter's JSON API (`ip:port`, or `off`); overrides alerts.yml's api_listen.
+    #[arg(long, value_name = "ADDR")]
+    pub alerter_api: Option<String>,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let settings = args.serve.settings()?;
+    if settings.store.tcp_listen.is_none() {
+        anyhow::bail!("carbide up needs the carbon TCP listener (the collector sends to it); remove carbon_tcp: off");
+    }
+    let max_points = settings.http.limits.max_points_per_request;
+    // Validate everything before starting anything.
+    let sources = Sources {
+        config: args.collector_config.clone(),
+        collectors_dir: Some(args.collectors_dir.clone()),
+    };
+    let loaded = collector::config::load(&sources).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("collector configuration:\n{}", lines.join("\n"))
+    })?;
+    let alerts = if args.alerts.exists() {
+        let mut cfg =
+            alerter::config::Config::load(&args.alerts).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for w in &cfg.warnings {
+            tracing::warn!("{}: {w}", args.alerts.display());
+        }
+        // The default state file goes beside the store, not into the working directory.
+        if cfg.state_file == std::path::Path::new("alerter.db") {
+            cfg.state_file = settings.store.data_dir.join("alerter.db");
+        }
+        if let Some(a) = &args.alerter_api {
+            cfg.api_listen = match a.trim() {
+                "off" => None,
+                s => Some(s.parse::<SocketAddr>().map_err(|e| {
+                    anyhow::anyhow!("--alerter-api {s:?}: {e} (expected ip:port, or off)")
+                })?),
+            };
+        }
+        Some(cfg)
+    } else {
+        tracing::warn!(
+            "{} not found: the alerter is not started",
+            args.alerts.display()
+        );
+        None
+    };
+
+    let signal = shutdown_signal()?;
+    let running = Running::start(settings).await?;
+    let carbon = running
+        .carbon_tcp()
+        .context("the carbon TCP listener did not start")?;
+
+    let mut loaded = loaded;
+    loaded.settings.sender.destinations = vec![carbon.to_string()];
+    let (collector_stop, stop_rx) = oneshot::channel::<()>();
+    let collector = tokio::spawn(collector::agent::run_until(sources, loaded, async move {
+        let _ = stop_rx.await;
+    }));
+
+    let (alerter_stop, alerter_rx) = watch::channel(false);
+    // The alerter's future is not `Send` (sqlx), so it runs in this task, beside the one
+    // that waits for the signal and orders the shutdown.
+    let alerter = async {
+        let Some(mut cfg) = alerts else {
+            return;
+        };
+        if cfg.metrics_carbon.is_none() {
+            cfg.metrics_carbon = Some(carbon.to_string());
+        }
+        let backend = Arc::new(StoreBackend::new(running.store().clone(), max_points));
+        if let Err(e) = alerter::pipeline::engine::run(
+            Arc::new(cfg),
+            backend,
+            alerter::outbox::RetryPolicy::default(),
+            alerter_rx,
+        )
+        .await
+        {
+            tracing::error!("alerter: {e:#}");
+        }
+    };
+    tracing::info!(
+        "carbide up: render API http://{}, collector sending to {carbon}",
+        running.http_addr()
+    );
+    let control = async {
+        let sig = signal.await;
+        tracing::info!("{sig}: stopping the collector, the alerter, then the store");
+        let _ = collector_stop.send(());
+        match collector.await {
+            Ok(Err(e)) => tracing::error!("collector: {e:#}"),
+            Err(e) => tracing::error!("collector task: {e}"),
+            Ok(Ok(())) => {}
+        }
+        let _ = alerter_stop.send(true);
+        anyhow::Ok(())
+    };
+    let ((), controlled) = tokio::join!(alerter, control);
+    controlled?;
+    let r = running.shutdown().await?;
+    tracing::info!(points = r.points, "store flushed and closed");
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Helpers shared by the end-to-end tests: run `carbide` in a directory, find the ports it
+//! chose, talk HTTP/1.1 and carbon plaintext to it. Real processes, real sockets.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const CARBIDE: &str = env!("CARGO_BIN_EXE_carbide");
+
+/// A running `carbide` child and the addresses it printed.
+pub struct Carbide {
+    pub child: Child,
+    pub carbon: SocketAddr,
+    pub http: SocketAddr,
+}
+
+impl Carbide {
+    /// Start `carbide <args>` in `dir` and wait for its address line.
+    pub fn start(dir: &Path, args: &[&str]) -> Carbide {
+        Self::start_env(dir, args, &[])
+    }
+
+    pub fn start_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Carbide {
+        let mut cmd = Command::new(CARBIDE);
+        cmd.args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("carbide.log"))
+                    .unwrap(),
+            ));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert!(
+            line.starts_with("carbide: carbon tcp"),
+            "carbide did not start: {line:?}\n{}",
+            std::fs::read_to_string(dir.join("carbide.log")).unwrap_or_default()
+        );
+        // "carbide: carbon tcp A udp B, http http://H, data D"
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let carbon = words[3].parse().unwrap();
+        let http = words[7]
+            .trim_start_matches("http://")
+            .trim_end_matches(',')
+            .parse()
+            .unwrap();
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = out.read_to_end(&mut sink);
+        });
+        Carbide {
+            child,
+            carbon,
+            http,
+        }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0);
+    }
+
+    /// SIGTERM and wait; returns whether it exited with status 0.
+    pub fn stop(mut self) -> bool {
+        self.signal(libc::SIGTERM);
+        self.child.wait().unwrap().success()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(mut self) {
+        self.signal(libc::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    pub fn get(&self, path_and_query: &str) -> (u16, String) {
+        http(self.http, "GET", path_and_query, &[], None)
+    }
+}
+
+impl Drop for Carbide {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; returns status and body.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<(&str, &[u8])>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut req =
+        format!("{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some((ct, b)) = body {
+        req.push_str(&format!(
+            "Content-Type: {ct}\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    if let Some((_, b)) = body {
+        // The server may answer (413) before reading everything.
+        let _ = s.write_all(b);
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// Percent-encode a query value (everything but unreserved characters).
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Send carbon plaintext lines over one TCP connection and close it.
+pub fn send_lines(addr: SocketAddr, text: &str) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.write_all(text.as_bytes()).unwrap();
+    s.flush().unwrap();
+}
+
+/// Poll `cond` every 100 ms until it is true or `limit` passes (a safety net, not a timing
+/// assertion: the tests assert what the condition sees).
+pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cond()
+}
+
+/// One rendered series: target and `(value, timestamp)` points.
+pub type Rendered = (String, Vec<(Option<f64>, i64)>);
+
+/// `format=json` body → `(target, [(value, ts)])`.
+pub fn series(body: &str) -> Vec<Rendered> {
+    let v: serde_json::Value = serde_json::from_str(body)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", &body[..body.len().min(300)]));
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let pts = s["datapoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| (p[0].as_f64(), p[1].as_i64().unwrap()))
+                .collect();
+            (s["target"].as_str().unwrap_or("").to_string(), pts)
+        })
+        .collect()
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

@@ -1,0 +1,362 @@
+//! `carbide serve` end to end: data across a clean restart and a kill -9, the HTTP API's
+//! shapes, limits against hostile requests, authentication, and the collector binary
+//! sending to it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{enc, http, now, send_lines, series, wait_until, Carbide};
+
+const PORTS: [&str; 6] = [
+    "--carbon-tcp",
+    "127.0.0.1:0",
+    "--carbon-udp",
+    "off",
+    "--http-listen",
+    "127.0.0.1:0",
+];
+
+fn serve(dir: &std::path::Path, extra: &[&str]) -> Carbide {
+    let mut args = vec!["serve", "--data-dir", "data"];
+    args.extend(PORTS);
+    args.extend(extra);
+    Carbide::start(dir, &args)
+}
+
+/// `n` points of `path` every 10 s ending at `end`: value = index.
+fn lines(path: &str, n: i64, end: i64) -> String {
+    (0..n)
+        .map(|i| format!("{path} {i} {}\n", end - (n - 1 - i) * 10))
+        .collect()
+}
+
+fn values_of(c: &Carbide, target: &str, from: &str) -> Vec<(Option<f64>, i64)> {
+    let (st, body) = c.get(&format!(
+        "/render?target={}&from={from}&format=json",
+        enc(target)
+    ));
+    assert_eq!(st, 200, "{body}");
+    series(&body).into_iter().flat_map(|(_, p)| p).collect()
+}
+
+fn known(c: &Carbide, target: &str) -> Vec<(f64, i64)> {
+    values_of(c, target, "-1h")
+        .into_iter()
+        .filter_map(|(v, t)| v.map(|v| (v, t)))
+        .collect()
+}
+
+#[test]
+fn clean_restart_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let end = now() - now() % 10 - 10;
+    let c = serve(dir.path(), &["--flush-interval", "1h"]);
+    send_lines(
+        c.carbon,
+        &(lines("r.a", 100, end) + &lines("r.b", 100, end)),
+    );
+    assert!(wait_until(Duration::from_secs(30), || known(&c, "r.*")
+        .len()
+        == 200));
+    let before = known(&c, "r.*");
+    assert!(c.stop(), "carbide serve did not exit cleanly");
+    let log = std::fs::read_to_string(dir.path().join("carbide.log")).unwrap();
+    assert!(log.contains("store flushed and closed"), "{log}");
+
+    let c = serve(dir.path(), &[]);
+    let after = known(&c, "r.*");
+    assert_eq!(after, before, "points differ after a clean restart");
+    assert_eq!(after.len(), 200);
+    assert!(c.stop());
+}
+
+/// The documented bound: a point is durable once a flush that started after it was received
+/// has committed. Points confirmed flushed must survive kill -9.
+#[test]
+fn kill_9_keeps_flushed_points() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("serve.yml"),
+        "flush_interval: 200ms\nself_metrics_interval: 200ms\n",
+    )
+    .unwrap();
+    let end = now() - now() % 10 - 10;
+    let c = serve(dir.path(), &["--config", "serve.yml"]);
+    send_lines(c.carbon, &lines("k.flushed", 200, end));
+    assert!(wait_until(Duration::from_secs(30), || known(
+        &c,
+        "k.flushed"
+    )
+    .len()
+        == 200));
+    let flushes = |c: &Carbide| -> f64 {
+        values_of(c, "carbide.store.flushes", "-5min")
+            .into_iter()
+            .filter_map(|(v, _)| v)
+            .fold(0.0, f64::max)
+    };
+    // The reported counter lags by at most one report; three more flushes than reported
+    // after the points were visible means at least two started after they were received.
+    let f0 = flushes(&c);
+    assert!(wait_until(Duration::from_secs(60), || flushes(&c) >= f0 + 3.0));
+    send_lines(c.carbon, &lines("k.tail", 50, end));
+    c.kill9();
+
+    let c = serve(dir.path(), &[]);
+    let got = known(&c, "k.flushed");
+    assert_eq!(got.len(), 200, "flushed points lost by kill -9");
+    assert!(got.iter().enumerate().all(|(i, (v, _))| *v == i as f64));
+    // The unflushed tail may be lost, never corrupted.
+    let tail = known(&c, "k.tail");
+    assert!(tail.len() <= 50 && tail.iter().all(|(v, _)| v.fract() == 0.0));
+    assert!(c.stop());
+}
+
+#[test]
+fn api_shapes_and_errors_as_graphite_web() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = serve(dir.path(), &[]);
+    let end = now() - now() % 10 - 10;
+    send_lines(
+        c.carbon,
+        &(lines("web.host1.cpu", 6, end) + &lines("web.host2.cpu", 6, end)),
+    );
+    assert!(wait_until(Duration::from_secs(30), || known(
+        &c,
+        "web.*.cpu"
+    )
+    .len()
+        == 12));
+
+    let (st, body) = c.get("/version");
+    assert_eq!((st, body.as_str()), (200, "1.1.10"));
+    let (st, body) = c.get("/metrics/find?query=web.*");
+    assert_eq!(st, 200);
+    assert_eq!(
+        body,
+        r#"[{"text": "host1", "id": "web.host1", "allowChildren": 1, "expandable": 1, "leaf": 0}, {"text": "host2", "id": "web.host2", "allowChildren": 1, "expandable": 1, "leaf": 0}]"#
+    );
+    let (_, body) = c.get("/metrics/find?query=web.host1.&format=completer");
+    assert_eq!(
+        body,
+        r#"{"metrics": [{"path": "web.host1.cpu", "name": "cpu", "is_leaf": "1"}]}"#
+    );
+    let (_, body) = c.get("/metrics/expand?query=web.*.cpu&leavesOnly=1");
+    assert_eq!(body, r#"{"results": ["web.host1.cpu", "web.host2.cpu"]}"#);
+    let (_, body) = c.get("/metrics/index.json");
+    assert!(
+        body.contains(r#""web.host1.cpu", "web.host2.cpu""#),
+        "{body}"
+    );
+    let (st, body) = c.get("/metrics/find");
+    assert_eq!(
+        (st, body.as_str()),
+        (400, "Missing required parameter 'query'")
+    );
+
+    // POSTed form, repeated targets, maxDataPoints, noNullPoints, csv, jsonp.
+    let form = format!(
+        "target={}&target=web.host2.cpu&from=-5min&maxDataPoints=2",
+        enc("sumSeries(web.*.cpu)")
+    );
+    let (st, body) = http(
+        c.http,
+        "POST",
+        "/render?format=json",
+        &[],
+        Some(("application/x-www-form-urlencoded", form.as_bytes())),
+    );
+    assert_eq!(st, 200, "{body}");
+    let s = series(&body);
+    assert_eq!(s.len(), 2);
+    assert_eq!(s[0].0, "sumSeries(web.*.cpu)");
+    assert!(s.iter().all(|(_, p)| p.len() <= 3), "{body}");
+    let (_, body) = c.get("/render?target=web.host1.cpu&from=-5min&noNullPoints=1");
+    let s = series(&body);
+    assert_eq!(s[0].1.len(), 6);
+    let (_, csv) = c.get("/render?target=web.host1.cpu&from=-2min&format=csv");
+    assert!(
+        csv.lines().all(|l| l.starts_with("web.host1.cpu,")),
+        "{csv}"
+    );
+    assert!(csv.contains("\r\n"));
+    let (_, body) = c.get("/render?target=web.host1.cpu&from=-1min&jsonp=cb");
+    assert!(body.starts_with("cb([{") && body.ends_with(")"), "{body}");
+
+    // No match → [], bad target → 400 with the parser's message.
+    let (st, body) = c.get("/render?target=nothing.here&format=json");
+    assert_eq!((st, body.as_str()), (200, "[]"));
+    let (st, body) = c.get(&format!("/render?target={}", enc("sumSeries(web.*")));
+    assert_eq!(st, 400);
+    assert!(body.contains("sumSeries(web.*"), "{body}");
+    let (st, body) = c.get("/render?target=nosuchfunction(web.*.cpu)");
+    assert_eq!(st, 400);
+    assert!(body.contains("nosuchfunction"), "{body}");
+    let (st, _) = c.get("/render?target=web.*.cpu&from=yesterdayish");
+    assert_eq!(st, 400);
+    let (st, body) = c.get("/functions/sumSeries");
+    assert_eq!(st, 200);
+    assert!(body.starts_with("{\"") && body.contains("\"name\": \"sumSeries\""));
+    let (st, _) = c.get("/functions/nosuch");
+    assert_eq!(st, 404);
+    assert!(c.stop());
+}
+
+#[test]
+fn hostile_requests_get_400s_and_the_server_stays_up() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("schemas.conf"),
+        "[fine]\npattern = ^fine\\.\nretentions = 1s:5y\n[default]\npattern = .*\nretentions = 10s:1d\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("serve.yml"),
+        "limits: {max_targets: 5, max_body_bytes: 4096, max_points_per_request: 1000000}\n",
+    )
+    .unwrap();
+    let c = serve(
+        dir.path(),
+        &["--config", "serve.yml", "--schemas", "schemas.conf"],
+    );
+    send_lines(c.carbon, &format!("fine.a 1 {}\n", now() - 5));
+    assert!(wait_until(Duration::from_secs(30), || known(&c, "fine.a")
+        .len()
+        == 1));
+
+    // Years of 1 s data.
+    let (st, body) = c.get("/render?target=fine.a&from=-4y");
+    assert_eq!(st, 400);
+    assert!(body.contains("max_points_per_request"), "{body}");
+    // Brace bomb (in a target and in find), deep nesting, too many targets, huge body.
+    let bomb = "{a,b,c,d,e,f,g,h,i,j}".repeat(8);
+    let (st, _) = c.get(&format!("/render?target=x.{}", enc(&bomb)));
+    assert_eq!(st, 400);
+    let (st, _) = c.get(&format!("/metrics/find?query=x.{}", enc(&bomb)));
+    assert_eq!(st, 400);
+    let deep = format!("{}fine.a{}", "absolute(".repeat(500), ")".repeat(500));
+    let (st, _) = c.get(&format!("/render?target={}", enc(&deep)));
+    assert_eq!(st, 400);
+    let many: String = (0..6).map(|_| "target=fine.a&").collect();
+    let (st, body) = c.get(&format!("/render?{many}"));
+    assert_eq!(st, 400);
+    assert!(body.contains("max_targets"), "{body}");
+    let big = format!("target=fine.a&pad={}", "x".repeat(10_000));
+    let (st, _) = http(
+        c.http,
+        "POST",
+        "/render",
+        &[],
+        Some(("application/x-www-form-urlencoded", big.as_bytes())),
+    );
+    assert_eq!(st, 413);
+    let (st, _) = c.get("/render?target=fine.a&maxDataPoints=-3");
+    assert_eq!(st, 400);
+    let (st, _) = c.get("/render?target=fine.a&jsonp=alert(1)");
+    assert_eq!(st, 400);
+    // Still serving.
+    assert_eq!(known(&c, "fine.a").len(), 1);
+    assert!(c.stop());
+}
+
+#[test]
+fn basic_auth_and_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec!["serve", "--data-dir", "data", "--http-user", "grafana"];
+    args.extend(PORTS);
+    let c = Carbide::start_env(
+        dir.path(),
+        &args,
+        &[
+            ("CARBIDE_HTTP_PASSWORD", "s3cret-pass"),
+            ("CARBIDE_HTTP_TOKEN", "tok-abc"),
+        ],
+    );
+    let (st, body) = c.get("/version");
+    assert_eq!(st, 401);
+    assert!(!body.contains("s3cret") && !body.contains("tok-abc"));
+    // "grafana:s3cret-pass"
+    let (st, _) = http(
+        c.http,
+        "GET",
+        "/version",
+        &[("Authorization", "Basic Z3JhZmFuYTpzM2NyZXQtcGFzcw==")],
+        None,
+    );
+    assert_eq!(st, 200);
+    let (st, _) = http(
+        c.http,
+        "GET",
+        "/version",
+        &[("Authorization", "Bearer tok-abc")],
+        None,
+    );
+    assert_eq!(st, 200);
+    let (st, _) = http(
+        c.http,
+        "GET",
+        "/version",
+        &[("Authorization", "Bearer tok-abd")],
+        None,
+    );
+    assert_eq!(st, 401);
+    assert!(c.stop());
+    let log = std::fs::read_to_string(dir.path().join("carbide.log")).unwrap();
+    assert!(!log.contains("s3cret") && !log.contains("tok-abc"), "{log}");
+}
+
+/// The `collector` binary of the carbide-collector package (built on demand: cargo builds
+/// only this package's binaries for its tests).
+fn collector_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("collector");
+    if !bin.exists() {
+        let st = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "carbide-collector", "--bin", "collector"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    assert!(bin.exists(), "{} not built", bin.display());
+    bin
+}
+
+#[test]
+fn collector_binary_sends_to_carbide_serve() {
+    let bin = collector_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let c = serve(dir.path(), &[]);
+    std::fs::create_dir(dir.path().join("collectors.d")).unwrap();
+    std::fs::write(
+        dir.path().join("collectors.d/host.yml"),
+        "type: host\ninterval: 1s\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("collector.yml"),
+        format!(
+            "hostname_method: fixed\nhostname: e2ehost\nsender:\n  destinations: [\"{}\"]\n",
+            c.carbon
+        ),
+    )
+    .unwrap();
+    let mut agent = std::process::Command::new(bin)
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ok = wait_until(Duration::from_secs(60), || {
+        !known(&c, "servers.e2ehost.loadavg.01").is_empty()
+    });
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let status = agent.wait().unwrap();
+    assert!(ok, "host metrics never became queryable");
+    assert!(status.success());
+    let (_, body) = c.get("/metrics/find?query=servers.e2ehost.*");
+    assert!(body.contains("\"id\": \"servers.e2ehost.cpu\""), "{body}");
+    assert!(c.stop());
+}
