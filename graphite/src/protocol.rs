@@ -221,7 +221,96 @@ impl fmt::Display for Line<'_> {
 /// Parse one line (without or with its trailing `\n` / `\r\n`), as carbon's plaintext
 /// receiver does: whitespace-separated fields, a float value, a float timestamp truncated to
 /// whole seconds. NaN and infinite values are rejected (carbon drops them too).
+///
+/// The common line (three fields, an ASCII path, an integer timestamp) takes a single pass
+/// over the bytes: only the path is checked for UTF-8, the timestamp is read as an integer.
+/// Anything else goes through [`parse_line_slow`], which holds the rules and the errors.
+#[inline]
 pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
+    match parse_fast(line) {
+        Some(l) => Ok(l),
+        None => parse_line_slow(line),
+    }
+}
+
+/// The fast path of [`parse_line`]: one pass over the bytes, one UTF-8 check for path and
+/// value together. `None` for anything it does not handle (then the slow path decides, so
+/// behaviour and errors are the slow path's).
+#[inline]
+fn parse_fast(line: &[u8]) -> Option<Line<'_>> {
+    #[inline(always)]
+    fn ws(b: u8) -> bool {
+        // `u8::is_ascii_whitespace`, as `str::split_ascii_whitespace` uses.
+        matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0c)
+    }
+    let n = line.len();
+    if n > MAX_LINE_LEN {
+        return None;
+    }
+    let mut i = 0;
+    while i < n && ws(line[i]) {
+        i += 1;
+    }
+    // Path: untagged, ASCII (multi-byte names take the slow path), no empty component.
+    let p0 = i;
+    let mut prev = b'.';
+    while i < n {
+        let b = line[i];
+        if ws(b) {
+            break;
+        }
+        if b >= 0x80 || b == b';' || (b == b'.' && prev == b'.') {
+            return None;
+        }
+        prev = b;
+        i += 1;
+    }
+    let p1 = i;
+    if p1 == p0 || prev == b'.' {
+        return None;
+    }
+    while i < n && ws(line[i]) {
+        i += 1;
+    }
+    let v0 = i;
+    while i < n && !ws(line[i]) {
+        i += 1;
+    }
+    let v1 = i;
+    while i < n && ws(line[i]) {
+        i += 1;
+    }
+    // Timestamp: whole epoch seconds below 1e11.
+    let t0 = i;
+    let mut t: i64 = 0;
+    while i < n && line[i].is_ascii_digit() {
+        t = t * 10 + (line[i] - b'0') as i64;
+        i += 1;
+    }
+    if v1 == v0 || i == t0 || i - t0 > 11 || t >= 100_000_000_000 {
+        return None;
+    }
+    while i < n && ws(line[i]) {
+        i += 1;
+    }
+    if i != n {
+        return None;
+    }
+    let head = std::str::from_utf8(&line[p0..v1]).ok()?;
+    let path = head.get(..p1 - p0)?;
+    let value: f64 = head.get(v0 - p0..)?.parse().ok()?;
+    if !value.is_finite() {
+        return None;
+    }
+    Some(Line {
+        path,
+        value,
+        timestamp: t,
+    })
+}
+
+/// [`parse_line`] for every line: the rules and their errors.
+pub fn parse_line_slow(line: &[u8]) -> Result<Line<'_>, LineError> {
     if line.len() > MAX_LINE_LEN + 2 {
         return Err(LineError::TooLong);
     }
@@ -424,6 +513,17 @@ mod tests {
                 prop_assert_eq!(t.len(), tags.len());
                 // Display writes the same text back.
                 prop_assert_eq!(format!("{line}\n").into_bytes(), buf);
+            }
+
+            #[test]
+            fn fast_path_agrees_with_the_rules(
+                line in prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..40),
+                    "[a-z.;=]{0,12}[ \t]{1,2}[-+0-9.eEnaif]{1,8}[ \t\r]{1,2}[-+0-9.]{0,13}[\r\n ]{0,2}"
+                        .prop_map(String::into_bytes),
+                ]
+            ) {
+                prop_assert_eq!(parse_line(&line), parse_line_slow(&line));
             }
 
             #[test]
