@@ -233,77 +233,57 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
     }
 }
 
-/// The fast path of [`parse_line`]: one pass over the bytes, one UTF-8 check for path and
-/// value together. `None` for anything it does not handle (then the slow path decides, so
-/// behaviour and errors are the slow path's).
+/// The fast path of [`parse_line`], for the canonical line `path value timestamp` with
+/// single spaces, a printable-ASCII untagged path and an integer timestamp: fields found with
+/// `memchr`, the path checked in loops the compiler vectorises, one UTF-8 check for path and
+/// value together. `None` for anything else (then the slow path decides, so behaviour and
+/// errors are the slow path's).
 #[inline]
 fn parse_fast(line: &[u8]) -> Option<Line<'_>> {
-    #[inline(always)]
-    fn ws(b: u8) -> bool {
-        // `u8::is_ascii_whitespace`, as `str::split_ascii_whitespace` uses.
-        matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0c)
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+        end -= 1;
     }
-    let n = line.len();
-    if n > MAX_LINE_LEN {
+    let line = line.get(..end)?;
+    if line.len() > MAX_LINE_LEN {
         return None;
     }
-    let mut i = 0;
-    while i < n && ws(line[i]) {
-        i += 1;
-    }
-    // Path: untagged, ASCII (multi-byte names take the slow path), no empty component.
-    let p0 = i;
-    let mut prev = b'.';
-    while i < n {
-        let b = line[i];
-        if ws(b) {
-            break;
-        }
-        if b >= 0x80 || b == b';' || (b == b'.' && prev == b'.') {
-            return None;
-        }
-        prev = b;
-        i += 1;
-    }
-    let p1 = i;
-    if p1 == p0 || prev == b'.' {
+    let sp1 = memchr::memchr(b' ', line)?;
+    let (path, rest) = (&line[..sp1], &line[sp1 + 1..]);
+    let sp2 = memchr::memchr(b' ', rest)?;
+    let ts = &rest[sp2 + 1..];
+    // Path: printable ASCII without `;` (no other whitespace, no tags), no empty component.
+    let odd = path.iter().fold(false, |acc, &b| {
+        acc | (b <= b' ') | (b >= 0x7f) | (b == b';')
+    });
+    if odd
+        || path.first().is_none_or(|&b| b == b'.')
+        || path.last() == Some(&b'.')
+        || memchr::memmem::find(path, b"..").is_some()
+    {
         return None;
-    }
-    while i < n && ws(line[i]) {
-        i += 1;
-    }
-    let v0 = i;
-    while i < n && !ws(line[i]) {
-        i += 1;
-    }
-    let v1 = i;
-    while i < n && ws(line[i]) {
-        i += 1;
     }
     // Timestamp: whole epoch seconds below 1e11.
-    let t0 = i;
+    if ts.is_empty() || ts.len() > 11 {
+        return None;
+    }
     let mut t: i64 = 0;
-    while i < n && line[i].is_ascii_digit() {
-        t = t * 10 + (line[i] - b'0') as i64;
-        i += 1;
+    for &b in ts {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        t = t * 10 + (b - b'0') as i64;
     }
-    if v1 == v0 || i == t0 || i - t0 > 11 || t >= 100_000_000_000 {
+    if t >= 100_000_000_000 {
         return None;
     }
-    while i < n && ws(line[i]) {
-        i += 1;
-    }
-    if i != n {
-        return None;
-    }
-    let head = std::str::from_utf8(&line[p0..v1]).ok()?;
-    let path = head.get(..p1 - p0)?;
-    let value: f64 = head.get(v0 - p0..)?.parse().ok()?;
-    if !value.is_finite() {
+    let head = std::str::from_utf8(&line[..sp1 + 1 + sp2]).ok()?;
+    let value: f64 = head.get(sp1 + 1..)?.parse().ok()?;
+    if value.is_nan() || value.is_infinite() {
         return None;
     }
     Some(Line {
-        path,
+        path: head.get(..sp1)?,
         value,
         timestamp: t,
     })

@@ -7,7 +7,7 @@
 //! the trie is walked node by node with its [`NodePattern`]s: a literal or a brace set of
 //! literals is an exact child lookup, a wildcard scans the children.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use crate::glob::{GlobPattern, NodePattern};
 
@@ -21,7 +21,9 @@ pub struct FindNode {
 
 #[derive(Debug, Default)]
 struct Node {
-    children: BTreeMap<Box<str>, u32>,
+    /// Unordered (answers are sorted at the end): a hash lookup per node on insert and on
+    /// literal pattern nodes.
+    children: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     series: Option<u64>,
 }
 

@@ -352,25 +352,51 @@ impl Store {
 
     /// [`Store::insert_at`] without counting the point as received (self-metrics).
     pub(crate) fn store_point(&self, path: &str, value: f64, ts: i64, now: i64) -> bool {
-        let mut batch = [(self.shard_of(path) as u8, path, value, ts)];
-        self.cache_batch(&mut batch, now) == 1
+        let batch = [(self.shard_of(path) as u8, path, value, ts)];
+        self.cache_batch(&batch, now) == 1
     }
 
     /// Cache a batch of `(shard, path, value, timestamp)` (shard from [`Store::shard_of`]):
     /// each shard's lock is taken once, new series enter the index under one write lock.
     /// Adds the kept points to `cache_points` and returns their number; drops (outside
     /// retention, or beyond the hard cache limit) are counted. Not counted as received.
-    pub(crate) fn cache_batch(&self, batch: &mut [(u8, &str, f64, i64)], now: i64) -> u64 {
-        // Stable: a series' points keep their arrival order (last write wins).
-        batch.sort_by_key(|b| b.0);
+    pub(crate) fn cache_batch(&self, batch: &[(u8, &str, f64, i64)], now: i64) -> u64 {
+        // Group by shard with a counting sort of indexes (stable: a series' points keep
+        // their arrival order, last write wins).
+        let mut starts = [0usize; SHARDS + 1];
+        for b in batch.iter() {
+            starts[b.0 as usize % SHARDS + 1] += 1;
+        }
+        for i in 0..SHARDS {
+            starts[i + 1] += starts[i];
+        }
+        // One point (self-metrics, `insert_at`): no allocation.
+        let (mut one, mut many) = ([0u32; 1], Vec::new());
+        let order: &mut [u32] = if batch.len() == 1 {
+            &mut one
+        } else {
+            many.resize(batch.len(), 0);
+            &mut many
+        };
+        let mut next = starts;
+        for (i, b) in batch.iter().enumerate() {
+            let at = &mut next[b.0 as usize % SHARDS];
+            order[*at] = i as u32;
+            *at += 1;
+        }
         let room = self
             .hard_cache_limit()
             .saturating_sub(self.stats.cache_points.load(Relaxed));
         let (mut kept, mut full, mut old) = (0u64, 0u64, 0u64);
         let mut created: Vec<(Arc<str>, u64)> = Vec::new();
-        for run in batch.chunk_by(|a, b| a.0 == b.0) {
-            let mut shard = lock(&self.shards[run[0].0 as usize % SHARDS]);
-            for &(_, path, value, ts) in run {
+        for si in 0..SHARDS {
+            let run = &order[starts[si]..starts[si + 1]];
+            if run.is_empty() {
+                continue;
+            }
+            let mut shard = lock(&self.shards[si]);
+            for &i in run {
+                let (_, path, value, ts) = batch[i as usize];
                 if kept >= room {
                     full += 1;
                     continue;
@@ -440,14 +466,14 @@ impl Store {
         points: impl IntoIterator<Item = (&'a str, i64, f64)>,
         now: i64,
     ) -> usize {
-        let mut batch: Vec<(u8, &str, f64, i64)> = points
+        let batch: Vec<(u8, &str, f64, i64)> = points
             .into_iter()
             .map(|(p, ts, v)| (self.shard_of(p) as u8, p, v, ts))
             .collect();
         self.stats
             .points_received
             .fetch_add(batch.len() as u64, Relaxed);
-        self.cache_batch(&mut batch, now) as usize
+        self.cache_batch(&batch, now) as usize
     }
 
     /// Number of series known.
@@ -627,7 +653,25 @@ impl Store {
         const KEYS_PER_SELECT: usize = 300;
         const CHUNK_ROWS: usize = 1000;
         let mut tx = self.pool.begin().await?;
-        let new: Vec<&FlushItem> = work.iter().filter(|w| !w.persisted).collect();
+        // New series in id order (the table's rowid: appended, not inserted in the middle);
+        // each schema's retentions text formatted once.
+        let mut new: Vec<&FlushItem> = work.iter().filter(|w| !w.persisted).collect();
+        new.sort_unstable_by_key(|w| w.id);
+        let mut texts: Vec<(usize, String)> = Vec::new();
+        for w in &new {
+            let ptr = Arc::as_ptr(&w.schema) as usize;
+            if !texts.iter().any(|(p, _)| *p == ptr) {
+                texts.push((ptr, w.schema.retentions_string()));
+            }
+        }
+        let retentions = |w: &FlushItem| {
+            let ptr = Arc::as_ptr(&w.schema) as usize;
+            texts
+                .iter()
+                .find(|(p, _)| *p == ptr)
+                .map(|(_, t)| t.clone())
+                .unwrap_or_else(|| w.schema.retentions_string())
+        };
         for batch in new.chunks(SERIES_ROWS) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT OR REPLACE INTO series (id, path, retentions, aggregation, xff) ",
@@ -635,7 +679,7 @@ impl Store {
             qb.push_values(batch, |mut b, w| {
                 b.push_bind(w.id as i64)
                     .push_bind(&*w.path)
-                    .push_bind(w.schema.retentions_string())
+                    .push_bind(retentions(w))
                     .push_bind(w.schema.aggregation.name())
                     .push_bind(w.schema.x_files_factor);
             });
@@ -694,7 +738,7 @@ impl Store {
             if pts.is_empty() {
                 continue;
             }
-            let mut map = ChunkMap::new();
+            let mut map = ChunkMap::default();
             for &(a, c) in need {
                 if let Some(v) = loaded.remove(&(*id, a, c)) {
                     map.insert((a, c), v);
@@ -717,6 +761,8 @@ impl Store {
                 ));
             }
         }
+        // In primary-key order: appends to the b-tree rather than inserts all over it.
+        rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
         for batch in rows.chunks(CHUNK_ROWS) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT OR REPLACE INTO chunks (series_id, archive, chunk_start, expires, data) ",
@@ -852,7 +898,7 @@ impl Store {
             c += span;
         }
         chunk::needs(schema, &pts, &mut need);
-        let mut map = ChunkMap::new();
+        let mut map = ChunkMap::default();
         self.load_chunks(conn, id, &need, &mut map).await?;
         chunk::apply(schema, &pts, &mut map, &mut BTreeSet::new());
         Ok(Some(Fetched {

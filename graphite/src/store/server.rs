@@ -306,7 +306,7 @@ fn handle_lines(buf: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now
         parse_into(&buf[consumed..nl], store, bad, peer, &mut batch);
         consumed = nl + 1;
     }
-    cache(store, &mut batch, now);
+    cache(store, &batch, now);
     consumed
 }
 
@@ -328,7 +328,7 @@ fn parse_into<'a>(
     }
 }
 
-fn cache(store: &Store, batch: &mut [(u8, &str, f64, i64)], now: i64) {
+fn cache(store: &Store, batch: &[(u8, &str, f64, i64)], now: i64) {
     if batch.is_empty() {
         return;
     }
@@ -342,7 +342,7 @@ fn cache(store: &Store, batch: &mut [(u8, &str, f64, i64)], now: i64) {
 fn handle_line(line: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) {
     let mut batch = Vec::with_capacity(1);
     parse_into(line, store, bad, peer, &mut batch);
-    cache(store, &mut batch, now);
+    cache(store, &batch, now);
 }
 
 /// Back-pressure: while the cache is full, ask for a flush and wait for room instead of
