@@ -11,7 +11,7 @@
 #
 # Usage: benches/ingest-vs-carbon.sh [SERIES] [POINTS]     (defaults 100000 10)
 # BASELINE=/path/to/an/older/serve also runs that build of the example (before/after numbers
-# from the same run and the same load).
+# from the same run and the same load); SKIP_CARBON=1 runs carbide only.
 # Needs: python3, /usr/bin/python3 with python3-whisper, graphite-carbon; builds the example in release mode.
 set -euo pipefail
 
@@ -206,6 +206,9 @@ if [ -n "${BASELINE:-}" ]; then
     echo "== baseline carbide ($BASELINE)"
     run_carbide 1 "$ONE" baseline "$BASELINE"
     run_carbide 8 "$EIGHT" baseline "$BASELINE"
+fi
+if [ -n "${SKIP_CARBON:-}" ]; then
+    exit 0
 fi
 echo "== carbon-cache ($(dpkg-query -W -f '${Version}' graphite-carbon 2>/dev/null || echo '?'))"
 run_carbon 1 "$ONE"

@@ -217,6 +217,9 @@ const SCHEMA_SQL: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS chunks_expires ON chunks(expires)",
 ];
 
+/// One series as a read sees it in the cache: id, schema, cached points.
+type Snapshot = (u64, Arc<SeriesSchema>, Vec<Pt>);
+
 /// One series in a flush.
 struct FlushItem {
     path: Arc<str>,
@@ -811,8 +814,7 @@ impl Store {
         for (i, (path, _)) in matches.iter().enumerate() {
             by_shard[self.shard_of(path)].push(i);
         }
-        let mut snap: Vec<Option<(u64, Arc<SeriesSchema>, Vec<Pt>)>> =
-            (0..matches.len()).map(|_| None).collect();
+        let mut snap: Vec<Option<Snapshot>> = (0..matches.len()).map(|_| None).collect();
         for (si, list) in by_shard.iter().enumerate() {
             if list.is_empty() {
                 continue;
