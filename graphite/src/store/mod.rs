@@ -473,10 +473,11 @@ impl Store {
             .into_iter()
             .map(|(p, ts, v)| (self.shard_of(p) as u8, p, v, ts))
             .collect();
+        let kept = self.cache_batch(&batch, now);
         self.stats
             .points_received
             .fetch_add(batch.len() as u64, Relaxed);
-        self.cache_batch(&batch, now) as usize
+        kept as usize
     }
 
     /// Number of series known.

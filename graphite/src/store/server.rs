@@ -332,11 +332,12 @@ fn cache(store: &Store, batch: &[(u8, &str, f64, i64)], now: i64) {
     if batch.is_empty() {
         return;
     }
+    // Counted once cached: whoever sees the count can query the points.
+    store.cache_batch(batch, now);
     store
         .stats
         .points_received
         .fetch_add(batch.len() as u64, Relaxed);
-    store.cache_batch(batch, now);
 }
 
 fn handle_line(line: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) {
