@@ -171,7 +171,8 @@ impl Shard {
 /// The store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
     pool: SqlitePool,
-    schemas: Schemas,
+    /// The retention rules for new series; replaced by [`Store::set_schemas`].
+    schemas: RwLock<Arc<Schemas>>,
     shards: Vec<Mutex<Shard>>,
     index: RwLock<Index>,
     next_id: AtomicU64,
@@ -271,7 +272,7 @@ impl Store {
         }
         let store = Store {
             pool,
-            schemas,
+            schemas: RwLock::new(Arc::new(schemas)),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             index: RwLock::new(Index::default()),
             next_id: AtomicU64::new(1),
@@ -325,11 +326,25 @@ impl Store {
         (self.hasher.hash_one(path) >> 40) as usize % SHARDS
     }
 
+    /// The retention rules new series are classified with.
+    fn rules(&self) -> Arc<Schemas> {
+        self.schemas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replace the retention rules (carbon rereads its files every 60 s): new series are
+    /// classified with them; existing series keep the schema they were created with.
+    pub fn set_schemas(&self, schemas: Schemas) {
+        *self.schemas.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(schemas);
+    }
+
     /// The schema a series has (or would get).
     pub fn schema_of(&self, path: &str) -> SeriesSchema {
         match lock(&self.shards[self.shard_of(path)]).by_path.get(path) {
             Some(e) => (*e.schema).clone(),
-            None => self.schemas.classify(path),
+            None => self.rules().classify(path),
         }
     }
 
@@ -392,6 +407,7 @@ impl Store {
             .saturating_sub(self.stats.cache_points.load(Relaxed));
         let (mut kept, mut full, mut old) = (0u64, 0u64, 0u64);
         let mut created: Vec<(Arc<str>, u64)> = Vec::new();
+        let mut rules: Option<Arc<Schemas>> = None;
         for si in 0..SHARDS {
             let run = &order[starts[si]..starts[si + 1]];
             if run.is_empty() {
@@ -407,7 +423,8 @@ impl Store {
                 let (idx, dest) = match shard.by_path.get(path) {
                     Some(slot) => (slot.idx, dest_archive(&slot.schema.archives, ts, now)),
                     None => {
-                        let schema = shard.intern(self.schemas.classify(path));
+                        let rules = rules.get_or_insert_with(|| self.rules());
+                        let schema = shard.intern(rules.classify(path));
                         let Some(dest) = dest_archive(&schema.archives, ts, now) else {
                             old += 1;
                             continue;
@@ -1039,6 +1056,18 @@ mod tests {
         assert_eq!(s.flush_at(NOW).await.unwrap().points as u64, hard);
         assert!(!s.cache_full());
         assert!(s.insert_at("a.b", NOW, 1.0, NOW));
+    }
+
+    #[tokio::test]
+    async fn new_schemas_apply_to_new_series_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "[a]\npattern=.\nretentions=10s:1h\n", "").await;
+        assert!(s.insert_at("old.x", NOW - 10, 1.0, NOW));
+        s.set_schemas(Schemas::parse("[b]\npattern=.\nretentions=1m:1d\n", "s", "", "a").unwrap());
+        assert!(s.insert_at("new.x", NOW - 10, 1.0, NOW));
+        assert_eq!(s.schema_of("old.x").retentions_string(), "10:360");
+        assert_eq!(s.schema_of("new.x").retentions_string(), "60:1440");
+        assert_eq!(s.schema_of("never.seen").retentions_string(), "60:1440");
     }
 
     #[tokio::test]

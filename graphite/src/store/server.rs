@@ -222,6 +222,14 @@ impl Server {
             flush_tx,
             stop_rx.clone(),
         ));
+        if config.schemas.is_some() || config.aggregation.is_some() {
+            tasks.spawn(reload_schemas(
+                store.clone(),
+                config.schemas.clone(),
+                config.aggregation.clone(),
+                stop_rx.clone(),
+            ));
+        }
         if !config.self_metrics_interval.is_zero() {
             tasks.spawn(self_metrics(
                 store.clone(),
@@ -494,6 +502,32 @@ async fn flusher(
                 // Wake paused listeners so they look again (and keep waiting if still full).
                 store.room.notify_waiters();
             }
+        }
+    }
+}
+
+/// How often the schema files are reread, as carbon does.
+pub const SCHEMA_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Reread the schema files every [`SCHEMA_RELOAD_INTERVAL`]; new series get the new rules. A
+/// file that no longer parses is logged (naming the line) and the rules in use are kept.
+async fn reload_schemas(
+    store: Arc<Store>,
+    schemas: Option<PathBuf>,
+    aggregation: Option<PathBuf>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(SCHEMA_RELOAD_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {}
+        }
+        match Schemas::load(schemas.as_deref(), aggregation.as_deref()) {
+            Ok(s) => store.set_schemas(s),
+            Err(e) => tracing::warn!("schema files not reloaded, keeping the rules in use: {e}"),
         }
     }
 }
