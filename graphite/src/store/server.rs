@@ -499,8 +499,14 @@ async fn flusher(
             }
             Err(e) => {
                 tracing::error!("store flush failed, points stay cached and are retried: {e}");
-                // Wake paused listeners so they look again (and keep waiting if still full).
+                // Wake paused listeners so they look again (and keep waiting if still full),
+                // and let a second pass before retrying: paused listeners ask for a flush
+                // every 50 ms, which must not become a retry loop on a full disk.
                 store.room.notify_waiters();
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
             }
         }
     }
