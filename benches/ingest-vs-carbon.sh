@@ -10,6 +10,8 @@
 # whisper files. "points/s" is reported only when that count equals the number sent.
 #
 # Usage: benches/ingest-vs-carbon.sh [SERIES] [POINTS]     (defaults 100000 10)
+# BASELINE=/path/to/an/older/serve also runs that build of the example (before/after numbers
+# from the same run and the same load); SKIP_CARBON=1 runs carbide only.
 # Needs: python3, /usr/bin/python3 with python3-whisper, graphite-carbon; builds the example in release mode.
 set -euo pipefail
 
@@ -123,10 +125,10 @@ print(best)
 EOF
 
 run_carbide() {
-    local conns=$1 files=$2 dir=$WORK/carbide.$1
+    local conns=$1 files=$2 name=${3:-carbide} bin=${4:-$SERVE} dir=$WORK/${3:-}carbide.$1
     local port; port=$(free_port)
     mkdir -p "$dir"
-    coproc SRV { "$SERVE" --data "$dir" --tcp "127.0.0.1:$port" --udp none --schemas "$WORK/schemas.conf" --flush-secs 5; }
+    coproc SRV { "$bin" --data "$dir" --tcp "127.0.0.1:$port" --udp none --schemas "$WORK/schemas.conf" --flush-secs 5; }
     PIDS+=("$SRV_PID")
     read -r ready <&"${SRV[0]}"   # LISTENING ...
     local secs; secs=$(python3 "$WORK/send.py" "$port" $files)
@@ -136,7 +138,7 @@ run_carbide() {
     echo "flush" >&"${SRV[1]}"; local flush; read -r flush <&"${SRV[0]}"
     echo "quit" >&"${SRV[1]}"; local bye; read -r bye <&"${SRV[0]}" || true
     wait "$SRV_PID" 2>/dev/null || true
-    report carbide "$conns" "$secs" "$count"
+    report "$name" "$conns" "$secs" "$count"
     echo "   ($stats; $flush s to flush all to SQLite; db $(du -sh "$dir" | cut -f1))"
 }
 
@@ -200,11 +202,22 @@ EIGHT=$(echo "$WORK"/load.{0..7}.txt)
 echo "== carbide"
 run_carbide 1 "$ONE"
 run_carbide 8 "$EIGHT"
+if [ -n "${BASELINE:-}" ]; then
+    echo "== baseline carbide ($BASELINE)"
+    run_carbide 1 "$ONE" baseline "$BASELINE"
+    run_carbide 8 "$EIGHT" baseline "$BASELINE"
+fi
+if [ -n "${SKIP_CARBON:-}" ]; then
+    exit 0
+fi
 echo "== carbon-cache ($(dpkg-query -W -f '${Version}' graphite-carbon 2>/dev/null || echo '?'))"
 run_carbon 1 "$ONE"
 run_carbon 8 "$EIGHT"
 echo "== ratio (carbide / carbon-cache, points/s accepted with zero loss)"
 for c in 1 8; do
+    [ -n "${BASELINE:-}" ] && python3 -c "
+a, b = ${RATE[carbide.$c]}, ${RATE[baseline.$c]:-0}
+print(f'{$c} conn: carbide / baseline = ' + (f'{a / b:.2f}x' if a and b else 'n/a'))"
     python3 -c "
 a, b = ${RATE[carbide.$c]}, ${RATE[carbon-cache.$c]}
 print(f'{$c} conn: {a} / {b} = ' + (f'{a / b:.1f}x' if a and b else 'n/a (a run lost points)'))"

@@ -1,8 +1,11 @@
-//! Store benchmarks: ingest through the line parser into the cache, and a fetch of 100 series
-//! over one day of 10 s points from SQLite.
+//! Store benchmarks: ingest through the line parser into the cache (point by point, and in
+//! 64 KiB batches as the listeners do), a fetch of 100 series over one day of 10 s points
+//! from SQLite, and index `find`/`expand` over 100k series.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use graphite::glob::GlobPattern;
 use graphite::protocol::parse_line;
+use graphite::store::index::Index;
 use graphite::store::schema::Schemas;
 use graphite::store::{unix_now, Store};
 
@@ -41,6 +44,27 @@ fn ingest(c: &mut Criterion) {
                 if let Ok(l) = parse_line(line) {
                     n += store.insert_at(l.path, l.timestamp, l.value, now) as usize;
                 }
+            }
+            n
+        })
+    });
+    g.bench_function("ingest_100k_lines_batched", |b| {
+        b.iter(|| {
+            let mut n = 0;
+            let mut rest = &text[..];
+            while !rest.is_empty() {
+                // Cut at the last newline of each 64 KiB, as a listener's read buffer.
+                let cut = rest[..rest.len().min(64 * 1024)]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(rest.len(), |p| p + 1);
+                let (buf, tail) = rest.split_at(cut);
+                rest = tail;
+                let points = buf
+                    .split(|&b| b == b'\n')
+                    .filter_map(|l| parse_line(l).ok())
+                    .map(|l| (l.path, l.timestamp, l.value));
+                n += store.insert_batch_at(points, now);
             }
             n
         })
@@ -84,5 +108,50 @@ fn fetch(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ingest, fetch);
+fn index(c: &mut Criterion) {
+    let mut ix = Index::default();
+    for h in 0..1000u64 {
+        for m in 0..100 {
+            ix.insert(&format!("servers.host{h:04}.cpu.metric{m:03}"), h * 100 + m);
+        }
+    }
+    let mut g = c.benchmark_group("index_100k");
+    g.sample_size(20);
+    let cases: &[(&str, &str, usize)] = &[
+        ("expand_one_host", "servers.host0042.cpu.*", 100),
+        (
+            "expand_one_metric_all_hosts",
+            "servers.*.cpu.metric007",
+            1000,
+        ),
+        (
+            "expand_braces_and_sets",
+            "servers.host00{1,2}?.cpu.metric00[0-4]",
+            100,
+        ),
+        ("expand_all", "servers.*.cpu.*", 100_000),
+        ("expand_globstar", "**.metric099", 1000),
+    ];
+    for (name, pattern, want) in cases {
+        let p = GlobPattern::new(pattern).unwrap();
+        g.bench_function(*name, |b| {
+            b.iter(|| {
+                let got = ix.expand(&p);
+                assert_eq!(got.len(), *want);
+                got
+            })
+        });
+    }
+    let p = GlobPattern::new("servers.host004*").unwrap();
+    g.bench_function("find_hosts_prefix", |b| {
+        b.iter(|| {
+            let got = ix.find(&p);
+            assert_eq!(got.len(), 10);
+            got
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ingest, fetch, index);
 criterion_main!(benches);

@@ -221,7 +221,76 @@ impl fmt::Display for Line<'_> {
 /// Parse one line (without or with its trailing `\n` / `\r\n`), as carbon's plaintext
 /// receiver does: whitespace-separated fields, a float value, a float timestamp truncated to
 /// whole seconds. NaN and infinite values are rejected (carbon drops them too).
+///
+/// The common line (three fields, an ASCII path, an integer timestamp) takes a single pass
+/// over the bytes: only the path is checked for UTF-8, the timestamp is read as an integer.
+/// Anything else goes through [`parse_line_slow`], which holds the rules and the errors.
+#[inline]
 pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
+    match parse_fast(line) {
+        Some(l) => Ok(l),
+        None => parse_line_slow(line),
+    }
+}
+
+/// The fast path of [`parse_line`], for the canonical line `path value timestamp` with
+/// single spaces, a printable-ASCII untagged path and an integer timestamp: fields found with
+/// `memchr`, the path checked in loops the compiler vectorises, one UTF-8 check for path and
+/// value together. `None` for anything else (then the slow path decides, so behaviour and
+/// errors are the slow path's).
+#[inline]
+fn parse_fast(line: &[u8]) -> Option<Line<'_>> {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    let line = line.get(..end)?;
+    if line.len() > MAX_LINE_LEN {
+        return None;
+    }
+    let sp1 = memchr::memchr(b' ', line)?;
+    let (path, rest) = (&line[..sp1], &line[sp1 + 1..]);
+    let sp2 = memchr::memchr(b' ', rest)?;
+    let ts = &rest[sp2 + 1..];
+    // Path: printable ASCII without `;` (no other whitespace, no tags), no empty component.
+    let odd = path.iter().fold(false, |acc, &b| {
+        acc | (b <= b' ') | (b >= 0x7f) | (b == b';')
+    });
+    if odd
+        || path.first().is_none_or(|&b| b == b'.')
+        || path.last() == Some(&b'.')
+        || memchr::memmem::find(path, b"..").is_some()
+    {
+        return None;
+    }
+    // Timestamp: whole epoch seconds below 1e11.
+    if ts.is_empty() || ts.len() > 11 {
+        return None;
+    }
+    let mut t: i64 = 0;
+    for &b in ts {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        t = t * 10 + (b - b'0') as i64;
+    }
+    if t >= 100_000_000_000 {
+        return None;
+    }
+    let head = std::str::from_utf8(&line[..sp1 + 1 + sp2]).ok()?;
+    let value: f64 = head.get(sp1 + 1..)?.parse().ok()?;
+    if value.is_nan() || value.is_infinite() {
+        return None;
+    }
+    Some(Line {
+        path: head.get(..sp1)?,
+        value,
+        timestamp: t,
+    })
+}
+
+/// [`parse_line`] for every line: the rules and their errors.
+pub fn parse_line_slow(line: &[u8]) -> Result<Line<'_>, LineError> {
     if line.len() > MAX_LINE_LEN + 2 {
         return Err(LineError::TooLong);
     }
@@ -424,6 +493,17 @@ mod tests {
                 prop_assert_eq!(t.len(), tags.len());
                 // Display writes the same text back.
                 prop_assert_eq!(format!("{line}\n").into_bytes(), buf);
+            }
+
+            #[test]
+            fn fast_path_agrees_with_the_rules(
+                line in prop_oneof![
+                    prop::collection::vec(any::<u8>(), 0..40),
+                    "[a-z.;=]{0,12}[ \t]{1,2}[-+0-9.eEnaif]{1,8}[ \t\r]{1,2}[-+0-9.]{0,13}[\r\n ]{0,2}"
+                        .prop_map(String::into_bytes),
+                ]
+            ) {
+                prop_assert_eq!(parse_line(&line), parse_line_slow(&line));
             }
 
             #[test]

@@ -25,8 +25,8 @@ pub struct Pt {
 
 /// `(archive, chunk_start)`.
 pub type ChunkKey = (u8, i64);
-/// Decoded chunks of one series.
-pub type ChunkMap = HashMap<ChunkKey, Vec<f64>>;
+/// Decoded chunks of one series (keys are small integers: a fast fixed-seed hash).
+pub type ChunkMap = HashMap<ChunkKey, Vec<f64>, foldhash::fast::FixedState>;
 
 /// Start of the slot holding `ts`.
 pub fn slot(ts: i64, step: i64) -> i64 {
@@ -95,13 +95,21 @@ fn chunks_covering(out: &mut BTreeSet<ChunkKey>, archive: usize, step: i64, from
 /// The chunks [`apply`] reads or writes for `pts`.
 pub fn needs(schema: &SeriesSchema, pts: &[Pt], out: &mut BTreeSet<ChunkKey>) {
     let a = &schema.archives;
+    // A series' points mostly share chunks and coarse slots: skip repeats of the last one.
+    let mut last_chunk: Vec<Option<i64>> = vec![None; a.len()];
+    let mut last_slot: Vec<Option<i64>> = vec![None; a.len()];
     for p in pts {
         let dest = p.dest as usize;
         for k in dest..a.len() {
             let s = slot(p.ts, a[k].step);
-            out.insert((k as u8, chunk_start(s, a[k].step)));
-            if k > dest {
+            let c = chunk_start(s, a[k].step);
+            if last_chunk[k] != Some(c) {
+                out.insert((k as u8, c));
+                last_chunk[k] = Some(c);
+            }
+            if k > dest && last_slot[k] != Some(s) {
                 chunks_covering(out, k - 1, a[k - 1].step, s, s + a[k].step);
+                last_slot[k] = Some(s);
             }
         }
     }
@@ -128,7 +136,9 @@ fn set(
         .entry((archive as u8, c))
         .or_insert_with(|| vec![f64::NAN; CHUNK_SLOTS as usize]);
     chunk[((ts - c) / step) as usize] = value;
-    touched.insert((archive as u8, c));
+    if touched.last() != Some(&(archive as u8, c)) {
+        touched.insert((archive as u8, c));
+    }
 }
 
 /// Apply `pts` (in arrival order) to `map`, which must hold every existing chunk in
@@ -158,10 +168,22 @@ pub fn apply(
         for s in dirty {
             known.clear();
             let mut t = s;
+            // The fine slots of one coarse slot are consecutive: look each chunk up once.
+            let mut cur: Option<(i64, Option<&Vec<f64>>)> = None;
             while t < s + coarse {
-                let v = get(map, k - 1, fine, t);
-                if !v.is_nan() {
-                    known.push(v);
+                let c = chunk_start(t, fine);
+                let chunk = match cur {
+                    Some((start, chunk)) if start == c => chunk,
+                    _ => {
+                        let chunk = map.get(&((k - 1) as u8, c));
+                        cur = Some((c, chunk));
+                        chunk
+                    }
+                };
+                if let Some(v) = chunk.map(|ch| ch[((t - c) / fine) as usize]) {
+                    if !v.is_nan() {
+                        known.push(v);
+                    }
                 }
                 t += fine;
             }
@@ -241,7 +263,7 @@ mod tests {
     #[test]
     fn last_write_wins_within_a_slot() {
         let s = schema("10s:1h", Aggregation::Average, 0.5);
-        let mut map = ChunkMap::new();
+        let mut map = ChunkMap::default();
         run(&s, &[pt(1000, 1.0), pt(1005, 2.0), pt(1010, 3.0)], &mut map);
         assert_eq!(
             extract(&map, 0, 10, 990, 1030),
@@ -256,7 +278,7 @@ mod tests {
     fn rollup_honours_x_files_factor() {
         // 10s → 60s: six fine slots per coarse slot.
         let s = schema("10s:1h,60s:1d", Aggregation::Average, 0.5);
-        let mut map = ChunkMap::new();
+        let mut map = ChunkMap::default();
         run(&s, &[pt(600, 1.0), pt(610, 2.0)], &mut map);
         // 2/6 known < 0.5: nothing propagated.
         assert_eq!(extract(&map, 1, 60, 600, 660), vec![None]);
@@ -264,7 +286,7 @@ mod tests {
         // 3/6 = 0.5 ≥ 0.5: average of what is known.
         assert_eq!(extract(&map, 1, 60, 600, 660), vec![Some(2.0)]);
         let sum = schema("10s:1h,60s:1d,600s:1y", Aggregation::Sum, 0.0);
-        let mut map = ChunkMap::new();
+        let mut map = ChunkMap::default();
         run(&sum, &[pt(600, 1.0), pt(1250, 4.0)], &mut map);
         assert_eq!(extract(&map, 1, 60, 600, 720), vec![Some(1.0), None]);
         assert_eq!(extract(&map, 2, 600, 600, 1800), vec![Some(1.0), Some(4.0)]);
@@ -287,7 +309,7 @@ mod tests {
         ];
         for (m, want) in cases {
             let s = schema("10s:1h,60s:1d", m, 0.5);
-            let mut map = ChunkMap::new();
+            let mut map = ChunkMap::default();
             run(&s, &pts, &mut map);
             assert_eq!(
                 extract(&map, 1, 60, 60, 120),
@@ -301,7 +323,7 @@ mod tests {
     #[test]
     fn old_points_go_straight_to_a_coarser_archive() {
         let s = schema("10s:1h,60s:1d", Aggregation::Average, 0.5);
-        let mut map = ChunkMap::new();
+        let mut map = ChunkMap::default();
         run(
             &s,
             &[Pt {
@@ -318,7 +340,7 @@ mod tests {
     #[test]
     fn slots_span_chunk_boundaries() {
         let s = schema("10s:1d,1h:30d", Aggregation::Max, 0.0);
-        let mut map = ChunkMap::new();
+        let mut map = ChunkMap::default();
         // Chunk span of the fine archive is 3600 s: both points are in different fine chunks
         // but in the same coarse slot only if aligned; use a slot spanning one chunk exactly.
         let touched = run(&s, &[pt(3599, 1.0), pt(3600, 2.0), pt(7199, 3.0)], &mut map);

@@ -1,180 +1,15 @@
 //! The series index: a trie of path nodes, matched the way graphite-web's standard finder
 //! walks a whisper directory tree.
 //!
-//! graphite-web (`finders/standard.py`, `finders/__init__.py`): backslashes are removed from
-//! the pattern, it is split on `.` *before* anything else (so a glob never crosses a `.`), and
-//! each node is matched against the children of the current directory: a node without any of
-//! `{ [ * ?` is an exact lookup; otherwise its first `{…}` group (first `{`, first `}` after
-//! it) is expanded into variants, each matched with Python's `fnmatch` (`*`, `?`, `[seq]`,
-//! `[!seq]`; an unclosed `[` is literal; further braces are literal). `**` as a whole node
-//! matches any depth.
-//!
-//! Node matching goes through [`NodeMatcher`] so the index can switch to `graphite::glob`
-//! (the target language's `GlobPattern`) with a one-line change in [`compile_node`].
+//! Patterns are compiled by [`crate::glob::GlobPattern`] — the crate's one copy of
+//! graphite-web's glob rules (backslashes dropped, split on `.` first so a glob never crosses
+//! a dot, `{…}` groups expanded, each variant a Python `fnmatch`, `**` for any depth) — and
+//! the trie is walked node by node with its [`NodePattern`]s: a literal or a brace set of
+//! literals is an exact child lookup, a wildcard scans the children.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 
-/// Matches one path node (the text between two dots).
-pub trait NodeMatcher {
-    /// `Some(name)` when the node is a plain name (exact lookup, no scan).
-    fn literal(&self) -> Option<&str>;
-    fn matches(&self, name: &str) -> bool;
-}
-
-/// Compile one pattern node. The single place to swap in another glob implementation.
-pub fn compile_node(node: &str) -> Box<dyn NodeMatcher + Send + Sync> {
-    Box::new(FnmatchNode::new(node))
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Lit(char),
-    Any,
-    Star,
-    Set {
-        negated: bool,
-        ranges: Vec<(char, char)>,
-    },
-}
-
-/// graphite-web's `match_entries`: first-brace-group variants, each a Python fnmatch.
-#[derive(Debug, Clone)]
-pub struct FnmatchNode {
-    literal: Option<String>,
-    variants: Vec<Vec<Tok>>,
-}
-
-impl FnmatchNode {
-    pub fn new(node: &str) -> FnmatchNode {
-        if !node.contains(['{', '[', '*', '?']) {
-            return FnmatchNode {
-                literal: Some(node.to_owned()),
-                variants: Vec::new(),
-            };
-        }
-        let mut variants = Vec::new();
-        match (node.find('{'), node.find('}')) {
-            (Some(open), Some(close)) if close > open => {
-                for v in node[open + 1..close].split(',') {
-                    let text = format!("{}{}{}", &node[..open], v, &node[close + 1..]);
-                    variants.push(translate(&text));
-                }
-            }
-            _ => variants.push(translate(node)),
-        }
-        FnmatchNode {
-            literal: None,
-            variants,
-        }
-    }
-}
-
-impl NodeMatcher for FnmatchNode {
-    fn literal(&self) -> Option<&str> {
-        self.literal.as_deref()
-    }
-
-    fn matches(&self, name: &str) -> bool {
-        match &self.literal {
-            Some(l) => l == name,
-            None => {
-                let chars: Vec<char> = name.chars().collect();
-                self.variants.iter().any(|v| match_toks(v, &chars))
-            }
-        }
-    }
-}
-
-/// Python's `fnmatch.translate`, as tokens.
-fn translate(pat: &str) -> Vec<Tok> {
-    let p: Vec<char> = pat.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < p.len() {
-        let c = p[i];
-        i += 1;
-        match c {
-            '*' => {
-                if out.last() != Some(&Tok::Star) {
-                    out.push(Tok::Star);
-                }
-            }
-            '?' => out.push(Tok::Any),
-            '[' => {
-                let mut j = i;
-                if j < p.len() && p[j] == '!' {
-                    j += 1;
-                }
-                if j < p.len() && p[j] == ']' {
-                    j += 1;
-                }
-                while j < p.len() && p[j] != ']' {
-                    j += 1;
-                }
-                if j >= p.len() {
-                    out.push(Tok::Lit('['));
-                    continue;
-                }
-                let mut body = &p[i..j];
-                i = j + 1;
-                let negated = body.first() == Some(&'!');
-                if negated {
-                    body = &body[1..];
-                }
-                let mut ranges = Vec::new();
-                let mut k = 0;
-                while k < body.len() {
-                    if k + 2 < body.len() && body[k + 1] == '-' {
-                        ranges.push((body[k], body[k + 2]));
-                        k += 3;
-                    } else {
-                        ranges.push((body[k], body[k]));
-                        k += 1;
-                    }
-                }
-                out.push(Tok::Set { negated, ranges });
-            }
-            c => out.push(Tok::Lit(c)),
-        }
-    }
-    out
-}
-
-fn tok_matches(t: &Tok, c: char) -> bool {
-    match t {
-        Tok::Lit(l) => *l == c,
-        Tok::Any => true,
-        Tok::Star => true,
-        Tok::Set { negated, ranges } => {
-            ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
-        }
-    }
-}
-
-/// Glob match with `*` backtracking to the last star only (linear for single-char tokens).
-fn match_toks(toks: &[Tok], s: &[char]) -> bool {
-    let (mut ti, mut si) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if ti < toks.len() && toks[ti] == Tok::Star {
-            star = Some((ti, si));
-            ti += 1;
-        } else if ti < toks.len() && tok_matches(&toks[ti], s[si]) {
-            ti += 1;
-            si += 1;
-        } else if let Some((st, ss)) = star {
-            ti = st + 1;
-            si = ss + 1;
-            star = Some((st, ss + 1));
-        } else {
-            return false;
-        }
-    }
-    while ti < toks.len() && toks[ti] == Tok::Star {
-        ti += 1;
-    }
-    ti == toks.len()
-}
+use crate::glob::{GlobPattern, NodePattern};
 
 /// One answer of [`Index::find`]: graphite-web's `BranchNode` / `LeafNode`. A path that is both
 /// a series and a prefix of others is returned twice, once of each kind.
@@ -186,7 +21,9 @@ pub struct FindNode {
 
 #[derive(Debug, Default)]
 struct Node {
-    children: BTreeMap<Box<str>, u32>,
+    /// Unordered (answers are sorted at the end): a hash lookup per node on insert and on
+    /// literal pattern nodes.
+    children: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     series: Option<u64>,
 }
 
@@ -244,39 +81,37 @@ impl Index {
         self.nodes[cur].series
     }
 
-    /// Visit every node matching `pattern` as `(path, node)`.
-    fn walk(&self, pattern: &str, mut visit: impl FnMut(&str, &Node)) {
-        let clean = pattern.replace('\\', "");
-        let parts: Vec<&str> = clean.split('.').collect();
-        let matchers: Vec<Option<Box<dyn NodeMatcher + Send + Sync>>> = parts
-            .iter()
-            .map(|p| (*p != "**").then(|| compile_node(p)))
-            .collect();
+    /// Visit every node matching `pattern` as `(path, node)` (possibly more than once
+    /// with several `**`).
+    fn walk(&self, pattern: &GlobPattern, mut visit: impl FnMut(&str, &Node)) {
         let mut path = String::new();
-        self.walk_rec(0, &matchers, &mut path, &mut visit);
+        let mut seen = HashSet::new();
+        self.walk_rec(0, pattern.nodes(), &mut path, &mut seen, &mut visit);
     }
 
     fn walk_rec(
         &self,
         node: usize,
-        matchers: &[Option<Box<dyn NodeMatcher + Send + Sync>>],
+        pats: &[NodePattern],
         path: &mut String,
+        seen: &mut HashSet<(usize, usize)>,
         visit: &mut impl FnMut(&str, &Node),
     ) {
-        let Some((first, rest)) = matchers.split_first() else {
+        let Some((first, rest)) = pats.split_first() else {
             visit(path, &self.nodes[node]);
             return;
         };
         match first {
-            // `**`: this node and every node below it, then the rest of the pattern (a
-            // terminal `**` is `**.*`), as graphite-web's globstar walks directories.
-            None => {
-                let star: Vec<Option<Box<dyn NodeMatcher + Send + Sync>>> =
-                    vec![Some(compile_node("*"))];
-                let rest = if rest.is_empty() { &star[..] } else { rest };
+            // `**`: the rest of the pattern from this node and from every branch below it,
+            // as graphite-web's globstar walks directories (GlobPattern gives a terminal
+            // `**` its `*`). `seen` keeps several `**` from walking a subtree twice.
+            NodePattern::GlobStar => {
                 let mut stack = vec![(node, path.clone())];
                 while let Some((n, mut p)) = stack.pop() {
-                    self.walk_rec(n, rest, &mut p, visit);
+                    if !seen.insert((n, rest.len())) {
+                        continue;
+                    }
+                    self.walk_rec(n, rest, &mut p, seen, visit);
                     for (name, &child) in &self.nodes[n].children {
                         if !self.nodes[child as usize].children.is_empty() {
                             let mut cp = p.clone();
@@ -289,20 +124,25 @@ impl Index {
                     }
                 }
             }
-            Some(m) => match m.literal() {
-                Some(name) => {
+            NodePattern::Literal(name) => {
+                if let Some(&child) = self.nodes[node].children.get(name.as_str()) {
+                    self.descend(name, child, rest, path, seen, visit);
+                }
+            }
+            NodePattern::OneOf(set) => {
+                for name in set.names() {
                     if let Some(&child) = self.nodes[node].children.get(name) {
-                        self.descend(name, child, rest, path, visit);
+                        self.descend(name, child, rest, path, seen, visit);
                     }
                 }
-                None => {
-                    for (name, &child) in &self.nodes[node].children {
-                        if m.matches(name) {
-                            self.descend(name, child, rest, path, visit);
-                        }
+            }
+            NodePattern::Glob(_) => {
+                for (name, &child) in &self.nodes[node].children {
+                    if first.matches(name) {
+                        self.descend(name, child, rest, path, seen, visit);
                     }
                 }
-            },
+            }
         }
     }
 
@@ -310,8 +150,9 @@ impl Index {
         &self,
         name: &str,
         child: u32,
-        rest: &[Option<Box<dyn NodeMatcher + Send + Sync>>],
+        rest: &[NodePattern],
         path: &mut String,
+        seen: &mut HashSet<(usize, usize)>,
         visit: &mut impl FnMut(&str, &Node),
     ) {
         let base = path.len();
@@ -319,12 +160,12 @@ impl Index {
             path.push('.');
         }
         path.push_str(name);
-        self.walk_rec(child as usize, rest, path, visit);
+        self.walk_rec(child as usize, rest, path, seen, visit);
         path.truncate(base);
     }
 
     /// graphite-web's `find`: branch and leaf nodes matching `pattern`, sorted by path.
-    pub fn find(&self, pattern: &str) -> Vec<FindNode> {
+    pub fn find(&self, pattern: &GlobPattern) -> Vec<FindNode> {
         let mut out = Vec::new();
         self.walk(pattern, |path, node| {
             if !node.children.is_empty() {
@@ -346,7 +187,7 @@ impl Index {
     }
 
     /// The series (path, id) matching `pattern`, sorted by path.
-    pub fn expand(&self, pattern: &str) -> Vec<(String, u64)> {
+    pub fn expand(&self, pattern: &GlobPattern) -> Vec<(String, u64)> {
         let mut out = Vec::new();
         self.walk(pattern, |path, node| {
             if let Some(id) = node.series {
@@ -362,6 +203,14 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn expand(ix: &Index, pattern: &str) -> Vec<(String, u64)> {
+        ix.expand(&GlobPattern::new(pattern).unwrap())
+    }
+
+    fn find(ix: &Index, pattern: &str) -> Vec<FindNode> {
+        ix.find(&GlobPattern::new(pattern).unwrap())
+    }
 
     fn index(paths: &[&str]) -> Index {
         let mut ix = Index::default();
@@ -458,7 +307,7 @@ mod tests {
             ),
         ];
         for (pattern, want) in cases {
-            let got: Vec<String> = ix.expand(pattern).into_iter().map(|(p, _)| p).collect();
+            let got: Vec<String> = expand(&ix, pattern).into_iter().map(|(p, _)| p).collect();
             assert_eq!(got, *want, "pattern {pattern}");
         }
     }
@@ -475,26 +324,45 @@ mod tests {
             ("[!]a]", "a", false),
             ("[a-c]z", "bz", true),
             ("[a-c]z", "dz", false),
-            ("{a,b}{c,d}", "a{c,d}", true),
-            ("{a,b}{c,d}", "ac", false),
+            // graphite-web 1.1 expands every brace group (`expand_braces`), not only the
+            // first one as 1.0's `match_entries` did.
+            ("{a,b}{c,d}", "ac", true),
+            ("{a,b}{c,d}", "bd", true),
+            ("{a,b}{c,d}", "a{c,d}", false),
             ("x{}", "x", true),
             ("ab?", "abc", true),
             ("ab?", "ab", false),
             ("{", "{", true),
+            // Python 3.7+ fnmatch: `^` after `[` is a literal, not a negation.
+            ("[^a]", "^", true),
+            ("[^a]", "b", false),
         ];
         for (pat, name, want) in cases {
-            assert_eq!(
-                FnmatchNode::new(pat).matches(name),
-                *want,
-                "{pat} vs {name}"
-            );
+            let g = GlobPattern::new(pat).unwrap();
+            assert_eq!(g.nodes()[0].matches(name), *want, "{pat} vs {name}");
         }
+    }
+
+    #[test]
+    fn several_globstars_and_brace_sets() {
+        let ix = index(PATHS);
+        let all: Vec<String> = expand(&ix, "**").into_iter().map(|(p, _)| p).collect();
+        assert_eq!(all.len(), PATHS.len());
+        // `**.**.user` visits subtrees more than once; each series is returned once.
+        assert_eq!(expand(&ix, "**.**.user"), expand(&ix, "**.user"));
+        assert_eq!(
+            expand(&ix, "servers.{db1,web2,nope}.cpu.user")
+                .into_iter()
+                .map(|(p, _)| p)
+                .collect::<Vec<_>>(),
+            vec!["servers.db1.cpu.user", "servers.web2.cpu.user"]
+        );
     }
 
     #[test]
     fn find_returns_branches_and_leaves() {
         let ix = index(&["a.b", "a.b.c", "a.d"]);
-        let got = ix.find("a.*");
+        let got = find(&ix, "a.*");
         let want = vec![
             FindNode {
                 path: "a.b".into(),
@@ -511,7 +379,7 @@ mod tests {
         ];
         assert_eq!(got, want);
         assert_eq!(
-            ix.find("*"),
+            find(&ix, "*"),
             vec![FindNode {
                 path: "a".into(),
                 is_leaf: false
@@ -534,10 +402,10 @@ mod tests {
             }
         }
         assert_eq!(ix.len(), 100_000);
-        assert_eq!(ix.expand("servers.host0042.*.value").len(), 100);
-        assert_eq!(ix.expand("servers.*.metric007.value").len(), 1000);
+        assert_eq!(expand(&ix, "servers.host0042.*.value").len(), 100);
+        assert_eq!(expand(&ix, "servers.*.metric007.value").len(), 1000);
         assert_eq!(
-            ix.expand("servers.host00{1,2}?.metric00[0-4].value").len(),
+            expand(&ix, "servers.host00{1,2}?.metric00[0-4].value").len(),
             100
         );
         assert_eq!(ix.get("servers.host0999.metric099.value"), Some(99_999));

@@ -6,12 +6,17 @@
 //! - [`chunk`]: per-archive chunks and how points are written and rolled up (pure).
 //! - [`server`]: carbon plaintext listeners (TCP, UDP), the flusher and self-metrics.
 //!
-//! Write path: [`Store::insert`] classifies a new series once, drops points outside retention
-//! (counted), and appends to the series' in-memory cache — nothing else, so ingest is bound by
-//! parsing. [`Store::flush`] (every `flush_interval`, and on shutdown) moves every cached point
-//! into SQLite in one transaction: one row per `(series, archive, chunk)` holding 360 slots.
-//! Read path: [`Store::fetch`] reads chunks and applies the cached points on a copy with the same
-//! code the flush uses, so a point is queryable as soon as it is received.
+//! Write path: the cache is 32 shards (by path hash), each a map path → series and one
+//! append-only log of `(series, archive, ts, value)` in arrival order. A listener parses a whole
+//! read buffer, then takes each shard's lock once for its points; a new series is classified
+//! once (its schema shared with the shard's other series) and enters the index; points outside
+//! retention are dropped (counted). Appending to one log per shard is a sequential write
+//! whatever the number of series. [`Store::flush`] (every `flush_interval`, when the cache is
+//! full, and on shutdown) takes the logs, sorts each by series (stably: last write wins) and
+//! writes every point into SQLite in one transaction: one row per `(series, archive, chunk)`
+//! holding 360 slots. Read path: [`Store::fetch`] scans each shard's log once for the series
+//! asked, reads their chunks and applies the cached points on a copy with the same code the
+//! flush uses, so a point is queryable as soon as it is received.
 //!
 //! Crash-loss bound: a point is durable once the first flush that *starts* after it was
 //! received has committed. `kill -9` loses at most the points received in the last
@@ -32,6 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
+use crate::glob::GlobPattern;
 use chunk::{ChunkKey, ChunkMap, Pt};
 pub use index::FindNode;
 use index::Index;
@@ -42,6 +48,10 @@ pub const MAX_FUTURE_SECS: i64 = 3600;
 
 const SHARDS: usize = 32;
 
+/// Least room between the cache size where listeners pause and where points are dropped:
+/// what connections read before they see the cache full (one 64 KiB buffer each).
+pub const HARD_CACHE_SLACK: u64 = 65_536;
+
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -51,6 +61,8 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("store database holds series {path:?} with unreadable retentions {retentions:?}")]
     Corrupt { path: String, retentions: String },
+    #[error(transparent)]
+    Pattern(#[from] crate::glob::GlobError),
     #[error("invalid time interval: from {from} is after until {until}")]
     InvalidInterval { from: i64, until: i64 },
 }
@@ -77,31 +89,101 @@ pub struct Stats {
     pub flush_errors: AtomicU64,
     pub last_flush_micros: AtomicU64,
     pub series_created: AtomicU64,
+    /// Times a listener paused reading because the cache was full (back-pressure).
+    pub backpressure_pauses: AtomicU64,
 }
 
-struct Entry {
+/// One series in a shard: what the flush and reads need besides its points.
+struct SeriesMeta {
+    path: Arc<str>,
     id: u64,
     schema: Arc<SeriesSchema>,
-    pending: Vec<Pt>,
-    /// Points taken by a flush in progress (or a failed one, to be retried).
-    flushing: Arc<Vec<Pt>>,
+    /// Already in the `series` table.
     persisted: bool,
 }
 
+/// What a path lookup on the ingest path needs, kept in the map itself (one cache miss
+/// fewer than going through [`SeriesMeta`]).
+struct Slot {
+    idx: u32,
+    schema: Arc<SeriesSchema>,
+}
+
+/// A cached point in a shard's log: the series (its index in [`Shard::series`]), the
+/// archive it goes to, and the point.
+#[derive(Debug, Clone, Copy)]
+struct LogPt {
+    series: u32,
+    dest: u8,
+    ts: i64,
+    value: f64,
+}
+
+/// A shard of the cache. Points are appended to one log in arrival order (a sequential
+/// write, whatever the number of series); the flush sorts the log by series, reads scan it.
 #[derive(Default)]
 struct Shard {
-    by_path: FnvMap<Box<str>, Entry>,
+    by_path: FastMap<Arc<str>, Slot>,
+    series: Vec<SeriesMeta>,
+    log: Vec<LogPt>,
+    /// Points taken by a flush in progress (or a failed one, to be retried); still read.
+    flushing: Arc<Vec<LogPt>>,
+    /// The distinct schemas of this shard's series, shared (a handful, scanned linearly).
+    schemas: Vec<Arc<SeriesSchema>>,
+}
+
+impl Shard {
+    /// The shared copy of `schema`.
+    fn intern(&mut self, schema: SeriesSchema) -> Arc<SeriesSchema> {
+        if let Some(s) = self.schemas.iter().find(|s| ***s == schema) {
+            return s.clone();
+        }
+        let s = Arc::new(schema);
+        self.schemas.push(s.clone());
+        s
+    }
+
+    /// Register a series; returns its index.
+    fn add_series(
+        &mut self,
+        path: Arc<str>,
+        id: u64,
+        schema: Arc<SeriesSchema>,
+        persisted: bool,
+    ) -> u32 {
+        let idx = self.series.len() as u32;
+        self.by_path.insert(
+            path.clone(),
+            Slot {
+                idx,
+                schema: schema.clone(),
+            },
+        );
+        self.series.push(SeriesMeta {
+            path,
+            id,
+            schema,
+            persisted,
+        });
+        idx
+    }
 }
 
 /// The store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
     pool: SqlitePool,
-    schemas: Schemas,
+    /// The retention rules for new series; replaced by [`Store::set_schemas`].
+    schemas: RwLock<Arc<Schemas>>,
     shards: Vec<Mutex<Shard>>,
     index: RwLock<Index>,
     next_id: AtomicU64,
     max_cache_points: u64,
+    hasher: foldhash::fast::RandomState,
     flush_lock: tokio::sync::Mutex<()>,
+    /// Notified after every flush: room in the cache for paused listeners.
+    pub(crate) room: tokio::sync::Notify,
+    /// Notified by a listener that found the cache full: flush now.
+    pub(crate) flush_wanted: tokio::sync::Notify,
     pub stats: Stats,
 }
 
@@ -116,37 +198,7 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// FNV-1a: cheap for short keys; picks the shard and hashes the shard's map. Paths come from
-/// the network, but a client able to collide them only slows its own series' lookups.
-#[derive(Default, Clone, Copy)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-type FnvMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<Fnv>>;
-
-fn shard_of(path: &str) -> usize {
-    use std::hash::Hasher;
-    let mut h = Fnv::default();
-    h.write(path.as_bytes());
-    // High bits: the map uses the low ones.
-    (h.finish() >> 40) as usize % SHARDS
-}
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding a shard lock leaves consistent data (appends only): keep going.
@@ -170,8 +222,19 @@ const SCHEMA_SQL: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS chunks_expires ON chunks(expires)",
 ];
 
-/// One series in a flush: path, id, schema, points, already in the `series` table.
-type FlushItem = (String, u64, Arc<SeriesSchema>, Arc<Vec<Pt>>, bool);
+/// One series as a read sees it in the cache: id, schema, cached points.
+type Snapshot = (u64, Arc<SeriesSchema>, Vec<Pt>);
+
+/// One series in a flush.
+struct FlushItem {
+    path: Arc<str>,
+    id: u64,
+    schema: Arc<SeriesSchema>,
+    /// Its points, in arrival order.
+    pts: Vec<Pt>,
+    /// Already in the `series` table.
+    persisted: bool,
+}
 
 /// Result of one flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -213,12 +276,15 @@ impl Store {
         }
         let store = Store {
             pool,
-            schemas,
+            schemas: RwLock::new(Arc::new(schemas)),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             index: RwLock::new(Index::default()),
             next_id: AtomicU64::new(1),
             max_cache_points,
+            hasher: foldhash::fast::RandomState::default(),
             flush_lock: tokio::sync::Mutex::new(()),
+            room: tokio::sync::Notify::new(),
+            flush_wanted: tokio::sync::Notify::new(),
             stats: Stats::default(),
         };
         store.load_series().await?;
@@ -243,34 +309,60 @@ impl Store {
             };
             let archives = schema::parse_retentions(&retentions).map_err(|_| corrupt())?;
             let aggregation = Aggregation::parse(&agg).ok_or_else(corrupt)?;
-            let schema = Arc::new(SeriesSchema {
+            index.insert(&path, id as u64);
+            max_id = max_id.max(id as u64);
+            let mut shard = lock(&self.shards[self.shard_of(&path)]);
+            let schema = shard.intern(SeriesSchema {
                 archives,
                 aggregation,
                 x_files_factor: xff,
             });
-            index.insert(&path, id as u64);
-            max_id = max_id.max(id as u64);
-            lock(&self.shards[shard_of(&path)]).by_path.insert(
-                path.into(),
-                Entry {
-                    id: id as u64,
-                    schema,
-                    pending: Vec::new(),
-                    flushing: Arc::new(Vec::new()),
-                    persisted: true,
-                },
-            );
+            shard.add_series(path.into(), id as u64, schema, true);
         }
         self.next_id.store(max_id + 1, Relaxed);
         Ok(())
     }
 
+    /// The shard holding `path`.
+    pub(crate) fn shard_of(&self, path: &str) -> usize {
+        // High bits: the shard's map uses the low ones.
+        use std::hash::BuildHasher;
+        (self.hasher.hash_one(path) >> 40) as usize % SHARDS
+    }
+
+    /// The retention rules new series are classified with.
+    fn rules(&self) -> Arc<Schemas> {
+        self.schemas
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replace the retention rules (carbon rereads its files every 60 s): new series are
+    /// classified with them; existing series keep the schema they were created with.
+    pub fn set_schemas(&self, schemas: Schemas) {
+        *self.schemas.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(schemas);
+    }
+
     /// The schema a series has (or would get).
     pub fn schema_of(&self, path: &str) -> SeriesSchema {
-        match lock(&self.shards[shard_of(path)]).by_path.get(path) {
+        match lock(&self.shards[self.shard_of(path)]).by_path.get(path) {
             Some(e) => (*e.schema).clone(),
-            None => self.schemas.classify(path),
+            None => self.rules().classify(path),
         }
+    }
+
+    /// Cached points beyond which points are dropped (counted) rather than cached: the hard
+    /// memory bound. Listeners pause reading at `max_cache_points` already (back-pressure),
+    /// so only a burst of many connections reaching the limit together gets here.
+    fn hard_cache_limit(&self) -> u64 {
+        self.max_cache_points
+            .saturating_add((self.max_cache_points / 4).max(HARD_CACHE_SLACK))
+    }
+
+    /// Whether listeners should pause reading until a flush makes room.
+    pub(crate) fn cache_full(&self) -> bool {
+        self.stats.cache_points.load(Relaxed) >= self.max_cache_points
     }
 
     /// Accept one point received at `now`. Returns false if it was dropped (outside retention
@@ -282,50 +374,103 @@ impl Store {
 
     /// [`Store::insert_at`] without counting the point as received (self-metrics).
     pub(crate) fn store_point(&self, path: &str, value: f64, ts: i64, now: i64) -> bool {
-        let kept = self.cache_point(path, value, ts, now);
-        if kept {
-            self.stats.cache_points.fetch_add(1, Relaxed);
-        }
-        kept
+        let batch = [(self.shard_of(path) as u8, path, value, ts)];
+        self.cache_batch(&batch, now) == 1
     }
 
-    /// Append to the cache without touching the shared `points_received` / `cache_points`
-    /// counters: the listeners add those once per read buffer, not once per line.
-    pub(crate) fn cache_point(&self, path: &str, value: f64, ts: i64, now: i64) -> bool {
-        if self.stats.cache_points.load(Relaxed) >= self.max_cache_points {
-            self.stats.points_dropped_cache_full.fetch_add(1, Relaxed);
-            return false;
+    /// Cache a batch of `(shard, path, value, timestamp)` (shard from [`Store::shard_of`]):
+    /// each shard's lock is taken once, new series enter the index under one write lock.
+    /// Adds the kept points to `cache_points` and returns their number; drops (outside
+    /// retention, or beyond the hard cache limit) are counted. Not counted as received.
+    pub(crate) fn cache_batch(&self, batch: &[(u8, &str, f64, i64)], now: i64) -> u64 {
+        // Group by shard with a counting sort of indexes (stable: a series' points keep
+        // their arrival order, last write wins).
+        let mut starts = [0usize; SHARDS + 1];
+        for b in batch.iter() {
+            starts[b.0 as usize % SHARDS + 1] += 1;
         }
-        let mut shard = lock(&self.shards[shard_of(path)]);
-        let entry = match shard.by_path.get_mut(path) {
-            Some(e) => e,
-            None => {
-                let schema = Arc::new(self.schemas.classify(path));
-                if dest_archive(&schema.archives, ts, now).is_none() {
-                    self.stats.points_dropped_retention.fetch_add(1, Relaxed);
-                    return false;
-                }
-                let id = self.next_id.fetch_add(1, Relaxed);
-                self.index
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(path, id);
-                self.stats.series_created.fetch_add(1, Relaxed);
-                shard.by_path.entry(path.into()).or_insert(Entry {
-                    id,
-                    schema,
-                    pending: Vec::new(),
-                    flushing: Arc::new(Vec::new()),
-                    persisted: false,
-                })
+        for i in 0..SHARDS {
+            starts[i + 1] += starts[i];
+        }
+        // One point (self-metrics, `insert_at`): no allocation.
+        let (mut one, mut many) = ([0u32; 1], Vec::new());
+        let order: &mut [u32] = if batch.len() == 1 {
+            &mut one
+        } else {
+            many.resize(batch.len(), 0);
+            &mut many
+        };
+        let mut next = starts;
+        for (i, b) in batch.iter().enumerate() {
+            let at = &mut next[b.0 as usize % SHARDS];
+            order[*at] = i as u32;
+            *at += 1;
+        }
+        let room = self
+            .hard_cache_limit()
+            .saturating_sub(self.stats.cache_points.load(Relaxed));
+        let (mut kept, mut full, mut old) = (0u64, 0u64, 0u64);
+        let mut created: Vec<(Arc<str>, u64)> = Vec::new();
+        let mut rules: Option<Arc<Schemas>> = None;
+        for si in 0..SHARDS {
+            let run = &order[starts[si]..starts[si + 1]];
+            if run.is_empty() {
+                continue;
             }
-        };
-        let Some(dest) = dest_archive(&entry.schema.archives, ts, now) else {
-            self.stats.points_dropped_retention.fetch_add(1, Relaxed);
-            return false;
-        };
-        entry.pending.push(Pt { ts, value, dest });
-        true
+            let mut shard = lock(&self.shards[si]);
+            for &i in run {
+                let (_, path, value, ts) = batch[i as usize];
+                if kept >= room {
+                    full += 1;
+                    continue;
+                }
+                let (idx, dest) = match shard.by_path.get(path) {
+                    Some(slot) => (slot.idx, dest_archive(&slot.schema.archives, ts, now)),
+                    None => {
+                        let rules = rules.get_or_insert_with(|| self.rules());
+                        let schema = shard.intern(rules.classify(path));
+                        let Some(dest) = dest_archive(&schema.archives, ts, now) else {
+                            old += 1;
+                            continue;
+                        };
+                        let id = self.next_id.fetch_add(1, Relaxed);
+                        let path: Arc<str> = path.into();
+                        created.push((path.clone(), id));
+                        (shard.add_series(path, id, schema, false), Some(dest))
+                    }
+                };
+                match dest {
+                    Some(dest) => {
+                        shard.log.push(LogPt {
+                            series: idx,
+                            dest,
+                            ts,
+                            value,
+                        });
+                        kept += 1;
+                    }
+                    None => old += 1,
+                }
+            }
+        }
+        if !created.is_empty() {
+            let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+            for (path, id) in &created {
+                index.insert(path, *id);
+            }
+            self.stats
+                .series_created
+                .fetch_add(created.len() as u64, Relaxed);
+        }
+        let s = &self.stats;
+        s.cache_points.fetch_add(kept, Relaxed);
+        if old > 0 {
+            s.points_dropped_retention.fetch_add(old, Relaxed);
+        }
+        if full > 0 {
+            s.points_dropped_cache_full.fetch_add(full, Relaxed);
+        }
+        kept
     }
 
     /// Accept one point, now.
@@ -335,11 +480,25 @@ impl Store {
 
     /// Accept many points, now. Returns how many were kept.
     pub fn insert_batch<'a>(&self, points: impl IntoIterator<Item = (&'a str, i64, f64)>) -> usize {
-        let now = unix_now();
-        points
+        self.insert_batch_at(points, unix_now())
+    }
+
+    /// Accept many points received at `now`, taking each shard's lock once. Returns how
+    /// many were kept.
+    pub fn insert_batch_at<'a>(
+        &self,
+        points: impl IntoIterator<Item = (&'a str, i64, f64)>,
+        now: i64,
+    ) -> usize {
+        let batch: Vec<(u8, &str, f64, i64)> = points
             .into_iter()
-            .filter(|&(p, ts, v)| self.insert_at(p, ts, v, now))
-            .count()
+            .map(|(p, ts, v)| (self.shard_of(p) as u8, p, v, ts))
+            .collect();
+        let kept = self.cache_batch(&batch, now);
+        self.stats
+            .points_received
+            .fetch_add(batch.len() as u64, Relaxed);
+        kept as usize
     }
 
     /// Number of series known.
@@ -347,16 +506,31 @@ impl Store {
         self.index.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    /// graphite-web's `find`: branch and leaf nodes matching `pattern`.
+    /// graphite-web's `find`: branch and leaf nodes matching `pattern`; none for a pattern
+    /// [`GlobPattern::new`] rejects (use [`Store::find_glob`] to report why).
     pub fn find(&self, pattern: &str) -> Vec<FindNode> {
+        GlobPattern::new(pattern)
+            .map(|g| self.find_glob(&g))
+            .unwrap_or_default()
+    }
+
+    /// [`Store::find`] for a compiled pattern.
+    pub fn find_glob(&self, pattern: &GlobPattern) -> Vec<FindNode> {
         self.index
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .find(pattern)
     }
 
-    /// Series paths matching `pattern`, sorted.
+    /// Series paths matching `pattern`, sorted; none for a rejected pattern.
     pub fn expand(&self, pattern: &str) -> Vec<String> {
+        GlobPattern::new(pattern)
+            .map(|g| self.expand_glob(&g))
+            .unwrap_or_default()
+    }
+
+    /// [`Store::expand`] for a compiled pattern.
+    pub fn expand_glob(&self, pattern: &GlobPattern) -> Vec<String> {
         self.index
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -409,28 +583,50 @@ impl Store {
     pub async fn flush_at(&self, now: i64) -> Result<FlushReport, StoreError> {
         let _guard = self.flush_lock.lock().await;
         let started = Instant::now();
-        // Snapshot: pending → flushing (kept visible to reads until committed).
-        let mut work: Vec<FlushItem> = Vec::new();
-        for shard in &self.shards {
+        // Snapshot: log → flushing (kept visible to reads until committed).
+        let mut taken: Vec<(usize, Arc<Vec<LogPt>>)> = Vec::new();
+        for (si, shard) in self.shards.iter().enumerate() {
             let mut shard = lock(shard);
-            for (path, e) in shard.by_path.iter_mut() {
-                if e.pending.is_empty() && e.flushing.is_empty() && e.persisted {
-                    continue;
-                }
-                if !e.pending.is_empty() {
-                    let mut pts = Vec::with_capacity(e.flushing.len() + e.pending.len());
-                    pts.extend_from_slice(&e.flushing);
-                    pts.append(&mut e.pending);
-                    e.flushing = Arc::new(pts);
-                }
-                work.push((
-                    path.to_string(),
-                    e.id,
-                    e.schema.clone(),
-                    e.flushing.clone(),
-                    e.persisted,
-                ));
+            if !shard.log.is_empty() {
+                let mut pts = Vec::with_capacity(shard.flushing.len() + shard.log.len());
+                pts.extend_from_slice(&shard.flushing);
+                pts.append(&mut shard.log);
+                shard.flushing = Arc::new(pts);
             }
+            if !shard.flushing.is_empty() {
+                taken.push((si, shard.flushing.clone()));
+            }
+        }
+        // Group each shard's points by series, outside the locks (a stable sort keeps the
+        // arrival order within a series: last write wins).
+        let mut work: Vec<FlushItem> = Vec::new();
+        let mut touched: Vec<(usize, Vec<u32>)> = Vec::with_capacity(taken.len());
+        for (si, pts) in &taken {
+            let mut sorted: Vec<LogPt> = pts.to_vec();
+            sorted.sort_by_key(|p| p.series);
+            let shard = lock(&self.shards[*si]);
+            let mut idxs = Vec::new();
+            for run in sorted.chunk_by(|a, b| a.series == b.series) {
+                let Some(meta) = shard.series.get(run[0].series as usize) else {
+                    continue;
+                };
+                idxs.push(run[0].series);
+                work.push(FlushItem {
+                    path: meta.path.clone(),
+                    id: meta.id,
+                    schema: meta.schema.clone(),
+                    pts: run
+                        .iter()
+                        .map(|p| Pt {
+                            ts: p.ts,
+                            value: p.value,
+                            dest: p.dest,
+                        })
+                        .collect(),
+                    persisted: meta.persisted,
+                });
+            }
+            touched.push((*si, idxs));
         }
         let mut report = FlushReport::default();
         let result = self.write_flush(&work, now, &mut report).await;
@@ -439,17 +635,19 @@ impl Store {
             return Err(e);
         }
         // Committed: drop the flushed points from the cache.
-        for (path, _, _, pts, _) in &work {
-            let mut shard = lock(&self.shards[shard_of(path)]);
-            if let Some(e) = shard.by_path.get_mut(path.as_str()) {
-                if Arc::ptr_eq(&e.flushing, pts) {
-                    e.flushing = Arc::new(Vec::new());
+        for ((si, pts), (_, idxs)) in taken.iter().zip(&touched) {
+            let mut shard = lock(&self.shards[*si]);
+            if Arc::ptr_eq(&shard.flushing, pts) {
+                shard.flushing = Arc::new(Vec::new());
+            }
+            for &i in idxs {
+                if let Some(meta) = shard.series.get_mut(i as usize) {
+                    meta.persisted = true;
                 }
-                e.persisted = true;
             }
         }
         report.series = work.len();
-        report.points = work.iter().map(|w| w.3.len()).sum();
+        report.points = taken.iter().map(|(_, p)| p.len()).sum();
         self.stats
             .cache_points
             .fetch_sub(report.points as u64, Relaxed);
@@ -460,6 +658,7 @@ impl Store {
         self.stats
             .last_flush_micros
             .store(started.elapsed().as_micros() as u64, Relaxed);
+        self.room.notify_waiters();
         Ok(report)
     }
 
@@ -479,28 +678,46 @@ impl Store {
         const KEYS_PER_SELECT: usize = 300;
         const CHUNK_ROWS: usize = 1000;
         let mut tx = self.pool.begin().await?;
-        let new: Vec<&FlushItem> = work.iter().filter(|w| !w.4).collect();
+        // New series in id order (the table's rowid: appended, not inserted in the middle);
+        // each schema's retentions text formatted once.
+        let mut new: Vec<&FlushItem> = work.iter().filter(|w| !w.persisted).collect();
+        new.sort_unstable_by_key(|w| w.id);
+        let mut texts: Vec<(usize, String)> = Vec::new();
+        for w in &new {
+            let ptr = Arc::as_ptr(&w.schema) as usize;
+            if !texts.iter().any(|(p, _)| *p == ptr) {
+                texts.push((ptr, w.schema.retentions_string()));
+            }
+        }
+        let retentions = |w: &FlushItem| {
+            let ptr = Arc::as_ptr(&w.schema) as usize;
+            texts
+                .iter()
+                .find(|(p, _)| *p == ptr)
+                .map(|(_, t)| t.clone())
+                .unwrap_or_else(|| w.schema.retentions_string())
+        };
         for batch in new.chunks(SERIES_ROWS) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT OR REPLACE INTO series (id, path, retentions, aggregation, xff) ",
             );
-            qb.push_values(batch, |mut b, (path, id, schema, _, _)| {
-                b.push_bind(*id as i64)
-                    .push_bind(path.as_str())
-                    .push_bind(schema.retentions_string())
-                    .push_bind(schema.aggregation.name())
-                    .push_bind(schema.x_files_factor);
+            qb.push_values(batch, |mut b, w| {
+                b.push_bind(w.id as i64)
+                    .push_bind(&*w.path)
+                    .push_bind(retentions(w))
+                    .push_bind(w.schema.aggregation.name())
+                    .push_bind(w.schema.x_files_factor);
             });
             qb.build().execute(&mut *tx).await?;
         }
         // Existing chunks to merge into: only series already in the database can have any.
         let mut needs: Vec<BTreeSet<ChunkKey>> = Vec::with_capacity(work.len());
         let mut wanted: Vec<(i64, i64, i64)> = Vec::new();
-        for (_, id, schema, pts, persisted) in work {
+        for w in work {
             let mut need = BTreeSet::new();
-            chunk::needs(schema, pts, &mut need);
-            if *persisted {
-                wanted.extend(need.iter().map(|&(a, c)| (*id as i64, a as i64, c)));
+            chunk::needs(&w.schema, &w.pts, &mut need);
+            if w.persisted {
+                wanted.extend(need.iter().map(|&(a, c)| (w.id as i64, a as i64, c)));
             }
             needs.push(need);
         }
@@ -541,11 +758,12 @@ impl Store {
             }
         }
         let mut rows: Vec<(i64, i64, i64, i64, Vec<u8>)> = Vec::new();
-        for ((_, id, schema, pts, _), need) in work.iter().zip(&needs) {
+        for (w, need) in work.iter().zip(&needs) {
+            let (id, schema, pts) = (&w.id, &w.schema, &w.pts);
             if pts.is_empty() {
                 continue;
             }
-            let mut map = ChunkMap::new();
+            let mut map = ChunkMap::default();
             for &(a, c) in need {
                 if let Some(v) = loaded.remove(&(*id, a, c)) {
                     map.insert((a, c), v);
@@ -568,6 +786,8 @@ impl Store {
                 ));
             }
         }
+        // In primary-key order: appends to the b-tree rather than inserts all over it.
+        rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
         for batch in rows.chunks(CHUNK_ROWS) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT OR REPLACE INTO chunks (series_id, archive, chunk_start, expires, data) ",
@@ -604,25 +824,52 @@ impl Store {
         if from > until {
             return Err(StoreError::InvalidInterval { from, until });
         }
+        let pattern = GlobPattern::new(pattern_or_path)?;
         let matches = self
             .index
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .expand(pattern_or_path);
-        let mut out = Vec::with_capacity(matches.len());
-        let mut conn = self.pool.acquire().await?;
-        for (path, _) in matches {
-            // Snapshot the cache before reading chunks: see the module docs (reapplying
-            // points a concurrent flush already committed is idempotent).
-            let (id, schema, pts) = {
-                let shard = lock(&self.shards[shard_of(&path)]);
-                let Some(e) = shard.by_path.get(path.as_str()) else {
+            .expand(&pattern);
+        // Snapshot the cache before reading chunks (reapplying points a concurrent flush
+        // already committed is idempotent): one lock and one scan of the log per shard.
+        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
+        for (i, (path, _)) in matches.iter().enumerate() {
+            by_shard[self.shard_of(path)].push(i);
+        }
+        let mut snap: Vec<Option<Snapshot>> = (0..matches.len()).map(|_| None).collect();
+        for (si, list) in by_shard.iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            let shard = lock(&self.shards[si]);
+            let mut want: HashMap<u32, usize, foldhash::fast::RandomState> = HashMap::default();
+            for &i in list {
+                let Some(slot) = shard.by_path.get(matches[i].0.as_str()) else {
                     continue;
                 };
-                let mut pts = Vec::with_capacity(e.flushing.len() + e.pending.len());
-                pts.extend_from_slice(&e.flushing);
-                pts.extend_from_slice(&e.pending);
-                (e.id, e.schema.clone(), pts)
+                let Some(meta) = shard.series.get(slot.idx as usize) else {
+                    continue;
+                };
+                want.insert(slot.idx, i);
+                snap[i] = Some((meta.id, meta.schema.clone(), Vec::new()));
+            }
+            for p in shard.flushing.iter().chain(shard.log.iter()) {
+                if let Some(&i) = want.get(&p.series) {
+                    if let Some((_, _, pts)) = snap[i].as_mut() {
+                        pts.push(Pt {
+                            ts: p.ts,
+                            value: p.value,
+                            dest: p.dest,
+                        });
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(matches.len());
+        let mut conn = self.pool.acquire().await?;
+        for ((path, _), snap) in matches.into_iter().zip(snap) {
+            let Some((id, schema, pts)) = snap else {
+                continue;
             };
             let Some(f) = self
                 .fetch_one(&mut conn, id, &schema, pts, path, from, until, now)
@@ -675,7 +922,7 @@ impl Store {
             c += span;
         }
         chunk::needs(schema, &pts, &mut need);
-        let mut map = ChunkMap::new();
+        let mut map = ChunkMap::default();
         self.load_chunks(conn, id, &need, &mut map).await?;
         chunk::apply(schema, &pts, &mut map, &mut BTreeSet::new());
         Ok(Some(Fetched {
@@ -751,6 +998,80 @@ mod tests {
         assert_eq!(s.stats.cache_points.load(Relaxed), 0);
         assert_eq!(s.fetch("a.b", t0 - 10, t0 + 50, NOW).await.unwrap()[0], *f);
         assert_eq!(s.fetch("a.*", NOW - 7200, t0 + 59, NOW).await.unwrap(), g);
+    }
+
+    #[tokio::test]
+    async fn interleaved_series_read_back_from_the_shard_logs() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "[a]\npattern=.\nretentions=10s:1h\n", "").await;
+        let t0 = chunk::slot(NOW - 600, 10);
+        // 200 series, 5 points each, round-robin (as carbon clients send), one batch; the
+        // last round rewrites slot 0 of every series (last write wins).
+        let names: Vec<String> = (0..200).map(|i| format!("h.s{i:03}")).collect();
+        let mut pts = Vec::new();
+        for round in 0..5i64 {
+            for (i, n) in names.iter().enumerate() {
+                pts.push((n.as_str(), t0 + 10 * round, (i as i64 * 10 + round) as f64));
+            }
+        }
+        for (i, n) in names.iter().enumerate() {
+            pts.push((n.as_str(), t0, -(i as f64)));
+        }
+        assert_eq!(s.insert_batch_at(pts, NOW), 1200);
+        let check = |got: Vec<Fetched>| {
+            assert_eq!(got.len(), 200);
+            for (i, f) in got.iter().enumerate() {
+                assert_eq!(f.path, names[i]);
+                let want: Vec<Option<f64>> = (0..5)
+                    .map(|r| {
+                        Some(if r == 0 {
+                            -(i as f64)
+                        } else {
+                            (i * 10 + r) as f64
+                        })
+                    })
+                    .collect();
+                assert_eq!(f.values[0..5], want[..], "{}", f.path);
+            }
+        };
+        check(s.fetch("h.*", t0 - 10, t0 + 60, NOW).await.unwrap());
+        let r = s.flush_at(NOW).await.unwrap();
+        assert_eq!((r.series, r.points), (200, 1200));
+        check(s.fetch("h.*", t0 - 10, t0 + 60, NOW).await.unwrap());
+        // One schema object shared by the series of a shard, not one per series.
+        let shard = lock(&s.shards[s.shard_of("h.s000")]);
+        assert_eq!(shard.schemas.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn points_beyond_the_hard_cache_limit_are_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let sch = Schemas::parse("[a]\npattern=.\nretentions=1s:1d\n", "s", "", "a").unwrap();
+        let s = Store::open(dir.path(), sch, 1000).await.unwrap();
+        let hard = 1000 + HARD_CACHE_SLACK;
+        let pts: Vec<(&str, i64, f64)> = (0..hard as i64 + 10)
+            .map(|i| ("a.b", NOW - 80_000 + i, 1.0))
+            .collect();
+        assert!(!s.cache_full());
+        assert_eq!(s.insert_batch_at(pts, NOW) as u64, hard);
+        assert_eq!(s.stats.points_dropped_cache_full.load(Relaxed), 10);
+        assert!(s.cache_full());
+        assert!(!s.insert_at("a.b", NOW, 1.0, NOW));
+        assert_eq!(s.flush_at(NOW).await.unwrap().points as u64, hard);
+        assert!(!s.cache_full());
+        assert!(s.insert_at("a.b", NOW, 1.0, NOW));
+    }
+
+    #[tokio::test]
+    async fn new_schemas_apply_to_new_series_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "[a]\npattern=.\nretentions=10s:1h\n", "").await;
+        assert!(s.insert_at("old.x", NOW - 10, 1.0, NOW));
+        s.set_schemas(Schemas::parse("[b]\npattern=.\nretentions=1m:1d\n", "s", "", "a").unwrap());
+        assert!(s.insert_at("new.x", NOW - 10, 1.0, NOW));
+        assert_eq!(s.schema_of("old.x").retentions_string(), "10:360");
+        assert_eq!(s.schema_of("new.x").retentions_string(), "60:1440");
+        assert_eq!(s.schema_of("never.seen").retentions_string(), "60:1440");
     }
 
     #[tokio::test]

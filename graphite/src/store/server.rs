@@ -76,39 +76,72 @@ impl BadLines {
     }
 }
 
-/// Configuration of `carbide serve`'s store and listeners.
-#[derive(Debug, Clone)]
+/// Configuration of `carbide serve`'s store and carbon listeners. Decoded from YAML with
+/// unknown fields rejected; every field has a default, durations are human strings (`5s`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServerConfig {
-    /// Carbon plaintext TCP listener; `None` disables it.
+    /// Carbon plaintext TCP listener (default `127.0.0.1:2003`); `null` disables it.
+    #[serde(default = "default_carbon_listen")]
     pub tcp_listen: Option<SocketAddr>,
-    /// Carbon plaintext UDP listener; `None` disables it.
+    /// Carbon plaintext UDP listener (default `127.0.0.1:2003`); `null` disables it.
+    #[serde(default = "default_carbon_listen")]
     pub udp_listen: Option<SocketAddr>,
-    /// Directory holding `carbide.db` (created if missing).
+    /// Directory holding `carbide.db` (created if missing; default `data`).
+    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
-    /// carbon `storage-schemas.conf`; `None` for carbide's defaults (10s:1d,1m:30d,10m:1y).
+    /// carbon's `storage-schemas.conf`, read as carbon reads it; absent: carbide's defaults
+    /// (`10s:1d,1m:30d,10m:1y`).
+    #[serde(default)]
     pub schemas: Option<PathBuf>,
-    /// carbon `storage-aggregation.conf`; `None` for average with xFilesFactor 0.5.
+    /// carbon's `storage-aggregation.conf`; absent: average with xFilesFactor 0.5.
+    #[serde(default)]
     pub aggregation: Option<PathBuf>,
-    /// How often cached points are written to SQLite: the crash-loss bound.
+    /// How often cached points are written to SQLite (default `5s`): the crash-loss bound.
+    #[serde(default = "default_flush_interval", with = "humantime_serde")]
     pub flush_interval: Duration,
-    /// How often `carbide.store.*` self-metrics are written; zero disables them.
+    /// How often `carbide.store.*` self-metrics are written (default `10s`); `0s` disables them.
+    #[serde(default = "default_self_metrics_interval", with = "humantime_serde")]
     pub self_metrics_interval: Duration,
-    /// Cached (unflushed) points beyond which new points are dropped and counted.
+    /// Cached (unflushed) points at which the listeners stop reading from their sockets until
+    /// a flush makes room (back-pressure; default 20 M, ~24 bytes each). Points beyond
+    /// `max_cache_points + max(max_cache_points / 4, 65536)` are dropped and counted: the hard
+    /// memory bound.
+    #[serde(default = "default_max_cache_points")]
     pub max_cache_points: u64,
+}
+
+fn default_carbon_listen() -> Option<SocketAddr> {
+    Some(([127, 0, 0, 1], 2003).into())
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+
+fn default_flush_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_self_metrics_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+fn default_max_cache_points() -> u64 {
+    20_000_000
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        let carbon: SocketAddr = ([127, 0, 0, 1], 2003).into();
         ServerConfig {
-            tcp_listen: Some(carbon),
-            udp_listen: Some(carbon),
-            data_dir: PathBuf::from("data"),
+            tcp_listen: default_carbon_listen(),
+            udp_listen: default_carbon_listen(),
+            data_dir: default_data_dir(),
             schemas: None,
             aggregation: None,
-            flush_interval: Duration::from_secs(5),
-            self_metrics_interval: Duration::from_secs(10),
-            max_cache_points: 20_000_000,
+            flush_interval: default_flush_interval(),
+            self_metrics_interval: default_self_metrics_interval(),
+            max_cache_points: default_max_cache_points(),
         }
     }
 }
@@ -189,6 +222,14 @@ impl Server {
             flush_tx,
             stop_rx.clone(),
         ));
+        if config.schemas.is_some() || config.aggregation.is_some() {
+            tasks.spawn(reload_schemas(
+                store.clone(),
+                config.schemas.clone(),
+                config.aggregation.clone(),
+                stop_rx.clone(),
+            ));
+        }
         if !config.self_metrics_interval.is_zero() {
             tasks.spawn(self_metrics(
                 store.clone(),
@@ -264,48 +305,89 @@ async fn tcp_accept(
     while conns.join_next().await.is_some() {}
 }
 
-/// Handle the complete lines in `buf`, returning how many bytes were consumed.
+/// Handle the complete lines in `buf`, returning how many bytes were consumed. The whole
+/// buffer is parsed first, then cached as one batch (each shard locked once).
 fn handle_lines(buf: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) -> usize {
+    let mut batch = Vec::with_capacity(buf.len() / 32);
     let mut consumed = 0;
-    let (mut received, mut kept) = (0, 0);
-    while let Some(nl) = buf[consumed..].iter().position(|&b| b == b'\n') {
-        if let Some(k) = parse_one(&buf[consumed..consumed + nl], store, bad, peer, now) {
-            received += 1;
-            kept += k as u64;
-        }
-        consumed += nl + 1;
+    for nl in memchr::memchr_iter(b'\n', buf) {
+        parse_into(&buf[consumed..nl], store, bad, peer, &mut batch);
+        consumed = nl + 1;
     }
-    store.stats.points_received.fetch_add(received, Relaxed);
-    store.stats.cache_points.fetch_add(kept, Relaxed);
+    cache(store, &batch, now);
     consumed
 }
 
-/// `Some(kept)` for a good line, `None` for a blank or bad one.
-fn parse_one(
-    line: &[u8],
+/// Parse one line into `batch`; a bad line is counted and logged, a blank one skipped.
+fn parse_into<'a>(
+    line: &'a [u8],
     store: &Store,
     bad: &BadLines,
     peer: SocketAddr,
-    now: i64,
-) -> Option<bool> {
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return None;
-    }
+    batch: &mut Vec<(u8, &'a str, f64, i64)>,
+) {
     match parse_line(line) {
-        Ok(l) => Some(store.cache_point(l.path, l.value, l.timestamp, now)),
+        Ok(l) => batch.push((store.shard_of(l.path) as u8, l.path, l.value, l.timestamp)),
         Err(e) => {
-            bad.emit(e.kind(), peer, &e);
-            None
+            if !line.iter().all(u8::is_ascii_whitespace) {
+                bad.emit(e.kind(), peer, &e);
+            }
         }
     }
 }
 
-fn handle_line(line: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) {
-    if let Some(kept) = parse_one(line, store, bad, peer, now) {
-        store.stats.points_received.fetch_add(1, Relaxed);
-        store.stats.cache_points.fetch_add(kept as u64, Relaxed);
+fn cache(store: &Store, batch: &[(u8, &str, f64, i64)], now: i64) {
+    if batch.is_empty() {
+        return;
     }
+    // Counted once cached: whoever sees the count can query the points.
+    store.cache_batch(batch, now);
+    store
+        .stats
+        .points_received
+        .fetch_add(batch.len() as u64, Relaxed);
 }
+
+fn handle_line(line: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) {
+    let mut batch = Vec::with_capacity(1);
+    parse_into(line, store, bad, peer, &mut batch);
+    cache(store, &batch, now);
+}
+
+/// Back-pressure: while the cache is full, ask for a flush and wait for room instead of
+/// reading (TCP flow control then slows the sender; UDP datagrams wait in, or overflow,
+/// the kernel's buffer). Returns false if the server is stopping.
+async fn wait_for_room(store: &Store, peer: SocketAddr, stop: &mut watch::Receiver<bool>) -> bool {
+    if !store.cache_full() {
+        return true;
+    }
+    store.stats.backpressure_pauses.fetch_add(1, Relaxed);
+    let now = unix_now();
+    let last = LAST_PAUSE_LOG.load(Relaxed);
+    if now - last >= 10
+        && LAST_PAUSE_LOG
+            .compare_exchange(last, now, Relaxed, Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            %peer,
+            cache_points = store.stats.cache_points.load(Relaxed),
+            "store cache full: pausing carbon listeners until a flush makes room"
+        );
+    }
+    while store.cache_full() {
+        store.flush_wanted.notify_one();
+        tokio::select! {
+            _ = stop.changed() => return false,
+            _ = store.room.notified() => {}
+            // A flush may end between the check and the wait: look again now and then.
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+    true
+}
+
+static LAST_PAUSE_LOG: AtomicI64 = AtomicI64::new(0);
 
 const READ_BUF: usize = 64 * 1024;
 
@@ -321,6 +403,9 @@ async fn tcp_conn(
     // Inside an over-long line: drop bytes until the next newline.
     let mut discarding = false;
     loop {
+        if !wait_for_room(&store, peer, &mut stop).await {
+            break;
+        }
         let n = tokio::select! {
             _ = stop.changed() => break,
             r = sock.read(&mut buf[filled..]) => match r {
@@ -366,7 +451,13 @@ async fn udp_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; READ_BUF];
+    let local = sock
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
     loop {
+        if !wait_for_room(&store, local, &mut stop).await {
+            break;
+        }
         let (n, peer) = tokio::select! {
             _ = stop.changed() => break,
             r = sock.recv_from(&mut buf) => match r {
@@ -398,10 +489,51 @@ async fn flusher(
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            _ = tick.tick() => match store.flush().await {
-                Ok(r) => { let _ = report.send(r); }
-                Err(e) => tracing::error!("store flush failed, points stay cached and are retried: {e}"),
-            },
+            _ = tick.tick() => {}
+            // A listener found the cache full: flush now rather than at the next tick.
+            _ = store.flush_wanted.notified() => tick.reset(),
+        }
+        match store.flush().await {
+            Ok(r) => {
+                let _ = report.send(r);
+            }
+            Err(e) => {
+                tracing::error!("store flush failed, points stay cached and are retried: {e}");
+                // Wake paused listeners so they look again (and keep waiting if still full),
+                // and let a second pass before retrying: paused listeners ask for a flush
+                // every 50 ms, which must not become a retry loop on a full disk.
+                store.room.notify_waiters();
+                tokio::select! {
+                    _ = stop.changed() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// How often the schema files are reread, as carbon does.
+pub const SCHEMA_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Reread the schema files every [`SCHEMA_RELOAD_INTERVAL`]; new series get the new rules. A
+/// file that no longer parses is logged (naming the line) and the rules in use are kept.
+async fn reload_schemas(
+    store: Arc<Store>,
+    schemas: Option<PathBuf>,
+    aggregation: Option<PathBuf>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(SCHEMA_RELOAD_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tick.tick() => {}
+        }
+        match Schemas::load(schemas.as_deref(), aggregation.as_deref()) {
+            Ok(s) => store.set_schemas(s),
+            Err(e) => tracing::warn!("schema files not reloaded, keeping the rules in use: {e}"),
         }
     }
 }
@@ -442,6 +574,10 @@ async fn self_metrics(
             ),
             ("flushes".into(), s.flushes.load(Relaxed) as f64),
             ("flush_errors".into(), s.flush_errors.load(Relaxed) as f64),
+            (
+                "backpressure_pauses".into(),
+                s.backpressure_pauses.load(Relaxed) as f64,
+            ),
             ("cache_points".into(), s.cache_points.load(Relaxed) as f64),
             ("series".into(), store.series_count() as f64),
             (
@@ -459,5 +595,35 @@ async fn self_metrics(
         for (name, v) in &pts {
             store.store_point(&format!("carbide.store.{name}"), *v, now, now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_decodes_with_defaults_and_human_durations() {
+        let c: ServerConfig = serde_json::from_str(
+            r#"{"tcp_listen": "127.0.0.1:12003", "udp_listen": null, "data_dir": "/var/lib/carbide",
+                "flush_interval": "2s", "self_metrics_interval": "1m", "max_cache_points": 1000}"#,
+        )
+        .unwrap();
+        assert_eq!(c.tcp_listen, Some("127.0.0.1:12003".parse().unwrap()));
+        assert_eq!(c.udp_listen, None);
+        assert_eq!(c.flush_interval, Duration::from_secs(2));
+        assert_eq!(c.self_metrics_interval, Duration::from_secs(60));
+        assert_eq!((c.max_cache_points, c.schemas.clone()), (1000, None));
+        let d: ServerConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(d, ServerConfig::default());
+        assert_eq!(d.tcp_listen, Some("127.0.0.1:2003".parse().unwrap()));
+        let e = serde_json::from_str::<ServerConfig>(r#"{"flush_intervall": "5s"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `flush_intervall`"), "{e}");
+        let e = serde_json::from_str::<ServerConfig>(r#"{"flush_interval": "5 parsecs"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"5 parsecs\", expected a duration"), "{e}");
     }
 }
