@@ -1021,9 +1021,11 @@ pub fn validate_target(target: &str) -> Result<(), String> {
     if target.trim().is_empty() {
         return Err("empty target".into());
     }
-    graphite::expr::parse::parse(target)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let expr = graphite::expr::parse::parse(target).map_err(|e| e.to_string())?;
+    match graphite::functions::unknown_function(&expr) {
+        Some(name) => Err(format!("unknown function \"{name}\" in target {target:?}")),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -1197,8 +1199,10 @@ alerts:
         assert_eq!((e.line, e.column), (3, 5), "{e}");
         assert!(e.message.contains("at column 8\n"), "{e}");
         assert!(e.message.ends_with("sum(a.b\n         ^"), "{e:?}");
-        assert!(validate_target("a(\"x)\")").is_ok());
+        assert!(validate_target("alias(a.b,\"x)\")").is_ok());
         assert!(validate_target("a)").unwrap_err().contains("column 2"));
+        let err = validate_target("scale(sumSeriez(a.*),2)").unwrap_err();
+        assert!(err.contains("unknown function \"sumSeriez\""), "{err}");
         assert!(validate_target("aliasByNode(movingMedian(groupByNode(servers.*.haproxy.*.*.check_duration,3,\"averageSeries\"),10),0)").is_ok());
     }
 

@@ -190,6 +190,21 @@ pub fn lookup(name: &str) -> Option<&'static Function> {
     FUNCTIONS.iter().copied().find(|f| f.name == name)
 }
 
+/// The first function call in `expr` (depth first) that is not in [`FUNCTIONS`], so a
+/// config check can reject `sumSeriez(...)` without evaluating anything.
+pub fn unknown_function(expr: &Expr) -> Option<&str> {
+    let Expr::Call(call) = expr else {
+        return None;
+    };
+    if lookup(&call.name).is_none() {
+        return Some(&call.name);
+    }
+    call.args
+        .iter()
+        .chain(call.kwargs.iter().map(|(_, v)| v))
+        .find_map(unknown_function)
+}
+
 /// A function implementation: validated arguments in, series out.
 pub type Impl = fn(&mut Cx<'_, '_>, Args) -> Result<Vec<Series>, EvalError>;
 
