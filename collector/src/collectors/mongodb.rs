@@ -17,6 +17,7 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, Credential};
 use mongodb::Client;
 
+use super::service::Secret;
 use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind, Pattern};
 use crate::yaml::ConfigError;
 
@@ -34,8 +35,29 @@ fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
     super::build::<MongoConfig>(file, text)
 }
 
-fn default_uri() -> String {
-    "mongodb://127.0.0.1:27017".into()
+fn default_uri() -> MongoUri {
+    MongoUri("mongodb://127.0.0.1:27017".into())
+}
+
+/// A connection string from a config file. `Debug` hides its `user:password@` part, so a
+/// debug-printed config never shows a credential; [`MongoUri::as_str`] gives it whole.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct MongoUri(String);
+
+impl MongoUri {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for MongoUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match uri_userinfo(&self.0) {
+            Some(userinfo) => write!(f, "{:?}", self.0.replacen(userinfo, "[redacted]", 1)),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
 }
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(3)
@@ -59,13 +81,13 @@ crate::collector_config! {
         /// host is connected to directly (`directConnection=true` unless the URI says otherwise
         /// or names a `replicaSet`). `mongodb+srv://` is not supported.
         #[serde(default = "default_uri")]
-        pub uri: String,
+        pub uri: MongoUri,
         /// User name; overrides one in the URI (keeps the URI free of credentials).
         #[serde(default)]
         pub username: Option<String>,
         /// Password; overrides one in the URI. Never logged.
         #[serde(default)]
-        pub password: Option<String>,
+        pub password: Option<Secret>,
         /// TCP connect (and handshake) timeout, unless the URI sets `connectTimeoutMS`.
         #[serde(default = "default_connect_timeout", with = "humantime_serde")]
         pub connect_timeout: Duration,
@@ -108,7 +130,10 @@ impl CollectorConfig for MongoConfig {
                 "collections: true needs `databases:` (a regex of the databases to look into, e.g. '.*')"
             );
         }
-        let secrets = Secrets::new(&self.uri, self.password.as_deref());
+        let secrets = Secrets::new(
+            self.uri.as_str(),
+            self.password.as_ref().map(Secret::expose),
+        );
         let options = client_options(&self).map_err(|e| anyhow!(secrets.scrub(&e)))?;
         let hosts = options
             .hosts
@@ -135,7 +160,7 @@ impl CollectorConfig for MongoConfig {
 /// failure on every run. Parsing a `mongodb://` URI does no I/O, so its future completes on
 /// its first poll and no runtime is needed.
 fn client_options(cfg: &MongoConfig) -> Result<ClientOptions, String> {
-    if cfg.uri.starts_with("mongodb+srv://") {
+    if cfg.uri.as_str().starts_with("mongodb+srv://") {
         return Err(
             "uri: mongodb+srv:// needs DNS SRV lookups, which this build leaves out; \
                     list the hosts instead: mongodb://host1,host2/?replicaSet=NAME"
@@ -161,7 +186,7 @@ fn client_options(cfg: &MongoConfig) -> Result<ClientOptions, String> {
             cred.username = Some(u.clone());
         }
         if let Some(p) = &cfg.password {
-            cred.password = Some(p.clone());
+            cred.password = Some(p.expose().to_string());
         }
     }
     if options.connect_timeout.is_none() {
@@ -748,6 +773,21 @@ mod tests {
         assert_eq!(uri_userinfo("mongodb://db1:27017/?x=1"), None);
         assert_eq!(uri_userinfo("mongodb://u:a@b@h/"), Some("u:a@b"));
         assert_eq!(percent_decode("a%20b%zz%4"), "a b%zz%4");
+    }
+
+    #[test]
+    fn debug_print_of_the_config_shows_no_credential() {
+        let cfg: MongoConfig = crate::yaml::from_str(
+            std::path::Path::new("t.yml"),
+            "type: mongodb\nuri: mongodb://mon:s3cr3t-uri@db1:27018/\npassword: s3cr3t-field\n",
+        )
+        .unwrap();
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("mongodb://[redacted]@db1:27018/"), "{shown}");
+        let plain: MongoConfig =
+            crate::yaml::from_str(std::path::Path::new("t.yml"), "type: mongodb\n").unwrap();
+        assert!(format!("{plain:?}").contains("\"mongodb://127.0.0.1:27017\""));
     }
 
     #[test]

@@ -63,12 +63,6 @@ const HEALTH: &[&str] = &[
 fn default_url() -> String {
     "http://127.0.0.1:15672".into()
 }
-fn default_username() -> Option<String> {
-    Some("guest".into())
-}
-fn default_password() -> Option<Secret> {
-    Some(Secret::new("guest"))
-}
 fn default_page_size() -> u32 {
     500
 }
@@ -91,11 +85,12 @@ crate::collector_config! {
         /// Base URL of the management API.
         #[serde(default = "default_url")]
         pub url: String,
-        /// User for basic auth; the `monitoring` tag is enough.
-        #[serde(default = "default_username")]
+        /// User for basic auth; the `monitoring` tag is enough. When neither `username`,
+        /// `password` nor credentials in `url` are given, RabbitMQ's `guest` / `guest`.
+        #[serde(default)]
         pub username: Option<String>,
         /// Its password; never logged.
-        #[serde(default = "default_password")]
+        #[serde(default)]
         pub password: Option<Secret>,
         /// `flat` (`queues.<queue>.*`, the default) or `vhost` (`vhosts.<vhost>.queues.<queue>.*`).
         #[serde(default)]
@@ -118,6 +113,21 @@ crate::collector_config! {
     }
 }
 
+/// The configured credentials, or RabbitMQ's default user `guest` / `guest` when none is
+/// configured at all (here or in the URL): a `username:` without `password:` must not
+/// silently send guest's password.
+fn credentials(
+    url: &str,
+    username: Option<String>,
+    password: Option<Secret>,
+) -> (Option<String>, Option<Secret>) {
+    let url_has_user = reqwest::Url::parse(url).is_ok_and(|u| !u.username().is_empty());
+    match (username, password) {
+        (None, None) if !url_has_user => (Some("guest".into()), Some(Secret::new("guest"))),
+        given => given,
+    }
+}
+
 impl CollectorConfig for RabbitmqConfig {
     fn common(&self) -> Common {
         self.common_settings()
@@ -130,7 +140,8 @@ impl CollectorConfig for RabbitmqConfig {
                 self.page_size
             );
         }
-        let endpoint = Endpoint::parse(&self.url, self.username, self.password)?;
+        let (username, password) = credentials(&self.url, self.username, self.password);
+        let endpoint = Endpoint::parse(&self.url, username, password)?;
         Ok(Box::new(Rabbitmq {
             client: service::http_client(service::CONNECT_TIMEOUT)?,
             endpoint,
@@ -224,7 +235,7 @@ impl Rabbitmq {
         let mut prefix = String::new();
         loop {
             let p = page.to_string();
-            let listing: QueuePage = self
+            let listing: QueuePage = match self
                 .get_json(
                     &["api", "queues", vhost],
                     &[
@@ -233,7 +244,20 @@ impl Rabbitmq {
                         ("columns", QUEUE_COLUMNS),
                     ],
                 )
-                .await?;
+                .await
+            {
+                Ok(listing) => listing,
+                // Queues were deleted since the previous page: RabbitMQ answers 400
+                // (page_out_of_range) for a page past the new end. Everything is listed.
+                Err(e)
+                    if page > 1
+                        && e.downcast_ref::<service::StatusError>()
+                            .is_some_and(|s| s.status == 400) =>
+                {
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
             for item in &listing.items {
                 let Some(name) = item.get("name").and_then(Value::as_str) else {
                     continue;
@@ -404,6 +428,26 @@ mod tests {
         assert!(s.allows("orders"));
         assert!(!s.allows("orders.tmp"));
         assert!(!s.allows("jobs"));
+    }
+
+    #[test]
+    fn guest_is_the_default_only_without_any_credential() {
+        let local = "http://127.0.0.1:15672";
+        let cases = [
+            (local, None, None, Some("guest"), Some("guest")),
+            (local, Some("mon"), None, Some("mon"), None),
+            (local, None, Some("pw"), None, Some("pw")),
+            (local, Some("mon"), Some("pw"), Some("mon"), Some("pw")),
+            ("http://mon:pw@127.0.0.1:15672", None, None, None, None),
+        ];
+        for (url, user, pass, want_user, want_pass) in cases {
+            let (u, p) = credentials(url, user.map(String::from), pass.map(Secret::new));
+            assert_eq!(
+                (u.as_deref(), p.as_ref().map(Secret::expose)),
+                (want_user, want_pass),
+                "{url} {user:?} {pass:?}"
+            );
+        }
     }
 
     #[test]

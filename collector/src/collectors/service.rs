@@ -109,6 +109,22 @@ pub fn http_client(connect_timeout: Duration) -> anyhow::Result<reqwest::Client>
         .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {}", e.without_url()))
 }
 
+/// A response with a non-success status; the message names the URL without credentials.
+/// Callers that expect a status (RabbitMQ's 400 for a page past the end) downcast to it.
+#[derive(Debug)]
+pub struct StatusError {
+    pub message: String,
+    pub status: u16,
+}
+
+impl fmt::Display for StatusError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StatusError {}
+
 /// GET `url` with the endpoint's credentials; the body as bytes, at most `max_bytes`. Errors
 /// name the URL without credentials and never include the response body.
 pub async fn get(
@@ -133,7 +149,11 @@ pub async fn get(
             404 => ": check the url",
             _ => "",
         };
-        anyhow::bail!("GET {shown}: HTTP {status}{hint}");
+        return Err(StatusError {
+            message: format!("GET {shown}: HTTP {status}{hint}"),
+            status: status.as_u16(),
+        }
+        .into());
     }
     let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0).min(1 << 20) as usize);
     while let Some(chunk) = resp
