@@ -10,6 +10,7 @@
 //! - [`attime`]: `from`/`until`/`now` time syntax (`-1h30min`, `midnight_tomorrow`, epochs).
 //! - [`series`]: the time series model (graphite-web's `TimeSeries`): consolidation,
 //!   step normalisation, tags, Python-compatible number formatting for names.
+//! - [`tags`]: Graphite 1.1 tags: canonical names, tag expressions, the tag index.
 //! - [`eval`]: planning fetches, the `Source` trait, and evaluating targets over fetched data.
 //! - [`functions`]: the `FUNCTIONS` registry (typed signatures + implementations).
 //! - `store` (cargo feature `store`): the embedded Graphite-compatible store — carbon schemas,
@@ -28,6 +29,7 @@ pub mod glob;
 pub mod protocol;
 pub mod render;
 pub mod series;
+pub mod tags;
 #[cfg(feature = "http")]
 pub mod server;
 #[cfg(feature = "store")]

@@ -165,27 +165,12 @@ impl Series {
 /// `{name: a.b, k: v, k2: v2}`; a name that looks like a function call (`^[a-z]+\(.+\)$`) or
 /// does not parse keeps only `{name: <name>}`.
 pub fn parse_tags(name: &str) -> BTreeMap<String, String> {
-    let mut tags = BTreeMap::new();
-    if !looks_like_call(name) && name.contains(';') {
-        let mut parts = name.split(';');
-        let metric = parts.next().unwrap_or_default();
-        let mut ok = !metric.is_empty();
-        let mut parsed = BTreeMap::new();
-        for p in parts {
-            match p.split_once('=') {
-                Some((k, v)) if !k.is_empty() && !v.is_empty() && !v.starts_with('~') => {
-                    parsed.insert(k.to_string(), v.to_string());
-                }
-                _ => ok = false,
-            }
-        }
-        if ok {
-            parsed.insert("name".to_string(), metric.to_string());
-            return parsed;
+    if !looks_like_call(name) {
+        if let Ok(tags) = crate::tags::parse(name) {
+            return tags;
         }
     }
-    tags.insert("name".to_string(), name.to_string());
-    tags
+    BTreeMap::from([("name".to_string(), name.to_string())])
 }
 
 /// `re.match('^[a-z]+[(].+[)]$', name, re.IGNORECASE)`.

@@ -1,0 +1,736 @@
+//! Graphite 1.1 tags, as graphite-web 1.1.10's tag database (`webapp/graphite/tags/`) has
+//! them: tagged names and their canonical form, tag expressions, and an in-memory index that
+//! answers `seriesByTag`, `/tags`, `/tags/findSeries` and the auto-complete endpoints. Pure:
+//! no I/O (the store keeps it in step with its series, `store::tags`).
+//!
+//! - A tagged name is `name;tag=value;...` (carbon's form). Its **canonical** form is
+//!   `TaggedSeries.format`: the name, then the `;tag=value` strings *sorted as strings* (so
+//!   `;a.b=1` sorts before `;a=2`), a repeated tag keeping its last value, and a `name=` tag
+//!   replaced by the name itself. Carbon stores a series under that form, so both spellings
+//!   of `cpu;host=a;dc=x` are one series.
+//! - A tag expression is `tag=spec`, `tag!=spec`, `tag=~regex` or `tag!=~regex`
+//!   ([`TagExpr`]). An expression that matches the empty value also matches series without
+//!   the tag; at least one expression must not match the empty value. Regular expressions are
+//!   anchored at the start (`^(spec)` unless the spec starts with `^`), as
+//!   `LocalDatabaseTagDB` does.
+//! - Every series is indexed, untagged ones with the single tag `name` (carbon tags every
+//!   series it creates), so `seriesByTag('name=servers.web1.cpu')` finds plain paths too.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use regex::Regex;
+
+/// `TAGDB_AUTOCOMPLETE_LIMIT`, graphite-web's default for the auto-complete endpoints.
+pub const AUTOCOMPLETE_LIMIT: usize = 100;
+
+/// Why a tagged name or a tag expression was refused (graphite-web's wording where it has one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TagError {
+    #[error("Cannot parse path {0}, no metric found")]
+    NoMetric(String),
+    #[error("Cannot parse path {path}, invalid segment {segment}")]
+    Segment { path: String, segment: String },
+    #[error("Tag may not be empty")]
+    EmptyTag,
+    #[error("Value for tag \"{0}\" may not be empty")]
+    EmptyValue(String),
+    #[error("Character \"{ch}\" is not allowed in tag \"{tag}\"")]
+    TagChar { ch: char, tag: String },
+    #[error("Tag values are not allowed to start with \"~\" in tag \"{0}\"")]
+    TildeValue(String),
+    #[error("Cannot use metric name {0} as tag value, results in emptry string")]
+    EmptyName(String),
+    #[error("Invalid tagspec {0} (expected tag=value, tag!=value, tag=~regex or tag!=~regex)")]
+    Spec(String),
+    #[error("invalid regular expression in tag expression {expr}: {message}")]
+    Regex { expr: String, message: String },
+    #[error("At least one tagspec must not match the empty string")]
+    AllMatchEmpty,
+}
+
+/// A series' tags, `name` included.
+pub type Tags = BTreeMap<String, String>;
+
+/// `TaggedSeries.parse_carbon`: the tags of `path` (`name;k=v;...`), `name` included. An
+/// untagged path gives `{name: path}` (leading `~` stripped from the name, as graphite-web).
+pub fn parse(path: &str) -> Result<Tags, TagError> {
+    let mut segments = path.split(';');
+    let metric = segments.next().unwrap_or_default();
+    if metric.is_empty() {
+        return Err(TagError::NoMetric(path.to_string()));
+    }
+    let mut tags = Tags::new();
+    for segment in segments {
+        let Some((tag, value)) = segment.split_once('=').filter(|(t, _)| !t.is_empty()) else {
+            return Err(TagError::Segment {
+                path: path.to_string(),
+                segment: segment.to_string(),
+            });
+        };
+        validate(tag, value)?;
+        tags.insert(tag.to_string(), value.to_string());
+    }
+    let name = metric.trim_start_matches('~');
+    if name.is_empty() {
+        return Err(TagError::EmptyName(metric.to_string()));
+    }
+    tags.insert("name".to_string(), name.to_string());
+    Ok(tags)
+}
+
+/// `TaggedSeries.validateTagAndValue`.
+fn validate(tag: &str, value: &str) -> Result<(), TagError> {
+    if tag.is_empty() {
+        return Err(TagError::EmptyTag);
+    }
+    if value.is_empty() {
+        return Err(TagError::EmptyValue(tag.to_string()));
+    }
+    if let Some(ch) = tag.chars().find(|c| ";!^=".contains(*c)) {
+        return Err(TagError::TagChar {
+            ch,
+            tag: tag.to_string(),
+        });
+    }
+    if value.starts_with('~') {
+        return Err(TagError::TildeValue(tag.to_string()));
+    }
+    Ok(())
+}
+
+/// `TaggedSeries.format`: the name, then the `;tag=value` strings sorted as strings.
+pub fn format(tags: &Tags) -> String {
+    let mut parts: Vec<String> = tags
+        .iter()
+        .filter(|(k, _)| k.as_str() != "name")
+        .map(|(k, v)| format!(";{k}={v}"))
+        .collect();
+    parts.sort_unstable();
+    let mut out = tags.get("name").cloned().unwrap_or_default();
+    for p in parts {
+        out.push_str(&p);
+    }
+    out
+}
+
+/// The name carbon stores `path` under: an untagged path as it is, a tagged one in canonical
+/// form ([`format`] of [`parse`]). Borrowed when nothing changes (the common case).
+pub fn canonical(path: &str) -> Result<Cow<'_, str>, TagError> {
+    if !path.contains(';') {
+        return Ok(Cow::Borrowed(path));
+    }
+    let c = format(&parse(path)?);
+    Ok(if c == path {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(c)
+    })
+}
+
+/// The operator of a tag expression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `=`: the value equals the spec.
+    Eq,
+    /// `!=`: the value differs from the spec.
+    Ne,
+    /// `=~`: the value matches the regex (anchored at the start).
+    Match,
+    /// `!=~`: the value does not match the regex.
+    NotMatch,
+}
+
+/// One tag expression (`BaseTagDB.parse_tagspec` plus the regex graphite-web builds).
+#[derive(Debug, Clone)]
+pub struct TagExpr {
+    pub tag: String,
+    pub op: Op,
+    pub spec: String,
+    regex: Option<Regex>,
+}
+
+impl TagExpr {
+    /// Parses `tag=spec`, `tag!=spec`, `tag=~regex`, `tag!=~regex` (regex
+    /// `^([^;!=]+)(!?=~?)([^;]*)$`).
+    pub fn parse(expr: &str) -> Result<TagExpr, TagError> {
+        let bad = || TagError::Spec(expr.to_string());
+        let cut = expr.find([';', '!', '=']).ok_or_else(bad)?;
+        let (tag, rest) = expr.split_at(cut);
+        if tag.is_empty() {
+            return Err(bad());
+        }
+        let (op, spec) = if let Some(s) = rest.strip_prefix("!=~") {
+            (Op::NotMatch, s)
+        } else if let Some(s) = rest.strip_prefix("!=") {
+            (Op::Ne, s)
+        } else if let Some(s) = rest.strip_prefix("=~") {
+            (Op::Match, s)
+        } else if let Some(s) = rest.strip_prefix('=') {
+            (Op::Eq, s)
+        } else {
+            return Err(bad());
+        };
+        if spec.contains(';') {
+            return Err(bad());
+        }
+        let regex = match op {
+            Op::Match | Op::NotMatch => {
+                let anchored = if spec.starts_with('^') {
+                    spec.to_string()
+                } else {
+                    format!("^({spec})")
+                };
+                Some(Regex::new(&anchored).map_err(|e| TagError::Regex {
+                    expr: expr.to_string(),
+                    message: e.to_string(),
+                })?)
+            }
+            _ => None,
+        };
+        Ok(TagExpr {
+            tag: tag.to_string(),
+            op,
+            spec: spec.to_string(),
+            regex,
+        })
+    }
+
+    /// Whether the expression holds for a series whose value of the tag is `value` (`""`
+    /// for a series without it). `re.match` semantics for regexes: a match starting at 0.
+    pub fn matches(&self, value: &str) -> bool {
+        match self.op {
+            Op::Eq => value == self.spec,
+            Op::Ne => value != self.spec,
+            Op::Match => self.re_match(value),
+            Op::NotMatch => !self.re_match(value),
+        }
+    }
+
+    fn re_match(&self, value: &str) -> bool {
+        self.regex
+            .as_ref()
+            .and_then(|r| r.find(value))
+            .is_some_and(|m| m.start() == 0)
+    }
+
+    /// Whether a series *with* the tag's `value` passes, as the SQL of `LocalDatabaseTagDB`
+    /// tests it for an expression that does not match empty (`REGEXP` is `re.search`).
+    fn matches_present(&self, value: &str) -> bool {
+        match self.op {
+            Op::Eq => value == self.spec,
+            Op::Ne => value != self.spec,
+            Op::Match => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+            Op::NotMatch => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+        }
+    }
+
+    /// Whether the expression also matches series that lack the tag.
+    pub fn matches_empty(&self) -> bool {
+        self.matches("")
+    }
+}
+
+/// Parses every expression; an empty list or one where every expression matches the empty
+/// value is refused (graphite-web's `ValueError`).
+pub fn parse_exprs<S: AsRef<str>>(exprs: &[S]) -> Result<Vec<TagExpr>, TagError> {
+    let parsed = exprs
+        .iter()
+        .map(|e| TagExpr::parse(e.as_ref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if parsed.iter().all(TagExpr::matches_empty) {
+        return Err(TagError::AllMatchEmpty);
+    }
+    Ok(parsed)
+}
+
+/// One tag's values: value → the series (numbers, ascending) that have it.
+#[derive(Debug, Default)]
+struct TagValues {
+    id: u32,
+    values: BTreeMap<Arc<str>, Vec<u32>>,
+}
+
+/// The tag index: every series by each of its tags' values. Series are numbered in insertion
+/// order; posting lists stay sorted because numbers only grow. Built for 100k series: `=` is
+/// one lookup, `=~` scans the tag's distinct values (not the series), and the result is the
+/// intersection of the posting lists of the expressions that do not match empty, then
+/// filtered by the others.
+#[derive(Debug, Default)]
+pub struct TagIndex {
+    paths: Vec<Arc<str>>,
+    by_path: HashMap<Arc<str>, u32>,
+    tags: BTreeMap<String, TagValues>,
+    /// Global value ids (graphite-web's `tags_tagvalue` table is shared by all tags).
+    value_ids: HashMap<Arc<str>, u32>,
+}
+
+/// A tag as `/tags` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagInfo {
+    pub id: u32,
+    pub tag: String,
+}
+
+/// A value as `/tags/<tag>` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValueInfo {
+    pub id: u32,
+    pub value: String,
+    pub count: usize,
+}
+
+impl TagIndex {
+    /// Adds a series under its (canonical) path. Returns false if it was already there or
+    /// its tags do not parse (such a series is not findable by tag, as in graphite-web).
+    pub fn insert(&mut self, path: Arc<str>) -> bool {
+        if self.by_path.contains_key(&path) {
+            return false;
+        }
+        let Ok(tags) = parse(&path) else {
+            return false;
+        };
+        let n = self.paths.len() as u32;
+        self.paths.push(path.clone());
+        self.by_path.insert(path, n);
+        for (tag, value) in tags {
+            let next_tag = self.tags.len() as u32 + 1;
+            let entry = self.tags.entry(tag).or_insert_with(|| TagValues {
+                id: next_tag,
+                values: BTreeMap::new(),
+            });
+            let next_value = self.value_ids.len() as u32 + 1;
+            let value: Arc<str> = match self.value_ids.get_key_value(value.as_str()) {
+                Some((k, _)) => k.clone(),
+                None => {
+                    let v: Arc<str> = value.into();
+                    self.value_ids.insert(v.clone(), next_value);
+                    v
+                }
+            };
+            entry.values.entry(value).or_default().push(n);
+        }
+        true
+    }
+
+    /// Number of series indexed.
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// Whether no series is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+
+    /// Whether `path` is indexed.
+    pub fn contains(&self, path: &str) -> bool {
+        self.by_path.contains_key(path)
+    }
+
+    /// `find_series`: the paths of the series matching every expression, sorted.
+    pub fn find<S: AsRef<str>>(&self, exprs: &[S]) -> Result<Vec<String>, TagError> {
+        let exprs = parse_exprs(exprs)?;
+        Ok(self.find_parsed(&exprs))
+    }
+
+    /// [`TagIndex::find`] for parsed expressions (at least one not matching empty).
+    pub fn find_parsed(&self, exprs: &[TagExpr]) -> Vec<String> {
+        let (positive, filters): (Vec<&TagExpr>, Vec<&TagExpr>) =
+            exprs.iter().partition(|e| !e.matches_empty());
+        let mut sets: Vec<Vec<u32>> = positive.iter().map(|e| self.postings(e)).collect();
+        sets.sort_by_key(Vec::len);
+        let mut acc = match sets.first() {
+            Some(s) => s.clone(),
+            None => return Vec::new(),
+        };
+        for s in &sets[1..] {
+            acc.retain(|n| s.binary_search(n).is_ok());
+            if acc.is_empty() {
+                break;
+            }
+        }
+        let mut out: Vec<String> = acc
+            .into_iter()
+            .filter_map(|n| self.paths.get(n as usize))
+            .filter(|p| {
+                filters.is_empty()
+                    || parse(p).is_ok_and(|tags| {
+                        filters.iter().all(|f| {
+                            f.matches(tags.get(&f.tag).map(String::as_str).unwrap_or(""))
+                        })
+                    })
+            })
+            .map(|p| p.to_string())
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// The series (sorted numbers) that have `e.tag` with a value `e` accepts.
+    fn postings(&self, e: &TagExpr) -> Vec<u32> {
+        let Some(tv) = self.tags.get(&e.tag) else {
+            return Vec::new();
+        };
+        if e.op == Op::Eq {
+            return tv.values.get(e.spec.as_str()).cloned().unwrap_or_default();
+        }
+        let mut out: Vec<u32> = Vec::new();
+        let mut lists = 0;
+        for (v, s) in &tv.values {
+            if e.matches_present(v) {
+                out.extend_from_slice(s);
+                lists += 1;
+            }
+        }
+        if lists > 1 {
+            out.sort_unstable();
+        }
+        out
+    }
+
+    /// `list_tags`: tags sorted by name, optionally filtered by a regex (anchored at the
+    /// start unless it starts with `^`) and limited.
+    pub fn list_tags(
+        &self,
+        filter: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<TagInfo>, TagError> {
+        let re = filter.filter(|f| !f.is_empty()).map(anchored).transpose()?;
+        Ok(self
+            .tags
+            .iter()
+            .filter(|(t, _)| re.as_ref().is_none_or(|r| r.is_match(t)))
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|(t, tv)| TagInfo {
+                id: tv.id,
+                tag: t.clone(),
+            })
+            .collect())
+    }
+
+    /// The id of `tag`, if any series has it (`get_tag` answers null otherwise).
+    pub fn tag_id(&self, tag: &str) -> Option<u32> {
+        self.tags.get(tag).map(|t| t.id)
+    }
+
+    /// `list_values`: the values of `tag` with their series counts, sorted, optionally
+    /// filtered (regex anchored like [`TagIndex::list_tags`]) and limited.
+    pub fn list_values(
+        &self,
+        tag: &str,
+        filter: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<ValueInfo>, TagError> {
+        let re = filter.filter(|f| !f.is_empty()).map(anchored).transpose()?;
+        let Some(tv) = self.tags.get(tag) else {
+            return Ok(Vec::new());
+        };
+        Ok(tv
+            .values
+            .iter()
+            .filter(|(v, _)| re.as_ref().is_none_or(|r| r.is_match(v)))
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|(v, s)| ValueInfo {
+                id: self.value_ids.get(v).copied().unwrap_or(0),
+                value: v.to_string(),
+                count: s.len(),
+            })
+            .collect())
+    }
+
+    /// `auto_complete_tags`: without expressions, the tags starting with `prefix`; with
+    /// them, the tags of the matching series other than the ones the expressions name.
+    /// Sorted, at most `limit` ([`AUTOCOMPLETE_LIMIT`] by default).
+    pub fn auto_complete_tags<S: AsRef<str>>(
+        &self,
+        exprs: &[S],
+        prefix: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>, TagError> {
+        let limit = limit.unwrap_or(AUTOCOMPLETE_LIMIT);
+        let prefix = prefix.unwrap_or("");
+        if exprs.is_empty() {
+            return Ok(self
+                .tags
+                .keys()
+                .filter(|t| t.starts_with(prefix))
+                .take(limit)
+                .cloned()
+                .collect());
+        }
+        let parsed = parse_exprs(exprs)?;
+        let searched: Vec<&str> = parsed.iter().map(|e| e.tag.as_str()).collect();
+        let mut out = std::collections::BTreeSet::new();
+        for path in self.find_parsed(&parsed) {
+            let Ok(tags) = parse(&path) else { continue };
+            for tag in tags.into_keys() {
+                if !searched.contains(&tag.as_str()) && tag.starts_with(prefix) {
+                    out.insert(tag);
+                }
+            }
+        }
+        Ok(out.into_iter().take(limit).collect())
+    }
+
+    /// `auto_complete_values`: without expressions, the values of `tag` starting with
+    /// `prefix`; with them, the values of `tag` among the matching series. Sorted, at most
+    /// `limit`.
+    pub fn auto_complete_values<S: AsRef<str>>(
+        &self,
+        exprs: &[S],
+        tag: &str,
+        prefix: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>, TagError> {
+        let limit = limit.unwrap_or(AUTOCOMPLETE_LIMIT);
+        let prefix = prefix.unwrap_or("");
+        if exprs.is_empty() {
+            let Some(tv) = self.tags.get(tag) else {
+                return Ok(Vec::new());
+            };
+            return Ok(tv
+                .values
+                .keys()
+                .filter(|v| v.starts_with(prefix))
+                .take(limit)
+                .map(|v| v.to_string())
+                .collect());
+        }
+        let mut all: Vec<String> = exprs.iter().map(|e| e.as_ref().to_string()).collect();
+        all.push(format!("{tag}!="));
+        let parsed = parse_exprs(&all)?;
+        let mut out = std::collections::BTreeSet::new();
+        for path in self.find_parsed(&parsed) {
+            let Ok(mut tags) = parse(&path) else { continue };
+            if let Some(v) = tags.remove(tag) {
+                if v.starts_with(prefix) {
+                    out.insert(v);
+                }
+            }
+        }
+        Ok(out.into_iter().take(limit).collect())
+    }
+}
+
+/// A `filter` regex as graphite-web anchors it: `^(filter)` unless it starts with `^`.
+fn anchored(filter: &str) -> Result<Regex, TagError> {
+    let text = if filter.starts_with('^') {
+        filter.to_string()
+    } else {
+        format!("^({filter})")
+    };
+    Regex::new(&text).map_err(|e| TagError::Regex {
+        expr: filter.to_string(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_forms_as_carbon() {
+        for (given, want) in [
+            ("cpu", "cpu"),
+            ("a.b.c", "a.b.c"),
+            ("cpu;host=a;dc=x", "cpu;dc=x;host=a"),
+            ("cpu;dc=x;host=a", "cpu;dc=x;host=a"),
+            // Sorted as `;tag=value` strings: `.` (0x2e) sorts before `=` (0x3d).
+            ("m;a=2;a.b=1", "m;a.b=1;a=2"),
+            // A repeated tag keeps its last value; `name=` is replaced by the name.
+            ("m;k=1;k=2", "m;k=2"),
+            ("m;name=other;k=v", "m;k=v"),
+            ("~m;k=v", "m;k=v"),
+            // Values may hold `=` and `~` after the first character.
+            ("m;k=a=b;j=x~", "m;j=x~;k=a=b"),
+        ] {
+            assert_eq!(canonical(given).unwrap(), want, "{given}");
+        }
+        assert!(matches!(canonical("cpu;host=a").unwrap(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn bad_tagged_names_are_refused_with_graphite_web_messages() {
+        for (given, want) in [
+            (";k=v", "Cannot parse path ;k=v, no metric found"),
+            ("m;k", "Cannot parse path m;k, invalid segment k"),
+            ("m;=v", "Cannot parse path m;=v, invalid segment =v"),
+            ("m;k=", "Value for tag \"k\" may not be empty"),
+            ("m;k!=v", "Character \"!\" is not allowed in tag \"k!\""),
+            ("m;k^=v", "Character \"^\" is not allowed in tag \"k^\""),
+            (
+                "m;k=~v",
+                "Tag values are not allowed to start with \"~\" in tag \"k\"",
+            ),
+            ("m;k=v;", "Cannot parse path m;k=v;, invalid segment "),
+        ] {
+            assert_eq!(canonical(given).unwrap_err().to_string(), want, "{given}");
+        }
+    }
+
+    #[test]
+    fn tag_expressions_parse_like_parse_tagspec() {
+        for (given, tag, op, spec) in [
+            ("name=cpu", "name", Op::Eq, "cpu"),
+            ("host!=a", "host", Op::Ne, "a"),
+            ("host=~web.*", "host", Op::Match, "web.*"),
+            ("host!=~web", "host", Op::NotMatch, "web"),
+            ("host=", "host", Op::Eq, ""),
+            ("host!=", "host", Op::Ne, ""),
+            ("k==v", "k", Op::Eq, "=v"),
+            ("k=~=", "k", Op::Match, "="),
+        ] {
+            let e = TagExpr::parse(given).unwrap();
+            assert_eq!((e.tag.as_str(), e.op, e.spec.as_str()), (tag, op, spec));
+        }
+        for bad in ["", "=v", "host", "host!v", "a;b=c", "a=b;c", "!=x"] {
+            assert!(TagExpr::parse(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            TagExpr::parse("k=~(").unwrap_err(),
+            TagError::Regex { .. }
+        ));
+    }
+
+    #[test]
+    fn which_expressions_match_the_empty_value() {
+        for (expr, empty) in [
+            ("k=v", false),
+            ("k=", true),
+            ("k!=v", true),
+            ("k!=", false),
+            ("k=~v.*", false),
+            ("k=~.*", true),
+            ("k=~^$", true),
+            ("k!=~v", true),
+            ("k!=~.*", false),
+        ] {
+            assert_eq!(TagExpr::parse(expr).unwrap().matches_empty(), empty, "{expr}");
+        }
+        assert_eq!(
+            parse_exprs(&["a!=b", "c=~.*"]).unwrap_err(),
+            TagError::AllMatchEmpty
+        );
+        assert_eq!(
+            parse_exprs::<&str>(&[]).unwrap_err(),
+            TagError::AllMatchEmpty
+        );
+    }
+
+    fn index() -> TagIndex {
+        let mut ix = TagIndex::default();
+        for p in [
+            "cpu;dc=east;host=web1;role=web",
+            "cpu;dc=east;host=web2;role=web",
+            "cpu;dc=west;host=db1;role=db",
+            "cpu;dc=west;host=web10",
+            "mem;dc=east;host=web1;role=web",
+            "servers.web1.load",
+        ] {
+            assert!(ix.insert(p.into()));
+        }
+        assert!(!ix.insert("cpu;dc=east;host=web1;role=web".into()));
+        assert!(!ix.insert("bad;k".into()));
+        ix
+    }
+
+    #[test]
+    fn find_series_table() {
+        let ix = index();
+        let cases: &[(&[&str], &[&str])] = &[
+            (&["name=cpu"], &["cpu;dc=east;host=web1;role=web", "cpu;dc=east;host=web2;role=web", "cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10"]),
+            (&["name=cpu", "dc=west"], &["cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10"]),
+            // =~ is anchored at the start only.
+            (&["name=cpu", "host=~web1"], &["cpu;dc=east;host=web1;role=web", "cpu;dc=west;host=web10"]),
+            (&["name=cpu", "host=~eb"], &[]),
+            (&["name=cpu", "host=~web1$"], &["cpu;dc=east;host=web1;role=web"]),
+            (&["host=~^web1|db"], &["cpu;dc=east;host=web1;role=web", "cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10", "mem;dc=east;host=web1;role=web"]),
+            // != also matches series without the tag.
+            (&["name=cpu", "role!=web"], &["cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10"]),
+            // tag!= (empty spec) requires the tag.
+            (&["name=cpu", "role!="], &["cpu;dc=east;host=web1;role=web", "cpu;dc=east;host=web2;role=web", "cpu;dc=west;host=db1;role=db"]),
+            // tag= (empty spec) requires its absence.
+            (&["name=cpu", "role="], &["cpu;dc=west;host=web10"]),
+            (&["name=cpu", "host!=~web"], &["cpu;dc=west;host=db1;role=db"]),
+            (&["name=cpu", "role=~.*"], &["cpu;dc=east;host=web1;role=web", "cpu;dc=east;host=web2;role=web", "cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10"]),
+            (&["dc=east", "name!=cpu"], &["mem;dc=east;host=web1;role=web"]),
+            // Untagged series are indexed by name.
+            (&["name=~servers\\."], &["servers.web1.load"]),
+            (&["name=nosuch"], &[]),
+            (&["nosuch=x"], &[]),
+        ];
+        for (exprs, want) in cases {
+            assert_eq!(ix.find(exprs).unwrap(), *want, "{exprs:?}");
+        }
+        assert_eq!(
+            ix.find(&["role!=web"]).unwrap_err(),
+            TagError::AllMatchEmpty
+        );
+    }
+
+    #[test]
+    fn tags_values_and_autocomplete() {
+        let ix = index();
+        let tags: Vec<String> = ix
+            .list_tags(None, None)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.tag)
+            .collect();
+        assert_eq!(tags, ["dc", "host", "name", "role"]);
+        let f: Vec<String> = ix
+            .list_tags(Some("h|r"), None)
+            .unwrap()
+            .into_iter()
+            .map(|t| t.tag)
+            .collect();
+        assert_eq!(f, ["host", "role"]);
+        assert_eq!(ix.list_tags(None, Some(1)).unwrap().len(), 1);
+        let v = ix.list_values("dc", None, None).unwrap();
+        assert_eq!(
+            v.iter()
+                .map(|v| (v.value.as_str(), v.count))
+                .collect::<Vec<_>>(),
+            [("east", 3), ("west", 2)]
+        );
+        assert!(ix.list_values("nosuch", None, None).unwrap().is_empty());
+        assert_eq!(ix.tag_id("nosuch"), None);
+        let no: &[&str] = &[];
+        assert_eq!(
+            ix.auto_complete_tags(no, Some("r"), None).unwrap(),
+            ["role"]
+        );
+        assert_eq!(
+            ix.auto_complete_tags(&["name=cpu", "dc=west"], None, None)
+                .unwrap(),
+            ["host", "role"]
+        );
+        assert_eq!(
+            ix.auto_complete_values(&["name=cpu"], "host", Some("web"), None)
+                .unwrap(),
+            ["web1", "web10", "web2"]
+        );
+        assert_eq!(
+            ix.auto_complete_values(no, "host", None, Some(2)).unwrap(),
+            ["db1", "web1"]
+        );
+    }
+
+    #[test]
+    fn hundred_thousand_series_are_indexed_and_found() {
+        let mut ix = TagIndex::default();
+        for i in 0..100_000 {
+            let p = format!("m{};host=h{:05};dc=dc{}", i % 100, i / 100, i % 7);
+            assert!(ix.insert(canonical(&p).unwrap().into_owned().into()));
+        }
+        assert_eq!(ix.len(), 100_000);
+        let got = ix.find(&["name=m7", "host=~h0001"]).unwrap();
+        assert_eq!(got.len(), 10);
+        assert!(got.iter().all(|p| p.starts_with("m7;dc=")));
+        let want = (0..100_000).filter(|i| i % 7 == 3 && i % 100 != 3).count();
+        assert_eq!(ix.find(&["dc=dc3", "name!=m3"]).unwrap().len(), want);
+    }
+}
