@@ -33,6 +33,17 @@ pub trait Source {
     /// Fetches every request; the result has one entry per request, in order. Each series'
     /// `path_expression` should be the request's pattern (as graphite-web's `fetchData`).
     fn fetch(&self, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError>;
+
+    /// The names of the series matching graphite-web tag expressions (`seriesByTag`), sorted
+    /// (see [`crate::tags`]). A source without a tag index refuses.
+    fn find_tagged(&self, exprs: &[String]) -> Result<Vec<String>, EvalError> {
+        Err(EvalError::Source {
+            pattern: format!("seriesByTag({exprs:?})"),
+            message: "this source has no tag index: seriesByTag needs carbide's store \
+                      (point the evaluator at `carbide serve` data, not a remote render API)"
+                .into(),
+        })
+    }
 }
 
 /// Data fetched for a request, keyed by request.
@@ -101,7 +112,7 @@ fn step_hint(expr: &Expr, data: &Fetched) -> Option<i64> {
 
 fn collect_paths<'a>(expr: &'a Expr, out: &mut Vec<&'a str>) {
     match expr {
-        Expr::Path(p) => out.push(p),
+        Expr::Path(p) | Expr::SeriesByTag { raw: p, .. } => out.push(p),
         Expr::Call(c) => {
             c.args.iter().for_each(|a| collect_paths(a, out));
             c.kwargs.iter().for_each(|(_, a)| collect_paths(a, out));
@@ -118,7 +129,7 @@ fn plan_into(
     out: &mut Vec<FetchRequest>,
 ) {
     match expr {
-        Expr::Path(p) => {
+        Expr::Path(p) | Expr::SeriesByTag { raw: p, .. } => {
             out.push(FetchRequest {
                 pattern: p.clone(),
                 from,
@@ -197,7 +208,9 @@ impl<'d> Context<'d> {
     /// Evaluates `expr` over `[from, until)`.
     pub fn eval(&mut self, expr: &Expr, from: i64, until: i64) -> Result<Value, EvalError> {
         Ok(match expr {
-            Expr::Path(p) => Value::Series(self.fetch(p, from, until)),
+            Expr::Path(p) | Expr::SeriesByTag { raw: p, .. } => {
+                Value::Series(self.fetch(p, from, until))
+            }
             Expr::Call(call) => Value::Series(self.call(call, from, until)?),
             Expr::Int(i) => Value::Int(*i),
             Expr::Float(f) => Value::Float(*f),
@@ -303,7 +316,7 @@ pub fn render(
         targets.iter().flat_map(|t| plan(t, from, until)).collect();
     let reqs: Vec<FetchRequest> = want.iter().cloned().collect();
     if !reqs.is_empty() {
-        for (r, s) in reqs.iter().cloned().zip(source.fetch(&reqs)?) {
+        for (r, s) in reqs.iter().cloned().zip(crate::tags::fetch(source, &reqs)?) {
             data.insert(r, s);
         }
         // Step-dependent windows, now that steps are known (saves an evaluation round).
@@ -319,7 +332,7 @@ pub fn render(
             .cloned()
             .collect();
         if !reqs.is_empty() {
-            let got = source.fetch(&reqs)?;
+            let got = crate::tags::fetch(source, &reqs)?;
             for (r, s) in reqs.into_iter().zip(got) {
                 data.insert(r, s);
             }
@@ -401,11 +414,19 @@ impl Source for MemorySource {
                 Ok(self
                     .series
                     .iter()
-                    .filter(|s| glob.matches(&s.name))
+                    .filter(|s| crate::tags::path_matches(&r.pattern, &glob, &s.name))
                     .map(|s| Self::slice(s, r))
                     .collect())
             })
             .collect()
+    }
+
+    fn find_tagged(&self, exprs: &[String]) -> Result<Vec<String>, EvalError> {
+        let mut index = crate::tags::TagIndex::default();
+        for s in &self.series {
+            index.insert(s.name.as_str().into());
+        }
+        crate::tags::find_or_error(&index, exprs)
     }
 }
 

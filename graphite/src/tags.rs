@@ -22,6 +22,9 @@ use std::sync::Arc;
 
 use regex::Regex;
 
+use crate::eval::{EvalError, FetchRequest, Source};
+use crate::series::Series;
+
 /// `TAGDB_AUTOCOMPLETE_LIMIT`, graphite-web's default for the auto-complete endpoints.
 pub const AUTOCOMPLETE_LIMIT: usize = 100;
 
@@ -525,6 +528,100 @@ fn anchored(filter: &str) -> Result<Regex, TagError> {
         expr: filter.to_string(),
         message: e.to_string(),
     })
+}
+
+/// Whether a fetch `pattern` selects the series `name`: a tagged pattern (with `;`) names one
+/// series exactly, as graphite-web's finder looks tagged names up without globbing; anything
+/// else is a glob.
+pub fn path_matches(pattern: &str, glob: &crate::glob::GlobPattern, name: &str) -> bool {
+    if pattern.contains(';') {
+        pattern == name
+    } else {
+        glob.matches(name)
+    }
+}
+
+/// [`TagIndex::find`] with its error as the evaluator reports it.
+pub fn find_or_error(index: &TagIndex, exprs: &[String]) -> Result<Vec<String>, EvalError> {
+    index.find(exprs).map_err(|e| EvalError::Source {
+        pattern: format!("seriesByTag({exprs:?})"),
+        message: e.to_string(),
+    })
+}
+
+/// The expressions of a fetch pattern that is a `seriesByTag(...)` call's text.
+fn tag_query(pattern: &str) -> Option<Vec<String>> {
+    if !pattern.starts_with("seriesByTag(") {
+        return None;
+    }
+    match crate::expr::parse(pattern) {
+        Ok(crate::expr::ast::Expr::SeriesByTag { exprs, .. }) => Some(exprs),
+        _ => None,
+    }
+}
+
+/// [`Source::fetch`] that also answers `seriesByTag` requests, as graphite-web's
+/// `STORE.fetch` does: the tag query is resolved to series names
+/// ([`Source::find_tagged`]), each name is fetched as a pattern over the request's window,
+/// and the series named exactly so are returned, sorted by name, with the call's text as
+/// their `pathExpression`. Other requests go to the source unchanged (one `fetch` call).
+pub fn fetch(source: &dyn Source, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError> {
+    if !reqs.iter().any(|r| r.pattern.starts_with("seriesByTag(")) {
+        return source.fetch(reqs);
+    }
+    enum Slot {
+        Plain(usize),
+        Tagged(Vec<usize>),
+    }
+    let mut sent: Vec<FetchRequest> = Vec::new();
+    let mut slots = Vec::with_capacity(reqs.len());
+    for r in reqs {
+        match tag_query(&r.pattern) {
+            Some(exprs) => {
+                let names = source.find_tagged(&exprs)?;
+                let mut idx = Vec::with_capacity(names.len());
+                for pattern in names {
+                    idx.push(sent.len());
+                    sent.push(FetchRequest {
+                        pattern,
+                        from: r.from,
+                        until: r.until,
+                    });
+                }
+                slots.push(Slot::Tagged(idx));
+            }
+            None => {
+                slots.push(Slot::Plain(sent.len()));
+                sent.push(r.clone());
+            }
+        }
+    }
+    let mut got: Vec<Option<Vec<Series>>> = if sent.is_empty() {
+        Vec::new()
+    } else {
+        source.fetch(&sent)?.into_iter().map(Some).collect()
+    };
+    let mut take = |i: usize| got.get_mut(i).and_then(Option::take).unwrap_or_default();
+    Ok(reqs
+        .iter()
+        .zip(slots)
+        .map(|(r, slot)| match slot {
+            Slot::Plain(i) => take(i),
+            Slot::Tagged(idx) => {
+                let mut out: BTreeMap<String, Series> = BTreeMap::new();
+                for i in idx {
+                    let name = &sent[i].pattern;
+                    for mut s in take(i) {
+                        if &s.name == name {
+                            s.path_expression.clone_from(&r.pattern);
+                            out.entry(s.name.clone()).or_insert(s);
+                        }
+                    }
+                }
+                out.into_values().collect()
+            }
+        })
+        .collect())
 }
 
 #[cfg(test)]

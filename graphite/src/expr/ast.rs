@@ -12,6 +12,10 @@ pub enum Expr {
     Path(String),
     /// A function call.
     Call(Call),
+    /// `seriesByTag('tag=value', ...)`: a tag query, fetched rather than called (as
+    /// graphite-web's evaluator hands the call's text to `fetchData`). `raw` is the call's
+    /// exact text (the series' `pathExpression`); `exprs` its string arguments, unquoted.
+    SeriesByTag { raw: String, exprs: Vec<String> },
     /// An integer literal (`3`, `-1`).
     Int(i64),
     /// A float literal (`0.5`, `1e3`, `inf`, `-inf`).

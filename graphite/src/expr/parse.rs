@@ -725,6 +725,18 @@ impl<'a> P<'a> {
             );
             return Err(Fail::Back);
         }
+        if name == "seriesByTag" {
+            // graphite-web fetches the call's raw text; its string arguments are the query.
+            let exprs = args
+                .iter()
+                .filter_map(|a| match a {
+                    Node::Lit(Expr::Str(s)) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect();
+            let raw = self.src.get(pos..close + 1).unwrap_or_default().to_owned();
+            return Ok((close + 1, Node::Lit(Expr::SeriesByTag { raw, exprs })));
+        }
         Ok((
             close + 1,
             Node::Call {
@@ -1000,6 +1012,7 @@ impl fmt::Display for Expr {
             }
             Expr::Bool(b) => f.write_str(if *b { "true" } else { "false" }),
             Expr::None => f.write_str("None"),
+            Expr::SeriesByTag { raw, .. } => f.write_str(raw),
             Expr::Call(c) => {
                 write!(f, "{}(", c.name)?;
                 let mut first = true;
@@ -1036,6 +1049,10 @@ mod tests {
             Expr::Str(s) => format!("S({s})"),
             Expr::Bool(b) => format!("B({b})"),
             Expr::None => "N".into(),
+            Expr::SeriesByTag { exprs, .. } => {
+                let args: Vec<String> = exprs.iter().map(|e| format!("S({e})")).collect();
+                format!("seriesByTag({})", args.join(", "))
+            }
             Expr::Call(c) => {
                 let mut parts: Vec<String> = c.args.iter().map(canon).collect();
                 parts.extend(c.kwargs.iter().map(|(k, v)| format!("{k}={}", canon(v))));

@@ -23,6 +23,7 @@ pub mod moving;
 pub mod sort;
 pub mod special;
 pub mod summarize;
+pub mod tags;
 pub mod timed;
 pub mod transform;
 
@@ -98,6 +99,8 @@ pub static FUNCTIONS: &[&Function] = &[
     &alias::ALIAS_SUB,
     &alias::LEGEND_VALUE,
     &alias::ALIAS_BY_TAGS,
+    &tags::SERIES_BY_TAG,
+    &tags::GROUP_BY_TAGS,
     &alias::SUBSTR,
     &alias::UPPER,
     &alias::LOWER,
@@ -278,6 +281,8 @@ pub enum ParamType {
     AggOrSeriesFunc,
     Any,
     Date,
+    /// A tag name (graphite-web declares it and checks nothing).
+    Tag,
 }
 
 impl ParamType {
@@ -299,6 +304,7 @@ impl ParamType {
             Self::AggOrSeriesFunc => "aggOrSeriesFunc",
             Self::Any => "any",
             Self::Date => "date",
+            Self::Tag => "tag",
         }
     }
 }
@@ -677,7 +683,7 @@ fn check(fname: &str, p: &Param, v: Value) -> Result<Option<Value>, EvalError> {
             }
             _ => return Err(invalid(fname, p, &v)),
         },
-        T::Any | T::Date => v,
+        T::Any | T::Date | T::Tag => v,
     };
     Ok(Some(out))
 }

@@ -877,7 +877,8 @@ fn no_function_panics_on_odd_arguments() {
         vec![s("a")],
         vec![f(1.0)],
     ];
-    for func in super::FUNCTIONS {
+    // seriesByTag parses to a fetch, not a call (its own tests are in tags.rs).
+    for func in super::FUNCTIONS.iter().filter(|f| f.name != "seriesByTag") {
         for args in &arg_sets {
             let target = c(func.name, args.clone());
             let src = crate::eval::MemorySource::new(d.clone());
