@@ -543,10 +543,16 @@ pub fn path_matches(pattern: &str, glob: &crate::glob::GlobPattern, name: &str) 
 
 /// [`TagIndex::find`] with its error as the evaluator reports it.
 pub fn find_or_error(index: &TagIndex, exprs: &[String]) -> Result<Vec<String>, EvalError> {
-    index.find(exprs).map_err(|e| EvalError::Source {
-        pattern: format!("seriesByTag({exprs:?})"),
+    index.find(exprs).map_err(query_error)
+}
+
+/// A refused tag query as the evaluator reports it: an input error of `seriesByTag` (the
+/// HTTP API answers 400).
+pub fn query_error(e: TagError) -> EvalError {
+    EvalError::Input {
+        function: "seriesByTag".into(),
         message: e.to_string(),
-    })
+    }
 }
 
 /// The expressions of a fetch pattern that is a `seriesByTag(...)` call's text.

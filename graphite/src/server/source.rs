@@ -116,4 +116,10 @@ impl Source for StoreSource {
         }
         Ok(out)
     }
+
+    fn find_tagged(&self, exprs: &[String]) -> Result<Vec<String>, EvalError> {
+        self.store
+            .find_tagged(exprs)
+            .map_err(crate::tags::query_error)
+    }
 }

@@ -27,6 +27,7 @@ pub mod clock;
 pub mod index;
 pub mod schema;
 pub mod server;
+pub mod tags;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -176,6 +177,8 @@ pub struct Store {
     schemas: RwLock<Arc<Schemas>>,
     shards: Vec<Mutex<Shard>>,
     index: RwLock<Index>,
+    /// Graphite 1.1 tags of every series (`tags.rs`), rebuilt from `series` at open.
+    tags: RwLock<crate::tags::TagIndex>,
     next_id: AtomicU64,
     max_cache_points: u64,
     hasher: foldhash::fast::RandomState,
@@ -279,6 +282,7 @@ impl Store {
             schemas: RwLock::new(Arc::new(schemas)),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             index: RwLock::new(Index::default()),
+            tags: RwLock::default(),
             next_id: AtomicU64::new(1),
             max_cache_points,
             hasher: foldhash::fast::RandomState::default(),
@@ -310,6 +314,7 @@ impl Store {
             let archives = schema::parse_retentions(&retentions).map_err(|_| corrupt())?;
             let aggregation = Aggregation::parse(&agg).ok_or_else(corrupt)?;
             index.insert(&path, id as u64);
+            self.index_tags(std::iter::once(path.as_str()));
             max_id = max_id.max(id as u64);
             let mut shard = lock(&self.shards[self.shard_of(&path)]);
             let schema = shard.intern(SeriesSchema {
@@ -412,6 +417,8 @@ impl Store {
         let (mut kept, mut full, mut old) = (0u64, 0u64, 0u64);
         let mut created: Vec<(Arc<str>, u64)> = Vec::new();
         let mut rules: Option<Arc<Schemas>> = None;
+        // Points of tagged names spelled other than canonically, cached again below.
+        let mut respelled: Vec<(String, f64, i64)> = Vec::new();
         for si in 0..SHARDS {
             let run = &order[starts[si]..starts[si + 1]];
             if run.is_empty() {
@@ -427,6 +434,10 @@ impl Store {
                 let (idx, dest) = match shard.by_path.get(path) {
                     Some(slot) => (slot.idx, dest_archive(&slot.schema.archives, ts, now)),
                     None => {
+                        if let Some(c) = tags::respelled(path) {
+                            respelled.push((c, value, ts));
+                            continue;
+                        }
                         let rules = rules.get_or_insert_with(|| self.rules());
                         let schema = shard.intern(rules.classify(path));
                         let Some(dest) = dest_archive(&schema.archives, ts, now) else {
@@ -458,6 +469,8 @@ impl Store {
             for (path, id) in &created {
                 index.insert(path, *id);
             }
+            drop(index);
+            self.index_tags(created.iter().map(|(p, _)| &**p));
             self.stats
                 .series_created
                 .fetch_add(created.len() as u64, Relaxed);
@@ -470,7 +483,7 @@ impl Store {
         if full > 0 {
             s.points_dropped_cache_full.fetch_add(full, Relaxed);
         }
-        kept
+        kept + self.cache_respelled(&respelled, now)
     }
 
     /// Accept one point, now.
@@ -825,11 +838,14 @@ impl Store {
             return Err(StoreError::InvalidInterval { from, until });
         }
         let pattern = GlobPattern::new(pattern_or_path)?;
-        let matches = self
-            .index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .expand(&pattern);
+        let matches = match self.tagged_match(pattern_or_path) {
+            Some(m) => m,
+            None => self
+                .index
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .expand(&pattern),
+        };
         // Snapshot the cache before reading chunks (reapplying points a concurrent flush
         // already committed is idempotent): one lock and one scan of the log per shard.
         let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
