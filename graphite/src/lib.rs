@@ -29,8 +29,8 @@ pub mod glob;
 pub mod protocol;
 pub mod render;
 pub mod series;
-pub mod tags;
 #[cfg(feature = "http")]
 pub mod server;
 #[cfg(feature = "store")]
 pub mod store;
+pub mod tags;

@@ -360,9 +360,9 @@ impl TagIndex {
             .filter(|p| {
                 filters.is_empty()
                     || parse(p).is_ok_and(|tags| {
-                        filters.iter().all(|f| {
-                            f.matches(tags.get(&f.tag).map(String::as_str).unwrap_or(""))
-                        })
+                        filters
+                            .iter()
+                            .all(|f| f.matches(tags.get(&f.tag).map(String::as_str).unwrap_or("")))
                     })
             })
             .map(|p| p.to_string())
@@ -530,6 +530,86 @@ fn anchored(filter: &str) -> Result<Regex, TagError> {
     })
 }
 
+/// Tags graphite-web's functions add to a series (`series.tags['scale'] = ...`), as opposed
+/// to the tags a series' name carried.
+const FUNCTION_TAGS: &[&str] = &[
+    "absolute",
+    "add",
+    "aggregatedBy",
+    "areaBetween",
+    "consolidateBy",
+    "dashed",
+    "delay",
+    "derivative",
+    "drawAsInfinite",
+    "exp",
+    "exponentialMovingAverage",
+    "hitcount",
+    "integral",
+    "integralByInterval",
+    "invert",
+    "isNonNull",
+    "linearRegressions",
+    "log",
+    "logit",
+    "nPercentile",
+    "nonNegativeDerivative",
+    "offset",
+    "offsetToZero",
+    "perSecond",
+    "pow",
+    "referenceSeries",
+    "round",
+    "scale",
+    "scaleToSeconds",
+    "secondYAxis",
+    "sigmoid",
+    "smartSummarize",
+    "smartSummarizeFunction",
+    "squareRoot",
+    "stacked",
+    "stdev",
+    "summarize",
+    "summarizeFunction",
+    "timeShift",
+    "timeShiftUnit",
+    "timeSliceEnd",
+    "timeSliceStart",
+    "transformNull",
+    "xFilesFactor",
+];
+
+fn function_tag(key: &str) -> bool {
+    FUNCTION_TAGS.contains(&key) || key.starts_with("moving") || key.starts_with("holtWinters")
+}
+
+/// The order graphite-web's JSON lists a series' tags in (its `tags` dict's insertion order):
+/// a plain series' dict starts with `name`; a tagged series' dict is `TaggedSeries.parse` of
+/// its canonical name, i.e. its tags in canonical order and then `name`; tags functions add
+/// come after (here by key).
+pub fn json_order(tags: &Tags) -> Vec<(String, String)> {
+    let mut origin: Vec<(&String, &String)> = tags
+        .iter()
+        .filter(|(k, _)| k.as_str() != "name" && !function_tag(k))
+        .collect();
+    origin.sort_by_cached_key(|(k, v)| format!(";{k}={v}"));
+    let name = tags.get_key_value("name");
+    let mut out: Vec<(String, String)> = Vec::with_capacity(tags.len());
+    let push = |out: &mut Vec<(String, String)>, (k, v): (&String, &String)| {
+        out.push((k.clone(), v.clone()))
+    };
+    if origin.is_empty() {
+        name.into_iter().for_each(|kv| push(&mut out, kv));
+    } else {
+        origin.into_iter().for_each(|kv| push(&mut out, kv));
+        name.into_iter().for_each(|kv| push(&mut out, kv));
+    }
+    tags.iter()
+        .filter(|(k, _)| function_tag(k))
+        .for_each(|kv| push(&mut out, kv));
+    out
+}
+
 /// Whether a fetch `pattern` selects the series `name`: a tagged pattern (with `;`) names one
 /// series exactly, as graphite-web's finder looks tagged names up without globbing; anything
 /// else is a glob.
@@ -675,6 +755,38 @@ mod tests {
     }
 
     #[test]
+    fn json_order_is_graphite_webs_dict_order() {
+        let order = |pairs: &[(&str, &str)]| -> Vec<String> {
+            let tags: Tags = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            json_order(&tags).into_iter().map(|(k, _)| k).collect()
+        };
+        assert_eq!(
+            order(&[("name", "a.b"), ("scale", "2"), ("offset", "1")]),
+            ["name", "offset", "scale"]
+        );
+        assert_eq!(
+            order(&[
+                ("name", "m"),
+                ("host", "a"),
+                ("dc", "x"),
+                ("aggregatedBy", "sum")
+            ]),
+            ["dc", "host", "name", "aggregatedBy"]
+        );
+        assert_eq!(
+            order(&[("name", "m"), ("a", "2"), ("a.b", "1")]),
+            ["a.b", "a", "name"]
+        );
+        assert_eq!(
+            order(&[("name", "m"), ("movingAverage", "5")]),
+            ["name", "movingAverage"]
+        );
+    }
+
+    #[test]
     fn tag_expressions_parse_like_parse_tagspec() {
         for (given, tag, op, spec) in [
             ("name=cpu", "name", Op::Eq, "cpu"),
@@ -711,7 +823,11 @@ mod tests {
             ("k!=~v", true),
             ("k!=~.*", false),
         ] {
-            assert_eq!(TagExpr::parse(expr).unwrap().matches_empty(), empty, "{expr}");
+            assert_eq!(
+                TagExpr::parse(expr).unwrap().matches_empty(),
+                empty,
+                "{expr}"
+            );
         }
         assert_eq!(
             parse_exprs(&["a!=b", "c=~.*"]).unwrap_err(),
@@ -744,22 +860,71 @@ mod tests {
     fn find_series_table() {
         let ix = index();
         let cases: &[(&[&str], &[&str])] = &[
-            (&["name=cpu"], &["cpu;dc=east;host=web1;role=web", "cpu;dc=east;host=web2;role=web", "cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10"]),
-            (&["name=cpu", "dc=west"], &["cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10"]),
+            (
+                &["name=cpu"],
+                &[
+                    "cpu;dc=east;host=web1;role=web",
+                    "cpu;dc=east;host=web2;role=web",
+                    "cpu;dc=west;host=db1;role=db",
+                    "cpu;dc=west;host=web10",
+                ],
+            ),
+            (
+                &["name=cpu", "dc=west"],
+                &["cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10"],
+            ),
             // =~ is anchored at the start only.
-            (&["name=cpu", "host=~web1"], &["cpu;dc=east;host=web1;role=web", "cpu;dc=west;host=web10"]),
+            (
+                &["name=cpu", "host=~web1"],
+                &["cpu;dc=east;host=web1;role=web", "cpu;dc=west;host=web10"],
+            ),
             (&["name=cpu", "host=~eb"], &[]),
-            (&["name=cpu", "host=~web1$"], &["cpu;dc=east;host=web1;role=web"]),
-            (&["host=~^web1|db"], &["cpu;dc=east;host=web1;role=web", "cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10", "mem;dc=east;host=web1;role=web"]),
+            (
+                &["name=cpu", "host=~web1$"],
+                &["cpu;dc=east;host=web1;role=web"],
+            ),
+            (
+                &["host=~^web1|db"],
+                &[
+                    "cpu;dc=east;host=web1;role=web",
+                    "cpu;dc=west;host=db1;role=db",
+                    "cpu;dc=west;host=web10",
+                    "mem;dc=east;host=web1;role=web",
+                ],
+            ),
             // != also matches series without the tag.
-            (&["name=cpu", "role!=web"], &["cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10"]),
+            (
+                &["name=cpu", "role!=web"],
+                &["cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10"],
+            ),
             // tag!= (empty spec) requires the tag.
-            (&["name=cpu", "role!="], &["cpu;dc=east;host=web1;role=web", "cpu;dc=east;host=web2;role=web", "cpu;dc=west;host=db1;role=db"]),
+            (
+                &["name=cpu", "role!="],
+                &[
+                    "cpu;dc=east;host=web1;role=web",
+                    "cpu;dc=east;host=web2;role=web",
+                    "cpu;dc=west;host=db1;role=db",
+                ],
+            ),
             // tag= (empty spec) requires its absence.
             (&["name=cpu", "role="], &["cpu;dc=west;host=web10"]),
-            (&["name=cpu", "host!=~web"], &["cpu;dc=west;host=db1;role=db"]),
-            (&["name=cpu", "role=~.*"], &["cpu;dc=east;host=web1;role=web", "cpu;dc=east;host=web2;role=web", "cpu;dc=west;host=db1;role=db", "cpu;dc=west;host=web10"]),
-            (&["dc=east", "name!=cpu"], &["mem;dc=east;host=web1;role=web"]),
+            (
+                &["name=cpu", "host!=~web"],
+                &["cpu;dc=west;host=db1;role=db"],
+            ),
+            (
+                &["name=cpu", "role=~.*"],
+                &[
+                    "cpu;dc=east;host=web1;role=web",
+                    "cpu;dc=east;host=web2;role=web",
+                    "cpu;dc=west;host=db1;role=db",
+                    "cpu;dc=west;host=web10",
+                ],
+            ),
+            (
+                &["dc=east", "name!=cpu"],
+                &["mem;dc=east;host=web1;role=web"],
+            ),
             // Untagged series are indexed by name.
             (&["name=~servers\\."], &["servers.web1.load"]),
             (&["name=nosuch"], &[]),

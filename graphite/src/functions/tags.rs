@@ -116,7 +116,10 @@ mod tests {
     fn series_by_tag_fetches_matching_series_sorted_with_the_call_as_path_expression() {
         let target = "seriesByTag( 'name=cpu',\"dc=~e\" )";
         let out = run(&data(), t(target));
-        assert_eq!(names(&out), ["cpu;dc=east;host=web1", "cpu;dc=east;host=web2"]);
+        assert_eq!(
+            names(&out),
+            ["cpu;dc=east;host=web1", "cpu;dc=east;host=web2"]
+        );
         assert!(out.iter().all(|s| s.path_expression == target));
         assert_eq!(out[0].tags["host"], "web1");
         // Untagged series are found by their name tag.
@@ -133,11 +136,17 @@ mod tests {
         let cases: &[(&str, &[(&str, &[Option<f64>])])] = &[
             (
                 "seriesByTag('name=cpu')|groupByTags('sum','dc')",
-                &[("cpu;dc=east", &[Some(4.0), Some(6.0)]), ("cpu;dc=west", &[Some(5.0), Some(6.0)])],
+                &[
+                    ("cpu;dc=east", &[Some(4.0), Some(6.0)]),
+                    ("cpu;dc=west", &[Some(5.0), Some(6.0)]),
+                ],
             ),
             (
                 "groupByTags(seriesByTag('dc=west'),'sumSeries','name')",
-                &[("cpu", &[Some(5.0), Some(6.0)]), ("mem", &[Some(7.0), Some(8.0)])],
+                &[
+                    ("cpu", &[Some(5.0), Some(6.0)]),
+                    ("mem", &[Some(7.0), Some(8.0)]),
+                ],
             ),
             // Different names: the groups are named after the callback.
             (
@@ -162,8 +171,11 @@ mod tests {
             }
         }
         // A series without a grouped tag makes an unparseable group name (graphite-web: 500).
-        assert!(run_err(&data(), t("groupByTags(seriesByTag('dc=west'),'sum','role')"))
-            .contains("may not be empty"));
+        assert!(run_err(
+            &data(),
+            t("groupByTags(seriesByTag('dc=west'),'sum','role')")
+        )
+        .contains("may not be empty"));
     }
 
     #[test]

@@ -150,7 +150,8 @@ pub fn router(store: Arc<Store>, config: &HttpConfig) -> Router {
         .route("/functions/", get(functions_list))
         .route("/functions/{name}", get(function_details))
         .route("/version", get(version))
-        .route("/version/", get(version));
+        .route("/version/", get(version))
+        .merge(super::tags::routes(state.store.clone()));
     if config.auth.enabled() {
         r = r.layer(middleware::from_fn_with_state(state.clone(), authenticate));
     }
@@ -229,10 +230,10 @@ fn internal(body: impl Into<String>) -> ApiError {
 }
 
 /// Request parameters, query string then form body, in order.
-struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn collect(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Params {
+    pub(super) fn collect(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Params {
         let mut v = Vec::new();
         if let Some(q) = query {
             parse_form(q, &mut v);
@@ -248,7 +249,7 @@ impl Params {
     }
 
     /// The last value of `key` (Django's `QueryDict.get`).
-    fn get(&self, key: &str) -> Option<&str> {
+    pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .rev()
@@ -256,7 +257,7 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
-    fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub(super) fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.0
             .iter()
             .filter(move |(k, _)| k == key)
@@ -295,7 +296,7 @@ fn parse_form(s: &str, out: &mut Vec<(String, String)>) {
     }
 }
 
-fn json_response(body: String, jsonp: Option<&str>) -> Response {
+pub(super) fn json_response(body: String, jsonp: Option<&str>) -> Response {
     match jsonp {
         Some(cb) => (
             [(header::CONTENT_TYPE, "text/javascript")],

@@ -7,10 +7,12 @@
 //! - [`output`]: the `format=json` / `csv` bodies (maxDataPoints consolidation, noNullPoints)
 //!   and the find/expand JSON, byte-for-byte as graphite-web writes them. Pure.
 //! - [`http`]: the axum router, parameters, authentication, limits and errors.
+//! - [`tags`]: graphite-web's `/tags` API (tag lists, values, findSeries, auto-complete).
 
 pub mod http;
 pub mod output;
 pub mod source;
+pub mod tags;
 
 pub use http::{router, serve, Auth, HttpConfig, Limits};
 pub use source::StoreSource;

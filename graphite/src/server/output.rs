@@ -88,19 +88,9 @@ pub fn json_series(
     out
 }
 
-/// `name` first (graphite-web's tag dict starts with it), then the others by key.
+/// graphite-web's tag dict order ([`crate::tags::json_order`]).
 fn tags_in_order(s: &Series) -> Vec<(String, String)> {
-    let mut tags = Vec::with_capacity(s.tags.len());
-    if let Some(n) = s.tags.get("name") {
-        tags.push(("name".to_string(), n.clone()));
-    }
-    tags.extend(
-        s.tags
-            .iter()
-            .filter(|(k, _)| k.as_str() != "name")
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
-    tags
+    crate::tags::json_order(&s.tags)
 }
 
 /// graphite-web's `renderViewCsv`.
@@ -136,6 +126,8 @@ fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
 /// A JSON value built in graphite-web's dict order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Py {
+    /// Python's `None`.
+    Null,
     Str(String),
     Int(i64),
     List(Vec<Py>),
@@ -156,6 +148,7 @@ impl Py {
 
     fn write(&self, out: &mut String) {
         match self {
+            Py::Null => out.push_str("null"),
             Py::Str(s) => write_py_str(out, s),
             Py::Int(i) => {
                 let _ = write!(out, "{i}");

@@ -98,7 +98,12 @@ mod tests {
             assert!(s.insert_at("cpu;dc=y;host=b", NOW - 10, 3.0, NOW));
             assert!(s.insert_at("plain.path", NOW - 10, 4.0, NOW));
             assert_eq!(s.series_count(), 3);
-            assert_eq!(s.stats.cache_points.load(std::sync::atomic::Ordering::Relaxed), 4);
+            assert_eq!(
+                s.stats
+                    .cache_points
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                4
+            );
             assert_eq!(
                 s.find_tagged(&["name=cpu", "dc=x"]).unwrap(),
                 ["cpu;dc=x;host=a"]
@@ -111,7 +116,11 @@ mod tests {
                 let v: Vec<f64> = f[0].values.iter().flatten().copied().collect();
                 assert_eq!(v, [1.0, 2.0]);
             }
-            assert!(s.fetch("cpu;dc=z", NOW - 30, NOW, NOW).await.unwrap().is_empty());
+            assert!(s
+                .fetch("cpu;dc=z", NOW - 30, NOW, NOW)
+                .await
+                .unwrap()
+                .is_empty());
             s.close().await.unwrap();
         }
         let s = store(dir.path()).await;

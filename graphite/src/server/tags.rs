@@ -1,0 +1,276 @@
+//! graphite-web 1.1.10's tag API (`webapp/graphite/tags/views.py`) over the store's tag
+//! index ([`crate::tags::TagIndex`]), what Grafana's Graphite datasource calls for tag
+//! queries. Answers are graphite-web's JSON (`json.dumps`: `", "` / `": "` separators,
+//! `ensure_ascii`); errors are `{"error": "..."}` with 400 (graphite-web's `HttpError` and
+//! `ValueError`s), wrong methods 405.
+//!
+//! | endpoint | methods | parameters | answer |
+//! |---|---|---|---|
+//! | `/tags` | GET | `filter` (regex, anchored at the start), `limit` | `[{"id", "tag"}]` sorted by tag |
+//! | `/tags/<tag>` | GET | `filter`, `limit` | `{"id", "tag", "values": [{"id", "value", "count"}]}` or `null` |
+//! | `/tags/findSeries` | GET, POST | `expr` (repeated, or `expr[]`) | sorted series paths |
+//! | `/tags/autoComplete/tags` | GET, POST | `expr`, `tagPrefix`, `limit` (default 100) | sorted tag names |
+//! | `/tags/autoComplete/values` | GET, POST | `expr`, `tag` (required), `valuePrefix`, `limit` | sorted values |
+//! | `/tags/tagSeries`, `/tags/tagMultiSeries`, `/tags/delSeries` | POST | | 400: the index follows the stored series |
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+
+use super::http::{json_response, Params};
+use super::output::Py;
+use crate::store::Store;
+use crate::tags::{TagError, TagIndex};
+
+/// The `/tags` routes (merged into [`super::router`], under its authentication).
+pub fn routes<S: Clone + Send + Sync + 'static>(store: Arc<Store>) -> Router<S> {
+    Router::new()
+        .route("/tags", any(tag_list))
+        .route("/tags/", any(tag_list))
+        .route("/tags/findSeries", any(find_series))
+        .route("/tags/autoComplete/tags", any(auto_complete_tags))
+        .route("/tags/autoComplete/values", any(auto_complete_values))
+        .route("/tags/tagSeries", any(not_supported))
+        .route("/tags/tagMultiSeries", any(not_supported))
+        .route("/tags/delSeries", any(not_supported))
+        .route("/tags/{*tag}", any(tag_details))
+        .with_state(store)
+}
+
+/// Why a request was refused: status and graphite-web's `{"error": ...}` message.
+struct TagApiError(StatusCode, String);
+
+impl From<TagError> for TagApiError {
+    fn from(e: TagError) -> Self {
+        TagApiError(StatusCode::BAD_REQUEST, e.to_string())
+    }
+}
+
+type Answer = Result<Py, TagApiError>;
+
+/// Parses the request, runs `f`, and writes its answer (or error) as graphite-web does.
+fn respond(
+    method: &Method,
+    allowed: &[Method],
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+    f: impl FnOnce(&Params) -> Answer,
+) -> Response {
+    if !allowed.contains(method) {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    // graphite-web reads the form body only for POST.
+    let body = if *method == Method::POST { body } else { &[] };
+    let p = Params::collect(query, headers, body);
+    let callback = p.get("jsonp").filter(|cb| valid_callback(cb));
+    match f(&p) {
+        Ok(v) => json_response(v.dumps(), callback),
+        Err(TagApiError(status, message)) => {
+            let body = Py::Dict(vec![("error".into(), Py::Str(message))]).dumps();
+            let mut r = json_response(body, callback);
+            *r.status_mut() = status;
+            r
+        }
+    }
+}
+
+/// A JavaScript identifier path (anything else is ignored rather than echoed).
+fn valid_callback(cb: &str) -> bool {
+    !cb.is_empty()
+        && cb.len() <= 128
+        && cb
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'$')
+}
+
+fn bad(message: &str) -> TagApiError {
+    TagApiError(StatusCode::BAD_REQUEST, message.to_string())
+}
+
+/// `limit` as graphite-web reads it (`int(limit)`; absent or empty: no limit).
+fn limit(p: &Params) -> Result<Option<usize>, TagApiError> {
+    match p.get("limit").filter(|l| !l.is_empty()) {
+        None => Ok(None),
+        Some(l) => l
+            .trim()
+            .parse::<i64>()
+            .map(|n| Some(n.max(0) as usize))
+            .map_err(|_| {
+                bad(&format!(
+                    "invalid literal for int() with base 10: '{l}' (limit must be an integer)"
+                ))
+            }),
+    }
+}
+
+/// `expr` (repeated), or the `expr[]` form when there is no `expr`.
+fn exprs(p: &Params) -> Vec<String> {
+    let plain: Vec<String> = p.all("expr").map(str::to_string).collect();
+    if !plain.is_empty() {
+        return plain;
+    }
+    p.all("expr[]").map(str::to_string).collect()
+}
+
+fn strings(v: Vec<String>) -> Py {
+    Py::List(v.into_iter().map(Py::Str).collect())
+}
+
+fn tag_info(ix: &TagIndex, filter: Option<&str>, limit: Option<usize>) -> Answer {
+    Ok(Py::List(
+        ix.list_tags(filter, limit)?
+            .into_iter()
+            .map(|t| {
+                Py::Dict(vec![
+                    ("id".into(), Py::Int(t.id.into())),
+                    ("tag".into(), Py::Str(t.tag)),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+async fn tag_list(
+    State(store): State<Arc<Store>>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        &method,
+        &[Method::GET],
+        q.as_deref(),
+        &headers,
+        &body,
+        |p| {
+            let limit = limit(p)?;
+            tag_info(&store.tag_index(), p.get("filter"), limit)
+        },
+    )
+}
+
+async fn tag_details(
+    State(store): State<Arc<Store>>,
+    Path(tag): Path<String>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    respond(
+        &method,
+        &[Method::GET],
+        q.as_deref(),
+        &headers,
+        &body,
+        |p| {
+            let limit = limit(p)?;
+            let ix = store.tag_index();
+            let Some(id) = ix.tag_id(&tag) else {
+                // graphite-web's `get_tag` returns None.
+                return Ok(Py::Null);
+            };
+            let values = ix
+                .list_values(&tag, p.get("filter"), limit)?
+                .into_iter()
+                .map(|v| {
+                    Py::Dict(vec![
+                        ("id".into(), Py::Int(v.id.into())),
+                        ("value".into(), Py::Str(v.value)),
+                        ("count".into(), Py::Int(v.count as i64)),
+                    ])
+                })
+                .collect();
+            Ok(Py::Dict(vec![
+                ("id".into(), Py::Int(id.into())),
+                ("tag".into(), Py::Str(tag.clone())),
+                ("values".into(), Py::List(values)),
+            ]))
+        },
+    )
+}
+
+async fn find_series(
+    State(store): State<Arc<Store>>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let allowed = [Method::GET, Method::POST];
+    respond(&method, &allowed, q.as_deref(), &headers, &body, |p| {
+        let exprs = exprs(p);
+        if exprs.is_empty() {
+            return Err(bad("no tag expressions specified"));
+        }
+        Ok(strings(store.find_tagged(&exprs)?))
+    })
+}
+
+async fn auto_complete_tags(
+    State(store): State<Arc<Store>>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let allowed = [Method::GET, Method::POST];
+    respond(&method, &allowed, q.as_deref(), &headers, &body, |p| {
+        let limit = limit(p)?;
+        let exprs = exprs(p);
+        let prefix = p.get("tagPrefix");
+        Ok(strings(
+            store
+                .tag_index()
+                .auto_complete_tags(&exprs, prefix, limit)?,
+        ))
+    })
+}
+
+async fn auto_complete_values(
+    State(store): State<Arc<Store>>,
+    method: Method,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let allowed = [Method::GET, Method::POST];
+    respond(&method, &allowed, q.as_deref(), &headers, &body, |p| {
+        let limit = limit(p)?;
+        let exprs = exprs(p);
+        let Some(tag) = p.get("tag").filter(|t| !t.is_empty()) else {
+            return Err(bad("no tag specified"));
+        };
+        let prefix = p.get("valuePrefix");
+        Ok(strings(
+            store
+                .tag_index()
+                .auto_complete_values(&exprs, tag, prefix, limit)?,
+        ))
+    })
+}
+
+async fn not_supported(method: Method) -> Response {
+    if method != Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let body = Py::Dict(vec![(
+        "error".into(),
+        Py::Str(
+            "carbide's tag index follows the stored series: send points for the tagged name \
+             to the carbon port instead of tagging or deleting series through the API"
+                .into(),
+        ),
+    )])
+    .dumps();
+    let mut r = json_response(body, None);
+    *r.status_mut() = StatusCode::BAD_REQUEST;
+    r
+}
