@@ -133,13 +133,14 @@ impl Source for WhisperFixtures {
                     message: e.to_string(),
                 })?;
                 // graphite-web's `fetches` lists the windows of reads that found files.
-                if self.files.keys().any(|p| glob.matches(p)) {
+                let matches = |p: &str| graphite::tags::path_matches(&r.pattern, &glob, p);
+                if self.files.keys().any(|p| matches(p)) {
                     self.windows.borrow_mut().insert((r.from, r.until));
                 }
                 Ok(self
                     .files
                     .iter()
-                    .filter(|(p, _)| glob.matches(p))
+                    .filter(|(p, _)| matches(p))
                     .filter_map(|(p, f)| self.fetch_one(p, f, r.from, r.until))
                     .map(|mut s| {
                         s.path_expression.clone_from(&r.pattern);
@@ -148,6 +149,16 @@ impl Source for WhisperFixtures {
                     .collect())
             })
             .collect()
+    }
+
+    /// The recording entered every fixture series into graphite-web's tag database (as
+    /// carbon does), so every file is in the index.
+    fn find_tagged(&self, exprs: &[String]) -> Result<Vec<String>, EvalError> {
+        let mut index = graphite::tags::TagIndex::default();
+        for p in self.files.keys() {
+            index.insert(p.as_str().into());
+        }
+        graphite::tags::find_or_error(&index, exprs)
     }
 }
 

@@ -622,6 +622,79 @@ def multi_archive():
     return out
 
 
+def tags():
+    """Graphite 1.1 tags: seriesByTag (every operator, quoting and spacing kept in the
+    pathExpression, untagged series by their name tag), groupByTags, aliasByTags, tagged
+    series through other functions, and the error cases."""
+    cpu = "seriesByTag('name=cpu.load')"
+    out = [
+        _c(cpu),
+        _c("seriesByTag('name=cpu.load','dc=east')"),
+        _c('seriesByTag("name=cpu.load","host=~web")'),
+        _c("seriesByTag( 'name=cpu.load' , 'host=~web' )"),
+        _c("seriesByTag('name=cpu.load','role!=web')"),
+        _c("seriesByTag('name=cpu.load','role!=')"),
+        _c("seriesByTag('name=cpu.load','role=')"),
+        _c("seriesByTag('name=cpu.load','host!=~web')"),
+        _c("seriesByTag('name=cpu.load','host=~eb')"),
+        _c("seriesByTag('name=cpu.load','host=~b1$')"),
+        _c("seriesByTag('host=~^db|web1')"),
+        _c("seriesByTag('name=cpu.load','role=~.*')"),
+        _c("seriesByTag('name=cpu.load','role!=~w')"),
+        _c("seriesByTag('dc=east')"),
+        _c("seriesByTag('dc=west','name!=cpu.load')"),
+        _c("seriesByTag('a=y')"),
+        _c("seriesByTag('name=quirk.m')"),
+        _c("seriesByTag('name=stats.web.requests')"),
+        _c("seriesByTag('name=~servers.web1.cpu')"),
+        _c("seriesByTag('name=nosuch')"),
+        _c("seriesByTag('name=cpu.load',1)"),
+        _c("seriesByTag('name=cpu.load','dc=east')", H1),
+        _c("cpu.load;dc=east;host=web1;role=web"),
+        _c("quirk.m;a.b=x;a=y"),
+        # Functions over tagged series (names, tags and their order).
+        _c("sumSeries(%s)" % cpu),
+        _c("averageSeries(seriesByTag('name=cpu.load','dc=east'))"),
+        _c("countSeries(%s)" % cpu),
+        _c("scale(seriesByTag('name=cpu.load','host=web1'),2)"),
+        _c("offset(scale(seriesByTag('name=mem.free'),2),1)"),
+        _c("movingAverage(seriesByTag('name=cpu.load','dc=east'),5)"),
+        _c("movingAverage(seriesByTag('name=cpu.load','dc=east'),'1min')"),
+        _c("highestMax(%s,2)" % cpu),
+        _c("sortByName(seriesByTag('dc=west'))"),
+        _c("groupByNode(%s,'dc','sum')" % cpu),
+        _c("groupByNodes(%s,'max','dc','role')" % cpu),
+        # groupByTags.
+        _c("%s|groupByTags('sum','dc')" % cpu),
+        _c("groupByTags(%s,'average','dc')" % cpu),
+        _c("groupByTags(%s,'sumSeries','dc')" % cpu),
+        _c("groupByTags(%s,'median','host')" % cpu),
+        _c("groupByTags(%s,'count','dc','host')" % cpu),
+        _c("groupByTags(seriesByTag('dc=west'),'max','name')"),
+        _c("groupByTags(seriesByTag('host=db1'),'sum','dc')"),
+        _c("groupByTags(seriesByTag('host=~web'),'avg','name','dc')"),
+        _c("groupByTags(seriesByTag('name=cpu.load','dc=east'),'sum','role')"),
+        _c("groupByTags(seriesByTag('name=quirk.m'),'last','a','a.b')"),
+        # aliasByTags (nodes and tags mixed).
+        _c("aliasByTags(%s,'host','dc')" % cpu),
+        _c("seriesByTag('name=cpu.load','dc=west')|aliasByTags('name',1,'role')"),
+        _c("aliasByTags(seriesByTag('name=mem.free'),0,'host')"),
+        _c("aliasByNode(seriesByTag('name=mem.free'),'host',0)"),
+        _c("aliasByTags(sumSeries(%s),'name')" % cpu),
+        _c("aliasByTags(seriesByTag('name=~servers.web1.cpu'),1,'name')"),
+        _c("aliasByTags(servers.web1.cpu.total.user,'name',4)"),
+        # Errors: every expression matches empty, bad tagspec, bad regex, no tags, a group
+        # key graphite-web cannot parse (an empty value).
+        _c("seriesByTag('role!=web')"),
+        _c("seriesByTag()"),
+        _c("seriesByTag('name')"),
+        _c("seriesByTag('host=~(')"),
+        _c("groupByTags(%s,'sum')" % cpu),
+        _c("groupByTags(%s,'average','dc','role')" % cpu),
+    ]
+    return out
+
+
 FAMILIES = [
     ("examples", examples),
     ("combine", combine),
@@ -637,6 +710,7 @@ FAMILIES = [
     ("grammar", grammar),
     ("errors", errors),
     ("multi_archive", multi_archive),
+    ("tags", tags),
 ]
 
 

@@ -11,6 +11,11 @@ Trees:
     special.{gaps,allnull,constant,negative,zeros,sparse,counter32}
 - 60 s tree, schema 60s:10d, data for the last 9.5 d:   stats.{web.requests,web.errors,api.latency,queue.depth}
 - multi-archive file, schema 10s:6h,60s:2d,600s:7d, 10 s data for the last 7 d: multi.rollup.requests
+- Graphite 1.1 tagged series (10 s, 6 h; canonical names, written under _tagged/ as carbon
+  does, and every fixture series is entered into graphite-web's tag database):
+    cpu.load;dc=<east|west>;host=<web1|web2|db1|db2>[;role=<web|db>]   (db2 has no role)
+    mem.free;dc=...;host=<web1|db1>;role=...
+    quirk.m;a.b=x;a=y    (`;a.b=` sorts before `;a=`: the canonical order is by string)
 """
 
 import math
@@ -157,4 +162,25 @@ def build():
     tm = _times(10, MULTI_SPAN)
     mr = [(t, _r(100 + 40 * diurnal(t, 86400) + rng.gauss(0, 5))) for t in tm]
     out.append(("multi.rollup.requests", SCHEMA_MULTI, mr))
+    out += tagged(t10)
+    return out
+
+
+TAGGED_HOSTS = [("web1", "east", "web"), ("web2", "east", "web"), ("db1", "west", "db"),
+                ("db2", "west", None)]
+
+
+def tagged(t10):
+    """The tagged series (their own RNG: the trees above keep their data)."""
+    rng = random.Random(11)
+    out = []
+    for i, (host, dc, role) in enumerate(TAGGED_HOSTS):
+        tags = ";dc=%s;host=%s" % (dc, host) + (";role=%s" % role if role else "")
+        load = [(t, None if (host == "db2" and rng.random() < 0.1) else _r(1 + i + rng.uniform(0, 2)))
+                for t in t10]
+        out.append(("cpu.load" + tags, SCHEMA_10S, load))
+        if host in ("web1", "db1"):
+            out.append(("mem.free" + tags, SCHEMA_10S,
+                        [(t, float(1_000_000 * (i + 1) + rng.randint(0, 5000))) for t in t10]))
+    out.append(("quirk.m;a.b=x;a=y", SCHEMA_10S, [(t, 7.0) for t in t10]))
     return out

@@ -26,7 +26,7 @@ LOG_CACHE_PERFORMANCE = False
 LOG_INFO_PERFORMANCE = False
 DEFAULT_CACHE_DURATION = 0
 CACHES = {{'default': {{'BACKEND': 'django.core.cache.backends.dummy.DummyCache'}}}}
-TAGDB = ''
+TAGDB = {tagdb!r}
 DEBUG = False
 """
 
@@ -62,13 +62,17 @@ def freeze_clock(now):
             m.datetime = fd
 
 
-def setup(storage_dir, now=None):
+def setup(storage_dir, now=None, tagdb=False):
+    """`tagdb=True` turns on graphite-web's default tag database (LocalDatabaseTagDB over a
+    sqlite file in storage_dir, migrated here); series must then be registered with
+    `register_tags` (carbon does it for every series it creates)."""
     whisper_dir = os.path.join(storage_dir, "whisper")
     log_dir = os.path.join(storage_dir, "log")
     conf_dir = os.path.join(storage_dir, "conf")
     for d in (whisper_dir, log_dir, conf_dir):
         os.makedirs(d, exist_ok=True)
-    text = _SETTINGS.format(storage=storage_dir, whisper=whisper_dir + "/", log=log_dir)
+    text = _SETTINGS.format(storage=storage_dir, whisper=whisper_dir + "/", log=log_dir,
+                            tagdb="graphite.tags.localdatabase.LocalDatabaseTagDB" if tagdb else "")
     target = os.path.join(conf_dir, "carbide_gw_settings.py")
     try:
         with open(target) as f:
@@ -90,6 +94,10 @@ def setup(storage_dir, now=None):
     import django
 
     django.setup()
+    if tagdb:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0, interactive=False)
     # Import the modules that read the clock, then freeze them.
     import graphite.render.views  # noqa: F401
     import graphite.render.attime  # noqa: F401
@@ -98,3 +106,20 @@ def setup(storage_dir, now=None):
     if now is not None:
         freeze_clock(now)
     return whisper_dir
+
+
+def whisper_path(whisper_dir, path):
+    """Where carbon writes `path`: tagged names (with `;`) under `_tagged/` by the sha256 of
+    the name (carbon's default TAG_HASH_FILENAMES), others as dotted directories."""
+    from graphite.tags.utils import TaggedSeries
+
+    return os.path.join(whisper_dir, TaggedSeries.encode(path, os.sep, hash_only=True) + ".wsp")
+
+
+def register_tags(paths):
+    """Enter every series into graphite-web's tag database, as carbon's writer does on
+    create (`tagQueue.add(metric)` for tagged and untagged series alike)."""
+    from graphite.storage import STORE
+
+    for p in paths:
+        STORE.tagdb.tag_series(p)

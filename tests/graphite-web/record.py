@@ -34,7 +34,7 @@ def write_whisper(whisper_dir, series):
     import whisper
 
     for path, schema, points in series:
-        fs_path = os.path.join(whisper_dir, *path.split(".")) + ".wsp"
+        fs_path = gwenv.whisper_path(whisper_dir, path)
         os.makedirs(os.path.dirname(fs_path), exist_ok=True)
         whisper.create(fs_path, schema, xFilesFactor=0.5, aggregationMethod="average")
         pts = [(t, v) for t, v in points if v is not None]
@@ -56,7 +56,7 @@ def dump_fixtures(whisper_dir, series):
         "series": {},
     }
     for path, schema, _ in sorted(series, key=lambda s: s[0]):
-        fs_path = os.path.join(whisper_dir, *path.split(".")) + ".wsp"
+        fs_path = gwenv.whisper_path(whisper_dir, path)
         info = whisper.info(fs_path)
         archives = []
         for a in info["archives"]:
@@ -250,9 +250,10 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="carbide-gw-record-")
     try:
-        wd = gwenv.setup(tmp, fixtures.NOW)
+        wd = gwenv.setup(tmp, fixtures.NOW, tagdb=True)
         series = fixtures.build()
         write_whisper(wd, series)
+        gwenv.register_tags(path for path, _, _ in series)
         import corpus
 
         os.makedirs(os.path.join(args.out, "golden"), exist_ok=True)
