@@ -63,11 +63,21 @@ fn fixture_lines(f: &Json, now: i64) -> String {
                     // (which starts one step later) did not record it. Recover that point
                     // from the recorded average.
                     if let Some(x) = edge_point(&archives[i - 1], ts, step, v) {
-                        let _ = writeln!(out, "{path} {} {ts}", graphite::series::py_float(x.1));
+                        let _ = writeln!(
+                            out,
+                            "{} {} {ts}",
+                            respelled(path),
+                            graphite::series::py_float(x.1)
+                        );
                     }
                     continue;
                 }
-                let _ = writeln!(out, "{path} {} {ts}", graphite::series::py_float(v));
+                let _ = writeln!(
+                    out,
+                    "{} {} {ts}",
+                    respelled(path),
+                    graphite::series::py_float(v)
+                );
             }
         }
     }
@@ -76,6 +86,14 @@ fn fixture_lines(f: &Json, now: i64) -> String {
 
 /// For a coarse slot `[ts, ts + step)` holding the average `avg` of the finer archive's
 /// points, of which exactly the first was not recorded: `(ts, that point)`.
+/// A tagged fixture name with its tags in reverse order (`m;a=1;b=2` → `m;b=2;a=1`): the
+/// store must file it under the canonical name graphite-web recorded.
+fn respelled(path: &str) -> String {
+    let mut parts: Vec<&str> = path.split(';').collect();
+    parts[1..].reverse();
+    parts.join(";")
+}
+
 fn edge_point(finer: &Json, ts: i64, step: i64, avg: f64) -> Option<(i64, f64)> {
     let fstep = finer["step"].as_i64()?;
     let fstart = finer["data_start"].as_i64()?;

@@ -425,10 +425,14 @@ type Outcome = (String, String, Result<(), String>);
 
 /// Every function a target calls.
 fn calls(e: &Expr, out: &mut Vec<String>) {
-    if let Expr::Call(c) = e {
-        out.push(c.name.clone());
-        c.args.iter().for_each(|a| calls(a, out));
-        c.kwargs.iter().for_each(|(_, a)| calls(a, out));
+    match e {
+        Expr::Call(c) => {
+            out.push(c.name.clone());
+            c.args.iter().for_each(|a| calls(a, out));
+            c.kwargs.iter().for_each(|(_, a)| calls(a, out));
+        }
+        Expr::SeriesByTag { .. } => out.push("seriesByTag".into()),
+        _ => {}
     }
 }
 
