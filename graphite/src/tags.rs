@@ -585,29 +585,82 @@ fn function_tag(key: &str) -> bool {
 
 /// The order graphite-web's JSON lists a series' tags in (its `tags` dict's insertion order):
 /// a plain series' dict starts with `name`; a tagged series' dict is `TaggedSeries.parse` of
-/// its canonical name, i.e. its tags in canonical order and then `name`; tags functions add
-/// come after (here by key).
-pub fn json_order(tags: &Tags) -> Vec<(String, String)> {
+/// its canonical name, i.e. its tags in canonical order and then `name`. Tags functions add
+/// come after, in the order the functions were applied, read from the series' name (the
+/// innermost call first: a function's name further right in `name`); ones whose function is
+/// not in the name come last, by key.
+pub fn json_order(name: &str, tags: &Tags) -> Vec<(String, String)> {
     let mut origin: Vec<(&String, &String)> = tags
         .iter()
         .filter(|(k, _)| k.as_str() != "name" && !function_tag(k))
         .collect();
     origin.sort_by_cached_key(|(k, v)| format!(";{k}={v}"));
-    let name = tags.get_key_value("name");
+    let own_name = tags.get_key_value("name");
     let mut out: Vec<(String, String)> = Vec::with_capacity(tags.len());
     let push = |out: &mut Vec<(String, String)>, (k, v): (&String, &String)| {
         out.push((k.clone(), v.clone()))
     };
     if origin.is_empty() {
-        name.into_iter().for_each(|kv| push(&mut out, kv));
+        own_name.into_iter().for_each(|kv| push(&mut out, kv));
     } else {
         origin.into_iter().for_each(|kv| push(&mut out, kv));
-        name.into_iter().for_each(|kv| push(&mut out, kv));
+        own_name.into_iter().for_each(|kv| push(&mut out, kv));
     }
-    tags.iter()
-        .filter(|(k, _)| function_tag(k))
-        .for_each(|kv| push(&mut out, kv));
+    let mut added: Vec<(&String, &String)> = tags.iter().filter(|(k, _)| function_tag(k)).collect();
+    added.sort_by_cached_key(|(k, _)| match anchor(name, k) {
+        Some((pos, sub)) => (0, std::cmp::Reverse(pos), sub),
+        None => (1, std::cmp::Reverse(0), 0),
+    });
+    added.into_iter().for_each(|kv| push(&mut out, kv));
     out
+}
+
+/// Where in a series name the call that added tag `key` is: the byte position of its last
+/// (innermost) occurrence, and the key's rank among the tags that call adds.
+fn anchor(name: &str, key: &str) -> Option<(usize, u8)> {
+    let (func, sub) = match key {
+        "aggregatedBy" => {
+            // `sumSeries(`, `averageSeries(`, ... or `aggregate(`: the innermost one.
+            return name
+                .match_indices('(')
+                .filter(|(i, _)| {
+                    let head = &name[..*i];
+                    head.ends_with("Series") || head.ends_with("aggregate")
+                })
+                .map(|(i, _)| (i, 0))
+                .last();
+        }
+        // timeStack names its series `timeShift(...)` and sets the unit first.
+        "timeShiftUnit" => ("timeShift", 0),
+        "timeShift" => ("timeShift", 1),
+        "summarizeFunction" => ("summarize", 1),
+        "smartSummarizeFunction" => ("smartSummarize", 1),
+        k if k.starts_with("holtWinters") => {
+            // holtWintersConfidenceBands names its series after the band but tags the
+            // forecast, the deviation, then the bands.
+            const ORDER: &[&str] = &[
+                "holtWintersForecast",
+                "holtWintersDeviation",
+                "holtWintersConfidenceUpper",
+                "holtWintersConfidenceLower",
+            ];
+            let rank = ORDER.iter().position(|o| *o == k).unwrap_or(ORDER.len());
+            return name.rfind("holtWinters").map(|i| (i, rank as u8));
+        }
+        "timeSliceStart" => ("timeSlice", 0),
+        "timeSliceEnd" => ("timeSlice", 1),
+        k => (k, 0),
+    };
+    let call = format!("{func}(");
+    name.match_indices(&call)
+        .filter(|(i, _)| {
+            name[..*i]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_')
+        })
+        .map(|(i, _)| (i, sub))
+        .last()
 }
 
 /// Whether a fetch `pattern` selects the series `name`: a tagged pattern (with `;`) names one
@@ -761,7 +814,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-            json_order(&tags).into_iter().map(|(k, _)| k).collect()
+            json_order("x", &tags).into_iter().map(|(k, _)| k).collect()
         };
         assert_eq!(
             order(&[("name", "a.b"), ("scale", "2"), ("offset", "1")]),

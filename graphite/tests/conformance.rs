@@ -676,3 +676,87 @@ fn functions_description_matches_graphite_web() {
         diffs.len()
     );
 }
+
+/// The keys of the `"tags":{...}` object on one series line of a golden file, in the order
+/// graphite-web wrote them (serde_json's map would sort them).
+fn raw_tag_keys(line: &str) -> Vec<String> {
+    let Some(start) = line.find("\"tags\":{") else {
+        return Vec::new();
+    };
+    let b = line[start + 8..].as_bytes();
+    let (mut i, mut keys, mut is_key) = (0, Vec::new(), true);
+    while i < b.len() && b[i] != b'}' {
+        if b[i] == b'"' {
+            let mut j = i + 1;
+            while j < b.len() && b[j] != b'"' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            if is_key {
+                keys.push(serde_json::from_slice::<String>(&b[i..=j]).unwrap());
+            }
+            is_key = !is_key;
+            i = j + 1;
+        } else {
+            i += 1;
+        }
+    }
+    keys
+}
+
+/// graphite-web writes a series' tags in its dict's insertion order; `graphite::tags::json_order`
+/// must give the same order (the replays above compare tags as maps).
+#[test]
+fn tag_order_matches_graphite_web() {
+    let src = WhisperFixtures::load();
+    let mut checked = 0;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir().join("golden"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for path in files {
+        let family = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(path).unwrap();
+        let mut series_lines = text.lines().filter(|l| l.starts_with("  {\"target\""));
+        let entries: Json = serde_json::from_str(&text).unwrap();
+        for e in entries.as_array().unwrap() {
+            let Some(body) = e["body"].as_array() else {
+                continue;
+            };
+            let lines: Vec<&str> = series_lines.by_ref().take(body.len()).collect();
+            if e["status"] != 200 || e.get("params").is_some() {
+                continue;
+            }
+            let target = e["target"].as_str().unwrap();
+            let Ok(expr) = parse_with_vars(target, &[]) else {
+                continue;
+            };
+            let tz = TimeZone::utc();
+            let from = parse_time(e["from"].as_str().unwrap(), src.now, &tz).unwrap();
+            let until = parse_time(e["until"].as_str().unwrap(), src.now, &tz).unwrap();
+            let Ok((from, until)) = request_window(from, until) else {
+                continue;
+            };
+            let Ok(got) = render(&[expr], from, until, src.now, &src) else {
+                continue;
+            };
+            if got.len() != lines.len() {
+                continue;
+            }
+            for (s, line) in got.iter().zip(&lines) {
+                let ours: Vec<String> = graphite::tags::json_order(&s.name, &s.tags)
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .collect();
+                let want = raw_tag_keys(line);
+                // Tag values are compared by the replay; a set that differs is its failure.
+                if ours.len() == want.len() {
+                    assert_eq!(ours, want, "[{family}] {target}: tag order of {}", s.name);
+                    checked += 1;
+                }
+            }
+        }
+    }
+    eprintln!("tag order checked for {checked} series");
+    assert!(checked > 100, "only {checked} series checked");
+}

@@ -90,7 +90,7 @@ pub fn json_series(
 
 /// graphite-web's tag dict order ([`crate::tags::json_order`]).
 fn tags_in_order(s: &Series) -> Vec<(String, String)> {
-    crate::tags::json_order(&s.tags)
+    crate::tags::json_order(&s.name, &s.tags)
 }
 
 /// graphite-web's `renderViewCsv`.
