@@ -628,7 +628,7 @@ fn anchor(name: &str, key: &str) -> Option<(usize, u8)> {
                     head.ends_with("Series") || head.ends_with("aggregate")
                 })
                 .map(|(i, _)| (i, 0))
-                .last();
+                .next_back();
         }
         // timeStack names its series `timeShift(...)` and sets the unit first.
         "timeShiftUnit" => ("timeShift", 0),
@@ -652,15 +652,14 @@ fn anchor(name: &str, key: &str) -> Option<(usize, u8)> {
         k => (k, 0),
     };
     let call = format!("{func}(");
-    name.match_indices(&call)
-        .filter(|(i, _)| {
+    name.rmatch_indices(call.as_str())
+        .find(|(i, _)| {
             name[..*i]
                 .chars()
                 .next_back()
                 .is_none_or(|c| !c.is_ascii_alphanumeric() && c != '_')
         })
         .map(|(i, _)| (i, sub))
-        .last()
 }
 
 /// Whether a fetch `pattern` selects the series `name`: a tagged pattern (with `;`) names one

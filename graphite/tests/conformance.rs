@@ -683,7 +683,7 @@ fn raw_tag_keys(line: &str) -> Vec<String> {
     let Some(start) = line.find("\"tags\":{") else {
         return Vec::new();
     };
-    let b = line[start + 8..].as_bytes();
+    let b = &line.as_bytes()[start + 8..];
     let (mut i, mut keys, mut is_key) = (0, Vec::new(), true);
     while i < b.len() && b[i] != b'}' {
         if b[i] == b'"' {

@@ -133,7 +133,8 @@ mod tests {
 
     #[test]
     fn group_by_tags_table() {
-        let cases: &[(&str, &[(&str, &[Option<f64>])])] = &[
+        type Want<'a> = &'a [(&'a str, &'a [Option<f64>])];
+        let cases: &[(&str, Want)] = &[
             (
                 "seriesByTag('name=cpu')|groupByTags('sum','dc')",
                 &[
