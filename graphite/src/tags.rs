@@ -296,7 +296,7 @@ impl TagIndex {
         };
         let n = self.paths.len() as u32;
         self.paths.push(path.clone());
-        self.by_path.insert(path, n);
+        self.by_path.insert(path.clone(), n);
         for (tag, value) in tags {
             let next_tag = self.tags.len() as u32 + 1;
             let entry = self.tags.entry(tag).or_insert_with(|| TagValues {
@@ -307,7 +307,12 @@ impl TagIndex {
             let value: Arc<str> = match self.value_ids.get_key_value(value.as_str()) {
                 Some((k, _)) => k.clone(),
                 None => {
-                    let v: Arc<str> = value.into();
+                    // An untagged series' name is its path: share the allocation.
+                    let v: Arc<str> = if *path == *value {
+                        path.clone()
+                    } else {
+                        value.into()
+                    };
                     self.value_ids.insert(v.clone(), next_value);
                     v
                 }

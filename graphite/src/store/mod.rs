@@ -314,7 +314,8 @@ impl Store {
             let archives = schema::parse_retentions(&retentions).map_err(|_| corrupt())?;
             let aggregation = Aggregation::parse(&agg).ok_or_else(corrupt)?;
             index.insert(&path, id as u64);
-            self.index_tags(std::iter::once(path.as_str()));
+            let path: Arc<str> = path.into();
+            self.index_tags(std::iter::once(path.clone()));
             max_id = max_id.max(id as u64);
             let mut shard = lock(&self.shards[self.shard_of(&path)]);
             let schema = shard.intern(SeriesSchema {
@@ -322,7 +323,7 @@ impl Store {
                 aggregation,
                 x_files_factor: xff,
             });
-            shard.add_series(path.into(), id as u64, schema, true);
+            shard.add_series(path, id as u64, schema, true);
         }
         self.next_id.store(max_id + 1, Relaxed);
         Ok(())
@@ -470,7 +471,7 @@ impl Store {
                 index.insert(path, *id);
             }
             drop(index);
-            self.index_tags(created.iter().map(|(p, _)| &**p));
+            self.index_tags(created.iter().map(|(p, _)| p.clone()));
             self.stats
                 .series_created
                 .fetch_add(created.len() as u64, Relaxed);

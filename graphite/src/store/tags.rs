@@ -11,7 +11,7 @@
 //! [`Store::cache_respelled`] (via [`respelled`]); `fetch` looks a tagged pattern up exactly
 //! ([`Store::tagged_match`]) instead of globbing it, as graphite-web's finder does.
 
-use std::sync::{PoisonError, RwLockReadGuard};
+use std::sync::{Arc, PoisonError, RwLockReadGuard};
 
 use super::Store;
 use crate::tags::{self as t, TagError, TagIndex};
@@ -30,10 +30,10 @@ pub(crate) fn respelled(path: &str) -> Option<String> {
 
 impl Store {
     /// Adds new series to the tag index.
-    pub(crate) fn index_tags<'a>(&self, paths: impl IntoIterator<Item = &'a str>) {
+    pub(crate) fn index_tags(&self, paths: impl IntoIterator<Item = Arc<str>>) {
         let mut ix = self.tags.write().unwrap_or_else(PoisonError::into_inner);
         for p in paths {
-            ix.insert(p.into());
+            ix.insert(p);
         }
     }
 
