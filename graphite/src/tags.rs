@@ -1045,6 +1045,24 @@ mod tests {
     }
 
     #[test]
+    fn a_source_without_a_tag_index_refuses_series_by_tag_clearly() {
+        struct NoTags;
+        impl Source for NoTags {
+            fn fetch(&self, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError> {
+                Ok(reqs.iter().map(|_| Vec::new()).collect())
+            }
+        }
+        let target = crate::expr::parse("sumSeries(seriesByTag('name=cpu'))").unwrap();
+        let err = crate::eval::render(&[target], 0, 60, 60, &NoTags).unwrap_err();
+        assert!(err.to_string().contains("no tag index"), "{err}");
+        // Plain targets still work.
+        let plain = crate::expr::parse("a.b").unwrap();
+        assert!(crate::eval::render(&[plain], 0, 60, 60, &NoTags)
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
     fn hundred_thousand_series_are_indexed_and_found() {
         let mut ix = TagIndex::default();
         for i in 0..100_000 {

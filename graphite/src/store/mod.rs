@@ -538,6 +538,9 @@ impl Store {
 
     /// Series paths matching `pattern`, sorted; none for a rejected pattern.
     pub fn expand(&self, pattern: &str) -> Vec<String> {
+        if let Some(m) = self.tagged_match(pattern) {
+            return m.into_iter().map(|(p, _)| p).collect();
+        }
         GlobPattern::new(pattern)
             .map(|g| self.expand_glob(&g))
             .unwrap_or_default()

@@ -8,8 +8,9 @@
 //!
 //! Hooks in `mod.rs`: `load_series` and `cache_batch` call [`Store::index_tags`] for new
 //! series; `cache_batch` hands a point of a non-canonical spelling to
-//! [`Store::cache_respelled`] (via [`respelled`]); `fetch` looks a tagged pattern up exactly
-//! ([`Store::tagged_match`]) instead of globbing it, as graphite-web's finder does.
+//! [`Store::cache_respelled`] (via [`respelled`]); `fetch` and `expand` look a tagged
+//! pattern up exactly ([`Store::tagged_match`]) instead of globbing it, as graphite-web's
+//! finder does.
 
 use std::sync::{Arc, PoisonError, RwLockReadGuard};
 
