@@ -150,6 +150,37 @@ class Recorder:
         return entry
 
 
+# The tag API requests recorded for tests/http_conformance.rs (answers that depend only on the
+# fixtures: the replay server also holds its own self-metrics, whose names are plain paths).
+TAG_API = [
+    "/tags", "/tags?filter=d", "/tags?filter=^h&limit=1", "/tags?filter=a%7Cr",
+    "/tags/dc", "/tags/host?filter=web", "/tags/host?limit=2", "/tags/a.b", "/tags/nosuch",
+    "/tags/findSeries?expr=name%3Dcpu.load&expr=dc%3Deast",
+    "/tags/findSeries?expr=dc!%3Deast&expr=name%3D~cpu",
+    "/tags/findSeries?expr%5B%5D=host%3D~db",
+    "/tags/findSeries?expr=role%3D&expr=name%3Dcpu.load",
+    "/tags/findSeries", "/tags/findSeries?expr=role!%3Dweb",
+    "/tags/autoComplete/tags", "/tags/autoComplete/tags?tagPrefix=r",
+    "/tags/autoComplete/tags?expr=name%3Dcpu.load", "/tags/autoComplete/tags?expr=a%3Dy&limit=1",
+    "/tags/autoComplete/values?tag=host", "/tags/autoComplete/values?tag=host&valuePrefix=web",
+    "/tags/autoComplete/values?tag=role&expr=name%3Dcpu.load",
+    "/tags/autoComplete/values?tag=dc&expr=host%3D~web&limit=1",
+    "/tags/autoComplete/values",
+]
+
+
+def record_tag_api(client, out_dir):
+    """graphite-web's answers to TAG_API, as text (ids included: the replay masks them)."""
+    entries = []
+    for path in TAG_API:
+        resp = client.get(path)
+        entries.append({"path": path, "status": resp.status_code,
+                        "body": resp.content.decode("utf-8")})
+    with open(os.path.join(out_dir, "tags_api.json"), "w") as f:
+        f.write("[\n" + ",\n".join(json.dumps(e) for e in entries) + "\n]\n")
+    print("tag API        %4d requests" % len(entries))
+
+
 def partial_parse(target):
     """graphite-web parses with pyparsing without parseAll: trailing garbage after a valid
     prefix is silently ignored. Return the ignored suffix when that happens (carbide reports a
@@ -271,6 +302,8 @@ def main():
                                             "," if i + 1 < len(items) else ""))
                 f.write("}\n}\n")
         rec = Recorder()
+        if not args.only:
+            record_tag_api(rec.client, args.out)
         totals = {"ok": 0, "error": 0, "empty": 0}
         for family, cases in corpus.families():
             if args.only and family != args.only:
