@@ -90,6 +90,8 @@ fn bad_configs_exit_2_with_position() {
         ("secret", &format!("pagerduty:\n  warning: w\n{head}    warning: 1\n    critical: 2\n"), "no PagerDuty routing key"),
         ("type", "notifiers:\n  x:\n    type: sms\nalerts: []\n", "unknown value \"sms\""),
         ("email", "notifiers:\n  m:\n    type: email\n    host: h\n    from: nobody\n    to: [a@b.c]\nalerts: []\n", "2:3: notifier \"m\": from: \"nobody\" is not an email address"),
+        ("cafile", "notifiers:\n  m:\n    type: email\n    host: h\n    from: a@b.c\n    to: [a@b.c]\n    ca_file: /nonexistent/ca.pem\nalerts: []\n", "2:3: notifier \"m\": ca_file /nonexistent/ca.pem: cannot read: "),
+        ("notpem", &format!("notifiers:\n  m:\n    type: email\n    host: h\n    from: a@b.c\n    to: [a@b.c]\n    ca_file: {}\nalerts: []\n", dir.path().join("notpem.yml").display()), "notpem.yml: not a PEM certificate"),
         ("op", &format!("{head}    warning: 1\n    critical: 2\n    op: '<'\n"), "6:5: alert \"A\" (#1): with op \"<\" warning (1) must not be below critical (2)"),
     ];
     for (name, text, want) in cases {
