@@ -281,6 +281,20 @@ pub fn unix_now() -> i64 {
     crate::outbox::now_ms() / 1000
 }
 
+/// What starts each cycle of [`run_with`].
+#[derive(Debug)]
+pub enum Ticks {
+    /// Every `interval` of the config, evaluated at the wall clock's time (`alerter run`).
+    Interval,
+    /// One cycle per message, evaluated as of that unix time (the injectable clock: tests
+    /// drive `for` / `keep_firing_for` through the real loop with it, no wall-clock waits).
+    /// Each cycle's report is sent back on `reports`; the loop ends when `at` closes.
+    Manual {
+        at: tokio::sync::mpsc::Receiver<i64>,
+        reports: tokio::sync::mpsc::Sender<CycleReport>,
+    },
+}
+
 /// `alerter run`: the outbox worker, the HTTP API, and a cycle every `interval` (requests
 /// spread over the first half of it) until `shutdown` turns true.
 pub async fn run(
@@ -288,6 +302,17 @@ pub async fn run(
     backend: Arc<dyn Backend>,
     retry: crate::outbox::RetryPolicy,
     shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    run_with(cfg, backend, retry, shutdown, Ticks::Interval).await
+}
+
+/// [`run`] with the cycles started by `ticks`.
+pub async fn run_with(
+    cfg: Arc<Config>,
+    backend: Arc<dyn Backend>,
+    retry: crate::outbox::RetryPolicy,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    mut ticks: Ticks,
 ) -> anyhow::Result<()> {
     let outbox = Outbox::open(&cfg.state_file).await?;
     let mut notifiers = crate::outbox::NotifierMap::new();
@@ -300,12 +325,17 @@ pub async fn run(
     let plan = FetchPlan {
         concurrency: cfg.concurrency,
         timeout: cfg.request_timeout,
-        spread: cfg.interval / 2,
+        spread: match ticks {
+            Ticks::Interval => cfg.interval / 2,
+            Ticks::Manual { .. } => Duration::ZERO,
+        },
     };
     let mut engine = Engine::new(cfg.clone(), backend, Some(outbox.clone()), plan).await?;
+    // The worker and the API stop when the loop ends, whatever ended it.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let worker = {
         let ob = outbox.clone();
-        let sd = shutdown.clone();
+        let sd = stop.clone();
         tokio::spawn(async move { ob.run(notifiers, retry, sd).await })
     };
     let api = match (cfg.api_listen, engine.store()) {
@@ -315,7 +345,7 @@ pub async fn run(
                 .map_err(|e| anyhow::anyhow!("api_listen {addr}: {e}"))?;
             tracing::info!("HTTP API on http://{}", listener.local_addr()?);
             let router = crate::api::router(engine.snapshot.clone(), store.clone());
-            let sd = shutdown.clone();
+            let sd = stop.clone();
             Some(tokio::spawn(async move {
                 crate::api::serve(listener, router, sd).await
             }))
@@ -331,6 +361,21 @@ pub async fn run(
     let mut last_prune = i64::MIN;
     while !*sd.borrow() {
         let tick = tokio::time::Instant::now();
+        let now = match &mut ticks {
+            Ticks::Interval => unix_now(),
+            Ticks::Manual { at, .. } => tokio::select! {
+                t = at.recv() => match t {
+                    Some(t) => t,
+                    None => break,
+                },
+                r = sd.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            },
+        };
         // Delivered / failed outbox rows are kept a week (for inspection), pruned hourly.
         let now_ms = crate::outbox::now_ms();
         if now_ms.saturating_sub(last_prune) >= 3_600_000 {
@@ -339,7 +384,7 @@ pub async fn run(
                 tracing::warn!("outbox prune: {e:#}");
             }
         }
-        match engine.cycle(unix_now(), Mode::Live).await {
+        match engine.cycle(now, Mode::Live).await {
             Ok(report) => {
                 for c in &report.changes {
                     tracing::info!(
@@ -355,14 +400,24 @@ pub async fn run(
                         tracing::warn!("{e:#}");
                     }
                 }
+                if let Ticks::Manual { reports, .. } = &ticks {
+                    let _ = reports.send(report).await;
+                }
             }
             Err(e) => tracing::error!("evaluation cycle failed: {e:#}"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep_until(tick + cfg.interval) => {}
-            _ = sd.changed() => {}
+        if let Ticks::Interval = ticks {
+            tokio::select! {
+                _ = tokio::time::sleep_until(tick + cfg.interval) => {}
+                r = sd.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                }
+            }
         }
     }
+    let _ = stop_tx.send(true);
     let _ = worker.await;
     if let Some(api) = api {
         let _ = api.await;
