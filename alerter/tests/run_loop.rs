@@ -71,6 +71,7 @@ fn run_loop(
             at,
             reports: reports_tx,
         },
+        None,
     );
     (
         Driver {
