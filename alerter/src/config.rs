@@ -1015,17 +1015,17 @@ fn level_key(level: Level) -> &'static str {
     }
 }
 
-/// THE one call site for target validation: graphite-web's grammar via
-/// [`graphite::expr::parse`]. The error carries the target with a caret under the column.
+/// THE one call site for target validation: [`graphite::functions::check_target`] parses
+/// with graphite-web's grammar, then checks every function exists and every call's arguments
+/// fit its signature in the registry (arity, types, options). The error carries the target
+/// with a caret under the bad column (the bad argument, or the call missing one).
 pub fn validate_target(target: &str) -> Result<(), String> {
     if target.trim().is_empty() {
         return Err("empty target".into());
     }
-    let expr = graphite::expr::parse::parse(target).map_err(|e| e.to_string())?;
-    match graphite::functions::unknown_function(&expr) {
-        Some(name) => Err(format!("unknown function \"{name}\" in target {target:?}")),
-        None => Ok(()),
-    }
+    graphite::functions::check_target(target)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -173,7 +173,15 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 tracing::info!("shutting down");
                 let _ = tx.send(true);
             });
-            engine::run(cfg, backend, RetryPolicy::default(), rx).await?;
+            engine::run_with(
+                cfg,
+                backend,
+                RetryPolicy::default(),
+                rx,
+                engine::Ticks::Interval,
+                Some(hangups()?),
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::DryRun { file } => {
@@ -343,6 +351,26 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// One message per SIGHUP (reload `alerts.yml`).
+fn hangups() -> anyhow::Result<tokio::sync::mpsc::Receiver<()>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup())?;
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading");
+                // A reload already waiting covers this one too.
+                let _ = tx.try_send(());
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    Ok(rx)
 }
 
 async fn wait_for_signal() {

@@ -402,7 +402,11 @@ impl Outbox {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.wake.notified() => {}
-                _ = shutdown.changed() => {}
+                r = shutdown.changed() => {
+                    if r.is_err() {
+                        break; // the sender is gone: nobody is left to ask for more
+                    }
+                }
             }
         }
     }

@@ -86,10 +86,16 @@ fn bad_configs_exit_2_with_position() {
         ("typo", "alerts:\n  - name: A\n    target: a.b\n    warning: 1\n    critcal: 2\n", "5:5: alerts[0]: unknown key \"critcal\": did you mean \"critical\"?"),
         ("equal", &format!("{head}    warning: 3\n    critical: 3\n"), "5:5: alert \"A\" (#1): warning and critical are both 3"),
         ("target", "alerts:\n  - name: A\n    target: sum(a.b\n    warning: 1\n    critical: 2\n", "3:5: alert \"A\" (#1): target: invalid target: expected ',' or ')', found the end of the target at column 8\n  sum(a.b\n         ^"),
+        ("unknownfn", "alerts:\n  - name: A\n    target: scale(sumSeriez(a.*),2)\n    warning: 1\n    critical: 2\n", "3:5: alert \"A\" (#1): target: invalid target: unknown function \"sumSeriez\" at column 7\n  scale(sumSeriez(a.*),2)\n        ^"),
+        ("argtype", "alerts:\n  - name: A\n    target: movingAverage(a.b, \"x\")\n    warning: 1\n    critical: 2\n", "3:5: alert \"A\" (#1): target: invalid target: Invalid \"intOrInterval\" value specified for function \"movingAverage\" parameter \"windowSize\": 'x' at column 20\n  movingAverage(a.b, \"x\")\n                     ^"),
+        ("arity", "alerts:\n  - name: A\n    target: aliasByNode(scale(a.b),1)\n    warning: 1\n    critical: 2\n", "3:5: alert \"A\" (#1): target: invalid target: Missing required parameter \"factor\" for function \"scale\" at column 13\n  aliasByNode(scale(a.b),1)\n              ^"),
+        ("extra", "alerts:\n  - name: A\n    target: scale(a.b,2,3)\n    warning: 1\n    critical: 2\n", "Too many parameters specified for function \"scale\" at column 13\n  scale(a.b,2,3)\n              ^"),
         ("notifier", &format!("routes:\n  critical: [pager]\n{head}    warning: 1\n    critical: 2\n"), "2:3: alert \"A\" (#1): CRITICAL is routed to unknown notifier \"pager\""),
         ("secret", &format!("pagerduty:\n  warning: w\n{head}    warning: 1\n    critical: 2\n"), "no PagerDuty routing key"),
         ("type", "notifiers:\n  x:\n    type: sms\nalerts: []\n", "unknown value \"sms\""),
         ("email", "notifiers:\n  m:\n    type: email\n    host: h\n    from: nobody\n    to: [a@b.c]\nalerts: []\n", "2:3: notifier \"m\": from: \"nobody\" is not an email address"),
+        ("cafile", "notifiers:\n  m:\n    type: email\n    host: h\n    from: a@b.c\n    to: [a@b.c]\n    ca_file: /nonexistent/ca.pem\nalerts: []\n", "2:3: notifier \"m\": ca_file /nonexistent/ca.pem: cannot read: "),
+        ("notpem", &format!("notifiers:\n  m:\n    type: email\n    host: h\n    from: a@b.c\n    to: [a@b.c]\n    ca_file: {}\nalerts: []\n", dir.path().join("notpem.yml").display()), "notpem.yml: not a PEM certificate"),
         ("op", &format!("{head}    warning: 1\n    critical: 2\n    op: '<'\n"), "6:5: alert \"A\" (#1): with op \"<\" warning (1) must not be below critical (2)"),
     ];
     for (name, text, want) in cases {

@@ -23,6 +23,12 @@ struct Smtp {
 
 impl Smtp {
     fn start(auth: bool) -> Smtp {
+        Self::start_tls(auth, "none")
+    }
+
+    /// `tls`: `none`, `starttls` (required before anything else) or `implicit` (SMTPS); with
+    /// TLS the server makes a private CA at start and writes it to [`Smtp::ca_file`].
+    fn start_tls(auth: bool, tls: &str) -> Smtp {
         let dir = tempfile::tempdir().unwrap();
         let port = free_addr().port();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_server.py");
@@ -31,6 +37,7 @@ impl Smtp {
         if auth {
             cmd.args(["alerts", PASSWORD]);
         }
+        cmd.args(["--tls", tls]);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -42,6 +49,11 @@ impl Smtp {
             .unwrap();
         assert_eq!(line.trim(), "READY");
         Smtp { child, port, dir }
+    }
+
+    /// The private CA the server's certificate chains to (TLS modes only).
+    fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
     }
 
     fn messages(&self) -> Vec<String> {
@@ -181,4 +193,182 @@ async fn email_server_down_is_retryable() {
         .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(!err.to_string().contains(PASSWORD));
+}
+
+fn tls_config(smtp: &Smtp, tls: TlsMode, password: &str) -> EmailConfig {
+    EmailConfig {
+        tls,
+        ca_file: Some(smtp.ca_file()),
+        ..config(smtp.port, Some(password))
+    }
+}
+
+#[tokio::test]
+async fn starttls_and_implicit_tls_with_auth_and_a_private_ca() {
+    for (server_mode, mode) in [("starttls", TlsMode::Starttls), ("implicit", TlsMode::Tls)] {
+        let smtp = Smtp::start_tls(true, server_mode);
+        let email = Email::new(tls_config(&smtp, mode, PASSWORD)).unwrap();
+        email
+            .send(&message(
+                Action::Trigger,
+                Level::Critical,
+                Level::Ok,
+                "email",
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{server_mode}: {e}"));
+        let got = smtp.messages();
+        assert_eq!(got.len(), 1, "{server_mode}");
+        let m = flat(&got[0]);
+        assert!(
+            m.contains("X-TLS: TLSv1."),
+            "{server_mode}: not over TLS: {m}"
+        );
+        assert!(m.contains("X-Auth: alerts\r\n"), "{server_mode}: {m}");
+        assert!(
+            m.contains("Subject: [carbide] CRITICAL alert for HAProxy check duration lb-1"),
+            "{server_mode}: {m}"
+        );
+        assert!(
+            m.contains("Runbook: https://wiki.example.com/alerts/HAProxy%20check%20duration#lb-1"),
+            "{server_mode}: {m}"
+        );
+        assert!(!m.contains(PASSWORD), "{server_mode}");
+
+        // A wrong password over TLS: refused, not retried, not in the error.
+        let bad = Email::new(tls_config(&smtp, mode, "wrong-SEKRET")).unwrap();
+        let err = bad
+            .send(&message(
+                Action::Trigger,
+                Level::Critical,
+                Level::Ok,
+                "email",
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, NotifyError::Permanent(_)),
+            "{server_mode}: {err}"
+        );
+        assert!(!err.to_string().contains("wrong-SEKRET"), "{err}");
+        assert_eq!(smtp.messages().len(), 1, "{server_mode}");
+    }
+}
+
+#[tokio::test]
+async fn tls_verification_is_on_by_default() {
+    for (server_mode, mode) in [("starttls", TlsMode::Starttls), ("implicit", TlsMode::Tls)] {
+        let smtp = Smtp::start_tls(true, server_mode);
+        // Without ca_file the private CA is not trusted: no message, no password in the error.
+        let email = Email::new(config_mode(smtp.port, mode)).unwrap();
+        let err = email
+            .send(&message(
+                Action::Trigger,
+                Level::Critical,
+                Level::Ok,
+                "email",
+            ))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.to_ascii_lowercase().contains("certificate"),
+            "{server_mode}: {text}"
+        );
+        assert!(!text.contains(PASSWORD), "{text}");
+        assert!(smtp.messages().is_empty(), "{server_mode}");
+    }
+    // STARTTLS mode never falls back to plain text: a server without STARTTLS gets nothing.
+    let plain = Smtp::start(true);
+    let email = Email::new(config_mode(plain.port, TlsMode::Starttls)).unwrap();
+    let err = email
+        .send(&message(
+            Action::Trigger,
+            Level::Critical,
+            Level::Ok,
+            "email",
+        ))
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains(PASSWORD), "{err}");
+    assert!(plain.messages().is_empty());
+}
+
+fn config_mode(port: u16, tls: TlsMode) -> EmailConfig {
+    EmailConfig {
+        tls,
+        ..config(port, Some(PASSWORD))
+    }
+}
+
+/// The real binary over STARTTLS: a page arrives through the outbox; a second notifier with a
+/// wrong password fails permanently; at debug level neither password is in the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerter_run_sends_over_starttls_and_never_logs_the_password() {
+    let smtp = Smtp::start_tls(true, "starttls");
+    let render = common::render::RenderServer::start().await;
+    render.set("servers.web-1.loadavg.01", Some(25.0));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alerts.yml");
+    let mail = |name: &str, password: &str| {
+        format!(
+            "  {name}:\n    type: email\n    host: 127.0.0.1\n    port: {}\n    tls: starttls\n    ca_file: {}\n    username: alerts\n    password: {password}\n    from: alerts@example.com\n    to: [oncall@example.com]\n",
+            smtp.port,
+            smtp.ca_file().display()
+        )
+    };
+    std::fs::write(
+        &file,
+        format!(
+            "docs_url: https://wiki.example.com/alerts\ngraphite_url: {}\nstate_file: {}\ninterval: 1s\napi_listen: off\nnotifiers:\n{}{}routes:\n  critical: [mail, badmail]\nalerts:\n  - name: Load\n    target: aliasByNode(servers.*.loadavg.01,1)\n    warning: 10\n    critical: 20\n",
+            render.url(),
+            dir.path().join("state.db").display(),
+            mail("mail", PASSWORD),
+            mail("badmail", "wrong-SEKRET"),
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_alerter"));
+    for v in alerter::config::ENV_VARS {
+        cmd.env_remove(v);
+    }
+    let mut child = cmd
+        .env("RUST_LOG", "debug")
+        .arg("run")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut done = false;
+    for _ in 0..600 {
+        if smtp.messages().len() == 1 && read_log().contains("notification dropped") {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = read_log();
+    assert!(done, "no page or no failure logged; log:\n{text}");
+    let m = flat(&smtp.messages()[0]);
+    assert!(
+        m.contains("X-TLS: TLSv1.") && m.contains("X-Auth: alerts\r\n"),
+        "{m}"
+    );
+    assert!(
+        m.contains("Subject: [carbide] CRITICAL alert for Load web-1"),
+        "{m}"
+    );
+    assert!(
+        text.contains("badmail") && text.contains("535"),
+        "the refusal is logged: {text}"
+    );
+    assert!(
+        !text.contains(PASSWORD) && !text.contains("wrong-SEKRET"),
+        "a password in the log:\n{text}"
+    );
 }

@@ -369,3 +369,84 @@ async fn silence_commands_add_list_expire() {
     let (code, _, err) = run(&["silence", "add", "--for", "soon"]).await;
     assert_eq!(code, 2, "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_a_bad_file_keeps_the_running_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let render = RenderServer::start().await;
+    render.set("servers.web-1.loadavg.01", Some(25.0));
+    render.set("servers.db-1.disk.free", Some(3.0));
+    let hook = HangFirst::default();
+    hook.n.store(1, Ordering::SeqCst); // no hanging here: every request answered
+    let hook_addr = hook.clone().start().await;
+    let hook_url = format!("http://{hook_addr}/hook");
+    let file = write_config(dir.path(), &render.url(), &hook_url, "off");
+    let log = dir.path().join("stderr.log");
+    let mut cmd = alerter();
+    cmd.env("RUST_LOG", "info")
+        .arg("run")
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let child = Proc(cmd.spawn().unwrap());
+    let pid = child.0.id() as i32;
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the Load page", || hook.got().len() == 1).await;
+
+    // A bad file: the error with its position is logged, the old config keeps running.
+    let good = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        good.replace("    critical: 20\n", "    critcal: 20\n"),
+    )
+    .unwrap();
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    wait_for("the reload error", || {
+        read_log().contains("reload failed; still running the previous configuration")
+    })
+    .await;
+    let text = read_log();
+    assert!(
+        text.contains(
+            "alerts.yml:17:5: alerts[0]: unknown key \"critcal\": did you mean \"critical\"?"
+        ),
+        "{text}"
+    );
+    let before = render.requests();
+    wait_for("two more cycles on the old config", || {
+        render.requests() >= before + 2
+    })
+    .await;
+    assert_eq!(hook.got().len(), 1, "no re-page");
+
+    // A good file with a second alert: it pages; Load keeps its state (no second page).
+    std::fs::write(
+        &file,
+        format!(
+            "{good}  - name: Disk free\n    target: servers.db-1.disk.free\n    warning: 20\n    critical: 10\n"
+        ),
+    )
+    .unwrap();
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    wait_for("the new alert's page", || hook.got().len() == 2).await;
+    assert!(
+        read_log().contains("configuration reloaded"),
+        "{}",
+        read_log()
+    );
+    let got = hook.got();
+    assert_eq!(got[1].1["alert"], "Disk free");
+    assert_eq!(got[1].1["level"], "CRITICAL");
+    let before = render.requests();
+    wait_for("two more cycles on the new config", || {
+        render.requests() >= before + 4
+    })
+    .await;
+    assert_eq!(
+        hook.got().len(),
+        2,
+        "Load was not paged again: {:?}",
+        hook.got()
+    );
+    drop(child);
+}

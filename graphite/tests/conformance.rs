@@ -760,3 +760,28 @@ fn tag_order_matches_graphite_web() {
     eprintln!("tag order checked for {checked} series");
     assert!(checked > 100, "only {checked} series checked");
 }
+
+/// The static check `alerter check` uses (`graphite::functions::check_target`: parse, known
+/// functions, signatures) accepts every target graphite-web rendered with 200: no false
+/// positives over the corpus.
+#[test]
+fn check_target_accepts_every_rendered_target() {
+    let known = known_differences();
+    let mut checked = 0;
+    let mut rejected = Vec::new();
+    for e in load_entries() {
+        if e.status != 200 || e.partial || e.target.trim().is_empty() || !e.vars.is_empty() {
+            continue;
+        }
+        if known.contains_key(&e.target) {
+            continue; // carbide deliberately errors there (listed with the reason)
+        }
+        checked += 1;
+        if let Err(err) = graphite::functions::check_target(&e.target) {
+            rejected.push(format!("{}: {err}", e.target));
+        }
+    }
+    assert!(rejected.is_empty(), "rejected:\n{}", rejected.join("\n"));
+    assert!(checked > 200, "only {checked} targets checked");
+    println!("check_target accepted all {checked} rendered targets");
+}

@@ -89,7 +89,35 @@ impl EmailConfig {
         if self.password.is_some() && self.username.is_none() {
             return Err("password is set but username is not".into());
         }
+        if self.ca_file.is_some() {
+            if self.tls == TlsMode::None {
+                return Err("ca_file is set but tls is none: use tls: starttls or tls".into());
+            }
+            self.ca_certificate()?;
+        }
         Ok(())
+    }
+
+    /// The `ca_file` certificate, read and parsed (errors name the file and the fix).
+    fn ca_certificate(&self) -> Result<Option<Certificate>, String> {
+        let Some(ca) = &self.ca_file else {
+            return Ok(None);
+        };
+        let pem =
+            std::fs::read(ca).map_err(|e| format!("ca_file {}: cannot read: {e}", ca.display()))?;
+        let not_pem = |why: String| {
+            format!(
+                "ca_file {}: not a PEM certificate ({why}); give the CA's certificate in PEM form (-----BEGIN CERTIFICATE-----)",
+                ca.display()
+            )
+        };
+        // lettre takes a file without any certificate block as an empty list: refuse it here.
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(not_pem("no CERTIFICATE block".into()));
+        }
+        Certificate::from_pem(&pem)
+            .map(Some)
+            .map_err(|e| not_pem(e.to_string()))
     }
 }
 
@@ -105,11 +133,10 @@ impl Email {
     pub fn new(cfg: EmailConfig) -> anyhow::Result<Self> {
         cfg.validate().map_err(anyhow::Error::msg)?;
         let tls_params = || -> anyhow::Result<TlsParameters> {
+            // Verification always on: ca_file adds a trusted root, it never turns checks off.
             let mut b = TlsParameters::builder(cfg.host.clone());
-            if let Some(ca) = &cfg.ca_file {
-                let pem = std::fs::read(ca)
-                    .map_err(|e| anyhow::anyhow!("cannot read ca_file {}: {e}", ca.display()))?;
-                b = b.add_root_certificate(Certificate::from_pem(&pem)?);
+            if let Some(cert) = cfg.ca_certificate().map_err(anyhow::Error::msg)? {
+                b = b.add_root_certificate(cert);
             }
             Ok(b.build_rustls()?)
         };

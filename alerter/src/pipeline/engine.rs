@@ -267,6 +267,48 @@ impl Engine {
         Ok(report)
     }
 
+    /// Swap in a reloaded config and its backend. States of alerts still in the file are
+    /// kept (keyed by alert name + series); those of removed alerts are forgotten, in memory
+    /// and in the state file. Returns how many series states were forgotten.
+    pub async fn reconfigure(
+        &mut self,
+        cfg: Arc<Config>,
+        backend: Arc<dyn Backend>,
+        plan: FetchPlan,
+    ) -> anyhow::Result<usize> {
+        let names: std::collections::BTreeSet<&str> =
+            cfg.alerts.iter().map(|a| a.name.as_str()).collect();
+        let gone: Vec<(String, String)> = self
+            .states
+            .keys()
+            .filter(|(a, _)| !names.contains(a.as_str()))
+            .cloned()
+            .collect();
+        if let Some(store) = &self.store {
+            let mut tx = store.pool().begin().await?;
+            for (a, s) in &gone {
+                Store::delete(&mut tx, a, s).await?;
+            }
+            tx.commit().await?;
+        }
+        for k in &gone {
+            if let Some(st) = self.states.remove(k) {
+                if st.notified_level != Level::Ok {
+                    tracing::warn!(
+                        alert = %k.0, series = %k.1,
+                        "alert removed from the file while {}: no resolve is sent for it",
+                        st.notified_level
+                    );
+                }
+            }
+        }
+        drop(names);
+        self.cfg = cfg;
+        self.backend = backend;
+        self.plan = plan;
+        Ok(gone.len())
+    }
+
     /// Forget in-memory state (dry-run after a dry-run must not remember).
     pub async fn reload_states(&mut self) -> anyhow::Result<()> {
         if let Some(s) = &self.store {
@@ -281,6 +323,20 @@ pub fn unix_now() -> i64 {
     crate::outbox::now_ms() / 1000
 }
 
+/// What starts each cycle of [`run_with`].
+#[derive(Debug)]
+pub enum Ticks {
+    /// Every `interval` of the config, evaluated at the wall clock's time (`alerter run`).
+    Interval,
+    /// One cycle per message, evaluated as of that unix time (the injectable clock: tests
+    /// drive `for` / `keep_firing_for` through the real loop with it, no wall-clock waits).
+    /// Each cycle's report is sent back on `reports`; the loop ends when `at` closes.
+    Manual {
+        at: tokio::sync::mpsc::Receiver<i64>,
+        reports: tokio::sync::mpsc::Sender<CycleReport>,
+    },
+}
+
 /// `alerter run`: the outbox worker, the HTTP API, and a cycle every `interval` (requests
 /// spread over the first half of it) until `shutdown` turns true.
 pub async fn run(
@@ -289,7 +345,10 @@ pub async fn run(
     retry: crate::outbox::RetryPolicy,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let outbox = Outbox::open(&cfg.state_file).await?;
+    run_with(cfg, backend, retry, shutdown, Ticks::Interval, None).await
+}
+
+fn build_notifiers(cfg: &Config) -> anyhow::Result<crate::outbox::NotifierMap> {
     let mut notifiers = crate::outbox::NotifierMap::new();
     for (name, spec) in &cfg.notifiers {
         let n = spec
@@ -297,17 +356,154 @@ pub async fn run(
             .map_err(|e| anyhow::anyhow!("notifier \"{name}\": {e:#}"))?;
         notifiers.insert(name.clone(), Arc::from(n));
     }
-    let plan = FetchPlan {
+    Ok(notifiers)
+}
+
+fn fetch_plan(cfg: &Config, ticks: &Ticks) -> FetchPlan {
+    FetchPlan {
         concurrency: cfg.concurrency,
         timeout: cfg.request_timeout,
-        spread: cfg.interval / 2,
-    };
-    let mut engine = Engine::new(cfg.clone(), backend, Some(outbox.clone()), plan).await?;
-    let worker = {
+        spread: match ticks {
+            Ticks::Interval => cfg.interval / 2,
+            Ticks::Manual { .. } => Duration::ZERO,
+        },
+    }
+}
+
+/// The outbox worker, with its own stop switch (a reload restarts it with new notifiers).
+struct Worker {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    fn spawn(
+        outbox: &Outbox,
+        notifiers: crate::outbox::NotifierMap,
+        retry: crate::outbox::RetryPolicy,
+    ) -> Worker {
+        let (stop, sd) = tokio::sync::watch::channel(false);
         let ob = outbox.clone();
-        let sd = shutdown.clone();
-        tokio::spawn(async move { ob.run(notifiers, retry, sd).await })
+        let task = tokio::spawn(async move { ob.run(notifiers, retry, sd).await });
+        Worker { stop, task }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// The next reload request; never, when there is no channel or it is closed.
+async fn next_reload(reload: &mut Option<tokio::sync::mpsc::Receiver<()>>) {
+    match reload {
+        Some(r) => {
+            if r.recv().await.is_none() {
+                *reload = None;
+                std::future::pending::<()>().await;
+            }
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Reload `cfg.file` (SIGHUP). Everything is validated and built before anything is
+/// swapped: a bad file, an unbuildable notifier or backend keeps the running config (the
+/// error, with `file:line:column`, is logged). Settings that need a restart are kept with a
+/// warning.
+async fn reload(
+    current: &Arc<Config>,
+    engine: &mut Engine,
+    worker: &mut Option<Worker>,
+    outbox: &Outbox,
+    retry: crate::outbox::RetryPolicy,
+    ticks: &Ticks,
+) -> Option<Arc<Config>> {
+    let file = current.file.clone();
+    let loaded = tokio::task::spawn_blocking(move || Config::load(&file)).await;
+    let mut new = match loaded {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            tracing::error!("{e}");
+            tracing::error!("reload failed; still running the previous configuration");
+            return None;
+        }
+        Err(e) => {
+            tracing::error!("reload aborted: {e}");
+            return None;
+        }
     };
+    for w in &new.warnings {
+        tracing::warn!("{w}");
+    }
+    if new.state_file != current.state_file {
+        tracing::warn!("state_file changed: it takes effect when the alerter restarts");
+        new.state_file = current.state_file.clone();
+    }
+    if new.api_listen != current.api_listen {
+        tracing::warn!("api_listen changed: it takes effect when the alerter restarts");
+        new.api_listen = current.api_listen;
+    }
+    let notifiers = match build_notifiers(&new) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!("reload failed: {e:#}; still running the previous configuration");
+            return None;
+        }
+    };
+    let backend: Arc<dyn Backend> =
+        match super::evaluate::RenderBackend::from_settings(&new.graphite, new.request_timeout) {
+            Ok(b) => Arc::new(b),
+            // No render API in either (e.g. the in-process store): keep the one given.
+            Err(_) if new.graphite.url.is_none() && current.graphite.url.is_none() => {
+                engine.backend.clone()
+            }
+            Err(e) => {
+                tracing::error!("reload failed: {e:#}; still running the previous configuration");
+                return None;
+            }
+        };
+    let new = Arc::new(new);
+    let plan = fetch_plan(&new, ticks);
+    match engine.reconfigure(new.clone(), backend, plan).await {
+        Ok(forgotten) => {
+            if let Some(w) = worker.take() {
+                w.stop().await;
+            }
+            *worker = Some(Worker::spawn(outbox, notifiers, retry));
+            tracing::info!(
+                alerts = new.alerts.len(),
+                forgotten,
+                "configuration reloaded from {}",
+                new.file.display()
+            );
+            Some(new)
+        }
+        Err(e) => {
+            tracing::error!("reload failed: {e:#}; still running the previous configuration");
+            None
+        }
+    }
+}
+
+/// [`run`] with the cycles started by `ticks`, and `alerts.yml` reloaded on every message of
+/// `reload` (SIGHUP in `alerter run`).
+pub async fn run_with(
+    cfg: Arc<Config>,
+    backend: Arc<dyn Backend>,
+    retry: crate::outbox::RetryPolicy,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    mut ticks: Ticks,
+    mut reloads: Option<tokio::sync::mpsc::Receiver<()>>,
+) -> anyhow::Result<()> {
+    let mut cfg = cfg;
+    let outbox = Outbox::open(&cfg.state_file).await?;
+    let notifiers = build_notifiers(&cfg)?;
+    let plan = fetch_plan(&cfg, &ticks);
+    let mut engine = Engine::new(cfg.clone(), backend, Some(outbox.clone()), plan).await?;
+    // The API stops when the loop ends, whatever ended it.
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut worker = Some(Worker::spawn(&outbox, notifiers, retry));
     let api = match (cfg.api_listen, engine.store()) {
         (Some(addr), Some(store)) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -315,7 +511,7 @@ pub async fn run(
                 .map_err(|e| anyhow::anyhow!("api_listen {addr}: {e}"))?;
             tracing::info!("HTTP API on http://{}", listener.local_addr()?);
             let router = crate::api::router(engine.snapshot.clone(), store.clone());
-            let sd = shutdown.clone();
+            let sd = stop.clone();
             Some(tokio::spawn(async move {
                 crate::api::serve(listener, router, sd).await
             }))
@@ -329,8 +525,29 @@ pub async fn run(
     );
     let mut sd = shutdown.clone();
     let mut last_prune = i64::MIN;
-    while !*sd.borrow() {
+    'cycles: while !*sd.borrow() {
         let tick = tokio::time::Instant::now();
+        let now = match &mut ticks {
+            Ticks::Interval => unix_now(),
+            Ticks::Manual { at, .. } => tokio::select! {
+                t = at.recv() => match t {
+                    Some(t) => t,
+                    None => break,
+                },
+                r = sd.changed() => {
+                    if r.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                _ = next_reload(&mut reloads) => {
+                    if let Some(c) = reload(&cfg, &mut engine, &mut worker, &outbox, retry, &ticks).await {
+                        cfg = c;
+                    }
+                    continue;
+                }
+            },
+        };
         // Delivered / failed outbox rows are kept a week (for inspection), pruned hourly.
         let now_ms = crate::outbox::now_ms();
         if now_ms.saturating_sub(last_prune) >= 3_600_000 {
@@ -339,7 +556,7 @@ pub async fn run(
                 tracing::warn!("outbox prune: {e:#}");
             }
         }
-        match engine.cycle(unix_now(), Mode::Live).await {
+        match engine.cycle(now, Mode::Live).await {
             Ok(report) => {
                 for c in &report.changes {
                     tracing::info!(
@@ -355,15 +572,36 @@ pub async fn run(
                         tracing::warn!("{e:#}");
                     }
                 }
+                if let Ticks::Manual { reports, .. } = &ticks {
+                    let _ = reports.send(report).await;
+                }
             }
             Err(e) => tracing::error!("evaluation cycle failed: {e:#}"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep_until(tick + cfg.interval) => {}
-            _ = sd.changed() => {}
+        if let Ticks::Interval = ticks {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(tick + cfg.interval) => {}
+                    r = sd.changed() => {
+                        if r.is_err() {
+                            break 'cycles;
+                        }
+                    }
+                    _ = next_reload(&mut reloads) => {
+                        if let Some(c) = reload(&cfg, &mut engine, &mut worker, &outbox, retry, &ticks).await {
+                            cfg = c;
+                        }
+                        continue; // the next cycle keeps its time
+                    }
+                }
+                break;
+            }
         }
     }
-    let _ = worker.await;
+    let _ = stop_tx.send(true);
+    if let Some(w) = worker {
+        w.stop().await;
+    }
     if let Some(api) = api {
         let _ = api.await;
     }

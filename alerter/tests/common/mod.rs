@@ -1,6 +1,9 @@
 //! Shared test parts: a real HTTP receiver on 127.0.0.1 and sample notifications.
 #![allow(dead_code)]
 
+// carbon-cache (Debian graphite-carbon) as the collector's tests start it: one helper, shared.
+#[path = "../../../collector/tests/common/carbon.rs"]
+pub mod carbon;
 pub mod render;
 
 use std::collections::BTreeMap;
@@ -81,6 +84,11 @@ impl Receiver {
     pub fn requests(&self) -> Vec<Got> {
         self.got.lock().unwrap().clone()
     }
+}
+
+/// A free port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    free_addr().port()
 }
 
 /// A port nothing listens on (bound, then released).

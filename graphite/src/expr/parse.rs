@@ -63,6 +63,12 @@ impl ParseError {
         &self.target
     }
 
+    /// An error about `target` at byte offset `byte` (e.g. a bad argument found after
+    /// parsing, positioned with [`Spans`]); it prints with the same caret line.
+    pub fn at_byte(target: &str, byte: usize, message: impl Into<String>) -> Self {
+        Self::at(target, byte, message.into())
+    }
+
     fn at(target: &str, byte: usize, message: String) -> Self {
         let byte = byte.min(target.len());
         let column = target.char_indices().take_while(|(i, _)| *i < byte).count() + 1;
@@ -116,16 +122,46 @@ pub fn parse(target: &str) -> Result<Expr, ParseError> {
 /// Parses a whole target, expanding `template()` with external variables that override the
 /// template's own defaults, as graphite-web's `template[name]=value` render parameters do.
 pub fn parse_with_vars(target: &str, vars: &[(&str, &str)]) -> Result<Expr, ParseError> {
-    run(target, vars, true).map(|(e, _)| e)
+    run(target, vars, true).map(|(e, _, _)| e)
+}
+
+/// Like [`parse`], with where each node starts, for messages that point into the target
+/// (`graphite::functions::check_target` puts its caret under a bad argument with it).
+pub fn parse_spanned(target: &str) -> Result<(Expr, Spans), ParseError> {
+    run(target, &[], true).map(|(e, _, s)| (e, s))
+}
+
+/// Where the nodes of a parsed target start: byte offsets into the target, in the shape of
+/// the [`Expr`] tree (`args` / `kwargs` of a call in the call's order; empty for the rest).
+/// A node substituted by `template()` starts where its variable was written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spans {
+    /// Byte offset of the node's first character (a call: its name).
+    pub start: usize,
+    pub args: Vec<Spans>,
+    pub kwargs: Vec<Spans>,
+}
+
+impl Spans {
+    fn leaf(start: usize) -> Self {
+        Spans {
+            start,
+            ..Spans::default()
+        }
+    }
 }
 
 /// graphite-web's leniency: parses the longest prefix it can and ignores the rest. Returns
 /// the expression and the byte length consumed. Prefer [`parse`].
 pub fn parse_prefix(target: &str, vars: &[(&str, &str)]) -> Result<(Expr, usize), ParseError> {
-    run(target, vars, false)
+    run(target, vars, false).map(|(e, n, _)| (e, n))
 }
 
-fn run(target: &str, vars: &[(&str, &str)], whole: bool) -> Result<(Expr, usize), ParseError> {
+fn run(
+    target: &str,
+    vars: &[(&str, &str)],
+    whole: bool,
+) -> Result<(Expr, usize, Spans), ParseError> {
     if target.len() > MAX_TARGET_LEN {
         return Err(ParseError::at(
             target,
@@ -159,8 +195,9 @@ fn run(target: &str, vars: &[(&str, &str)], whole: bool) -> Result<(Expr, usize)
         .iter()
         .map(|(k, v)| ((*k).to_owned(), Val::Str((*v).to_owned())))
         .collect();
-    let expr = resolve(node, None, &ext).map_err(|(pos, msg)| ParseError::at(target, pos, msg))?;
-    Ok((expr, end))
+    let (expr, spans) =
+        resolve(node, None, &ext).map_err(|(pos, msg)| ParseError::at(target, pos, msg))?;
+    Ok((expr, end, spans))
 }
 
 /// A parse tree node before template substitution.
@@ -176,7 +213,8 @@ enum Node {
         args: Vec<Node>,
         kwargs: Vec<(String, Node)>,
     },
-    Lit(Expr),
+    /// A literal and its start (byte offset).
+    Lit(Expr, usize),
     Template {
         inner: Box<Node>,
         vars: Vec<(String, Val)>,
@@ -208,10 +246,10 @@ fn resolve(
     node: Node,
     repl: Replacements<'_>,
     ext: &[(String, Val)],
-) -> Result<Expr, (usize, String)> {
+) -> Result<(Expr, Spans), (usize, String)> {
     match node {
-        Node::Lit(e) => Ok(e),
-        Node::Path { text, pos } => substitute(text, pos, repl),
+        Node::Lit(e, pos) => Ok((e, Spans::leaf(pos))),
+        Node::Path { text, pos } => Ok((substitute(text, pos, repl)?, Spans::leaf(pos))),
         Node::Call {
             name,
             pos,
@@ -224,15 +262,27 @@ fn resolve(
                     "invalid template() syntax, only string/numeric arguments are allowed".into(),
                 ));
             }
-            let args = args
-                .into_iter()
-                .map(|a| resolve(a, repl, ext))
-                .collect::<Result<_, _>>()?;
-            let kwargs = kwargs
-                .into_iter()
-                .map(|(k, v)| Ok((k, resolve(v, repl, ext)?)))
-                .collect::<Result<_, (usize, String)>>()?;
-            Ok(Expr::Call(Call { name, args, kwargs }))
+            let mut spans = Spans::leaf(pos);
+            let mut out_args = Vec::with_capacity(args.len());
+            for a in args {
+                let (e, sp) = resolve(a, repl, ext)?;
+                out_args.push(e);
+                spans.args.push(sp);
+            }
+            let mut out_kwargs = Vec::with_capacity(kwargs.len());
+            for (k, v) in kwargs {
+                let (e, sp) = resolve(v, repl, ext)?;
+                out_kwargs.push((k, e));
+                spans.kwargs.push(sp);
+            }
+            Ok((
+                Expr::Call(Call {
+                    name,
+                    args: out_args,
+                    kwargs: out_kwargs,
+                }),
+                spans,
+            ))
         }
         Node::Template {
             inner, mut vars, ..
@@ -730,12 +780,12 @@ impl<'a> P<'a> {
             let exprs = args
                 .iter()
                 .filter_map(|a| match a {
-                    Node::Lit(Expr::Str(s)) => Some(s.clone()),
+                    Node::Lit(Expr::Str(s), _) => Some(s.clone()),
                     _ => None,
                 })
                 .collect();
             let raw = self.src.get(pos..close + 1).unwrap_or_default().to_owned();
-            return Ok((close + 1, Node::Lit(Expr::SeriesByTag { raw, exprs })));
+            return Ok((close + 1, Node::Lit(Expr::SeriesByTag { raw, exprs }, pos)));
         }
         Ok((
             close + 1,
@@ -777,20 +827,20 @@ impl<'a> P<'a> {
         let rest = self.rest(pos);
         for (kw, value) in [("true", Expr::Bool(true)), ("false", Expr::Bool(false))] {
             if let Some(r) = lex_keyword(rest, kw) {
-                return Ok((self.pos_of(r), Node::Lit(value)));
+                return Ok((self.pos_of(r), Node::Lit(value, pos)));
             }
         }
         if let Some(r) = self.number(pos)? {
             return Ok(r);
         }
         if let Some(r) = lex_keyword(rest, "none") {
-            return Ok((self.pos_of(r), Node::Lit(Expr::None)));
+            return Ok((self.pos_of(r), Node::Lit(Expr::None, pos)));
         }
         if let Some((end, s)) = self.string(pos) {
-            return Ok((end, Node::Lit(Expr::Str(s))));
+            return Ok((end, Node::Lit(Expr::Str(s), pos)));
         }
         if let Some(r) = lex_keyword(rest, "inf") {
-            return Ok((self.pos_of(r), Node::Lit(Expr::Float(f64::INFINITY))));
+            return Ok((self.pos_of(r), Node::Lit(Expr::Float(f64::INFINITY), pos)));
         }
         match self.expression(pos) {
             Err(Fail::Back) => {
@@ -820,7 +870,7 @@ impl<'a> P<'a> {
             } else {
                 Expr::Float(text.parse::<f64>().unwrap_or(f64::NAN))
             };
-            return Ok(Some((end, Node::Lit(node))));
+            return Ok(Some((end, Node::Lit(node, pos))));
         }
         Ok(None)
     }
@@ -983,7 +1033,7 @@ impl<'a> P<'a> {
 
     /// `litarg`: number | string.
     fn lit_arg(&mut self, pos: usize) -> Opt<Val> {
-        if let Some((e, Node::Lit(lit))) = self.number(pos)? {
+        if let Some((e, Node::Lit(lit, _))) = self.number(pos)? {
             let v = match lit {
                 Expr::Int(i) => Val::Int(i),
                 Expr::Float(f) => Val::Float(f),

@@ -10,6 +10,7 @@
 
 use crate::eval::{Cx, EvalError};
 use crate::expr::ast::{Call, Expr};
+use crate::expr::parse::{ParseError, Spans};
 use crate::series::{py_float, Series};
 
 pub mod aggregate;
@@ -206,6 +207,97 @@ pub fn unknown_function(expr: &Expr) -> Option<&str> {
         .iter()
         .chain(call.kwargs.iter().map(|(_, v)| v))
         .find_map(unknown_function)
+}
+
+/// Which part of a call an argument error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blame {
+    /// The call as a whole (a missing parameter).
+    Call,
+    /// The positional argument at this index.
+    Arg(usize),
+    /// The keyword argument at this index.
+    Kwarg(usize),
+}
+
+/// The first call in `expr` (depth first, arguments before the call) whose arguments do not
+/// fit its function's signature — arity, types, options — as evaluation would find it:
+/// [`Args::validate`] runs over the literal arguments, with every path or call argument
+/// standing for a series list (its contents are unknown before fetching). Returns the byte
+/// offset to blame (from `spans`, see [`crate::expr::parse::parse_spanned`]) and graphite-web's
+/// message. Unknown functions are skipped (see [`unknown_function`]).
+pub fn signature_error(expr: &Expr, spans: &Spans) -> Option<(usize, String)> {
+    let Expr::Call(call) = expr else {
+        return None;
+    };
+    let nested = call
+        .args
+        .iter()
+        .zip(&spans.args)
+        .chain(call.kwargs.iter().map(|(_, v)| v).zip(&spans.kwargs))
+        .find_map(|(e, s)| signature_error(e, s));
+    if nested.is_some() {
+        return nested;
+    }
+    let func = lookup(&call.name)?;
+    let static_value = |e: &Expr| match e {
+        Expr::Path(_) | Expr::Call(_) | Expr::SeriesByTag { .. } => Value::Series(Vec::new()),
+        Expr::Int(i) => Value::Int(*i),
+        Expr::Float(f) => Value::Float(*f),
+        Expr::Str(s) => Value::Str(s.clone()),
+        Expr::Bool(b) => Value::Bool(*b),
+        Expr::None => Value::None,
+    };
+    let args = call.args.iter().map(static_value).collect();
+    let kwargs = call
+        .kwargs
+        .iter()
+        .map(|(k, v)| (k.as_str(), static_value(v)))
+        .collect();
+    let (blame, err) = Args::validate_blaming(func, args, kwargs).err()?;
+    let at = match blame {
+        Blame::Call => spans.start,
+        Blame::Arg(i) => spans.args.get(i).map_or(spans.start, |s| s.start),
+        Blame::Kwarg(j) => spans.kwargs.get(j).map_or(spans.start, |s| s.start),
+    };
+    let message = match err {
+        EvalError::Param(m) => m,
+        other => other.to_string(),
+    };
+    Some((at, message))
+}
+
+/// Everything that can be known about a target without data: it parses, every function
+/// exists, every call's arguments fit the signature. The error points into the target with
+/// a caret (see [`ParseError`]'s display), so a config check can show it as is.
+pub fn check_target(target: &str) -> Result<Expr, ParseError> {
+    let (expr, spans) = crate::expr::parse::parse_spanned(target)?;
+    if let Some((name, at)) = unknown_function_at(&expr, &spans) {
+        return Err(ParseError::at_byte(
+            target,
+            at,
+            format!("unknown function \"{name}\""),
+        ));
+    }
+    if let Some((at, message)) = signature_error(&expr, &spans) {
+        return Err(ParseError::at_byte(target, at, message));
+    }
+    Ok(expr)
+}
+
+/// [`unknown_function`] with where the call starts.
+fn unknown_function_at<'e>(expr: &'e Expr, spans: &Spans) -> Option<(&'e str, usize)> {
+    let Expr::Call(call) = expr else {
+        return None;
+    };
+    if lookup(&call.name).is_none() {
+        return Some((&call.name, spans.start));
+    }
+    call.args
+        .iter()
+        .zip(&spans.args)
+        .chain(call.kwargs.iter().map(|(_, v)| v).zip(&spans.kwargs))
+        .find_map(|(e, s)| unknown_function_at(e, s))
 }
 
 /// A function implementation: validated arguments in, series out.
@@ -449,62 +541,88 @@ impl Args {
         args: Vec<Value>,
         kwargs: Vec<(&str, Value)>,
     ) -> Result<Self, EvalError> {
+        Self::validate_blaming(func, args, kwargs).map_err(|(_, e)| e)
+    }
+
+    /// [`Args::validate`], also saying which argument is to blame.
+    fn validate_blaming(
+        func: &Function,
+        args: Vec<Value>,
+        kwargs: Vec<(&str, Value)>,
+    ) -> Result<Self, (Blame, EvalError)> {
         let params = func.params;
         let fname = func.name;
-        if args.len() + kwargs.len() > params.len() && !params.last().is_some_and(|p| p.multiple) {
-            return Err(EvalError::Param(format!(
+        let too_many = || {
+            EvalError::Param(format!(
                 "Too many parameters specified for function \"{fname}\""
-            )));
+            ))
+        };
+        let n_args = args.len();
+        if n_args + kwargs.len() > params.len() && !params.last().is_some_and(|p| p.multiple) {
+            let blame = if n_args > params.len() {
+                Blame::Arg(params.len())
+            } else {
+                Blame::Kwarg(params.len() - n_args)
+            };
+            return Err((blame, too_many()));
         }
         let mut slots: Vec<Vec<Value>> = vec![Vec::new(); params.len()];
         let mut given = vec![false; params.len()];
         for (i, a) in args.into_iter().enumerate() {
             let idx = i.min(params.len().saturating_sub(1));
             let Some(p) = params.get(idx) else {
-                return Err(EvalError::Param(format!(
-                    "Too many parameters specified for function \"{fname}\""
-                )));
+                return Err((Blame::Arg(i), too_many()));
             };
             if idx < i && !p.multiple {
-                return Err(EvalError::Param(format!(
-                    "Too many parameters specified for function \"{fname}\""
-                )));
+                return Err((Blame::Arg(i), too_many()));
             }
             given[idx] = true;
-            if let Some(v) = check(fname, p, a)? {
+            if let Some(v) = check(fname, p, a).map_err(|e| (Blame::Arg(i), e))? {
                 slots[idx].push(v);
             }
         }
         let mut unexpected = Vec::new();
-        for (k, v) in kwargs {
+        let mut first_unexpected = None;
+        for (j, (k, v)) in kwargs.into_iter().enumerate() {
             match params.iter().position(|p| p.name == k) {
                 Some(idx) if !given[idx] => {
                     given[idx] = true;
-                    if let Some(v) = check(fname, &params[idx], v)? {
+                    if let Some(v) =
+                        check(fname, &params[idx], v).map_err(|e| (Blame::Kwarg(j), e))?
+                    {
                         slots[idx].push(v);
                     }
                 }
-                _ => unexpected.push(k.to_string()),
+                _ => {
+                    first_unexpected.get_or_insert(j);
+                    unexpected.push(k.to_string());
+                }
             }
         }
         for (i, p) in params.iter().enumerate() {
             if slots[i].is_empty() {
                 if p.required && !given[i] {
-                    return Err(EvalError::Param(format!(
-                        "Missing required parameter \"{}\" for function \"{fname}\"",
-                        p.name
-                    )));
+                    return Err((
+                        Blame::Call,
+                        EvalError::Param(format!(
+                            "Missing required parameter \"{}\" for function \"{fname}\"",
+                            p.name
+                        )),
+                    ));
                 }
                 if let Some(d) = p.default {
                     slots[i].push(d.value());
                 }
             }
         }
-        if !unexpected.is_empty() {
-            return Err(EvalError::Param(format!(
-                "Unexpected key word arguments: {}",
-                unexpected.join(", ")
-            )));
+        if let Some(j) = first_unexpected {
+            return Err((
+                Blame::Kwarg(j),
+                EvalError::Param(format!(
+                    "Unexpected key word arguments: {}",
+                    unexpected.join(", ")
+                )),
+            ));
         }
         Ok(Self { slots })
     }
@@ -909,6 +1027,64 @@ mod tests {
             }
         }
         assert!(n >= 80, "only {n} functions");
+    }
+
+    #[test]
+    fn check_target_blames_the_bad_argument() {
+        // (target, error message, the text the caret points at) — None: the target is fine.
+        let cases: &[(&str, Option<(&str, &str)>)] = &[
+            ("movingAverage(a.b,5)", None),
+            ("movingAverage(a.b,'5min')", None),
+            ("aliasByNode(movingMedian(groupByNode(servers.*.haproxy.*.*.check_duration,3,\"averageSeries\"),10),0)", None),
+            ("summarize(a.b,'1h',func='max',alignToFrom=true)", None),
+            ("a.b|scale(2)|alias('x')", None),
+            ("sumSeries(a.*,b.*,c.*)", None),
+            ("highest(a.*,2,'max')", None),
+            ("template(scale(a.$x,$n),x='b',n=2)", None),
+            ("groupByTags(seriesByTag('name=cpu','dc=~x.*'),'sum','host')", None),
+            ("scale(seriesByTag('name=cpu'),'two')", Some(("Invalid \"float\" value specified for function \"scale\" parameter \"factor\": 'two'", "'two')"))),
+            ("movingAverage(a.b, \"x\")", Some(("Invalid \"intOrInterval\" value specified for function \"movingAverage\" parameter \"windowSize\": 'x'", "\"x\")"))),
+            ("scale(a.b)", Some(("Missing required parameter \"factor\" for function \"scale\"", "scale(a.b)"))),
+            ("alias(scale(a.b,'two'),'x')", Some(("Invalid \"float\" value specified for function \"scale\" parameter \"factor\": 'two'", "'two'),'x')"))),
+            ("scale(a.b,2,3)", Some(("Too many parameters specified for function \"scale\"", "3)"))),
+            ("aliasByNode(a.b,x.y)", Some(("Invalid \"nodeOrTag\" value specified for function \"aliasByNode\" parameter \"nodes\": <seriesList of 0 series>", "x.y)"))),
+            ("summarize(a.b,'1h',func='nosuch')", Some(("Invalid option specified for function \"summarize\" parameter \"func\": 'nosuch'", "'nosuch')"))),
+            ("summarize(a.b,'1h',fn='max')", Some(("Unexpected key word arguments: fn", "'max')"))),
+            ("sumSeries(a.b,3)", Some(("Invalid \"seriesList\" value specified for function \"sumSeries\" parameter \"seriesLists\": 3", "3)"))),
+            ("a.b|movingAverage(None)", Some(("Invalid \"intOrInterval\" value specified for function \"movingAverage\" parameter \"windowSize\": None", "None)"))),
+            ("scale(sumSeriez(a.*),2)", Some(("unknown function \"sumSeriez\"", "sumSeriez(a.*),2)"))),
+        ];
+        for (target, want) in cases {
+            let got = check_target(target);
+            match (want, got) {
+                (None, Ok(_)) => {}
+                (None, Err(e)) => panic!("{target}: {e}"),
+                (Some((msg, _)), Ok(_)) => panic!("{target}: accepted, wanted {msg}"),
+                (Some((msg, at)), Err(e)) => {
+                    assert_eq!(e.message(), *msg, "{target}");
+                    let rest: String = target.chars().skip(e.column() - 1).collect();
+                    assert_eq!(rest, *at, "{target}: caret at column {}\n{e}", e.column());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn check_target_agrees_with_evaluation() {
+        // Whatever check_target rejects, evaluation rejects with the same message.
+        for target in [
+            "movingAverage(a.b,'x')",
+            "scale(a.b)",
+            "scale(a.b,1,2)",
+            "summarize(a.b,'1h',fn='max')",
+        ] {
+            let static_msg = check_target(target).unwrap_err().message().to_string();
+            let expr = crate::expr::parse::parse(target).unwrap();
+            let fetched = crate::eval::Fetched::default();
+            let mut ctx = crate::eval::Context::new(0, 60, 60, &fetched);
+            let err = ctx.eval(&expr, 0, 60).unwrap_err();
+            assert_eq!(err.to_string(), static_msg, "{target}");
+        }
     }
 
     #[test]
