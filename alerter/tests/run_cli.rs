@@ -448,5 +448,17 @@ async fn sighup_reloads_and_a_bad_file_keeps_the_running_config() {
         "Load was not paged again: {:?}",
         hook.got()
     );
+
+    // The firing "Disk free" alert removed from the file: its resolve is sent, once.
+    std::fs::write(&file, &good).unwrap();
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    wait_for("the removed alert's resolve", || hook.got().len() == 3).await;
+    let got = hook.got();
+    assert_eq!(got[2].1["alert"], "Disk free");
+    assert_eq!(got[2].1["level"], "OK");
+    assert_eq!(got[2].1["previous_level"], "CRITICAL");
+    let before = render.requests();
+    wait_for("two more cycles", || render.requests() >= before + 2).await;
+    assert_eq!(hook.got().len(), 3, "{:?}", hook.got());
     drop(child);
 }

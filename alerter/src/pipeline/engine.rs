@@ -284,23 +284,57 @@ impl Engine {
             .filter(|(a, _)| !names.contains(a.as_str()))
             .cloned()
             .collect();
+        // A removed alert that receivers were told is firing gets its resolve, built from the
+        // old definition (its routes, templates and runbook link), so no incident stays open.
+        let now = unix_now();
+        let mut resolves: Vec<(String, Message)> = Vec::new();
+        for k in &gone {
+            let Some(st) = self.states.get(k) else {
+                continue;
+            };
+            if st.notified_level == Level::Ok {
+                continue;
+            }
+            let Some(alert) = self.cfg.alerts.iter().find(|a| a.name == k.0) else {
+                continue;
+            };
+            tracing::info!(
+                alert = %k.0, series = %k.1,
+                "alert removed from the file while {}: sending its resolve",
+                st.notified_level
+            );
+            let n = route::notification(
+                alert,
+                self.cfg.graphite.url.as_deref(),
+                &k.1,
+                st.notified_level,
+                Level::Ok,
+                None,
+                now,
+            );
+            let due = Due::Change {
+                from: st.notified_level,
+                to: Level::Ok,
+            };
+            resolves.extend(route::messages(&alert.routes, due, &n));
+        }
         if let Some(store) = &self.store {
             let mut tx = store.pool().begin().await?;
             for (a, s) in &gone {
                 Store::delete(&mut tx, a, s).await?;
             }
-            tx.commit().await?;
-        }
-        for k in &gone {
-            if let Some(st) = self.states.remove(k) {
-                if st.notified_level != Level::Ok {
-                    tracing::warn!(
-                        alert = %k.0, series = %k.1,
-                        "alert removed from the file while {}: no resolve is sent for it",
-                        st.notified_level
-                    );
+            if self.outbox.is_some() {
+                for (notifier, msg) in &resolves {
+                    Outbox::enqueue_in(&mut tx, notifier, msg).await?;
                 }
             }
+            tx.commit().await?;
+            if let (Some(outbox), false) = (&self.outbox, resolves.is_empty()) {
+                outbox.wake();
+            }
+        }
+        for k in &gone {
+            self.states.remove(k);
         }
         drop(names);
         self.cfg = cfg;
