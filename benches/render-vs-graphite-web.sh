@@ -7,8 +7,9 @@
 # graphite-web reads those files; carbide receives exactly the same points over its carbon TCP
 # port (read back from the whisper files), then serves them from its cache + SQLite.
 #
-# Usage: benches/render-vs-graphite-web.sh [WORKERS] [REQUESTS_GW] [REQUESTS_CARBIDE]
-#        (defaults 2 20 400; WORKERS = gunicorn workers = client threads for both)
+# Usage: [BASELINE=path/to/other/carbide] benches/render-vs-graphite-web.sh [WORKERS] [REQUESTS_GW] [REQUESTS_CARBIDE]
+#        (defaults 2 20 400; WORKERS = gunicorn workers = client threads for both). With
+#        BASELINE, that binary is benched first in the same run (before/after comparisons).
 # Needs: tests/graphite-web/setup.sh run once (the graphite-web venv); builds carbide (release).
 set -euo pipefail
 
@@ -57,17 +58,20 @@ with open(out, "w") as f:
 print("%d points" % n)
 PY
 
-echo "== carbide serve"
-printf '[bench]\npattern = .*\nretentions = 10s:2d\n' > "$WORK/schemas.conf"
-"$CARBIDE" serve --data-dir "$WORK/data" --schemas "$WORK/schemas.conf" \
-    --carbon-tcp 127.0.0.1:0 --carbon-udp off --http-listen 127.0.0.1:0 \
-    > "$WORK/serve.out" 2> "$WORK/serve.log" &
-PID=$!
-for _ in $(seq 100); do grep -q "http://" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
-read -r CARBON URL < <(python3 -c '
+# Serve the bench points with carbide binary $1 and bench it into $WORK/$2.txt.
+bench_carbide() {
+    local bin=$1 name=$2
+    echo "== $name: carbide serve ($bin)"
+    rm -rf "$WORK/data"
+    "$bin" serve --data-dir "$WORK/data" --schemas "$WORK/schemas.conf" \
+        --carbon-tcp 127.0.0.1:0 --carbon-udp off --http-listen 127.0.0.1:0 \
+        > "$WORK/serve.out" 2> "$WORK/serve.log" &
+    PID=$!
+    for _ in $(seq 100); do grep -q "http://" "$WORK/serve.out" 2>/dev/null && break; sleep 0.1; done
+    read -r CARBON URL < <(python3 -c '
 import sys; w = open(sys.argv[1]).read().split()
 print(w[3], w[7].rstrip(","))' "$WORK/serve.out")
-python3 - "$CARBON" "$WORK/lines.txt" "$URL" <<'PY'
+    python3 - "$CARBON" "$WORK/lines.txt" "$URL" <<'PY'
 import socket, sys, time, urllib.request
 host, port = sys.argv[1].rsplit(":", 1)
 s = socket.create_connection((host, int(port)))
@@ -81,26 +85,36 @@ for _ in range(600):
 else:
     raise SystemExit("carbide never saw the sentinel")
 PY
-sleep 6 # one flush: measure reads from SQLite + cache, the steady state
+    sleep 6 # one flush: measure reads from SQLite + cache, the steady state
+    echo "== $name ($URL)"
+    "$VPY" "$BENCH" --url "$URL" --workers "$WORKERS" --requests "$REQ_CB" --json | tee "$WORK/$name.txt"
+    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
+}
 
-echo "== carbide ($URL)"
-"$VPY" "$BENCH" --url "$URL" --workers "$WORKERS" --requests "$REQ_CB" --json | tee "$WORK/carbide.txt"
+printf '[bench]\npattern = .*\nretentions = 10s:2d\n' > "$WORK/schemas.conf"
+SIDES=()
+if [ -n "${BASELINE:-}" ]; then
+    bench_carbide "$BASELINE" baseline
+    SIDES+=("baseline=$WORK/baseline.txt")
+fi
+bench_carbide "$CARBIDE" carbide
+SIDES+=("carbide=$WORK/carbide.txt")
 echo "== graphite-web"
 "$VPY" "$BENCH" --serve --workers "$WORKERS" --requests "$REQ_GW" --json | tee "$WORK/gw.txt"
 
-python3 - "$WORK/carbide.txt" "$WORK/gw.txt" <<'PY'
+python3 - "$WORK/gw.txt" "${SIDES[@]}" <<'PY'
 import json, sys
 def load(p):
     return {json.loads(l)["target"]: json.loads(l) for l in open(p) if l.startswith("{")}
-cb, gw = load(sys.argv[1]), load(sys.argv[2])
-print("\n%-22s %12s %12s %8s   %s" % ("target", "carbide r/s", "gw r/s", "ratio", "p50/p99 ms carbide | graphite-web"))
-for i, (t, c) in enumerate(cb.items(), 1):
-    g = gw.get(t)
-    if not g:
-        continue
-    print("%-22s %12.1f %12.2f %7.1fx   %.1f/%.1f | %.1f/%.1f" % (
-        "target %d" % i, c["rps"], g["rps"], c["rps"] / g["rps"] if g["rps"] else float("nan"),
-        c["p50_ms"], c["p99_ms"], g["p50_ms"], g["p99_ms"]))
-    if c["errors"] or g["errors"]:
-        print("  errors: carbide %d, graphite-web %d" % (c["errors"], g["errors"]))
+gw = load(sys.argv[1])
+sides = [(a.split("=", 1)[0], load(a.split("=", 1)[1])) for a in sys.argv[2:]]
+print("\n%-10s %-12s %10s %10s %10s %9s" % ("target", "server", "req/s", "p50 ms", "p99 ms", "vs gw"))
+for i, (t, g) in enumerate(gw.items(), 1):
+    rows = [("graphite-web", g)] + [(n, s[t]) for n, s in sides if t in s]
+    for n, r in rows:
+        ratio = r["rps"] / g["rps"] if g["rps"] else float("nan")
+        print("%-10s %-12s %10.1f %10.1f %10.1f %8.1fx" % (
+            "target %d" % i, n, r["rps"], r["p50_ms"], r["p99_ms"], ratio))
+        if r["errors"]:
+            print("  errors: %s %d" % (n, r["errors"]))
 PY

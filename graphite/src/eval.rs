@@ -44,6 +44,14 @@ pub trait Source {
                 .into(),
         })
     }
+
+    /// The largest step `pattern`'s series would be fetched at over `[from, until)`, if the
+    /// source knows it without fetching (the store knows its schemas). [`render`] uses it to
+    /// plan step-dependent windows (`movingAverage(x, 10)`) before the first fetch, so a
+    /// pattern's base and widened windows arrive in one [`Source::fetch`] call.
+    fn step_hint(&self, _pattern: &str, _from: i64, _until: i64) -> Option<i64> {
+        None
+    }
 }
 
 /// Data fetched for a request, keyed by request.
@@ -82,7 +90,7 @@ pub enum EvalError {
 /// [`evaluate`] asks for them.
 pub fn plan(expr: &Expr, from: i64, until: i64) -> Vec<FetchRequest> {
     let mut out = Vec::new();
-    plan_into(expr, from, until, None, &mut out);
+    plan_into(expr, from, until, &|_, _, _| None, &mut out);
     out.sort();
     out.dedup();
     out
@@ -94,7 +102,30 @@ pub fn plan(expr: &Expr, from: i64, until: i64) -> Vec<FetchRequest> {
 /// [`evaluate`] still asks for anything missing.
 pub fn plan_with_steps(expr: &Expr, from: i64, until: i64, data: &Fetched) -> Vec<FetchRequest> {
     let mut out = Vec::new();
-    plan_into(expr, from, until, Some(data), &mut out);
+    plan_into(expr, from, until, &|e, _, _| step_hint(e, data), &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Like [`plan_with_steps`], with the steps from the source's [`Source::step_hint`] instead
+/// of fetched data (the same as [`plan`] for a source that gives no hints).
+pub fn plan_with_source(
+    expr: &Expr,
+    from: i64,
+    until: i64,
+    source: &dyn Source,
+) -> Vec<FetchRequest> {
+    let hint = |e: &Expr, f: i64, u: i64| {
+        let mut paths = Vec::new();
+        collect_paths(e, &mut paths);
+        paths
+            .into_iter()
+            .filter_map(|p| source.step_hint(p, f, u))
+            .max()
+    };
+    let mut out = Vec::new();
+    plan_into(expr, from, until, &hint, &mut out);
     out.sort();
     out.dedup();
     out
@@ -121,13 +152,10 @@ fn collect_paths<'a>(expr: &'a Expr, out: &mut Vec<&'a str>) {
     }
 }
 
-fn plan_into(
-    expr: &Expr,
-    from: i64,
-    until: i64,
-    data: Option<&Fetched>,
-    out: &mut Vec<FetchRequest>,
-) {
+/// A function's step guess for its first argument over a window: `(expr, from, until)`.
+type StepHint<'a> = dyn Fn(&Expr, i64, i64) -> Option<i64> + 'a;
+
+fn plan_into(expr: &Expr, from: i64, until: i64, hint: &StepHint<'_>, out: &mut Vec<FetchRequest>) {
     match expr {
         Expr::Path(p) | Expr::SeriesByTag { raw: p, .. } => {
             out.push(FetchRequest {
@@ -138,16 +166,15 @@ fn plan_into(
         }
         Expr::Call(call) => {
             for a in &call.args {
-                plan_into(a, from, until, data, out);
+                plan_into(a, from, until, hint, out);
             }
             for (_, a) in &call.kwargs {
-                plan_into(a, from, until, data, out);
+                plan_into(a, from, until, hint, out);
             }
             let window = functions::lookup(&call.name).and_then(|f| f.window);
             if let (Some(window), Some(first)) = (window, call.args.first()) {
-                let hint = data.and_then(|d| step_hint(first, d));
-                for (f, u) in window(call, from, until, hint) {
-                    plan_into(first, f, u, data, out);
+                for (f, u) in window(call, from, until, hint(first, from, until)) {
+                    plan_into(first, f, u, hint, out);
                 }
             }
         }
@@ -312,8 +339,10 @@ pub fn render(
 ) -> Result<Vec<Series>, EvalError> {
     const MAX_ROUNDS: usize = 8;
     let mut data = Fetched::new();
-    let mut want: BTreeSet<FetchRequest> =
-        targets.iter().flat_map(|t| plan(t, from, until)).collect();
+    let mut want: BTreeSet<FetchRequest> = targets
+        .iter()
+        .flat_map(|t| plan_with_source(t, from, until, source))
+        .collect();
     let reqs: Vec<FetchRequest> = want.iter().cloned().collect();
     if !reqs.is_empty() {
         for (r, s) in reqs.iter().cloned().zip(crate::tags::fetch(source, &reqs)?) {
@@ -598,6 +627,41 @@ mod tests {
         .unwrap();
         render(&[e], 500, 900, 900, &src).unwrap();
         assert_eq!(src.1.borrow().len(), 2, "{:?}", src.1.borrow());
+    }
+
+    /// Counts its `fetch` calls and knows every step (10 s) without fetching.
+    struct Hinting(MemorySource, std::cell::RefCell<Vec<Vec<FetchRequest>>>);
+    impl Source for Hinting {
+        fn fetch(&self, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError> {
+            self.1.borrow_mut().push(reqs.to_vec());
+            self.0.fetch(reqs)
+        }
+        fn step_hint(&self, _: &str, _: i64, _: i64) -> Option<i64> {
+            Some(10)
+        }
+    }
+
+    #[test]
+    fn step_hints_put_base_and_widened_windows_in_one_fetch() {
+        let series: Vec<Series> = (0..4)
+            .map(|i| {
+                let v = (0..100).map(|j| Some((i * j % 7) as f64)).collect();
+                Series::new(format!("s.h{i}.b.c"), 0, 1000, 10, v)
+            })
+            .collect();
+        let e = crate::expr::parse(
+            "aliasByNode(movingMedian(groupByNode(s.*.b.c,2,'averageSeries'),10),0)",
+        )
+        .unwrap();
+        let src = Hinting(MemorySource::new(series.clone()), Default::default());
+        let got = render(std::slice::from_ref(&e), 500, 900, 900, &src).unwrap();
+        let calls = src.1.borrow();
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        let windows: Vec<(i64, i64)> = calls[0].iter().map(|r| (r.from, r.until)).collect();
+        assert_eq!(windows, [(400, 900), (500, 900)]);
+        // The same answer as without hints.
+        let plain = render(&[e], 500, 900, 900, &MemorySource::new(series)).unwrap();
+        assert_eq!(got, plain);
     }
 
     #[test]

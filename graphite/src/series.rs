@@ -306,13 +306,22 @@ fn strip_zeros(s: String) -> String {
 /// Python's `str(float)` / `repr(float)`: shortest round-trip digits, `2.0`, `0.0001`,
 /// `1e-05`, `1e+16`, `inf`, `nan`.
 pub fn py_float(x: f64) -> String {
-    // Fast path (render bodies format every point): where both use positional notation,
-    // ryu's shortest round-trip text is Python's (`5.0`, `0.1`, `-0.0`, `123.456`).
+    let mut out = String::new();
+    push_py_float(&mut out, x);
+    out
+}
+
+/// [`py_float`] appended to `out`, without allocating on the common path (render bodies
+/// format every point).
+pub fn push_py_float(out: &mut String, x: f64) {
+    // Where both use positional notation, ryu's shortest round-trip text is Python's
+    // (`5.0`, `0.1`, `-0.0`, `123.456`).
     let a = x.abs();
     if a == 0.0 || (1e-4..1e15).contains(&a) {
-        return ryu::Buffer::new().format_finite(x).to_string();
+        out.push_str(ryu::Buffer::new().format_finite(x));
+    } else {
+        out.push_str(&py_float_general(x));
     }
-    py_float_general(x)
 }
 
 /// The general rule behind [`py_float`], without the fast path.

@@ -12,7 +12,7 @@
 
 use std::fmt::Write as _;
 
-use crate::series::py_float;
+use crate::series::push_py_float;
 
 /// One series of a render answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,9 +87,11 @@ pub fn to_json(series: &[Series]) -> String {
                 Some(x) if x.is_infinite() => {
                     out.push_str(if *x > 0.0 { "1e9999" } else { "-1e9999" })
                 }
-                Some(x) => out.push_str(&py_float(*x)),
+                Some(x) => push_py_float(&mut out, *x),
             }
-            let _ = write!(out, ", {ts}]");
+            out.push_str(", ");
+            out.push_str(itoa::Buffer::new().format(*ts));
+            out.push(']');
         }
         out.push_str("]}");
     }

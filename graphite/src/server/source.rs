@@ -1,20 +1,24 @@
 //! [`StoreSource`]: the evaluator's [`Source`] over the store.
 //!
 //! The evaluator is synchronous; renders run on a blocking thread (`spawn_blocking`) and each
-//! fetch waits for [`Store::fetch`] on the runtime through a [`Handle`]. Before anything is
-//! read, the points a fetch would return are estimated from the matching series' schemas
-//! (the archive whisper's rule picks for the window) and the request is refused when the
-//! render's total would exceed [`StoreSource::max_points`].
+//! fetch waits for [`Store::fetch_series`] on the runtime through a [`Handle`]. Each pattern
+//! is resolved (index glob, ids, schemas) once per request and read once per `fetch` call:
+//! the windows asked for one pattern (e.g. `movingMedian`'s base and widened windows) are
+//! read as their union and sliced, where whisper's archive choice is the same for both.
+//! Before anything is read, the points the reads return are counted from the schemas and
+//! the request is refused when the render's total would exceed [`StoreSource::max_points`].
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
 
 use crate::eval::{EvalError, FetchRequest, Source};
+use crate::glob::GlobPattern;
 use crate::series::Series;
 use crate::store::schema::SeriesSchema;
-use crate::store::Store;
+use crate::store::{Fetched, Matched, ReadWindow, Store};
 
 /// A [`Source`] reading the store at a fixed `now`.
 pub struct StoreSource {
@@ -24,6 +28,16 @@ pub struct StoreSource {
     max_points: u64,
     used: AtomicU64,
     limit_hit: AtomicBool,
+    /// Patterns resolved so far in this request.
+    resolved: Mutex<HashMap<String, Arc<Vec<Matched>>>>,
+}
+
+/// How one request of a [`StoreSource::fetch`] call is answered.
+enum Plan {
+    /// A slice of its pattern's union read.
+    Slice,
+    /// Its own read (whisper picks another archive for it than for the union).
+    Alone,
 }
 
 impl StoreSource {
@@ -36,6 +50,7 @@ impl StoreSource {
             max_points,
             used: AtomicU64::new(0),
             limit_hit: AtomicBool::new(false),
+            resolved: Mutex::new(HashMap::new()),
         }
     }
 
@@ -51,31 +66,101 @@ impl StoreSource {
 
     /// Points [`Store::fetch`] returns for one series of `schema` over `[from, until)`.
     pub fn estimate(schema: &SeriesSchema, from: i64, until: i64, now: i64) -> u64 {
-        if from > now || schema.archives.is_empty() {
-            return 0;
+        ReadWindow::of(schema, from, until, now).map_or(0, |w| w.points() as u64)
+    }
+
+    /// The series of `pattern`, resolved once per request.
+    fn resolve(&self, pattern: &str) -> Result<Arc<Vec<Matched>>, EvalError> {
+        let mut cache = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = cache.get(pattern) {
+            return Ok(m.clone());
         }
-        let from = from.max(now - schema.max_retention());
-        let until = until.min(now).max(from);
-        let k = schema
-            .archive_for_age(now - from)
-            .unwrap_or(schema.archives.len() - 1);
-        let step = schema.archives[k].step.max(1);
-        ((until - from) / step + 2) as u64
+        let glob = GlobPattern::new(pattern).map_err(|e| EvalError::Source {
+            pattern: pattern.to_string(),
+            message: e.to_string(),
+        })?;
+        let m = Arc::new(self.store.resolve(&glob));
+        cache.insert(pattern.to_string(), m.clone());
+        Ok(m)
+    }
+
+    fn read(&self, series: &[Matched], from: i64, until: i64) -> Result<Vec<Fetched>, EvalError> {
+        self.handle
+            .block_on(self.store.fetch_series(series, from, until, self.now))
+            .map_err(|e| EvalError::Source {
+                pattern: series.first().map(|m| m.path.clone()).unwrap_or_default(),
+                message: e.to_string(),
+            })
+    }
+
+    /// The series `r` gets: whisper returns nothing for a window ending before a series'
+    /// retention; `got[i]` is series `i`'s read.
+    fn answer(&self, r: &FetchRequest, series: &[Matched], got: Vec<Fetched>) -> Vec<Series> {
+        series
+            .iter()
+            .zip(got)
+            .filter(|(m, _)| r.until >= self.now - m.schema.max_retention())
+            .map(|(_, f)| {
+                let mut s = Series::new(f.path, f.start, f.end, f.step, f.values);
+                s.path_expression.clone_from(&r.pattern);
+                s
+            })
+            .collect()
     }
 }
 
 impl Source for StoreSource {
     fn fetch(&self, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError> {
-        let mut planned = 0u64;
-        let mut matched = Vec::with_capacity(reqs.len());
-        for r in reqs {
-            let paths = self.store.expand(&r.pattern);
-            for p in &paths {
-                let schema = self.store.schema_of(p);
-                planned =
-                    planned.saturating_add(Self::estimate(&schema, r.from, r.until, self.now));
+        // Group by pattern: one union read per pattern, plus any request whose archive
+        // differs from the union's.
+        let mut patterns: Vec<(&str, i64, i64, Vec<usize>)> = Vec::new();
+        for (i, r) in reqs.iter().enumerate() {
+            match patterns.iter_mut().find(|p| p.0 == r.pattern) {
+                Some(p) => {
+                    p.1 = p.1.min(r.from);
+                    p.2 = p.2.max(r.until);
+                    p.3.push(i);
+                }
+                None => patterns.push((&r.pattern, r.from, r.until, vec![i])),
             }
-            matched.push(paths.len());
+        }
+        let mut planned = 0u64;
+        let mut matched = 0usize;
+        let mut work = Vec::with_capacity(patterns.len());
+        for (pattern, from, until, members) in patterns {
+            let series = self.resolve(pattern)?;
+            let mut plans = Vec::with_capacity(members.len());
+            let mut alone = 0u64;
+            for &i in &members {
+                let r = &reqs[i];
+                // A reversed window is the store's error to report: read it alone.
+                let fits = r.from <= r.until
+                    && series.iter().all(|m| {
+                        match (
+                            ReadWindow::of(&m.schema, r.from, r.until, self.now),
+                            ReadWindow::of(&m.schema, from, until, self.now),
+                        ) {
+                            (Some(n), Some(w)) => n.within(&w),
+                            (None, _) => true,
+                            (Some(_), None) => false,
+                        }
+                    });
+                if fits {
+                    plans.push(Plan::Slice);
+                } else {
+                    plans.push(Plan::Alone);
+                    for m in series.iter() {
+                        alone = alone
+                            .saturating_add(Self::estimate(&m.schema, r.from, r.until, self.now));
+                    }
+                }
+            }
+            for m in series.iter() {
+                planned = planned.saturating_add(Self::estimate(&m.schema, from, until, self.now));
+            }
+            planned = planned.saturating_add(alone);
+            matched += series.len();
+            work.push((from, until, members, plans, series));
         }
         let total = self.used.load(Relaxed).saturating_add(planned);
         if total > self.max_points {
@@ -84,35 +169,41 @@ impl Source for StoreSource {
             return Err(EvalError::Source {
                 pattern,
                 message: format!(
-                    "the request would read about {total} points ({} series), more than the limit of {}; \
+                    "the request would read about {total} points ({matched} series), more than the limit of {}; \
                      ask for a shorter from/until range or fewer series (the limit is max_points_per_request)",
-                    matched.iter().sum::<usize>(),
                     self.max_points
                 ),
             });
         }
         self.used.store(total, Relaxed);
-        let mut out = Vec::with_capacity(reqs.len());
-        for r in reqs {
-            let fetched = self
-                .handle
-                .block_on(self.store.fetch(&r.pattern, r.from, r.until, self.now))
-                .map_err(|e| EvalError::Source {
-                    pattern: r.pattern.clone(),
-                    message: e.to_string(),
-                })?;
-            out.push(
-                fetched
-                    .into_iter()
-                    // whisper returns nothing for a window ending before the retention.
-                    .filter(|f| r.until >= self.now - self.store.schema_of(&f.path).max_retention())
-                    .map(|f| {
-                        let mut s = Series::new(f.path, f.start, f.end, f.step, f.values);
-                        s.path_expression.clone_from(&r.pattern);
-                        s
-                    })
-                    .collect(),
-            );
+        let mut out: Vec<Vec<Series>> = vec![Vec::new(); reqs.len()];
+        for (from, until, members, plans, series) in work {
+            let mut union = if plans.iter().any(|p| matches!(p, Plan::Slice)) {
+                self.read(&series, from, until)?
+            } else {
+                Vec::new()
+            };
+            // Requests for the union window itself take the union read last (the last one
+            // without a copy).
+            let mut whole = Vec::new();
+            for (&i, plan) in members.iter().zip(&plans) {
+                let r = &reqs[i];
+                let got = match plan {
+                    Plan::Alone => self.read(&series, r.from, r.until)?,
+                    Plan::Slice if (r.from, r.until) == (from, until) => {
+                        whole.push(i);
+                        continue;
+                    }
+                    Plan::Slice => slice(&series, &union, r.from, r.until, self.now),
+                };
+                out[i] = self.answer(r, &series, got);
+            }
+            if let Some((&last, rest)) = whole.split_last() {
+                for &i in rest {
+                    out[i] = self.answer(&reqs[i], &series, union.clone());
+                }
+                out[last] = self.answer(&reqs[last], &series, std::mem::take(&mut union));
+            }
         }
         Ok(out)
     }
@@ -122,4 +213,34 @@ impl Source for StoreSource {
             .find_tagged(exprs)
             .map_err(crate::tags::query_error)
     }
+
+    fn step_hint(&self, pattern: &str, from: i64, until: i64) -> Option<i64> {
+        let series = self.resolve(pattern).ok()?;
+        series
+            .iter()
+            .filter_map(|m| ReadWindow::of(&m.schema, from, until, self.now))
+            .map(|w| w.step)
+            .max()
+    }
+}
+
+/// What reading `series` over `[from, until)` returns, cut from `union`, their read over a
+/// window containing it with the same archives (checked by the caller).
+fn slice(series: &[Matched], union: &[Fetched], from: i64, until: i64, now: i64) -> Vec<Fetched> {
+    series
+        .iter()
+        .zip(union)
+        .filter_map(|(m, u)| {
+            let w = ReadWindow::of(&m.schema, from, until, now)?;
+            let lo = ((w.start - u.start) / w.step) as usize;
+            let hi = ((w.end - u.start) / w.step) as usize;
+            Some(Fetched {
+                path: u.path.clone(),
+                start: w.start,
+                end: w.end,
+                step: w.step,
+                values: u.values.get(lo..hi)?.to_vec(),
+            })
+        })
+        .collect()
 }

@@ -115,14 +115,6 @@ pub fn needs(schema: &SeriesSchema, pts: &[Pt], out: &mut BTreeSet<ChunkKey>) {
     }
 }
 
-fn get(map: &ChunkMap, archive: usize, step: i64, ts: i64) -> f64 {
-    let c = chunk_start(ts, step);
-    match map.get(&(archive as u8, c)) {
-        Some(v) => v[((ts - c) / step) as usize],
-        None => f64::NAN,
-    }
-}
-
 fn set(
     map: &mut ChunkMap,
     touched: &mut BTreeSet<ChunkKey>,
@@ -196,7 +188,7 @@ pub fn apply(
     }
 }
 
-/// Values of `archive` for slots `[from, until)` (both slot-aligned).
+/// Values of `archive` for slots `[from, until)` (both slot-aligned): one lookup per chunk.
 pub fn extract(
     map: &ChunkMap,
     archive: usize,
@@ -204,14 +196,79 @@ pub fn extract(
     from: i64,
     until: i64,
 ) -> Vec<Option<f64>> {
-    let mut out = Vec::with_capacity(((until - from) / step).max(0) as usize);
+    let n = ((until - from) / step).max(0) as usize;
+    let mut out = Vec::with_capacity(n);
     let mut t = from;
-    while t < until {
-        let v = get(map, archive, step, t);
-        out.push((!v.is_nan()).then_some(v));
-        t += step;
+    while out.len() < n {
+        let c = chunk_start(t, step);
+        let first = ((t - c) / step) as usize;
+        let take = (CHUNK_SLOTS as usize - first).min(n - out.len());
+        match map.get(&(archive as u8, c)) {
+            Some(v) => out.extend(
+                v[first..first + take]
+                    .iter()
+                    .map(|x| (!x.is_nan()).then_some(*x)),
+            ),
+            None => out.resize(out.len() + take, None),
+        }
+        t += take as i64 * step;
     }
     out
+}
+
+/// Decode the chunk starting at `chunk_start` (slots of `step` seconds) straight into
+/// `out`, whose slot 0 is at `from`: slots outside `out` are skipped, missing values left
+/// as they are. False (and `out` unchanged) if the blob is not one [`encode`] wrote.
+pub fn decode_into(
+    blob: &[u8],
+    chunk_start: i64,
+    step: i64,
+    from: i64,
+    out: &mut [Option<f64>],
+) -> bool {
+    let Some((&kind, body)) = blob.split_first() else {
+        return false;
+    };
+    // Output index of the chunk's slot j is j - skip (skip may be negative).
+    let skip = (from - chunk_start) / step;
+    let put = |out: &mut [Option<f64>], j: usize, v: f64| {
+        let k = j as i64 - skip;
+        if k >= 0 && (k as usize) < out.len() && !v.is_nan() {
+            out[k as usize] = Some(v);
+        }
+    };
+    match kind {
+        0 if body.len() == CHUNK_SLOTS as usize * 8 => {
+            let lo = skip.clamp(0, CHUNK_SLOTS) as usize;
+            let hi = (skip + out.len() as i64).clamp(0, CHUNK_SLOTS) as usize;
+            for (j, b) in body.chunks_exact(8).enumerate().take(hi).skip(lo) {
+                let mut le = [0u8; 8];
+                le.copy_from_slice(b);
+                put(out, j, f64::from_le_bytes(le));
+            }
+            true
+        }
+        1 if body.len() % 10 == 0 => {
+            let entries = body.chunks_exact(10);
+            if entries
+                .clone()
+                .any(|e| u16::from_le_bytes([e[0], e[1]]) as i64 >= CHUNK_SLOTS)
+            {
+                return false;
+            }
+            for e in entries {
+                let mut le = [0u8; 8];
+                le.copy_from_slice(&e[2..10]);
+                put(
+                    out,
+                    u16::from_le_bytes([e[0], e[1]]) as usize,
+                    f64::from_le_bytes(le),
+                );
+            }
+            true
+        }
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +295,59 @@ mod tests {
 
     fn pt(ts: i64, value: f64) -> Pt {
         Pt { ts, value, dest: 0 }
+    }
+
+    #[test]
+    fn decode_into_and_extract_agree_with_decode() {
+        let step = 10;
+        let c0 = chunk_start(1_700_000_000, step);
+        let span = step * CHUNK_SLOTS;
+        let mut dense = vec![f64::NAN; CHUNK_SLOTS as usize];
+        let mut sparse = dense.clone();
+        for (i, v) in dense.iter_mut().enumerate() {
+            if i % 5 != 0 {
+                *v = i as f64;
+            }
+        }
+        sparse[7] = -7.0;
+        sparse[300] = 3.0;
+        let mut map = ChunkMap::default();
+        map.insert((0, c0), dense.clone());
+        map.insert((0, c0 + 2 * span), sparse.clone());
+        // Windows starting before, inside and after chunk boundaries; chunk c0 + span missing.
+        for (from, until) in [
+            (c0, c0 + span),
+            (c0 - 5 * step, c0 + 3 * span),
+            (c0 + 100 * step, c0 + 2 * span + 8 * step),
+            (c0 + 2 * span + 7 * step, c0 + 2 * span + 8 * step),
+        ] {
+            let want: Vec<Option<f64>> = (0..(until - from) / step)
+                .map(|i| {
+                    let t = from + i * step;
+                    let c = chunk_start(t, step);
+                    map.get(&(0, c))
+                        .map(|v| v[((t - c) / step) as usize])
+                        .filter(|v| !v.is_nan())
+                })
+                .collect();
+            assert_eq!(extract(&map, 0, step, from, until), want);
+            let mut got = vec![None; want.len()];
+            for (c, v) in [(c0, &dense), (c0 + 2 * span, &sparse)] {
+                assert!(decode_into(&encode(v), c, step, from, &mut got));
+            }
+            assert_eq!(got, want, "{from}..{until}");
+        }
+        let mut out = vec![None; 4];
+        assert!(!decode_into(
+            &[1, 0x70, 0x01, 0, 0, 0, 0, 0, 0, 0, 0],
+            c0,
+            step,
+            c0,
+            &mut out
+        ));
+        assert!(!decode_into(&[0, 1, 2], c0, step, c0, &mut out));
+        assert!(!decode_into(&[], c0, step, c0, &mut out));
+        assert_eq!(out, vec![None; 4]);
     }
 
     #[test]

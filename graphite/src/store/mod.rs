@@ -25,6 +25,7 @@
 pub mod chunk;
 pub mod clock;
 pub mod index;
+pub mod read;
 pub mod schema;
 pub mod server;
 pub mod tags;
@@ -42,6 +43,7 @@ use crate::glob::GlobPattern;
 use chunk::{ChunkKey, ChunkMap, Pt};
 pub use index::FindNode;
 use index::Index;
+pub use read::{Matched, ReadWindow};
 use schema::{Aggregation, Archive, Schemas, SeriesSchema};
 
 /// Points more than this far in the future are dropped (counted with the out-of-retention ones).
@@ -225,9 +227,6 @@ const SCHEMA_SQL: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS chunks_expires ON chunks(expires)",
 ];
 
-/// One series as a read sees it in the cache: id, schema, cached points.
-type Snapshot = (u64, Arc<SeriesSchema>, Vec<Pt>);
-
 /// One series in a flush.
 struct FlushItem {
     path: Arc<str>,
@@ -268,7 +267,11 @@ impl Store {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Reads (megabytes of chunks per render) map the file instead of copying each
+            // page through read(2), and a query's rows run ahead of the task decoding them.
+            .pragma("mmap_size", "1073741824")
+            .row_buffer_size(1024);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts)
@@ -557,44 +560,6 @@ impl Store {
             .collect()
     }
 
-    async fn load_chunks(
-        &self,
-        conn: &mut sqlx::SqliteConnection,
-        id: u64,
-        keys: &BTreeSet<ChunkKey>,
-        map: &mut ChunkMap,
-    ) -> Result<(), StoreError> {
-        // One range query per archive over the chunks wanted.
-        let mut ranges: HashMap<u8, (i64, i64)> = HashMap::new();
-        for &(a, c) in keys {
-            let r = ranges.entry(a).or_insert((c, c));
-            r.0 = r.0.min(c);
-            r.1 = r.1.max(c);
-        }
-        for (a, (lo, hi)) in ranges {
-            let rows = sqlx::query(
-                "SELECT chunk_start, data FROM chunks
-                 WHERE series_id = ?1 AND archive = ?2 AND chunk_start BETWEEN ?3 AND ?4",
-            )
-            .bind(id as i64)
-            .bind(a as i64)
-            .bind(lo)
-            .bind(hi)
-            .fetch_all(&mut *conn)
-            .await?;
-            for row in rows {
-                let start: i64 = row.try_get(0)?;
-                let data: Vec<u8> = row.try_get(1)?;
-                if let Some(v) = chunk::decode(&data) {
-                    map.insert((a, start), v);
-                } else {
-                    tracing::warn!(series = id, archive = a, start, "unreadable chunk ignored");
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Write every cached point to SQLite in one transaction, roll up, and expire chunks
     /// older than their archive's retention.
     pub async fn flush_at(&self, now: i64) -> Result<FlushReport, StoreError> {
@@ -826,132 +791,6 @@ impl Store {
             .rows_affected();
         tx.commit().await?;
         Ok(())
-    }
-
-    /// whisper's `fetch` for every series matching `pattern_or_path`: the finest archive
-    /// covering `from` (relative to `now`), `from`/`until` rounded up to the next slot. A
-    /// series whose range is wholly in the future is left out, as whisper returns nothing.
-    pub async fn fetch(
-        &self,
-        pattern_or_path: &str,
-        from: i64,
-        until: i64,
-        now: i64,
-    ) -> Result<Vec<Fetched>, StoreError> {
-        if from > until {
-            return Err(StoreError::InvalidInterval { from, until });
-        }
-        let pattern = GlobPattern::new(pattern_or_path)?;
-        let matches = match self.tagged_match(pattern_or_path) {
-            Some(m) => m,
-            None => self
-                .index
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .expand(&pattern),
-        };
-        // Snapshot the cache before reading chunks (reapplying points a concurrent flush
-        // already committed is idempotent): one lock and one scan of the log per shard.
-        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); SHARDS];
-        for (i, (path, _)) in matches.iter().enumerate() {
-            by_shard[self.shard_of(path)].push(i);
-        }
-        let mut snap: Vec<Option<Snapshot>> = (0..matches.len()).map(|_| None).collect();
-        for (si, list) in by_shard.iter().enumerate() {
-            if list.is_empty() {
-                continue;
-            }
-            let shard = lock(&self.shards[si]);
-            let mut want: HashMap<u32, usize, foldhash::fast::RandomState> = HashMap::default();
-            for &i in list {
-                let Some(slot) = shard.by_path.get(matches[i].0.as_str()) else {
-                    continue;
-                };
-                let Some(meta) = shard.series.get(slot.idx as usize) else {
-                    continue;
-                };
-                want.insert(slot.idx, i);
-                snap[i] = Some((meta.id, meta.schema.clone(), Vec::new()));
-            }
-            for p in shard.flushing.iter().chain(shard.log.iter()) {
-                if let Some(&i) = want.get(&p.series) {
-                    if let Some((_, _, pts)) = snap[i].as_mut() {
-                        pts.push(Pt {
-                            ts: p.ts,
-                            value: p.value,
-                            dest: p.dest,
-                        });
-                    }
-                }
-            }
-        }
-        let mut out = Vec::with_capacity(matches.len());
-        let mut conn = self.pool.acquire().await?;
-        for ((path, _), snap) in matches.into_iter().zip(snap) {
-            let Some((id, schema, pts)) = snap else {
-                continue;
-            };
-            let Some(f) = self
-                .fetch_one(&mut conn, id, &schema, pts, path, from, until, now)
-                .await?
-            else {
-                continue;
-            };
-            out.push(f);
-        }
-        Ok(out)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn fetch_one(
-        &self,
-        conn: &mut sqlx::SqliteConnection,
-        id: u64,
-        schema: &SeriesSchema,
-        mut pts: Vec<Pt>,
-        path: String,
-        from: i64,
-        until: i64,
-        now: i64,
-    ) -> Result<Option<Fetched>, StoreError> {
-        if from > now {
-            return Ok(None);
-        }
-        let from = from.max(now - schema.max_retention());
-        // A range ending before the oldest data still answers one (empty) slot.
-        let until = until.min(now).max(from);
-        let k = schema
-            .archive_for_age(now - from)
-            .unwrap_or(schema.archives.len() - 1);
-        let step = schema.archives[k].step;
-        let start = chunk::slot(from, step) + step;
-        let mut end = chunk::slot(until, step) + step;
-        if start == end {
-            end += step;
-        }
-        // Only points landing in the slots read can change them.
-        pts.retain(|p| {
-            let s = chunk::slot(p.ts, step);
-            (p.dest as usize) <= k && s >= start && s < end
-        });
-        let mut need = BTreeSet::new();
-        let span = step * chunk::CHUNK_SLOTS;
-        let mut c = chunk::chunk_start(start, step);
-        while c < end {
-            need.insert((k as u8, c));
-            c += span;
-        }
-        chunk::needs(schema, &pts, &mut need);
-        let mut map = ChunkMap::default();
-        self.load_chunks(conn, id, &need, &mut map).await?;
-        chunk::apply(schema, &pts, &mut map, &mut BTreeSet::new());
-        Ok(Some(Fetched {
-            path,
-            start,
-            end,
-            step,
-            values: chunk::extract(&map, k, step, start, end),
-        }))
     }
 
     /// Flush everything and close the database.

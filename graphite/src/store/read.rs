@@ -1,0 +1,411 @@
+//! The read path: whisper's `fetch` over the cache and SQLite, for many series at once.
+//!
+//! A render resolves each pattern once ([`Store::resolve`]: index glob, then each series' id
+//! and schema) and reads all of its series together ([`Store::fetch_series`]): the cache's
+//! points for them are taken in one scan of each shard's log, and their chunks come from
+//! SQLite in one query per distinct `(archive, chunk range)` (a handful of statements for
+//! hundreds of series, not one per series). A series with no cached point in its window
+//! decodes its chunks straight into the answer; one with cached points merges them on a copy
+//! of its chunks with the flush's own code ([`chunk::apply`]), so a point reads back exactly
+//! as it will be stored.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::chunk::{self, ChunkMap, Pt};
+use super::schema::SeriesSchema;
+use super::{lock, Fetched, Store, StoreError};
+use crate::glob::GlobPattern;
+
+/// Series ids bound in one chunk query.
+const IDS_PER_QUERY: usize = 500;
+
+/// A series matched by a pattern: what a read needs, resolved once per request.
+#[derive(Debug, Clone)]
+pub struct Matched {
+    pub path: String,
+    pub id: u64,
+    pub schema: Arc<SeriesSchema>,
+}
+
+/// What whisper's `fetch` reads for one series: archive `archive` (step `step`), slots
+/// `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadWindow {
+    pub archive: usize,
+    pub step: i64,
+    pub start: i64,
+    pub end: i64,
+}
+
+impl ReadWindow {
+    /// whisper's choice for `[from, until]` as of `now`: the finest archive covering `from`,
+    /// both ends rounded up to the next slot, at least one slot; `None` for a range wholly in
+    /// the future (whisper returns nothing).
+    pub fn of(schema: &SeriesSchema, from: i64, until: i64, now: i64) -> Option<ReadWindow> {
+        if from > now || schema.archives.is_empty() {
+            return None;
+        }
+        let from = from.max(now - schema.max_retention());
+        // A range ending before the oldest data still answers one (empty) slot.
+        let until = until.min(now).max(from);
+        let archive = schema
+            .archive_for_age(now - from)
+            .unwrap_or(schema.archives.len() - 1);
+        let step = schema.archives[archive].step;
+        let start = chunk::slot(from, step) + step;
+        let mut end = chunk::slot(until, step) + step;
+        if start == end {
+            end += step;
+        }
+        Some(ReadWindow {
+            archive,
+            step,
+            start,
+            end,
+        })
+    }
+
+    /// Points the window holds.
+    pub fn points(&self) -> usize {
+        ((self.end - self.start) / self.step.max(1)).max(0) as usize
+    }
+
+    /// Whether `self`'s values are a slice of `wide`'s (same archive, contained).
+    pub fn within(&self, wide: &ReadWindow) -> bool {
+        self.archive == wide.archive && self.start >= wide.start && self.end <= wide.end
+    }
+}
+
+/// One series being read.
+struct Reading {
+    window: ReadWindow,
+    /// Cached points that land in the window (arrival order).
+    pts: Vec<Pt>,
+    /// Without cached points: the answer, filled straight from the chunks.
+    values: Vec<Option<f64>>,
+    /// With cached points: the chunks read, to apply the points to.
+    map: ChunkMap,
+}
+
+impl Store {
+    /// The series matching `pattern`, sorted by path, with their ids and schemas.
+    pub fn resolve(&self, pattern: &GlobPattern) -> Vec<Matched> {
+        // A tagged name is looked up exactly (in its canonical spelling), as graphite-web.
+        let found = match self.tagged_match(pattern.as_str()) {
+            Some(m) => m,
+            None => self
+                .index
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .expand(pattern),
+        };
+        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
+        for (i, (path, _)) in found.iter().enumerate() {
+            by_shard[self.shard_of(path)].push(i);
+        }
+        let mut schemas: Vec<Option<Arc<SeriesSchema>>> = vec![None; found.len()];
+        for (si, list) in by_shard.iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            let shard = lock(&self.shards[si]);
+            for &i in list {
+                schemas[i] = shard
+                    .by_path
+                    .get(found[i].0.as_str())
+                    .map(|s| s.schema.clone());
+            }
+        }
+        found
+            .into_iter()
+            .zip(schemas)
+            .filter_map(|((path, id), schema)| {
+                Some(Matched {
+                    path,
+                    id,
+                    schema: schema?,
+                })
+            })
+            .collect()
+    }
+
+    /// whisper's `fetch` for every series matching `pattern_or_path`: the finest archive
+    /// covering `from` (relative to `now`), `from`/`until` rounded up to the next slot. A
+    /// series whose range is wholly in the future is left out, as whisper returns nothing.
+    pub async fn fetch(
+        &self,
+        pattern_or_path: &str,
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Vec<Fetched>, StoreError> {
+        if from > until {
+            return Err(StoreError::InvalidInterval { from, until });
+        }
+        let pattern = GlobPattern::new(pattern_or_path)?;
+        let series = self.resolve(&pattern);
+        self.fetch_series(&series, from, until, now).await
+    }
+
+    /// [`Store::fetch`] for series already resolved: one answer per series, in order (none
+    /// at all for a range wholly in the future).
+    pub async fn fetch_series(
+        &self,
+        series: &[Matched],
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Vec<Fetched>, StoreError> {
+        if from > until {
+            return Err(StoreError::InvalidInterval { from, until });
+        }
+        let mut reads: Vec<Reading> = Vec::with_capacity(series.len());
+        for m in series {
+            let Some(window) = ReadWindow::of(&m.schema, from, until, now) else {
+                return Ok(Vec::new());
+            };
+            reads.push(Reading {
+                window,
+                pts: Vec::new(),
+                values: Vec::new(),
+                map: ChunkMap::default(),
+            });
+        }
+        // Snapshot the cache before reading chunks (reapplying points a concurrent flush
+        // already committed is idempotent).
+        self.cached_points(series, &mut reads);
+        // The chunks each series needs, as one range per archive; series wanting the same
+        // ranges (the same schema and window: the usual case) share a query.
+        let mut groups: BTreeMap<(u8, i64, i64), Vec<usize>> = BTreeMap::new();
+        for (i, (r, m)) in reads.iter_mut().zip(series).enumerate() {
+            let w = r.window;
+            let (lo, hi) = (
+                chunk::chunk_start(w.start, w.step),
+                chunk::chunk_start(w.end - 1, w.step),
+            );
+            if r.pts.is_empty() {
+                r.values = vec![None; w.points()];
+                groups.entry((w.archive as u8, lo, hi)).or_default().push(i);
+                continue;
+            }
+            let mut need = BTreeSet::new();
+            let mut c = lo;
+            while c <= hi {
+                need.insert((w.archive as u8, c));
+                c += w.step * chunk::CHUNK_SLOTS;
+            }
+            chunk::needs(&m.schema, &r.pts, &mut need);
+            let mut ranges: BTreeMap<u8, (i64, i64)> = BTreeMap::new();
+            for (a, c) in need {
+                let e = ranges.entry(a).or_insert((c, c));
+                e.0 = e.0.min(c);
+                e.1 = e.1.max(c);
+            }
+            for (a, (lo, hi)) in ranges {
+                groups.entry((a, lo, hi)).or_default().push(i);
+            }
+        }
+        if !groups.is_empty() {
+            let mut conn = self.pool.acquire().await?;
+            for ((archive, lo, hi), members) in &groups {
+                for batch in members.chunks(IDS_PER_QUERY) {
+                    self.read_chunks(&mut conn, *archive, *lo, *hi, batch, series, &mut reads)
+                        .await?;
+                }
+            }
+        }
+        Ok(reads
+            .into_iter()
+            .zip(series)
+            .map(|(mut r, m)| {
+                let w = r.window;
+                let values = if r.pts.is_empty() {
+                    r.values
+                } else {
+                    chunk::apply(&m.schema, &r.pts, &mut r.map, &mut BTreeSet::new());
+                    chunk::extract(&r.map, w.archive, w.step, w.start, w.end)
+                };
+                Fetched {
+                    path: m.path.clone(),
+                    start: w.start,
+                    end: w.end,
+                    step: w.step,
+                    values,
+                }
+            })
+            .collect())
+    }
+
+    /// Fill each reading's `pts` with the cached points that can change its window: one
+    /// lock and one scan of the log per shard.
+    fn cached_points(&self, series: &[Matched], reads: &mut [Reading]) {
+        let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
+        for (i, m) in series.iter().enumerate() {
+            by_shard[self.shard_of(&m.path)].push(i);
+        }
+        for (si, list) in by_shard.iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            let shard = lock(&self.shards[si]);
+            if shard.log.is_empty() && shard.flushing.is_empty() {
+                continue;
+            }
+            let mut want: HashMap<u32, usize, foldhash::fast::RandomState> = HashMap::default();
+            for &i in list {
+                let Some(slot) = shard.by_path.get(series[i].path.as_str()) else {
+                    continue;
+                };
+                // The same series (not one recreated under another id since resolving).
+                if shard.series.get(slot.idx as usize).map(|s| s.id) == Some(series[i].id) {
+                    want.insert(slot.idx, i);
+                }
+            }
+            for p in shard.flushing.iter().chain(shard.log.iter()) {
+                let Some(&i) = want.get(&p.series) else {
+                    continue;
+                };
+                let r = &mut reads[i];
+                let w = r.window;
+                // Only points landing in the slots read can change them.
+                let s = chunk::slot(p.ts, w.step);
+                if (p.dest as usize) <= w.archive && s >= w.start && s < w.end {
+                    r.pts.push(Pt {
+                        ts: p.ts,
+                        value: p.value,
+                        dest: p.dest,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Read archive `archive`'s chunks `lo..=hi` of the series `batch` (indexes into
+    /// `series` and `reads`) in one query.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_chunks(
+        &self,
+        conn: &mut sqlx::SqliteConnection,
+        archive: u8,
+        lo: i64,
+        hi: i64,
+        batch: &[usize],
+        series: &[Matched],
+        reads: &mut [Reading],
+    ) -> Result<(), StoreError> {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT series_id, chunk_start, data FROM chunks WHERE series_id IN (",
+        );
+        let mut ids = qb.separated(", ");
+        for &i in batch {
+            ids.push_bind(series[i].id as i64);
+        }
+        qb.push(") AND archive = ")
+            .push_bind(archive as i64)
+            .push(" AND chunk_start BETWEEN ")
+            .push_bind(lo)
+            .push(" AND ")
+            .push_bind(hi);
+        let of_id: HashMap<u64, usize, foldhash::fast::RandomState> =
+            batch.iter().map(|&i| (series[i].id, i)).collect();
+        for row in qb.build().fetch_all(&mut *conn).await? {
+            let id: i64 = row.try_get(0)?;
+            let start: i64 = row.try_get(1)?;
+            let data: &[u8] = row.try_get(2)?;
+            let Some(&i) = of_id.get(&(id as u64)) else {
+                continue;
+            };
+            let r = &mut reads[i];
+            let ok = if r.pts.is_empty() {
+                let w = r.window;
+                chunk::decode_into(data, start, w.step, w.start, &mut r.values)
+            } else {
+                chunk::decode(data)
+                    .map(|v| {
+                        r.map.insert((archive, start), v);
+                    })
+                    .is_some()
+            };
+            if !ok {
+                tracing::warn!(series = id, archive, start, "unreadable chunk ignored");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::schema::Schemas;
+
+    const NOW: i64 = 1_700_000_000;
+
+    #[tokio::test]
+    async fn one_read_of_many_series_matches_reading_each_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let sch =
+            Schemas::parse("[a]\npattern=.\nretentions=10s:1h,60s:1d\n", "s", "", "a").unwrap();
+        let s = Store::open(dir.path(), sch, 1_000_000).await.unwrap();
+        // 30 series over 3 chunks of the 10 s archive; half flushed, then more points cached
+        // (some overwriting flushed slots), one series only cached.
+        let t0 = chunk::slot(NOW - 3000, 10);
+        for i in 0..30i64 {
+            for j in 0..200i64 {
+                if (i + j) % 7 != 0 {
+                    s.insert_at(
+                        &format!("m.s{i:02}"),
+                        t0 + 10 * j,
+                        (i * 1000 + j) as f64,
+                        NOW,
+                    );
+                }
+            }
+        }
+        s.flush_at(NOW).await.unwrap();
+        for i in (0..30i64).step_by(3) {
+            s.insert_at(&format!("m.s{i:02}"), t0 + 50, -1.0, NOW);
+            s.insert_at(&format!("m.s{i:02}"), t0 + 2500, -2.0, NOW);
+        }
+        s.insert_at("m.only_cached", t0 + 100, 5.0, NOW);
+        for (from, until) in [(t0, t0 + 2000), (t0 + 5, NOW), (NOW - 86_000, NOW)] {
+            let all = s.fetch("m.*", from, until, NOW).await.unwrap();
+            assert_eq!(all.len(), 31);
+            for f in &all {
+                let alone = s.fetch(&f.path, from, until, NOW).await.unwrap();
+                assert_eq!(alone, vec![f.clone()]);
+                // The same values a chunk-map read gives (the path cached points take).
+                let m = &s.resolve(&GlobPattern::new(&f.path).unwrap())[0];
+                let w = ReadWindow::of(&m.schema, from, until, NOW).unwrap();
+                assert_eq!((f.start, f.end, f.step), (w.start, w.end, w.step));
+            }
+            let s00 = all.iter().find(|f| f.path == "m.s00").unwrap();
+            let i = ((t0 + 50 - s00.start) / s00.step) as usize;
+            if s00.step == 10 && i < s00.values.len() {
+                assert_eq!(s00.values[i], Some(-1.0));
+                assert_eq!(s00.values[i - 1], Some(4.0));
+            }
+        }
+    }
+
+    #[test]
+    fn read_window_nesting() {
+        let sch = SeriesSchema {
+            archives: crate::store::schema::parse_retentions("10s:1h,60s:1d").unwrap(),
+            aggregation: crate::store::schema::Aggregation::Average,
+            x_files_factor: 0.5,
+        };
+        let wide = ReadWindow::of(&sch, NOW - 3000, NOW, NOW).unwrap();
+        let narrow = ReadWindow::of(&sch, NOW - 2000, NOW - 100, NOW).unwrap();
+        assert!(narrow.within(&wide) && !wide.within(&narrow));
+        assert_eq!(narrow.points(), 190);
+        // Older than the 10 s archive: the 60 s one, not a slice of the 10 s read.
+        let coarse = ReadWindow::of(&sch, NOW - 4000, NOW, NOW).unwrap();
+        assert_eq!(coarse.step, 60);
+        assert!(!wide.within(&coarse));
+        assert_eq!(ReadWindow::of(&sch, NOW + 1, NOW + 5, NOW), None);
+    }
+}
