@@ -9,7 +9,11 @@
 //! - [`events`], [`selfmetrics`]: internal events (log + count) and the agent's own metrics.
 //! - [`agent`]: the running agent: sender, signals (SIGHUP reload, SIGTERM flush).
 //! - [`sender`]: queue, disk spool and connections to carbon.
-//! - [`sql`]: business metrics from SQL (the `sql-to-graphite` binary and the `sql` collector).
+//! - [`sql`]: business metrics from SQL (the `sql-to-graphite` binary and the `sql` collector;
+//!   feature `sql`).
+//!
+//! Cargo features: one per service collector type (`haproxy`, `rabbitmq`, `mongodb`, `sql`),
+//! all on by default; `host` is always built. See [`collectors::KINDS`].
 
 pub mod agent;
 pub mod collectors;
@@ -20,5 +24,6 @@ pub mod rates;
 pub mod runtime;
 pub mod selfmetrics;
 pub mod sender;
+#[cfg(feature = "sql")]
 pub mod sql;
 pub mod yaml;

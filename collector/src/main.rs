@@ -62,8 +62,13 @@ fn main() -> ExitCode {
         config: cli.config.clone(),
         collectors_dir: cli.collectors_dir.clone(),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs every collector task and the sender: a cycle is well under a
+    // millisecond of CPU, and each extra worker thread would cost its stack and malloc arena
+    // (docs/benchmarks.md, "Where the agent's RSS is"). Nothing in the agent blocks a runtime
+    // thread for long: DNS lookups and config reloads go to tokio's blocking pool; a spool
+    // fsync (only while a destination is down) delays other tasks by the fsync's duration,
+    // far below any collector deadline.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
