@@ -77,7 +77,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "bad regex",
         "collectors.d/x.yml",
         "type: host\nwhitelist:\n  - \"cpu(\"\n",
-        "collectors.d/x.yml:3:3: whitelist: invalid regex \"cpu(\": unclosed group",
+        "collectors.d/x.yml:3:3: whitelist: invalid regex \"cpu(\": found open group without closing ')'",
     ),
     (
         "timeout above interval",

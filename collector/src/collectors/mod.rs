@@ -127,12 +127,12 @@ impl Batch {
 /// A regex compiled when the config is decoded, so a bad pattern is an error with a
 /// file:line:column like any other.
 #[derive(Debug, Clone)]
-pub struct Pattern(pub regex::Regex);
+pub struct Pattern(pub regex_lite::Regex);
 
 impl<'de> serde::Deserialize<'de> for Pattern {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        regex::Regex::new(&s).map(Pattern).map_err(|e| {
+        regex_lite::Regex::new(&s).map(Pattern).map_err(|e| {
             // The regex crate's message spans lines (pattern, caret, error): keep the last.
             let text = e.to_string();
             let why = text.lines().last().unwrap_or_default().trim();
