@@ -4,14 +4,13 @@
 # Both send host metrics (collectd: cpu, memory, df, disk, interface, load plugins with
 # write_graphite; the agent: one `type: host` collector) every 10 s to the same
 # line-counting sink on 127.0.0.1 (benches/line-sink.py, one port per sender) for the same
-# time, then prints for each: metrics per cycle, CPU ms per 10 s cycle (utime+stime from
-# /proc/<pid>/stat over the measuring window), max RSS (VmHWM), PSS at the end of the window
+# time, then prints for each: metrics per cycle, CPU ms per 10 s cycle (scheduler run time of
+# all its threads from /proc/<pid>/task/*/schedstat over the measuring window), max RSS (VmHWM), PSS at the end of the window
 # (shared library pages split among the processes that map them) and the agent/collectd ratios,
 # plus the stripped release binary size of each agent build.
 #
 # Environment:
-#   BENCH_SECONDS   measuring window, default 60. CPU time is read in clock ticks (10 ms on
-#                   most kernels), so short windows are coarse: use 600 for numbers to quote.
+#   BENCH_SECONDS   measuring window, default 60; use 300 or more for numbers to quote.
 #   AGENT_BUILDS    which agent builds to run side by side, default "default host-only":
 #                   `default` = `cargo build --release -p carbide-collector` (every collector),
 #                   `host-only` = the same with `--no-default-features` (no HTTP/TLS, MongoDB
@@ -31,7 +30,6 @@ RUN_AGENT="${RUN_AGENT:-1}"
 RUN_COLLECTD="${RUN_COLLECTD:-1}"
 COLLECTD="${COLLECTD:-/usr/sbin/collectd}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/carbide-target}"
-CLK_TCK="$(getconf CLK_TCK)"
 
 tmp="$(mktemp -d)"
 pids=()
@@ -133,8 +131,10 @@ for a in "${agents[@]}"; do
     pids+=("${pid_of[agent-$a]}")
 done
 
-# utime+stime in clock ticks (fields 14 and 15; the command name may contain spaces).
-ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# CPU time in ns: the sum over the process's threads of the scheduler's run time
+# (/proc/<pid>/task/*/schedstat, first field), far finer than utime+stime's 10 ms ticks. Both
+# programs keep their threads for their whole life, so no thread's time is lost by exiting.
+ticks() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 # Proportional set size: shared library pages divided among the processes mapping them.
 pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
@@ -167,9 +167,9 @@ wait "$sink_pid" || true
 } | sort > "$tmp/measure.txt"
 for a in "${agents[@]}"; do echo "$a ${binary_size[$a]}"; done > "$tmp/sizes.txt"
 
-python3 - "$tmp" "$BENCH_SECONDS" "$INTERVAL" "$CLK_TCK" <<'PY'
+python3 - "$tmp" "$BENCH_SECONDS" "$INTERVAL" <<'PY'
 import json, sys, os
-tmp, seconds, interval, clk_tck = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+tmp, seconds, interval = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 sink = json.load(open(os.path.join(tmp, "sink.json")))
 cycles = seconds / interval
 rows = {}
@@ -181,7 +181,7 @@ for line in open(os.path.join(tmp, "measure.txt")):
         for l in log[-5:]:
             print("    " + l)
         continue
-    cpu_ms = (int(end) - int(start)) * 1000.0 / clk_tck / cycles
+    cpu_ms = (int(end) - int(start)) / 1e6 / cycles
     rows[name] = {
         "metrics": sink[name]["metrics_per_cycle"],
         "lines": sink[name]["lines"],
@@ -189,9 +189,8 @@ for line in open(os.path.join(tmp, "measure.txt")):
         "rss_mib": int(hwm) / 1024.0,
         "pss_mib": int(pss) / 1024.0,
     }
-print(f"\nwindow {seconds:.0f}s = {cycles:g} cycles of {interval:g}s; CPU resolution "
-      f"{1000.0 / clk_tck:g} ms over the window ({1000.0 / clk_tck / cycles:.2f} ms per cycle)")
-w = max([len(n) for n in rows] + [len("agent-host-only/collectd")])
+print(f"\nwindow {seconds:.0f}s = {cycles:g} cycles of {interval:g}s; CPU from schedstat (ns)")
+w = max(len(n) + len("/collectd") for n in rows)
 print(f"{'':{w}} {'metrics/cycle':>14} {'lines total':>12} {'CPU ms/cycle':>13} {'max RSS MiB':>12} {'PSS MiB':>8}")
 for name, r in rows.items():
     print(f"{name:{w}} {r['metrics']:>14g} {r['lines']:>12d} {r['cpu_ms']:>13.2f} {r['rss_mib']:>12.1f} {r['pss_mib']:>8.1f}")
