@@ -4,13 +4,19 @@
 # Both send host metrics (collectd: cpu, memory, df, disk, interface, load plugins with
 # write_graphite; the agent: one `type: host` collector) every 10 s to the same
 # line-counting sink on 127.0.0.1 (benches/line-sink.py, one port per sender) for the same
-# time, then prints for each: metrics per cycle, CPU ms per 10 s cycle (utime+stime from
-# /proc/<pid>/stat over the measuring window), max RSS (VmHWM) and the agent/collectd ratios,
-# plus the stripped release binary size.
+# time, then prints for each: metrics per cycle, CPU ms per 10 s cycle (scheduler run time of
+# all its threads from /proc/<pid>/task/*/schedstat over the measuring window), max RSS (VmHWM), PSS at the end of the window
+# (shared library pages split among the processes that map them) and the agent/collectd ratios,
+# plus the stripped release binary size of each agent build.
 #
 # Environment:
-#   BENCH_SECONDS   measuring window, default 60. CPU time is read in clock ticks (10 ms on
-#                   most kernels), so short windows are coarse: use 600 for numbers to quote.
+#   BENCH_SECONDS   measuring window, default 60; use 300 or more for numbers to quote.
+#   AGENT_BUILDS    which agent builds to run side by side, default "default host-only":
+#                   `default` = `cargo build --release -p carbide-collector` (every collector),
+#                   `host-only` = the same with `--no-default-features` (no HTTP/TLS, MongoDB
+#                   or SQL clients). Each runs as its own process with its own sink port.
+#   AGENT_BINS      instead of building, measure these binaries: "name=path name2=path2"
+#                   (e.g. a binary saved from another commit, for before/after).
 #   RUN_AGENT=0     skip the agent;  RUN_COLLECTD=0  skip collectd.
 #   CARGO_TARGET_DIR  where the release build goes (default ~/.cache/carbide-target).
 #   COLLECTD        collectd binary, default /usr/sbin/collectd.
@@ -24,7 +30,6 @@ RUN_AGENT="${RUN_AGENT:-1}"
 RUN_COLLECTD="${RUN_COLLECTD:-1}"
 COLLECTD="${COLLECTD:-/usr/sbin/collectd}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/carbide-target}"
-CLK_TCK="$(getconf CLK_TCK)"
 
 tmp="$(mktemp -d)"
 pids=()
@@ -35,34 +40,58 @@ cleanup() {
 trap cleanup EXIT
 
 # --- build -------------------------------------------------------------------------------
-agent_bin=""
+declare -A agent_bin binary_size
+agents=()
 if [[ "$RUN_AGENT" == 1 ]]; then
-    echo "== building the agent (cargo build --release -p carbide-collector)"
-    cargo build --release -p carbide-collector
-    agent_bin="$CARGO_TARGET_DIR/release/collector"
-    cp "$agent_bin" "$tmp/collector.stripped"
-    strip "$tmp/collector.stripped"
-    binary_size="$(stat -c %s "$tmp/collector.stripped")"
+    if [[ -n "${AGENT_BINS:-}" ]]; then
+        for nb in $AGENT_BINS; do
+            agents+=("${nb%%=*}")
+            agent_bin[${nb%%=*}]="${nb#*=}"
+        done
+    else
+        for b in ${AGENT_BUILDS:-default host-only}; do
+            case "$b" in
+                default) flags=() ;;
+                host-only) flags=(--no-default-features) ;;
+                *) echo "unknown agent build $b (expected default or host-only)" >&2; exit 2 ;;
+            esac
+            echo "== building the agent ($b: cargo build --release -p carbide-collector ${flags[*]})"
+            cargo build --release -p carbide-collector "${flags[@]}"
+            cp "$CARGO_TARGET_DIR/release/collector" "$tmp/collector-$b"
+            agents+=("$b")
+            agent_bin[$b]="$tmp/collector-$b"
+        done
+    fi
+    for a in "${agents[@]}"; do
+        cp "${agent_bin[$a]}" "$tmp/stripped-$a"
+        strip "$tmp/stripped-$a"
+        binary_size[$a]="$(stat -c %s "$tmp/stripped-$a")"
+    done
 fi
 
 # --- sink --------------------------------------------------------------------------------
+sink_args=(collectd=0)
+for a in "${agents[@]}"; do sink_args+=("agent-$a=0"); done
 python3 benches/line-sink.py --interval "$INTERVAL" --ports-file "$tmp/ports" \
-    --out "$tmp/sink.json" agent=0 collectd=0 &
+    --out "$tmp/sink.json" "${sink_args[@]}" &
 sink_pid=$!
 pids+=("$sink_pid")
 for _ in $(seq 100); do [[ -s "$tmp/ports" ]] && break; sleep 0.1; done
-agent_port="$(awk '$1 == "agent" {print $2}' "$tmp/ports")"
 collectd_port="$(awk '$1 == "collectd" {print $2}' "$tmp/ports")"
 
 # --- configs -----------------------------------------------------------------------------
-mkdir -p "$tmp/collectors.d" "$tmp/collectd"
-cat > "$tmp/collector.yml" <<YML
+mkdir -p "$tmp/collectd"
+for a in "${agents[@]}"; do
+    port="$(awk -v n="agent-$a" '$1 == n {print $2}' "$tmp/ports")"
+    mkdir -p "$tmp/$a/collectors.d"
+    cat > "$tmp/$a/collector.yml" <<YML
 interval: 10s
-sender: { destinations: ["127.0.0.1:$agent_port"], spool_dir: "$tmp/spool" }
+sender: { destinations: ["127.0.0.1:$port"], spool_dir: "$tmp/$a/spool" }
 YML
-cat > "$tmp/collectors.d/host.yml" <<YML
+    cat > "$tmp/$a/collectors.d/host.yml" <<YML
 type: host
 YML
+done
 cat > "$tmp/collectd.conf" <<CONF
 Hostname "bench"
 FQDNLookup false
@@ -95,19 +124,23 @@ if [[ "$RUN_COLLECTD" == 1 ]]; then
     pid_of[collectd]=$!
     pids+=("${pid_of[collectd]}")
 fi
-if [[ "$RUN_AGENT" == 1 ]]; then
-    (cd "$tmp" && exec "$agent_bin" --config "$tmp/collector.yml" \
-        --collectors-dir "$tmp/collectors.d") >"$tmp/agent.log" 2>&1 &
-    pid_of[agent]=$!
-    pids+=("${pid_of[agent]}")
-fi
+for a in "${agents[@]}"; do
+    (cd "$tmp/$a" && exec "${agent_bin[$a]}" --config "$tmp/$a/collector.yml" \
+        --collectors-dir "$tmp/$a/collectors.d") >"$tmp/agent-$a.log" 2>&1 &
+    pid_of[agent-$a]=$!
+    pids+=("${pid_of[agent-$a]}")
+done
 
-# utime+stime in clock ticks (fields 14 and 15; the command name may contain spaces).
-ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+# CPU time in ns: the sum over the process's threads of the scheduler's run time
+# (/proc/<pid>/task/*/schedstat, first field), far finer than utime+stime's 10 ms ticks. Both
+# programs keep their threads for their whole life, so no thread's time is lost by exiting.
+ticks() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+# Proportional set size: shared library pages divided among the processes mapping them.
+pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
 
 sleep "$WARMUP"
-declare -A start_ticks end_ticks hwm
+declare -A start_ticks end_ticks hwm pss
 for name in "${!pid_of[@]}"; do
     start_ticks[$name]="$(ticks "${pid_of[$name]}" 2>/dev/null || echo dead)"
 done
@@ -116,6 +149,7 @@ sleep "$BENCH_SECONDS"
 for name in "${!pid_of[@]}"; do
     end_ticks[$name]="$(ticks "${pid_of[$name]}" 2>/dev/null || echo dead)"
     hwm[$name]="$(hwm_kib "${pid_of[$name]}" 2>/dev/null || echo dead)"
+    pss[$name]="$(pss_kib "${pid_of[$name]}" 2>/dev/null || echo dead)"
     kill -TERM "${pid_of[$name]}" 2>/dev/null || true
 done
 for name in "${!pid_of[@]}"; do wait "${pid_of[$name]}" 2>/dev/null || true; done
@@ -125,46 +159,52 @@ wait "$sink_pid" || true
 
 # --- report ------------------------------------------------------------------------------
 {
-    for name in agent collectd; do
+    for name in "${!pid_of[@]}"; do
         if [[ -n "${pid_of[$name]:-}" ]]; then
-            echo "$name ${start_ticks[$name]} ${end_ticks[$name]} ${hwm[$name]}"
+            echo "$name ${start_ticks[$name]} ${end_ticks[$name]} ${hwm[$name]} ${pss[$name]}"
         fi
     done
-} > "$tmp/measure.txt"
+} | sort > "$tmp/measure.txt"
+for a in "${agents[@]}"; do echo "$a ${binary_size[$a]}"; done > "$tmp/sizes.txt"
 
-python3 - "$tmp" "$BENCH_SECONDS" "$INTERVAL" "$CLK_TCK" "${binary_size:-}" <<'PY'
+python3 - "$tmp" "$BENCH_SECONDS" "$INTERVAL" <<'PY'
 import json, sys, os
-tmp, seconds, interval, clk_tck, size = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+tmp, seconds, interval = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 sink = json.load(open(os.path.join(tmp, "sink.json")))
 cycles = seconds / interval
 rows = {}
 for line in open(os.path.join(tmp, "measure.txt")):
-    name, start, end, hwm = line.split()
-    if "dead" in (start, end, hwm):
+    name, start, end, hwm, pss = line.split()
+    if "dead" in (start, end, hwm, pss):
         log = open(os.path.join(tmp, name + ".log"), errors="replace").read().strip().splitlines()
         print(f"{name}: NOT RUN — the process exited before the measuring window ended; last log lines:")
         for l in log[-5:]:
             print("    " + l)
         continue
-    cpu_ms = (int(end) - int(start)) * 1000.0 / clk_tck / cycles
+    cpu_ms = (int(end) - int(start)) / 1e6 / cycles
     rows[name] = {
         "metrics": sink[name]["metrics_per_cycle"],
         "lines": sink[name]["lines"],
         "cpu_ms": cpu_ms,
         "rss_mib": int(hwm) / 1024.0,
+        "pss_mib": int(pss) / 1024.0,
     }
-print(f"\nwindow {seconds:.0f}s = {cycles:g} cycles of {interval:g}s; CPU resolution "
-      f"{1000.0 / clk_tck:g} ms over the window ({1000.0 / clk_tck / cycles:.2f} ms per cycle)")
-print(f"{'':10} {'metrics/cycle':>14} {'lines total':>12} {'CPU ms/cycle':>13} {'max RSS MiB':>12}")
+print(f"\nwindow {seconds:.0f}s = {cycles:g} cycles of {interval:g}s; CPU from schedstat (ns)")
+w = max(len(n) + len("/collectd") for n in rows)
+print(f"{'':{w}} {'metrics/cycle':>14} {'lines total':>12} {'CPU ms/cycle':>13} {'max RSS MiB':>12} {'PSS MiB':>8}")
 for name, r in rows.items():
-    print(f"{name:10} {r['metrics']:>14g} {r['lines']:>12d} {r['cpu_ms']:>13.2f} {r['rss_mib']:>12.1f}")
-if "agent" in rows and "collectd" in rows:
-    a, c = rows["agent"], rows["collectd"]
-    ratio = lambda x, y: f"{x / y:.2f}" if y else "n/a"
-    print(f"{'agent/collectd':10} {ratio(a['metrics'], c['metrics']):>14} {'':>12} "
-          f"{ratio(a['cpu_ms'], c['cpu_ms']):>13} {ratio(a['rss_mib'], c['rss_mib']):>12}")
-    per = lambda r: r["cpu_ms"] / r["metrics"] * 1000 if r["metrics"] else float("nan")
-    print(f"CPU µs per metric: agent {per(a):.1f}, collectd {per(c):.1f}")
-if size:
-    print(f"stripped release binary (collector): {int(size) / 1e6:.2f} MB ({int(size)} bytes)")
+    print(f"{name:{w}} {r['metrics']:>14g} {r['lines']:>12d} {r['cpu_ms']:>13.2f} {r['rss_mib']:>12.1f} {r['pss_mib']:>8.1f}")
+ratio = lambda x, y: f"{x / y:.2f}" if y else "n/a"
+per = lambda r: r["cpu_ms"] / r["metrics"] * 1000 if r["metrics"] else float("nan")
+c = rows.get("collectd")
+for name, a in rows.items():
+    if name == "collectd" or c is None:
+        continue
+    print(f"{name + '/collectd':{w}} {ratio(a['metrics'], c['metrics']):>14} {'':>12} "
+          f"{ratio(a['cpu_ms'], c['cpu_ms']):>13} {ratio(a['rss_mib'], c['rss_mib']):>12} {ratio(a['pss_mib'], c['pss_mib']):>8}")
+for name, r in rows.items():
+    print(f"CPU µs per metric, {name}: {per(r):.1f}")
+for line in open(os.path.join(tmp, "sizes.txt")):
+    name, size = line.split()
+    print(f"stripped release binary (collector, {name}): {int(size) / 1e6:.2f} MB ({size} bytes)")
 PY

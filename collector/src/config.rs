@@ -377,13 +377,7 @@ fn load_collectors(settings: &Settings) -> Result<Vec<LoadedInstance>, Vec<Confi
 fn load_instance(file: &Path, settings: &Settings) -> Result<LoadedInstance, ConfigError> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| ConfigError::whole_file(file, format!("cannot read: {e}")))?;
-    let names = || {
-        collectors::KINDS
-            .iter()
-            .map(|k| k.name)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let names = || collectors::ALL_KINDS.join(", ");
     let Some((kind_name, line, column)) = yaml::read_type(file, &text)? else {
         return Err(ConfigError::new(
             file,
@@ -395,12 +389,22 @@ fn load_instance(file: &Path, settings: &Settings) -> Result<LoadedInstance, Con
             ),
         ));
     };
+    if collectors::not_compiled_in(&kind_name) {
+        return Err(ConfigError::new(
+            file,
+            line,
+            column,
+            format!(
+                "this build was compiled without the {kind_name} collector; rebuild with --features {kind_name}"
+            ),
+        ));
+    }
     let Some(kind) = collectors::kind(&kind_name) else {
         let mut msg = format!(
             "unknown collector type \"{kind_name}\" (expected one of: {})",
             names()
         );
-        if let Some(best) = closest(&kind_name, collectors::KINDS.iter().map(|k| k.name)) {
+        if let Some(best) = closest(&kind_name, collectors::ALL_KINDS.iter().copied()) {
             msg.push_str(&format!("; did you mean \"{best}\"?"));
         }
         return Err(ConfigError::new(file, line, column, msg));
@@ -709,6 +713,34 @@ mod tests {
                 errs[0]
             );
         }
+    }
+
+    /// A type carbide has but this build left out names the feature to rebuild with; in the
+    /// default build every type is compiled in and the same file loads.
+    #[test]
+    fn kind_not_compiled_in_names_the_feature() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("collectors.d");
+        std::fs::create_dir(&d).unwrap();
+        write(&d, "m.yml", "# mongo\ntype: mongodb\n");
+        let result = load(&sources(tmp.path(), None));
+        if cfg!(feature = "mongodb") {
+            assert!(
+                collectors::kind("mongodb").is_some() && !collectors::not_compiled_in("mongodb")
+            );
+        } else {
+            let errs = result.err().unwrap();
+            assert_eq!(errs.len(), 1);
+            assert_eq!(
+                errs[0].to_string(),
+                format!(
+                    "{}:2:7: this build was compiled without the mongodb collector; rebuild with --features mongodb",
+                    d.join("m.yml").display()
+                )
+            );
+        }
+        assert!(!collectors::not_compiled_in("host"));
+        assert!(!collectors::not_compiled_in("nosuchkind"));
     }
 
     #[test]

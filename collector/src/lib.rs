@@ -6,19 +6,26 @@
 //! - [`collectors`]: the `Collector` trait, the `KINDS` registry and one file per collector.
 //! - [`runtime`]: one task per instance: schedule, deadline, filters, rates, encoding.
 //! - [`rates`], [`paths`]: counter rates over measured time; metric path building.
+//! - [`logging`]: stderr logging with a `Targets` filter (both binaries).
 //! - [`events`], [`selfmetrics`]: internal events (log + count) and the agent's own metrics.
 //! - [`agent`]: the running agent: sender, signals (SIGHUP reload, SIGTERM flush).
 //! - [`sender`]: queue, disk spool and connections to carbon.
-//! - [`sql`]: business metrics from SQL (the `sql-to-graphite` binary and the `sql` collector).
+//! - [`sql`]: business metrics from SQL (the `sql-to-graphite` binary and the `sql` collector;
+//!   feature `sql`).
+//!
+//! Cargo features: one per service collector type (`haproxy`, `rabbitmq`, `mongodb`, `sql`),
+//! all on by default; `host` is always built. See [`collectors::KINDS`].
 
 pub mod agent;
 pub mod collectors;
 pub mod config;
 pub mod events;
+pub mod logging;
 pub mod paths;
 pub mod rates;
 pub mod runtime;
 pub mod selfmetrics;
 pub mod sender;
+#[cfg(feature = "sql")]
 pub mod sql;
 pub mod yaml;

@@ -3,7 +3,7 @@
 //! Exit codes: 0 success; 1 a runtime failure (or, for `--once`/`test`, a collector run that
 //! failed or timed out); 2 a configuration or usage error.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -57,13 +57,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref());
+    collector::logging::init("collector", cli.log_level.as_deref(), true);
     let sources = Sources {
         config: cli.config.clone(),
         collectors_dir: cli.collectors_dir.clone(),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs every collector task and the sender: a cycle is well under a
+    // millisecond of CPU, and each extra worker thread would cost its stack and malloc arena
+    // (docs/benchmarks.md, "Where the agent's RSS is"). Nothing in the agent blocks a runtime
+    // thread for long: DNS lookups and config reloads go to tokio's blocking pool; a spool
+    // fsync (only while a destination is down) delays other tasks by the fsync's duration,
+    // far below any collector deadline.
+    let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
@@ -107,23 +112,6 @@ fn main() -> ExitCode {
             }
         },
     }
-}
-
-fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::try_new(l),
-        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
-    }
-    .unwrap_or_else(|e| {
-        eprintln!("collector: bad log filter ({e}); using info");
-        EnvFilter::new("info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }
 
 fn config_errors(errors: &[ConfigError]) -> ExitCode {

@@ -450,7 +450,7 @@ mod tests {
 
     #[test]
     fn filters_follow_diamond() {
-        let p = |s: &str| Pattern(regex::Regex::new(s).unwrap());
+        let p = |s: &str| Pattern(regex_lite::Regex::new(s).unwrap());
         let f = Filter::default();
         assert!(f.allows("anything"));
         let f = Filter {
@@ -520,7 +520,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn whitelist_applies_before_publishing() {
         let common = Common {
-            whitelist: vec![Pattern(regex::Regex::new("^load").unwrap())],
+            whitelist: vec![Pattern(regex_lite::Regex::new("^load").unwrap())],
             ..Common::default()
         };
         let mut w = worker_with(

@@ -77,7 +77,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "bad regex",
         "collectors.d/x.yml",
         "type: host\nwhitelist:\n  - \"cpu(\"\n",
-        "collectors.d/x.yml:3:3: whitelist: invalid regex \"cpu(\": unclosed group",
+        "collectors.d/x.yml:3:3: whitelist: invalid regex \"cpu(\": found open group without closing ')'",
     ),
     (
         "timeout above interval",
@@ -126,6 +126,25 @@ fn each_bad_file_gives_its_message_and_exit_code_2() {
             );
             assert!(out.stdout.is_empty(), "{what}: nothing runs");
         }
+    }
+}
+
+/// In a build without the MongoDB collector (`--no-default-features`), a `type: mongodb` file
+/// is a configuration error that names the feature to rebuild with.
+#[cfg(not(feature = "mongodb"))]
+#[test]
+fn kind_not_compiled_in_exits_2_naming_the_feature() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "collector.yml", GLOBAL);
+    write(tmp.path(), "collectors.d/mongo.yml", "type: mongodb\n");
+    for args in [&["check"][..], &["--once"][..], &[][..]] {
+        let out = run(tmp.path(), args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.lines().any(|l| l == "collectors.d/mongo.yml:1:7: this build was compiled without the mongodb collector; rebuild with --features mongodb"),
+            "{args:?}: {err}"
+        );
     }
 }
 

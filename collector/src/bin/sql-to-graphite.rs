@@ -8,7 +8,7 @@
 //! Exit codes: 0 success; 1 a query failed or lines could not be delivered; 2 a usage or
 //! configuration error (missing DSN, bad queries file).
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -68,7 +68,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref());
+    collector::logging::init("sql-to-graphite", cli.log_level.as_deref(), false);
     match real_main(cli) {
         Ok(code) => code,
         Err(Usage(msg)) => {
@@ -348,22 +348,4 @@ async fn schedule_loop(
             busy.store(false, Ordering::Release);
         });
     }
-}
-
-fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::try_new(l),
-        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
-    }
-    .unwrap_or_else(|e| {
-        eprintln!("sql-to-graphite: bad log filter ({e}); using info");
-        EnvFilter::new("info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
 }

@@ -13,25 +13,47 @@ use async_trait::async_trait;
 
 use crate::yaml::{self, ConfigError};
 
+// Each service collector is behind the cargo feature of its `type:` name (all on by default),
+// so a host-only build (`--no-default-features`) leaves out the HTTP/TLS, MongoDB and SQL
+// client stacks. The host collector is always built.
+#[cfg(feature = "haproxy")]
 pub mod haproxy;
 pub mod host;
+#[cfg(feature = "mongodb")]
 pub mod mongodb;
+#[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
+#[cfg(any(feature = "haproxy", feature = "rabbitmq"))]
 pub mod service;
+#[cfg(feature = "sql")]
 pub mod sql;
 
-/// Every collector type the agent knows. Adding a collector: one file, one line here.
+/// Every collector type compiled into this build. Adding a collector: one file, one line
+/// here (under its feature) and its name in [`ALL_KINDS`].
 pub const KINDS: &[Kind] = &[
     host::KIND,
+    #[cfg(feature = "haproxy")]
     haproxy::KIND,
+    #[cfg(feature = "rabbitmq")]
     rabbitmq::KIND,
+    #[cfg(feature = "mongodb")]
     mongodb::KIND,
+    #[cfg(feature = "sql")]
     sql::KIND,
 ];
+
+/// Every collector type carbide has, compiled in or not; each but `host` is also the name of
+/// the cargo feature that compiles it in.
+pub const ALL_KINDS: &[&str] = &["host", "haproxy", "rabbitmq", "mongodb", "sql"];
 
 /// Look a collector type up by its `type:` name.
 pub fn kind(name: &str) -> Option<&'static Kind> {
     KINDS.iter().find(|k| k.name == name)
+}
+
+/// True for a type carbide has but this build was compiled without.
+pub fn not_compiled_in(name: &str) -> bool {
+    ALL_KINDS.contains(&name) && kind(name).is_none()
 }
 
 /// One collector type: its name, its sample config (embedded in docs) and how to build an
@@ -105,12 +127,12 @@ impl Batch {
 /// A regex compiled when the config is decoded, so a bad pattern is an error with a
 /// file:line:column like any other.
 #[derive(Debug, Clone)]
-pub struct Pattern(pub regex::Regex);
+pub struct Pattern(pub regex_lite::Regex);
 
 impl<'de> serde::Deserialize<'de> for Pattern {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        regex::Regex::new(&s).map(Pattern).map_err(|e| {
+        regex_lite::Regex::new(&s).map(Pattern).map_err(|e| {
             // The regex crate's message spans lines (pattern, caret, error): keep the last.
             let text = e.to_string();
             let why = text.lines().last().unwrap_or_default().trim();

@@ -67,7 +67,7 @@ fn default_server_selection_timeout() -> Duration {
 }
 fn default_ignore_collections() -> Pattern {
     // A constant pattern: cannot fail.
-    Pattern(regex::Regex::new(r"^tmp\.mr\.|^system\.").expect("constant regex"))
+    Pattern(regex_lite::Regex::new(r"^tmp\.mr\.|^system\.").expect("constant regex"))
 }
 fn default_max_collections() -> usize {
     100
@@ -383,7 +383,7 @@ impl MongoDb {
     async fn database_stats(
         &self,
         client: &Client,
-        filter: &regex::Regex,
+        filter: &regex_lite::Regex,
         out: &mut Batch,
     ) -> anyhow::Result<()> {
         let names = client

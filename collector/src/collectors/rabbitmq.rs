@@ -414,7 +414,7 @@ mod tests {
 
     #[test]
     fn select_is_include_then_exclude() {
-        let p = |s: &str| Pattern(regex::Regex::new(s).unwrap());
+        let p = |s: &str| Pattern(regex_lite::Regex::new(s).unwrap());
         let s = Select {
             include: vec![],
             exclude: vec![p("^amq\\.gen-")],

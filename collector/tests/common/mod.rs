@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod carbon;
+#[cfg(feature = "mongodb")]
 pub mod mongo_wire;
 pub mod receiver;
 

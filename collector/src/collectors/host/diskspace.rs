@@ -214,7 +214,7 @@ nas:/export /srv/nfs nfs4 rw 0 0
         let mounts = parse_mounts(MOUNTS);
         assert_eq!(mounts.len(), 11);
         assert_eq!(mounts[6].mount_point, "/mnt/my disk");
-        let exclude = vec![Pattern(regex::Regex::new("^/export/home").unwrap())];
+        let exclude = vec![Pattern(regex_lite::Regex::new("^/export/home").unwrap())];
         let picked: Vec<&str> = mounts
             .iter()
             .filter(|m| selected(m, &default_fs(), &exclude))

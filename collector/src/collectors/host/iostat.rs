@@ -198,7 +198,7 @@ mod tests {
 ";
 
     fn pat(s: &str) -> Pattern {
-        Pattern(regex::Regex::new(s).unwrap())
+        Pattern(regex_lite::Regex::new(s).unwrap())
     }
 
     #[test]

@@ -96,7 +96,7 @@ fn default_filesystems() -> Vec<String> {
 
 /// A built-in pattern (a constant, tested to compile: never input-driven).
 fn builtin(re: &str) -> Pattern {
-    Pattern(regex::Regex::new(re).expect("built-in pattern compiles"))
+    Pattern(regex_lite::Regex::new(re).expect("built-in pattern compiles"))
 }
 
 const DEFAULT_DEVICES: &str =
@@ -272,7 +272,7 @@ mod tests {
             DEFAULT_EXCLUDE_DEVICES,
             DEFAULT_EXCLUDE_INTERFACES,
         ] {
-            assert!(regex::Regex::new(re).is_ok(), "{re}");
+            assert!(regex_lite::Regex::new(re).is_ok(), "{re}");
         }
         let dev = default_devices();
         for (name, want) in [

@@ -95,7 +95,7 @@ broken: 1 2 3
 ";
 
     fn lo() -> Pattern {
-        Pattern(regex::Regex::new("^lo$").unwrap())
+        Pattern(regex_lite::Regex::new("^lo$").unwrap())
     }
 
     #[test]
