@@ -324,10 +324,10 @@ fn parse_into<'a>(
     store: &Store,
     bad: &BadLines,
     peer: SocketAddr,
-    batch: &mut Vec<(u8, &'a str, f64, i64)>,
+    batch: &mut Vec<(u64, &'a str, f64, i64)>,
 ) {
     match parse_line(line) {
-        Ok(l) => batch.push((store.shard_of(l.path) as u8, l.path, l.value, l.timestamp)),
+        Ok(l) => batch.push((store.hash_path(l.path), l.path, l.value, l.timestamp)),
         Err(e) => {
             if !line.iter().all(u8::is_ascii_whitespace) {
                 bad.emit(e.kind(), peer, &e);
@@ -336,7 +336,7 @@ fn parse_into<'a>(
     }
 }
 
-fn cache(store: &Store, batch: &[(u8, &str, f64, i64)], now: i64) {
+fn cache(store: &Store, batch: &[(u64, &str, f64, i64)], now: i64) {
     if batch.is_empty() {
         return;
     }
