@@ -51,7 +51,8 @@ pub const MAX_FUTURE_SECS: i64 = 3600;
 const SHARDS: usize = 32;
 
 /// Least room between the cache size where listeners pause and where points are dropped:
-/// what connections read before they see the cache full (one 64 KiB buffer each).
+/// what connections read before they see the cache full (one 256 KiB buffer, ≤ 43,691
+/// points, each).
 pub const HARD_CACHE_SLACK: u64 = 65_536;
 
 /// Errors of the store.

@@ -305,16 +305,33 @@ async fn tcp_accept(
     while conns.join_next().await.is_some() {}
 }
 
+/// The allocation of a connection's batch, kept (empty) from one read to the next.
+type Spare = Vec<(u64, &'static str, f64, i64)>;
+
 /// Handle the complete lines in `buf`, returning how many bytes were consumed. The whole
 /// buffer is parsed first, then cached as one batch (each shard locked once).
-fn handle_lines(buf: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) -> usize {
-    let mut batch = Vec::with_capacity(buf.len() / 32);
+fn handle_lines(
+    buf: &[u8],
+    store: &Store,
+    bad: &BadLines,
+    peer: SocketAddr,
+    now: i64,
+    spare: &mut Spare,
+) -> usize {
+    // The spare allocation under this buffer's lifetime (empty, collected in place).
+    let mut batch: Vec<(u64, &str, f64, i64)> = std::mem::take(spare)
+        .into_iter()
+        .filter_map(|_| None)
+        .collect();
+    batch.reserve(buf.len() / 32);
     let mut consumed = 0;
     for nl in memchr::memchr_iter(b'\n', buf) {
         parse_into(&buf[consumed..nl], store, bad, peer, &mut batch);
         consumed = nl + 1;
     }
     cache(store, &batch, now);
+    batch.clear();
+    *spare = batch.into_iter().filter_map(|_| None).collect();
     consumed
 }
 
@@ -389,7 +406,9 @@ async fn wait_for_room(store: &Store, peer: SocketAddr, stop: &mut watch::Receiv
 
 static LAST_PAUSE_LOG: AtomicI64 = AtomicI64::new(0);
 
-const READ_BUF: usize = 64 * 1024;
+/// Bytes read from a socket at once (and parsed as one batch): at most ~43k points, so one
+/// connection's read always fits in [`super::HARD_CACHE_SLACK`].
+const READ_BUF: usize = 256 * 1024;
 
 async fn tcp_conn(
     mut sock: TcpStream,
@@ -399,6 +418,7 @@ async fn tcp_conn(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; READ_BUF];
+    let mut spare = Spare::new();
     let mut filled = 0;
     // Inside an over-long line: drop bytes until the next newline.
     let mut discarding = false;
@@ -429,7 +449,7 @@ async fn tcp_conn(
                 }
             }
         }
-        let used = handle_lines(&buf[..filled], &store, &bad, peer, now);
+        let used = handle_lines(&buf[..filled], &store, &bad, peer, now, &mut spare);
         buf.copy_within(used..filled, 0);
         filled -= used;
         if filled > MAX_LINE_LEN + 2 || filled == buf.len() {
@@ -451,6 +471,7 @@ async fn udp_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; READ_BUF];
+    let mut spare = Spare::new();
     let local = sock
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -470,7 +491,7 @@ async fn udp_loop(
         };
         let now = unix_now();
         let d = &buf[..n];
-        let used = handle_lines(d, &store, &bad, peer, now);
+        let used = handle_lines(d, &store, &bad, peer, now, &mut spare);
         if used < n {
             handle_line(&d[used..], &store, &bad, peer, now);
         }
