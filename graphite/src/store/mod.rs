@@ -278,7 +278,7 @@ impl Store {
             pool,
             schemas: RwLock::new(Arc::new(schemas)),
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(Shard::new(hasher.clone())))
+                .map(|_| Mutex::new(Shard::new(hasher)))
                 .collect(),
             index: RwLock::new(Index::default()),
             next_id: AtomicU64::new(1),

@@ -201,7 +201,7 @@ mod tests {
     fn finds_what_was_inserted_through_growth_and_collisions() {
         let hasher = foldhash::fast::RandomState::default();
         let h = |p: &str| hasher.hash_one(p);
-        let mut t = PathTable::new(hasher.clone());
+        let mut t = PathTable::new(hasher);
         let names: Vec<String> = (0..5000).map(|i| format!("a.b{i}.c")).collect();
         for (i, n) in names.iter().enumerate() {
             assert_eq!(t.get_hashed(h(n), n), None);
@@ -226,7 +226,7 @@ mod tests {
         assert_eq!(t.get("a.b5000.c"), None);
         assert_eq!(t.get("a.b42.c").map(|s| s.idx), Some(42));
         // Same hash, other name (a forced collision): told apart by the name.
-        let mut c = PathTable::new(hasher.clone());
+        let mut c = PathTable::new(hasher);
         c.insert(7, "x", Slot { idx: 0, schema: 0 });
         c.insert(7, "y", Slot { idx: 1, schema: 0 });
         assert_eq!(c.get_hashed(7, "y").map(|s| s.idx), Some(1));
