@@ -327,6 +327,9 @@ fn handle_lines(
         consumed = nl + 1;
     }
     cache(store, &batch, now);
+    if batch.capacity() > MAX_SPARE {
+        return consumed;
+    }
     batch.clear();
     // Back to `'static` (empty, so the map never runs; collected in place, same allocation).
     *spare = batch
@@ -407,9 +410,17 @@ async fn wait_for_room(store: &Store, peer: SocketAddr, stop: &mut watch::Receiv
 
 static LAST_PAUSE_LOG: AtomicI64 = AtomicI64::new(0);
 
-/// Bytes read from a socket at once (and parsed as one batch): at most ~43k points, so one
-/// connection's read always fits in [`super::HARD_CACHE_SLACK`].
-const READ_BUF: usize = 256 * 1024;
+/// Bytes a connection reads at once (and parses as one batch) while it sends little: what an
+/// idle connection holds.
+const READ_BUF: usize = 64 * 1024;
+
+/// The read buffer of a connection whose reads fill [`READ_BUF`] (a bulk sender): fewer
+/// wake-ups and longer runs per shard. At most ~43k points, so one connection's read fits in
+/// [`super::HARD_CACHE_SLACK`]. Back to [`READ_BUF`] once its reads are small again.
+const BULK_READ_BUF: usize = 256 * 1024;
+
+/// A spare batch allocation larger than this (entries) is not kept between reads.
+const MAX_SPARE: usize = 16 * 1024;
 
 async fn tcp_conn(
     mut sock: TcpStream,
@@ -421,6 +432,7 @@ async fn tcp_conn(
     let mut buf = vec![0u8; READ_BUF];
     let mut spare = Spare::new();
     let mut filled = 0;
+    let mut bulk = false;
     // Inside an over-long line: drop bytes until the next newline.
     let mut discarding = false;
     loop {
@@ -435,6 +447,7 @@ async fn tcp_conn(
             },
         };
         let now = unix_now();
+        let full = filled + n == buf.len();
         filled += n;
         if discarding {
             // `filled` was 0 before this read while discarding.
@@ -457,6 +470,16 @@ async fn tcp_conn(
             bad.emit("too_long", peer, &"line longer than the limit, discarded");
             filled = 0;
             discarding = true;
+        }
+        // Grow for a bulk sender, shrink back (and drop the spare batch) when it slows down.
+        if full && !bulk {
+            buf.resize(BULK_READ_BUF, 0);
+            bulk = true;
+        } else if bulk && n < READ_BUF / 4 {
+            buf.truncate(READ_BUF);
+            buf.shrink_to_fit();
+            spare = Spare::new();
+            bulk = false;
         }
     }
     // The last line may lack its newline (carbon accepts it on close).
