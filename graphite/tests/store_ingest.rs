@@ -147,6 +147,51 @@ async fn tcp_and_udp_lines_are_queryable_exactly() {
     server.shutdown().await.unwrap();
 }
 
+/// A bulk sender (reads filling the buffer, which then grows) with bad lines and an over-long
+/// line inside the bulk, then a trickle (the buffer shrinks back) on the same connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_then_trickle_on_one_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(config(dir.path())).await.unwrap();
+    let addr = server.tcp_addr().unwrap();
+    let now = unix_now();
+    let t0 = now - now % 10 - 600;
+    let mut want = BTreeMap::new();
+    let mut bulk = Vec::new();
+    for round in 0..20i64 {
+        for s in 0..2000 {
+            let path = format!("bulk.h{}.m{}", s / 100, s % 100);
+            bulk.extend_from_slice(
+                format!("{path} {} {}\n", s + round, t0 + 10 * round).as_bytes(),
+            );
+            want.insert((path, t0 + 10 * round), (s + round) as f64);
+        }
+        bulk.extend_from_slice(b"bulk.bad 1\n");
+    }
+    bulk.extend_from_slice(&vec![b'y'; 3 * MAX_LINE_LEN]);
+    bulk.extend_from_slice(b" 1 1\n");
+    let sent = want.len() as u64;
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    let writer = std::thread::spawn(move || {
+        tcp.write_all(&bulk).unwrap();
+        tcp
+    });
+    wait_counts(&server, sent, 21).await;
+    let mut tcp = writer.join().unwrap();
+    for i in 0..3 {
+        tcp.write_all(format!("bulk.late {i} {}\n", t0 + 10 * i).as_bytes())
+            .unwrap();
+        want.insert(("bulk.late".to_string(), t0 + 10 * i), i as f64);
+        wait_counts(&server, sent + 1 + i as u64, 21).await;
+    }
+    assert_eq!(server.bad_lines().get("field_count"), 20);
+    assert_eq!(server.bad_lines().get("too_long"), 1);
+    assert_eq!(server.store().series_count(), 2001);
+    assert_eq!(points(server.store(), "bulk.**", t0 - 10, now).await, want);
+    drop(tcp);
+    server.shutdown().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn self_metrics_land_in_the_store() {
     let dir = tempfile::tempdir().unwrap();

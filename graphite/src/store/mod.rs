@@ -25,6 +25,7 @@
 pub mod chunk;
 pub mod clock;
 pub mod index;
+mod paths;
 pub mod read;
 pub mod schema;
 pub mod server;
@@ -43,6 +44,7 @@ use crate::glob::GlobPattern;
 use chunk::{ChunkKey, ChunkMap, Pt};
 pub use index::FindNode;
 use index::Index;
+use paths::{PathHash, PathTable, Slot};
 pub use read::{Matched, ReadWindow};
 use schema::{Aggregation, Archive, Schemas, SeriesSchema};
 
@@ -52,7 +54,8 @@ pub const MAX_FUTURE_SECS: i64 = 3600;
 const SHARDS: usize = 32;
 
 /// Least room between the cache size where listeners pause and where points are dropped:
-/// what connections read before they see the cache full (one 64 KiB buffer each).
+/// what connections read before they see the cache full (one 256 KiB buffer, ≤ 43,691
+/// points, each).
 pub const HARD_CACHE_SLACK: u64 = 65_536;
 
 /// Errors of the store.
@@ -105,13 +108,6 @@ struct SeriesMeta {
     persisted: bool,
 }
 
-/// What a path lookup on the ingest path needs, kept in the map itself (one cache miss
-/// fewer than going through [`SeriesMeta`]).
-struct Slot {
-    idx: u32,
-    schema: Arc<SeriesSchema>,
-}
-
 /// A cached point in a shard's log: the series (its index in [`Shard::series`]), the
 /// archive it goes to, and the point.
 #[derive(Debug, Clone, Copy)]
@@ -124,9 +120,9 @@ struct LogPt {
 
 /// A shard of the cache. Points are appended to one log in arrival order (a sequential
 /// write, whatever the number of series); the flush sorts the log by series, reads scan it.
-#[derive(Default)]
 struct Shard {
-    by_path: FastMap<Arc<str>, Slot>,
+    /// Path → index in `series` and in `schemas` (see [`paths`]).
+    by_path: PathTable,
     series: Vec<SeriesMeta>,
     log: Vec<LogPt>,
     /// Points taken by a flush in progress (or a failed one, to be retried); still read.
@@ -136,36 +132,41 @@ struct Shard {
 }
 
 impl Shard {
-    /// The shared copy of `schema`.
-    fn intern(&mut self, schema: SeriesSchema) -> Arc<SeriesSchema> {
-        if let Some(s) = self.schemas.iter().find(|s| ***s == schema) {
-            return s.clone();
+    fn new(hasher: foldhash::fast::RandomState) -> Shard {
+        Shard {
+            by_path: PathTable::new(hasher),
+            series: Vec::new(),
+            log: Vec::new(),
+            flushing: Arc::default(),
+            schemas: Vec::new(),
         }
-        let s = Arc::new(schema);
-        self.schemas.push(s.clone());
-        s
     }
 
-    /// Register a series; returns its index.
+    /// The index of the shared copy of `schema` in `schemas`.
+    fn intern(&mut self, schema: SeriesSchema) -> u32 {
+        if let Some(i) = self.schemas.iter().position(|s| **s == schema) {
+            return i as u32;
+        }
+        self.schemas.push(Arc::new(schema));
+        (self.schemas.len() - 1) as u32
+    }
+
+    /// Register a series (`hash` is its path's [`PathTable::hash`]) with the schema
+    /// `schemas[schema]`; returns its index.
     fn add_series(
         &mut self,
-        path: Arc<str>,
+        hash: PathHash,
+        path: &str,
         id: u64,
-        schema: Arc<SeriesSchema>,
+        schema: u32,
         persisted: bool,
     ) -> u32 {
         let idx = self.series.len() as u32;
-        self.by_path.insert(
-            path.clone(),
-            Slot {
-                idx,
-                schema: schema.clone(),
-            },
-        );
+        self.by_path.insert(hash, path, Slot { idx, schema });
         self.series.push(SeriesMeta {
-            path,
+            path: path.into(),
             id,
-            schema,
+            schema: self.schemas[schema as usize].clone(),
             persisted,
         });
         idx
@@ -202,8 +203,6 @@ pub fn unix_now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
-
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding a shard lock leaves consistent data (appends only): keep going.
@@ -280,15 +279,18 @@ impl Store {
         for sql in SCHEMA_SQL {
             sqlx::query(sql).execute(&pool).await.map_err(open_err)?;
         }
+        let hasher = foldhash::fast::RandomState::default();
         let store = Store {
             pool,
             schemas: RwLock::new(Arc::new(schemas)),
-            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Shard::new(hasher)))
+                .collect(),
             index: RwLock::new(Index::default()),
             tags: RwLock::default(),
             next_id: AtomicU64::new(1),
             max_cache_points,
-            hasher: foldhash::fast::RandomState::default(),
+            hasher,
             flush_lock: tokio::sync::Mutex::new(()),
             room: tokio::sync::Notify::new(),
             flush_wanted: tokio::sync::Notify::new(),
@@ -320,13 +322,16 @@ impl Store {
             let path: Arc<str> = path.into();
             self.index_tags(std::iter::once(path.clone()));
             max_id = max_id.max(id as u64);
-            let mut shard = lock(&self.shards[self.shard_of(&path)]);
+            let hash = self.hash_path(&path);
+            let mut shard = lock(&self.shards[shard_of_hash(hash)]);
             let schema = shard.intern(SeriesSchema {
                 archives,
                 aggregation,
                 x_files_factor: xff,
             });
-            shard.add_series(path, id as u64, schema, true);
+            if shard.by_path.get_hashed(hash, &path).is_none() {
+                shard.add_series(hash, &path, id as u64, schema, true);
+            }
         }
         self.next_id.store(max_id + 1, Relaxed);
         Ok(())
@@ -334,9 +339,14 @@ impl Store {
 
     /// The shard holding `path`.
     pub(crate) fn shard_of(&self, path: &str) -> usize {
-        // High bits: the shard's map uses the low ones.
+        shard_of_hash(self.hash_path(path))
+    }
+
+    /// The hash of `path` the shards' tables are keyed by (its bits 40.. pick the shard).
+    #[inline]
+    pub(crate) fn hash_path(&self, path: &str) -> PathHash {
         use std::hash::BuildHasher;
-        (self.hasher.hash_one(path) >> 40) as usize % SHARDS
+        self.hasher.hash_one(path)
     }
 
     /// The retention rules new series are classified with.
@@ -355,8 +365,9 @@ impl Store {
 
     /// The schema a series has (or would get).
     pub fn schema_of(&self, path: &str) -> SeriesSchema {
-        match lock(&self.shards[self.shard_of(path)]).by_path.get(path) {
-            Some(e) => (*e.schema).clone(),
+        let shard = lock(&self.shards[self.shard_of(path)]);
+        match shard.by_path.get(path) {
+            Some(e) => (*shard.schemas[e.schema as usize]).clone(),
             None => self.rules().classify(path),
         }
     }
@@ -383,20 +394,20 @@ impl Store {
 
     /// [`Store::insert_at`] without counting the point as received (self-metrics).
     pub(crate) fn store_point(&self, path: &str, value: f64, ts: i64, now: i64) -> bool {
-        let batch = [(self.shard_of(path) as u8, path, value, ts)];
+        let batch = [(self.hash_path(path), path, value, ts)];
         self.cache_batch(&batch, now) == 1
     }
 
-    /// Cache a batch of `(shard, path, value, timestamp)` (shard from [`Store::shard_of`]):
+    /// Cache a batch of `(hash, path, value, timestamp)` (hash from [`Store::hash_path`]):
     /// each shard's lock is taken once, new series enter the index under one write lock.
     /// Adds the kept points to `cache_points` and returns their number; drops (outside
     /// retention, or beyond the hard cache limit) are counted. Not counted as received.
-    pub(crate) fn cache_batch(&self, batch: &[(u8, &str, f64, i64)], now: i64) -> u64 {
+    pub(crate) fn cache_batch(&self, batch: &[(PathHash, &str, f64, i64)], now: i64) -> u64 {
         // Group by shard with a counting sort of indexes (stable: a series' points keep
         // their arrival order, last write wins).
         let mut starts = [0usize; SHARDS + 1];
         for b in batch.iter() {
-            starts[b.0 as usize % SHARDS + 1] += 1;
+            starts[shard_of_hash(b.0) + 1] += 1;
         }
         for i in 0..SHARDS {
             starts[i + 1] += starts[i];
@@ -411,7 +422,7 @@ impl Store {
         };
         let mut next = starts;
         for (i, b) in batch.iter().enumerate() {
-            let at = &mut next[b.0 as usize % SHARDS];
+            let at = &mut next[shard_of_hash(b.0)];
             order[*at] = i as u32;
             *at += 1;
         }
@@ -428,15 +439,32 @@ impl Store {
             if run.is_empty() {
                 continue;
             }
-            let mut shard = lock(&self.shards[si]);
-            for &i in run {
-                let (_, path, value, ts) = batch[i as usize];
+            let mut guard = lock(&self.shards[si]);
+            let shard = &mut *guard;
+            shard.log.reserve(run.len());
+            // Lookups miss the cache (a different series each line): keep loading the entry
+            // of the line PREFETCH ahead and the name of the one halfway there, so several
+            // misses are in flight at once.
+            for &j in run.iter().take(PREFETCH) {
+                shard.by_path.prefetch(batch[j as usize].0);
+            }
+            for (k, &i) in run.iter().enumerate() {
+                if let Some(&j) = run.get(k + PREFETCH) {
+                    shard.by_path.prefetch(batch[j as usize].0);
+                }
+                if let Some(&j) = run.get(k + PREFETCH / 2) {
+                    shard.by_path.prefetch_name(batch[j as usize].0);
+                }
+                let (hash, path, value, ts) = batch[i as usize];
                 if kept >= room {
                     full += 1;
                     continue;
                 }
-                let (idx, dest) = match shard.by_path.get(path) {
-                    Some(slot) => (slot.idx, dest_archive(&slot.schema.archives, ts, now)),
+                let (idx, dest) = match shard.by_path.get_hashed(hash, path) {
+                    Some(slot) => (
+                        slot.idx,
+                        dest_archive(&shard.schemas[slot.schema as usize].archives, ts, now),
+                    ),
                     None => {
                         if let Some(c) = tags::respelled(path) {
                             respelled.push((c, value, ts));
@@ -444,14 +472,15 @@ impl Store {
                         }
                         let rules = rules.get_or_insert_with(|| self.rules());
                         let schema = shard.intern(rules.classify(path));
-                        let Some(dest) = dest_archive(&schema.archives, ts, now) else {
+                        let archives = &shard.schemas[schema as usize].archives;
+                        let Some(dest) = dest_archive(archives, ts, now) else {
                             old += 1;
                             continue;
                         };
                         let id = self.next_id.fetch_add(1, Relaxed);
-                        let path: Arc<str> = path.into();
-                        created.push((path.clone(), id));
-                        (shard.add_series(path, id, schema, false), Some(dest))
+                        let idx = shard.add_series(hash, path, id, schema, false);
+                        created.push((shard.series[idx as usize].path.clone(), id));
+                        (idx, Some(dest))
                     }
                 };
                 match dest {
@@ -507,9 +536,9 @@ impl Store {
         points: impl IntoIterator<Item = (&'a str, i64, f64)>,
         now: i64,
     ) -> usize {
-        let batch: Vec<(u8, &str, f64, i64)> = points
+        let batch: Vec<(PathHash, &str, f64, i64)> = points
             .into_iter()
-            .map(|(p, ts, v)| (self.shard_of(p) as u8, p, v, ts))
+            .map(|(p, ts, v)| (self.hash_path(p), p, v, ts))
             .collect();
         let kept = self.cache_batch(&batch, now);
         self.stats
@@ -799,6 +828,16 @@ impl Store {
         self.pool.close().await;
         Ok(report)
     }
+}
+
+/// How many lines ahead [`Store::cache_batch`] prefetches a lookup's entry.
+const PREFETCH: usize = 16;
+
+/// The shard of a path whose [`Store::hash_path`] is `hash`: high bits, the shard's table
+/// uses the low ones.
+#[inline]
+fn shard_of_hash(hash: PathHash) -> usize {
+    (hash >> 40) as usize % SHARDS
 }
 
 /// The archive a point of timestamp `ts` received at `now` is written to (whisper's rule),

@@ -116,7 +116,7 @@ impl Store {
                 schemas[i] = shard
                     .by_path
                     .get(found[i].0.as_str())
-                    .map(|s| s.schema.clone());
+                    .and_then(|s| shard.schemas.get(s.schema as usize).cloned());
             }
         }
         found

@@ -305,16 +305,37 @@ async fn tcp_accept(
     while conns.join_next().await.is_some() {}
 }
 
+/// The allocation of a connection's batch, kept (empty) from one read to the next.
+type Spare = Vec<(u64, &'static str, f64, i64)>;
+
 /// Handle the complete lines in `buf`, returning how many bytes were consumed. The whole
 /// buffer is parsed first, then cached as one batch (each shard locked once).
-fn handle_lines(buf: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) -> usize {
-    let mut batch = Vec::with_capacity(buf.len() / 32);
+fn handle_lines(
+    buf: &[u8],
+    store: &Store,
+    bad: &BadLines,
+    peer: SocketAddr,
+    now: i64,
+    spare: &mut Spare,
+) -> usize {
+    // `&'static str` is a subtype of this buffer's `&str`: the spare allocation is reused.
+    let mut batch: Vec<(u64, &str, f64, i64)> = std::mem::take(spare);
+    batch.reserve(buf.len() / 32);
     let mut consumed = 0;
     for nl in memchr::memchr_iter(b'\n', buf) {
         parse_into(&buf[consumed..nl], store, bad, peer, &mut batch);
         consumed = nl + 1;
     }
     cache(store, &batch, now);
+    if batch.capacity() > MAX_SPARE {
+        return consumed;
+    }
+    batch.clear();
+    // Back to `'static` (empty, so the map never runs; collected in place, same allocation).
+    *spare = batch
+        .into_iter()
+        .map(|(h, _, v, t)| (h, "", v, t))
+        .collect();
     consumed
 }
 
@@ -324,10 +345,10 @@ fn parse_into<'a>(
     store: &Store,
     bad: &BadLines,
     peer: SocketAddr,
-    batch: &mut Vec<(u8, &'a str, f64, i64)>,
+    batch: &mut Vec<(u64, &'a str, f64, i64)>,
 ) {
     match parse_line(line) {
-        Ok(l) => batch.push((store.shard_of(l.path) as u8, l.path, l.value, l.timestamp)),
+        Ok(l) => batch.push((store.hash_path(l.path), l.path, l.value, l.timestamp)),
         Err(e) => {
             if !line.iter().all(u8::is_ascii_whitespace) {
                 bad.emit(e.kind(), peer, &e);
@@ -336,7 +357,7 @@ fn parse_into<'a>(
     }
 }
 
-fn cache(store: &Store, batch: &[(u8, &str, f64, i64)], now: i64) {
+fn cache(store: &Store, batch: &[(u64, &str, f64, i64)], now: i64) {
     if batch.is_empty() {
         return;
     }
@@ -389,7 +410,17 @@ async fn wait_for_room(store: &Store, peer: SocketAddr, stop: &mut watch::Receiv
 
 static LAST_PAUSE_LOG: AtomicI64 = AtomicI64::new(0);
 
+/// Bytes a connection reads at once (and parses as one batch) while it sends little: what an
+/// idle connection holds.
 const READ_BUF: usize = 64 * 1024;
+
+/// The read buffer of a connection whose reads fill [`READ_BUF`] (a bulk sender): fewer
+/// wake-ups and longer runs per shard. At most ~43k points, so one connection's read fits in
+/// [`super::HARD_CACHE_SLACK`]. Back to [`READ_BUF`] once its reads are small again.
+const BULK_READ_BUF: usize = 256 * 1024;
+
+/// A spare batch allocation larger than this (entries) is not kept between reads.
+const MAX_SPARE: usize = 16 * 1024;
 
 async fn tcp_conn(
     mut sock: TcpStream,
@@ -399,7 +430,9 @@ async fn tcp_conn(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; READ_BUF];
+    let mut spare = Spare::new();
     let mut filled = 0;
+    let mut bulk = false;
     // Inside an over-long line: drop bytes until the next newline.
     let mut discarding = false;
     loop {
@@ -414,6 +447,7 @@ async fn tcp_conn(
             },
         };
         let now = unix_now();
+        let full = filled + n == buf.len();
         filled += n;
         if discarding {
             // `filled` was 0 before this read while discarding.
@@ -429,13 +463,23 @@ async fn tcp_conn(
                 }
             }
         }
-        let used = handle_lines(&buf[..filled], &store, &bad, peer, now);
+        let used = handle_lines(&buf[..filled], &store, &bad, peer, now, &mut spare);
         buf.copy_within(used..filled, 0);
         filled -= used;
         if filled > MAX_LINE_LEN + 2 || filled == buf.len() {
             bad.emit("too_long", peer, &"line longer than the limit, discarded");
             filled = 0;
             discarding = true;
+        }
+        // Grow for a bulk sender, shrink back (and drop the spare batch) when it slows down.
+        if full && !bulk {
+            buf.resize(BULK_READ_BUF, 0);
+            bulk = true;
+        } else if bulk && n < READ_BUF / 4 {
+            buf.truncate(READ_BUF);
+            buf.shrink_to_fit();
+            spare = Spare::new();
+            bulk = false;
         }
     }
     // The last line may lack its newline (carbon accepts it on close).
@@ -451,6 +495,7 @@ async fn udp_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; READ_BUF];
+    let mut spare = Spare::new();
     let local = sock
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -470,7 +515,7 @@ async fn udp_loop(
         };
         let now = unix_now();
         let d = &buf[..n];
-        let used = handle_lines(d, &store, &bad, peer, now);
+        let used = handle_lines(d, &store, &bad, peer, now, &mut spare);
         if used < n {
             handle_line(&d[used..], &store, &bad, peer, now);
         }

@@ -44,9 +44,9 @@ impl Store {
         if points.is_empty() {
             return 0;
         }
-        let batch: Vec<(u8, &str, f64, i64)> = points
+        let batch: Vec<(super::PathHash, &str, f64, i64)> = points
             .iter()
-            .map(|(p, v, ts)| (self.shard_of(p) as u8, p.as_str(), *v, *ts))
+            .map(|(p, v, ts)| (self.hash_path(p), p.as_str(), *v, *ts))
             .collect();
         self.cache_batch(&batch, now)
     }
