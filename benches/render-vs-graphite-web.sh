@@ -10,12 +10,17 @@
 # Usage: [BASELINE=path/to/other/carbide] benches/render-vs-graphite-web.sh [WORKERS] [REQUESTS_GW] [REQUESTS_CARBIDE]
 #        (defaults 2 20 400; WORKERS = gunicorn workers = client threads for both). With
 #        BASELINE, that binary is benched first in the same run (before/after comparisons).
-# Needs: tests/graphite-web/setup.sh run once (the graphite-web venv); builds carbide (release).
+# Needs: tests/graphite-web/setup.sh run once (the graphite-web venv); builds carbide (release);
+#        optional: `apt-get install wrk` for the second table (WRK_SECONDS).
 set -euo pipefail
 
 WORKERS=${1:-2}
 REQ_GW=${2:-20}
 REQ_CB=${3:-400}
+# Each target is also driven by wrk (Debian's `wrk`, a C load generator) for this many
+# seconds per server, when wrk is installed: the CPython client's own per-request cost caps
+# what a fast server can show on 2 cores. 0 turns it off.
+WRK_SECONDS=${WRK_SECONDS:-20}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VPY=$ROOT/tests/graphite-web/venv-python
 BENCH=$ROOT/tests/graphite-web/render_bench.py
@@ -87,7 +92,7 @@ else:
 PY
     sleep 6 # one flush: measure reads from SQLite + cache, the steady state
     echo "== $name ($URL)"
-    "$VPY" "$BENCH" --url "$URL" --workers "$WORKERS" --requests "$REQ_CB" --json | tee "$WORK/$name.txt"
+    "$VPY" "$BENCH" --url "$URL" --workers "$WORKERS" --requests "$REQ_CB" --wrk-seconds "$WRK_SECONDS" --json | tee "$WORK/$name.txt"
     kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 }
 
@@ -100,21 +105,26 @@ fi
 bench_carbide "$CARBIDE" carbide
 SIDES+=("carbide=$WORK/carbide.txt")
 echo "== graphite-web"
-"$VPY" "$BENCH" --serve --workers "$WORKERS" --requests "$REQ_GW" --json | tee "$WORK/gw.txt"
+"$VPY" "$BENCH" --serve --workers "$WORKERS" --requests "$REQ_GW" --wrk-seconds "$WRK_SECONDS" --json | tee "$WORK/gw.txt"
 
 python3 - "$WORK/gw.txt" "${SIDES[@]}" <<'PY'
 import json, sys
-def load(p):
-    return {json.loads(l)["target"]: json.loads(l) for l in open(p) if l.startswith("{")}
-gw = load(sys.argv[1])
-sides = [(a.split("=", 1)[0], load(a.split("=", 1)[1])) for a in sys.argv[2:]]
-print("\n%-10s %-12s %10s %10s %10s %9s" % ("target", "server", "req/s", "p50 ms", "p99 ms", "vs gw"))
-for i, (t, g) in enumerate(gw.items(), 1):
-    rows = [("graphite-web", g)] + [(n, s[t]) for n, s in sides if t in s]
-    for n, r in rows:
-        ratio = r["rps"] / g["rps"] if g["rps"] else float("nan")
-        print("%-10s %-12s %10.1f %10.1f %10.1f %8.1fx" % (
-            "target %d" % i, n, r["rps"], r["p50_ms"], r["p99_ms"], ratio))
-        if r["errors"]:
-            print("  errors: %s %d" % (n, r["errors"]))
+def load(p, gen):
+    rows = [json.loads(l) for l in open(p) if l.startswith("{")]
+    return {r["target"]: r for r in rows if r.get("loadgen", "python") == gen}
+for gen in ("python", "wrk"):
+  gw = load(sys.argv[1], gen)
+  if not gw:
+    continue
+  sides = [(a.split("=", 1)[0], load(a.split("=", 1)[1], gen)) for a in sys.argv[2:]]
+  print("\nload generator: %s" % ("render_bench.py (CPython http.client)" if gen == "python" else "wrk"))
+  print("%-10s %-12s %10s %10s %10s %9s" % ("target", "server", "req/s", "p50 ms", "p99 ms", "vs gw"))
+  for i, (t, g) in enumerate(gw.items(), 1):
+      rows = [("graphite-web", g)] + [(n, s[t]) for n, s in sides if t in s]
+      for n, r in rows:
+          ratio = r["rps"] / g["rps"] if g["rps"] else float("nan")
+          print("%-10s %-12s %10.1f %10.1f %10.1f %8.1fx" % (
+              "target %d" % i, n, r["rps"], r["p50_ms"], r["p99_ms"], ratio))
+          if r["errors"]:
+              print("  errors: %s %d" % (n, r["errors"]))
 PY
