@@ -97,15 +97,23 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let Some(mut cfg) = alerts else {
             return;
         };
-        if cfg.metrics_carbon.is_none() {
-            cfg.metrics_carbon = Some(carbon.to_string());
-        }
+        cfg.metrics_carbon_default = Some(carbon.to_string());
         let backend = Arc::new(StoreBackend::new(running.store().clone(), max_points));
-        if let Err(e) = alerter::pipeline::engine::run(
+        // SIGHUP reloads alerts.yml too (the collector reloads collectors.d on its own).
+        let reloads = match hangups() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!("SIGHUP will not reload alerts.yml: {e}");
+                None
+            }
+        };
+        if let Err(e) = alerter::pipeline::engine::run_with(
             Arc::new(cfg),
             backend,
             alerter::outbox::RetryPolicy::default(),
             alerter_rx,
+            alerter::pipeline::engine::Ticks::Interval,
+            reloads,
         )
         .await
         {
@@ -133,4 +141,18 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     let r = running.shutdown().await?;
     tracing::info!(points = r.points, "store flushed and closed");
     Ok(())
+}
+
+/// One message per SIGHUP, for the alerter's reload of `alerts.yml`.
+fn hangups() -> std::io::Result<tokio::sync::mpsc::Receiver<()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            // A reload already waiting covers this one too.
+            let _ = tx.try_send(());
+        }
+    });
+    Ok(rx)
 }

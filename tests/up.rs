@@ -63,6 +63,44 @@ fn up_collects_stores_serves_and_stops_cleanly() {
         alerter_seen,
         "no alerter cycle without fetch errors in carbide.alerter.*"
     );
+
+    // SIGHUP reloads alerts.yml: a bad file keeps the running alerts (file:line:col logged),
+    // a good one is applied, and the alerter keeps reporting into the store afterwards.
+    let log = || std::fs::read_to_string(d.join("carbide.log")).unwrap_or_default();
+    std::fs::write(
+        d.join("alerts.yml"),
+        "interval: 1s\nalerts:\n  - name: Load\n    target: servers.*.loadavg.01\n    warning: 100000\n    critcal: 200000\n",
+    )
+    .unwrap();
+    c.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(30), || log().contains(
+            "reload failed; still running the previous configuration"
+        )),
+        "{}",
+        log()
+    );
+    assert!(log().contains("alerts.yml:6:5"), "{}", log());
+    std::fs::write(
+        d.join("alerts.yml"),
+        "interval: 1s\nalerts:\n  - name: Load 5\n    target: servers.*.loadavg.05\n    warning: 100000\n    critical: 200000\n",
+    )
+    .unwrap();
+    c.signal(libc::SIGHUP);
+    assert!(
+        wait_until(Duration::from_secs(30), || log()
+            .contains("configuration reloaded")),
+        "{}",
+        log()
+    );
+    let reloaded_at = common::now();
+    let reporting = wait_until(Duration::from_secs(30), || {
+        let (_, body) = c.get("/render?target=carbide.alerter.evaluation.fetch_errors&from=-5min");
+        series(&body)
+            .iter()
+            .any(|(_, pts)| pts.iter().any(|(v, t)| v.is_some() && *t > reloaded_at + 1))
+    });
+    assert!(reporting, "no alerter self-metrics after the reload");
     assert!(c.stop(), "carbide up did not exit 0 on SIGTERM");
     let log = std::fs::read_to_string(d.join("carbide.log")).unwrap();
     assert!(log.contains("collector stopped"), "{log}");

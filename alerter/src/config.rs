@@ -544,6 +544,10 @@ pub struct Config {
     pub api_listen: Option<std::net::SocketAddr>,
     /// Carbon `host:port` for self-metrics (`None`: not sent).
     pub metrics_carbon: Option<String>,
+    /// Where self-metrics go when the file sets no `metrics_carbon` (not from the file: set
+    /// by the program running the alerter, e.g. `carbide up`'s own carbon port; a reload
+    /// keeps it).
+    pub metrics_carbon_default: Option<String>,
     /// Self-metrics path prefix.
     pub metrics_prefix: String,
 }
@@ -953,6 +957,7 @@ impl Loader<'_> {
             request_timeout: f.request_timeout,
             api_listen,
             metrics_carbon: f.metrics_carbon,
+            metrics_carbon_default: None,
             metrics_prefix: f.metrics_prefix,
             file: self.file.to_path_buf(),
             docs_url: f.docs_url,

@@ -474,6 +474,7 @@ async fn reload(
         tracing::warn!("state_file changed: it takes effect when the alerter restarts");
         new.state_file = current.state_file.clone();
     }
+    new.metrics_carbon_default = current.metrics_carbon_default.clone();
     if new.api_listen != current.api_listen {
         tracing::warn!("api_listen changed: it takes effect when the alerter restarts");
         new.api_listen = current.api_listen;
@@ -599,7 +600,11 @@ pub async fn run_with(
                         if c.silenced { " (silenced)" } else { "" }
                     );
                 }
-                if let Some(addr) = &cfg.metrics_carbon {
+                if let Some(addr) = cfg
+                    .metrics_carbon
+                    .as_ref()
+                    .or(cfg.metrics_carbon_default.as_ref())
+                {
                     let counts = outbox.counts().await.unwrap_or_default();
                     let buf = crate::metrics::lines(&cfg.metrics_prefix, &report, counts);
                     if let Err(e) = crate::metrics::send(addr, &buf, Duration::from_secs(5)).await {
