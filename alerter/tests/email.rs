@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use alerter::notification::{Action, Level};
 use alerter::notifiers::email::{Email, EmailConfig, TlsMode};
-use alerter::notifiers::{Notifier, NotifyError};
+use alerter::notifiers::{Message, Notifier, NotifyError};
 use alerter::secret::Secret;
 use common::*;
 
@@ -182,15 +182,7 @@ async fn email_with_auth_and_a_wrong_password_is_permanent_and_secret() {
 async fn email_server_down_is_retryable() {
     let port = free_addr().port();
     let email = Email::new(config(port, Some(PASSWORD))).unwrap();
-    let err = email
-        .send(&message(
-            Action::Trigger,
-            Level::Critical,
-            Level::Ok,
-            "email",
-        ))
-        .await
-        .unwrap_err();
+    let err = email.send(&critical_page()).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert!(!err.to_string().contains(PASSWORD));
 }
@@ -209,12 +201,7 @@ async fn starttls_and_implicit_tls_with_auth_and_a_private_ca() {
         let smtp = Smtp::start_tls(true, server_mode);
         let email = Email::new(tls_config(&smtp, mode, PASSWORD)).unwrap();
         email
-            .send(&message(
-                Action::Trigger,
-                Level::Critical,
-                Level::Ok,
-                "email",
-            ))
+            .send(&critical_page())
             .await
             .unwrap_or_else(|e| panic!("{server_mode}: {e}"));
         let got = smtp.messages();
@@ -237,15 +224,7 @@ async fn starttls_and_implicit_tls_with_auth_and_a_private_ca() {
 
         // A wrong password over TLS: refused, not retried, not in the error.
         let bad = Email::new(tls_config(&smtp, mode, "wrong-SEKRET")).unwrap();
-        let err = bad
-            .send(&message(
-                Action::Trigger,
-                Level::Critical,
-                Level::Ok,
-                "email",
-            ))
-            .await
-            .unwrap_err();
+        let err = bad.send(&critical_page()).await.unwrap_err();
         assert!(
             matches!(err, NotifyError::Permanent(_)),
             "{server_mode}: {err}"
@@ -261,15 +240,7 @@ async fn tls_verification_is_on_by_default() {
         let smtp = Smtp::start_tls(true, server_mode);
         // Without ca_file the private CA is not trusted: no message, no password in the error.
         let email = Email::new(config_mode(smtp.port, mode)).unwrap();
-        let err = email
-            .send(&message(
-                Action::Trigger,
-                Level::Critical,
-                Level::Ok,
-                "email",
-            ))
-            .await
-            .unwrap_err();
+        let err = email.send(&critical_page()).await.unwrap_err();
         let text = err.to_string();
         assert!(
             text.to_ascii_lowercase().contains("certificate"),
@@ -281,15 +252,7 @@ async fn tls_verification_is_on_by_default() {
     // STARTTLS mode never falls back to plain text: a server without STARTTLS gets nothing.
     let plain = Smtp::start(true);
     let email = Email::new(config_mode(plain.port, TlsMode::Starttls)).unwrap();
-    let err = email
-        .send(&message(
-            Action::Trigger,
-            Level::Critical,
-            Level::Ok,
-            "email",
-        ))
-        .await
-        .unwrap_err();
+    let err = email.send(&critical_page()).await.unwrap_err();
     assert!(!err.to_string().contains(PASSWORD), "{err}");
     assert!(plain.messages().is_empty());
 }
@@ -371,4 +334,9 @@ async fn alerter_run_sends_over_starttls_and_never_logs_the_password() {
         !text.contains(PASSWORD) && !text.contains("wrong-SEKRET"),
         "a password in the log:\n{text}"
     );
+}
+
+/// The page every email test sends: a CRITICAL trigger (from OK) for the `email` notifier.
+fn critical_page() -> Message {
+    message(Action::Trigger, Level::Critical, Level::Ok, "email")
 }
