@@ -7,18 +7,19 @@
 # time, then prints for each: metrics per cycle, CPU ms per 10 s cycle (scheduler run time of
 # all its threads from /proc/<pid>/task/*/schedstat over the measuring window), max RSS (VmHWM), PSS at the end of the window
 # (shared library pages split among the processes that map them) and the agent/collectd ratios,
-# plus the stripped release binary size of each agent build.
+# plus the stripped binary size of each agent build.
 #
 # Environment:
 #   BENCH_SECONDS   measuring window, default 60; use 300 or more for numbers to quote.
 #   AGENT_BUILDS    which agent builds to run side by side, default "default host-only":
-#                   `default` = `cargo build --release -p carbide-collector` (every collector),
+#                   `default` = `cargo build --profile agent -p carbide-collector` (every collector;
+#                   the `agent` profile is how the agent ships: size-optimised, fat LTO),
 #                   `host-only` = the same with `--no-default-features` (no HTTP/TLS, MongoDB
 #                   or SQL clients). Each runs as its own process with its own sink port.
 #   AGENT_BINS      instead of building, measure these binaries: "name=path name2=path2"
 #                   (e.g. a binary saved from another commit, for before/after).
 #   RUN_AGENT=0     skip the agent;  RUN_COLLECTD=0  skip collectd.
-#   CARGO_TARGET_DIR  where the release build goes (default ~/.cache/carbide-target).
+#   CARGO_TARGET_DIR  where the agent build goes (default ~/.cache/carbide-target).
 #   COLLECTD        collectd binary, default /usr/sbin/collectd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,9 +56,9 @@ if [[ "$RUN_AGENT" == 1 ]]; then
                 host-only) flags=(--no-default-features) ;;
                 *) echo "unknown agent build $b (expected default or host-only)" >&2; exit 2 ;;
             esac
-            echo "== building the agent ($b: cargo build --release -p carbide-collector ${flags[*]})"
-            cargo build --release -p carbide-collector "${flags[@]}"
-            cp "$CARGO_TARGET_DIR/release/collector" "$tmp/collector-$b"
+            echo "== building the agent ($b: cargo build --profile agent -p carbide-collector ${flags[*]})"
+            cargo build --profile agent -p carbide-collector "${flags[@]}"
+            cp "$CARGO_TARGET_DIR/agent/collector" "$tmp/collector-$b"
             agents+=("$b")
             agent_bin[$b]="$tmp/collector-$b"
         done
@@ -206,5 +207,5 @@ for name, r in rows.items():
     print(f"CPU µs per metric, {name}: {per(r):.1f}")
 for line in open(os.path.join(tmp, "sizes.txt")):
     name, size = line.split()
-    print(f"stripped release binary (collector, {name}): {int(size) / 1e6:.2f} MB ({size} bytes)")
+    print(f"stripped agent binary (collector, {name}): {int(size) / 1e6:.2f} MB ({size} bytes)")
 PY

@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
 use collector::config::{self, Loaded, LoadedInstance, Sources};
 use collector::events::AgentStats;
 use collector::runtime::{self, Worker};
@@ -18,45 +17,102 @@ use collector::yaml::ConfigError;
 /// How long `--once` and `test` wait between the two samples that make counter rates.
 const ONCE_GAP: Duration = Duration::from_secs(1);
 
-#[derive(Parser)]
-#[command(
-    name = "collector",
-    version,
-    about = "carbide's collector agent: collects metrics and sends them to Graphite"
-)]
+const HELP: &str = "\
+carbide's collector agent: collects metrics and sends them to Graphite
+
+Usage: collector [OPTIONS] [COMMAND]
+
+Commands:
+  check        Validate the global file and collectors.d, print a summary (exit 0), or the
+               errors (exit 2)
+  test [NAME]  Like --once for one collector instance, named by file stem (`host` for
+               collectors.d/host.yml) or type (all instances when no name is given)
+
+Options:
+      --config <FILE>          Global settings file (default: ./collector.yml if present)
+      --collectors-dir <DIR>   Directory of collector instance files (default: `collectors_dir:`
+                               or ./collectors.d)
+      --log-level <LEVEL>      Log filter (`info`, `debug`, `collector=debug`); overrides
+                               RUST_LOG. Default: info
+      --once                   Run one cycle of every enabled collector, print the lines to
+                               stdout, send nothing. Collectors with counters are sampled twice,
+                               1 s apart, so their rates appear
+  -h, --help                   Print help
+  -V, --version                Print version
+";
+
+/// The command line. Options may come before or after the command.
+#[derive(Default)]
 struct Cli {
-    /// Global settings file (default: ./collector.yml if present).
-    #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Directory of collector instance files (default: `collectors_dir:` or ./collectors.d).
-    #[arg(long, global = true, value_name = "DIR")]
     collectors_dir: Option<PathBuf>,
-    /// Log filter (`info`, `debug`, `collector=debug`); overrides RUST_LOG. Default: info.
-    #[arg(long, global = true, value_name = "LEVEL")]
     log_level: Option<String>,
-    /// Run one cycle of every enabled collector, print the lines to stdout, send nothing.
-    /// Collectors with counters are sampled twice, 1 s apart, so their rates appear.
-    #[arg(long)]
     once: bool,
-    #[command(subcommand)]
     command: Option<Command>,
 }
 
-#[derive(Subcommand)]
 enum Command {
-    /// Validate the global file and collectors.d, print a summary (exit 0), or the errors
-    /// (exit 2).
     Check,
-    /// Like --once for one collector instance, named by file stem or type (all instances
-    /// when no name is given).
-    Test {
-        /// File stem (`host` for collectors.d/host.yml) or collector type.
-        name: Option<String>,
-    },
+    Test { name: Option<String> },
+}
+
+/// What the command line asks for besides a run.
+enum Parsed {
+    Run(Cli),
+    /// `--help` or `--version`: print this to stdout, exit 0.
+    Print(String),
+}
+
+fn parse_cli(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Parsed, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut cli = Cli::default();
+    let mut p = lexopt::Parser::from_args(args);
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("config") => cli.config = Some(p.value()?.into()),
+            Long("collectors-dir") => cli.collectors_dir = Some(p.value()?.into()),
+            Long("log-level") => cli.log_level = Some(p.value()?.string()?),
+            Long("once") => cli.once = true,
+            Short('h') | Long("help") => return Ok(Parsed::Print(HELP.to_string())),
+            Short('V') | Long("version") => {
+                return Ok(Parsed::Print(format!(
+                    "collector {}\n",
+                    env!("CARGO_PKG_VERSION")
+                )))
+            }
+            Value(v) if cli.command.is_none() => {
+                cli.command = Some(match v.string()?.as_str() {
+                    "check" => Command::Check,
+                    "test" => Command::Test { name: None },
+                    other => {
+                        return Err(lexopt::Error::Custom(
+                            format!("unknown command '{other}' (expected check or test)").into(),
+                        ))
+                    }
+                })
+            }
+            Value(v) => match &mut cli.command {
+                Some(Command::Test { name: name @ None }) => *name = Some(v.string()?),
+                _ => return Err(Value(v).unexpected()),
+            },
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Parsed::Run(cli))
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli(std::env::args_os().skip(1)) {
+        Ok(Parsed::Run(cli)) => cli,
+        Ok(Parsed::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("collector: {e}\n\nUsage: collector [OPTIONS] [check | test [NAME]]\nFor more information, try '--help'.");
+            return ExitCode::from(2);
+        }
+    };
     collector::logging::init("collector", cli.log_level.as_deref(), true);
     let sources = Sources {
         config: cli.config.clone(),
@@ -237,4 +293,98 @@ async fn print_once(instances: Vec<LoadedInstance>, settings: &config::Settings)
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Parsed, String> {
+        parse_cli(args.iter().map(|a| a.into())).map_err(|e| e.to_string())
+    }
+
+    /// (arguments, config, collectors_dir, log_level, once, command)
+    #[test]
+    fn accepted_command_lines() {
+        type Want = (
+            Option<&'static str>,
+            Option<&'static str>,
+            Option<&'static str>,
+            bool,
+            &'static str,
+        );
+        let table: &[(&[&str], Want)] = &[
+            (&[], (None, None, None, false, "run")),
+            (&["--once"], (None, None, None, true, "run")),
+            (&["check"], (None, None, None, false, "check")),
+            (
+                &["--config", "a.yml", "check"],
+                (Some("a.yml"), None, None, false, "check"),
+            ),
+            (
+                &["check", "--config=a.yml"],
+                (Some("a.yml"), None, None, false, "check"),
+            ),
+            (&["test"], (None, None, None, false, "test")),
+            (
+                &["test", "host", "--collectors-dir", "d"],
+                (None, Some("d"), None, false, "test host"),
+            ),
+            (
+                &["--log-level", "debug", "test", "db1"],
+                (None, None, Some("debug"), false, "test db1"),
+            ),
+        ];
+        for (args, want) in table {
+            let Ok(Parsed::Run(cli)) = parse(args) else {
+                panic!("{args:?} rejected");
+            };
+            let command = match &cli.command {
+                None => "run".to_string(),
+                Some(Command::Check) => "check".to_string(),
+                Some(Command::Test { name: None }) => "test".to_string(),
+                Some(Command::Test { name: Some(n) }) => format!("test {n}"),
+            };
+            let got = (
+                cli.config.as_deref().and_then(|p| p.to_str()),
+                cli.collectors_dir.as_deref().and_then(|p| p.to_str()),
+                cli.log_level.as_deref(),
+                cli.once,
+                command.as_str(),
+            );
+            assert_eq!(got, *want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn rejected_command_lines_say_what_is_wrong() {
+        let table: &[(&[&str], &str)] = &[
+            (&["--bogus"], "--bogus"),
+            (&["frobnicate"], "unknown command 'frobnicate'"),
+            (&["check", "extra"], "extra"),
+            (&["test", "a", "b"], "b"),
+            (&["--config"], "--config"),
+            (&["--once=yes"], "--once"),
+        ];
+        for (args, want) in table {
+            match parse(args) {
+                Err(e) => assert!(e.contains(want), "{args:?}: {e}"),
+                Ok(_) => panic!("{args:?} accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn help_and_version_print() {
+        for args in [&["--help"][..], &["-h"], &["check", "--help"]] {
+            let Ok(Parsed::Print(text)) = parse(args) else {
+                panic!("{args:?}");
+            };
+            assert!(text.contains("Usage: collector"), "{text}");
+        }
+        let Ok(Parsed::Print(text)) = parse(&["--version"]) else {
+            panic!("--version");
+        };
+        assert_eq!(text, format!("collector {}\n", env!("CARGO_PKG_VERSION")));
+    }
 }
