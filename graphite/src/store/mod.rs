@@ -26,6 +26,7 @@ pub mod chunk;
 pub mod clock;
 pub mod index;
 mod paths;
+mod raw;
 pub mod read;
 pub mod schema;
 pub mod server;
@@ -65,6 +66,8 @@ pub enum StoreError {
     Open { path: String, source: sqlx::Error },
     #[error("store database: {0}")]
     Db(#[from] sqlx::Error),
+    #[error("store database read: {0}")]
+    Read(String),
     #[error("store database holds series {path:?} with unreadable retentions {retentions:?}")]
     Corrupt { path: String, retentions: String },
     #[error(transparent)]

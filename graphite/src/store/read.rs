@@ -12,9 +12,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use sqlx::{QueryBuilder, Row, Sqlite};
-
 use super::chunk::{self, ChunkMap, Pt};
+use super::raw;
 use super::schema::SeriesSchema;
 use super::{lock, Fetched, Store, StoreError};
 use crate::glob::GlobPattern;
@@ -210,10 +209,11 @@ impl Store {
         }
         if !groups.is_empty() {
             let mut conn = self.pool.acquire().await?;
+            let mut handle = conn.lock_handle().await?;
+            let db = handle.as_raw_handle();
             for ((archive, lo, hi), members) in &groups {
                 for batch in members.chunks(IDS_PER_QUERY) {
-                    self.read_chunks(&mut conn, *archive, *lo, *hi, batch, series, &mut reads)
-                        .await?;
+                    read_chunks(db, *archive, *lo, *hi, batch, series, &mut reads)?;
                 }
             }
         }
@@ -282,130 +282,51 @@ impl Store {
             }
         }
     }
-
-    /// Read archive `archive`'s chunks `lo..=hi` of the series `batch` (indexes into
-    /// `series` and `reads`) in one query.
-    #[allow(clippy::too_many_arguments)]
-    async fn read_chunks(
-        &self,
-        conn: &mut sqlx::SqliteConnection,
-        archive: u8,
-        lo: i64,
-        hi: i64,
-        batch: &[usize],
-        series: &[Matched],
-        reads: &mut [Reading],
-    ) -> Result<(), StoreError> {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT series_id, chunk_start, data FROM chunks WHERE series_id IN (",
-        );
-        let mut ids = qb.separated(", ");
-        for &i in batch {
-            ids.push_bind(series[i].id as i64);
-        }
-        qb.push(") AND archive = ")
-            .push_bind(archive as i64)
-            .push(" AND chunk_start BETWEEN ")
-            .push_bind(lo)
-            .push(" AND ")
-            .push_bind(hi);
-        let of_id: HashMap<u64, usize, foldhash::fast::RandomState> =
-            batch.iter().map(|&i| (series[i].id, i)).collect();
-        for row in qb.build().fetch_all(&mut *conn).await? {
-            let id: i64 = row.try_get(0)?;
-            let start: i64 = row.try_get(1)?;
-            let data: &[u8] = row.try_get(2)?;
-            let Some(&i) = of_id.get(&(id as u64)) else {
-                continue;
-            };
-            let r = &mut reads[i];
-            let ok = if r.pts.is_empty() {
-                let w = r.window;
-                chunk::decode_into(data, start, w.step, w.start, &mut r.values)
-            } else {
-                chunk::decode(data)
-                    .map(|v| {
-                        r.map.insert((archive, start), v);
-                    })
-                    .is_some()
-            };
-            if !ok {
-                tracing::warn!(series = id, archive, start, "unreadable chunk ignored");
-            }
-        }
-        Ok(())
-    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::schema::Schemas;
-
-    const NOW: i64 = 1_700_000_000;
-
-    #[tokio::test]
-    async fn one_read_of_many_series_matches_reading_each_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let sch =
-            Schemas::parse("[a]\npattern=.\nretentions=10s:1h,60s:1d\n", "s", "", "a").unwrap();
-        let s = Store::open(dir.path(), sch, 1_000_000).await.unwrap();
-        // 30 series over 3 chunks of the 10 s archive; half flushed, then more points cached
-        // (some overwriting flushed slots), one series only cached.
-        let t0 = chunk::slot(NOW - 3000, 10);
-        for i in 0..30i64 {
-            for j in 0..200i64 {
-                if (i + j) % 7 != 0 {
-                    s.insert_at(
-                        &format!("m.s{i:02}"),
-                        t0 + 10 * j,
-                        (i * 1000 + j) as f64,
-                        NOW,
-                    );
-                }
-            }
-        }
-        s.flush_at(NOW).await.unwrap();
-        for i in (0..30i64).step_by(3) {
-            s.insert_at(&format!("m.s{i:02}"), t0 + 50, -1.0, NOW);
-            s.insert_at(&format!("m.s{i:02}"), t0 + 2500, -2.0, NOW);
-        }
-        s.insert_at("m.only_cached", t0 + 100, 5.0, NOW);
-        for (from, until) in [(t0, t0 + 2000), (t0 + 5, NOW), (NOW - 86_000, NOW)] {
-            let all = s.fetch("m.*", from, until, NOW).await.unwrap();
-            assert_eq!(all.len(), 31);
-            for f in &all {
-                let alone = s.fetch(&f.path, from, until, NOW).await.unwrap();
-                assert_eq!(alone, vec![f.clone()]);
-                // The same values a chunk-map read gives (the path cached points take).
-                let m = &s.resolve(&GlobPattern::new(&f.path).unwrap())[0];
-                let w = ReadWindow::of(&m.schema, from, until, NOW).unwrap();
-                assert_eq!((f.start, f.end, f.step), (w.start, w.end, w.step));
-            }
-            let s00 = all.iter().find(|f| f.path == "m.s00").unwrap();
-            let i = ((t0 + 50 - s00.start) / s00.step) as usize;
-            if s00.step == 10 && i < s00.values.len() {
-                assert_eq!(s00.values[i], Some(-1.0));
-                assert_eq!(s00.values[i - 1], Some(4.0));
-            }
-        }
+/// Reads the chunks of `batch` (indexes into `series` and `reads`) in `archive` between
+/// chunk starts `lo` and `hi` into `reads`, on a connection locked out of sqlx (`db`).
+fn read_chunks(
+    db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+    archive: u8,
+    lo: i64,
+    hi: i64,
+    batch: &[usize],
+    series: &[Matched],
+    reads: &mut [Reading],
+) -> Result<(), StoreError> {
+    let mut sql =
+        String::from("SELECT series_id, chunk_start, data FROM chunks WHERE series_id IN (");
+    for i in 0..batch.len() {
+        sql.push_str(if i == 0 { "?" } else { ", ?" });
     }
-
-    #[test]
-    fn read_window_nesting() {
-        let sch = SeriesSchema {
-            archives: crate::store::schema::parse_retentions("10s:1h,60s:1d").unwrap(),
-            aggregation: crate::store::schema::Aggregation::Average,
-            x_files_factor: 0.5,
+    sql.push_str(") AND archive = ? AND chunk_start BETWEEN ? AND ?");
+    let mut stmt = raw::Statement::prepare(db, &sql)?;
+    for (n, &i) in batch.iter().enumerate() {
+        stmt.bind(n + 1, series[i].id as i64)?;
+    }
+    stmt.bind(batch.len() + 1, archive as i64)?;
+    stmt.bind(batch.len() + 2, lo)?;
+    stmt.bind(batch.len() + 3, hi)?;
+    let of_id: HashMap<u64, usize, foldhash::fast::RandomState> =
+        batch.iter().map(|&i| (series[i].id, i)).collect();
+    stmt.for_each(|id, start, data| {
+        let Some(&i) = of_id.get(&(id as u64)) else {
+            return;
         };
-        let wide = ReadWindow::of(&sch, NOW - 3000, NOW, NOW).unwrap();
-        let narrow = ReadWindow::of(&sch, NOW - 2000, NOW - 100, NOW).unwrap();
-        assert!(narrow.within(&wide) && !wide.within(&narrow));
-        assert_eq!(narrow.points(), 190);
-        // Older than the 10 s archive: the 60 s one, not a slice of the 10 s read.
-        let coarse = ReadWindow::of(&sch, NOW - 4000, NOW, NOW).unwrap();
-        assert_eq!(coarse.step, 60);
-        assert!(!wide.within(&coarse));
-        assert_eq!(ReadWindow::of(&sch, NOW + 1, NOW + 5, NOW), None);
-    }
+        let r = &mut reads[i];
+        let ok = if r.pts.is_empty() {
+            let w = r.window;
+            chunk::decode_into(data, start, w.step, w.start, &mut r.values)
+        } else {
+            chunk::decode(data)
+                .map(|v| {
+                    r.map.insert((archive, start), v);
+                })
+                .is_some()
+        };
+        if !ok {
+            tracing::warn!(series = id, archive, start, "unreadable chunk ignored");
+        }
+    })
 }
