@@ -20,9 +20,7 @@ use crate::tags::{self as t, TagError, TagIndex};
 /// The canonical spelling of `path` if it is a tagged name spelled otherwise (`None` for an
 /// untagged, canonical or unparseable name: those are stored as they are).
 pub(crate) fn respelled(path: &str) -> Option<String> {
-    if !path.contains(';') {
-        return None;
-    }
+    memchr::memchr(b';', path.as_bytes())?;
     match t::canonical(path) {
         Ok(std::borrow::Cow::Owned(c)) => Some(c),
         _ => None,
