@@ -278,22 +278,69 @@ fn parse_fast(line: &[u8]) -> Option<Line<'_>> {
     if t >= 100_000_000_000 {
         return None;
     }
-    // Digits, signs, dots and exponents only: `inf`/`nan` spellings go the slow way.
-    if !value
-        .iter()
-        .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
-    {
-        return None;
-    }
-    let value: f64 = fast_float2::parse(value).ok()?;
-    if !value.is_finite() {
-        return None;
-    }
+    let value = match plain_decimal(value) {
+        Some(v) => v,
+        None => {
+            // Digits, signs, dots and exponents only: `inf`/`nan` spellings go the slow way.
+            if !value
+                .iter()
+                .all(|&b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+            {
+                return None;
+            }
+            let v: f64 = fast_float2::parse(value).ok()?;
+            if !v.is_finite() {
+                return None;
+            }
+            v
+        }
+    };
+    // SAFETY: every byte of `path` was checked above to be printable ASCII (0x21..=0x7e),
+    // which is valid UTF-8.
+    let path = unsafe { std::str::from_utf8_unchecked(path) };
     Some(Line {
-        path: std::str::from_utf8(path).ok()?,
+        path,
         value,
         timestamp: t,
     })
+}
+
+/// Exact powers of ten up to the largest one an f64 holds exactly.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// The value of the commonest spelling, `[-]digits[.digits]` with at most 19 digits, whose
+/// digits as an integer `m` fit in 53 bits and with at most 22 decimals: then `m / 10^k` is
+/// one correctly rounded division of two exact f64s, the same result as `str::parse`
+/// (Clinger's fast path). `None` for anything else (the general parser decides).
+#[inline]
+fn plain_decimal(v: &[u8]) -> Option<f64> {
+    let (neg, digits) = match v.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, v),
+    };
+    // More than 19 digits are refused below (`m` may have wrapped then).
+    if digits.len() > 20 {
+        return None;
+    }
+    let mut m: u64 = 0;
+    let mut dot = None;
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => m = m.wrapping_mul(10).wrapping_add((b - b'0') as u64),
+            b'.' if dot.is_none() => dot = Some(i),
+            _ => return None,
+        }
+    }
+    let decimals = dot.map_or(0, |d| digits.len() - d - 1);
+    let count = digits.len() - usize::from(dot.is_some());
+    if count == 0 || count > 19 || m > 1 << 53 {
+        return None;
+    }
+    let x = m as f64 / *POW10.get(decimals)?;
+    Some(if neg { -x } else { x })
 }
 
 /// [`parse_line`] for every line: the rules and their errors.
@@ -511,6 +558,14 @@ mod tests {
                 ]
             ) {
                 prop_assert_eq!(parse_line(&line), parse_line_slow(&line));
+            }
+
+            #[test]
+            fn plain_decimal_agrees_with_std(v in "-?[0-9]{0,12}[.]?[0-9]{0,10}") {
+                let ours = plain_decimal(v.as_bytes());
+                if let Some(x) = ours {
+                    prop_assert_eq!(Some(x.to_bits()), v.parse::<f64>().ok().map(f64::to_bits));
+                }
             }
 
             #[test]

@@ -34,8 +34,10 @@ pub mod tags;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -182,9 +184,17 @@ pub struct Store {
     /// The retention rules for new series; replaced by [`Store::set_schemas`].
     schemas: RwLock<Arc<Schemas>>,
     shards: Vec<Mutex<Shard>>,
+    /// Every series' path, as a trie; read it through [`Store::index_read`].
     index: RwLock<Index>,
-    /// Graphite 1.1 tags of every series (`tags.rs`), rebuilt from `series` at open.
+    /// Graphite 1.1 tags of every series (`tags.rs`), rebuilt from `series` at open; read it
+    /// through [`Store::tag_index`].
     tags: RwLock<crate::tags::TagIndex>,
+    /// Series created since `index` and `tags` last caught up ([`Store::catch_up`]): the
+    /// receive path only registers a new series in its shard (enough to cache and read its
+    /// points) and leaves the two indexes to the next reader of either, or the next flush.
+    pending: Mutex<Vec<(Arc<str>, u64)>>,
+    /// `pending` is not empty (set and cleared under its lock; read without it).
+    pending_any: AtomicBool,
     next_id: AtomicU64,
     max_cache_points: u64,
     hasher: foldhash::fast::RandomState,
@@ -291,6 +301,8 @@ impl Store {
                 .collect(),
             index: RwLock::new(Index::default()),
             tags: RwLock::default(),
+            pending: Mutex::default(),
+            pending_any: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             max_cache_points,
             hasher,
@@ -501,15 +513,16 @@ impl Store {
             }
         }
         if !created.is_empty() {
-            let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-            for (path, id) in &created {
-                index.insert(path, *id);
-            }
-            drop(index);
-            self.index_tags(created.iter().map(|(p, _)| p.clone()));
             self.stats
                 .series_created
                 .fetch_add(created.len() as u64, Relaxed);
+            let mut pending = lock(&self.pending);
+            if pending.is_empty() {
+                *pending = created;
+            } else {
+                pending.append(&mut created);
+            }
+            self.pending_any.store(true, Release);
         }
         let s = &self.stats;
         s.cache_points.fetch_add(kept, Relaxed);
@@ -552,7 +565,34 @@ impl Store {
 
     /// Number of series known.
     pub fn series_count(&self) -> usize {
-        self.index.read().unwrap_or_else(|e| e.into_inner()).len()
+        self.index_read().len()
+    }
+
+    /// The series index, holding every series created so far.
+    pub(crate) fn index_read(&self) -> RwLockReadGuard<'_, Index> {
+        self.catch_up();
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Enter the series created since the last call into the index and the tag index. Every
+    /// reader of either calls this first, so a series is found as soon as its first point
+    /// was cached; the flusher calls it too, so the list stays short without readers.
+    pub(crate) fn catch_up(&self) {
+        if !self.pending_any.load(Acquire) {
+            return;
+        }
+        // The index's write lock is taken before the list: a reader that finds the list
+        // empty while another catches up waits for the index until it has caught up.
+        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        let created = {
+            let mut pending = lock(&self.pending);
+            self.pending_any.store(false, Relaxed);
+            std::mem::take(&mut *pending)
+        };
+        for (path, id) in &created {
+            index.insert(path, *id);
+        }
+        self.index_tags(created.into_iter().map(|(p, _)| p));
     }
 
     /// graphite-web's `find`: branch and leaf nodes matching `pattern`; none for a pattern
@@ -565,10 +605,7 @@ impl Store {
 
     /// [`Store::find`] for a compiled pattern.
     pub fn find_glob(&self, pattern: &GlobPattern) -> Vec<FindNode> {
-        self.index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .find(pattern)
+        self.index_read().find(pattern)
     }
 
     /// Series paths matching `pattern`, sorted; none for a rejected pattern.
@@ -583,9 +620,7 @@ impl Store {
 
     /// [`Store::expand`] for a compiled pattern.
     pub fn expand_glob(&self, pattern: &GlobPattern) -> Vec<String> {
-        self.index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
+        self.index_read()
             .expand(pattern)
             .into_iter()
             .map(|(p, _)| p)
@@ -597,6 +632,7 @@ impl Store {
     pub async fn flush_at(&self, now: i64) -> Result<FlushReport, StoreError> {
         let _guard = self.flush_lock.lock().await;
         let started = Instant::now();
+        self.catch_up();
         // Snapshot: log → flushing (kept visible to reads until committed).
         let mut taken: Vec<(usize, Arc<Vec<LogPt>>)> = Vec::new();
         for (si, shard) in self.shards.iter().enumerate() {
@@ -942,6 +978,29 @@ mod tests {
         // One schema object shared by the series of a shard, not one per series.
         let shard = lock(&s.shards[s.shard_of("h.s000")]);
         assert_eq!(shard.schemas.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn new_series_are_indexed_by_the_first_reader_or_the_next_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path(), "[a]\npattern=.\nretentions=10s:1h\n", "").await;
+        let batch = [("n.a", NOW - 10, 1.0), ("n.b", NOW - 10, 2.0)];
+        assert_eq!(s.insert_batch_at(batch, NOW), 2);
+        // The receive path left both indexes to the readers.
+        assert_eq!(lock(&s.pending).len(), 2);
+        assert_eq!(s.expand("n.*"), ["n.a", "n.b"]);
+        assert!(lock(&s.pending).is_empty());
+        assert_eq!(s.find_tagged(&["name=n.b"]).unwrap(), ["n.b"]);
+        // A tag query alone catches up too, and so does a flush.
+        assert!(s.insert_at("n.c", NOW - 10, 3.0, NOW));
+        assert_eq!(s.find_tagged(&["name=~^n"]).unwrap(), ["n.a", "n.b", "n.c"]);
+        assert!(s.insert_at("n.d", NOW - 10, 4.0, NOW));
+        assert_eq!(lock(&s.pending).len(), 1);
+        s.flush_at(NOW).await.unwrap();
+        assert!(lock(&s.pending).is_empty());
+        assert_eq!(s.tag_index().len(), 4);
+        assert_eq!(s.index.read().unwrap().len(), 4);
+        assert_eq!(s.stats.series_created.load(Relaxed), 4);
     }
 
     #[tokio::test]

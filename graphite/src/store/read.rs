@@ -95,11 +95,7 @@ impl Store {
         // A tagged name is looked up exactly (in its canonical spelling), as graphite-web.
         let found = match self.tagged_match(pattern.as_str()) {
             Some(m) => m,
-            None => self
-                .index
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .expand(pattern),
+            None => self.index_read().expand(pattern),
         };
         let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
         for (i, (path, _)) in found.iter().enumerate() {

@@ -6,7 +6,7 @@
 //! canonical path, which the `series` table already holds, so [`Store::open`] rebuilds the
 //! index from it (0.16 s per 100k series, `cargo bench -p graphite --bench tags`) and it can never disagree with the data.
 //!
-//! Hooks in `mod.rs`: `load_series` and `cache_batch` call [`Store::index_tags`] for new
+//! Hooks in `mod.rs`: `load_series` and [`Store::catch_up`] call [`Store::index_tags`] for new
 //! series; `cache_batch` hands a point of a non-canonical spelling to
 //! [`Store::cache_respelled`] (via [`respelled`]); `fetch` and `expand` look a tagged
 //! pattern up exactly ([`Store::tagged_match`]) instead of globbing it, as graphite-web's
@@ -20,9 +20,7 @@ use crate::tags::{self as t, TagError, TagIndex};
 /// The canonical spelling of `path` if it is a tagged name spelled otherwise (`None` for an
 /// untagged, canonical or unparseable name: those are stored as they are).
 pub(crate) fn respelled(path: &str) -> Option<String> {
-    if !path.contains(';') {
-        return None;
-    }
+    memchr::memchr(b';', path.as_bytes())?;
     match t::canonical(path) {
         Ok(std::borrow::Cow::Owned(c)) => Some(c),
         _ => None,
@@ -60,12 +58,13 @@ impl Store {
         let path = t::canonical(pattern)
             .map(|c| c.into_owned())
             .unwrap_or_else(|_| pattern.to_string());
-        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+        let index = self.index_read();
         Some(index.get(&path).map(|id| (path, id)).into_iter().collect())
     }
 
     /// The tag index, read-locked (for the `/tags` API). Hold it briefly: new series wait.
     pub fn tag_index(&self) -> RwLockReadGuard<'_, TagIndex> {
+        self.catch_up();
         self.tags.read().unwrap_or_else(PoisonError::into_inner)
     }
 
