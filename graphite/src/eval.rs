@@ -189,6 +189,10 @@ pub struct Context<'d> {
     pub until: i64,
     pub now: i64,
     data: &'d Fetched,
+    /// Data planned to be read once ([`render`] moves it here): the read takes it without a
+    /// copy. A second read of a taken request is reported as missing.
+    once: Fetched,
+    taken: BTreeSet<FetchRequest>,
     missing: BTreeSet<FetchRequest>,
     /// `requestContext['xFilesFactor']`.
     pub x_files_factor: Option<f64>,
@@ -205,6 +209,8 @@ impl<'d> Context<'d> {
             until,
             now,
             data,
+            once: Fetched::new(),
+            taken: BTreeSet::new(),
             missing: BTreeSet::new(),
             x_files_factor: None,
             stacks: HashMap::new(),
@@ -223,13 +229,15 @@ impl<'d> Context<'d> {
             from,
             until,
         };
-        match self.data.get(&req) {
-            Some(s) => s.clone(),
-            None => {
-                self.missing.insert(req);
-                Vec::new()
-            }
+        if let Some(s) = self.data.get(&req) {
+            return s.clone();
         }
+        if let Some(s) = self.once.remove(&req) {
+            self.taken.insert(req);
+            return s;
+        }
+        self.missing.insert(req);
+        Vec::new()
     }
 
     /// Evaluates `expr` over `[from, until)`.
@@ -339,6 +347,7 @@ pub fn render(
 ) -> Result<Vec<Series>, EvalError> {
     const MAX_ROUNDS: usize = 8;
     let mut data = Fetched::new();
+    let mut move_once = true;
     let mut want: BTreeSet<FetchRequest> = targets
         .iter()
         .flat_map(|t| plan_with_source(t, from, until, source))
@@ -366,7 +375,32 @@ pub fn render(
                 data.insert(r, s);
             }
         }
+        // Requests the plan reads exactly once are moved into the evaluation rather than
+        // copied on their read (a round that fails gives back what it did not take, and
+        // fetches again what it took; later rounds copy).
+        let mut once = Fetched::new();
+        if move_once {
+            let mut uses: HashMap<&FetchRequest, usize> = HashMap::new();
+            let mut planned = Vec::new();
+            for t in targets {
+                plan_into(t, from, until, &|e, _, _| step_hint(e, &data), &mut planned);
+            }
+            for r in &planned {
+                *uses.entry(r).or_default() += 1;
+            }
+            let single: Vec<FetchRequest> = uses
+                .into_iter()
+                .filter(|(_, n)| *n == 1)
+                .map(|(r, _)| r.clone())
+                .collect();
+            for r in single {
+                if let Some(s) = data.remove(&r) {
+                    once.insert(r, s);
+                }
+            }
+        }
         let mut ctx = Context::new(from, until, now, &data);
+        ctx.once = once;
         let mut out = Vec::new();
         let mut need = Vec::new();
         for t in targets {
@@ -376,10 +410,17 @@ pub fn render(
                 Err(e) => return Err(e),
             }
         }
+        let (left, taken) = (
+            std::mem::take(&mut ctx.once),
+            std::mem::take(&mut ctx.taken),
+        );
+        drop(ctx);
         if need.is_empty() {
             return Ok(out);
         }
-        want = need.into_iter().collect();
+        data.extend(left);
+        move_once = false;
+        want = need.into_iter().chain(taken).collect();
     }
     Err(EvalError::TooManyRounds(MAX_ROUNDS))
 }
