@@ -3,8 +3,9 @@
 //! With 100k series arriving round-robin, every line looks up a different series and the
 //! lookup is a cache miss or two; a general hash map (entry → boxed key → compare) spends most
 //! of the line's time waiting for memory. This table is one array of 16-byte entries (open
-//! addressing, linear probing, at most half full) holding a 32-bit tag of the hash, the series
-//! index, its schema and where its name lies in one arena of names. A probe compares the tag
+//! addressing, linear probing, at most half full) holding the low 32 bits of the hash (which
+//! also pick the entry's place, so growing never hashes a name again), the series index, its
+//! schema and where its name lies in one arena of names. A probe compares the tag
 //! before touching the name, and [`PathTable::prefetch`] lets the caller ask for the entry of
 //! a line a few lines ahead, so several misses are in flight at once instead of one after
 //! another. Names are appended to the arena in creation order, so a client that sends its
@@ -17,7 +18,8 @@ const EMPTY: u32 = u32::MAX;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    /// High 32 bits of the hash.
+    /// Low 32 bits of the hash: where the entry belongs (below the mask), the rest a filter
+    /// before the name is compared.
     tag: u32,
     /// Index of the series in its shard; [`EMPTY`] for a free entry.
     idx: u32,
@@ -90,7 +92,7 @@ impl PathTable {
             return None;
         }
         let mask = self.entries.len() - 1;
-        let tag = (hash >> 32) as u32;
+        let tag = hash as u32;
         let mut i = hash as usize & mask;
         loop {
             let e = self.entries[i];
@@ -144,7 +146,7 @@ impl PathTable {
         self.names.extend_from_slice(path.as_bytes());
         self.place(
             Entry {
-                tag: (hash >> 32) as u32,
+                tag: hash as u32,
                 idx: slot.idx,
                 off,
                 schema: slot.schema,
@@ -154,6 +156,8 @@ impl PathTable {
         self.len += 1;
     }
 
+    /// Put `e` at the first free entry from the place of `hash` (its low 32 bits are enough:
+    /// a table has fewer than 2^32 entries).
     fn place(&mut self, e: Entry, hash: PathHash) {
         let mask = self.entries.len() - 1;
         let mut i = hash as usize & mask;
@@ -167,9 +171,7 @@ impl PathTable {
         let cap = (self.entries.len() * 2).max(64);
         let old = std::mem::replace(&mut self.entries, vec![FREE; cap]);
         for e in old.into_iter().filter(|e| e.idx != EMPTY) {
-            let name = std::str::from_utf8(self.name_at(e.off)).unwrap_or_default();
-            let hash = self.hash(name);
-            self.place(e, hash);
+            self.place(e, e.tag as PathHash);
         }
     }
 
