@@ -7,6 +7,7 @@
 //! builds it (cached, idempotent) before `cargo test`.
 
 mod common;
+use common::alerter;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -104,15 +105,6 @@ fn load(carbon: &Carbon, points: &[(&str, f64)], t: i64) {
     for (path, v) in points {
         carbon.fetch_until(path, |p| p.iter().any(|(ts, x)| *ts == t && *x == Some(*v)));
     }
-}
-
-fn alerter() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_alerter"));
-    for v in alerter::config::ENV_VARS {
-        c.env_remove(v);
-    }
-    c.env("RUST_LOG", "warn");
-    c
 }
 
 fn config(dir: &Path, graphite: &str, hook: &str, slack: &str) -> PathBuf {

@@ -2,6 +2,7 @@
 //! replay, silence commands. (`alerter check` is in check_cli.rs.)
 
 mod common;
+use common::alerter;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,15 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::render::RenderServer;
-
-fn alerter() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_alerter"));
-    for v in alerter::config::ENV_VARS {
-        c.env_remove(v);
-    }
-    c.env("RUST_LOG", "warn");
-    c
-}
 
 fn write_config(dir: &Path, render: &str, hook: &str, api: &str) -> PathBuf {
     write_config_with(dir, render, hook, api, "")

@@ -7,6 +7,7 @@ pub mod carbon;
 pub mod render;
 
 use std::collections::BTreeMap;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use alerter::notification::{graph_url, runbook_url, Action, Level, Notification};
@@ -131,4 +132,15 @@ pub fn message(action: Action, level: Level, previous: Level, notifier: &str) ->
         idempotency_key: n.idempotency_key(notifier),
         notification: n,
     }
+}
+
+/// The `alerter` binary with none of its settings' environment variables inherited and
+/// warnings-only logging.
+pub fn alerter() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_alerter"));
+    for v in alerter::config::ENV_VARS {
+        c.env_remove(v);
+    }
+    c.env("RUST_LOG", "warn");
+    c
 }
