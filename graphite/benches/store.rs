@@ -1,5 +1,6 @@
-//! Store benchmarks: ingest through the line parser into the cache (point by point, and in
-//! 64 KiB batches as the listeners do), a fetch of 100 series over one day of 10 s points
+//! Store benchmarks: ingest through the line parser into the cache (point by point, in
+//! 64 KiB batches, and through a listener's [`Receiver`] with the load of
+//! `benches/ingest-vs-carbon.sh`), a fetch of 100 series over one day of 10 s points
 //! from SQLite, and index `find`/`expand` over 100k series.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -7,7 +8,10 @@ use graphite::glob::GlobPattern;
 use graphite::protocol::parse_line;
 use graphite::store::index::Index;
 use graphite::store::schema::Schemas;
+use graphite::store::server::{BadLines, Receiver};
 use graphite::store::{unix_now, Store};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 fn ingest(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -153,5 +157,63 @@ fn index(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ingest, fetch, index);
+/// `benches/ingest-vs-carbon.sh`'s load without the sockets: 100k series × 10 points (the
+/// first interval creates the series), read 256 KiB at a time by one connection's
+/// [`Receiver`] into a new store. Only the receiving is timed.
+fn listener(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let now = unix_now();
+    let t0 = now - now % 10 - 100;
+    let mut load = Vec::new();
+    for p in 0..10 {
+        for s in 0..100_000 {
+            let line = format!(
+                "bench.host{:05}.metric{:02} {} {}\n",
+                s / 100,
+                s % 100,
+                s as f64 + p as f64 * 0.5,
+                t0 + 10 * p
+            );
+            load.extend_from_slice(line.as_bytes());
+        }
+    }
+    let schemas = Schemas::parse(
+        "[bench]\npattern = ^bench\\.\nretentions = 10s:6h\n",
+        "schemas",
+        "",
+        "aggregation",
+    )
+    .unwrap();
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut g = c.benchmark_group("listener");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(20));
+    g.throughput(Throughput::Elements(1_000_000));
+    g.bench_function("1m_lines_100k_new_series", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                let dir = tempfile::tempdir().unwrap();
+                let store = rt
+                    .block_on(Store::open(dir.path(), schemas.clone(), u64::MAX))
+                    .unwrap();
+                let bad = BadLines::default();
+                let mut rx = Receiver::new(&store, &bad, peer);
+                let start = Instant::now();
+                let mut rest = &load[..];
+                while !rest.is_empty() {
+                    let n = rest.len().min(256 * 1024);
+                    let used = rx.lines(&rest[..n], now);
+                    rest = &rest[used..];
+                }
+                spent += start.elapsed();
+                assert_eq!(store.stats.cache_points.load(Relaxed), 1_000_000);
+            }
+            spent
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ingest, fetch, index, listener);
 criterion_main!(benches);

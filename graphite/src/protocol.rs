@@ -234,11 +234,9 @@ pub fn parse_line(line: &[u8]) -> Result<Line<'_>, LineError> {
 }
 
 /// The fast path of [`parse_line`], for the canonical line `path value timestamp` with
-/// single spaces, a printable-ASCII untagged path and an integer timestamp: fields found with
-/// `memchr`, the path checked in one pass (no UTF-8 decoding needed: it is ASCII), the value
-/// read by `fast_float2` (the same grammar and the same correctly rounded result as
-/// `str::parse::<f64>`). `None` for anything else (then the slow path decides, so behaviour
-/// and errors are the slow path's).
+/// single spaces, a [`plain_path`] and an integer timestamp: the path's end found with
+/// `memchr`, the rest read by [`parse_value_ts`]. `None` for anything else (then the slow
+/// path decides, so behaviour and errors are the slow path's).
 #[inline]
 fn parse_fast(line: &[u8]) -> Option<Line<'_>> {
     let mut end = line.len();
@@ -251,36 +249,56 @@ fn parse_fast(line: &[u8]) -> Option<Line<'_>> {
     }
     let sp1 = memchr::memchr(b' ', line)?;
     let (path, rest) = (&line[..sp1], &line[sp1 + 1..]);
-    let sp2 = memchr::memchr(b' ', rest)?;
-    let (value, ts) = (&rest[..sp2], &rest[sp2 + 1..]);
-    // Path: printable ASCII without `;` (no other whitespace, no tags), no empty component
-    // (no leading or trailing dot, no two dots in a row).
+    if !plain_path(path) {
+        return None;
+    }
+    let (value, timestamp, used) = parse_value_ts(rest)?;
+    if used != rest.len() {
+        return None;
+    }
+    // SAFETY: `plain_path` checked every byte of `path` to be printable ASCII (0x21..=0x7e),
+    // which is valid UTF-8.
+    let path = unsafe { std::str::from_utf8_unchecked(path) };
+    Some(Line {
+        path,
+        value,
+        timestamp,
+    })
+}
+
+/// Is `path` a path the fast path takes as it is: printable ASCII without `;` (no other
+/// whitespace, no tags) and no empty component (no leading or trailing dot, no two dots in
+/// a row)? Such a path is also valid UTF-8.
+#[inline]
+pub fn plain_path(path: &[u8]) -> bool {
     let bad = |b: u8| (b <= b' ') | (b >= 0x7f) | (b == b';');
-    let (&first, tail) = path.split_first()?;
+    let Some((&first, tail)) = path.split_first() else {
+        return false;
+    };
     // Each byte against the one before it: no loop-carried state, so it vectorises.
     let odd = path.iter().zip(tail).fold(false, |acc, (&a, &b)| {
         acc | bad(b) | ((a == b'.') & (b == b'.'))
     });
-    if odd || bad(first) || first == b'.' || path.last() == Some(&b'.') {
-        return None;
-    }
-    // Timestamp: whole epoch seconds below 1e11.
-    if ts.is_empty() || ts.len() > 11 {
-        return None;
-    }
-    let mut t: i64 = 0;
-    for &b in ts {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        t = t * 10 + (b - b'0') as i64;
-    }
-    if t >= 100_000_000_000 {
-        return None;
-    }
-    let value = match plain_decimal(value) {
-        Some(v) => v,
-        None => {
+    !(odd || bad(first) || first == b'.' || path.last() == Some(&b'.'))
+}
+
+/// What follows a canonical line's path and its one space: `value timestamp`, one space
+/// between, ended by `\n` or by the end of `rest`. Returns the value, the timestamp and the
+/// length read (the index of that `\n`, or `rest.len()`). The timestamp is whole epoch
+/// seconds below 1e11; the value is read by [`plain_decimal`] or else `fast_float2` (the same
+/// grammar and the same correctly rounded result as `str::parse::<f64>`), and must be
+/// finite. `None` for anything else: the general parser decides then.
+///
+/// [`parse_line`]'s fast path reads every line's rest with this, so a listener that already
+/// knows a line's path (it compared the bytes) and reads the rest with this gets exactly
+/// what [`parse_line`] would return.
+#[inline]
+pub fn parse_value_ts(rest: &[u8]) -> Option<(f64, i64, usize)> {
+    let (value, sp) = match plain_decimal(rest) {
+        Some((v, n)) if rest.get(n) == Some(&b' ') => (v, n),
+        _ => {
+            let sp = memchr::memchr(b' ', rest)?;
+            let value = &rest[..sp];
             // Digits, signs, dots and exponents only: `inf`/`nan` spellings go the slow way.
             if !value
                 .iter()
@@ -292,17 +310,59 @@ fn parse_fast(line: &[u8]) -> Option<Line<'_>> {
             if !v.is_finite() {
                 return None;
             }
-            v
+            (v, sp)
         }
     };
-    // SAFETY: every byte of `path` was checked above to be printable ASCII (0x21..=0x7e),
-    // which is valid UTF-8.
-    let path = unsafe { std::str::from_utf8_unchecked(path) };
-    Some(Line {
-        path,
-        value,
-        timestamp: t,
-    })
+    let ts = &rest[sp + 1..];
+    let (n, t) = digits(ts, 12);
+    if n == 0 || n > 11 || t >= 100_000_000_000 || ts.get(n).is_some_and(|&b| b != b'\n') {
+        return None;
+    }
+    Some((value, t as i64, sp + 1 + n))
+}
+
+/// The ASCII digits at the start of `b`, at most `max` (≤ 20) of them: how many, and their
+/// value (wrapped modulo 2^64 beyond 19 digits). The first eight are read as one word when
+/// `b` has eight bytes, without a branch per digit.
+#[inline]
+fn digits(b: &[u8], max: usize) -> (usize, u64) {
+    debug_assert!(max >= 8);
+    const ZEROS: u64 = 0x3030_3030_3030_3030;
+    let (mut n, mut m) = match b.first_chunk::<8>() {
+        Some(chunk) => {
+            let x = u64::from_le_bytes(*chunk);
+            // A byte's high bit is set here if it is not a digit: below '0' the subtraction
+            // wraps, above '9' the addition reaches 0x80. Only bytes after the first
+            // non-digit can be disturbed (by its borrow), and they are not looked at.
+            let not_digit = (x.wrapping_sub(ZEROS) | x.wrapping_add(0x4646_4646_4646_4646))
+                & 0x8080_8080_8080_8080;
+            let n = (not_digit.trailing_zeros() / 8) as usize;
+            if n == 0 {
+                return (0, 0);
+            }
+            // The n digits moved to the top (the first one is the lowest byte: little
+            // endian), zero bytes above as leading zeros, then combined pairwise.
+            let d = x.wrapping_sub(ZEROS) << (64 - 8 * n);
+            let d = d.wrapping_mul(10).wrapping_add(d >> 8);
+            const MASK: u64 = 0x0000_00FF_0000_00FF;
+            let d = ((d & MASK).wrapping_mul(100 + (1_000_000 << 32)))
+                .wrapping_add(((d >> 16) & MASK).wrapping_mul(1 + (10_000 << 32)))
+                >> 32;
+            (n.min(max), d)
+        }
+        None => (0, 0),
+    };
+    if n < 8 && b.len() >= 8 {
+        return (n, m);
+    }
+    while let Some(&c) = b.get(n) {
+        if !c.is_ascii_digit() || n == max {
+            break;
+        }
+        m = m.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+        n += 1;
+    }
+    (n, m)
 }
 
 /// Exact powers of ten up to the largest one an f64 holds exactly.
@@ -311,37 +371,45 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// The value of the commonest spelling, `[-]digits[.digits]` with at most 19 digits, whose
-/// digits as an integer `m` fit in 53 bits and with at most 22 decimals: then `m / 10^k` is
-/// one correctly rounded division of two exact f64s, the same result as `str::parse`
-/// (Clinger's fast path). `None` for anything else (the general parser decides).
+/// The value at the start of `v` in the commonest spelling, `[-]digits[.digits]`, and its
+/// length: read up to the first byte that cannot continue it. With at most 19 digits, whose
+/// digits as an integer `m` fit in 53 bits and with at most 22 decimals, `m / 10^k` is one
+/// correctly rounded division of two exact f64s, the same result as `str::parse` (Clinger's
+/// fast path). `None` for anything else (the general parser decides).
 #[inline]
-fn plain_decimal(v: &[u8]) -> Option<f64> {
-    let (neg, digits) = match v.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        _ => (false, v),
-    };
-    // More than 19 digits are refused below (`m` may have wrapped then).
-    if digits.len() > 20 {
-        return None;
-    }
-    let mut m: u64 = 0;
-    let mut dot = None;
-    for (i, &b) in digits.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => m = m.wrapping_mul(10).wrapping_add((b - b'0') as u64),
-            b'.' if dot.is_none() => dot = Some(i),
-            _ => return None,
+fn plain_decimal(v: &[u8]) -> Option<(f64, usize)> {
+    let neg = v.first() == Some(&b'-');
+    let sign = usize::from(neg);
+    // 20 digits are enough to refuse more than 19.
+    let (int, mut m) = digits(&v[sign..], 20);
+    let mut len = sign + int;
+    let mut decimals = 0;
+    if v.get(len) == Some(&b'.') {
+        let (frac, f) = digits(&v[len + 1..], 20);
+        if frac > 0 {
+            m = m.wrapping_mul(*POW10_INT.get(frac)?).wrapping_add(f);
         }
+        decimals = frac;
+        len += 1 + frac;
     }
-    let decimals = dot.map_or(0, |d| digits.len() - d - 1);
-    let count = digits.len() - usize::from(dot.is_some());
+    let count = int + decimals;
     if count == 0 || count > 19 || m > 1 << 53 {
         return None;
     }
     let x = m as f64 / *POW10.get(decimals)?;
-    Some(if neg { -x } else { x })
+    Some((if neg { -x } else { x }, len))
 }
+
+/// Powers of ten as integers (up to 10^19, the largest below 2^64).
+const POW10_INT: [u64; 20] = {
+    let mut p = [1u64; 20];
+    let mut i = 1;
+    while i < 20 {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
 
 /// [`parse_line`] for every line: the rules and their errors.
 pub fn parse_line_slow(line: &[u8]) -> Result<Line<'_>, LineError> {
@@ -562,8 +630,8 @@ mod tests {
 
             #[test]
             fn plain_decimal_agrees_with_std(v in "-?[0-9]{0,12}[.]?[0-9]{0,10}") {
-                let ours = plain_decimal(v.as_bytes());
-                if let Some(x) = ours {
+                let ours = plain_decimal(v.as_bytes()).filter(|&(_, n)| n == v.len());
+                if let Some((x, _)) = ours {
                     prop_assert_eq!(Some(x.to_bits()), v.parse::<f64>().ok().map(f64::to_bits));
                 }
             }

@@ -28,6 +28,7 @@ pub mod index;
 mod paths;
 mod raw;
 pub mod read;
+mod recent;
 pub mod schema;
 pub mod server;
 pub mod tags;
@@ -47,8 +48,10 @@ use crate::glob::GlobPattern;
 use chunk::{ChunkKey, ChunkMap, Pt};
 pub use index::FindNode;
 use index::Index;
-use paths::{PathHash, PathTable, Slot};
+pub(crate) use paths::PathHash;
+use paths::{PathTable, Slot};
 pub use read::{Matched, ReadWindow};
+pub(crate) use recent::Recent;
 use schema::{Aggregation, Archive, Schemas, SeriesSchema};
 
 /// Points more than this far in the future are dropped (counted with the out-of-retention ones).
@@ -57,9 +60,9 @@ pub const MAX_FUTURE_SECS: i64 = 3600;
 const SHARDS: usize = 32;
 
 /// Least room between the cache size where listeners pause and where points are dropped:
-/// what connections read before they see the cache full (one 256 KiB buffer, ≤ 43,691
-/// points, each).
-pub const HARD_CACHE_SLACK: u64 = 65_536;
+/// what a connection reads before it sees the cache full (one 256 KiB buffer being cached
+/// by the cacher thread and the next one read: ≤ 2 × 43,691 points).
+pub const HARD_CACHE_SLACK: u64 = 131_072;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +124,80 @@ struct LogPt {
     dest: u8,
     ts: i64,
     value: f64,
+}
+
+/// A series as a listener may remember it ([`Recent`]): its shard, its index there and its
+/// schema's index there, so its points are cached without looking its path up. Valid for
+/// the life of the store: a shard never removes a series or a schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SeriesRef {
+    idx: u32,
+    schema: u16,
+    shard: u16,
+}
+
+impl SeriesRef {
+    /// Not resolved (yet): the point is cached by its path.
+    pub(crate) const NONE: SeriesRef = SeriesRef {
+        idx: u32::MAX,
+        schema: 0,
+        shard: 0,
+    };
+
+    pub(crate) fn is_none(self) -> bool {
+        self.idx == u32::MAX
+    }
+
+    /// The reference to `slot` in shard `shard`; [`SeriesRef::NONE`] if its schema index
+    /// does not fit (then its points are cached by path, as before).
+    fn new(shard: usize, slot: Slot) -> SeriesRef {
+        match u16::try_from(slot.schema) {
+            Ok(schema) => SeriesRef {
+                idx: slot.idx,
+                schema,
+                shard: shard as u16,
+            },
+            Err(_) => SeriesRef::NONE,
+        }
+    }
+}
+
+/// A point to cache: by its path (and the path's [`Store::hash_path`]), or by its series
+/// when `series` is resolved (then the path and `hash` are not read). The path lies in the
+/// batch's text (`off..off + len`, UTF-8): a listener's batch points into the bytes it read,
+/// so the batch can be cached on another thread while the next read is parsed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Point {
+    pub hash: PathHash,
+    pub off: u32,
+    pub len: u32,
+    pub value: f64,
+    pub ts: i64,
+    pub series: SeriesRef,
+    /// Set by [`Store::cache_batch`]: this point created its series.
+    pub created: bool,
+}
+
+impl Point {
+    /// Its path in `text`; empty if `text` does not hold one there (never, for a batch built
+    /// as documented; such a point is not cached).
+    #[inline]
+    pub(crate) fn path<'t>(&self, text: &'t [u8]) -> &'t str {
+        let (off, len) = (self.off as usize, self.len as usize);
+        text.get(off..off + len)
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or("")
+    }
+
+    /// The shard it goes to.
+    #[inline]
+    fn shard(&self) -> usize {
+        if self.series.is_none() {
+            shard_of_hash(self.hash)
+        } else {
+            self.series.shard as usize
+        }
+    }
 }
 
 /// A shard of the cache. Points are appended to one log in arrival order (a sequential
@@ -409,20 +486,21 @@ impl Store {
 
     /// [`Store::insert_at`] without counting the point as received (self-metrics).
     pub(crate) fn store_point(&self, path: &str, value: f64, ts: i64, now: i64) -> bool {
-        let batch = [(self.hash_path(path), path, value, ts)];
-        self.cache_batch(&batch, now) == 1
+        self.cache_by_path([(path, value, ts)], now) == 1
     }
 
-    /// Cache a batch of `(hash, path, value, timestamp)` (hash from [`Store::hash_path`]):
-    /// each shard's lock is taken once, new series enter the index under one write lock.
-    /// Adds the kept points to `cache_points` and returns their number; drops (outside
-    /// retention, or beyond the hard cache limit) are counted. Not counted as received.
-    pub(crate) fn cache_batch(&self, batch: &[(PathHash, &str, f64, i64)], now: i64) -> u64 {
+    /// Cache a batch of points: each shard's lock is taken once; new series are registered
+    /// in their shard (the indexes take them in later, [`Store::catch_up`]). A point cached
+    /// by path whose path named (or now names) a series gets that series in `series`, for
+    /// the caller to remember ([`Recent`]). Adds the kept points to `cache_points` and
+    /// returns their number; drops (outside retention, or beyond the hard cache limit) are
+    /// counted. Not counted as received.
+    pub(crate) fn cache_batch(&self, text: &[u8], batch: &mut [Point], now: i64) -> u64 {
         // Group by shard with a counting sort of indexes (stable: a series' points keep
         // their arrival order, last write wins).
         let mut starts = [0usize; SHARDS + 1];
-        for b in batch.iter() {
-            starts[shard_of_hash(b.0) + 1] += 1;
+        for p in batch.iter() {
+            starts[p.shard() + 1] += 1;
         }
         for i in 0..SHARDS {
             starts[i + 1] += starts[i];
@@ -436,8 +514,8 @@ impl Store {
             &mut many
         };
         let mut next = starts;
-        for (i, b) in batch.iter().enumerate() {
-            let at = &mut next[shard_of_hash(b.0)];
+        for (i, p) in batch.iter().enumerate() {
+            let at = &mut next[p.shard()];
             order[*at] = i as u32;
             *at += 1;
         }
@@ -459,43 +537,76 @@ impl Store {
             shard.log.reserve(run.len());
             // Lookups miss the cache (a different series each line): keep loading the entry
             // of the line PREFETCH ahead and the name of the one halfway there, so several
-            // misses are in flight at once.
+            // misses are in flight at once. Points of resolved series need no lookup.
             for &j in run.iter().take(PREFETCH) {
-                shard.by_path.prefetch(batch[j as usize].0);
+                if let Some(h) = hash_to_look_up(batch, j) {
+                    shard.by_path.prefetch(h);
+                }
             }
             for (k, &i) in run.iter().enumerate() {
-                if let Some(&j) = run.get(k + PREFETCH) {
-                    shard.by_path.prefetch(batch[j as usize].0);
+                if let Some(h) = run
+                    .get(k + PREFETCH)
+                    .and_then(|&j| hash_to_look_up(batch, j))
+                {
+                    shard.by_path.prefetch(h);
                 }
-                if let Some(&j) = run.get(k + PREFETCH / 2) {
-                    shard.by_path.prefetch_name(batch[j as usize].0);
+                if let Some(h) = run
+                    .get(k + PREFETCH / 2)
+                    .and_then(|&j| hash_to_look_up(batch, j))
+                {
+                    shard.by_path.prefetch_name(h);
                 }
-                let (hash, path, value, ts) = batch[i as usize];
+                let Point {
+                    hash,
+                    value,
+                    ts,
+                    series,
+                    ..
+                } = batch[i as usize];
                 if kept >= room {
                     full += 1;
                     continue;
                 }
-                let (idx, dest) = match shard.by_path.get_hashed(hash, path) {
-                    Some(slot) => (
-                        slot.idx,
-                        dest_archive(&shard.schemas[slot.schema as usize].archives, ts, now),
-                    ),
-                    None => {
-                        if let Some(c) = tags::respelled(path) {
-                            respelled.push((c, value, ts));
-                            continue;
+                let (idx, dest) = if !series.is_none() {
+                    let archives = &shard.schemas[series.schema as usize].archives;
+                    (series.idx, dest_archive(archives, ts, now))
+                } else {
+                    let path = batch[i as usize].path(text);
+                    if path.is_empty() {
+                        continue;
+                    }
+                    match shard.by_path.get_hashed(hash, path) {
+                        Some(slot) => {
+                            batch[i as usize].series = SeriesRef::new(si, slot);
+                            (
+                                slot.idx,
+                                dest_archive(
+                                    &shard.schemas[slot.schema as usize].archives,
+                                    ts,
+                                    now,
+                                ),
+                            )
                         }
-                        let rules = rules.get_or_insert_with(|| self.rules());
-                        let schema = shard.intern(rules.classify(path));
-                        let archives = &shard.schemas[schema as usize].archives;
-                        let Some(dest) = dest_archive(archives, ts, now) else {
-                            old += 1;
-                            continue;
-                        };
-                        let id = self.next_id.fetch_add(1, Relaxed);
-                        let idx = shard.add_series(hash, path, id, schema, false);
-                        created.push((shard.series[idx as usize].path.clone(), id));
-                        (idx, Some(dest))
+                        None => {
+                            if let Some(c) = tags::respelled(path) {
+                                respelled.push((c, value, ts));
+                                continue;
+                            }
+                            let rules = rules.get_or_insert_with(|| self.rules());
+                            let schema = shard.intern(rules.classify(path));
+                            let archives = &shard.schemas[schema as usize].archives;
+                            let Some(dest) = dest_archive(archives, ts, now) else {
+                                old += 1;
+                                continue;
+                            };
+                            let id = self.next_id.fetch_add(1, Relaxed);
+                            let idx = shard.add_series(hash, path, id, schema, false);
+                            created.push((shard.series[idx as usize].path.clone(), id));
+                            let p = &mut batch[i as usize];
+                            p.series = SeriesRef::new(si, Slot { idx, schema });
+                            p.created = true;
+                            (idx, Some(dest))
+                        }
                     }
                 };
                 match dest {
@@ -535,6 +646,38 @@ impl Store {
         kept + self.cache_respelled(&respelled, now)
     }
 
+    /// [`Store::cache_batch`] for points given as `(path, value, timestamp)`, in batches of
+    /// at most [`BY_PATH_BATCH`]. Returns how many were kept.
+    pub(crate) fn cache_by_path<'a>(
+        &self,
+        points: impl IntoIterator<Item = (&'a str, f64, i64)>,
+        now: i64,
+    ) -> u64 {
+        let (mut text, mut batch) = (Vec::new(), Vec::new());
+        let mut kept = 0;
+        for (path, value, ts) in points {
+            batch.push(Point {
+                hash: self.hash_path(path),
+                off: text.len() as u32,
+                len: path.len() as u32,
+                value,
+                ts,
+                series: SeriesRef::NONE,
+                created: false,
+            });
+            text.extend_from_slice(path.as_bytes());
+            if batch.len() == BY_PATH_BATCH {
+                kept += self.cache_batch(&text, &mut batch, now);
+                text.clear();
+                batch.clear();
+            }
+        }
+        if !batch.is_empty() {
+            kept += self.cache_batch(&text, &mut batch, now);
+        }
+        kept
+    }
+
     /// Accept one point, now.
     pub fn insert(&self, path: &str, ts: i64, value: f64) -> bool {
         self.insert_at(path, ts, value, unix_now())
@@ -552,14 +695,13 @@ impl Store {
         points: impl IntoIterator<Item = (&'a str, i64, f64)>,
         now: i64,
     ) -> usize {
-        let batch: Vec<(PathHash, &str, f64, i64)> = points
-            .into_iter()
-            .map(|(p, ts, v)| (self.hash_path(p), p, v, ts))
-            .collect();
-        let kept = self.cache_batch(&batch, now);
-        self.stats
-            .points_received
-            .fetch_add(batch.len() as u64, Relaxed);
+        let mut received = 0;
+        let points = points.into_iter().map(|(p, ts, v)| {
+            received += 1;
+            (p, v, ts)
+        });
+        let kept = self.cache_by_path(points, now);
+        self.stats.points_received.fetch_add(received, Relaxed);
         kept as usize
     }
 
@@ -869,8 +1011,19 @@ impl Store {
     }
 }
 
+/// Most points [`Store::cache_by_path`] caches at once (their paths' text stays far below
+/// 4 GiB, the offsets' bound).
+const BY_PATH_BATCH: usize = 16 * 1024;
+
 /// How many lines ahead [`Store::cache_batch`] prefetches a lookup's entry.
 const PREFETCH: usize = 16;
+
+/// The path hash of `batch[j]` if it is cached by path (its series not resolved).
+#[inline]
+fn hash_to_look_up(batch: &[Point], j: u32) -> Option<PathHash> {
+    let p = &batch[j as usize];
+    p.series.is_none().then_some(p.hash)
+}
 
 /// The shard of a path whose [`Store::hash_path`] is `hash`: high bits, the shard's table
 /// uses the low ones.

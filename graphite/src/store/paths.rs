@@ -1,4 +1,5 @@
-//! A shard's map from series path to series, built for the ingest path.
+//! A shard's map from series path to series, built for the ingest path (also a connection's
+//! map from path to what it sent before, [`super::Recent`]).
 //!
 //! With 100k series arriving round-robin, every line looks up a different series and the
 //! lookup is a cache miss or two; a general hash map (entry → boxed key → compare) spends most

@@ -18,8 +18,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::schema::{SchemaError, Schemas};
-use super::{unix_now, FlushReport, Store, StoreError};
-use crate::protocol::{parse_line, MAX_LINE_LEN};
+use super::{unix_now, FlushReport, Point, Recent, Store, StoreError};
+use crate::protocol::{parse_line, parse_value_ts, MAX_LINE_LEN};
 
 /// Kinds of [`crate::protocol::LineError`], in the order of [`BadLines`]'s counters.
 pub const BAD_LINE_KINDS: [&str; 7] = [
@@ -105,7 +105,7 @@ pub struct ServerConfig {
     pub self_metrics_interval: Duration,
     /// Cached (unflushed) points at which the listeners stop reading from their sockets until
     /// a flush makes room (back-pressure; default 20 M, ~24 bytes each). Points beyond
-    /// `max_cache_points + max(max_cache_points / 4, 65536)` are dropped and counted: the hard
+    /// `max_cache_points + max(max_cache_points / 4, 131072)` are dropped and counted: the hard
     /// memory bound.
     #[serde(default = "default_max_cache_points")]
     pub max_cache_points: u64,
@@ -285,13 +285,14 @@ async fn tcp_accept(
     bad: Arc<BadLines>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let cacher = Cacher::start(store.clone());
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             r = l.accept() => match r {
                 Ok((sock, peer)) => {
-                    conns.spawn(tcp_conn(sock, peer, store.clone(), bad.clone(), stop.clone()));
+                    conns.spawn(tcp_conn(sock, peer, store.clone(), bad.clone(), cacher.clone(), stop.clone()));
                 }
                 Err(e) => {
                     tracing::warn!("carbon listener accept failed: {e}");
@@ -305,74 +306,231 @@ async fn tcp_accept(
     while conns.join_next().await.is_some() {}
 }
 
-/// The allocation of a connection's batch, kept (empty) from one read to the next.
-type Spare = Vec<(u64, &'static str, f64, i64)>;
-
-/// Handle the complete lines in `buf`, returning how many bytes were consumed. The whole
-/// buffer is parsed first, then cached as one batch (each shard locked once).
-fn handle_lines(
-    buf: &[u8],
-    store: &Store,
-    bad: &BadLines,
+/// What a carbon listener does with the bytes it reads, for one connection (or one UDP
+/// socket): parse the lines, cache their points, count and log the bad ones. It keeps what
+/// the connection sent before ([`Recent`]) and its batch allocations from one read to the
+/// next. Public for benchmarks and for embedders that receive lines their own way.
+pub struct Receiver<'a> {
+    store: &'a Store,
+    bad: &'a BadLines,
     peer: SocketAddr,
-    now: i64,
-    spare: &mut Spare,
-) -> usize {
-    // `&'static str` is a subtype of this buffer's `&str`: the spare allocation is reused.
-    let mut batch: Vec<(u64, &str, f64, i64)> = std::mem::take(spare);
-    batch.reserve(buf.len() / 32);
-    let mut consumed = 0;
-    for nl in memchr::memchr_iter(b'\n', buf) {
-        parse_into(&buf[consumed..nl], store, bad, peer, &mut batch);
-        consumed = nl + 1;
-    }
-    cache(store, &batch, now);
-    if batch.capacity() > MAX_SPARE {
-        return consumed;
-    }
-    batch.clear();
-    // Back to `'static` (empty, so the map never runs; collected in place, same allocation).
-    *spare = batch
-        .into_iter()
-        .map(|(h, _, v, t)| (h, "", v, t))
-        .collect();
-    consumed
+    recent: Recent,
+    /// The points of the lines parsed last (paths as offsets into the bytes read).
+    batch: Vec<Point>,
+    /// Indexes in `batch` of points whose series the connection had not sent before.
+    unknown: Vec<u32>,
+    /// The allocations of a batch that was cached, for the next one.
+    spare: Option<(Vec<Point>, Vec<u32>)>,
 }
 
-/// Parse one line into `batch`; a bad line is counted and logged, a blank one skipped.
-fn parse_into<'a>(
-    line: &'a [u8],
-    store: &Store,
-    bad: &BadLines,
-    peer: SocketAddr,
-    batch: &mut Vec<(u64, &'a str, f64, i64)>,
-) {
-    match parse_line(line) {
-        Ok(l) => batch.push((store.hash_path(l.path), l.path, l.value, l.timestamp)),
-        Err(e) => {
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                bad.emit(e.kind(), peer, &e);
+impl<'a> Receiver<'a> {
+    /// Lines from `peer` (named in the log of bad lines), cached in `store`.
+    pub fn new(store: &'a Store, bad: &'a BadLines, peer: SocketAddr) -> Receiver<'a> {
+        Receiver {
+            store,
+            bad,
+            peer,
+            recent: Recent::new(store),
+            batch: Vec::new(),
+            unknown: Vec::new(),
+            spare: None,
+        }
+    }
+
+    /// Let go of the spare batch allocations (a bulk sender slowed down).
+    fn shrink(&mut self) {
+        self.spare = None;
+    }
+
+    /// The parsed batch and its list of unknown series, taken out for caching.
+    fn take_parsed(&mut self) -> (Vec<Point>, Vec<u32>) {
+        (
+            std::mem::take(&mut self.batch),
+            std::mem::take(&mut self.unknown),
+        )
+    }
+
+    /// Handle the complete lines in `buf` (received at `now`), returning how many bytes were
+    /// consumed: up to and including the last newline. The whole buffer is parsed first,
+    /// then cached as one batch (each shard locked once).
+    pub fn lines(&mut self, buf: &[u8], now: i64) -> usize {
+        let used = self.parse(buf);
+        let (mut batch, unknown) = self.take_parsed();
+        cache(self.store, &buf[..used], &mut batch, now);
+        self.parsed_cached(&buf[..used], batch, unknown);
+        used
+    }
+
+    /// Parse the complete lines in `buf` into the batch (empty before), returning how many
+    /// bytes that is: up to and including the last newline. Bad lines are counted and
+    /// logged.
+    ///
+    /// A line of the series the connection is expected to send next ([`Recent`]) is
+    /// matched by its bytes and only its value and timestamp are read; any other line is
+    /// parsed whole. Either way the point is the one [`parse_line`] gives.
+    fn parse(&mut self, buf: &[u8]) -> usize {
+        let Some(last) = memchr::memrchr(b'\n', buf) else {
+            return 0;
+        };
+        let end = last + 1;
+        let buf = &buf[..end];
+        if self.batch.capacity() == 0 {
+            if let Some((batch, unknown)) = self.spare.take() {
+                (self.batch, self.unknown) = (batch, unknown);
+            }
+        }
+        let (batch, recent) = (&mut self.batch, &mut self.recent);
+        batch.reserve(end / 32);
+        let mut at = 0;
+        while at < end {
+            if let Some((path, series)) = recent.expected() {
+                let after = at + path.len();
+                if buf.get(at..after) == Some(path) && buf.get(after) == Some(&b' ') {
+                    // The rest ends at a newline at the latest (`buf` ends with one).
+                    if let Some((value, ts, n)) = parse_value_ts(&buf[after + 1..]) {
+                        let nl = after + 1 + n;
+                        if nl - at <= MAX_LINE_LEN {
+                            batch.push(Point {
+                                hash: 0,
+                                off: 0,
+                                len: 0,
+                                value,
+                                ts,
+                                series,
+                                created: false,
+                            });
+                            recent.advance();
+                            at = nl + 1;
+                            continue;
+                        }
+                    }
+                }
+            }
+            let nl = memchr::memchr(b'\n', &buf[at..]).map_or(end, |n| at + n);
+            let line = &buf[at..nl];
+            match parse_line(line) {
+                Ok(l) => {
+                    let hash = self.store.hash_path(l.path);
+                    let series = recent.find(hash, l.path);
+                    if series.is_none() {
+                        self.unknown.push(batch.len() as u32);
+                    }
+                    // The path is a part of `line`: the parser borrows, never copies.
+                    let off = (l.path.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+                    debug_assert!(off + l.path.len() <= end);
+                    batch.push(Point {
+                        hash,
+                        off: off as u32,
+                        len: l.path.len() as u32,
+                        value: l.value,
+                        ts: l.timestamp,
+                        series,
+                        created: false,
+                    });
+                }
+                Err(e) => {
+                    if !line.iter().all(u8::is_ascii_whitespace) {
+                        self.bad.emit(e.kind(), self.peer, &e);
+                    }
+                }
+            }
+            at = nl + 1;
+        }
+        end
+    }
+
+    /// A batch parsed from `text` (`unknown`: the indexes of its points whose series the
+    /// connection had not sent before) is cached: remember those series, in the order they
+    /// came, and keep the allocations.
+    fn parsed_cached(&mut self, text: &[u8], mut batch: Vec<Point>, mut unknown: Vec<u32>) {
+        for &i in unknown.iter() {
+            if let Some(p) = batch.get(i as usize) {
+                self.recent
+                    .remember(p.hash, p.path(text), p.series, p.created);
+            }
+        }
+        if batch.capacity() <= MAX_SPARE {
+            batch.clear();
+            unknown.clear();
+            self.spare = Some((batch, unknown));
+        }
+    }
+
+    /// Handle one line without its newline (the last one of a connection, or of a
+    /// datagram).
+    pub fn last_line(&mut self, line: &[u8], now: i64) {
+        match parse_line(line) {
+            Ok(l) => {
+                self.store
+                    .cache_by_path([(l.path, l.value, l.timestamp)], now);
+                self.store.stats.points_received.fetch_add(1, Relaxed);
+            }
+            Err(e) => {
+                if !line.iter().all(u8::is_ascii_whitespace) {
+                    self.bad.emit(e.kind(), self.peer, &e);
+                }
             }
         }
     }
 }
 
-fn cache(store: &Store, batch: &[(u64, &str, f64, i64)], now: i64) {
+fn cache(store: &Store, text: &[u8], batch: &mut [Point], now: i64) {
     if batch.is_empty() {
         return;
     }
     // Counted once cached: whoever sees the count can query the points.
-    store.cache_batch(batch, now);
+    store.cache_batch(text, batch, now);
     store
         .stats
         .points_received
         .fetch_add(batch.len() as u64, Relaxed);
 }
 
-fn handle_line(line: &[u8], store: &Store, bad: &BadLines, peer: SocketAddr, now: i64) {
-    let mut batch = Vec::with_capacity(1);
-    parse_into(line, store, bad, peer, &mut batch);
-    cache(store, &batch, now);
+/// A bulk connection's parsed read on its way to the [`Cacher`] and back: the bytes read
+/// (the points' paths point into them), the points, and when they were received.
+struct Job {
+    text: Vec<u8>,
+    end: usize,
+    batch: Vec<Point>,
+    /// Indexes of the points whose series the connection had not sent before.
+    unknown: Vec<u32>,
+    now: i64,
+}
+
+/// The thread that caches the parsed reads of busy connections (reads of at least
+/// [`CACHER_MIN_POINTS`] points), so that a connection parses its next read while its last one is cached:
+/// one connection uses two cores. One thread for all connections: the shards' tables stay
+/// in one core's cache and their locks are not contended. A connection has at most one
+/// job here, and waits for it before sending the next, so its points are cached in the
+/// order they came.
+#[derive(Clone)]
+struct Cacher {
+    jobs: std::sync::mpsc::Sender<(Job, tokio::sync::oneshot::Sender<Job>)>,
+}
+
+impl Cacher {
+    /// Start the thread; `None` if it cannot be started (connections then cache their
+    /// reads themselves). It ends when the last clone is dropped.
+    fn start(store: Arc<Store>) -> Option<Cacher> {
+        let (jobs, rx) = std::sync::mpsc::channel::<(Job, tokio::sync::oneshot::Sender<Job>)>();
+        let spawned = std::thread::Builder::new()
+            .name("carbon-cacher".into())
+            .spawn(move || {
+                while let Ok((mut job, done)) = rx.recv() {
+                    cache(&store, &job.text[..job.end], &mut job.batch, job.now);
+                    let _ = done.send(job);
+                }
+            });
+        match spawned {
+            Ok(_) => Some(Cacher { jobs }),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot start the carbon cacher thread, connections cache their own reads: {e}"
+                );
+                None
+            }
+        }
+    }
 }
 
 /// Back-pressure: while the cache is full, ask for a flush and wait for room instead of
@@ -415,9 +573,13 @@ static LAST_PAUSE_LOG: AtomicI64 = AtomicI64::new(0);
 const READ_BUF: usize = 64 * 1024;
 
 /// The read buffer of a connection whose reads fill [`READ_BUF`] (a bulk sender): fewer
-/// wake-ups and longer runs per shard. At most ~43k points, so one connection's read fits in
-/// [`super::HARD_CACHE_SLACK`]. Back to [`READ_BUF`] once its reads are small again.
+/// wake-ups and longer runs per shard. At most ~43k points, so two reads of a connection
+/// (one with the cacher, the next) fit in [`super::HARD_CACHE_SLACK`]. Back to [`READ_BUF`] once its reads are small again.
 const BULK_READ_BUF: usize = 256 * 1024;
+
+/// Reads of fewer points are cached by their connection (not worth a hand-off to the
+/// [`Cacher`]).
+const CACHER_MIN_POINTS: usize = 1024;
 
 /// A spare batch allocation larger than this (entries) is not kept between reads.
 const MAX_SPARE: usize = 16 * 1024;
@@ -427,15 +589,23 @@ async fn tcp_conn(
     peer: SocketAddr,
     store: Arc<Store>,
     bad: Arc<BadLines>,
+    cacher: Option<Cacher>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; READ_BUF];
-    let mut spare = Spare::new();
+    let mut receiver = Receiver::new(&store, &bad, peer);
+    // The read being cached by the cacher (bulk mode), and a buffer to read into next.
+    let mut in_cacher: Option<tokio::sync::oneshot::Receiver<Job>> = None;
+    let mut spare_buf: Option<Vec<u8>> = None;
     let mut filled = 0;
     let mut bulk = false;
     // Inside an over-long line: drop bytes until the next newline.
     let mut discarding = false;
     loop {
+        if store.cache_full() {
+            // Its last read is counted before pausing (two reads at most are unaccounted).
+            spare_buf = spare_buf.or(finish(&mut receiver, &mut in_cacher).await);
+        }
         if !wait_for_room(&store, peer, &mut stop).await {
             break;
         }
@@ -463,8 +633,42 @@ async fn tcp_conn(
                 }
             }
         }
-        let used = handle_lines(&buf[..filled], &store, &bad, peer, now, &mut spare);
-        buf.copy_within(used..filled, 0);
+        let used = receiver.parse(&buf[..filled]);
+        let cacher = cacher
+            .as_ref()
+            .filter(|_| receiver.batch.len() >= CACHER_MIN_POINTS);
+        if let Some(cacher) = cacher {
+            // Hand this read to the cacher once the previous one is cached, and read on
+            // into another buffer.
+            spare_buf = spare_buf.or(finish(&mut receiver, &mut in_cacher).await);
+            let mut next = spare_buf.take().unwrap_or_default();
+            next.clear();
+            next.resize(buf.len(), 0);
+            next[..filled - used].copy_from_slice(&buf[used..filled]);
+            let (batch, unknown) = receiver.take_parsed();
+            let job = Job {
+                text: std::mem::replace(&mut buf, next),
+                end: used,
+                batch,
+                unknown,
+                now,
+            };
+            let (done, wait) = tokio::sync::oneshot::channel();
+            match cacher.jobs.send((job, done)) {
+                Ok(()) => in_cacher = Some(wait),
+                // The cacher is gone (it never ends before its senders): cache here.
+                Err(std::sync::mpsc::SendError((job, _))) => {
+                    let mut batch = job.batch;
+                    cache(&store, &job.text[..job.end], &mut batch, job.now);
+                    receiver.parsed_cached(&job.text[..job.end], batch, job.unknown);
+                }
+            }
+        } else {
+            let (mut batch, unknown) = receiver.take_parsed();
+            cache(&store, &buf[..used], &mut batch, now);
+            receiver.parsed_cached(&buf[..used], batch, unknown);
+            buf.copy_within(used..filled, 0);
+        }
         filled -= used;
         if filled > MAX_LINE_LEN + 2 || filled == buf.len() {
             bad.emit("too_long", peer, &"line longer than the limit, discarded");
@@ -476,16 +680,30 @@ async fn tcp_conn(
             buf.resize(BULK_READ_BUF, 0);
             bulk = true;
         } else if bulk && n < READ_BUF / 4 {
+            let _ = finish(&mut receiver, &mut in_cacher).await;
+            spare_buf = None;
             buf.truncate(READ_BUF);
             buf.shrink_to_fit();
-            spare = Spare::new();
+            receiver.shrink();
             bulk = false;
         }
     }
+    let _ = finish(&mut receiver, &mut in_cacher).await;
     // The last line may lack its newline (carbon accepts it on close).
     if !discarding && filled > 0 {
-        handle_line(&buf[..filled], &store, &bad, peer, unix_now());
+        receiver.last_line(&buf[..filled], unix_now());
     }
+}
+
+/// Wait until the read with the cacher (if any) is cached, and take its results in;
+/// returns its buffer for the next read.
+async fn finish(
+    receiver: &mut Receiver<'_>,
+    in_cacher: &mut Option<tokio::sync::oneshot::Receiver<Job>>,
+) -> Option<Vec<u8>> {
+    let job = in_cacher.take()?.await.ok()?;
+    receiver.parsed_cached(&job.text[..job.end], job.batch, job.unknown);
+    Some(job.text)
 }
 
 async fn udp_loop(
@@ -495,7 +713,9 @@ async fn udp_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; READ_BUF];
-    let mut spare = Spare::new();
+    // Datagrams of every sender share one memory of the series sent (a sender's lines
+    // follow one another within a datagram).
+    let mut receiver = Receiver::new(&store, &bad, SocketAddr::from(([127, 0, 0, 1], 0)));
     let local = sock
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
@@ -515,9 +735,10 @@ async fn udp_loop(
         };
         let now = unix_now();
         let d = &buf[..n];
-        let used = handle_lines(d, &store, &bad, peer, now, &mut spare);
+        receiver.peer = peer;
+        let used = receiver.lines(d, now);
         if used < n {
-            handle_line(&d[used..], &store, &bad, peer, now);
+            receiver.last_line(&d[used..], now);
         }
     }
 }
@@ -646,6 +867,164 @@ async fn self_metrics(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::schema::Schemas;
+    use crate::store::SeriesRef;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// Parse `text` in reads cut at `cuts` (bytes per read, cycled) through `rx`, caching
+    /// each read; returns the points as `(path, value bits, timestamp)`, paths of points
+    /// cached by reference named through `names` (filled from the points cached by path),
+    /// and how many lines were matched by their bytes.
+    fn receive(
+        rx: &mut Receiver<'_>,
+        names: &mut HashMap<SeriesRef, String>,
+        text: &[u8],
+        cuts: &[usize],
+    ) -> (Vec<(String, u64, i64)>, usize) {
+        // As a listener: each read appends to what is left of the last one.
+        let (mut got, mut rest, mut filled, mut k) = (Vec::new(), text.to_vec(), 0, 0);
+        let mut matched = 0;
+        loop {
+            filled = rest.len().min(filled + cuts[k % cuts.len()]);
+            k += 1;
+            let used = rx.parse(&rest[..filled]);
+            let (mut batch, unknown) = rx.take_parsed();
+            cache(rx.store, &rest[..used], &mut batch, 1_700_000_000);
+            for p in &batch {
+                let path = match names.get(&p.series) {
+                    Some(name) if p.len == 0 => {
+                        matched += 1;
+                        name.clone()
+                    }
+                    _ => p.path(&rest[..used]).to_string(),
+                };
+                if !p.series.is_none() {
+                    names.entry(p.series).or_insert(path.clone());
+                }
+                got.push((path, p.value.to_bits(), p.ts));
+            }
+            rx.parsed_cached(&rest[..used], batch, unknown);
+            rest.drain(..used);
+            filled -= used;
+            if filled == rest.len() && used == 0 {
+                break;
+            }
+        }
+        (got, matched)
+    }
+
+    /// What `parse_line` makes of each complete line of `text`.
+    fn parsed(text: &[u8]) -> Vec<(String, u64, i64)> {
+        let end = text.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        text[..end]
+            .split(|&b| b == b'\n')
+            .filter_map(|l| parse_line(l).ok())
+            .map(|l| (l.path.to_string(), l.value.to_bits(), l.timestamp))
+            .collect()
+    }
+
+    fn test_store(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> Store {
+        let schemas =
+            Schemas::parse("[all]\npattern = .*\nretentions = 1s:100y\n", "s", "", "a").unwrap();
+        rt.block_on(Store::open(dir, schemas, u64::MAX)).unwrap()
+    }
+
+    /// A connection that sends its series in the same order every interval is followed
+    /// (lines matched by bytes); one that inserts, drops, reorders or respells lines is
+    /// resynchronised; every point is what `parse_line` gives, in order.
+    #[test]
+    fn remembered_lines_parse_as_parse_line_does() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = test_store(&rt, dir.path());
+        let bad = BadLines::default();
+        let peer = SocketAddr::from(([127, 0, 0, 1], 9));
+        let interval = |t: i64, names: &[&str]| -> String {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| format!("{n} {}.5 {t}\n", i as i64 + t))
+                .collect()
+        };
+        let abc = ["a.b", "a.c", "a.d", "x"];
+        let cases: &[(&str, String)] = &[
+            ("same order", interval(100, &abc) + &interval(110, &abc)),
+            (
+                "new series inserted",
+                interval(120, &["a.b", "a.new", "a.c", "a.d", "x"]),
+            ),
+            ("series dropped", interval(130, &["a.b", "a.d", "x"])),
+            ("reordered", interval(140, &["x", "a.d", "a.c", "a.b"])),
+            (
+                "other spellings of the rest",
+                "a.b 1e3 150\na.c  2 150\na.d 3 150\r\nx nan 150\nx 4 150 5\na.b 5.25 150\n"
+                    .to_string(),
+            ),
+            (
+                "prefix of a remembered path",
+                "a 1 160\na.b.c 2 160\na.bb 3 160\n".to_string(),
+            ),
+            (
+                "tagged",
+                "t;k=v 1 170\nt;k=v 2 171\na.b 3 172\n".to_string(),
+            ),
+        ];
+        let mut rx = Receiver::new(&store, &bad, peer);
+        let mut names = HashMap::new();
+        for (what, text) in cases {
+            for cuts in [&[1 << 20][..], &[7, 13, 64]] {
+                let (got, matched) = receive(&mut rx, &mut names, text.as_bytes(), cuts);
+                assert_eq!(got, parsed(text.as_bytes()), "{what}, reads of {cuts:?}");
+                if *what == "same order" {
+                    // Series are remembered once their read is cached: none matched in the
+                    // first read, all 8 lines when sent again.
+                    assert_eq!(matched, if cuts.len() == 1 { 0 } else { 8 }, "{what}");
+                }
+            }
+        }
+        // Untagged paths only: a.b a.c a.d x a.new a a.b.c a.bb.
+        assert_eq!(rx.recent.len(), 8);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn receiver_agrees_with_parse_line(
+            lines in prop::collection::vec(
+                (
+                    prop::sample::select(vec!["a.b", "a.b.c", "a", "c.d", "t;k=v", "a..b"]),
+                    "[ \t]{1,2}",
+                    "-?[0-9]{0,22}[.]?[0-9]{0,20}|[-+0-9.eEnaif]{1,8}",
+                    "[ \t]{1,2}",
+                    "[0-9]{0,13}[.]?[0-9]{0,2}",
+                    "[\r\n ]{0,2}\n",
+                ),
+                0..40,
+            ),
+            cuts in prop::collection::vec(1usize..300, 1..4),
+        ) {
+            let text: String = lines
+                .iter()
+                .map(|(p, s1, v, s2, t, end)| format!("{p}{s1}{v}{s2}{t}{end}"))
+                .collect();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let store = test_store(&rt, dir.path());
+            let bad = BadLines::default();
+            let mut rx = Receiver::new(&store, &bad, SocketAddr::from(([127, 0, 0, 1], 9)));
+            let mut names = HashMap::new();
+            // Twice: the second time the series are remembered.
+            for _ in 0..2 {
+                let (got, _) = receive(&mut rx, &mut names, text.as_bytes(), &cuts);
+                prop_assert_eq!(got, parsed(text.as_bytes()));
+            }
+        }
+    }
 
     #[test]
     fn config_decodes_with_defaults_and_human_durations() {

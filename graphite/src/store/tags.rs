@@ -42,11 +42,7 @@ impl Store {
         if points.is_empty() {
             return 0;
         }
-        let batch: Vec<(super::PathHash, &str, f64, i64)> = points
-            .iter()
-            .map(|(p, v, ts)| (self.hash_path(p), p.as_str(), *v, *ts))
-            .collect();
-        self.cache_batch(&batch, now)
+        self.cache_by_path(points.iter().map(|(p, v, ts)| (p.as_str(), *v, *ts)), now)
     }
 
     /// For a tagged pattern (one with `;`): the one series it names (in any spelling), or

@@ -1,0 +1,187 @@
+//! What one connection sent before, in the order it sent it: the listener's shortcut for
+//! the lines of series it has seen.
+//!
+//! A collection agent (Diamond, collectd, Telegraf, a carbon relay) sends the same series
+//! every interval, and in the same order. A connection's [`Recent`] remembers each series
+//! the connection sent (its path, and its [`SeriesRef`] in the store) in the order of first
+//! arrival, and a cursor: the series expected next. A line that starts with the expected
+//! path and a space is that series' line; only its value and timestamp are left to read,
+//! with the parser's own [`crate::protocol::parse_value_ts`], and its point is cached by
+//! reference: no scan for the path's end, no path check, no hash, no table lookup. The
+//! remembered paths lie in one arena in arrival order, so comparing them reads memory
+//! sequentially.
+//!
+//! Any other line takes the general path (parse, hash, look the path up in the store); if
+//! the connection sent that series before, the cursor moves to just after it, so a client
+//! that changes its order, or starts a new interval, is followed after one such line.
+//!
+//! Only paths the parser's fast path takes as they are ([`crate::protocol::plain_path`]:
+//! untagged printable ASCII) are remembered, so a line that matches gives exactly what
+//! [`crate::protocol::parse_line`] would. Memory: the path and 16 bytes per remembered
+//! series (and ~40 more once a lookup table is needed), at most [`MAX_REMEMBERED`] series and
+//! [`MAX_REMEMBERED_BYTES`] of paths per connection;
+//! a connection that sends more distinct series than that starts over, and it is freed
+//! when the connection closes.
+
+use super::paths::{PathHash, PathTable, Slot};
+use super::{SeriesRef, Store};
+
+/// Most series a connection remembers (~15–25 MiB with 40-byte paths).
+pub(crate) const MAX_REMEMBERED: usize = 1 << 18;
+
+/// Most bytes of remembered paths per connection.
+pub(crate) const MAX_REMEMBERED_BYTES: usize = 16 << 20;
+
+/// One remembered series: where its path lies in `names`, and the series.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    off: u32,
+    len: u32,
+    series: SeriesRef,
+}
+
+/// See the module documentation.
+#[derive(Debug)]
+pub(crate) struct Recent {
+    /// The remembered paths, one after the other in `seq`'s order.
+    names: String,
+    seq: Vec<Seen>,
+    /// Path → position in `seq` (`Slot::idx`), built when first needed: a connection whose
+    /// lines come in the same order every interval never needs it, and while it sends new
+    /// series (created by its lines, so not remembered yet) nothing is looked up.
+    table: Option<PathTable>,
+    hasher: foldhash::fast::RandomState,
+    /// The position in `seq` expected next; after the last one the first is expected again
+    /// (a new interval).
+    cursor: usize,
+    /// The last line that was not the expected one was of a series not remembered: the
+    /// connection is sending series for the first time (its first interval, or new series),
+    /// so the lines that follow are taken as new too without looking them up here.
+    in_new: bool,
+}
+
+impl Recent {
+    /// An empty memory for a connection to `store` (its paths are hashed as the store
+    /// hashes them, so one hash serves both).
+    pub(crate) fn new(store: &Store) -> Recent {
+        Recent::with_hasher(store.hasher)
+    }
+
+    fn with_hasher(hasher: foldhash::fast::RandomState) -> Recent {
+        Recent {
+            names: String::new(),
+            seq: Vec::new(),
+            table: None,
+            hasher,
+            cursor: 0,
+            in_new: false,
+        }
+    }
+
+    /// The path expected next and its series.
+    #[inline]
+    pub(crate) fn expected(&self) -> Option<(&[u8], SeriesRef)> {
+        let s = self.seq.get(self.cursor)?;
+        let name = self
+            .names
+            .as_bytes()
+            .get(s.off as usize..(s.off + s.len) as usize)?;
+        Some((name, s.series))
+    }
+
+    /// The expected series' line came: expect the one after it.
+    #[inline]
+    pub(crate) fn advance(&mut self) {
+        self.cursor += 1;
+        if self.cursor == self.seq.len() {
+            self.cursor = 0;
+        }
+        self.in_new = false;
+    }
+
+    /// The table from path to position, built now if it was not.
+    fn table(&mut self) -> &mut PathTable {
+        let (names, seq, hasher) = (&self.names, &self.seq, self.hasher);
+        self.table.get_or_insert_with(|| {
+            let mut t = PathTable::new(hasher);
+            for (i, s) in seq.iter().enumerate() {
+                let path = names
+                    .get(s.off as usize..(s.off + s.len) as usize)
+                    .unwrap_or("");
+                let slot = Slot {
+                    idx: i as u32,
+                    schema: 0,
+                };
+                t.insert(t.hash(path), path, slot);
+            }
+            t
+        })
+    }
+
+    /// A line of `path` (hashed `hash`) came instead of the expected one: its series if the
+    /// connection sent it before (then the one after it is expected next), else
+    /// [`SeriesRef::NONE`] (the expected one stays expected: the line may be a series
+    /// inserted before it). Not looked up while the connection sends new series.
+    pub(crate) fn find(&mut self, hash: PathHash, path: &str) -> SeriesRef {
+        if self.in_new || self.seq.is_empty() {
+            self.in_new = true;
+            return SeriesRef::NONE;
+        }
+        match self.table().get_hashed(hash, path) {
+            Some(slot) => {
+                self.cursor = slot.idx as usize + 1;
+                if self.cursor == self.seq.len() {
+                    self.cursor = 0;
+                }
+                self.seq[slot.idx as usize].series
+            }
+            None => {
+                self.in_new = true;
+                SeriesRef::NONE
+            }
+        }
+    }
+
+    /// Remember that `path` (hashed `hash`) is `series`, after the series remembered last.
+    /// `created`: the series was created by this line, so it cannot be remembered already.
+    /// Paths the parser's fast path does not take as they are, and paths already
+    /// remembered, are not remembered.
+    pub(crate) fn remember(
+        &mut self,
+        hash: PathHash,
+        path: &str,
+        series: SeriesRef,
+        created: bool,
+    ) {
+        if series.is_none() || !crate::protocol::plain_path(path.as_bytes()) {
+            return;
+        }
+        if !created && self.table().get_hashed(hash, path).is_some() {
+            // A series sent before, taken as new by `find`: look lines up again.
+            self.in_new = false;
+            return;
+        }
+        if self.seq.len() >= MAX_REMEMBERED || self.names.len() + path.len() > MAX_REMEMBERED_BYTES
+        {
+            // More distinct series than the bound: start over (a client whose series change
+            // keeps a memory of what it sends now).
+            *self = Recent::with_hasher(self.hasher);
+        }
+        let idx = self.seq.len() as u32;
+        if let Some(t) = &mut self.table {
+            t.insert(hash, path, Slot { idx, schema: 0 });
+        }
+        self.seq.push(Seen {
+            off: self.names.len() as u32,
+            len: path.len() as u32,
+            series,
+        });
+        self.names.push_str(path);
+    }
+
+    /// Number of series remembered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.seq.len()
+    }
+}
