@@ -1,6 +1,6 @@
 //! Lines encoded and parsed per second (issue: aim ≥ 5 M lines/s encoded on one core).
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use graphite::protocol::{encode_line, parse_line};
+use graphite::protocol::{encode_line, parse_line, parse_value_ts};
 
 fn paths() -> Vec<String> {
     (0..1000)
@@ -33,6 +33,23 @@ fn encode(c: &mut Criterion) {
                 .filter(|l| !l.is_empty())
                 .filter_map(|l| parse_line(l).ok())
                 .count()
+        })
+    });
+    // What a listener reads after a path it recognised: the values and timestamps of
+    // `benches/ingest-vs-carbon.sh` (`12345.5 1700000000`), one after another.
+    let mut rests = Vec::new();
+    let mut starts = Vec::new();
+    for i in 0..1000 {
+        starts.push(rests.len());
+        rests.extend_from_slice(format!("{} 1700000000\n", i as f64 * 0.5 + 10_000.0).as_bytes());
+    }
+    g.bench_function("parse_value_ts", |b| {
+        b.iter(|| {
+            starts
+                .iter()
+                .filter_map(|&s| parse_value_ts(&rests[s..]))
+                .map(|(v, t, _)| v as i64 + t)
+                .sum::<i64>()
         })
     });
     g.finish();

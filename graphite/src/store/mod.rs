@@ -60,9 +60,9 @@ pub const MAX_FUTURE_SECS: i64 = 3600;
 const SHARDS: usize = 32;
 
 /// Least room between the cache size where listeners pause and where points are dropped:
-/// what a connection reads before it sees the cache full (one 256 KiB buffer being cached
-/// by the cacher thread and the next one read: ≤ 2 × 43,691 points).
-pub const HARD_CACHE_SLACK: u64 = 131_072;
+/// what a connection reads before it sees the cache full (two 256 KiB buffers with the
+/// cacher thread and the next one read: ≤ 3 × 43,691 points).
+pub const HARD_CACHE_SLACK: u64 = 196_608;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -496,6 +496,9 @@ impl Store {
     /// returns their number; drops (outside retention, or beyond the hard cache limit) are
     /// counted. Not counted as received.
     pub(crate) fn cache_batch(&self, text: &[u8], batch: &mut [Point], now: i64) -> u64 {
+        if batch.len() > 1 && batch.iter().all(|p| !p.series.is_none()) {
+            return self.cache_resolved(batch, now);
+        }
         // Group by shard with a counting sort of indexes (stable: a series' points keep
         // their arrival order, last write wins).
         let mut starts = [0usize; SHARDS + 1];
@@ -635,6 +638,61 @@ impl Store {
             }
             self.pending_any.store(true, Release);
         }
+        self.count_cached(kept, full, old);
+        kept + self.cache_respelled(&respelled, now)
+    }
+
+    /// [`Store::cache_batch`] of points whose series are all resolved (a connection's
+    /// steady state, [`Recent`]): no lookups, so no grouping by shard either. Every shard
+    /// the batch touches is locked at once, in ascending order (no other code holds two
+    /// shard locks), and the points are appended in one pass in batch order.
+    fn cache_resolved(&self, batch: &[Point], now: i64) -> u64 {
+        let mut counts = [0usize; SHARDS];
+        for p in batch {
+            counts[p.series.shard as usize % SHARDS] += 1;
+        }
+        let mut guards: [Option<std::sync::MutexGuard<'_, Shard>>; SHARDS] =
+            std::array::from_fn(|si| (counts[si] > 0).then(|| lock(&self.shards[si])));
+        for (g, &n) in guards.iter_mut().zip(&counts) {
+            if let Some(g) = g {
+                g.log.reserve(n);
+            }
+        }
+        let room = self
+            .hard_cache_limit()
+            .saturating_sub(self.stats.cache_points.load(Relaxed));
+        let (mut kept, mut full, mut old) = (0u64, 0u64, 0u64);
+        for p in batch {
+            if kept >= room {
+                full += 1;
+                continue;
+            }
+            let Some(shard) = guards[p.series.shard as usize % SHARDS].as_deref_mut() else {
+                continue;
+            };
+            let Some(schema) = shard.schemas.get(p.series.schema as usize) else {
+                continue;
+            };
+            match dest_archive(&schema.archives, p.ts, now) {
+                Some(dest) => {
+                    shard.log.push(LogPt {
+                        series: p.series.idx,
+                        dest,
+                        ts: p.ts,
+                        value: p.value,
+                    });
+                    kept += 1;
+                }
+                None => old += 1,
+            }
+        }
+        drop(guards);
+        self.count_cached(kept, full, old);
+        kept
+    }
+
+    /// Count what [`Store::cache_batch`] kept and dropped.
+    fn count_cached(&self, kept: u64, full: u64, old: u64) {
         let s = &self.stats;
         s.cache_points.fetch_add(kept, Relaxed);
         if old > 0 {
@@ -643,7 +701,6 @@ impl Store {
         if full > 0 {
             s.points_dropped_cache_full.fetch_add(full, Relaxed);
         }
-        kept + self.cache_respelled(&respelled, now)
     }
 
     /// [`Store::cache_batch`] for points given as `(path, value, timestamp)`, in batches of
@@ -1159,11 +1216,11 @@ mod tests {
     #[tokio::test]
     async fn points_beyond_the_hard_cache_limit_are_dropped_and_counted() {
         let dir = tempfile::tempdir().unwrap();
-        let sch = Schemas::parse("[a]\npattern=.\nretentions=1s:1d\n", "s", "", "a").unwrap();
+        let sch = Schemas::parse("[a]\npattern=.\nretentions=1s:3d\n", "s", "", "a").unwrap();
         let s = Store::open(dir.path(), sch, 1000).await.unwrap();
         let hard = 1000 + HARD_CACHE_SLACK;
         let pts: Vec<(&str, i64, f64)> = (0..hard as i64 + 10)
-            .map(|i| ("a.b", NOW - 80_000 + i, 1.0))
+            .map(|i| ("a.b", NOW - 250_000 + i, 1.0))
             .collect();
         assert!(!s.cache_full());
         assert_eq!(s.insert_batch_at(pts, NOW) as u64, hard);

@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,7 +105,7 @@ pub struct ServerConfig {
     pub self_metrics_interval: Duration,
     /// Cached (unflushed) points at which the listeners stop reading from their sockets until
     /// a flush makes room (back-pressure; default 20 M, ~24 bytes each). Points beyond
-    /// `max_cache_points + max(max_cache_points / 4, 131072)` are dropped and counted: the hard
+    /// `max_cache_points + max(max_cache_points / 4, 196608)` are dropped and counted: the hard
     /// memory bound.
     #[serde(default = "default_max_cache_points")]
     pub max_cache_points: u64,
@@ -498,14 +498,20 @@ struct Job {
 }
 
 /// The thread that caches the parsed reads of busy connections (reads of at least
-/// [`CACHER_MIN_POINTS`] points), so that a connection parses its next read while its last one is cached:
-/// one connection uses two cores. One thread for all connections: the shards' tables stay
-/// in one core's cache and their locks are not contended. A connection has at most one
-/// job here, and waits for it before sending the next, so its points are cached in the
+/// [`CACHER_MIN_POINTS`] points) while there are fewer of them than cores: a connection
+/// then parses its next read while its last ones are cached, so one connection uses two
+/// cores. With as many busy connections as cores, every core is parsing and caching
+/// already, and a hand-off would only add work: connections cache their reads themselves.
+/// One thread for all connections: the shards' tables stay in one core's cache. A
+/// connection has at most [`IN_CACHER`] reads here and takes them back in order, and the
+/// thread caches in the order it is given, so a connection's points are cached in the
 /// order they came.
 #[derive(Clone)]
 struct Cacher {
     jobs: std::sync::mpsc::Sender<(Job, tokio::sync::oneshot::Sender<Job>)>,
+    /// Connections whose last read was busy.
+    busy: Arc<AtomicUsize>,
+    cores: usize,
 }
 
 impl Cacher {
@@ -522,13 +528,48 @@ impl Cacher {
                 }
             });
         match spawned {
-            Ok(_) => Some(Cacher { jobs }),
+            Ok(_) => Some(Cacher {
+                jobs,
+                busy: Arc::default(),
+                cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            }),
             Err(e) => {
                 tracing::warn!(
                     "cannot start the carbon cacher thread, connections cache their own reads: {e}"
                 );
                 None
             }
+        }
+    }
+}
+
+/// Whether a connection is busy (counted in [`Cacher::busy`] while it is).
+struct Busy<'a> {
+    cacher: Option<&'a Cacher>,
+    now: bool,
+}
+
+impl Busy<'_> {
+    /// Note whether the last read was busy; returns the cacher if this read should go there.
+    fn read(&mut self, points: usize) -> Option<&Cacher> {
+        let cacher = self.cacher?;
+        let busy = points >= CACHER_MIN_POINTS;
+        if busy != self.now {
+            if busy {
+                cacher.busy.fetch_add(1, Relaxed);
+            } else {
+                cacher.busy.fetch_sub(1, Relaxed);
+            }
+            self.now = busy;
+        }
+        (busy && cacher.busy.load(Relaxed) < cacher.cores).then_some(cacher)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let (Some(c), true) = (self.cacher, self.now) {
+            c.busy.fetch_sub(1, Relaxed);
         }
     }
 }
@@ -573,8 +614,8 @@ static LAST_PAUSE_LOG: AtomicI64 = AtomicI64::new(0);
 const READ_BUF: usize = 64 * 1024;
 
 /// The read buffer of a connection whose reads fill [`READ_BUF`] (a bulk sender): fewer
-/// wake-ups and longer runs per shard. At most ~43k points, so two reads of a connection
-/// (one with the cacher, the next) fit in [`super::HARD_CACHE_SLACK`]. Back to [`READ_BUF`] once its reads are small again.
+/// wake-ups and longer runs per shard. At most ~43k points, so three reads of a connection
+/// (two with the cacher, the next) fit in [`super::HARD_CACHE_SLACK`]. Back to [`READ_BUF`] once its reads are small again.
 const BULK_READ_BUF: usize = 256 * 1024;
 
 /// Reads of fewer points are cached by their connection (not worth a hand-off to the
@@ -594,17 +635,20 @@ async fn tcp_conn(
 ) {
     let mut buf = vec![0u8; READ_BUF];
     let mut receiver = Receiver::new(&store, &bad, peer);
-    // The read being cached by the cacher (bulk mode), and a buffer to read into next.
-    let mut in_cacher: Option<tokio::sync::oneshot::Receiver<Job>> = None;
-    let mut spare_buf: Option<Vec<u8>> = None;
+    // The reads with the cacher (bulk mode), oldest first, and buffers to read into next.
+    let mut in_cacher = InCacher::default();
+    let mut busy = Busy {
+        cacher: cacher.as_ref(),
+        now: false,
+    };
     let mut filled = 0;
     let mut bulk = false;
     // Inside an over-long line: drop bytes until the next newline.
     let mut discarding = false;
     loop {
         if store.cache_full() {
-            // Its last read is counted before pausing (two reads at most are unaccounted).
-            spare_buf = spare_buf.or(finish(&mut receiver, &mut in_cacher).await);
+            // Its reads are counted before pausing.
+            in_cacher.finish_all(&mut receiver).await;
         }
         if !wait_for_room(&store, peer, &mut stop).await {
             break;
@@ -634,14 +678,13 @@ async fn tcp_conn(
             }
         }
         let used = receiver.parse(&buf[..filled]);
-        let cacher = cacher
-            .as_ref()
-            .filter(|_| receiver.batch.len() >= CACHER_MIN_POINTS);
-        if let Some(cacher) = cacher {
-            // Hand this read to the cacher once the previous one is cached, and read on
-            // into another buffer.
-            spare_buf = spare_buf.or(finish(&mut receiver, &mut in_cacher).await);
-            let mut next = spare_buf.take().unwrap_or_default();
+        if let Some(cacher) = busy.read(receiver.batch.len()) {
+            // Hand this read to the cacher and read on into another buffer (once fewer than
+            // IN_CACHER reads are there).
+            if in_cacher.jobs.len() >= IN_CACHER {
+                in_cacher.finish_one(&mut receiver).await;
+            }
+            let mut next = in_cacher.spare_bufs.pop().unwrap_or_default();
             next.clear();
             next.resize(buf.len(), 0);
             next[..filled - used].copy_from_slice(&buf[used..filled]);
@@ -655,9 +698,10 @@ async fn tcp_conn(
             };
             let (done, wait) = tokio::sync::oneshot::channel();
             match cacher.jobs.send((job, done)) {
-                Ok(()) => in_cacher = Some(wait),
+                Ok(()) => in_cacher.jobs.push_back(wait),
                 // The cacher is gone (it never ends before its senders): cache here.
                 Err(std::sync::mpsc::SendError((job, _))) => {
+                    in_cacher.finish_all(&mut receiver).await;
                     let mut batch = job.batch;
                     cache(&store, &job.text[..job.end], &mut batch, job.now);
                     receiver.parsed_cached(&job.text[..job.end], batch, job.unknown);
@@ -680,30 +724,52 @@ async fn tcp_conn(
             buf.resize(BULK_READ_BUF, 0);
             bulk = true;
         } else if bulk && n < READ_BUF / 4 {
-            let _ = finish(&mut receiver, &mut in_cacher).await;
-            spare_buf = None;
+            in_cacher.finish_all(&mut receiver).await;
+            in_cacher.spare_bufs = Vec::new();
             buf.truncate(READ_BUF);
             buf.shrink_to_fit();
             receiver.shrink();
             bulk = false;
         }
     }
-    let _ = finish(&mut receiver, &mut in_cacher).await;
+    in_cacher.finish_all(&mut receiver).await;
     // The last line may lack its newline (carbon accepts it on close).
     if !discarding && filled > 0 {
         receiver.last_line(&buf[..filled], unix_now());
     }
 }
 
-/// Wait until the read with the cacher (if any) is cached, and take its results in;
-/// returns its buffer for the next read.
-async fn finish(
-    receiver: &mut Receiver<'_>,
-    in_cacher: &mut Option<tokio::sync::oneshot::Receiver<Job>>,
-) -> Option<Vec<u8>> {
-    let job = in_cacher.take()?.await.ok()?;
-    receiver.parsed_cached(&job.text[..job.end], job.batch, job.unknown);
-    Some(job.text)
+/// Most reads of one connection with the [`Cacher`] at once: the cacher has the next one
+/// queued when it finishes one, and the connection parses on.
+const IN_CACHER: usize = 2;
+
+/// A connection's reads with the [`Cacher`], oldest first, and the buffers of those it got
+/// back.
+#[derive(Default)]
+struct InCacher {
+    jobs: std::collections::VecDeque<tokio::sync::oneshot::Receiver<Job>>,
+    spare_bufs: Vec<Vec<u8>>,
+}
+
+impl InCacher {
+    /// Wait until the oldest read is cached and take its results in.
+    async fn finish_one(&mut self, receiver: &mut Receiver<'_>) {
+        let Some(wait) = self.jobs.pop_front() else {
+            return;
+        };
+        // An error means the cacher thread died (a bug): that read's points are lost.
+        if let Ok(job) = wait.await {
+            receiver.parsed_cached(&job.text[..job.end], job.batch, job.unknown);
+            self.spare_bufs.push(job.text);
+        }
+    }
+
+    /// Wait until every read is cached.
+    async fn finish_all(&mut self, receiver: &mut Receiver<'_>) {
+        while !self.jobs.is_empty() {
+            self.finish_one(receiver).await;
+        }
+    }
 }
 
 async fn udp_loop(
