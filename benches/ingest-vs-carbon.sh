@@ -11,7 +11,10 @@
 #
 # Usage: benches/ingest-vs-carbon.sh [SERIES] [POINTS]     (defaults 100000 10)
 # BASELINE=/path/to/an/older/serve also runs that build of the example (before/after numbers
-# from the same run and the same load); SKIP_CARBON=1 runs carbide only.
+# from the same run and the same load); SKIP_CARBON=1 runs carbide only. The series come in
+# the same order every interval, as collection agents send them; SHUFFLE=1 sends every
+# interval in another random order instead (the worst case for carbide's per-connection
+# memory of what it was sent, see graphite/src/store/recent.rs).
 #
 # carbon-cache runs with MAX_UPDATES_PER_SECOND and MAX_CREATES_PER_MINUTE = inf
 # (CARBON_WRITES=inf, the default): with Debian's limits (CARBON_WRITES=debian: 500 updates/s,
@@ -44,16 +47,22 @@ SERVE=$CARGO_TARGET_DIR/release/examples/serve
 echo "== generating $SERIES series × $POINTS points"
 NOW=$(date +%s)
 T0=$(( NOW - NOW % 10 - POINTS * 10 ))
-python3 - "$WORK" "$SERIES" "$POINTS" "$T0" <<'EOF'
-import sys
+python3 - "$WORK" "$SERIES" "$POINTS" "$T0" "${SHUFFLE:-}" <<'EOF'
+import random, sys
 work, series, points, t0 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+shuffle = bool(sys.argv[5])
 names = [f"bench.host{s // 100:05d}.metric{s % 100:02d}" for s in range(series)]
+order = list(range(series))
+rng = random.Random(42)
 # One file (1 connection) and 8 files split by series (8 connections), same lines.
 with open(f"{work}/load.txt", "w") as one:
     parts = [open(f"{work}/load.{i}.txt", "w") for i in range(8)]
     for p in range(points):
         ts = t0 + 10 * p
-        for s, n in enumerate(names):
+        if shuffle:
+            rng.shuffle(order)
+        for s in order:
+            n = names[s]
             line = f"{n} {s + p * 0.5} {ts}\n"
             one.write(line)
             parts[s % 8].write(line)

@@ -13,7 +13,10 @@
 //!
 //! Any other line takes the general path (parse, hash, look the path up in the store); if
 //! the connection sent that series before, the cursor moves to just after it, so a client
-//! that changes its order, or starts a new interval, is followed after one such line.
+//! that changes its order, or starts a new interval, is followed after one such line. A
+//! client whose lines come in no stable order (most lines of a read are such jumps) makes
+//! the memory stop for the rest of the read after 32 such lines, and pause for 4, 8, … up
+//! to 64 reads: such a client pays ~32 lookups in ~65 reads.
 //!
 //! Only paths the parser's fast path takes as they are ([`crate::protocol::plain_path`]:
 //! untagged printable ASCII) are remembered, so a line that matches gives exactly what
@@ -28,6 +31,13 @@ use super::{SeriesRef, Store};
 
 /// Most series a connection remembers (~15–25 MiB with 40-byte paths).
 pub(crate) const MAX_REMEMBERED: usize = 1 << 18;
+
+/// Longest pause (in reads) of a connection whose lines do not come in a stable order.
+const MAX_PAUSE: u32 = 64;
+
+/// Fewest jumps in a read that can end its use of the memory and start a pause (a few
+/// lines say little).
+const MIN_JUMPS: u32 = 32;
 
 /// Most bytes of remembered paths per connection.
 pub(crate) const MAX_REMEMBERED_BYTES: usize = 16 << 20;
@@ -58,6 +68,15 @@ pub(crate) struct Recent {
     /// connection is sending series for the first time (its first interval, or new series),
     /// so the lines that follow are taken as new too without looking them up here.
     in_new: bool,
+    /// In the current read: lines that were the expected one, and lines of remembered
+    /// series that were not (each a lookup and a jump of the cursor).
+    matched: u32,
+    jumped: u32,
+    /// Reads left to take without this memory, and how many the last such pause was: a
+    /// client that sends its series in no stable order makes every line a jump, which
+    /// costs more than it saves.
+    pause: u32,
+    backoff: u32,
 }
 
 impl Recent {
@@ -75,6 +94,40 @@ impl Recent {
             hasher,
             cursor: 0,
             in_new: false,
+            matched: 0,
+            jumped: 0,
+            pause: 0,
+            backoff: 0,
+        }
+    }
+
+    /// A read begins: whether to use this memory for it (not while pausing).
+    pub(crate) fn begin_read(&mut self) -> bool {
+        if self.pause > 0 {
+            self.pause -= 1;
+            return false;
+        }
+        self.matched = 0;
+        self.jumped = 0;
+        true
+    }
+
+    /// Whether the lines of this read so far were mostly of remembered series in another
+    /// order (then the rest of the read is better parsed without this memory).
+    #[inline]
+    pub(crate) fn unpredictable(&self) -> bool {
+        self.jumped >= MIN_JUMPS && self.jumped > 2 * self.matched
+    }
+
+    /// The read (begun with [`Recent::begin_read`] returning true) ended: if most of its
+    /// lines of remembered series were jumps, pause for a number of reads that doubles
+    /// each time (up to [`MAX_PAUSE`]).
+    pub(crate) fn end_read(&mut self) {
+        if self.jumped >= MIN_JUMPS && self.jumped > self.matched {
+            self.backoff = (self.backoff * 2).clamp(4, MAX_PAUSE);
+            self.pause = self.backoff;
+        } else if self.matched > self.jumped {
+            self.backoff = 0;
         }
     }
 
@@ -92,6 +145,7 @@ impl Recent {
     /// The expected series' line came: expect the one after it.
     #[inline]
     pub(crate) fn advance(&mut self) {
+        self.matched += 1;
         self.cursor += 1;
         if self.cursor == self.seq.len() {
             self.cursor = 0;
@@ -129,6 +183,7 @@ impl Recent {
         }
         match self.table().get_hashed(hash, path) {
             Some(slot) => {
+                self.jumped += 1;
                 self.cursor = slot.idx as usize + 1;
                 if self.cursor == self.seq.len() {
                     self.cursor = 0;
@@ -165,7 +220,11 @@ impl Recent {
         {
             // More distinct series than the bound: start over (a client whose series change
             // keeps a memory of what it sends now).
-            *self = Recent::with_hasher(self.hasher);
+            *self = Recent {
+                pause: self.pause,
+                backoff: self.backoff,
+                ..Recent::with_hasher(self.hasher)
+            };
         }
         let idx = self.seq.len() as u32;
         if let Some(t) = &mut self.table {

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::schema::{SchemaError, Schemas};
-use super::{unix_now, FlushReport, Point, Recent, Store, StoreError};
+use super::{unix_now, FlushReport, Point, Recent, SeriesRef, Store, StoreError};
 use crate::protocol::{parse_line, parse_value_ts, MAX_LINE_LEN};
 
 /// Kinds of [`crate::protocol::LineError`], in the order of [`BadLines`]'s counters.
@@ -381,9 +381,13 @@ impl<'a> Receiver<'a> {
         }
         let (batch, recent) = (&mut self.batch, &mut self.recent);
         batch.reserve(end / 32);
+        let began = recent.begin_read();
+        let mut remembering = began;
         let mut at = 0;
         while at < end {
-            if let Some((path, series)) = recent.expected() {
+            // Lines in no stable order: parse the rest of the read plainly.
+            remembering &= !recent.unpredictable();
+            if let Some((path, series)) = recent.expected().filter(|_| remembering) {
                 let after = at + path.len();
                 if buf.get(at..after) == Some(path) && buf.get(after) == Some(&b' ') {
                     // The rest ends at a newline at the latest (`buf` ends with one).
@@ -411,9 +415,12 @@ impl<'a> Receiver<'a> {
             match parse_line(line) {
                 Ok(l) => {
                     let hash = self.store.hash_path(l.path);
-                    let series = recent.find(hash, l.path);
-                    if series.is_none() {
-                        self.unknown.push(batch.len() as u32);
+                    let mut series = SeriesRef::NONE;
+                    if remembering {
+                        series = recent.find(hash, l.path);
+                        if series.is_none() {
+                            self.unknown.push(batch.len() as u32);
+                        }
                     }
                     // The path is a part of `line`: the parser borrows, never copies.
                     let off = (l.path.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
@@ -435,6 +442,9 @@ impl<'a> Receiver<'a> {
                 }
             }
             at = nl + 1;
+        }
+        if began {
+            recent.end_read();
         }
         end
     }
@@ -934,7 +944,6 @@ async fn self_metrics(
 mod tests {
     use super::*;
     use crate::store::schema::Schemas;
-    use crate::store::SeriesRef;
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -1017,6 +1026,9 @@ mod tests {
                 .collect()
         };
         let abc = ["a.b", "a.c", "a.d", "x"];
+        let names: Vec<String> = (0..200).map(|i| format!("m.s{i}")).collect();
+        let many: Vec<&str> = names.iter().map(String::as_str).collect();
+        let stride: Vec<&str> = (0..200).map(|i| many[(i * 7) % 200]).collect();
         let cases: &[(&str, String)] = &[
             ("same order", interval(100, &abc) + &interval(110, &abc)),
             (
@@ -1038,6 +1050,11 @@ mod tests {
                 "tagged",
                 "t;k=v 1 170\nt;k=v 2 171\na.b 3 172\n".to_string(),
             ),
+            (
+                // Jumps on every line: the memory stops after 32 and pauses.
+                "no stable order",
+                interval(180, &many) + &interval(190, &stride) + &interval(200, &many),
+            ),
         ];
         let mut rx = Receiver::new(&store, &bad, peer);
         let mut names = HashMap::new();
@@ -1052,8 +1069,8 @@ mod tests {
                 }
             }
         }
-        // Untagged paths only: a.b a.c a.d x a.new a a.b.c a.bb.
-        assert_eq!(rx.recent.len(), 8);
+        // Untagged paths only: a.b a.c a.d x a.new a a.b.c a.bb, and the 200.
+        assert_eq!(rx.recent.len(), 208);
     }
 
     proptest! {
