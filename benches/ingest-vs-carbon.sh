@@ -10,6 +10,7 @@
 # whisper files. "points/s" is reported only when that count equals the number sent.
 #
 # Usage: benches/ingest-vs-carbon.sh [SERIES] [POINTS]     (defaults 100000 10)
+# RUNS=n rounds (default 3): every server runs once per round; medians are compared.
 # BASELINE=/path/to/an/older/serve also runs that build of the example (before/after numbers
 # from the same run and the same load); SKIP_CARBON=1 runs carbide only. The series come in
 # the same order every interval, as collection agents send them; SHUFFLE=1 sends every
@@ -141,7 +142,7 @@ print(best)
 EOF
 
 run_carbide() {
-    local conns=$1 files=$2 name=${3:-carbide} bin=${4:-$SERVE} dir=$WORK/${3:-}carbide.$1
+    local conns=$1 files=$2 name=${3:-carbide} bin=${4:-$SERVE} dir=$WORK/${3:-}carbide.$1.$RUN
     local port; port=$(free_port)
     mkdir -p "$dir"
     coproc SRV { "$bin" --data "$dir" --tcp "127.0.0.1:$port" --udp none --schemas "$WORK/schemas.conf" --flush-secs 5; }
@@ -169,7 +170,7 @@ case ${CARBON_WRITES:-inf} in
 esac
 
 run_carbon() {
-    local conns=$1 files=$2 dir=$WORK/carbon.$1
+    local conns=$1 files=$2 dir=$WORK/carbon.$1.$RUN
     local port qport pport; port=$(free_port); qport=$(free_port); pport=$(free_port)
     mkdir -p "$dir"/{conf,storage/whisper,storage/lists,log,run}
     cp "$WORK/schemas.conf" "$dir/conf/storage-schemas.conf"
@@ -213,38 +214,48 @@ EOF
 
 declare -A RATE
 report() {
-    local name=$1 conns=$2 secs=$3 count=$4
+    local name=$1 conns=$2 secs=$3 count=$4 rate=0
     if [ "$count" -eq "$TOTAL" ]; then
-        RATE[$name.$conns]=$(python3 -c "print(round($TOTAL / $secs))")
-        printf "%-13s %d conn: %7.3f s, %d/%d queryable, %s points/s\n" "$name" "$conns" "$secs" "$count" "$TOTAL" "${RATE[$name.$conns]}"
+        rate=$(python3 -c "print(round($TOTAL / $secs))")
+        printf "%-13s %d conn: %7.3f s, %d/%d queryable, %s points/s\n" "$name" "$conns" "$secs" "$count" "$TOTAL" "$rate"
     else
-        RATE[$name.$conns]=0
         printf "%-13s %d conn: %7.3f s, LOSS: %d/%d queryable\n" "$name" "$conns" "$secs" "$count" "$TOTAL"
     fi
+    RATE[$name.$conns]="${RATE[$name.$conns]:-} $rate"
 }
+
+# The median of a list of rates, 0 if any run lost points.
+median() { python3 -c "import statistics, sys; r = [int(x) for x in sys.argv[1:]]; print(0 if 0 in r else round(statistics.median(r)))" $1; }
 
 ONE="$WORK/load.txt"
 EIGHT=$(echo "$WORK"/load.{0..7}.txt)
-echo "== carbide"
-run_carbide 1 "$ONE"
-run_carbide 8 "$EIGHT"
-if [ -n "${BASELINE:-}" ]; then
-    echo "== baseline carbide ($BASELINE)"
-    run_carbide 1 "$ONE" baseline "$BASELINE"
-    run_carbide 8 "$EIGHT" baseline "$BASELINE"
-fi
-if [ -n "${SKIP_CARBON:-}" ]; then
-    exit 0
-fi
-echo "== carbon-cache ($(dpkg-query -W -f '${Version}' graphite-carbon 2>/dev/null || echo '?'); writer limits: ${CARBON_WRITES:-inf})"
-run_carbon 1 "$ONE"
-run_carbon 8 "$EIGHT"
-echo "== ratio (carbide / carbon-cache, points/s accepted with zero loss)"
+# RUNS rounds (default 3), each running every server once, so that a noisy moment of a
+# shared machine falls on all of them; the medians are compared.
+for RUN in $(seq 1 "${RUNS:-3}"); do
+    echo "== round $RUN: carbide"
+    run_carbide 1 "$ONE"
+    run_carbide 8 "$EIGHT"
+    if [ -n "${BASELINE:-}" ]; then
+        echo "== round $RUN: baseline carbide ($BASELINE)"
+        run_carbide 1 "$ONE" baseline "$BASELINE"
+        run_carbide 8 "$EIGHT" baseline "$BASELINE"
+    fi
+    if [ -z "${SKIP_CARBON:-}" ]; then
+        echo "== round $RUN: carbon-cache ($(dpkg-query -W -f '${Version}' graphite-carbon 2>/dev/null || echo '?'); writer limits: ${CARBON_WRITES:-inf})"
+        run_carbon 1 "$ONE"
+        run_carbon 8 "$EIGHT"
+    fi
+done
+echo "== medians of ${RUNS:-3} rounds (points/s accepted with zero loss)"
 for c in 1 8; do
-    [ -n "${BASELINE:-}" ] && python3 -c "
-a, b = ${RATE[carbide.$c]}, ${RATE[baseline.$c]:-0}
-print(f'{$c} conn: carbide / baseline = ' + (f'{a / b:.2f}x' if a and b else 'n/a'))"
-    python3 -c "
-a, b = ${RATE[carbide.$c]}, ${RATE[carbon-cache.$c]}
-print(f'{$c} conn: {a} / {b} = ' + (f'{a / b:.1f}x' if a and b else 'n/a (a run lost points)'))"
+    a=$(median "${RATE[carbide.$c]}")
+    printf "carbide       %d conn: %s points/s\n" "$c" "$a"
+    if [ -n "${BASELINE:-}" ]; then
+        b=$(median "${RATE[baseline.$c]}")
+        python3 -c "print(f'baseline      $c conn: $b points/s, carbide / baseline = ' + (f'{$a / $b:.2f}x' if $a and $b else 'n/a'))"
+    fi
+    if [ -z "${SKIP_CARBON:-}" ]; then
+        k=$(median "${RATE[carbon-cache.$c]}")
+        python3 -c "print(f'carbon-cache  $c conn: $k points/s, carbide / carbon-cache = ' + (f'{$a / $k:.1f}x' if $a and $k else 'n/a (a run lost points)'))"
+    fi
 done
