@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use super::schema::{SchemaError, Schemas};
 use super::{unix_now, FlushReport, Point, Recent, SeriesRef, Store, StoreError};
-use crate::protocol::{parse_line, parse_value_ts, MAX_LINE_LEN};
+use crate::protocol::{parse_line, parse_value_ts, LineError, MAX_LINE_LEN};
 
 /// Kinds of [`crate::protocol::LineError`], in the order of [`BadLines`]'s counters.
 pub const BAD_LINE_KINDS: [&str; 7] = [
@@ -355,10 +355,15 @@ impl<'a> Receiver<'a> {
     /// then cached as one batch (each shard locked once).
     pub fn lines(&mut self, buf: &[u8], now: i64) -> usize {
         let used = self.parse(buf);
-        let (mut batch, unknown) = self.take_parsed();
-        cache(self.store, &buf[..used], &mut batch, now);
-        self.parsed_cached(&buf[..used], batch, unknown);
+        self.cache_parsed(&buf[..used], now);
         used
+    }
+
+    /// Cache the batch just parsed from `text` here, on this thread.
+    fn cache_parsed(&mut self, text: &[u8], now: i64) {
+        let (mut batch, unknown) = self.take_parsed();
+        cache(self.store, text, &mut batch, now);
+        self.parsed_cached(text, batch, unknown);
     }
 
     /// Parse the complete lines in `buf` into the batch (empty before), returning how many
@@ -435,11 +440,7 @@ impl<'a> Receiver<'a> {
                         created: false,
                     });
                 }
-                Err(e) => {
-                    if !line.iter().all(u8::is_ascii_whitespace) {
-                        self.bad.emit(e.kind(), self.peer, &e);
-                    }
-                }
+                Err(e) => reject(self.bad, self.peer, line, e),
             }
             at = nl + 1;
         }
@@ -475,12 +476,15 @@ impl<'a> Receiver<'a> {
                     .cache_by_path([(l.path, l.value, l.timestamp)], now);
                 self.store.stats.points_received.fetch_add(1, Relaxed);
             }
-            Err(e) => {
-                if !line.iter().all(u8::is_ascii_whitespace) {
-                    self.bad.emit(e.kind(), self.peer, &e);
-                }
-            }
+            Err(e) => reject(self.bad, self.peer, line, e),
         }
+    }
+}
+
+/// Count and log a bad line (a blank one is skipped silently).
+fn reject(bad: &BadLines, peer: SocketAddr, line: &[u8], e: LineError) {
+    if !line.iter().all(u8::is_ascii_whitespace) {
+        bad.emit(e.kind(), peer, &e);
     }
 }
 
@@ -496,7 +500,7 @@ fn cache(store: &Store, text: &[u8], batch: &mut [Point], now: i64) {
         .fetch_add(batch.len() as u64, Relaxed);
 }
 
-/// A bulk connection's parsed read on its way to the [`Cacher`] and back: the bytes read
+/// A busy connection's parsed read on its way to the [`Cacher`] and back: the bytes read
 /// (the points' paths point into them), the points, and when they were received.
 struct Job {
     text: Vec<u8>,
@@ -625,7 +629,8 @@ const READ_BUF: usize = 64 * 1024;
 
 /// The read buffer of a connection whose reads fill [`READ_BUF`] (a bulk sender): fewer
 /// wake-ups and longer runs per shard. At most ~43k points, so three reads of a connection
-/// (two with the cacher, the next) fit in [`super::HARD_CACHE_SLACK`]. Back to [`READ_BUF`] once its reads are small again.
+/// (two with the cacher, the next) fit in [`super::HARD_CACHE_SLACK`]. Back to [`READ_BUF`]
+/// once its reads are small again.
 const BULK_READ_BUF: usize = 256 * 1024;
 
 /// Reads of fewer points are cached by their connection (not worth a hand-off to the
@@ -718,9 +723,7 @@ async fn tcp_conn(
                 }
             }
         } else {
-            let (mut batch, unknown) = receiver.take_parsed();
-            cache(&store, &buf[..used], &mut batch, now);
-            receiver.parsed_cached(&buf[..used], batch, unknown);
+            receiver.cache_parsed(&buf[..used], now);
             buf.copy_within(used..filled, 0);
         }
         filled -= used;
