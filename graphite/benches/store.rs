@@ -188,30 +188,37 @@ fn listener(c: &mut Criterion) {
     let mut g = c.benchmark_group("listener");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));
-    g.throughput(Throughput::Elements(1_000_000));
-    g.bench_function("1m_lines_100k_new_series", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iters {
-                let dir = tempfile::tempdir().unwrap();
-                let store = rt
-                    .block_on(Store::open(dir.path(), schemas.clone(), u64::MAX))
-                    .unwrap();
-                let bad = BadLines::default();
-                let mut rx = Receiver::new(&store, &bad, peer);
-                let start = Instant::now();
-                let mut rest = &load[..];
-                while !rest.is_empty() {
-                    let n = rest.len().min(256 * 1024);
-                    let used = rx.lines(&rest[..n], now);
-                    rest = &rest[used..];
+    // The whole load, and its first interval alone (every line creates its series).
+    let first = load.len() / 10;
+    for (name, load, lines) in [
+        ("1m_lines_100k_new_series", &load[..], 1_000_000u64),
+        ("100k_lines_100k_new_series", &load[..first], 100_000),
+    ] {
+        g.throughput(Throughput::Elements(lines));
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let dir = tempfile::tempdir().unwrap();
+                    let store = rt
+                        .block_on(Store::open(dir.path(), schemas.clone(), u64::MAX))
+                        .unwrap();
+                    let bad = BadLines::default();
+                    let mut rx = Receiver::new(&store, &bad, peer);
+                    let start = Instant::now();
+                    let mut rest = load;
+                    while !rest.is_empty() {
+                        let n = rest.len().min(256 * 1024);
+                        let used = rx.lines(&rest[..n], now);
+                        rest = &rest[used..];
+                    }
+                    spent += start.elapsed();
+                    assert_eq!(store.stats.cache_points.load(Relaxed), lines);
                 }
-                spent += start.elapsed();
-                assert_eq!(store.stats.cache_points.load(Relaxed), 1_000_000);
-            }
-            spent
-        })
-    });
+                spent
+            })
+        });
+    }
     g.finish();
 }
 

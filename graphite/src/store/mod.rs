@@ -36,7 +36,8 @@ pub mod tags;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{
-    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    AtomicBool, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
+    Ordering::Release,
 };
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -52,7 +53,7 @@ pub(crate) use paths::PathHash;
 use paths::{PathTable, Slot};
 pub use read::{Matched, ReadWindow};
 pub(crate) use recent::Recent;
-use schema::{Aggregation, Archive, Schemas, SeriesSchema};
+use schema::{Aggregation, Archive, RulesOf, Schemas, SeriesSchema};
 
 /// Points more than this far in the future are dropped (counted with the out-of-retention ones).
 pub const MAX_FUTURE_SECS: i64 = 3600;
@@ -108,10 +109,14 @@ pub struct Stats {
 }
 
 /// One series in a shard: what the flush and reads need besides its points.
+/// Small, as 100k of them may be created in one batch: the path lives once, in the shard's
+/// [`PathTable`], and the schema once per shard.
 struct SeriesMeta {
-    path: Arc<str>,
+    /// Where the path lies in the shard's `by_path` ([`PathTable::name`]).
+    name: u32,
+    /// Index in the shard's `schemas`.
+    schema: u32,
     id: u64,
-    schema: Arc<SeriesSchema>,
     /// Already in the `series` table.
     persisted: bool,
 }
@@ -176,6 +181,10 @@ pub(crate) struct Point {
     pub series: SeriesRef,
     /// Set by [`Store::cache_batch`]: this point created its series.
     pub created: bool,
+    /// Its value and timestamp are not read yet: they lie at `off..off + len` (up to the
+    /// newline) and the line starts at `hash` (a listener defers them to the thread that
+    /// caches the batch, see `server.rs`). Never given to [`Store::cache_batch`].
+    pub deferred: bool,
 }
 
 impl Point {
@@ -211,6 +220,9 @@ struct Shard {
     flushing: Arc<Vec<LogPt>>,
     /// The distinct schemas of this shard's series, shared (a handful, scanned linearly).
     schemas: Vec<Arc<SeriesSchema>>,
+    /// `series[..indexed]` are in the store's index and tag index; the rest wait for
+    /// [`Store::catch_up`].
+    indexed: usize,
 }
 
 impl Shard {
@@ -221,6 +233,7 @@ impl Shard {
             log: Vec::new(),
             flushing: Arc::default(),
             schemas: Vec::new(),
+            indexed: 0,
         }
     }
 
@@ -244,11 +257,11 @@ impl Shard {
         persisted: bool,
     ) -> u32 {
         let idx = self.series.len() as u32;
-        self.by_path.insert(hash, path, Slot { idx, schema });
+        let name = self.by_path.insert(hash, path, Slot { idx, schema });
         self.series.push(SeriesMeta {
-            path: path.into(),
+            name,
+            schema,
             id,
-            schema: self.schemas[schema as usize].clone(),
             persisted,
         });
         idx
@@ -266,11 +279,10 @@ pub struct Store {
     /// Graphite 1.1 tags of every series (`tags.rs`), rebuilt from `series` at open; read it
     /// through [`Store::tag_index`].
     tags: RwLock<crate::tags::TagIndex>,
-    /// Series created since `index` and `tags` last caught up ([`Store::catch_up`]): the
-    /// receive path only registers a new series in its shard (enough to cache and read its
-    /// points) and leaves the two indexes to the next reader of either, or the next flush.
-    pending: Mutex<Vec<(Arc<str>, u64)>>,
-    /// `pending` is not empty (set and cleared under its lock; read without it).
+    /// Some shard holds series created since `index` and `tags` last caught up
+    /// ([`Store::catch_up`]): the receive path only registers a new series in its shard
+    /// (enough to cache and read its points) and leaves the two indexes to the next reader
+    /// of either, or the next flush. Set after the series are in their shard.
     pending_any: AtomicBool,
     next_id: AtomicU64,
     max_cache_points: u64,
@@ -318,7 +330,8 @@ const SCHEMA_SQL: &[&str] = &[
 
 /// One series in a flush.
 struct FlushItem {
-    path: Arc<str>,
+    /// Its path, for a series not yet in the `series` table (the only ones written there).
+    path: Option<String>,
     id: u64,
     schema: Arc<SeriesSchema>,
     /// Its points, in arrival order.
@@ -378,7 +391,6 @@ impl Store {
                 .collect(),
             index: RwLock::new(Index::default()),
             tags: RwLock::default(),
-            pending: Mutex::default(),
             pending_any: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             max_cache_points,
@@ -424,6 +436,8 @@ impl Store {
             if shard.by_path.get_hashed(hash, &path).is_none() {
                 shard.add_series(hash, &path, id as u64, schema, true);
             }
+            // Indexed above.
+            shard.indexed = shard.series.len();
         }
         self.next_id.store(max_id + 1, Relaxed);
         Ok(())
@@ -526,8 +540,11 @@ impl Store {
             .hard_cache_limit()
             .saturating_sub(self.stats.cache_points.load(Relaxed));
         let (mut kept, mut full, mut old) = (0u64, 0u64, 0u64);
-        let mut created: Vec<(Arc<str>, u64)> = Vec::new();
+        let mut created = 0u64;
         let mut rules: Option<Arc<Schemas>> = None;
+        // The schema (index in the shard) of each combination of rules new series matched
+        // in this batch: new series mostly share a few, classified once per shard.
+        let mut classified: Vec<(RulesOf, u32)> = Vec::new();
         // Points of tagged names spelled other than canonically, cached again below.
         let mut respelled: Vec<(String, f64, i64)> = Vec::new();
         for si in 0..SHARDS {
@@ -538,6 +555,7 @@ impl Store {
             let mut guard = lock(&self.shards[si]);
             let shard = &mut *guard;
             shard.log.reserve(run.len());
+            classified.clear();
             // Lookups miss the cache (a different series each line): keep loading the entry
             // of the line PREFETCH ahead and the name of the one halfway there, so several
             // misses are in flight at once. Points of resolved series need no lookup.
@@ -596,7 +614,15 @@ impl Store {
                                 continue;
                             }
                             let rules = rules.get_or_insert_with(|| self.rules());
-                            let schema = shard.intern(rules.classify(path));
+                            let of = rules.rules_of(path);
+                            let schema = match classified.iter().find(|(r, _)| *r == of) {
+                                Some(&(_, schema)) => schema,
+                                None => {
+                                    let schema = shard.intern(rules.schema_of(of));
+                                    classified.push((of, schema));
+                                    schema
+                                }
+                            };
                             let archives = &shard.schemas[schema as usize].archives;
                             let Some(dest) = dest_archive(archives, ts, now) else {
                                 old += 1;
@@ -604,7 +630,7 @@ impl Store {
                             };
                             let id = self.next_id.fetch_add(1, Relaxed);
                             let idx = shard.add_series(hash, path, id, schema, false);
-                            created.push((shard.series[idx as usize].path.clone(), id));
+                            created += 1;
                             let p = &mut batch[i as usize];
                             p.series = SeriesRef::new(si, Slot { idx, schema });
                             p.created = true;
@@ -626,16 +652,8 @@ impl Store {
                 }
             }
         }
-        if !created.is_empty() {
-            self.stats
-                .series_created
-                .fetch_add(created.len() as u64, Relaxed);
-            let mut pending = lock(&self.pending);
-            if pending.is_empty() {
-                *pending = created;
-            } else {
-                pending.append(&mut created);
-            }
+        if created > 0 {
+            self.stats.series_created.fetch_add(created, Relaxed);
             self.pending_any.store(true, Release);
         }
         self.count_cached(kept, full, old);
@@ -721,6 +739,7 @@ impl Store {
                 ts,
                 series: SeriesRef::NONE,
                 created: false,
+                deferred: false,
             });
             text.extend_from_slice(path.as_bytes());
             if batch.len() == BY_PATH_BATCH {
@@ -780,18 +799,38 @@ impl Store {
         if !self.pending_any.load(Acquire) {
             return;
         }
-        // The index's write lock is taken before the list: a reader that finds the list
-        // empty while another catches up waits for the index until it has caught up.
+        // The index's write lock is taken before the flag is cleared: a reader that finds
+        // it clear while another catches up waits for the index until it has caught up. A
+        // series added after the flag is cleared sets it again (perhaps after being taken
+        // in here: then the next call finds nothing new).
         let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-        let created = {
-            let mut pending = lock(&self.pending);
-            self.pending_any.store(false, Relaxed);
-            std::mem::take(&mut *pending)
-        };
-        for (path, id) in &created {
-            index.insert(path, *id);
+        if !self.pending_any.swap(false, AcqRel) {
+            return;
         }
-        self.index_tags(created.into_iter().map(|(p, _)| p));
+        let mut created: Vec<Arc<str>> = Vec::new();
+        for shard in &self.shards {
+            let mut shard = lock(shard);
+            let shard = &mut *shard;
+            for meta in &shard.series[shard.indexed..] {
+                let path = shard.by_path.name(meta.name);
+                index.insert(path, meta.id);
+                created.push(path.into());
+            }
+            shard.indexed = shard.series.len();
+        }
+        self.index_tags(created);
+    }
+
+    /// Series not yet in the indexes.
+    #[cfg(test)]
+    fn pending(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let s = lock(s);
+                s.series.len() - s.indexed
+            })
+            .sum()
     }
 
     /// graphite-web's `find`: branch and leaf nodes matching `pattern`; none for a pattern
@@ -860,10 +899,13 @@ impl Store {
                     continue;
                 };
                 idxs.push(run[0].series);
+                let Some(schema) = shard.schemas.get(meta.schema as usize) else {
+                    continue;
+                };
                 work.push(FlushItem {
-                    path: meta.path.clone(),
+                    path: (!meta.persisted).then(|| shard.by_path.name(meta.name).to_owned()),
                     id: meta.id,
-                    schema: meta.schema.clone(),
+                    schema: schema.clone(),
                     pts: run
                         .iter()
                         .map(|p| Pt {
@@ -952,7 +994,7 @@ impl Store {
             );
             qb.push_values(batch, |mut b, w| {
                 b.push_bind(w.id as i64)
-                    .push_bind(&*w.path)
+                    .push_bind(w.path.as_deref().unwrap_or_default())
                     .push_bind(retentions(w))
                     .push_bind(w.schema.aggregation.name())
                     .push_bind(w.schema.x_files_factor);
@@ -1197,17 +1239,17 @@ mod tests {
         let batch = [("n.a", NOW - 10, 1.0), ("n.b", NOW - 10, 2.0)];
         assert_eq!(s.insert_batch_at(batch, NOW), 2);
         // The receive path left both indexes to the readers.
-        assert_eq!(lock(&s.pending).len(), 2);
+        assert_eq!(s.pending(), 2);
         assert_eq!(s.expand("n.*"), ["n.a", "n.b"]);
-        assert!(lock(&s.pending).is_empty());
+        assert_eq!(s.pending(), 0);
         assert_eq!(s.find_tagged(&["name=n.b"]).unwrap(), ["n.b"]);
         // A tag query alone catches up too, and so does a flush.
         assert!(s.insert_at("n.c", NOW - 10, 3.0, NOW));
         assert_eq!(s.find_tagged(&["name=~^n"]).unwrap(), ["n.a", "n.b", "n.c"]);
         assert!(s.insert_at("n.d", NOW - 10, 4.0, NOW));
-        assert_eq!(lock(&s.pending).len(), 1);
+        assert_eq!(s.pending(), 1);
         s.flush_at(NOW).await.unwrap();
-        assert!(lock(&s.pending).is_empty());
+        assert_eq!(s.pending(), 0);
         assert_eq!(s.tag_index().len(), 4);
         assert_eq!(s.index.read().unwrap().len(), 4);
         assert_eq!(s.stats.series_created.load(Relaxed), 4);

@@ -136,8 +136,15 @@ impl PathTable {
         }
     }
 
-    /// Add `path` (its [`PathTable::hash`] is `hash`), known to be absent.
-    pub fn insert(&mut self, hash: PathHash, path: &str, slot: Slot) {
+    /// The name stored at `off` (what [`PathTable::insert`] returned); empty for an offset
+    /// it did not return.
+    pub fn name(&self, off: u32) -> &str {
+        std::str::from_utf8(self.name_at(off)).unwrap_or("")
+    }
+
+    /// Add `path` (its [`PathTable::hash`] is `hash`), known to be absent. Returns where its
+    /// name lies ([`PathTable::name`]): the table's copy is the only one a shard keeps.
+    pub fn insert(&mut self, hash: PathHash, path: &str, slot: Slot) -> u32 {
         if (self.len + 1) * 2 > self.entries.len() {
             self.grow();
         }
@@ -155,6 +162,7 @@ impl PathTable {
             hash,
         );
         self.len += 1;
+        off
     }
 
     /// Put `e` at the first free entry from the place of `hash` (its low 32 bits are enough:
@@ -212,7 +220,8 @@ mod tests {
                 idx: i as u32,
                 schema: (i % 3) as u32,
             };
-            t.insert(h(n), n, slot);
+            let off = t.insert(h(n), n, slot);
+            assert_eq!(t.name(off), n);
         }
         assert_eq!(t.len(), 5000);
         for (i, n) in names.iter().enumerate() {

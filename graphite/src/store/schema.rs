@@ -479,16 +479,36 @@ impl Schemas {
 
     /// The schema of a new series named `path`.
     pub fn classify(&self, path: &str) -> SeriesSchema {
-        let archives = self
-            .retentions
-            .iter()
-            .find(|(_, re, _)| re.is_match(path))
+        self.schema_of(self.rules_of(path))
+    }
+
+    /// Which sections `path` matches (the first of each file), without building its schema:
+    /// series matching the same sections share one schema, built once by
+    /// [`Schemas::schema_of`].
+    pub fn rules_of(&self, path: &str) -> RulesOf {
+        RulesOf {
+            retention: self
+                .retentions
+                .iter()
+                .position(|(_, re, _)| re.is_match(path)),
+            aggregation: self
+                .aggregations
+                .iter()
+                .position(|(_, re, _, _)| re.is_match(path)),
+        }
+    }
+
+    /// The schema of a series matching the sections `rules` (from [`Schemas::rules_of`] of
+    /// these same rules).
+    pub fn schema_of(&self, rules: RulesOf) -> SeriesSchema {
+        let archives = rules
+            .retention
+            .and_then(|i| self.retentions.get(i))
             .map(|(_, _, a)| a.clone())
             .unwrap_or_else(|| vec![CARBON_DEFAULT]);
-        let (xff, method) = self
-            .aggregations
-            .iter()
-            .find(|(_, re, _, _)| re.is_match(path))
+        let (xff, method) = rules
+            .aggregation
+            .and_then(|i| self.aggregations.get(i))
             .map(|(_, _, x, m)| (*x, *m))
             .unwrap_or((None, None));
         SeriesSchema {
@@ -497,6 +517,14 @@ impl Schemas {
             x_files_factor: xff.unwrap_or(0.5),
         }
     }
+}
+
+/// The sections of `storage-schemas.conf` and `storage-aggregation.conf` a path matches
+/// (indexes, `None` for none): [`Schemas::rules_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RulesOf {
+    pub retention: Option<usize>,
+    pub aggregation: Option<usize>,
 }
 
 #[cfg(test)]

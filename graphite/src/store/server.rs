@@ -285,7 +285,7 @@ async fn tcp_accept(
     bad: Arc<BadLines>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let cacher = Cacher::start(store.clone());
+    let cacher = Cacher::start(store.clone(), bad.clone());
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -319,6 +319,8 @@ pub struct Receiver<'a> {
     batch: Vec<Point>,
     /// Indexes in `batch` of points whose series the connection had not sent before.
     unknown: Vec<u32>,
+    /// Some points of `batch` are deferred (their values not read yet).
+    deferred: bool,
     /// The allocations of a batch that was cached, for the next one.
     spare: Option<(Vec<Point>, Vec<u32>)>,
 }
@@ -333,6 +335,7 @@ impl<'a> Receiver<'a> {
             recent: Recent::new(store),
             batch: Vec::new(),
             unknown: Vec::new(),
+            deferred: false,
             spare: None,
         }
     }
@@ -342,11 +345,13 @@ impl<'a> Receiver<'a> {
         self.spare = None;
     }
 
-    /// The parsed batch and its list of unknown series, taken out for caching.
-    fn take_parsed(&mut self) -> (Vec<Point>, Vec<u32>) {
+    /// The parsed batch, its list of unknown series and whether some of its points are
+    /// deferred, taken out for caching.
+    fn take_parsed(&mut self) -> (Vec<Point>, Vec<u32>, bool) {
         (
             std::mem::take(&mut self.batch),
             std::mem::take(&mut self.unknown),
+            std::mem::take(&mut self.deferred),
         )
     }
 
@@ -354,15 +359,19 @@ impl<'a> Receiver<'a> {
     /// consumed: up to and including the last newline. The whole buffer is parsed first,
     /// then cached as one batch (each shard locked once).
     pub fn lines(&mut self, buf: &[u8], now: i64) -> usize {
-        let used = self.parse(buf);
+        let used = self.parse(buf, false);
         self.cache_parsed(&buf[..used], now);
         used
     }
 
     /// Cache the batch just parsed from `text` here, on this thread.
     fn cache_parsed(&mut self, text: &[u8], now: i64) {
-        let (mut batch, unknown) = self.take_parsed();
-        cache(self.store, text, &mut batch, now);
+        let (mut batch, unknown, deferred) = self.take_parsed();
+        let rejected = match deferred {
+            true => finish_lines(self.bad, self.peer, text, &mut batch),
+            false => 0,
+        };
+        cache(self.store, text, &mut batch, now, rejected);
         self.parsed_cached(text, batch, unknown);
     }
 
@@ -371,9 +380,12 @@ impl<'a> Receiver<'a> {
     /// logged.
     ///
     /// A line of the series the connection is expected to send next ([`Recent`]) is
-    /// matched by its bytes and only its value and timestamp are read; any other line is
+    /// matched by its bytes and only its value and timestamp are read, or with `defer`
+    /// not even those: the point is marked deferred, for [`finish_lines`] on the thread
+    /// that caches the batch (a connection handing its reads to the [`Cacher`] parses
+    /// its next read meanwhile: this evens out the two threads' work). Any other line is
     /// parsed whole. Either way the point is the one [`parse_line`] gives.
-    fn parse(&mut self, buf: &[u8]) -> usize {
+    fn parse(&mut self, buf: &[u8], defer: bool) -> usize {
         let Some(last) = memchr::memrchr(b'\n', buf) else {
             return 0;
         };
@@ -395,6 +407,27 @@ impl<'a> Receiver<'a> {
             if let Some((path, series)) = recent.expected().filter(|_| remembering) {
                 let after = at + path.len();
                 if buf.get(at..after) == Some(path) && buf.get(after) == Some(&b' ') {
+                    if defer {
+                        // `buf` ends with a newline.
+                        let n = memchr::memchr(b'\n', &buf[after + 1..]).unwrap_or(0);
+                        let nl = after + 1 + n;
+                        if nl - at <= MAX_LINE_LEN {
+                            batch.push(Point {
+                                hash: at as u64,
+                                off: (after + 1) as u32,
+                                len: n as u32,
+                                value: 0.0,
+                                ts: 0,
+                                series,
+                                created: false,
+                                deferred: true,
+                            });
+                            self.deferred = true;
+                            recent.advance();
+                            at = nl + 1;
+                            continue;
+                        }
+                    }
                     // The rest ends at a newline at the latest (`buf` ends with one).
                     if let Some((value, ts, n)) = parse_value_ts(&buf[after + 1..]) {
                         let nl = after + 1 + n;
@@ -407,6 +440,7 @@ impl<'a> Receiver<'a> {
                                 ts,
                                 series,
                                 created: false,
+                                deferred: false,
                             });
                             recent.advance();
                             at = nl + 1;
@@ -438,6 +472,7 @@ impl<'a> Receiver<'a> {
                         ts: l.timestamp,
                         series,
                         created: false,
+                        deferred: false,
                     });
                 }
                 Err(e) => reject(self.bad, self.peer, line, e),
@@ -488,7 +523,37 @@ fn reject(bad: &BadLines, peer: SocketAddr, line: &[u8], e: LineError) {
     }
 }
 
-fn cache(store: &Store, text: &[u8], batch: &mut [Point], now: i64) {
+/// Read the values and timestamps of the deferred points of `batch` (parsed from `text` by
+/// [`Receiver::parse`]). A line whose rest is not what [`parse_value_ts`] reads is parsed
+/// whole by [`parse_line`], as [`Receiver::parse`] does; a bad one is counted and logged
+/// and its point emptied (not cached). Returns how many lines were bad.
+fn finish_lines(bad: &BadLines, peer: SocketAddr, text: &[u8], batch: &mut [Point]) -> u64 {
+    let mut rejected = 0;
+    for p in batch.iter_mut().filter(|p| p.deferred) {
+        p.deferred = false;
+        let (start, off, len) = (p.hash as usize, p.off as usize, p.len as usize);
+        let rest = text.get(off..off + len).unwrap_or_default();
+        if let Some((value, ts, n)) = parse_value_ts(rest).filter(|&(_, _, n)| n == len) {
+            debug_assert_eq!(n, len);
+            (p.value, p.ts) = (value, ts);
+            continue;
+        }
+        let line = text.get(start..off + len).unwrap_or_default();
+        match parse_line(line) {
+            Ok(l) => (p.value, p.ts) = (l.value, l.timestamp),
+            Err(e) => {
+                reject(bad, peer, line, e);
+                rejected += 1;
+                (p.series, p.off, p.len) = (SeriesRef::NONE, 0, 0);
+            }
+        }
+    }
+    rejected
+}
+
+/// Cache `batch` (parsed from `text`, none deferred) and count its points, less the
+/// `rejected` ones (emptied by [`finish_lines`], not cached), as received.
+fn cache(store: &Store, text: &[u8], batch: &mut [Point], now: i64, rejected: u64) {
     if batch.is_empty() {
         return;
     }
@@ -497,7 +562,7 @@ fn cache(store: &Store, text: &[u8], batch: &mut [Point], now: i64) {
     store
         .stats
         .points_received
-        .fetch_add(batch.len() as u64, Relaxed);
+        .fetch_add(batch.len() as u64 - rejected, Relaxed);
 }
 
 /// A busy connection's parsed read on its way to the [`Cacher`] and back: the bytes read
@@ -508,7 +573,23 @@ struct Job {
     batch: Vec<Point>,
     /// Indexes of the points whose series the connection had not sent before.
     unknown: Vec<u32>,
+    /// Some points are deferred ([`finish_lines`] reads them before caching).
+    deferred: bool,
+    /// The sender, named in the log of its bad lines.
+    peer: SocketAddr,
     now: i64,
+}
+
+impl Job {
+    /// Read the deferred points and cache the batch.
+    fn cache(&mut self, store: &Store, bad: &BadLines) {
+        let text = &self.text[..self.end];
+        let rejected = match std::mem::take(&mut self.deferred) {
+            true => finish_lines(bad, self.peer, text, &mut self.batch),
+            false => 0,
+        };
+        cache(store, text, &mut self.batch, self.now, rejected);
+    }
 }
 
 /// The thread that caches the parsed reads of busy connections (reads of at least
@@ -531,13 +612,13 @@ struct Cacher {
 impl Cacher {
     /// Start the thread; `None` if it cannot be started (connections then cache their
     /// reads themselves). It ends when the last clone is dropped.
-    fn start(store: Arc<Store>) -> Option<Cacher> {
+    fn start(store: Arc<Store>, bad: Arc<BadLines>) -> Option<Cacher> {
         let (jobs, rx) = std::sync::mpsc::channel::<(Job, tokio::sync::oneshot::Sender<Job>)>();
         let spawned = std::thread::Builder::new()
             .name("carbon-cacher".into())
             .spawn(move || {
                 while let Ok((mut job, done)) = rx.recv() {
-                    cache(&store, &job.text[..job.end], &mut job.batch, job.now);
+                    job.cache(&store, &bad);
                     let _ = done.send(job);
                 }
             });
@@ -658,6 +739,8 @@ async fn tcp_conn(
     };
     let mut filled = 0;
     let mut bulk = false;
+    // The last read went to the cacher.
+    let mut to_cacher = false;
     // Inside an over-long line: drop bytes until the next newline.
     let mut discarding = false;
     loop {
@@ -692,7 +775,9 @@ async fn tcp_conn(
                 }
             }
         }
-        let used = receiver.parse(&buf[..filled]);
+        // Values are left to the cacher while the connection's reads go there.
+        let used = receiver.parse(&buf[..filled], to_cacher);
+        to_cacher = false;
         if let Some(cacher) = busy.read(receiver.batch.len()) {
             // Hand this read to the cacher and read on into another buffer (once fewer than
             // IN_CACHER reads are there).
@@ -703,23 +788,26 @@ async fn tcp_conn(
             next.clear();
             next.resize(buf.len(), 0);
             next[..filled - used].copy_from_slice(&buf[used..filled]);
-            let (batch, unknown) = receiver.take_parsed();
+            let (batch, unknown, deferred) = receiver.take_parsed();
             let job = Job {
                 text: std::mem::replace(&mut buf, next),
                 end: used,
                 batch,
                 unknown,
+                deferred,
+                peer,
                 now,
             };
+            to_cacher = true;
             let (done, wait) = tokio::sync::oneshot::channel();
             match cacher.jobs.send((job, done)) {
                 Ok(()) => in_cacher.jobs.push_back(wait),
                 // The cacher is gone (it never ends before its senders): cache here.
-                Err(std::sync::mpsc::SendError((job, _))) => {
+                Err(std::sync::mpsc::SendError((mut job, _))) => {
                     in_cacher.finish_all(&mut receiver).await;
-                    let mut batch = job.batch;
-                    cache(&store, &job.text[..job.end], &mut batch, job.now);
-                    receiver.parsed_cached(&job.text[..job.end], batch, job.unknown);
+                    job.cache(&store, &bad);
+                    receiver.parsed_cached(&job.text[..job.end], job.batch, job.unknown);
+                    to_cacher = false;
                 }
             }
         } else {
@@ -953,12 +1041,14 @@ mod tests {
     /// Parse `text` in reads cut at `cuts` (bytes per read, cycled) through `rx`, caching
     /// each read; returns the points as `(path, value bits, timestamp)`, paths of points
     /// cached by reference named through `names` (filled from the points cached by path),
-    /// and how many lines were matched by their bytes.
+    /// and how many lines were matched by their bytes. With `defer`, values of matched
+    /// lines are read by [`finish_lines`], as on the cacher thread.
     fn receive(
         rx: &mut Receiver<'_>,
         names: &mut HashMap<SeriesRef, String>,
         text: &[u8],
         cuts: &[usize],
+        defer: bool,
     ) -> (Vec<(String, u64, i64)>, usize) {
         // As a listener: each read appends to what is left of the last one.
         let (mut got, mut rest, mut filled, mut k) = (Vec::new(), text.to_vec(), 0, 0);
@@ -966,12 +1056,21 @@ mod tests {
         loop {
             filled = rest.len().min(filled + cuts[k % cuts.len()]);
             k += 1;
-            let used = rx.parse(&rest[..filled]);
-            let (mut batch, unknown) = rx.take_parsed();
-            cache(rx.store, &rest[..used], &mut batch, 1_700_000_000);
-            for p in &batch {
+            let used = rx.parse(&rest[..filled], defer);
+            let (mut batch, unknown, deferred) = rx.take_parsed();
+            assert!(defer || !deferred);
+            let by_bytes: Vec<bool> = batch
+                .iter()
+                .map(|p| p.deferred || (p.len == 0 && !p.series.is_none()))
+                .collect();
+            let rejected = finish_lines(rx.bad, rx.peer, &rest[..used], &mut batch);
+            cache(rx.store, &rest[..used], &mut batch, 1_700_000_000, rejected);
+            for (p, by_bytes) in batch.iter().zip(by_bytes) {
+                if p.series.is_none() && p.len == 0 {
+                    continue; // a bad line (deferred, then rejected)
+                }
                 let path = match names.get(&p.series) {
-                    Some(name) if p.len == 0 => {
+                    Some(name) if by_bytes => {
                         matched += 1;
                         name.clone()
                     }
@@ -1059,21 +1158,28 @@ mod tests {
                 interval(180, &many) + &interval(190, &stride) + &interval(200, &many),
             ),
         ];
-        let mut rx = Receiver::new(&store, &bad, peer);
-        let mut names = HashMap::new();
-        for (what, text) in cases {
-            for cuts in [&[1 << 20][..], &[7, 13, 64]] {
-                let (got, matched) = receive(&mut rx, &mut names, text.as_bytes(), cuts);
-                assert_eq!(got, parsed(text.as_bytes()), "{what}, reads of {cuts:?}");
-                if *what == "same order" {
-                    // Series are remembered once their read is cached: none matched in the
-                    // first read, all 8 lines when sent again.
-                    assert_eq!(matched, if cuts.len() == 1 { 0 } else { 8 }, "{what}");
+        for defer in [false, true] {
+            let mut rx = Receiver::new(&store, &bad, peer);
+            let mut names = HashMap::new();
+            let mut good = 0;
+            for (what, text) in cases {
+                for cuts in [&[1 << 20][..], &[7, 13, 64]] {
+                    let (got, matched) = receive(&mut rx, &mut names, text.as_bytes(), cuts, defer);
+                    let want = parsed(text.as_bytes());
+                    good += want.len() as u64;
+                    assert_eq!(got, want, "{what}, reads of {cuts:?}, defer {defer}");
+                    if *what == "same order" {
+                        // Series are remembered once their read is cached: none matched in
+                        // the first read, all 8 lines when sent again.
+                        assert_eq!(matched, if cuts.len() == 1 { 0 } else { 8 }, "{what}");
+                    }
                 }
             }
+            // Untagged paths only: a.b a.c a.d x a.new a a.b.c a.bb, and the 200.
+            assert_eq!(rx.recent.len(), 208);
+            // Bad lines (`x nan 150`, `x 4 150 5`) are not counted as received.
+            assert_eq!(store.stats.points_received.swap(0, Relaxed), good);
         }
-        // Untagged paths only: a.b a.c a.d x a.new a a.b.c a.bb, and the 200.
-        assert_eq!(rx.recent.len(), 208);
     }
 
     proptest! {
@@ -1102,12 +1208,16 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let store = test_store(&rt, dir.path());
             let bad = BadLines::default();
-            let mut rx = Receiver::new(&store, &bad, SocketAddr::from(([127, 0, 0, 1], 9)));
-            let mut names = HashMap::new();
-            // Twice: the second time the series are remembered.
-            for _ in 0..2 {
-                let (got, _) = receive(&mut rx, &mut names, text.as_bytes(), &cuts);
-                prop_assert_eq!(got, parsed(text.as_bytes()));
+            for defer in [false, true] {
+                let mut rx = Receiver::new(&store, &bad, SocketAddr::from(([127, 0, 0, 1], 9)));
+                let mut names = HashMap::new();
+                // Twice: the second time the series are remembered.
+                for _ in 0..2 {
+                    let (got, _) = receive(&mut rx, &mut names, text.as_bytes(), &cuts, defer);
+                    let want = parsed(text.as_bytes());
+                    prop_assert_eq!(store.stats.points_received.swap(0, Relaxed), want.len() as u64);
+                    prop_assert_eq!(got, want);
+                }
             }
         }
     }
