@@ -165,6 +165,8 @@ fn listener(c: &mut Criterion) {
     let now = unix_now();
     let t0 = now - now % 10 - 100;
     let mut load = Vec::new();
+    // Where the first interval ends.
+    let mut first = 0;
     for p in 0..10 {
         for s in 0..100_000 {
             let line = format!(
@@ -175,6 +177,9 @@ fn listener(c: &mut Criterion) {
                 t0 + 10 * p
             );
             load.extend_from_slice(line.as_bytes());
+        }
+        if p == 0 {
+            first = load.len();
         }
     }
     let schemas = Schemas::parse(
@@ -189,7 +194,6 @@ fn listener(c: &mut Criterion) {
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));
     // The whole load, and its first interval alone (every line creates its series).
-    let first = load.len() / 10;
     for (name, load, lines) in [
         ("1m_lines_100k_new_series", &load[..], 1_000_000u64),
         ("100k_lines_100k_new_series", &load[..first], 100_000),
@@ -210,6 +214,7 @@ fn listener(c: &mut Criterion) {
                     while !rest.is_empty() {
                         let n = rest.len().min(256 * 1024);
                         let used = rx.lines(&rest[..n], now);
+                        assert!(used > 0, "the load holds whole lines");
                         rest = &rest[used..];
                     }
                     spent += start.elapsed();
