@@ -121,14 +121,51 @@ struct SeriesMeta {
     persisted: bool,
 }
 
-/// A cached point in a shard's log: the series (its index in [`Shard::series`]), the
-/// archive it goes to, and the point.
+/// A cached point in a shard's log, 16 bytes: the series (its index in [`Shard::series`]),
+/// the archive it goes to, and the point. The timestamp is whisper's (an unsigned 32-bit
+/// count of seconds): whisper cannot store a point outside 1970–2106 either.
 #[derive(Debug, Clone, Copy)]
 struct LogPt {
-    series: u32,
-    dest: u8,
-    ts: i64,
+    /// The series' index (the low [`SERIES_BITS`] bits) and the archive (the rest).
+    key: u32,
+    ts: u32,
     value: f64,
+}
+
+/// Bits of [`LogPt::key`] holding the series' index: 134M series per shard.
+const SERIES_BITS: u32 = 27;
+
+impl LogPt {
+    /// The point, or `None` if it does not fit (a timestamp outside whisper's range, or a
+    /// series index or archive beyond the key's bits: the schema files allow at most
+    /// [`schema::MAX_ARCHIVES`] archives).
+    #[inline]
+    fn new(series: u32, dest: u8, ts: i64, value: f64) -> Option<LogPt> {
+        let ts = u32::try_from(ts).ok()?;
+        if series >> SERIES_BITS != 0 || u32::from(dest) >= 1 << (32 - SERIES_BITS) {
+            return None;
+        }
+        Some(LogPt {
+            key: series | u32::from(dest) << SERIES_BITS,
+            ts,
+            value,
+        })
+    }
+
+    #[inline]
+    fn series(&self) -> u32 {
+        self.key & ((1 << SERIES_BITS) - 1)
+    }
+
+    #[inline]
+    fn dest(&self) -> u8 {
+        (self.key >> SERIES_BITS) as u8
+    }
+
+    #[inline]
+    fn ts(&self) -> i64 {
+        i64::from(self.ts)
+    }
 }
 
 /// A series as a listener may remember it ([`Recent`]): its shard, its index there and its
@@ -638,14 +675,9 @@ impl Store {
                         }
                     }
                 };
-                match dest {
-                    Some(dest) => {
-                        shard.log.push(LogPt {
-                            series: idx,
-                            dest,
-                            ts,
-                            value,
-                        });
+                match dest.and_then(|dest| LogPt::new(idx, dest, ts, value)) {
+                    Some(p) => {
+                        shard.log.push(p);
                         kept += 1;
                     }
                     None => old += 1,
@@ -691,14 +723,11 @@ impl Store {
             let Some(schema) = shard.schemas.get(p.series.schema as usize) else {
                 continue;
             };
-            match dest_archive(&schema.archives, p.ts, now) {
-                Some(dest) => {
-                    shard.log.push(LogPt {
-                        series: p.series.idx,
-                        dest,
-                        ts: p.ts,
-                        value: p.value,
-                    });
+            match dest_archive(&schema.archives, p.ts, now)
+                .and_then(|dest| LogPt::new(p.series.idx, dest, p.ts, p.value))
+            {
+                Some(p) => {
+                    shard.log.push(p);
                     kept += 1;
                 }
                 None => old += 1,
@@ -891,14 +920,14 @@ impl Store {
         let mut touched: Vec<(usize, Vec<u32>)> = Vec::with_capacity(taken.len());
         for (si, pts) in &taken {
             let mut sorted: Vec<LogPt> = pts.to_vec();
-            sorted.sort_by_key(|p| p.series);
+            sorted.sort_by_key(LogPt::series);
             let shard = lock(&self.shards[*si]);
             let mut idxs = Vec::new();
-            for run in sorted.chunk_by(|a, b| a.series == b.series) {
-                let Some(meta) = shard.series.get(run[0].series as usize) else {
+            for run in sorted.chunk_by(|a, b| a.series() == b.series()) {
+                let Some(meta) = shard.series.get(run[0].series() as usize) else {
                     continue;
                 };
-                idxs.push(run[0].series);
+                idxs.push(run[0].series());
                 let Some(schema) = shard.schemas.get(meta.schema as usize) else {
                     continue;
                 };
@@ -909,9 +938,9 @@ impl Store {
                     pts: run
                         .iter()
                         .map(|p| Pt {
-                            ts: p.ts,
+                            ts: p.ts(),
                             value: p.value,
-                            dest: p.dest,
+                            dest: p.dest(),
                         })
                         .collect(),
                     persisted: meta.persisted,
@@ -1334,6 +1363,11 @@ mod tests {
         let f = &s.fetch("y", NOW - 86_400, NOW, NOW).await.unwrap()[0];
         let i = ((chunk::slot(NOW - 86_000, 60) - f.start) / 60) as usize;
         assert_eq!(f.values[i], Some(2.0));
+        // Within a century's retention but before 1970: whisper cannot store it either.
+        let s = store(dir.path(), "[a]\npattern=.\nretentions=1d:100y\n", "").await;
+        assert!(!s.insert_at("z", -86_400, 1.0, NOW));
+        assert!(s.insert_at("z", 0, 2.0, NOW));
+        assert_eq!(s.stats.points_dropped_retention.load(Relaxed), 1);
     }
 
     #[tokio::test]

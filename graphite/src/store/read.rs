@@ -261,18 +261,18 @@ impl Store {
                 }
             }
             for p in shard.flushing.iter().chain(shard.log.iter()) {
-                let Some(&i) = want.get(&p.series) else {
+                let Some(&i) = want.get(&p.series()) else {
                     continue;
                 };
                 let r = &mut reads[i];
                 let w = r.window;
                 // Only points landing in the slots read can change them.
-                let s = chunk::slot(p.ts, w.step);
-                if (p.dest as usize) <= w.archive && s >= w.start && s < w.end {
+                let s = chunk::slot(p.ts(), w.step);
+                if (p.dest() as usize) <= w.archive && s >= w.start && s < w.end {
                     r.pts.push(Pt {
-                        ts: p.ts,
+                        ts: p.ts(),
                         value: p.value,
-                        dest: p.dest,
+                        dest: p.dest(),
                     });
                 }
             }

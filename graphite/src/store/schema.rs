@@ -257,9 +257,19 @@ pub fn parse_retentions(s: &str) -> Result<Vec<Archive>, SchemaError> {
     Ok(archives)
 }
 
+/// Most archives a retentions line may have (the store's cache keeps a point's archive in
+/// five bits; carbon's own defaults have one to three).
+pub const MAX_ARCHIVES: usize = 32;
+
 fn validate_archives(archives: &mut [Archive]) -> Result<(), String> {
     if archives.is_empty() {
         return Err("no archives".into());
+    }
+    if archives.len() > MAX_ARCHIVES {
+        return Err(format!(
+            "{} archives; at most {MAX_ARCHIVES} are supported",
+            archives.len()
+        ));
     }
     archives.sort_by_key(|a| a.step);
     for pair in archives.windows(2) {
@@ -652,6 +662,17 @@ aggregationMethod = average
 
     #[test]
     fn archive_lists_validated_like_whisper() {
+        // 33 archives, each twice the step and retention of the last.
+        let many: String = (0..33)
+            .map(|i| format!("{}s:10", 1u64 << i))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(
+            parse_retentions(&many[..many.rfind(',').unwrap()])
+                .unwrap()
+                .len(),
+            32
+        );
         assert_eq!(
             parse_retentions("1m:30d,10s:1d").unwrap(),
             vec![a(10, 8640), a(60, 43200)],
@@ -662,6 +683,7 @@ aggregationMethod = average
             ("60s:1d,60s:2d", "same precision"),
             ("10s:1d,60s:1d", "more time"),
             ("10s:5,60s:1d", "too few points"),
+            (&many, "at most 32"),
         ];
         for (def, why) in bad {
             let e = parse_retentions(def).unwrap_err().to_string();

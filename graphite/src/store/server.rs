@@ -104,7 +104,7 @@ pub struct ServerConfig {
     #[serde(default = "default_self_metrics_interval", with = "humantime_serde")]
     pub self_metrics_interval: Duration,
     /// Cached (unflushed) points at which the listeners stop reading from their sockets until
-    /// a flush makes room (back-pressure; default 20 M, ~24 bytes each). Points beyond
+    /// a flush makes room (back-pressure; default 20 M, 16 bytes each). Points beyond
     /// `max_cache_points + max(max_cache_points / 4, 196608)` are dropped and counted: the hard
     /// memory bound.
     #[serde(default = "default_max_cache_points")]
