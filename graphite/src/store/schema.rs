@@ -358,15 +358,76 @@ fn parse_ini(text: &str, file: &str) -> Result<Vec<Section>, SchemaError> {
     Ok(sections)
 }
 
-fn compile(pattern: &str, origin: String) -> Result<Regex, SchemaError> {
-    Regex::new(pattern).map_err(|e| err(origin, format!("invalid pattern {pattern:?}: {e}")))
+fn compile(pattern: &str, origin: String) -> Result<Pattern, SchemaError> {
+    let regex = Regex::new(pattern)
+        .map_err(|e| err(origin, format!("invalid pattern {pattern:?}: {e}")))?;
+    Ok(Pattern::new(pattern, regex))
+}
+
+/// A section's `pattern`: the regex, searched as carbon's `re.search` does, with the two
+/// shapes most files use tested without it (every new series is matched against the
+/// sections in turn): one that matches every path (`.*`), and `^` followed by a literal
+/// (`^carbon\.`), a prefix test.
+#[derive(Debug, Clone)]
+struct Pattern {
+    regex: Regex,
+    fast: Fast,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Fast {
+    Any,
+    Prefix(String),
+    No,
+}
+
+impl Pattern {
+    fn new(pattern: &str, regex: Regex) -> Pattern {
+        let fast = match pattern {
+            // A search for these finds an empty match at the start of any string.
+            "" | "^" | ".*" | "^.*" => Fast::Any,
+            _ => pattern
+                .strip_prefix('^')
+                .and_then(literal)
+                .map_or(Fast::No, Fast::Prefix),
+        };
+        Pattern { regex, fast }
+    }
+
+    #[inline]
+    fn is_match(&self, path: &str) -> bool {
+        match &self.fast {
+            Fast::Any => true,
+            Fast::Prefix(p) => path.starts_with(p.as_str()),
+            Fast::No => self.regex.is_match(path),
+        }
+    }
+}
+
+/// The text `re` matches if it is a plain literal: ASCII letters, digits, `_`, `-` and
+/// punctuation escaped with a backslash; `None` for anything else.
+fn literal(re: &str) -> Option<String> {
+    let mut out = String::with_capacity(re.len());
+    let mut chars = re.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | '-' => out.push(c),
+            '\\' => match chars.next()? {
+                e @ ('.' | '\\' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}'
+                | '^' | '$' | '-' | '#' | '&' | '~') => out.push(e),
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 /// The rules of both files, ready to classify series.
 #[derive(Debug, Clone)]
 pub struct Schemas {
-    retentions: Vec<(String, Regex, Vec<Archive>)>,
-    aggregations: Vec<(String, Regex, Option<f64>, Option<Aggregation>)>,
+    retentions: Vec<(String, Pattern, Vec<Archive>)>,
+    aggregations: Vec<(String, Pattern, Option<f64>, Option<Aggregation>)>,
 }
 
 /// carbide's defaults when no schema file is given: 10 s for a day, 1 min for 30 days,
@@ -657,6 +718,57 @@ aggregationMethod = average
             "10s", "10x:1d", "s:1d", "10s:d", "0s:1d", "10s:5s", "1M:1d", "-1:5",
         ] {
             assert!(parse_archive(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    /// The prefix and match-all shortcuts agree with the regex on every path.
+    #[test]
+    fn pattern_shortcuts_agree_with_the_regex() {
+        let cases: &[(&str, Fast)] = &[
+            (".*", Fast::Any),
+            ("", Fast::Any),
+            ("^", Fast::Any),
+            ("^.*", Fast::Any),
+            (r"^carbon\.", Fast::Prefix("carbon.".into())),
+            (r"^a_b-c\.\(x\)", Fast::Prefix("a_b-c.(x)".into())),
+            ("^servers", Fast::Prefix("servers".into())),
+            ("carbon", Fast::No),
+            (r"^carbon\..*\.cpu$", Fast::No),
+            (r"^a\b", Fast::No),
+            (r"^a\d", Fast::No),
+            ("^a.b", Fast::No),
+            ("^(?i)abc", Fast::No),
+            ("^a|b", Fast::No),
+            (r"\.count$", Fast::No),
+            ("^ab*", Fast::No),
+        ];
+        let paths = [
+            "",
+            "carbon",
+            "carbon.agents.x",
+            "xcarbon.y",
+            "a_b-c.(x)",
+            "a_b-c.(x).y",
+            "servers",
+            "servers.web1.cpu",
+            "a.b",
+            "axb",
+            "ABC.d",
+            "b",
+            "carbon.x.cpu",
+            "req.count",
+            "a",
+        ];
+        for (pattern, fast) in cases {
+            let p = Pattern::new(pattern, Regex::new(pattern).unwrap());
+            assert_eq!(&p.fast, fast, "{pattern}");
+            for path in paths {
+                assert_eq!(
+                    p.is_match(path),
+                    p.regex.is_match(path),
+                    "{pattern} on {path:?}"
+                );
+            }
         }
     }
 
