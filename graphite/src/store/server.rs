@@ -406,7 +406,7 @@ impl<'a> Receiver<'a> {
             remembering &= !recent.unpredictable();
             if let Some((path, series)) = recent.expected().filter(|_| remembering) {
                 let after = at + path.len();
-                if buf.get(at..after) == Some(path) && buf.get(after) == Some(&b' ') {
+                if buf.get(after) == Some(&b' ') && same_bytes(&buf[at..after], path) {
                     if defer {
                         // `buf` ends with a newline.
                         let n = memchr::memchr(b'\n', &buf[after + 1..]).unwrap_or(0);
@@ -514,6 +514,27 @@ impl<'a> Receiver<'a> {
             Err(e) => reject(self.bad, self.peer, line, e),
         }
     }
+}
+
+/// `a == b` for slices of equal length, eight bytes at a time, inline: a path is compared
+/// with the one expected on nearly every line, and a call to `memcmp` for a few dozen bytes
+/// costs more than the comparison.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a8, mut b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut diff = 0u64;
+    for (x, y) in a8.by_ref().zip(b8.by_ref()) {
+        let x = u64::from_ne_bytes(x.try_into().unwrap_or_default());
+        let y = u64::from_ne_bytes(y.try_into().unwrap_or_default());
+        diff |= x ^ y;
+    }
+    for (x, y) in a8.remainder().iter().zip(b8.remainder()) {
+        diff |= u64::from(x ^ y);
+    }
+    diff == 0
 }
 
 /// Count and log a bad line (a blank one is skipped silently).
@@ -1184,6 +1205,17 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn same_bytes_is_slice_equality(a in prop::collection::vec(0u8..4, 0..40), flip in 0usize..48) {
+            let mut b = a.clone();
+            if let Some(x) = b.get_mut(flip) {
+                *x ^= 1;
+            }
+            prop_assert_eq!(same_bytes(&a, &b), a == b);
+            prop_assert!(same_bytes(&a, &a));
+            prop_assert!(!same_bytes(&a, &a[..a.len().saturating_sub(1)]) || a.is_empty());
+        }
 
         #[test]
         fn receiver_agrees_with_parse_line(
