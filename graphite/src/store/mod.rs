@@ -324,7 +324,8 @@ pub struct Store {
     next_id: AtomicU64,
     max_cache_points: u64,
     hasher: foldhash::fast::RandomState,
-    flush_lock: tokio::sync::Mutex<()>,
+    /// Held by a flush; its buffer for sorting a shard's points, kept between flushes.
+    flush_lock: tokio::sync::Mutex<Vec<LogPt>>,
     /// Notified after every flush: room in the cache for paused listeners.
     pub(crate) room: tokio::sync::Notify,
     /// Notified by a listener that found the cache full: flush now.
@@ -432,7 +433,7 @@ impl Store {
             next_id: AtomicU64::new(1),
             max_cache_points,
             hasher,
-            flush_lock: tokio::sync::Mutex::new(()),
+            flush_lock: tokio::sync::Mutex::new(Vec::new()),
             room: tokio::sync::Notify::new(),
             flush_wanted: tokio::sync::Notify::new(),
             stats: Stats::default(),
@@ -897,18 +898,25 @@ impl Store {
     /// Write every cached point to SQLite in one transaction, roll up, and expire chunks
     /// older than their archive's retention.
     pub async fn flush_at(&self, now: i64) -> Result<FlushReport, StoreError> {
-        let _guard = self.flush_lock.lock().await;
+        let mut sorted = self.flush_lock.lock().await;
         let started = Instant::now();
         self.catch_up();
         // Snapshot: log → flushing (kept visible to reads until committed).
         let mut taken: Vec<(usize, Arc<Vec<LogPt>>)> = Vec::new();
         for (si, shard) in self.shards.iter().enumerate() {
             let mut shard = lock(shard);
+            let shard = &mut *shard;
             if !shard.log.is_empty() {
-                let mut pts = Vec::with_capacity(shard.flushing.len() + shard.log.len());
-                pts.extend_from_slice(&shard.flushing);
-                pts.append(&mut shard.log);
-                shard.flushing = Arc::new(pts);
+                if shard.flushing.is_empty() {
+                    // The usual case: the log itself becomes `flushing`, no copy.
+                    shard.flushing = Arc::new(std::mem::take(&mut shard.log));
+                } else {
+                    // After a failed flush: its points first, then the newer ones.
+                    let mut pts = Vec::with_capacity(shard.flushing.len() + shard.log.len());
+                    pts.extend_from_slice(&shard.flushing);
+                    pts.append(&mut shard.log);
+                    shard.flushing = Arc::new(pts);
+                }
             }
             if !shard.flushing.is_empty() {
                 taken.push((si, shard.flushing.clone()));
@@ -919,7 +927,8 @@ impl Store {
         let mut work: Vec<FlushItem> = Vec::new();
         let mut touched: Vec<(usize, Vec<u32>)> = Vec::with_capacity(taken.len());
         for (si, pts) in &taken {
-            let mut sorted: Vec<LogPt> = pts.to_vec();
+            sorted.clear();
+            sorted.extend_from_slice(pts);
             sorted.sort_by_key(LogPt::series);
             let shard = lock(&self.shards[*si]);
             let mut idxs = Vec::new();
@@ -948,17 +957,36 @@ impl Store {
             }
             touched.push((*si, idxs));
         }
+        // The sort buffer is kept for the next flush, unless a burst made it far larger than
+        // a shard's points are now.
+        let most = taken.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
+        if sorted.capacity() > 4 * most + 65_536 {
+            *sorted = Vec::new();
+        }
         let mut report = FlushReport::default();
         let result = self.write_flush(&work, now, &mut report).await;
         if let Err(e) = result {
             self.stats.flush_errors.fetch_add(1, Relaxed);
             return Err(e);
         }
-        // Committed: drop the flushed points from the cache.
-        for ((si, pts), (_, idxs)) in taken.iter().zip(&touched) {
-            let mut shard = lock(&self.shards[*si]);
-            if Arc::ptr_eq(&shard.flushing, pts) {
-                shard.flushing = Arc::new(Vec::new());
+        report.points = taken.iter().map(|(_, p)| p.len()).sum();
+        // Committed: drop the flushed points from the cache. Their allocation becomes the
+        // shard's log again (with the points received meanwhile), so a server receiving the
+        // same load every interval reuses its memory instead of faulting in fresh pages —
+        // unless it is far larger than this interval needed (after a burst).
+        for ((si, pts), (_, idxs)) in taken.into_iter().zip(&touched) {
+            let mut shard = lock(&self.shards[si]);
+            if Arc::ptr_eq(&shard.flushing, &pts) {
+                drop(pts);
+                if let Ok(mut log) = Arc::try_unwrap(std::mem::take(&mut shard.flushing)) {
+                    if log.capacity() > shard.log.capacity()
+                        && log.capacity() <= 4 * log.len() + 65_536
+                    {
+                        log.clear();
+                        log.extend_from_slice(&shard.log);
+                        shard.log = log;
+                    }
+                }
             }
             for &i in idxs {
                 if let Some(meta) = shard.series.get_mut(i as usize) {
@@ -967,7 +995,6 @@ impl Store {
             }
         }
         report.series = work.len();
-        report.points = taken.iter().map(|(_, p)| p.len()).sum();
         self.stats
             .cache_points
             .fetch_sub(report.points as u64, Relaxed);
@@ -1256,6 +1283,18 @@ mod tests {
         let r = s.flush_at(NOW).await.unwrap();
         assert_eq!((r.series, r.points), (200, 1200));
         check(s.fetch("h.*", t0 - 10, t0 + 60, NOW).await.unwrap());
+        // The flushed logs' allocations are the shards' logs again, for the next points: slot
+        // 0 of every series once more, read back before and after a flush.
+        let room = |s: &Store| -> usize { s.shards.iter().map(|h| lock(h).log.capacity()).sum() };
+        assert!(room(&s) >= 1200, "{}", room(&s));
+        let again: Vec<(&str, i64, f64)> = names.iter().map(|n| (n.as_str(), t0, 7.0)).collect();
+        assert_eq!(s.insert_batch_at(again, NOW), 200);
+        assert!(room(&s) >= 1200, "{}", room(&s));
+        for _ in 0..2 {
+            let got = s.fetch("h.*", t0 - 10, t0 + 60, NOW).await.unwrap();
+            assert!(got.iter().all(|f| f.values[0] == Some(7.0)));
+            s.flush_at(NOW).await.unwrap();
+        }
         // One schema object shared by the series of a shard, not one per series.
         let shard = lock(&s.shards[s.shard_of("h.s000")]);
         assert_eq!(shard.schemas.len(), 1);
