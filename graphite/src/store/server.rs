@@ -805,8 +805,8 @@ async fn tcp_conn(
             if in_cacher.jobs.len() >= IN_CACHER {
                 in_cacher.finish_one(&mut receiver).await;
             }
+            // A buffer back from the cacher is read into as it is (no need to zero 256 KiB).
             let mut next = in_cacher.spare_bufs.pop().unwrap_or_default();
-            next.clear();
             next.resize(buf.len(), 0);
             next[..filled - used].copy_from_slice(&buf[used..filled]);
             let (batch, unknown, deferred) = receiver.take_parsed();
