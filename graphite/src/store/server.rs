@@ -367,11 +367,9 @@ impl<'a> Receiver<'a> {
     /// Cache the batch just parsed from `text` here, on this thread.
     fn cache_parsed(&mut self, text: &[u8], now: i64) {
         let (mut batch, unknown, deferred) = self.take_parsed();
-        let rejected = match deferred {
-            true => finish_lines(self.bad, self.peer, text, &mut batch),
-            false => 0,
-        };
-        cache(self.store, text, &mut batch, now, rejected);
+        cache(
+            self.store, self.bad, self.peer, text, &mut batch, now, deferred,
+        );
         self.parsed_cached(text, batch, unknown);
     }
 
@@ -572,12 +570,25 @@ fn finish_lines(bad: &BadLines, peer: SocketAddr, text: &[u8], batch: &mut [Poin
     rejected
 }
 
-/// Cache `batch` (parsed from `text`, none deferred) and count its points, less the
-/// `rejected` ones (emptied by [`finish_lines`], not cached), as received.
-fn cache(store: &Store, text: &[u8], batch: &mut [Point], now: i64, rejected: u64) {
+/// Cache `batch` (parsed from `text` by a [`Receiver`] of `peer`; with `deferred`, some
+/// points are, and [`finish_lines`] reads them first) and count its points as received,
+/// less the bad lines among the deferred ones (not cached).
+fn cache(
+    store: &Store,
+    bad: &BadLines,
+    peer: SocketAddr,
+    text: &[u8],
+    batch: &mut [Point],
+    now: i64,
+    deferred: bool,
+) {
     if batch.is_empty() {
         return;
     }
+    let rejected = match deferred {
+        true => finish_lines(bad, peer, text, batch),
+        false => 0,
+    };
     // Counted once cached: whoever sees the count can query the points.
     store.cache_batch(text, batch, now);
     store
@@ -604,12 +615,17 @@ struct Job {
 impl Job {
     /// Read the deferred points and cache the batch.
     fn cache(&mut self, store: &Store, bad: &BadLines) {
+        let deferred = std::mem::take(&mut self.deferred);
         let text = &self.text[..self.end];
-        let rejected = match std::mem::take(&mut self.deferred) {
-            true => finish_lines(bad, self.peer, text, &mut self.batch),
-            false => 0,
-        };
-        cache(store, text, &mut self.batch, self.now, rejected);
+        cache(
+            store,
+            bad,
+            self.peer,
+            text,
+            &mut self.batch,
+            self.now,
+            deferred,
+        );
     }
 }
 
@@ -1084,8 +1100,16 @@ mod tests {
                 .iter()
                 .map(|p| p.deferred || (p.len == 0 && !p.series.is_none()))
                 .collect();
-            let rejected = finish_lines(rx.bad, rx.peer, &rest[..used], &mut batch);
-            cache(rx.store, &rest[..used], &mut batch, 1_700_000_000, rejected);
+            let now = 1_700_000_000;
+            cache(
+                rx.store,
+                rx.bad,
+                rx.peer,
+                &rest[..used],
+                &mut batch,
+                now,
+                deferred,
+            );
             for (p, by_bytes) in batch.iter().zip(by_bytes) {
                 if p.series.is_none() && p.len == 0 {
                     continue; // a bad line (deferred, then rejected)
