@@ -1190,6 +1190,8 @@ fn shard_of_hash(hash: PathHash) -> usize {
 /// The archive a point of timestamp `ts` received at `now` is written to (whisper's rule),
 /// `None` if it is outside every archive's retention or too far in the future.
 fn dest_archive(archives: &[Archive], ts: i64, now: i64) -> Option<u8> {
+    // Outside whisper's timestamps (and [`LogPt`]'s): dropped before a series is created.
+    u32::try_from(ts).ok()?;
     let age = now - ts;
     if age < -MAX_FUTURE_SECS {
         return None;
@@ -1404,7 +1406,12 @@ mod tests {
         assert_eq!(f.values[i], Some(2.0));
         // Within a century's retention but before 1970: whisper cannot store it either.
         let s = store(dir.path(), "[a]\npattern=.\nretentions=1d:100y\n", "").await;
-        assert!(!s.insert_at("z", -86_400, 1.0, NOW));
+        assert!(!s.insert_at("z0", -86_400, 1.0, NOW));
+        assert_eq!(
+            s.expand("z0"),
+            Vec::<String>::new(),
+            "no series for a dropped point"
+        );
         assert!(s.insert_at("z", 0, 2.0, NOW));
         assert_eq!(s.stats.points_dropped_retention.load(Relaxed), 1);
     }
