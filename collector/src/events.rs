@@ -145,6 +145,27 @@ impl MetricsDropped<'_> {
     }
 }
 
+/// Input a collector could not read as metrics (an exec command's malformed lines).
+pub struct InputRejected<'a> {
+    pub collector: &'a str,
+    pub count: u64,
+    /// The first rejected piece and why.
+    pub example: &'a str,
+}
+
+impl InputRejected<'_> {
+    pub fn emit(&self, stats: &InstanceStats) {
+        tracing::warn!(
+            collector = self.collector,
+            count = self.count,
+            "ignored {} line(s) that are not metrics, e.g. {}",
+            self.count,
+            self.example
+        );
+        stats.dropped.fetch_add(self.count, Relaxed);
+    }
+}
+
 /// Lines handed to the sender.
 pub struct ChunkSubmitted<'a> {
     pub collector: &'a str,

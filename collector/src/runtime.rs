@@ -15,7 +15,7 @@ use crate::collectors::{Batch, Collector, Pattern, SampleKind};
 use crate::config::{LoadedInstance, Settings};
 use crate::events::{
     AgentStats, ChunkSubmitted, CollectorFailed, CollectorRan, CollectorRecovered,
-    CollectorTimedOut, InstanceStats, MetricsDropped,
+    CollectorTimedOut, InputRejected, InstanceStats, MetricsDropped,
 };
 use crate::paths::PathBuilder;
 use crate::rates::Rates;
@@ -165,6 +165,14 @@ impl Worker {
                 collector: &self.name,
             }
             .emit(&self.stats),
+        }
+        if batch.rejected > 0 {
+            InputRejected {
+                collector: &self.name,
+                count: batch.rejected,
+                example: batch.rejected_example.as_deref().unwrap_or_default(),
+            }
+            .emit(&self.stats);
         }
         let measured_at = Instant::now();
         let mut chunk = Chunk::default();

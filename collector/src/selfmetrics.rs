@@ -5,7 +5,7 @@
 //! |---|---|
 //! | `<instance>.duration_ms` | duration of the instance's last completed run |
 //! | `<instance>.runs` / `.errors` / `.timeouts` | runs completed / failed / cancelled at the deadline, in the last interval |
-//! | `<instance>.lines` / `.dropped` | lines handed to the sender / metrics dropped as unencodable (NaN, ±Inf, bad name), in the last interval |
+//! | `<instance>.lines` / `.dropped` | lines handed to the sender / metrics dropped as unencodable (NaN, ±Inf, bad name) or input lines that are not metrics (exec), in the last interval |
 //! | `sender.queued_lines` | lines waiting in the sender's memory queue (now) |
 //! | `sender.spool_bytes` / `.spool_lines` | bytes and lines in the disk spool (now) |
 //! | `sender.spool_torn_records` | torn spool records skipped after a crash, in the last interval |

@@ -16,6 +16,8 @@ use crate::yaml::{self, ConfigError};
 // Each service collector is behind the cargo feature of its `type:` name (all on by default),
 // so a host-only build (`--no-default-features`) leaves out the HTTP/TLS, MongoDB and SQL
 // client stacks. The host collector is always built.
+#[cfg(feature = "exec")]
+pub mod exec;
 #[cfg(feature = "haproxy")]
 pub mod haproxy;
 pub mod host;
@@ -40,11 +42,13 @@ pub const KINDS: &[Kind] = &[
     mongodb::KIND,
     #[cfg(feature = "sql")]
     sql::KIND,
+    #[cfg(feature = "exec")]
+    exec::KIND,
 ];
 
 /// Every collector type carbide has, compiled in or not; each but `host` is also the name of
 /// the cargo feature that compiles it in.
-pub const ALL_KINDS: &[&str] = &["host", "haproxy", "rabbitmq", "mongodb", "sql"];
+pub const ALL_KINDS: &[&str] = &["host", "haproxy", "rabbitmq", "mongodb", "sql", "exec"];
 
 /// Look a collector type up by its `type:` name.
 pub fn kind(name: &str) -> Option<&'static Kind> {
@@ -88,6 +92,10 @@ pub trait Collector: Send {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Batch {
     pub samples: Vec<Sample>,
+    /// Input the collector could not turn into a metric (an exec command's malformed lines):
+    /// counted in the instance's `dropped` self-metric and logged with the first as example.
+    pub rejected: u64,
+    pub rejected_example: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +129,12 @@ impl Batch {
             value,
             kind: SampleKind::Counter,
         });
+    }
+
+    /// Count a piece of input that is not a metric; `why` (the first one's) is logged.
+    pub fn reject(&mut self, why: String) {
+        self.rejected += 1;
+        self.rejected_example.get_or_insert(why);
     }
 }
 
