@@ -35,12 +35,13 @@ fn values(n: usize, seed: u64) -> Vec<Option<f64>> {
 
 fn moving(c_: &mut Criterion) {
     let v = values(1024, 1);
+    let budget = graphite::eval::Budget::new();
     for w in [5usize, 500] {
         c_.bench_function(&format!("kernel movingMedian 1024 pts w={w}"), |b| {
-            b.iter(|| window_values(black_box(&v), w, AggFunc::Median, 0.0))
+            b.iter(|| window_values(black_box(&v), w, AggFunc::Median, 0.0, &budget, "m"))
         });
         c_.bench_function(&format!("kernel movingAverage 1024 pts w={w}"), |b| {
-            b.iter(|| window_values(black_box(&v), w, AggFunc::Average, 0.0))
+            b.iter(|| window_values(black_box(&v), w, AggFunc::Average, 0.0, &budget, "m"))
         });
     }
     // Full evaluation: 1,024 output points at 10 s, the source holding enough history.

@@ -13,8 +13,10 @@
 //! ([`EvalError::NeedData`]) and [`render`] fetches them and evaluates again (one extra round
 //! per nesting level of such functions).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::rc::Rc;
 
+pub use crate::budget::Budget;
 use crate::expr::ast::{Call, Expr};
 use crate::functions::{self, Args, Value};
 use crate::glob::GlobPattern;
@@ -83,6 +85,31 @@ pub enum EvalError {
     /// Too many rounds of data-dependent fetches.
     #[error("target nests window functions too deeply to plan (more than {0} fetch rounds)")]
     TooManyRounds(usize),
+    /// The request's [`Budget`] would be exceeded (`what`: points, name bytes, regexes).
+    #[error("{function}: this request would hold more than {limit} {what} (limit {setting})")]
+    OverBudget {
+        function: String,
+        what: &'static str,
+        limit: u64,
+        setting: &'static str,
+    },
+    /// The request's deadline passed while evaluating `function`.
+    #[error("{function}: the render ran past its deadline (limit render_timeout)")]
+    DeadlineExceeded { function: String },
+    /// The request's cancel flag was set (the client went away).
+    #[error("the render was cancelled")]
+    Cancelled,
+}
+
+impl EvalError {
+    /// True for the errors of a [`Budget`] (over a limit, past the deadline, cancelled): the
+    /// request's fault or its time, not the server's.
+    pub fn is_budget(&self) -> bool {
+        matches!(
+            self,
+            Self::OverBudget { .. } | Self::DeadlineExceeded { .. } | Self::Cancelled
+        )
+    }
 }
 
 /// Lists the fetches `expr` needs for the request window `[from, until)`, deduplicated and
@@ -155,8 +182,47 @@ fn collect_paths<'a>(expr: &'a Expr, out: &mut Vec<&'a str>) {
 /// A function's step guess for its first argument over a window: `(expr, from, until)`.
 type StepHint<'a> = dyn Fn(&Expr, i64, i64) -> Option<i64> + 'a;
 
+/// `(expression address, from, until)`: a sub-expression over a window, for the planner's
+/// and the evaluator's memo (addresses of a round's expressions are stable: the targets are
+/// borrowed for the whole render, generated ones are kept in [`Context`]).
+type MemoKey = (usize, i64, i64);
+
+fn memo_key(expr: &Expr, from: i64, until: i64) -> MemoKey {
+    (std::ptr::from_ref(expr) as usize, from, until)
+}
+
 fn plan_into(expr: &Expr, from: i64, until: i64, hint: &StepHint<'_>, out: &mut Vec<FetchRequest>) {
+    plan_memo(
+        expr,
+        from,
+        until,
+        hint,
+        out,
+        &mut HashSet::new(),
+        &mut HashSet::new(),
+    );
+}
+
+/// [`plan_into`], planning each sub-expression over each window once (nested window
+/// functions would otherwise plan exponentially many windows); `repeats` gets the calls
+/// planned more than once over the same window, which evaluation memoises from their first
+/// evaluation.
+fn plan_memo(
+    expr: &Expr,
+    from: i64,
+    until: i64,
+    hint: &StepHint<'_>,
+    out: &mut Vec<FetchRequest>,
+    seen: &mut HashSet<MemoKey>,
+    repeats: &mut HashSet<MemoKey>,
+) {
+    if matches!(expr, Expr::Call(_)) && !seen.insert(memo_key(expr, from, until)) {
+        repeats.insert(memo_key(expr, from, until));
+        return;
+    }
     match expr {
+        // A reversed or empty window reads nothing (see [`Context::eval`]).
+        Expr::Path(_) | Expr::SeriesByTag { .. } if from >= until => {}
         Expr::Path(p) | Expr::SeriesByTag { raw: p, .. } => {
             out.push(FetchRequest {
                 pattern: p.clone(),
@@ -166,15 +232,15 @@ fn plan_into(expr: &Expr, from: i64, until: i64, hint: &StepHint<'_>, out: &mut 
         }
         Expr::Call(call) => {
             for a in &call.args {
-                plan_into(a, from, until, hint, out);
+                plan_memo(a, from, until, hint, out, seen, repeats);
             }
             for (_, a) in &call.kwargs {
-                plan_into(a, from, until, hint, out);
+                plan_memo(a, from, until, hint, out, seen, repeats);
             }
             let window = functions::lookup(&call.name).and_then(|f| f.window);
             if let (Some(window), Some(first)) = (window, call.args.first()) {
                 for (f, u) in window(call, from, until, hint(first, from, until)) {
-                    plan_into(first, f, u, hint, out);
+                    plan_memo(first, f, u, hint, out, seen, repeats);
                 }
             }
         }
@@ -182,8 +248,9 @@ fn plan_into(expr: &Expr, from: i64, until: i64, hint: &StepHint<'_>, out: &mut 
     }
 }
 
-/// Request-wide evaluation state: the window, `now`, the fetched data, and what
-/// graphite-web keeps in its `requestContext` (`xFilesFactor` set by `setXFilesFactor`).
+/// Request-wide evaluation state: the window, `now`, the fetched data, the request's
+/// [`Budget`], and what graphite-web keeps in its `requestContext` (`xFilesFactor` set by
+/// `setXFilesFactor`).
 pub struct Context<'d> {
     pub from: i64,
     pub until: i64,
@@ -194,6 +261,19 @@ pub struct Context<'d> {
     once: Fetched,
     taken: BTreeSet<FetchRequest>,
     missing: BTreeSet<FetchRequest>,
+    /// What this request may still use (points, name bytes, regexes, time).
+    pub budget: &'d Budget,
+    /// Results of calls over a window, kept for their next evaluation (see [`Context::eval`]).
+    memo: HashMap<MemoKey, Vec<Series>>,
+    /// Calls evaluated once so far (memoised when evaluated again).
+    evaluated: HashSet<MemoKey>,
+    /// Calls the plan reads more than once: memoised from their first evaluation.
+    repeats: HashSet<MemoKey>,
+    /// Generated expressions (`applyByNode`'s targets, ...), kept so their addresses stay
+    /// unique memo keys for the whole round.
+    generated: Vec<Rc<Expr>>,
+    /// How many generated targets are being evaluated inside each other.
+    generating: usize,
     /// `requestContext['xFilesFactor']`.
     pub x_files_factor: Option<f64>,
     /// `requestContext['totalStack']`: running totals of `stacked()` by stack name.
@@ -201,9 +281,10 @@ pub struct Context<'d> {
 }
 
 impl<'d> Context<'d> {
-    /// A context over fetched data; every read of it copies the series ([`render`] moves
-    /// the data its plan reads once out of `data`, for reads without a copy).
-    pub fn new(from: i64, until: i64, now: i64, data: &'d Fetched) -> Self {
+    /// A context over fetched data under `budget`; every read of the data copies the series
+    /// ([`render`] moves the data its plan reads once out of `data`, for reads without a
+    /// copy).
+    pub fn new(from: i64, until: i64, now: i64, data: &'d Fetched, budget: &'d Budget) -> Self {
         Self {
             from,
             until,
@@ -212,6 +293,12 @@ impl<'d> Context<'d> {
             once: Fetched::new(),
             taken: BTreeSet::new(),
             missing: BTreeSet::new(),
+            budget,
+            memo: HashMap::new(),
+            evaluated: HashSet::new(),
+            repeats: HashSet::new(),
+            generated: Vec::new(),
+            generating: 0,
             x_files_factor: None,
             stacks: HashMap::new(),
         }
@@ -223,30 +310,55 @@ impl<'d> Context<'d> {
         !self.missing.is_empty()
     }
 
-    fn fetch(&mut self, pattern: &str, from: i64, until: i64) -> Vec<Series> {
+    fn fetch(&mut self, pattern: &str, from: i64, until: i64) -> Result<Vec<Series>, EvalError> {
+        if from >= until {
+            // A function's reversed or empty window (a negative shift or bootstrap): no data.
+            return Ok(Vec::new());
+        }
         let req = FetchRequest {
             pattern: pattern.to_string(),
             from,
             until,
         };
         if let Some(s) = self.data.get(&req) {
-            return s.clone();
+            // A copy: charged before it is made.
+            self.budget.charge_series(s, pattern)?;
+            return Ok(s.clone());
         }
         if let Some(s) = self.once.remove(&req) {
+            // Charged when fetched ([`render`]).
             self.taken.insert(req);
-            return s;
+            return Ok(s);
         }
         self.missing.insert(req);
-        Vec::new()
+        Ok(Vec::new())
     }
 
     /// Evaluates `expr` over `[from, until)`.
+    ///
+    /// A call evaluated again over the same window (a window function's re-evaluation,
+    /// `timeStack`, nesting of both) is answered from a per-round memo: each
+    /// (sub-expression, window) is computed at most twice (once when the plan already knew it
+    /// repeats), so nesting costs a polynomial, not an exponential, number of evaluations.
+    /// A memoised answer is a copy, charged to the budget per use like a fetched series.
     pub fn eval(&mut self, expr: &Expr, from: i64, until: i64) -> Result<Value, EvalError> {
         Ok(match expr {
             Expr::Path(p) | Expr::SeriesByTag { raw: p, .. } => {
-                Value::Series(self.fetch(p, from, until))
+                Value::Series(self.fetch(p, from, until)?)
             }
-            Expr::Call(call) => Value::Series(self.call(call, from, until)?),
+            Expr::Call(call) => {
+                let key = memo_key(expr, from, until);
+                if let Some(s) = self.memo.get(&key) {
+                    self.budget.charge_series(s, &call.name)?;
+                    return Ok(Value::Series(s.clone()));
+                }
+                let out = self.call(call, from, until)?;
+                if self.repeats.contains(&key) || !self.evaluated.insert(key) {
+                    self.budget.charge_series(&out, &call.name)?;
+                    self.memo.insert(key, out.clone());
+                }
+                Value::Series(out)
+            }
             Expr::Int(i) => Value::Int(*i),
             Expr::Float(f) => Value::Float(*f),
             Expr::Str(s) => Value::Str(s.clone()),
@@ -255,7 +367,34 @@ impl<'d> Context<'d> {
         })
     }
 
+    /// Evaluates an expression built during evaluation (a generated target), keeping it for
+    /// the rest of the round so the memo's keys stay unique.
+    pub fn eval_generated(
+        &mut self,
+        expr: Expr,
+        from: i64,
+        until: i64,
+        function: &str,
+    ) -> Result<Value, EvalError> {
+        if self.generating >= MAX_GENERATED_DEPTH {
+            return Err(EvalError::Input {
+                function: function.into(),
+                message: format!(
+                    "generated targets nest more than {MAX_GENERATED_DEPTH} deep (a generated \
+                     target generating another)"
+                ),
+            });
+        }
+        let expr = Rc::new(expr);
+        self.generated.push(Rc::clone(&expr));
+        self.generating += 1;
+        let r = self.eval(&expr, from, until);
+        self.generating -= 1;
+        r
+    }
+
     fn call(&mut self, call: &Call, from: i64, until: i64) -> Result<Vec<Series>, EvalError> {
+        self.budget.check(&call.name)?;
         let func = functions::lookup(&call.name)
             .ok_or_else(|| EvalError::UnknownFunction(call.name.clone()))?;
         let mut args = Vec::with_capacity(call.args.len());
@@ -272,8 +411,17 @@ impl<'d> Context<'d> {
             call,
             from,
             until,
+            charged: 0,
+            charged_names: 0,
         };
-        (func.run)(&mut cx, args)
+        let out = (func.run)(&mut cx, args)?;
+        // What the function returns is charged, less what it charged before allocating.
+        let (points, names) = crate::budget::cost(&out);
+        let (pre, pre_names) = (cx.charged, cx.charged_names);
+        self.budget.charge(points.saturating_sub(pre), &call.name)?;
+        self.budget
+            .charge_names(names.saturating_sub(pre_names), &call.name)?;
+        Ok(out)
     }
 }
 
@@ -285,6 +433,10 @@ pub struct Cx<'a, 'd> {
     pub call: &'a Call,
     pub from: i64,
     pub until: i64,
+    /// Points this call charged before allocating them ([`Cx::charge`]).
+    charged: u64,
+    /// Name bytes this call charged before building them ([`Cx::charge_names`]).
+    charged_names: u64,
 }
 
 impl Cx<'_, '_> {
@@ -306,7 +458,58 @@ impl Cx<'_, '_> {
             message: message.into(),
         }
     }
+
+    /// Charges `points` this function is about to allocate (before allocating them). What
+    /// it returns is charged after it returns, less what it charged here, so charging its
+    /// output early costs nothing twice; scratch buffers charged here may make the count an
+    /// over-estimate, never an under-estimate.
+    pub fn charge(&mut self, points: u64) -> Result<(), EvalError> {
+        self.ctx.budget.charge(points, &self.call.name)?;
+        self.charged = self.charged.saturating_add(points);
+        Ok(())
+    }
+
+    /// [`Cx::charge`] for the points of `[from, until)` at `step` (one per step started,
+    /// none for an empty or reversed window); returns that count.
+    pub fn charge_span(&mut self, from: i64, until: i64, step: i64) -> Result<usize, EvalError> {
+        let n = span_points(from, until, step);
+        self.charge(n)?;
+        Ok(n as usize)
+    }
+
+    /// Charges name bytes this function is about to build (see [`Cx::charge`]).
+    pub fn charge_names(&mut self, bytes: u64) -> Result<(), EvalError> {
+        self.ctx.budget.charge_names(bytes, &self.call.name)?;
+        self.charged_names = self.charged_names.saturating_add(bytes);
+        Ok(())
+    }
+
+    /// The deadline and the cancel flag, cheaply (for loops that do not allocate).
+    #[inline]
+    pub fn tick(&self) -> Result<(), EvalError> {
+        self.ctx.budget.tick(&self.call.name)
+    }
+
+    /// Compiles a regex within the request's regex budget (count and compiled size).
+    pub fn regex(&self, pattern: &str) -> Result<regex::Regex, EvalError> {
+        self.ctx.budget.regex(pattern, &self.call.name)
+    }
 }
+
+/// Points in `[from, until)` at `step`: one per step started; 0 for an empty or reversed
+/// window or a step ≤ 0.
+pub fn span_points(from: i64, until: i64, step: i64) -> u64 {
+    if step <= 0 || until <= from {
+        return 0;
+    }
+    let len = (i128::from(until) - i128::from(from)) as u128;
+    len.div_ceil(step as u128).min(u128::from(u64::MAX)) as u64
+}
+
+/// How deep generated targets (`applyByNode`'s template, `linearRegression`'s re-read, ...)
+/// may nest in each other; each level is a parsed target of its own, so without a cap a
+/// 16 KB target could nest hundreds of them and overflow the stack.
+pub const MAX_GENERATED_DEPTH: usize = 8;
 
 /// Evaluates one target over the context's window. Returns [`EvalError::NeedData`] if some
 /// fetch it needs is not in the context's data.
@@ -335,9 +538,7 @@ pub fn request_window(from: i64, until: i64) -> Result<(i64, i64), EvalError> {
     }
 }
 
-/// Plans, fetches and evaluates several targets over one window, fetching each
-/// `(pattern, window)` once. Results are concatenated in target order, as graphite-web's
-/// `evaluateTarget`.
+/// [`render_with`] under a default [`Budget`] (no deadline, no cancel flag).
 pub fn render(
     targets: &[Expr],
     from: i64,
@@ -345,7 +546,69 @@ pub fn render(
     now: i64,
     source: &dyn Source,
 ) -> Result<Vec<Series>, EvalError> {
+    render_with(targets, from, until, now, source, &Budget::new())
+}
+
+/// Plans, fetches and evaluates several targets over one window, fetching each
+/// `(pattern, window)` once, under one request's `budget`. Results are concatenated in
+/// target order, as graphite-web's `evaluateTarget`.
+///
+/// The budget is charged for everything fetched and every point evaluation makes (see
+/// [`crate::budget`]); its deadline and cancel flag are checked between fetches and inside
+/// evaluation. Over a limit, past the deadline or cancelled, the render stops with
+/// [`EvalError::OverBudget`], [`EvalError::DeadlineExceeded`] or [`EvalError::Cancelled`]
+/// ([`EvalError::is_budget`]): client errors (400/422), never a 500. Read
+/// [`Budget::high_water`] afterwards for what the request held at most.
+///
+/// ```
+/// use std::sync::{atomic::AtomicBool, Arc};
+/// use std::time::Duration;
+/// use graphite::eval::{render_with, Budget, MemorySource};
+///
+/// let cancel = Arc::new(AtomicBool::new(false)); // set it when the client goes away
+/// let budget = Budget::new()
+///     .with_max_points(1_000_000)
+///     .with_timeout(Duration::from_secs(5))
+///     .with_cancel(cancel.clone());
+/// let target = graphite::expr::parse("time('t',1)").unwrap();
+/// let err = render_with(&[target], 0, 1 << 40, 1 << 40, &MemorySource::default(), &budget)
+///     .unwrap_err();
+/// assert!(err.is_budget());
+/// assert!(err.to_string().contains("max_points_per_request"), "{err}");
+/// ```
+pub fn render_with(
+    targets: &[Expr],
+    from: i64,
+    until: i64,
+    now: i64,
+    source: &dyn Source,
+    budget: &Budget,
+) -> Result<Vec<Series>, EvalError> {
     const MAX_ROUNDS: usize = 8;
+    // Fetched data is charged as it arrives, on top of what is already held.
+    let fetch = |reqs: &[FetchRequest], data: &mut Fetched| -> Result<(), EvalError> {
+        budget.check("fetch")?;
+        for r in reqs {
+            budget.charge_regexes(crate::tags::query_regexes(&r.pattern) as u64, "seriesByTag")?;
+        }
+        let (held, held_names) = held_cost(data);
+        budget.begin_round(held, held_names);
+        // Requests the source knows the step of are refused before they are read when one
+        // series of each would not fit.
+        let mut planned = 0u64;
+        for r in reqs {
+            if let Some(step) = source.step_hint(&r.pattern, r.from, r.until) {
+                planned = planned.saturating_add(span_points(r.from, r.until, step));
+                budget.fits(planned, &r.pattern)?;
+            }
+        }
+        let got = crate::tags::fetch(source, reqs)?;
+        for (r, s) in reqs.iter().cloned().zip(got) {
+            budget.charge_series(&s, &r.pattern)?;
+            data.insert(r, s);
+        }
+        Ok(())
+    };
     let mut data = Fetched::new();
     let mut move_once = true;
     let mut want: BTreeSet<FetchRequest> = targets
@@ -354,9 +617,7 @@ pub fn render(
         .collect();
     let reqs: Vec<FetchRequest> = want.iter().cloned().collect();
     if !reqs.is_empty() {
-        for (r, s) in reqs.iter().cloned().zip(crate::tags::fetch(source, &reqs)?) {
-            data.insert(r, s);
-        }
+        fetch(&reqs, &mut data)?;
         // Step-dependent windows, now that steps are known (saves an evaluation round).
         want = targets
             .iter()
@@ -370,21 +631,28 @@ pub fn render(
             .cloned()
             .collect();
         if !reqs.is_empty() {
-            let got = crate::tags::fetch(source, &reqs)?;
-            for (r, s) in reqs.into_iter().zip(got) {
-                data.insert(r, s);
-            }
+            fetch(&reqs, &mut data)?;
         }
         // Requests the plan reads exactly once are moved into the evaluation rather than
         // copied on their read (a round that fails gives back what it did not take, and
-        // fetches again what it took; later rounds copy).
+        // fetches again what it took; later rounds copy). Calls the plan evaluates twice over
+        // the same window are memoised from their first evaluation.
         let mut once = Fetched::new();
+        let mut planned = Vec::new();
+        let (mut seen, mut repeats) = (HashSet::new(), HashSet::new());
+        for t in targets {
+            plan_memo(
+                t,
+                from,
+                until,
+                &|e, _, _| step_hint(e, &data),
+                &mut planned,
+                &mut seen,
+                &mut repeats,
+            );
+        }
         if move_once {
             let mut uses: HashMap<&FetchRequest, usize> = HashMap::new();
-            let mut planned = Vec::new();
-            for t in targets {
-                plan_into(t, from, until, &|e, _, _| step_hint(e, &data), &mut planned);
-            }
             for r in &planned {
                 *uses.entry(r).or_default() += 1;
             }
@@ -399,8 +667,12 @@ pub fn render(
                 }
             }
         }
-        let mut ctx = Context::new(from, until, now, &data);
+        let (held, held_names) = held_cost(&data);
+        let (once_points, once_names) = held_cost(&once);
+        budget.begin_round(held + once_points, held_names + once_names);
+        let mut ctx = Context::new(from, until, now, &data, budget);
         ctx.once = once;
+        ctx.repeats = repeats;
         let mut out = Vec::new();
         let mut need = Vec::new();
         for t in targets {
@@ -423,6 +695,13 @@ pub fn render(
         want = need.into_iter().chain(taken).collect();
     }
     Err(EvalError::TooManyRounds(MAX_ROUNDS))
+}
+
+/// What fetched data holds: (points, name bytes), as [`crate::budget::cost`] counts them.
+fn held_cost(data: &Fetched) -> (u64, u64) {
+    data.values()
+        .map(|s| crate::budget::cost(s))
+        .fold((0, 0), |(p, n), (a, b)| (p + a, n + b))
 }
 
 /// An in-memory [`Source`]: whole series by path, sliced per request the way whisper aligns
@@ -489,6 +768,16 @@ impl Source for MemorySource {
                     .collect())
             })
             .collect()
+    }
+
+    /// The largest step of the series `pattern` matches (what its series are sliced at).
+    fn step_hint(&self, pattern: &str, _from: i64, _until: i64) -> Option<i64> {
+        let glob = GlobPattern::new(pattern).ok()?;
+        self.series
+            .iter()
+            .filter(|s| crate::tags::path_matches(pattern, &glob, &s.name))
+            .map(|s| s.step.max(1))
+            .max()
     }
 
     fn find_tagged(&self, exprs: &[String]) -> Result<Vec<String>, EvalError> {
@@ -717,6 +1006,69 @@ mod tests {
         assert_eq!(request_window(10, 20), Ok((10, 20)));
         assert_eq!(request_window(20, 10), Ok((10, 20)));
         assert_eq!(request_window(5, 5), Err(EvalError::EmptyTimeRange(5)));
+    }
+
+    #[test]
+    fn nested_re_evaluation_is_memoised() {
+        // 2^40 evaluations without the memo; a few thousand points with it.
+        let src = MemorySource::new(vec![Series::new("a.b", 0, 1000, 10, vec![Some(1.0); 100])]);
+        for (wrap, depth) in [
+            ("movingAverage({},1)", 40),
+            ("movingSum({},'20s')", 40),
+            ("holtWintersForecast({},'10s')", 30),
+            ("timeStack({},'10s',0,2)", 10), // 2^10 series: the output, not re-evaluation
+        ] {
+            let target = (0..depth).fold("a.b".to_string(), |t, _| wrap.replace("{}", &t));
+            let budget = Budget::new().with_max_points(5_000_000);
+            let e = crate::expr::parse(&target).unwrap();
+            let out = render_with(&[e], 500, 900, 900, &src, &budget);
+            assert!(out.is_ok(), "{wrap}: {out:?}");
+            assert!(
+                budget.high_water() < 5_000_000,
+                "{wrap}: {}",
+                budget.high_water()
+            );
+        }
+    }
+
+    #[test]
+    fn generators_are_refused_before_they_allocate() {
+        let budget = Budget::new().with_max_points(1000);
+        let e = crate::expr::parse("time('t',1)").unwrap();
+        let err =
+            render_with(&[e], 0, 1 << 40, 1 << 40, &MemorySource::default(), &budget).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "time: this request would hold more than 1000 points (limit max_points_per_request)"
+        );
+        assert_eq!(budget.high_water(), 0);
+    }
+
+    #[test]
+    fn reversed_windows_are_client_errors() {
+        let src = MemorySource::new(vec![Series::new("a.b", 0, 1000, 10, vec![Some(1.0); 100])]);
+        let e = crate::expr::parse("holtWintersForecast(a.b,'-30d')").unwrap();
+        let err = render(&[e], 500, 900, 900, &src).unwrap_err();
+        assert!(matches!(err, EvalError::Input { .. }), "{err:?}");
+        // graphite-web answers len + 5 nulls for a negative window; a huge one is over budget
+        let e = crate::expr::parse("movingAverage(a.b,-5)").unwrap();
+        assert_eq!(render(&[e], 500, 900, 900, &src).unwrap()[0].values.len(), 40);
+        let e = crate::expr::parse("movingAverage(constantLine(1),-1000000000)").unwrap();
+        let err = render(&[e], 500, 900, 900, &src).unwrap_err();
+        assert!(err.is_budget(), "{err:?}");
+        let e = crate::expr::parse("timeShift(a.b,'-30d')").unwrap();
+        assert!(render(&[e], 500, 900, 900, &src).is_ok());
+    }
+
+    #[test]
+    fn cancel_stops_a_render() {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let budget = Budget::new().with_cancel(flag);
+        let e = crate::expr::parse("sumSeries(a.*)").unwrap();
+        let src = MemorySource::new(vec![Series::new("a.b", 0, 1000, 10, vec![Some(1.0); 100])]);
+        let err = render_with(&[e], 500, 900, 900, &src, &budget).unwrap_err();
+        assert_eq!(err, EvalError::Cancelled);
+        assert!(err.is_budget());
     }
 
     #[test]

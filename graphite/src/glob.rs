@@ -19,6 +19,14 @@ use std::collections::HashSet;
 pub const MAX_NODE_VARIANTS: usize = 10_000;
 /// The longest pattern accepted, in bytes.
 pub const MAX_PATTERN_LEN: usize = 16 * 1024;
+/// The most variants all the nodes of one pattern may expand to together (matching a path
+/// tries each of them).
+pub const MAX_PATTERN_VARIANTS: usize = 10_000;
+/// The most nodes one pattern may have.
+pub const MAX_NODES: usize = 256;
+/// The most `**` nodes one pattern may have (each one multiplies the paths a tree walk
+/// visits).
+pub const MAX_GLOBSTARS: usize = 4;
 
 /// Why a pattern was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,17 +116,32 @@ impl GlobPattern {
             )));
         }
         let clean: String = pattern.chars().filter(|c| *c != '\\').collect();
+        let n_nodes = clean.split('.').count();
+        if n_nodes > MAX_NODES {
+            return Err(err(format!("more than {MAX_NODES} nodes ({n_nodes})")));
+        }
+        let globstars = clean.split('.').filter(|n| *n == "**").count();
+        if globstars > MAX_GLOBSTARS {
+            return Err(err(format!(
+                "more than {MAX_GLOBSTARS} `**` nodes ({globstars})"
+            )));
+        }
         let mut nodes = Vec::new();
+        let mut total = 0usize;
         for raw in clean.split('.') {
             if raw == "**" {
                 nodes.push(NodePattern::GlobStar);
                 continue;
             }
-            let variants = expand_braces(raw, MAX_NODE_VARIANTS).ok_or_else(|| {
-                err(format!(
-                    "node {raw:?} expands to more than {MAX_NODE_VARIANTS} variants"
-                ))
+            let left = (MAX_PATTERN_VARIANTS - total).min(MAX_NODE_VARIANTS);
+            let variants = expand_braces(raw, left).ok_or_else(|| {
+                err(if left < MAX_NODE_VARIANTS {
+                    format!("its `{{…}}` groups expand to more than {MAX_PATTERN_VARIANTS} variants in all")
+                } else {
+                    format!("node {raw:?} expands to more than {MAX_NODE_VARIANTS} variants")
+                })
             })?;
+            total += variants.len();
             nodes.push(compile_node(variants));
         }
         let globstar = nodes.iter().any(|n| matches!(n, NodePattern::GlobStar));
@@ -683,6 +706,15 @@ mod tests {
         assert!(GlobPattern::new(&wide).is_ok());
         let long = "a".repeat(MAX_PATTERN_LEN + 1);
         assert!(GlobPattern::new(&long).is_err());
+        // ... but all the nodes' variants together are capped, and so are `**` and nodes.
+        let node = "{0,1,2,3,4,5,6,7,8,9}".repeat(3); // 1000 variants
+        let e = GlobPattern::new(&[node.as_str(); 11].join(".")).unwrap_err();
+        assert!(e.to_string().contains("in all"), "{e}");
+        assert!(GlobPattern::new(&[node.as_str(); 10].join(".")).is_ok());
+        let e = GlobPattern::new(&["**"; MAX_GLOBSTARS + 1].join(".a.")).unwrap_err();
+        assert!(e.to_string().contains("`**`"), "{e}");
+        assert!(GlobPattern::new(&["**"; MAX_GLOBSTARS].join(".a.")).is_ok());
+        assert!(GlobPattern::new(&["a"; MAX_NODES + 1].join(".")).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!   step normalisation, tags, Python-compatible number formatting for names.
 //! - [`tags`]: Graphite 1.1 tags: canonical names, tag expressions, the tag index.
 //! - [`eval`]: planning fetches, the `Source` trait, and evaluating targets over fetched data.
+//! - [`budget`]: one work budget per request (points, name bytes, regexes, deadline, cancel).
 //! - [`functions`]: the `FUNCTIONS` registry (typed signatures + implementations).
 //! - `store` (cargo feature `store`): the embedded Graphite-compatible store — carbon schemas,
 //!   series index, SQLite-backed cache+chunks, carbon plaintext listeners. See `docs/store.md`.
@@ -22,6 +23,7 @@
 //!   (`/render`, `/metrics/find`, `/metrics/expand`, `/functions`, `/version`).
 
 pub mod attime;
+pub mod budget;
 pub mod eval;
 pub mod expr;
 pub mod functions;

@@ -136,7 +136,8 @@ impl Series {
             return self.values.clone();
         }
         let mut out = Vec::with_capacity(self.values.len().div_ceil(vpp));
-        let mut buf = Vec::with_capacity(vpp);
+        // A bucket holds at most the series' points (an LCM step can make `vpp` huge).
+        let mut buf = Vec::with_capacity(vpp.min(self.values.len()));
         for chunk in self.values.chunks(vpp) {
             buf.clear();
             let mut non_null = 0usize;
@@ -221,13 +222,13 @@ pub fn normalize<'a>(series: &[&'a Series]) -> Option<Normalized<'a>> {
     let start = series.iter().map(|s| s.start).min().unwrap_or(0);
     let mut end = series.iter().map(|s| s.end).max().unwrap_or(0);
     if step > 0 {
-        end -= (end - start).rem_euclid(step);
+        end -= end.saturating_sub(start).rem_euclid(step);
     }
     let values = series
         .iter()
         .map(|s| {
             let vpp = if s.step > 0 {
-                (step / s.step) as usize
+                usize::try_from(step / s.step).unwrap_or(usize::MAX)
             } else {
                 1
             };
@@ -254,7 +255,8 @@ fn gcd(a: i64, b: i64) -> i64 {
     }
 }
 
-/// Least common multiple as graphite-web computes it.
+/// Least common multiple as graphite-web computes it (saturating at `i64::MAX`: a step that
+/// large consolidates every series to one point).
 pub fn lcm(a: i64, b: i64) -> i64 {
     if a == b {
         return a;
@@ -264,7 +266,7 @@ pub fn lcm(a: i64, b: i64) -> i64 {
     if g == 0 {
         return 0;
     }
-    a / g * b
+    (a / g).saturating_mul(b)
 }
 
 /// Python's `'%g' % x`.

@@ -51,7 +51,12 @@ pub enum TagError {
     Regex { expr: String, message: String },
     #[error("At least one tagspec must not match the empty string")]
     AllMatchEmpty,
+    #[error("the query has {0} regular expressions, more than the {MAX_QUERY_REGEXES} allowed (limit max_regexes_per_query): match on fewer tags or join the alternatives into one regex")]
+    TooManyRegexes(usize),
 }
+
+/// Most `=~`/`!=~` expressions one tag query may compile ([`parse_exprs`]).
+pub const MAX_QUERY_REGEXES: usize = 64;
 
 /// A series' tags, `name` included.
 pub type Tags = BTreeMap<String, String>;
@@ -185,7 +190,7 @@ impl TagExpr {
                 } else {
                     format!("^({spec})")
                 };
-                Some(Regex::new(&anchored).map_err(|e| TagError::Regex {
+                Some(compile(&anchored).map_err(|e| TagError::Regex {
                     expr: expr.to_string(),
                     message: e.to_string(),
                 })?)
@@ -237,7 +242,15 @@ impl TagExpr {
 
 /// Parses every expression; an empty list or one where every expression matches the empty
 /// value is refused (graphite-web's `ValueError`).
+///
+/// At most [`MAX_QUERY_REGEXES`] of them may be regexes (each compiled within
+/// [`crate::budget::DEFAULT_MAX_REGEX_SIZE`]), so a query cannot make the server compile
+/// hundreds of regexes.
 pub fn parse_exprs<S: AsRef<str>>(exprs: &[S]) -> Result<Vec<TagExpr>, TagError> {
+    let regexes = count_regexes(exprs);
+    if regexes > MAX_QUERY_REGEXES {
+        return Err(TagError::TooManyRegexes(regexes));
+    }
     let parsed = exprs
         .iter()
         .map(|e| TagExpr::parse(e.as_ref()))
@@ -524,6 +537,33 @@ impl TagIndex {
     }
 }
 
+/// How many of `exprs` are regex expressions (`tag=~re`, `tag!=~re`), without compiling.
+pub fn count_regexes<S: AsRef<str>>(exprs: &[S]) -> usize {
+    exprs
+        .iter()
+        .filter(|e| {
+            let e = e.as_ref();
+            e.find([';', '!', '='])
+                .is_some_and(|i| e[i..].starts_with("=~") || e[i..].starts_with("!=~"))
+        })
+        .count()
+}
+
+/// The regex expressions of a fetch pattern that is a `seriesByTag(...)` call's text (0 for
+/// any other pattern), for the request's regex budget.
+pub fn query_regexes(pattern: &str) -> usize {
+    tag_query(pattern).map_or(0, |exprs| count_regexes(&exprs))
+}
+
+/// A regex with its compiled size capped (see [`crate::budget::compile_regex`]).
+fn compile(text: &str) -> Result<Regex, regex::Error> {
+    let max = crate::budget::DEFAULT_MAX_REGEX_SIZE;
+    regex::RegexBuilder::new(text)
+        .size_limit(max)
+        .dfa_size_limit(max)
+        .build()
+}
+
 /// A `filter` regex as graphite-web anchors it: `^(filter)` unless it starts with `^`.
 fn anchored(filter: &str) -> Result<Regex, TagError> {
     let text = if filter.starts_with('^') {
@@ -531,7 +571,7 @@ fn anchored(filter: &str) -> Result<Regex, TagError> {
     } else {
         format!("^({filter})")
     };
-    Regex::new(&text).map_err(|e| TagError::Regex {
+    compile(&text).map_err(|e| TagError::Regex {
         expr: filter.to_string(),
         message: e.to_string(),
     })

@@ -195,8 +195,9 @@ fn run(
         .iter()
         .map(|(k, v)| ((*k).to_owned(), Val::Str((*v).to_owned())))
         .collect();
-    let (expr, spans) =
-        resolve(node, None, &ext).map_err(|(pos, msg)| ParseError::at(target, pos, msg))?;
+    let mut len = 0;
+    let (expr, spans) = resolve(node, None, &ext, &mut len)
+        .map_err(|(pos, msg)| ParseError::at(target, pos, msg))?;
     Ok((expr, end, spans))
 }
 
@@ -221,6 +222,23 @@ enum Node {
     },
 }
 
+/// How deep calls nest in `node` (0 for a path or literal). Every node the parser builds is
+/// at most [`MAX_DEPTH`] deep, so this recursion is bounded.
+fn height(node: &Node) -> usize {
+    match node {
+        Node::Path { .. } | Node::Lit(..) => 0,
+        Node::Call { args, kwargs, .. } => {
+            1 + args
+                .iter()
+                .chain(kwargs.iter().map(|(_, v)| v))
+                .map(height)
+                .max()
+                .unwrap_or(0)
+        }
+        Node::Template { inner, .. } => 1 + height(inner),
+    }
+}
+
 /// A template variable's value: a literal argument or an external string.
 #[derive(Debug, Clone)]
 enum Val {
@@ -242,14 +260,17 @@ impl Val {
 
 type Replacements<'a> = Option<&'a [(String, Val)]>;
 
+/// Resolves templates. `len` counts the bytes of the paths and strings produced, so the
+/// [`MAX_TARGET_LEN`] limit also holds after substitution.
 fn resolve(
     node: Node,
     repl: Replacements<'_>,
     ext: &[(String, Val)],
+    len: &mut usize,
 ) -> Result<(Expr, Spans), (usize, String)> {
     match node {
         Node::Lit(e, pos) => Ok((e, Spans::leaf(pos))),
-        Node::Path { text, pos } => Ok((substitute(text, pos, repl)?, Spans::leaf(pos))),
+        Node::Path { text, pos } => Ok((substitute(text, pos, repl, len)?, Spans::leaf(pos))),
         Node::Call {
             name,
             pos,
@@ -265,13 +286,13 @@ fn resolve(
             let mut spans = Spans::leaf(pos);
             let mut out_args = Vec::with_capacity(args.len());
             for a in args {
-                let (e, sp) = resolve(a, repl, ext)?;
+                let (e, sp) = resolve(a, repl, ext, len)?;
                 out_args.push(e);
                 spans.args.push(sp);
             }
             let mut out_kwargs = Vec::with_capacity(kwargs.len());
             for (k, v) in kwargs {
-                let (e, sp) = resolve(v, repl, ext)?;
+                let (e, sp) = resolve(v, repl, ext, len)?;
                 out_kwargs.push((k, e));
                 spans.kwargs.push(sp);
             }
@@ -293,7 +314,7 @@ fn resolve(
                     None => vars.push((k.clone(), v.clone())),
                 }
             }
-            resolve(*inner, Some(&vars), ext)
+            resolve(*inner, Some(&vars), ext, len)
         }
     }
 }
@@ -304,10 +325,26 @@ fn substitute(
     mut text: String,
     pos: usize,
     repl: Replacements<'_>,
+    len: &mut usize,
 ) -> Result<Expr, (usize, String)> {
+    let too_long = |n: usize| {
+        (
+            pos,
+            format!(
+                "target is more than {n} bytes after template substitution, longer than the \
+                 {MAX_TARGET_LEN} allowed"
+            ),
+        )
+    };
     for (name, val) in repl.unwrap_or(&[]) {
         let var = format!("${name}");
         if text == var {
+            if let Val::Str(s) = val {
+                *len = len.saturating_add(s.len());
+                if *len > MAX_TARGET_LEN {
+                    return Err(too_long(*len));
+                }
+            }
             return match val {
                 Val::Int(i) => Ok(Expr::Int(*i)),
                 Val::Float(f) => Ok(Expr::Float(*f)),
@@ -323,8 +360,19 @@ fn substitute(
             };
         }
         if text.contains(&var) {
-            text = text.replace(&var, &val.py_str());
+            let value = val.py_str();
+            // The length after replacing, checked before the replacement is made.
+            let n = text.matches(var.as_str()).count();
+            let grown = (text.len() - n * var.len()).saturating_add(n.saturating_mul(value.len()));
+            if len.saturating_add(grown) > MAX_TARGET_LEN {
+                return Err(too_long(len.saturating_add(grown)));
+            }
+            text = text.replace(&var, &value);
         }
+    }
+    *len = len.saturating_add(text.len());
+    if *len > MAX_TARGET_LEN {
+        return Err(too_long(*len));
     }
     Ok(Expr::Path(text))
 }
@@ -557,6 +605,13 @@ impl<'a> P<'a> {
                         kwargs,
                     };
                     end = e;
+                    // A pipe nests its left side one call deeper: counted like a call.
+                    if self.depth + height(&node) > MAX_DEPTH {
+                        return Err(self.fatal(
+                            r,
+                            format!("calls nested deeper than {MAX_DEPTH} (pipes count as calls)"),
+                        ));
+                    }
                 }
                 Ok(_) => break,
                 Err(Fail::Back) => {
@@ -1264,6 +1319,38 @@ mod tests {
             parse("f(99999999999999999999)").unwrap().to_string(),
             "f(1e+20)"
         );
+    }
+
+    #[test]
+    fn pipes_count_toward_the_depth_limit() {
+        let ok = format!("a{}", "|sum()".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+        // thousands of pipes: an error, not a stack overflow
+        let e = parse(&format!("constantLine(1){}", "|sum()".repeat(2500))).unwrap_err();
+        assert!(e.message().contains("nested deeper"), "{e}");
+        // pipes inside a call add to its depth
+        let inner = format!("a{}", "|sum()".repeat(MAX_DEPTH));
+        let e = parse(&format!("f({inner})")).unwrap_err();
+        assert!(e.message().contains("pipes count"), "{e}");
+        let e = parse(&format!("f(a|g()){}", "|h()".repeat(MAX_DEPTH - 1))).unwrap_err();
+        assert!(e.message().contains("nested deeper"), "{e}");
+    }
+
+    #[test]
+    fn the_length_limit_holds_after_template_substitution() {
+        let big = "x".repeat(MAX_TARGET_LEN / 4);
+        let t = "template(sumSeries(a.$v,b.$v,c.$v,d.$v,e.$v))";
+        let e = parse_with_vars(t, &[("v", &big)]).unwrap_err();
+        assert!(e.message().contains("after template substitution"), "{e}");
+        // one variable repeated in one path is checked before it is replaced
+        let t = format!("template(a.{})", "$v".repeat(4000));
+        let e = parse_with_vars(&t, &[("v", &big)]).unwrap_err();
+        assert!(e.message().contains("after template substitution"), "{e}");
+        // strings substituted whole count too
+        let t = "template(alias(a.b,$v),v='x')";
+        let e = parse_with_vars(t, &[("v", &"y".repeat(MAX_TARGET_LEN + 1))]).unwrap_err();
+        assert!(e.message().contains("after template substitution"), "{e}");
+        assert!(parse_with_vars("template(a.$v)", &[("v", "short")]).is_ok());
     }
 
     #[test]

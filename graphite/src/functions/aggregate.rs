@@ -562,16 +562,16 @@ pub fn percentile(points: &[Option<f64>], n: f64, interpolate: bool) -> Option<f
     let mut rank = fractional_rank as i64;
     let rank_fraction = fractional_rank - rank as f64;
     if !interpolate {
-        rank += rank_fraction.ceil() as i64;
+        rank = rank.saturating_add(rank_fraction.ceil() as i64);
     }
     let len = sorted.len() as i64;
     let mut p = if rank == 0 {
         sorted[0]
-    } else if rank - 1 == len {
+    } else if rank.saturating_sub(1) == len {
         sorted[sorted.len() - 1]
     } else {
         // Python indexing: rank - 1 may exceed len (n > 100) → IndexError there; clamp here.
-        *sorted.get((rank - 1).clamp(0, len - 1) as usize)?
+        *sorted.get(rank.saturating_sub(1).clamp(0, len - 1) as usize)?
     };
     if interpolate && rank != len {
         if let Some(next) = sorted.get(rank as usize) {

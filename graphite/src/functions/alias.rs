@@ -2,7 +2,7 @@
 //! only the name (never the path expression or tags), as in graphite-web.
 
 use super::{agg_key, req, AggFunc, Function, ParamType as T, SERIES};
-use crate::eval::EvalError;
+use crate::eval::{Cx, EvalError};
 use crate::series::{py_float, Series};
 
 pub const ALIAS: Function = Function::new(
@@ -114,16 +114,41 @@ pub const ALIAS_SUB: Function = Function::new(
     "Alias",
     &[SERIES, req("search", T::String), req("replace", T::String)],
     |cx, mut a| {
-        let search = a.str(1).unwrap_or_default();
-        let re = regex::Regex::new(search)
-            .map_err(|e| cx.input_error(format!("invalid regular expression {search:?}: {e}")))?;
+        let re = cx.regex(a.str(1).unwrap_or_default())?;
         let rep = py_replacement(a.str(2).unwrap_or_default());
         let mut out = a.series(0);
-        out.iter_mut()
-            .for_each(|s| s.name = re.replace_all(&s.name, rep.as_str()).into_owned());
+        for s in out.iter_mut() {
+            s.name = replace_all(cx, &re, &s.name, &rep)?;
+        }
         Ok(out)
     },
 );
+
+/// `re.replace_all(name, rep)` (`rep` in the regex crate's syntax), with the name bytes it
+/// makes charged before each replacement is expanded: a replacement can repeat a group many
+/// times (`\1\1\1…`), so nested calls would otherwise grow names exponentially.
+pub(super) fn replace_all(
+    cx: &mut Cx<'_, '_>,
+    re: &regex::Regex,
+    name: &str,
+    rep: &str,
+) -> Result<String, EvalError> {
+    // Each group reference expands to at most the whole match.
+    let refs = rep.matches('$').count() as u64;
+    let mut out = String::new();
+    let mut last = 0;
+    for caps in re.captures_iter(name) {
+        cx.tick()?;
+        let Some(m) = caps.get(0) else { continue };
+        let bound = (m.start() - last) as u64 + rep.len() as u64 + refs * m.len() as u64;
+        cx.charge_names(bound)?;
+        out.push_str(&name[last..m.start()]);
+        caps.expand(rep, &mut out);
+        last = m.end();
+    }
+    out.push_str(&name[last..]);
+    Ok(out)
+}
 
 /// graphite-web's `format_units` for `si`/`binary`.
 fn format_units(v: f64, system: &str) -> (f64, &'static str) {

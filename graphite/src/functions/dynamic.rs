@@ -14,19 +14,24 @@ use crate::series::{fmt_g, py_float, Series};
 fn eval_target(cx: &mut Cx<'_, '_>, target: &str) -> Result<Vec<Series>, EvalError> {
     let expr = crate::expr::parse(target)
         .map_err(|e| cx.input_error(format!("generated target does not parse: {e}")))?;
-    match cx.ctx.eval(&expr, cx.from, cx.until)? {
+    match cx
+        .ctx
+        .eval_generated(expr, cx.from, cx.until, &cx.call.name)?
+    {
         Value::Series(s) => Ok(s),
         _ => Ok(Vec::new()),
     }
 }
 
 /// Python's `re.sub(search, replace, name)` (replacement in Python's syntax).
-fn re_sub(cx: &Cx<'_, '_>, search: &str, replace: &str, name: &str) -> Result<String, EvalError> {
-    let re = regex::Regex::new(search)
-        .map_err(|e| cx.input_error(format!("invalid regular expression {search:?}: {e}")))?;
-    Ok(re
-        .replace_all(name, super::alias::py_replacement(replace).as_str())
-        .into_owned())
+/// `re` was compiled once per call with [`Cx::regex`] (counted in the request's budget).
+fn re_sub(
+    cx: &mut Cx<'_, '_>,
+    re: &regex::Regex,
+    replace: &str,
+    name: &str,
+) -> Result<String, EvalError> {
+    super::alias::replace_all(cx, re, name, &super::alias::py_replacement(replace))
 }
 
 pub const APPLY_BY_NODE: Function = Function::new(
@@ -122,8 +127,9 @@ pub const ALIAS_QUERY: Function = Function::new(
             a.str(3).unwrap_or_default().to_string(),
         );
         let mut series = a.series(0);
+        let re = cx.regex(&search)?;
         for s in series.iter_mut() {
-            let query = re_sub(cx, &search, &replace, &s.name)?;
+            let query = re_sub(cx, &re, &replace, &s.name)?;
             let found = eval_target(cx, &query)?;
             if cx.ctx.has_missing() {
                 continue; // fetched in the next round
@@ -159,12 +165,13 @@ pub const USE_SERIES_ABOVE: Function = Function::new(
             a.str(3).unwrap_or_default().to_string(),
         );
         let mut out = Vec::new();
+        let re = cx.regex(&search)?;
         for s in a.series(0) {
             // graphite-web compares max(series) with None in it (a crash on Python 3);
             // carbide skips nulls.
             let max = s.values.iter().flatten().copied().reduce(f64::max);
             if max.is_some_and(|m| m > value) {
-                let name = re_sub(cx, &search, &replace, &s.name)?;
+                let name = re_sub(cx, &re, &replace, &s.name)?;
                 if let Some(first) = eval_target(cx, &name)?.into_iter().next() {
                     out.push(first);
                 }
@@ -234,13 +241,7 @@ fn reduce_series(cx: &mut Cx<'_, '_>, mut a: Args) -> Result<Vec<Series>, EvalEr
             continue;
         };
         let args = Args::validate(func, lists, Vec::new())?;
-        let mut sub = Cx {
-            ctx: &mut *cx.ctx,
-            call: cx.call,
-            from: cx.from,
-            until: cx.until,
-        };
-        if let Some(mut r) = (func.run)(&mut sub, args)?.into_iter().next() {
+        if let Some(mut r) = (func.run)(cx, args)?.into_iter().next() {
             r.name = key;
             out.push(r);
         }

@@ -277,9 +277,7 @@ fn regex_filter(
     mut a: super::Args,
     keep_matching: bool,
 ) -> Result<Vec<Series>, EvalError> {
-    let pat = a.str(1).unwrap_or_default().to_string();
-    let re = regex::Regex::new(&pat)
-        .map_err(|e| cx.input_error(format!("invalid regular expression {pat:?}: {e}")))?;
+    let re = cx.regex(a.str(1).unwrap_or_default())?;
     Ok(a.series(0)
         .into_iter()
         .filter(|s| re.is_match(&s.name) == keep_matching)

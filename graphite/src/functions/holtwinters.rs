@@ -71,7 +71,8 @@ fn bootstrap_window(idx: usize) -> impl Fn(&Call, i64, i64, Option<i64>) -> Vec<
             None => Some(7 * 86400),
             _ => None,
         };
-        secs.map(|d| vec![(from.saturating_sub(d), until)])
+        secs.filter(|d| *d >= 0)
+            .map(|d| vec![(from.saturating_sub(d), until)])
             .unwrap_or_default()
     }
 }
@@ -85,7 +86,14 @@ fn bands_window(call: &Call, from: i64, until: i64, _step: Option<i64>) -> Vec<(
 
 fn interval_arg(cx: &Cx<'_, '_>, a: &Args, i: usize, default: &str) -> Result<i64, EvalError> {
     let text = a.str(i).unwrap_or(default);
-    parse_interval(text).ok_or_else(|| cx.input_error(format!("invalid interval {text:?}")))
+    match parse_interval(text) {
+        Some(d) if d < 0 => Err(cx.input_error(format!(
+            "interval {text:?} is negative: give a length of time, e.g. \"{}\"",
+            text.trim_start_matches('-')
+        ))),
+        Some(d) => Ok(d),
+        None => Err(cx.input_error(format!("invalid interval {text:?}"))),
+    }
 }
 
 /// One analysed bootstrap series, trimmed to the request window.
@@ -102,6 +110,8 @@ fn analyse(
     seasonality: i64,
 ) -> Result<Vec<Analysed>, EvalError> {
     let previews = cx.eval_first_arg(cx.from.saturating_sub(bootstrap), cx.until)?;
+    // The analysis' five working vectors per series, before they are made.
+    cx.charge(5 * previews.iter().map(|s| s.values.len() as u64).sum::<u64>())?;
     Ok(previews
         .into_iter()
         .map(|mut s| {
@@ -112,7 +122,7 @@ fn analyse(
             s.tag("holtWintersForecast", "1");
             s.tag("holtWintersDeviation", "1");
             Analysed {
-                start: s.start + bootstrap,
+                start: s.start.saturating_add(bootstrap),
                 forecast: pred[skip..].to_vec(),
                 deviation: dev[skip..].to_vec(),
                 series: s,

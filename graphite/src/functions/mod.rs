@@ -1081,7 +1081,8 @@ mod tests {
             let static_msg = check_target(target).unwrap_err().message().to_string();
             let expr = crate::expr::parse::parse(target).unwrap();
             let fetched = crate::eval::Fetched::default();
-            let mut ctx = crate::eval::Context::new(0, 60, 60, &fetched);
+            let budget = crate::eval::Budget::new();
+            let mut ctx = crate::eval::Context::new(0, 60, 60, &fetched, &budget);
             let err = ctx.eval(&expr, 0, 60).unwrap_err();
             assert_eq!(err.to_string(), static_msg, "{target}");
         }

@@ -12,6 +12,7 @@ use super::{
     opt, parse_interval, raw_arg, req, AggFunc, Args, Default, Function, ParamType as T, Value,
     SERIES,
 };
+use crate::budget::Budget;
 use crate::eval::{Cx, EvalError};
 use crate::expr::ast::{Call, Expr};
 use crate::series::Series;
@@ -42,14 +43,6 @@ fn moving(
     }
     let agg = AggFunc::parse(func)
         .ok_or_else(|| cx.input_error(format!("Unsupported aggregation function: {func}")))?;
-    if let Value::Int(n) = window {
-        if *n > super::MAX_POINTS {
-            return Err(cx.input_error(format!(
-                "window of {n} points is too large (at most {})",
-                super::MAX_POINTS
-            )));
-        }
-    }
     let (preview, text) = match window {
         Value::Str(s) => {
             let d =
@@ -69,7 +62,7 @@ fn moving(
     };
     let tag_name = format!("moving{}", capitalize(func));
     let previews = cx.eval_first_arg(cx.from.saturating_sub(preview), cx.until)?;
-    Ok(previews
+    previews
         .into_iter()
         .map(|mut s| {
             let (name, points) = match (text, window) {
@@ -84,17 +77,23 @@ fn moving(
                 ),
             };
             s.tag(&tag_name, window.py_str());
+            let xff = xff.unwrap_or(s.x_files_factor);
             let values = match text {
                 // graphite-web runs `range(n, len)` with n < 0: len - n points, each failing
-                // the xFilesFactor check against a negative window, so all null.
-                Some(n) if n < 0 => vec![None; s.values.len() + n.unsigned_abs() as usize],
-                _ => window_values(&s.values, points, agg, xff.unwrap_or(s.x_files_factor)),
+                // the xFilesFactor check against a negative window, so all null (charged
+                // before they are made: `-1000000000` is over any budget).
+                Some(n) if n < 0 => {
+                    let len = (s.values.len() as u64).saturating_add(n.unsigned_abs());
+                    cx.charge(len)?;
+                    vec![None; len as usize]
+                }
+                _ => window_values(&s.values, points, agg, xff, cx.ctx.budget, &tag_name)?,
             };
             let mut out = s.derive(name, values);
-            out.start = s.start + preview;
-            out
+            out.start = s.start.saturating_add(preview);
+            Ok(out)
         })
-        .collect())
+        .collect()
 }
 
 /// Python's `str.capitalize()`.
@@ -111,11 +110,19 @@ fn capitalize(s: &str) -> String {
 
 /// For `i` in `w+1..=len`: `agg` over the non-null values of `values[i-w..i]`, or null when
 /// they fail the xFilesFactor (graphite-web's loop, without rescanning for the common
-/// aggregations).
-pub fn window_values(values: &[Option<f64>], w: usize, agg: AggFunc, xff: f64) -> Vec<Option<f64>> {
+/// aggregations). The loops that cost more than a pass (median, and the aggregations
+/// recomputed per window) tick `budget`'s deadline as `function`.
+pub fn window_values(
+    values: &[Option<f64>],
+    w: usize,
+    agg: AggFunc,
+    xff: f64,
+    budget: &Budget,
+    function: &str,
+) -> Result<Vec<Option<f64>>, EvalError> {
     let n = values.len();
     if n <= w {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let ok = |count: usize| count > 0 && w > 0 && count as f64 / w as f64 >= xff;
     let mut out = Vec::with_capacity(n - w);
@@ -180,6 +187,7 @@ pub fn window_values(values: &[Option<f64>], w: usize, agg: AggFunc, xff: f64) -
             let mut sorted: Vec<f64> = values[1..=w].iter().flatten().copied().collect();
             sorted.sort_by(f64::total_cmp);
             for i in (w + 1)..=n {
+                budget.tick(function)?;
                 if i > w + 1 {
                     if let Some(x) = values[i - 1 - w] {
                         let (Ok(k) | Err(k)) = sorted.binary_search_by(|p| p.total_cmp(&x));
@@ -206,13 +214,14 @@ pub fn window_values(values: &[Option<f64>], w: usize, agg: AggFunc, xff: f64) -
         _ => {
             let mut buf = Vec::with_capacity(w);
             for i in (w + 1)..=n {
+                budget.tick(function)?;
                 buf.clear();
                 buf.extend(values[i - w..i].iter().filter(|v| v.is_some()).copied());
                 out.push(if ok(buf.len()) { agg.apply(&buf) } else { None });
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// Neumaier-compensated running sum: adding and removing values keeps the window's sum
@@ -300,12 +309,6 @@ pub const EXPONENTIAL_MOVING_AVERAGE: Function = Function::new(
                     Box::new(move |step: i64| (d / step.max(1)) as usize),
                 )
             }
-            Value::Int(n) if *n > super::MAX_POINTS => {
-                return Err(cx.input_error(format!(
-                    "window of {n} points is too large (at most {})",
-                    super::MAX_POINTS
-                )))
-            }
             Value::Int(n) => {
                 let n = *n;
                 let d = series
@@ -341,7 +344,7 @@ pub const EXPONENTIAL_MOVING_AVERAGE: Function = Function::new(
                     }));
                 }
                 let mut out = s.derive(name, values);
-                out.start = s.start + preview;
+                out.start = s.start.saturating_add(preview);
                 out
             })
             .collect())
@@ -445,7 +448,7 @@ mod tests {
         ] {
             for w in [0, 1, 2, 5, 17, 100, 299, 300, 400] {
                 for xff in [0.0, 0.5] {
-                    let got = window_values(&values, w, agg, xff);
+                    let got = window_values(&values, w, agg, xff, &Budget::new(), "t").unwrap();
                     assert_values(
                         &got,
                         &naive(&values, w, agg, xff),

@@ -100,6 +100,7 @@ pub const IDENTITY: Function = Function::new(
     |cx, a| {
         let name = a.str(0).unwrap_or_default().to_string();
         let (start, end) = (cx.from, cx.until);
+        cx.charge_span(start, end, 60)?;
         let values = (start..end).step_by(60).map(|t| Some(t as f64)).collect();
         let mut s = Series::new(name.clone(), start, end, 60, values);
         s.path_expression = format!("identity(\"{name}\")");
@@ -156,6 +157,7 @@ fn sin_function(
     if step <= 0 {
         return Err(cx.input_error("step must be a positive number of seconds"));
     }
+    cx.charge_span(cx.from, cx.until, step)?;
     let values = (cx.from..cx.until)
         .step_by(step as usize)
         .map(|t| Some((t as f64).sin() * amplitude))
@@ -182,6 +184,7 @@ fn time_function(
     if step <= 0 {
         return Err(cx.input_error("step must be a positive number of seconds"));
     }
+    cx.charge_span(cx.from, cx.until, step)?;
     let values = (cx.from..cx.until)
         .step_by(step as usize)
         .map(|t| Some(t as f64))

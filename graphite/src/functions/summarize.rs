@@ -60,11 +60,7 @@ pub(super) fn summarize_values(
 fn interval_of(cx: &Cx<'_, '_>, a: &super::Args, i: usize) -> Result<(String, i64), EvalError> {
     let text = a.str(i).unwrap_or_default().to_string();
     match parse_interval(&text) {
-        Some(d) if d != 0 && (cx.until - cx.from) / d.abs() > super::MAX_POINTS => Err(cx.input_error(format!(
-            "interval {text:?} makes more than {} points over the request window: use a longer interval",
-            super::MAX_POINTS
-        ))),
-        Some(d) if d != 0 => Ok((text, d.abs())),
+        Some(d) if d != 0 => Ok((text, d.saturating_abs())),
         _ => Err(cx.input_error(format!(
             "invalid interval {text:?}: expected e.g. \"1h\" or \"10min\""
         ))),
@@ -85,7 +81,7 @@ pub const SUMMARIZE: Function = Function::new(
         let func = a.str(2).unwrap_or("sum").to_string();
         let agg = AggFunc::parse(&func).unwrap_or(AggFunc::Sum);
         let align = a.bool(3).unwrap_or(false);
-        Ok(a.series(0)
+        a.series(0)
             .into_iter()
             .map(|mut s| {
                 let (start, mut end) = if align {
@@ -93,9 +89,13 @@ pub const SUMMARIZE: Function = Function::new(
                 } else {
                     (
                         s.start - s.start.rem_euclid(interval),
-                        s.end - s.end.rem_euclid(interval) + interval,
+                        s.end
+                            .saturating_sub(s.end.rem_euclid(interval))
+                            .saturating_add(interval),
                     )
                 };
+                // The buckets, before they are made.
+                cx.charge_span(start, end, interval)?;
                 let (values, aligned_end) = summarize_values(&s, agg, interval, start, end);
                 if align {
                     end = aligned_end;
@@ -113,9 +113,9 @@ pub const SUMMARIZE: Function = Function::new(
                 out.start = start;
                 out.end = end;
                 out.step = interval;
-                out
+                Ok(out)
             })
-            .collect())
+            .collect()
     },
 );
 
@@ -185,14 +185,18 @@ pub const HITCOUNT: Function = Function::new(
                 s.end = s.start + count * interval + interval;
             }
         }
-        Ok(series
+        series
             .into_iter()
             .map(|mut s| {
                 let step = s.step;
-                let buckets_n = ((s.end - s.start) as f64 / interval as f64).ceil().max(0.0) as i64;
+                // The buckets (a `Vec` each, then a value each: 3 points' worth), before
+                // they are made.
+                let buckets_n = cx.charge_span(s.start, s.end, interval)? as i64;
+                cx.charge(2 * buckets_n as u64)?;
                 let mut buckets: Vec<Vec<f64>> = vec![Vec::new(); buckets_n as usize];
                 let new_start = s.end - buckets_n * interval;
                 for (i, v) in s.values.iter().enumerate() {
+                    cx.tick()?;
                     let Some(v) = *v else { continue };
                     let start_time = s.start + i as i64 * step;
                     if start_time - new_start >= buckets_n * interval {
@@ -244,9 +248,9 @@ pub const HITCOUNT: Function = Function::new(
                 let mut out = s.derive(name, values);
                 out.start = new_start;
                 out.step = interval;
-                out
+                Ok(out)
             })
-            .collect())
+            .collect()
     },
 )
 .window(hitcount_window);
@@ -279,9 +283,10 @@ pub const SMART_SUMMARIZE: Function = Function::new(
         if let Some(unit) = a.str(3).filter(|u| *u != "True" && *u != "False") {
             series = cx.eval_first_arg(align_start(cx.from, unit), cx.until)?;
         }
-        Ok(series
+        series
             .into_iter()
             .map(|mut s| {
+                cx.charge_span(s.start, s.end, interval)?;
                 let (values, aligned_end) = summarize_values(&s, agg, interval, s.start, s.end);
                 s.tag("smartSummarize", text.clone());
                 s.tag("smartSummarizeFunction", func.clone());
@@ -289,9 +294,9 @@ pub const SMART_SUMMARIZE: Function = Function::new(
                 let mut out = s.derive(name, values);
                 out.end = aligned_end;
                 out.step = interval;
-                out
+                Ok(out)
             })
-            .collect())
+            .collect()
     },
 )
 .window(smart_window);
@@ -305,22 +310,24 @@ pub const N_PERCENTILE: Function = Function::new(
         if n == 0.0 {
             return Err(cx.input_error("The requested percent is required to be greater than 0"));
         }
-        Ok(a.series(0)
-            .into_iter()
-            .filter_map(|mut s| {
-                let p = percentile(&s.values, n, false)?;
-                s.tag("nPercentile", py_float(n));
-                let count = if s.step > 0 {
-                    ((s.end - s.start) / s.step).max(0)
-                } else {
-                    0
-                } as usize;
-                Some(s.derive(
-                    format!("nPercentile({}, {})", s.name, fmt_g(n)),
-                    vec![Some(p); count],
-                ))
-            })
-            .collect())
+        let mut out = Vec::new();
+        for mut s in a.series(0) {
+            let Some(p) = percentile(&s.values, n, false) else {
+                continue;
+            };
+            s.tag("nPercentile", py_float(n));
+            let count = if s.step > 0 {
+                ((s.end - s.start) / s.step).max(0)
+            } else {
+                0
+            };
+            cx.charge(count as u64)?;
+            out.push(s.derive(
+                format!("nPercentile({}, {})", s.name, fmt_g(n)),
+                vec![Some(p); count as usize],
+            ));
+        }
+        Ok(out)
     },
 );
 

@@ -91,7 +91,9 @@ pub const LINEAR_REGRESSION: Function = Function::new(
             let expr = crate::expr::parse(&s.path_expression).map_err(|e| {
                 cx.input_error(format!("cannot re-read {:?}: {e}", s.path_expression))
             })?;
-            if let super::Value::Series(got) = cx.ctx.eval(&expr, from, until)? {
+            if let super::Value::Series(got) =
+                cx.ctx.eval_generated(expr, from, until, &cx.call.name)?
+            {
                 sources.extend(got);
             }
         }

@@ -651,7 +651,7 @@ fn hostile_intervals_are_errors_not_oom() {
         .unwrap_err()
     };
     assert!(
-        src_err.to_string().contains("use a longer interval"),
+        src_err.to_string().contains("max_points_per_request"),
         "{src_err}"
     );
 }

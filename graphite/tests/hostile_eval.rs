@@ -1,0 +1,442 @@
+//! Every function of the registry, called with extreme arguments built from its typed
+//! signature (negative, zero, huge, reversed windows, hostile regexes, generators as input,
+//! deep nesting, pipes), evaluated through `eval::render_with` over a `MemorySource` under a
+//! small budget, each render on a thread with a 2 MiB stack (what tokio's blocking threads
+//! get):
+//! - it returns series or a clean `EvalError` — never a panic, a stack overflow or an abort;
+//! - the budget's high-water mark stays within its limit;
+//! - the bytes the render really allocated (a counting allocator, per thread) stay within
+//!   the budget × the documented bytes per point, plus the name budget and a fixed slack.
+//!
+//! Generated from `FUNCTIONS`: a new function is covered without editing this file.
+//! `HOSTILE_VERBOSE=1` prints each target before it runs (to find the one that aborts).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::Duration;
+
+use graphite::eval::{render_with, Budget, EvalError, MemorySource};
+use graphite::functions::{ParamType, FUNCTIONS};
+use graphite::series::Series;
+
+/// Counts the bytes live on the current thread, and their peak.
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<i64> = const { Cell::new(0) };
+    static PEAK: Cell<i64> = const { Cell::new(0) };
+}
+
+fn account(delta: i64) {
+    let _ = LIVE.try_with(|live| {
+        let v = live.get() + delta;
+        live.set(v);
+        let _ = PEAK.try_with(|p| {
+            if v > p.get() {
+                p.set(v);
+            }
+        });
+    });
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged; the accounting touches
+// only const-initialised thread-locals without destructors (no allocation, no re-entry).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = System.alloc(l);
+        if !p.is_null() {
+            account(l.size() as i64);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+        let p = System.alloc_zeroed(l);
+        if !p.is_null() {
+            account(l.size() as i64);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        System.dealloc(p, l);
+        account(-(l.size() as i64));
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = System.realloc(p, l, new);
+        if !q.is_null() {
+            account(new as i64 - l.size() as i64);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The budget every hostile render gets.
+const MAX_POINTS: u64 = 200_000;
+const MAX_NAME_BYTES: u64 = 1 << 20;
+/// Bytes one budget point may stand for (docs/limits.md has the measured figure, well
+/// under this).
+const BYTES_PER_POINT: i64 = 64;
+/// Fixed overhead a render may allocate beyond its budget (parsing, plans, maps, regexes).
+const SLACK: i64 = 16 << 20;
+
+const STEP: i64 = 60;
+const DAY: i64 = 86_400;
+
+fn source() -> MemorySource {
+    let n = (DAY / STEP) as usize;
+    let mk = |name: &str, f: &dyn Fn(usize) -> Option<f64>| {
+        Series::new(name, 0, DAY, STEP, (0..n).map(f).collect())
+    };
+    MemorySource::new(vec![
+        mk("a.b", &|i| Some(i as f64)),
+        mk("a.c", &|i| (i % 3 != 0).then_some((i % 17) as f64 - 8.0)),
+        mk("a.d", &|_| None),
+        mk("a.e.f", &|i| Some(((i as f64) / 10.0).sin())),
+        mk("cpu;host=h1;dc=x", &|i| Some((i % 100) as f64)),
+        mk("cpu;host=h2;dc=y", &|i| Some((i % 7) as f64)),
+    ])
+}
+
+/// Extreme values of a parameter type, as target text.
+fn extremes(ty: ParamType) -> &'static [&'static str] {
+    use ParamType as T;
+    match ty {
+        T::SeriesList | T::SeriesLists => &[
+            "a.*",
+            "nope.*",
+            "sin('g',1,1)",
+            "time('t',1)",
+            "identity('i')",
+            "movingAverage(a.b,1)",
+            "a.b|scale(2)|offset(1)|movingSum(3)",
+            "seriesByTag('name=cpu')",
+            "group(a.*,a.*,a.*,a.*)",
+            "aliasSub(a.b,'(.*)','\\1\\1\\1\\1\\1\\1\\1\\1')",
+            "timeShift(a.b,'-30d')",
+        ],
+        T::Int => &[
+            "0",
+            "-1",
+            "-1000000000",
+            "2147483647",
+            "9223372036854775807",
+        ],
+        T::Float => &["0", "-1e308", "1e308", "inf", "-inf", "0.5"],
+        T::IntOrInf => &["0", "-1", "inf", "2147483647"],
+        T::Bool => &["true", "false"],
+        T::Node => &["0", "-1", "1000", "-1000"],
+        T::NodeOrTag => &["0", "-1000", "'name'", "'host'", "'nosuch'"],
+        T::String => &[
+            "''",
+            "'(.*)'",
+            "'\\1\\1\\1\\1\\1\\1\\1\\1\\1\\1'",
+            "'%'",
+            "'sumSeries(%.*)'",
+            "'(a+)+$'",
+            "'((((((((((x))))))))))'",
+            "'a{1000}{1000}'",
+            "'['",
+        ],
+        T::Interval => &["'1s'", "'-30d'", "'1000y'", "'-1s'", "'0s'", "'1min'"],
+        T::IntOrInterval => &[
+            "0",
+            "-1000000000",
+            "1000000000",
+            "'1s'",
+            "'-30d'",
+            "'1000y'",
+        ],
+        T::AggFunc => &["'sum'", "'median'", "'multiply'", "'last'", "'stddev'"],
+        T::AggOrSeriesFunc => &["'sumSeries'", "'median'", "'diff'"],
+        T::Any => &["1", "'x'", "a.b", "-1"],
+        T::Date => &["'-1000y'", "'now'", "'20991231'", "'-1s'", "'19700101'"],
+        T::Tag => &["'name'", "'host'", "''"],
+    }
+}
+
+/// An ordinary value of a parameter type.
+fn normal(ty: ParamType, options: &[&str]) -> String {
+    use ParamType as T;
+    if let Some(o) = options.first() {
+        return format!("'{o}'");
+    }
+    match ty {
+        T::SeriesList | T::SeriesLists => "a.*",
+        T::Int | T::IntOrInf => "2",
+        T::Float => "1.5",
+        T::Bool => "false",
+        T::Node | T::NodeOrTag => "0",
+        T::String => "'x'",
+        T::Interval => "'5min'",
+        T::IntOrInterval => "3",
+        T::AggFunc | T::AggOrSeriesFunc => "'sum'",
+        T::Any => "1",
+        T::Date => "'-1h'",
+        T::Tag => "'name'",
+    }
+    .to_string()
+}
+
+/// The targets for one function: its required arguments, then each parameter in turn set to
+/// each extreme value, then nesting and pipes.
+fn targets(f: &graphite::functions::Function) -> Vec<String> {
+    let params = f.params;
+    let normals: Vec<String> = params.iter().map(|p| normal(p.ty, p.options)).collect();
+    let required = params.iter().take_while(|p| p.required).count().max(1);
+    let call = |args: &[String]| format!("{}({})", f.name, args.join(","));
+    let base: Vec<String> = normals
+        .iter()
+        .take(required.min(params.len()))
+        .cloned()
+        .collect();
+    let mut out = vec![call(&base)];
+    for (i, p) in params.iter().enumerate() {
+        let values: Vec<String> = if p.options.is_empty() {
+            extremes(p.ty).iter().map(|v| v.to_string()).collect()
+        } else {
+            p.options.iter().map(|o| format!("'{o}'")).collect()
+        };
+        for v in values {
+            let mut args: Vec<String> = normals[..i].to_vec();
+            args.push(v);
+            out.push(call(&args));
+            if p.multiple {
+                // many of them
+                let mut args: Vec<String> = normals[..i].to_vec();
+                args.extend(std::iter::repeat_n(
+                    args.last().cloned().unwrap_or_default(),
+                    50,
+                ));
+                out.push(call(&args));
+            }
+        }
+    }
+    if params
+        .first()
+        .is_some_and(|p| matches!(p.ty, ParamType::SeriesList | ParamType::SeriesLists))
+    {
+        let rest: Vec<String> = normals[1..required.min(params.len())].to_vec();
+        let wrap = |inner: String| {
+            let mut args = vec![inner];
+            args.extend(rest.iter().cloned());
+            call(&args)
+        };
+        // nested in itself
+        let mut nested = "a.*".to_string();
+        for _ in 0..12 {
+            nested = wrap(nested);
+        }
+        out.push(nested);
+        // piped into itself (the parser's depth limit counts pipes)
+        let piece = format!("|{}({})", f.name, rest.join(","));
+        out.push(format!("a.*{}", piece.repeat(12)));
+        out.push(format!("a.*{}", piece.repeat(3000)));
+        // over each window-re-evaluating wrapper
+        for w in [
+            "movingAverage({},1)",
+            "timeStack({},'1min',0,20)",
+            "holtWintersForecast({},'1d')",
+        ] {
+            out.push(w.replace("{}", &wrap("a.*".into())));
+        }
+    }
+    out
+}
+
+#[derive(Debug)]
+enum Outcome {
+    Ok,
+    Refused(EvalError),
+    Unparsed,
+    Panicked(String),
+}
+
+/// Renders `target` on a fresh 2 MiB-stack thread; returns what happened, the budget's
+/// high-water mark and the peak bytes the thread allocated.
+fn run(src: &MemorySource, target: &str, from: i64, until: i64) -> (Outcome, u64, i64) {
+    run_with(src, target, from, until, MAX_POINTS)
+}
+
+fn run_with(
+    src: &MemorySource,
+    target: &str,
+    from: i64,
+    until: i64,
+    max_points: u64,
+) -> (Outcome, u64, i64) {
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name(target.chars().take(60).collect())
+            .stack_size(2 << 20)
+            .spawn_scoped(scope, || {
+                let base = LIVE.with(Cell::get);
+                PEAK.with(|p| p.set(base));
+                let Ok(expr) = graphite::expr::parse(target) else {
+                    return (Outcome::Unparsed, 0, 0);
+                };
+                let budget = Budget::new()
+                    .with_max_points(max_points)
+                    .with_max_name_bytes(MAX_NAME_BYTES)
+                    .with_timeout(Duration::from_secs(20));
+                let r = render_with(&[expr], from, until, until, src, &budget);
+                let outcome = match r {
+                    Ok(_) => Outcome::Ok,
+                    Err(e) => Outcome::Refused(e),
+                };
+                let peak = PEAK.with(Cell::get) - base;
+                (outcome, budget.high_water(), peak)
+            })
+            .expect("spawn")
+            .join()
+            .unwrap_or_else(|e| {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                (Outcome::Panicked(msg), 0, 0)
+            })
+    })
+}
+
+#[test]
+fn every_function_survives_extreme_arguments() {
+    let src = source();
+    let verbose = std::env::var_os("HOSTILE_VERBOSE").is_some();
+    let limit = MAX_POINTS as i64 * BYTES_PER_POINT + 4 * MAX_NAME_BYTES as i64 + SLACK;
+    let mut failures = Vec::new();
+    let (mut ok, mut refused, mut unparsed) = (0, 0, 0);
+    let mut refusals: std::collections::BTreeMap<String, usize> = Default::default();
+    for f in FUNCTIONS {
+        for (k, target) in targets(f).into_iter().enumerate() {
+            // The first target of each function also runs over ten years.
+            let windows: &[(i64, i64)] = if k == 0 {
+                &[(0, DAY), (DAY - 3600, DAY), (0, 10 * 365 * DAY)]
+            } else {
+                &[(0, DAY)]
+            };
+            for &(from, until) in windows {
+                if verbose {
+                    eprintln!("{from}..{until} {target}");
+                }
+                let (outcome, high, peak) = run(&src, &target, from, until);
+                match &outcome {
+                    Outcome::Ok => ok += 1,
+                    Outcome::Unparsed => unparsed += 1,
+                    Outcome::Panicked(m) => failures.push(format!("{target}: panicked: {m}")),
+                    Outcome::Refused(e) => {
+                        refused += 1;
+                        let kind = format!("{e:?}");
+                        let kind = kind.split([' ', '(', '{']).next().unwrap_or("").to_string();
+                        *refusals.entry(kind).or_default() += 1;
+                        if matches!(e, EvalError::NeedData(_)) {
+                            failures.push(format!("{target}: leaked NeedData: {e}"));
+                        }
+                    }
+                }
+                if high > MAX_POINTS {
+                    failures.push(format!("{target}: high-water {high} > {MAX_POINTS}"));
+                }
+                if peak > limit {
+                    failures.push(format!(
+                        "{target} ({from}..{until}): allocated {peak} bytes at peak, over the \
+                         {limit} a budget of {MAX_POINTS} points allows ({outcome:?})"
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!(
+        "hostile_eval: {} functions, {ok} ok, {refused} refused {refusals:?}, {unparsed} \
+         rejected by the parser",
+        FUNCTIONS.len()
+    );
+    assert!(
+        ok > 1000,
+        "too few renders succeeded ({ok}): the generator is broken"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The examples of issue 15, each refused cleanly or answered within the budget.
+#[test]
+fn issue_examples_are_bounded() {
+    let src = source();
+    let big = format!(
+        "aliasSub(aliasSub(aliasSub(a.b,'(.*)','{r}'),'(.*)','{r}'),'(.*)','{r}')",
+        r = "\\1".repeat(50)
+    );
+    let nested_ma = (0..60).fold("a.b".to_string(), |t, _| format!("movingAverage({t},1)"));
+    let nested_ts = (0..6).fold("a.b".to_string(), |t, _| {
+        format!("timeStack({t},'1min',0,10)")
+    });
+    let cases: &[(&str, i64, i64)] = &[
+        ("time('t',1)", 0, 1 << 40),
+        ("identity('i')", 0, 1 << 40),
+        ("sin('s',1,1)", 0, 1 << 40),
+        ("movingAverage(constantLine(1),-1000000000)", 0, DAY),
+        ("sumSeries(sin('a',1,1),sin('b',1,2147483647))", 0, DAY),
+        ("summarize(a.*,'1s')", 0, 69 * DAY),
+        ("holtWintersForecast(a.b,'-30d')", 0, DAY),
+        ("timeStack(a.b,'1s',0,1000)", 0, DAY),
+        (&big, 0, DAY),
+        (&nested_ma, 0, DAY),
+        (&nested_ts, 0, DAY),
+        ("hitcount(a.b,'1s')", 0, 10 * 365 * DAY),
+        ("nPercentile(summarize(a.b,'1s'),50)", 0, DAY),
+    ];
+    for (target, from, until) in cases {
+        let (outcome, high, peak) = run(&src, target, *from, *until);
+        assert!(high <= MAX_POINTS, "{target}: high-water {high}");
+        assert!(
+            peak < MAX_POINTS as i64 * BYTES_PER_POINT + 4 * MAX_NAME_BYTES as i64 + SLACK,
+            "{target}: {peak} bytes"
+        );
+        match outcome {
+            Outcome::Ok => {}
+            Outcome::Refused(e) => assert!(
+                matches!(e, EvalError::OverBudget { .. } | EvalError::Input { .. }),
+                "{target}: {e}"
+            ),
+            Outcome::Unparsed => panic!("{target}: does not parse"),
+            Outcome::Panicked(m) => panic!("{target}: panicked: {m}"),
+        }
+    }
+}
+
+/// What one budget point costs in memory, for a typical render (docs/limits.md quotes it):
+/// peak bytes the render allocated ÷ the budget's high-water mark.
+#[test]
+fn bytes_per_point_of_a_typical_render() {
+    let n = (DAY / STEP) as usize;
+    let series: Vec<Series> = (0..100)
+        .map(|h| {
+            let v = (0..n).map(|i| Some(((i * h) % 97) as f64)).collect();
+            Series::new(format!("servers.web{h:03}.cpu.user"), 0, DAY, STEP, v)
+        })
+        .collect();
+    let src = MemorySource::new(series);
+    let mut worst = 0f64;
+    for target in [
+        "servers.*.cpu.user",
+        "sumSeries(servers.*.cpu.user)",
+        "aliasByNode(movingAverage(servers.*.cpu.user,10),1)",
+        "highestMax(scale(servers.*.cpu.user,2),5)",
+        "summarize(servers.*.cpu.user,'10min','max')",
+    ] {
+        let (outcome, high, peak) = run_with(&src, target, 0, DAY, 10_000_000);
+        assert!(matches!(outcome, Outcome::Ok), "{target}: {outcome:?}");
+        let per = peak as f64 / high as f64;
+        eprintln!("{target}: {peak} bytes at peak, {high} points charged: {per:.1} bytes/point");
+        worst = worst.max(per);
+    }
+    eprintln!("bytes per point, worst of the typical renders: {worst:.1}");
+    assert!(worst < BYTES_PER_POINT as f64, "{worst} bytes per point");
+}
