@@ -1052,7 +1052,10 @@ mod tests {
         assert!(matches!(err, EvalError::Input { .. }), "{err:?}");
         // graphite-web answers len + 5 nulls for a negative window; a huge one is over budget
         let e = crate::expr::parse("movingAverage(a.b,-5)").unwrap();
-        assert_eq!(render(&[e], 500, 900, 900, &src).unwrap()[0].values.len(), 40);
+        assert_eq!(
+            render(&[e], 500, 900, 900, &src).unwrap()[0].values.len(),
+            40
+        );
         let e = crate::expr::parse("movingAverage(constantLine(1),-1000000000)").unwrap();
         let err = render(&[e], 500, 900, 900, &src).unwrap_err();
         assert!(err.is_budget(), "{err:?}");
