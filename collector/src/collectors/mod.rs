@@ -21,14 +21,23 @@ pub mod exec;
 #[cfg(feature = "haproxy")]
 pub mod haproxy;
 pub mod host;
+#[cfg(feature = "memcached")]
+pub mod memcached;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
+#[cfg(feature = "nginx")]
+pub mod nginx;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
-#[cfg(any(feature = "haproxy", feature = "rabbitmq"))]
+#[cfg(feature = "redis")]
+pub mod redis;
+pub mod secret;
+#[cfg(any(feature = "haproxy", feature = "rabbitmq", feature = "nginx"))]
 pub mod service;
 #[cfg(feature = "sql")]
 pub mod sql;
+#[cfg(any(feature = "redis", feature = "memcached"))]
+pub mod stream;
 
 /// Every collector type compiled into this build. Adding a collector: one file, one line
 /// here (under its feature) and its name in [`ALL_KINDS`].
@@ -44,11 +53,27 @@ pub const KINDS: &[Kind] = &[
     sql::KIND,
     #[cfg(feature = "exec")]
     exec::KIND,
+    #[cfg(feature = "nginx")]
+    nginx::KIND,
+    #[cfg(feature = "redis")]
+    redis::KIND,
+    #[cfg(feature = "memcached")]
+    memcached::KIND,
 ];
 
 /// Every collector type carbide has, compiled in or not; each but `host` is also the name of
 /// the cargo feature that compiles it in.
-pub const ALL_KINDS: &[&str] = &["host", "haproxy", "rabbitmq", "mongodb", "sql", "exec"];
+pub const ALL_KINDS: &[&str] = &[
+    "host",
+    "haproxy",
+    "rabbitmq",
+    "mongodb",
+    "sql",
+    "exec",
+    "nginx",
+    "redis",
+    "memcached",
+];
 
 /// Look a collector type up by its `type:` name.
 pub fn kind(name: &str) -> Option<&'static Kind> {

@@ -17,7 +17,7 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, Credential};
 use mongodb::Client;
 
-use super::service::Secret;
+use super::secret::Secret;
 use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind, Pattern};
 use crate::yaml::ConfigError;
 
