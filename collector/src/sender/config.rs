@@ -37,10 +37,18 @@ pub struct SenderConfig {
     /// Most bytes written to a destination in one write.
     #[serde(default = "default_batch_bytes")]
     pub batch_bytes: u64,
-    /// A write that makes no progress for this long (carbon pauses reading under flow
-    /// control) closes the connection; the batch is retried on the next one.
+    /// A write that makes no progress for this long, or lines written that the peer has not
+    /// read for this long (carbon pauses reading under flow control), closes the connection;
+    /// the lines not known to be read are sent again on the next one.
     #[serde(default = "default_write_timeout", with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// The TCP send buffer (`SO_SNDBUF`) of each connection, in bytes (the kernel doubles it).
+    #[serde(default = "default_send_buffer_bytes")]
+    pub send_buffer_bytes: u64,
+    /// Most bytes written to a destination and not yet known to be read by it; they stay in
+    /// the queue or spool until then, and are sent again if the connection is lost.
+    #[serde(default = "default_inflight_max_bytes")]
+    pub inflight_max_bytes: u64,
     /// How long one connection attempt may take (DNS resolution included).
     #[serde(default = "default_connect_timeout", with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -70,6 +78,8 @@ impl Default for SenderConfig {
             queue_max_bytes: default_queue_max_bytes(),
             batch_bytes: default_batch_bytes(),
             write_timeout: default_write_timeout(),
+            send_buffer_bytes: default_send_buffer_bytes(),
+            inflight_max_bytes: default_inflight_max_bytes(),
             connect_timeout: default_connect_timeout(),
             reconnect_min: default_reconnect_min(),
             reconnect_max: default_reconnect_max(),
@@ -96,6 +106,12 @@ fn default_batch_bytes() -> u64 {
 }
 fn default_write_timeout() -> Duration {
     Duration::from_secs(10)
+}
+fn default_send_buffer_bytes() -> u64 {
+    256 << 10
+}
+fn default_inflight_max_bytes() -> u64 {
+    1 << 20
 }
 fn default_connect_timeout() -> Duration {
     Duration::from_secs(5)
@@ -142,6 +158,18 @@ impl SenderConfig {
             return Err(format!(
                 "sender.spool_max_bytes = {} is too small: allow at least 4096 bytes per destination",
                 self.spool_max_bytes
+            ));
+        }
+        if !(4096..=(64 << 20)).contains(&self.send_buffer_bytes) {
+            return Err(format!(
+                "sender.send_buffer_bytes = {} is out of range: 4096 to 67108864",
+                self.send_buffer_bytes
+            ));
+        }
+        if self.inflight_max_bytes < self.batch_bytes {
+            return Err(format!(
+                "sender.inflight_max_bytes = {} must be at least batch_bytes ({})",
+                self.inflight_max_bytes, self.batch_bytes
             ));
         }
         if self.reconnect_min.is_zero() || self.reconnect_max < self.reconnect_min {

@@ -4,8 +4,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use std::os::unix::io::AsRawFd;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpStream, UdpSocket};
+
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::time::Instant;
 
 use super::config::Target;
@@ -18,8 +20,10 @@ pub enum Conn {
 
 impl Conn {
     /// Resolve `target` again (DNS may have changed) and connect to the first address that
-    /// accepts.
-    pub async fn connect(target: &Target, udp_max: usize) -> io::Result<Conn> {
+    /// accepts. TCP sockets get a send buffer of `send_buffer` bytes (what the kernel may hold
+    /// for the peer; the kernel doubles it) and 1 s keepalive probes, whose answers carry the
+    /// peer's current receive window (see [`ReadEstimate`]).
+    pub async fn connect(target: &Target, udp_max: usize, send_buffer: u32) -> io::Result<Conn> {
         let (addr, udp) = match target {
             Target::Tcp(a) => (a, false),
             Target::Udp(a) => (a, true),
@@ -44,10 +48,7 @@ impl Conn {
                     Err(e) => Err(e),
                 }
             } else {
-                TcpStream::connect(a).await.map(|s| {
-                    let _ = s.set_nodelay(true);
-                    Conn::Tcp(s)
-                })
+                tcp_connect(a, send_buffer).await.map(Conn::Tcp)
             };
             match res {
                 Ok(c) => return Ok(c),
@@ -59,28 +60,31 @@ impl Conn {
 
     /// Has the peer closed (or reset) the connection? Checked before every write: carbon never
     /// sends anything, so a readable socket means EOF or an error. Bytes it did send are
-    /// discarded.
-    pub fn peer_closed(&self) -> bool {
-        let Conn::Tcp(s) = self else { return false };
+    /// discarded. A reset is reported once (the next read sees EOF).
+    pub fn peer_closed(&self) -> Option<Closed> {
+        let Conn::Tcp(s) = self else { return None };
         let mut buf = [0u8; 512];
         loop {
             match s.try_read(&mut buf) {
-                Ok(0) => return true,
+                Ok(0) => return Some(Closed::Eof),
                 Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
-                Err(_) => return true,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+                Err(_) => return Some(Closed::Reset),
             }
         }
     }
 
     /// Resolves when the peer closes the connection (never for UDP). Used while idle.
-    pub async fn closed(&self) {
+    pub async fn closed(&self) -> Closed {
         let Conn::Tcp(s) = self else {
             return std::future::pending().await;
         };
         loop {
-            if s.readable().await.is_err() || self.peer_closed() {
-                return;
+            if s.readable().await.is_err() {
+                return Closed::Reset;
+            }
+            if let Some(k) = self.peer_closed() {
+                return k;
             }
         }
     }
@@ -99,11 +103,179 @@ impl Conn {
         }
     }
 
-    /// Close gracefully (TCP FIN), bounded by `timeout`.
-    pub async fn close(self, timeout: Duration) {
-        if let Conn::Tcp(mut s) = self {
-            let _ = tokio::time::timeout(timeout, s.shutdown()).await;
+    /// How far the peer has acknowledged what was written, and its receive window, for
+    /// [`ReadEstimate`]. `None` for UDP (no feedback at all) or if the kernel cannot tell.
+    pub fn progress(&self, written: u64) -> Option<Progress> {
+        let Conn::Tcp(s) = self else { return None };
+        let fd = s.as_raw_fd();
+        let mut outq: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ (SIOCOUTQ) on a TCP socket writes one int: the bytes written and
+        // not yet acknowledged by the peer.
+        if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut outq) } != 0 {
+            return None;
         }
+        let acked = written.saturating_sub(u64::try_from(outq).unwrap_or(u64::MAX));
+        // SAFETY: tcp_info is plain data; the kernel fills at most `len` bytes of it.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: valid pointers to `info` and `len`, sized as told.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        // After a reset the kernel drops its send queue: the counts mean nothing any more.
+        const ESTABLISHED: u8 = 1;
+        const CLOSE_WAIT: u8 = 8;
+        if rc != 0 || !matches!(info.tcpi_state, ESTABLISHED | CLOSE_WAIT) {
+            return None;
+        }
+        let has_wnd = std::mem::offset_of!(libc::tcp_info, tcpi_snd_wnd) + 4;
+        let window = (len as usize >= has_wnd).then(|| {
+            let unit = 1u64 << (info.tcpi_snd_rcv_wscale & 0x0f);
+            (u64::from(info.tcpi_snd_wnd), unit)
+        });
+        Some(Progress { acked, window })
+    }
+
+    /// Close: TCP sends FIN and waits (bounded by `timeout`) for the peer to close its side,
+    /// which it does only after reading everything before our FIN. True if it did: then
+    /// everything written was read (a peer that closes with unread data sends a reset).
+    pub async fn close(self, timeout: Duration) -> bool {
+        let Conn::Tcp(mut s) = self else { return true };
+        let bye = async {
+            s.shutdown().await?;
+            let mut buf = [0u8; 512];
+            loop {
+                if tokio::io::AsyncReadExt::read(&mut s, &mut buf).await? == 0 {
+                    return Ok::<_, io::Error>(());
+                }
+            }
+        };
+        matches!(tokio::time::timeout(timeout, bye).await, Ok(Ok(())))
+    }
+}
+
+async fn tcp_connect(addr: SocketAddr, send_buffer: u32) -> io::Result<TcpStream> {
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    sock.set_send_buffer_size(send_buffer)?;
+    sock.set_keepalive(true)?;
+    let fd = sock.as_raw_fd();
+    for (opt, val) in [
+        (libc::TCP_KEEPIDLE, 1),
+        (libc::TCP_KEEPINTVL, 1),
+        (libc::TCP_KEEPCNT, 30),
+    ] {
+        let v: libc::c_int = val;
+        // SAFETY: setsockopt with a pointer to a live int of the size given.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                opt,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    let s = sock.connect(addr).await?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
+/// How the peer ended a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// FIN: a peer that closes with unread data sends a reset instead, so everything it
+    /// acknowledged before was read.
+    Eof,
+    /// Reset (or another error): what it had not read is lost.
+    Reset,
+}
+
+/// What [`Conn::progress`] reads from the kernel.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Bytes of this connection the peer's TCP acknowledged.
+    pub acked: u64,
+    /// The peer's receive window now and its granularity (`2^wscale`), if the kernel says.
+    pub window: Option<(u64, u64)>,
+}
+
+/// How far the peer's *application* has read a connection. TCP acknowledges bytes as soon as
+/// they are in the peer's receive buffer, and a peer that closes or resets with unread data
+/// there loses them; so acknowledged bytes count as read only on evidence from the peer's
+/// receive window (the free space of that buffer):
+/// - the window is back at the largest value seen after bytes arrived (at least `GUARD` of
+///   them, so an unread arrival would have shrunk it): the buffer is as empty as it gets;
+/// - the window opened while nothing new arrived: the application read (keepalive probes,
+///   every second on an idle connection, make the peer report its window);
+/// - a window larger than ever before, with new bytes, is the kernel growing the buffer, not
+///   evidence (a peer that never reads grows it too);
+/// - the one ambiguous case, everything acknowledged and the window at its largest but never
+///   seen larger than right after the last bytes, counts as read once it holds for
+///   [`ReadEstimate::SETTLE`].
+///
+/// Without a window (old kernels) acknowledged means read.
+#[derive(Debug, Default)]
+pub struct ReadEstimate {
+    max_window: u64,
+    prev: Option<(u64, u64)>,
+    read: u64,
+    still_since: Option<Instant>,
+}
+
+impl ReadEstimate {
+    pub const SETTLE: Duration = Duration::from_millis(300);
+    /// Fewest new bytes for "the window did not shrink" to mean they were read.
+    const GUARD: u64 = 4096;
+
+    /// Bytes of the connection (of `written`) the peer's application has surely read. Call
+    /// once right after connecting (`written` 0) to learn the empty buffer's window.
+    pub fn read_upto(&mut self, written: u64, p: Progress, now: Instant) -> u64 {
+        let acked = p.acked.min(written);
+        let Some((window, unit)) = p.window else {
+            return acked;
+        };
+        let guard = (2 * unit).max(Self::GUARD);
+        match self.prev {
+            None => self.max_window = window,
+            Some((pa, pw)) => {
+                if window > self.max_window {
+                    if acked == pa {
+                        self.read = acked; // opened with nothing new: the application read
+                    }
+                    self.max_window = window;
+                } else if window == self.max_window
+                    && (acked >= pa + guard || (acked == pa && window > pw))
+                {
+                    self.read = acked;
+                }
+            }
+        }
+        let changed = self.prev != Some((acked, window));
+        self.prev = Some((acked, window));
+        if acked == written && window == self.max_window && self.read < acked {
+            if changed || self.still_since.is_none() {
+                self.still_since = Some(now);
+            } else if self
+                .still_since
+                .is_some_and(|t| now.duration_since(t) >= Self::SETTLE)
+            {
+                self.read = acked;
+            }
+        } else {
+            self.still_since = None;
+        }
+        self.read.min(acked)
     }
 }
 
@@ -220,16 +392,84 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tcp_peer_close_is_detected() {
+    async fn tcp_peer_close_and_reset_are_told_apart() {
+        use tokio::io::AsyncReadExt;
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
-        let mut c = Conn::connect(&Target::Tcp(addr), 1400).await.unwrap();
-        let (server, _) = l.accept().await.unwrap();
-        assert!(!c.peer_closed());
+        // A peer that read everything and closes: FIN.
+        let mut c = Conn::connect(&Target::Tcp(addr.clone()), 1400, 1 << 16)
+            .await
+            .unwrap();
+        let (mut server, _) = l.accept().await.unwrap();
+        assert_eq!(c.peer_closed(), None);
         c.write_all(b"a 1 1\n").await.unwrap();
+        let mut buf = [0u8; 6];
+        server.read_exact(&mut buf).await.unwrap();
         drop(server);
-        // Resolves only once the FIN arrived.
-        c.closed().await;
-        assert!(c.peer_closed());
+        assert_eq!(c.closed().await, Closed::Eof);
+        assert_eq!(c.peer_closed(), Some(Closed::Eof));
+        // A peer that closes with unread data: reset.
+        let mut c = Conn::connect(&Target::Tcp(addr), 1400, 1 << 16)
+            .await
+            .unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        c.write_all(b"a 1 1\n").await.unwrap();
+        let mut one = [0u8; 1];
+        server.peek(&mut one).await.unwrap();
+        drop(server);
+        assert_eq!(c.closed().await, Closed::Reset);
+    }
+
+    fn progress(acked: u64, window: u64) -> Progress {
+        Progress {
+            acked,
+            window: Some((window, 128)),
+        }
+    }
+
+    #[test]
+    fn read_estimate_needs_evidence_from_the_window() {
+        let t = Instant::now();
+        let ms = |n| t + Duration::from_millis(n);
+        // A peer that never reads: the window grows once, then shrinks; nothing is read.
+        let mut e = ReadEstimate::default();
+        assert_eq!(e.read_upto(0, progress(0, 65_483), t), 0);
+        assert_eq!(e.read_upto(10_000, progress(10_000, 93_184), ms(1)), 0);
+        assert_eq!(e.read_upto(20_000, progress(20_000, 86_016), ms(2)), 0);
+        assert_eq!(e.read_upto(20_000, progress(20_000, 86_016), ms(2_000)), 0);
+        // A peer that reads: back at the largest window after new bytes.
+        let mut e = ReadEstimate::default();
+        e.read_upto(0, progress(0, 65_483), t);
+        assert_eq!(
+            e.read_upto(10_000, progress(10_000, 95_232), ms(1)),
+            0,
+            "growth"
+        );
+        assert_eq!(e.read_upto(20_000, progress(20_000, 90_112), ms(2)), 0);
+        assert_eq!(
+            e.read_upto(20_000, progress(20_000, 95_232), ms(3)),
+            20_000,
+            "opened"
+        );
+        assert_eq!(
+            e.read_upto(30_000, progress(30_000, 95_232), ms(4)),
+            30_000,
+            "at max"
+        );
+        // Unacknowledged bytes are never read.
+        assert_eq!(e.read_upto(40_000, progress(35_000, 95_232), ms(5)), 35_000);
+        // The ambiguous case settles: acknowledged, window at its (grown) largest, still.
+        let mut e = ReadEstimate::default();
+        e.read_upto(0, progress(0, 65_483), t);
+        assert_eq!(e.read_upto(500, progress(500, 95_232), ms(1)), 0);
+        assert_eq!(e.read_upto(500, progress(500, 95_232), ms(100)), 0);
+        assert_eq!(e.read_upto(500, progress(500, 95_232), ms(400)), 500);
+        // No window from the kernel: acknowledged is all there is.
+        let mut e = ReadEstimate::default();
+        let p = Progress {
+            acked: 7,
+            window: None,
+        };
+        assert_eq!(e.read_upto(9, p, t), 7);
     }
 }

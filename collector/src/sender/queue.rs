@@ -1,10 +1,11 @@
 //! One destination's backlog: a bounded in-memory queue in front of the disk spool.
 //!
 //! Delivery order is `spool (oldest) → memory (newest)`: lines are appended to memory; when
-//! memory is over its cap, or the destination is down, the whole memory queue moves to the
-//! end of the spool. Batches are taken from the spool while it has anything, else from memory.
-//! A batch taken from memory whose write fails is put back at the very front (in front of the
-//! spool, if lines were spooled meanwhile), so order is kept in every case.
+//! memory is over its cap, the destination is down, or the spool still holds anything (a
+//! replay), they go to the end of the spool instead. Batches are taken from the spool while
+//! it has anything, else from memory. Several batches may be in flight (written, not yet
+//! acknowledged by the peer); batches not delivered are put back at the very front (in front
+//! of the spool, if lines were spooled meanwhile), so order is kept in every case.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
@@ -87,7 +88,7 @@ pub struct Backlog {
     mem_bytes: u64,
     mem_lines: u64,
     max_mem_bytes: u64,
-    /// Lines of a memory batch being written.
+    /// Lines of memory batches taken and not yet committed or restored.
     inflight_lines: u64,
     spool: Option<Spool>,
     /// While false (destination down), everything submitted is spooled at once.
@@ -147,7 +148,13 @@ impl Backlog {
         self.mem_bytes += chunk.data.len() as u64;
         self.mem_lines += u64::from(chunk.lines);
         self.mem.push_back(chunk);
-        if self.mem_bytes > self.max_mem_bytes || (!self.connected && self.spool.is_some()) {
+        // While the spool holds anything (a replay), fresh lines queue behind it on disk, so
+        // a kill -9 during a long replay loses only what memory held in the last moments.
+        let spooling = self
+            .spool
+            .as_ref()
+            .is_some_and(|s| !self.connected || !s.is_empty());
+        if self.mem_bytes > self.max_mem_bytes || spooling {
             self.spill();
         }
         self.account();
@@ -188,7 +195,9 @@ impl Backlog {
         self.account();
     }
 
-    /// The next batch of at most `max_bytes` (at least one chunk/record), oldest first.
+    /// The next batch of at most `max_bytes` (at least one chunk/record), oldest first. While
+    /// the spool holds anything (even if all of it is in flight), memory waits: serving it
+    /// would break the order.
     pub fn take(&mut self, max_bytes: usize) -> Option<Batch> {
         if let Some(spool) = self.spool.as_mut() {
             if !spool.is_empty() {
@@ -204,11 +213,13 @@ impl Backlog {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        // Serving memory now would break the order: the worker retries on
-                        // its next wake-up (new lines, fsync tick).
+                        // The worker retries on its next wake-up (new lines, fsync tick).
                         tracing::error!(destination = %self.dest, error = %e, "spool read failed");
                         return None;
                     }
+                }
+                if !self.spool.as_ref().is_some_and(Spool::is_empty) {
+                    return None;
                 }
             }
         }
@@ -225,7 +236,7 @@ impl Backlog {
         }
         self.mem_bytes -= data.len() as u64;
         self.mem_lines -= lines;
-        self.inflight_lines = lines;
+        self.inflight_lines += lines;
         self.account();
         Some(Batch {
             data,
@@ -234,10 +245,10 @@ impl Backlog {
         })
     }
 
-    /// The batch was written.
+    /// The batch was delivered (batches are committed in the order they were taken).
     pub fn commit(&mut self, batch: Batch) {
         match batch.source {
-            Source::Memory => self.inflight_lines = 0,
+            Source::Memory => self.inflight_lines -= batch.lines.min(self.inflight_lines),
             Source::Spool(rb) => {
                 if let Some(spool) = self.spool.as_mut() {
                     if let Err(e) = spool.commit(&rb) {
@@ -250,12 +261,40 @@ impl Backlog {
         self.account();
     }
 
-    /// The batch was not (or not surely) written: put it back at the front.
+    /// Batches taken (in this order) and not delivered: put them all back at the front, in
+    /// order.
+    pub fn restore_all(&mut self, batches: impl IntoIterator<Item = Batch>) {
+        let mut mem = Vec::new();
+        let mut first_spooled = true;
+        for b in batches {
+            match &b.source {
+                Source::Memory => mem.push(b),
+                Source::Spool(rb) => {
+                    // Spooled batches are read in order: reading starts again at the first.
+                    if std::mem::take(&mut first_spooled) {
+                        if let Some(spool) = self.spool.as_mut() {
+                            spool.unread(rb);
+                        }
+                    }
+                }
+            }
+        }
+        // Memory batches are older than anything spooled after them: newest first, each in
+        // front of the rest.
+        for b in mem.into_iter().rev() {
+            self.restore(b);
+        }
+    }
+
+    /// The batch was not (or not surely) delivered: put it back at the front.
     pub fn restore(&mut self, batch: Batch) {
-        let Source::Memory = batch.source else {
+        if let Source::Spool(rb) = &batch.source {
+            if let Some(spool) = self.spool.as_mut() {
+                spool.unread(rb);
+            }
             return;
-        };
-        self.inflight_lines = 0;
+        }
+        self.inflight_lines -= batch.lines.min(self.inflight_lines);
         let lines = u32::try_from(batch.lines).unwrap_or(u32::MAX);
         let spooled = self.spool.as_ref().is_some_and(|s| !s.is_empty());
         if spooled {

@@ -74,6 +74,29 @@ struct Segment {
     /// Delivered up to here (a record boundary).
     read_off: u64,
     read_lines: u64,
+    /// Corrupt byte ranges `[start, end)` found at open, stepped over when reading (their
+    /// lines are not in `lines`; they were counted as lost when found).
+    skips: Vec<(u64, u64)>,
+}
+
+impl Segment {
+    /// `off`, moved past a corrupt range starting there.
+    fn past_skips(&self, mut off: u64) -> u64 {
+        while let Some(&(_, end)) = self.skips.iter().find(|(s, _)| *s == off) {
+            off = end;
+        }
+        off
+    }
+
+    /// The start of the first corrupt range after `off` (or the end of the segment).
+    fn next_skip(&self, off: u64) -> u64 {
+        self.skips
+            .iter()
+            .map(|(s, _)| *s)
+            .filter(|s| *s > off)
+            .min()
+            .unwrap_or(self.bytes)
+    }
 }
 
 /// A batch read from the oldest segment, not yet delivered: [`Spool::commit`] it once written.
@@ -84,6 +107,8 @@ pub struct ReadBatch {
     seg: u64,
     start: u64,
     end: u64,
+    /// Lines of the segment before `start`.
+    before: u64,
 }
 
 /// One destination's spool directory.
@@ -94,6 +119,10 @@ pub struct Spool {
     /// The newest segment, open for appending (only segments created by this process).
     writer: Option<(u64, File)>,
     reader: Option<(u64, File)>,
+    /// Where the next [`Spool::read_batch`] starts (segment id, offset): past the batches
+    /// in flight. `None`: at the oldest segment's delivered position.
+    /// The third number is the segment's lines before that offset.
+    ahead: Option<(u64, u64, u64)>,
     cursor: File,
     next_id: u64,
     total_bytes: u64,
@@ -155,6 +184,7 @@ impl Spool {
             segs: VecDeque::new(),
             writer: None,
             reader: None,
+            ahead: None,
             cursor,
             next_id: ids.last().map_or(FIRST_ID, |l| l + 1),
             total_bytes: 0,
@@ -183,7 +213,9 @@ impl Spool {
         Ok(spool)
     }
 
-    /// Check one segment's records; truncate a torn tail. `None` if nothing is left to send.
+    /// Check one segment's records (every crc); truncate a torn tail, and step over a corrupt
+    /// record in the middle to the next valid one (remembered in `Segment::skips`). `None` if
+    /// nothing is left to send.
     fn scan_segment(
         &mut self,
         id: u64,
@@ -191,7 +223,7 @@ impl Spool {
         cursor_off: Option<u64>,
     ) -> io::Result<Option<Segment>> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
-        let len = file.metadata()?.len();
+        let mut len = file.metadata()?.len();
         let mut magic = [0u8; 8];
         if len < 8 || file.read_exact_at(&mut magic, 0).is_err() || &magic != SEGMENT_MAGIC {
             if len > 0 {
@@ -203,46 +235,36 @@ impl Spool {
         let mut off = 8u64;
         let mut lines = 0u64;
         let mut read = (8u64, 0u64);
-        let mut hdr = [0u8; HEADER as usize];
+        let mut skips = Vec::new();
+        let mut buf = Vec::new();
         while off < len {
             if cursor_off == Some(off) {
                 read = (off, lines);
             }
-            let torn = |hl: Option<u32>| (hl.map_or(0, u64::from), true);
-            let (rec_lines, bad) =
-                if off + HEADER > len || file.read_exact_at(&mut hdr, off).is_err() {
-                    torn(None)
-                } else {
-                    let (rlen, rlines, rcrc) = parse_header(&hdr);
-                    let end = off + HEADER + u64::from(rlen);
-                    if rlen == 0 || rlines == 0 || end > len {
-                        torn(Some(rlines).filter(|_| rlen > 0 && rlines > 0))
-                    } else if end == len {
-                        // The last record: verify its crc (a power cut can leave zeros).
-                        let mut data = vec![0u8; rlen as usize];
-                        file.read_exact_at(&mut data, off + HEADER)?;
-                        if record_crc(rlines, &data) != rcrc {
-                            torn(Some(rlines))
-                        } else {
-                            (u64::from(rlines), false)
-                        }
-                    } else {
-                        (u64::from(rlines), false)
-                    }
-                };
-            if bad {
-                self.losses.torn_records += 1;
-                self.losses.torn_lines += rec_lines;
+            if let Some((rlen, rlines)) = valid_record(&file, off, len, &mut buf)? {
+                lines += u64::from(rlines);
+                off += HEADER + u64::from(rlen);
+                continue;
+            }
+            let bad = resync(&file, off, len, &mut buf)?;
+            self.losses.torn_records += 1;
+            self.losses.torn_lines += bad.lines;
+            if bad.next >= len {
                 tracing::warn!(
-                    segment = %path.display(), offset = off, lines = rec_lines,
+                    segment = %path.display(), offset = off, lines = bad.lines,
                     "torn spool record (interrupted write) skipped; the segment is truncated there"
                 );
                 file.set_len(off)?;
                 self.dir_dirty = true;
+                len = off;
                 break;
             }
-            lines += rec_lines;
-            off += HEADER + u64::from(parse_header(&hdr).0);
+            tracing::warn!(
+                segment = %path.display(), offset = off, bytes = bad.next - off, lines = bad.lines,
+                "corrupt spool record skipped; reading resumes at the next valid record"
+            );
+            skips.push((off, bad.next));
+            off = bad.next;
         }
         if cursor_off == Some(off) {
             read = (off, lines);
@@ -252,10 +274,11 @@ impl Spool {
         }
         Ok(Some(Segment {
             id,
-            bytes: off,
+            bytes: len,
             lines,
             read_off: read.0,
             read_lines: read.1,
+            skips,
         }))
     }
 
@@ -310,6 +333,7 @@ impl Spool {
                 lines: 0,
                 read_off: 8,
                 read_lines: 0,
+                skips: Vec::new(),
             });
             self.total_bytes += 8;
         }
@@ -346,6 +370,8 @@ impl Spool {
         }
         let id = head.id - 1;
         let file = self.create_segment(id)?;
+        // Reading starts again at this record (whatever was in flight is being put back).
+        self.ahead = None;
         self.encode_record(data, lines);
         (&file).write_all(&self.scratch)?;
         if self.opts.fsync == FsyncPolicy::Always {
@@ -358,6 +384,7 @@ impl Spool {
             lines: u64::from(lines),
             read_off: 8,
             read_lines: 0,
+            skips: Vec::new(),
         });
         self.total_bytes += 8 + rec;
         self.write_cursor()?;
@@ -418,27 +445,51 @@ impl Spool {
         self.write_cursor()
     }
 
-    /// Read whole records from the oldest segment, up to `max_bytes` of data (at least one
-    /// record). The batch stays in the spool until [`Spool::commit`].
+    /// Read whole records, up to `max_bytes` of data (at least one record), from where the
+    /// last batch handed out ended: several batches can be in flight at once. Each stays in
+    /// the spool until [`Spool::commit`]; [`Spool::unread`] makes reading start again at a
+    /// batch that was not delivered.
     pub fn read_batch(&mut self, max_bytes: usize) -> io::Result<Option<ReadBatch>> {
         loop {
             let Some(head) = self.segs.front() else {
+                self.ahead = None;
                 return Ok(None);
             };
-            let (id, start, end_of_seg) = (head.id, head.read_off, head.bytes);
+            let (idx, start, before) = match self.ahead {
+                Some((sid, off, before)) => match self.segs.iter().position(|s| s.id == sid) {
+                    Some(i) => (i, off, before),
+                    None => (0, head.read_off, head.read_lines),
+                },
+                None => (0, head.read_off, head.read_lines),
+            };
+            let seg = &self.segs[idx];
+            let (id, start, end_of_seg) = (seg.id, seg.past_skips(start), seg.bytes);
             if start >= end_of_seg {
-                self.remove_head()?;
-                continue;
+                if idx == 0 && head.past_skips(head.read_off) >= end_of_seg {
+                    // Everything in it delivered (or corrupt).
+                    self.ahead = None;
+                    self.remove_head()?;
+                    continue;
+                }
+                match self.segs.get(idx + 1) {
+                    Some(next) => {
+                        self.ahead = Some((next.id, next.read_off, next.read_lines));
+                        continue;
+                    }
+                    None => return Ok(None),
+                }
             }
+            let stop = seg.next_skip(start);
             if self.reader.as_ref().is_none_or(|(rid, _)| *rid != id) {
                 let file = match File::open(self.dir.join(seg_name(id))) {
                     Ok(f) => f,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound && idx == 0 => {
                         // Removed behind our back: its lines are lost; count them, go on.
                         let head = &self.segs[0];
                         self.losses.torn_records += 1;
                         self.losses.torn_lines += head.lines - head.read_lines;
                         tracing::warn!(segment = id, "spool segment file disappeared");
+                        self.ahead = None;
                         self.remove_head()?;
                         continue;
                     }
@@ -454,57 +505,65 @@ impl Spool {
             let mut off = start;
             let mut corrupt = false;
             let mut hdr = [0u8; HEADER as usize];
-            while off < end_of_seg && (data.is_empty() || data.len() < max_bytes) {
-                if off + HEADER > end_of_seg || file.read_exact_at(&mut hdr, off).is_err() {
+            while off < stop && (data.is_empty() || data.len() < max_bytes) {
+                if off + HEADER > stop || file.read_exact_at(&mut hdr, off).is_err() {
                     corrupt = true;
                     break;
                 }
-                let (rlen, rlines, rcrc) = parse_header(&hdr);
-                let rend = off + HEADER + u64::from(rlen);
-                if rlen == 0 || rend > end_of_seg {
-                    corrupt = true;
-                    break;
-                }
+                let rlen = parse_header(&hdr).0;
                 if !data.is_empty() && data.len() + rlen as usize > max_bytes {
                     break;
                 }
-                let at = data.len();
-                data.resize(at + rlen as usize, 0);
-                if file.read_exact_at(&mut data[at..], off + HEADER).is_err()
-                    || record_crc(rlines, &data[at..]) != rcrc
-                {
-                    data.truncate(at);
-                    corrupt = true;
-                    break;
+                match valid_record(file, off, stop, &mut self.scratch) {
+                    Ok(Some((rlen, rlines))) => {
+                        data.extend_from_slice(&self.scratch);
+                        lines += u64::from(rlines);
+                        off += HEADER + u64::from(rlen);
+                    }
+                    _ => {
+                        corrupt = true;
+                        break;
+                    }
                 }
-                lines += u64::from(rlines);
-                off = rend;
             }
             if !data.is_empty() {
+                self.ahead = Some((id, off, before + lines));
                 return Ok(Some(ReadBatch {
                     data,
                     lines,
                     seg: id,
                     start,
                     end: off,
+                    before,
                 }));
             }
             if corrupt {
-                let head = &self.segs[0];
-                let lost = head.lines - head.read_lines;
+                // Changed on disk since it was checked at open: the rest of this segment is
+                // not trusted. What it held (by the count checked at open) is lost.
+                let seg = &mut self.segs[idx];
+                let lost = seg.lines.saturating_sub(before);
                 self.losses.torn_records += 1;
                 self.losses.torn_lines += lost;
                 tracing::warn!(
                     segment = %self.dir.join(seg_name(id)).display(), offset = off, lines = lost,
                     "corrupt spool record; the rest of this segment is skipped"
                 );
-                self.remove_head()?;
+                seg.lines = before;
+                seg.skips.retain(|(s, _)| *s < off);
+                seg.skips.push((off, seg.bytes));
+                self.ahead = Some((id, off, before));
             }
         }
     }
 
-    /// Mark a batch from [`Spool::read_batch`] delivered. Ignored if its segment was dropped
-    /// meanwhile (cap) or it is not the next batch.
+    /// Reading starts again at `batch` (read but not delivered), and at nothing after it.
+    pub fn unread(&mut self, batch: &ReadBatch) {
+        self.ahead = Some((batch.seg, batch.start, batch.before));
+    }
+
+    /// Mark a batch from [`Spool::read_batch`] delivered. Batches are committed in the order
+    /// they were read; ignored if its segment was dropped meanwhile (cap) or it is not the
+    /// next batch.
     pub fn commit(&mut self, batch: &ReadBatch) -> io::Result<()> {
         let Some(head) = self.segs.front_mut() else {
             return Ok(());
@@ -512,9 +571,12 @@ impl Spool {
         if head.id != batch.seg || head.read_off != batch.start {
             return Ok(());
         }
-        head.read_off = batch.end;
+        head.read_off = head.past_skips(batch.end);
         head.read_lines += batch.lines;
         if head.read_off >= head.bytes {
+            if self.ahead.is_some_and(|(sid, _, _)| sid == batch.seg) {
+                self.ahead = None;
+            }
             self.remove_head()
         } else {
             self.write_cursor()
@@ -569,6 +631,99 @@ impl Spool {
         self.dir_dirty = false;
         Ok(())
     }
+}
+
+/// The record at `off` if it is whole and its crc matches: `(len, lines)`, its data in `buf`.
+/// A record whose only damage is its `lines` field (the crc matches the data with the number
+/// of lines it really has) is repaired: its true count is returned.
+fn valid_record(
+    file: &File,
+    off: u64,
+    len: u64,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<(u32, u32)>> {
+    let mut hdr = [0u8; HEADER as usize];
+    if off + HEADER > len {
+        return Ok(None);
+    }
+    file.read_exact_at(&mut hdr, off)?;
+    let (rlen, rlines, rcrc) = parse_header(&hdr);
+    if rlen == 0 || off + HEADER + u64::from(rlen) > len {
+        return Ok(None);
+    }
+    buf.resize(rlen as usize, 0);
+    file.read_exact_at(buf, off + HEADER)?;
+    if buf.last() != Some(&b'\n') {
+        return Ok(None);
+    }
+    if plausible(rlen, rlines) && record_crc(rlines, buf) == rcrc {
+        return Ok(Some((rlen, rlines)));
+    }
+    let real = buf.iter().filter(|&&b| b == b'\n').count() as u32;
+    Ok((real != rlines && record_crc(real, buf) == rcrc).then_some((rlen, real)))
+}
+
+/// Can a record header be true? Every line ends in `\n`, so a record has at most as many
+/// lines as bytes (a flipped bit in `lines` usually breaks this).
+fn plausible(rlen: u32, rlines: u32) -> bool {
+    rlen > 0 && rlines > 0 && rlines <= rlen
+}
+
+/// A corrupt region of a segment: where the next valid record starts (or the end of the
+/// file) and how many lines were in between.
+struct Corrupt {
+    next: u64,
+    lines: u64,
+}
+
+/// Find the next valid record after a bad one at `off`. Records hold whole lines, so a record
+/// starts right after a `\n`: only those positions are tried (and confirmed by the crc). The
+/// lines lost are the `\n`s of the skipped data; for a record torn at the end of the file
+/// whose header is intact, the header's count (its last line may be cut).
+fn resync(file: &File, off: u64, len: u64, buf: &mut Vec<u8>) -> io::Result<Corrupt> {
+    const WINDOW: u64 = 64 << 10;
+    let data_start = (off + HEADER).min(len);
+    let mut newlines = 0u64;
+    let mut pos = off + 1;
+    let mut window = vec![0u8; WINDOW as usize];
+    let mut probe = Vec::new();
+    let next = 'search: loop {
+        if pos >= len {
+            break len;
+        }
+        let n = (len - pos).min(WINDOW) as usize;
+        file.read_exact_at(&mut window[..n], pos)?;
+        for (i, &b) in window[..n].iter().enumerate() {
+            if b != b'\n' {
+                continue;
+            }
+            let at = pos + i as u64;
+            let cand = at + 1;
+            if cand < len && valid_record(file, cand, len, &mut probe)?.is_some() {
+                if at >= data_start {
+                    newlines += 1;
+                }
+                break 'search cand;
+            }
+            if at >= data_start {
+                newlines += 1;
+            }
+        }
+        pos += n as u64;
+    };
+    let mut lines = newlines;
+    if next >= len {
+        // A torn tail: trust an intact header's count (the cut line has no `\n` yet).
+        let mut hdr = [0u8; HEADER as usize];
+        if off + HEADER <= len && file.read_exact_at(&mut hdr, off).is_ok() {
+            let (rlen, rlines, _) = parse_header(&hdr);
+            if plausible(rlen, rlines) && off + HEADER + u64::from(rlen) > len {
+                lines = lines.max(u64::from(rlines));
+            }
+        }
+    }
+    buf.clear();
+    Ok(Corrupt { next, lines })
 }
 
 fn parse_header(h: &[u8; HEADER as usize]) -> (u32, u32, u32) {
@@ -656,6 +811,9 @@ mod tests {
         let mut s = Spool::open(dir.path(), opts(1 << 20, 1 << 20)).unwrap();
         s.append(&rec(1), 1).unwrap();
         let a = s.read_batch(1000).unwrap().unwrap();
+        // Everything is in flight: nothing more to read until a batch is unread or committed.
+        assert!(s.read_batch(1000).unwrap().is_none());
+        s.unread(&a);
         let b = s.read_batch(1000).unwrap().unwrap();
         assert_eq!(a.data, b.data);
         s.commit(&a).unwrap();
@@ -766,14 +924,135 @@ mod tests {
         let f = OpenOptions::new().write(true).open(&segs[1]).unwrap();
         f.write_all_at(b"X", 8 + HEADER + 2).unwrap();
         let mut s = Spool::open(dir.path(), opts(1 << 20, 8 + 3 * 40)).unwrap();
-        assert_eq!(s.take_losses().torn_records, 1, "zero tail");
-        let got = drain(&mut s);
         let l = s.take_losses();
-        assert_eq!(l.torn_records, 1, "corrupt middle record");
-        assert_eq!(l.torn_lines, 3);
+        assert_eq!(l.torn_records, 2, "zero tail and the corrupt middle record");
+        assert_eq!(l.torn_lines, 1, "the corrupt record's one line");
+        assert_eq!(s.lines(), 8);
+        let got = drain(&mut s);
+        assert_eq!(s.take_losses(), Losses::default());
         let mut want = expected(0..3);
-        want.extend(expected(6..9));
-        assert_eq!(got, want);
+        want.extend(expected(4..9));
+        assert_eq!(got, want, "the rest of the middle segment is read");
+    }
+
+    /// Records of `n` lines each: `(segment path, offsets of the records)`.
+    fn spool_of_records(dir: &Path, records: u32, n: u32) -> (PathBuf, Vec<u64>) {
+        let mut s = Spool::open(dir, opts(1 << 20, 1 << 20)).unwrap();
+        let mut offs = Vec::new();
+        let mut off = 8;
+        for r in 0..records {
+            let data: Vec<u8> = (0..n).flat_map(|i| rec(r * n + i)).collect();
+            offs.push(off);
+            off += HEADER + data.len() as u64;
+            s.append(&data, n).unwrap();
+        }
+        drop(s);
+        let seg = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "seg"))
+            .unwrap();
+        (seg, offs)
+    }
+
+    #[test]
+    fn a_corrupt_record_length_loses_that_record_only_and_counts_its_lines() {
+        for bad_len in [0u32, 7, 0x00ff_0000, u32::MAX] {
+            let dir = tempfile::tempdir().unwrap();
+            let (seg, offs) = spool_of_records(dir.path(), 10, 3);
+            let f = OpenOptions::new().write(true).open(&seg).unwrap();
+            f.write_all_at(&bad_len.to_le_bytes(), offs[4]).unwrap();
+            let mut s = Spool::open(dir.path(), opts(1 << 20, 1 << 20)).unwrap();
+            let l = s.take_losses();
+            assert_eq!(
+                (l.torn_records, l.torn_lines),
+                (1, 3),
+                "length {bad_len:#x}"
+            );
+            assert_eq!(s.lines(), 27);
+            let mut want = expected(0..12);
+            want.extend(expected(15..30));
+            assert_eq!(drain(&mut s), want, "length {bad_len:#x}");
+            assert_eq!(s.take_losses(), Losses::default());
+        }
+    }
+
+    #[test]
+    fn a_flipped_line_count_is_repaired_not_reported_as_millions_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seg, offs) = spool_of_records(dir.path(), 5, 3);
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        // lines = 3 | 1 << 24: 16,777,219
+        f.write_all_at(&(3u32 | 1 << 24).to_le_bytes(), offs[2] + 4)
+            .unwrap();
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 1 << 20)).unwrap();
+        assert_eq!(s.take_losses(), Losses::default());
+        assert_eq!(s.lines(), 15);
+        assert_eq!(drain(&mut s), expected(0..15));
+        // A flipped count *and* a damaged byte: the record is lost, counted by its real lines.
+        let dir = tempfile::tempdir().unwrap();
+        let (seg, offs) = spool_of_records(dir.path(), 5, 3);
+        let f = OpenOptions::new().write(true).open(&seg).unwrap();
+        f.write_all_at(&(3u32 | 1 << 24).to_le_bytes(), offs[2] + 4)
+            .unwrap();
+        f.write_all_at(b"Z", offs[2] + HEADER + 1).unwrap();
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 1 << 20)).unwrap();
+        let l = s.take_losses();
+        assert_eq!((l.torn_records, l.torn_lines), (1, 3));
+        let mut want = expected(0..6);
+        want.extend(expected(9..15));
+        assert_eq!(drain(&mut s), want);
+    }
+
+    #[test]
+    fn a_torn_tail_counts_the_lines_its_header_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (seg, offs) = spool_of_records(dir.path(), 4, 5);
+        // Cut in the middle of the last record's second line.
+        OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(offs[3] + HEADER + 25)
+            .unwrap();
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 1 << 20)).unwrap();
+        let l = s.take_losses();
+        assert_eq!((l.torn_records, l.torn_lines), (1, 5));
+        assert_eq!(drain(&mut s), expected(0..15));
+    }
+
+    #[test]
+    fn batches_in_flight_are_read_ahead_and_unread_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::open(dir.path(), opts(1 << 20, 200)).unwrap();
+        for i in 0..20 {
+            s.append(&rec(i), 1).unwrap();
+        }
+        // Three batches in flight, across segments.
+        let a = s.read_batch(60).unwrap().unwrap();
+        let b = s.read_batch(60).unwrap().unwrap();
+        let c = s.read_batch(60).unwrap().unwrap();
+        assert_ne!(a.data, b.data);
+        assert_ne!(b.data, c.data);
+        // Only the first is delivered; the others are read again, in order.
+        s.commit(&a).unwrap();
+        s.unread(&b);
+        let b2 = s.read_batch(60).unwrap().unwrap();
+        assert_eq!(b2.data, b.data);
+        s.commit(&b2).unwrap();
+        let mut got: Vec<String> = [&a, &b2]
+            .iter()
+            .flat_map(|x| {
+                String::from_utf8(x.data.clone())
+                    .unwrap()
+                    .lines()
+                    .map(String::from)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        got.extend(drain(&mut s));
+        assert_eq!(got, expected(0..20));
+        assert!(s.is_empty());
     }
 
     #[test]

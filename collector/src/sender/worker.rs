@@ -1,7 +1,9 @@
 //! The loop of one destination: connect (with backoff), take batches from the backlog, write
-//! them (with a timeout), commit or restore, fsync the spool on schedule, and on shutdown
-//! flush until the deadline then persist the rest.
+//! them (with a timeout), commit them once the peer has read them (or restore them when the
+//! connection is lost), fsync the spool on schedule, and on shutdown flush until the deadline
+//! then persist the rest.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +12,8 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, Instant};
 
 use super::config::{FsyncPolicy, SenderConfig, Target};
-use super::conn::{Backoff, Conn, Pacer};
+use super::conn::{Backoff, Closed, Conn, Pacer, ReadEstimate};
+use super::queue::Batch;
 use super::{Counters, DestShared};
 
 /// Resolves with the shutdown deadline once one is set (now, if every handle was dropped).
@@ -29,6 +32,9 @@ async fn stop_requested(rx: &mut watch::Receiver<Option<Instant>>) -> Instant {
 fn far() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
 }
+
+/// How often the peer's progress is checked while written lines wait for it.
+const POLL: Duration = Duration::from_millis(10);
 
 struct Syncer {
     every: Option<Duration>,
@@ -55,6 +61,120 @@ impl Syncer {
     }
 }
 
+/// Batches written on the current connection and not yet known to be read by the peer, with
+/// the connection offset where each ends. They stay in the backlog (memory in flight, or the
+/// spool) until committed, so a lost connection loses none of them.
+struct InFlight {
+    batches: VecDeque<(Batch, u64)>,
+    written: u64,
+    bytes: u64,
+    estimate: ReadEstimate,
+    /// Last time the peer was seen reading or acknowledging (or nothing was waiting).
+    progress_at: Instant,
+    /// The last (read, acknowledged) offsets seen.
+    seen: (u64, u64),
+}
+
+impl InFlight {
+    fn new() -> InFlight {
+        InFlight {
+            batches: VecDeque::new(),
+            written: 0,
+            bytes: 0,
+            estimate: ReadEstimate::default(),
+            progress_at: Instant::now(),
+            seen: (0, 0),
+        }
+    }
+
+    /// A fresh connection: learn the peer's empty receive window before writing.
+    fn start(c: &Conn) -> InFlight {
+        let mut f = InFlight::new();
+        if let Some(p) = c.progress(0) {
+            f.estimate.read_upto(0, p, Instant::now());
+        }
+        f
+    }
+
+    fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    fn push(&mut self, batch: Batch) {
+        if self.batches.is_empty() {
+            self.progress_at = Instant::now();
+        }
+        let n = batch.data.len() as u64;
+        self.written += n;
+        self.bytes += n;
+        self.batches.push_back((batch, self.written));
+    }
+
+    /// Commit the batches the peer has read.
+    fn release(&mut self, d: &DestShared, c: &Conn) {
+        if self.batches.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (upto, acked) = match c.progress(self.written) {
+            Some(p) => (self.estimate.read_upto(self.written, p, now), p.acked),
+            // UDP: "sent" is all there is.
+            None if matches!(c, Conn::Udp { .. }) => (self.written, self.written),
+            None => (0, 0),
+        };
+        if (upto, acked) != self.seen {
+            self.seen = (upto, acked);
+            self.progress_at = now;
+        }
+        let mut b = None;
+        while self.batches.front().is_some_and(|(_, end)| *end <= upto) {
+            let Some((batch, _)) = self.batches.pop_front() else {
+                break;
+            };
+            self.bytes -= batch.data.len() as u64;
+            b.get_or_insert_with(|| d.lock()).commit(batch);
+        }
+    }
+
+    /// The peer closed after a FIN: commit what its TCP acknowledged.
+    fn release_acked(&mut self, d: &DestShared, c: &Conn) {
+        let Some(p) = c.progress(self.written) else {
+            return;
+        };
+        let mut b = None;
+        while self.batches.front().is_some_and(|(_, end)| *end <= p.acked) {
+            let Some((batch, _)) = self.batches.pop_front() else {
+                break;
+            };
+            self.bytes -= batch.data.len() as u64;
+            b.get_or_insert_with(|| d.lock()).commit(batch);
+        }
+    }
+
+    /// The peer has not read anything for `limit` while lines wait for it.
+    fn stalled(&self, limit: Duration) -> bool {
+        !self.batches.is_empty() && self.progress_at.elapsed() >= limit
+    }
+
+    /// Every batch is delivered (the peer closed after reading all of it).
+    fn commit_all(&mut self, d: &DestShared) {
+        let mut b = d.lock();
+        for (batch, _) in self.batches.drain(..) {
+            b.commit(batch);
+        }
+        self.bytes = 0;
+    }
+
+    /// Put every batch back (and `last`, taken after them), for the next connection.
+    fn restore_all(&mut self, d: &DestShared, last: Option<Batch>) {
+        let all: Vec<Batch> = self.batches.drain(..).map(|(b, _)| b).chain(last).collect();
+        if !all.is_empty() {
+            d.lock().restore_all(all);
+        }
+        self.bytes = 0;
+    }
+}
+
 pub(crate) async fn run(
     d: Arc<DestShared>,
     target: Target,
@@ -65,7 +185,9 @@ pub(crate) async fn run(
     let dest = d.name.as_str();
     let udp_max = usize::try_from(cfg.udp_max_datagram).unwrap_or(1400);
     let batch_bytes = usize::try_from(cfg.batch_bytes).unwrap_or(64 << 10);
+    let send_buffer = u32::try_from(cfg.send_buffer_bytes).unwrap_or(256 << 10);
     let mut conn: Option<Conn> = None;
+    let mut flight = InFlight::new();
     let mut backoff = Backoff::new(cfg.reconnect_min, cfg.reconnect_max);
     let mut pacer = Pacer::new(cfg.replay_lines_per_second);
     let mut syncer = Syncer {
@@ -90,8 +212,10 @@ pub(crate) async fn run(
             if deadline.is_some() {
                 break;
             }
-            let attempt =
-                tokio::time::timeout(cfg.connect_timeout, Conn::connect(&target, udp_max));
+            let attempt = tokio::time::timeout(
+                cfg.connect_timeout,
+                Conn::connect(&target, udp_max, send_buffer),
+            );
             let res = tokio::select! {
                 r = attempt => r.unwrap_or_else(|_| Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
@@ -113,6 +237,7 @@ pub(crate) async fn run(
                     ever_connected = true;
                     outage_logged = false;
                     d.lock().connected = true;
+                    flight = InFlight::start(&c);
                     conn = Some(c);
                 }
                 Err(e) => {
@@ -145,24 +270,42 @@ pub(crate) async fn run(
             continue;
         };
 
-        let mut peer_gone = false;
-        let Some(batch) = d.lock().take(batch_bytes) else {
-            if deadline.is_some() {
+        flight.release(&d, c);
+        if flight.stalled(cfg.write_timeout) {
+            let why = format!(
+                "the destination read nothing for {:?} (carbon not reading)",
+                cfg.write_timeout
+            );
+            fail_conn(&d, &mut conn, &mut flight, None, &mut outage_logged, &why);
+            continue;
+        }
+
+        let mut peer_gone = None;
+        let room = flight.bytes < cfg.inflight_max_bytes;
+        let next = if room {
+            d.lock().take(batch_bytes)
+        } else {
+            None
+        };
+        let Some(batch) = next else {
+            if deadline.is_some() && flight.is_empty() {
                 break; // everything delivered
             }
+            let poll = if flight.is_empty() {
+                far()
+            } else {
+                Instant::now() + POLL
+            };
             tokio::select! {
-                _ = d.notify.notified() => {}
-                _ = c.closed() => peer_gone = true,
+                _ = d.notify.notified(), if room => {}
+                k = c.closed() => peer_gone = Some(k),
+                _ = sleep_until(poll) => {}
                 _ = sleep_until(syncer.due()) => {}
+                _ = sleep_until(deadline.unwrap_or_else(far)), if deadline.is_some() => {}
                 t = stop_requested(&mut shutdown), if deadline.is_none() => deadline = Some(t),
             }
-            if peer_gone {
-                drop_conn(
-                    &d,
-                    &mut conn,
-                    &mut outage_logged,
-                    "closed by the destination",
-                );
+            if let Some(k) = peer_gone {
+                drop_conn(&d, &mut conn, &mut flight, None, k, &mut outage_logged);
             }
             continue;
         };
@@ -171,34 +314,41 @@ pub(crate) async fn run(
             if deadline.is_some() {
                 // Spooled lines stay spooled; memory (newer) follows them at close.
                 d.lock().restore(batch);
-                break;
+                if flight.is_empty() {
+                    break;
+                }
+                // Wait for the peer to read what is in flight (or the deadline).
+                tokio::select! {
+                    _ = sleep_until(Instant::now() + POLL) => {}
+                    k = c.closed() => peer_gone = Some(k),
+                }
+                if let Some(k) = peer_gone {
+                    drop_conn(&d, &mut conn, &mut flight, None, k, &mut outage_logged);
+                }
+                continue;
             }
             if let Some(t) = pacer.ready_at().filter(|t| *t > Instant::now()) {
                 d.lock().restore(batch);
                 tokio::select! {
                     _ = sleep_until(t) => {}
-                    _ = c.closed() => peer_gone = true,
+                    k = c.closed() => peer_gone = Some(k),
                     t = stop_requested(&mut shutdown), if deadline.is_none() => deadline = Some(t),
                 }
-                if peer_gone {
-                    drop_conn(
-                        &d,
-                        &mut conn,
-                        &mut outage_logged,
-                        "closed by the destination",
-                    );
+                if let Some(k) = peer_gone {
+                    drop_conn(&d, &mut conn, &mut flight, None, k, &mut outage_logged);
                 }
                 continue;
             }
         }
 
-        if c.peer_closed() {
-            d.lock().restore(batch);
+        if let Some(k) = c.peer_closed() {
             drop_conn(
                 &d,
                 &mut conn,
+                &mut flight,
+                Some(batch),
+                k,
                 &mut outage_logged,
-                "closed by the destination",
             );
             continue;
         }
@@ -229,25 +379,69 @@ pub(crate) async fn run(
                     pacer.sent(batch.lines);
                 }
                 backoff.reset();
-                d.lock().commit(batch);
+                flight.push(batch);
+                flight.release(&d, c);
             }
             Err(why) => {
                 // Part of the batch may have arrived: it is sent again (see docs/sender.md).
-                d.lock().restore(batch);
-                drop_conn(&d, &mut conn, &mut outage_logged, &why);
+                fail_conn(
+                    &d,
+                    &mut conn,
+                    &mut flight,
+                    Some(batch),
+                    &mut outage_logged,
+                    &why,
+                );
             }
         }
     }
 
     if let Some(c) = conn.take() {
-        c.close(Duration::from_secs(1)).await;
+        // The peer closes its side once it has read everything up to our FIN: then every
+        // line written was delivered. Otherwise they go back to the spool for the next run.
+        if c.close(Duration::from_secs(1)).await {
+            flight.commit_all(&d);
+        } else {
+            flight.restore_all(&d, None);
+        }
     }
     d.lock().close();
     tracing::debug!(destination = dest, "sender stopped");
 }
 
-fn drop_conn(d: &DestShared, conn: &mut Option<Conn>, outage_logged: &mut bool, why: &str) {
+/// The peer closed the connection: with a FIN, what it acknowledged was read (a peer closing
+/// with unread data resets instead); the rest, and everything after a reset, is sent again.
+fn drop_conn(
+    d: &DestShared,
+    conn: &mut Option<Conn>,
+    flight: &mut InFlight,
+    last: Option<Batch>,
+    how: Closed,
+    outage_logged: &mut bool,
+) {
+    let why = match how {
+        Closed::Eof => {
+            if let Some(c) = conn.as_ref() {
+                flight.release_acked(d, c);
+            }
+            "closed by the destination"
+        }
+        Closed::Reset => "reset by the destination",
+    };
+    fail_conn(d, conn, flight, last, outage_logged, why);
+}
+
+/// Give up a connection: everything not known to be read goes back to the backlog.
+fn fail_conn(
+    d: &DestShared,
+    conn: &mut Option<Conn>,
+    flight: &mut InFlight,
+    last: Option<Batch>,
+    outage_logged: &mut bool,
+    why: &str,
+) {
     *conn = None;
+    flight.restore_all(d, last);
     let mut b = d.lock();
     b.connected = false;
     if !*outage_logged {

@@ -73,39 +73,59 @@ impl Carbon {
             format!("[all]\npattern = .*\nretentions = {retentions}\n"),
         )
         .unwrap();
-        let out = std::fs::File::create(d.join("log/console.log")).unwrap();
-        let child = Command::new("/usr/bin/carbon-cache")
-            .arg("--nodaemon")
-            .arg(format!("--config={}", d.join("carbon.conf").display()))
-            .arg(format!("--pidfile={}", d.join("carbon.pid").display()))
-            .arg(format!("--logdir={}", d.join("log").display()))
-            .arg("start")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("starting /usr/bin/carbon-cache (apt-get install graphite-carbon)");
+        let child = spawn(d);
         let mut carbon = Carbon {
             child,
             port: line,
             dir,
         };
+        carbon.wait_listening();
+        carbon
+    }
+
+    fn wait_listening(&mut self) {
         let end = Instant::now() + WAIT;
-        while TcpStream::connect(("127.0.0.1", line)).is_err() {
-            if let Ok(Some(status)) = carbon.child.try_wait() {
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 panic!(
                     "carbon-cache exited ({status}) before listening:\n{}",
-                    carbon.log()
+                    self.log()
                 );
             }
             assert!(
                 Instant::now() < end,
-                "carbon-cache not listening on 127.0.0.1:{line} after {WAIT:?}:\n{}",
-                carbon.log()
+                "carbon-cache not listening on 127.0.0.1:{} after {WAIT:?}:\n{}",
+                self.port,
+                self.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        carbon
+    }
+
+    /// Send a signal to the carbon-cache process (`SIGSTOP`: it stops reading; `SIGCONT`).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
+    }
+
+    /// Stop carbon the way an operator does (SIGTERM: it closes its connections, unread data
+    /// or not, and writes its cache to whisper), then start it again on the same port and
+    /// storage.
+    pub fn restart(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.signal(libc::SIGTERM);
+        let end = Instant::now() + WAIT;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < end,
+                "carbon-cache did not stop:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = std::fs::remove_file(self.dir.path().join("carbon.pid"));
+        self.child = spawn(self.dir.path());
+        self.wait_listening();
     }
 
     /// `127.0.0.1:<port>` of the line receiver.
@@ -166,6 +186,26 @@ impl Carbon {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// Start carbon-cache in the foreground with the configuration written in `d`.
+fn spawn(d: &Path) -> Child {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(d.join("log/console.log"))
+        .unwrap();
+    Command::new("/usr/bin/carbon-cache")
+        .arg("--nodaemon")
+        .arg(format!("--config={}", d.join("carbon.conf").display()))
+        .arg(format!("--pidfile={}", d.join("carbon.pid").display()))
+        .arg(format!("--logdir={}", d.join("log").display()))
+        .arg("start")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .expect("starting /usr/bin/carbon-cache (apt-get install graphite-carbon)")
 }
 
 /// `whisper-fetch --json` over the last hour of one file.

@@ -22,7 +22,7 @@ impl Sink {
     pub fn lines(&self) -> Vec<String> {
         self.0.lock().unwrap().clone()
     }
-    fn push(&self, line: String) {
+    pub fn push(&self, line: String) {
         self.0.lock().unwrap().push(line);
     }
 }
