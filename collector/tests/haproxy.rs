@@ -19,7 +19,8 @@ struct Haproxy {
 }
 
 impl Haproxy {
-    fn start(dir: &Path) -> Haproxy {
+    /// `defaults`: extra lines for the `defaults` section.
+    fn start_with(dir: &Path, defaults: &str) -> Haproxy {
         // The "up" server: the kernel completes TCP handshakes for a listening socket, which
         // is all a layer-4 health check needs.
         let up = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -36,7 +37,7 @@ defaults
   timeout connect 1s
   timeout client 5s
   timeout server 5s
-frontend stats
+{defaults}frontend stats
   mode http
   bind 127.0.0.1:{stats_port}
   stats enable
@@ -89,8 +90,12 @@ impl Drop for Haproxy {
 /// A temp dir with haproxy running, `collector.yml` sending to `carbon_port`, and two
 /// collector instances: `web` (HTTP, counters stot/bin) and `sock` (stats socket).
 fn setup(carbon_port: u16) -> (tempfile::TempDir, Haproxy) {
+    setup_with(carbon_port, "")
+}
+
+fn setup_with(carbon_port: u16, defaults: &str) -> (tempfile::TempDir, Haproxy) {
     let tmp = tempfile::tempdir().unwrap();
-    let h = Haproxy::start(tmp.path());
+    let h = Haproxy::start_with(tmp.path(), defaults);
     write(tmp.path(), "collector.yml", &global(carbon_port));
     write(
         tmp.path(),
@@ -288,4 +293,22 @@ fn a_hung_or_dead_haproxy_delays_only_its_own_collector() {
     assert_eq!((cancelled, recovered, failed), (1, 1, 1), "{log}");
     assert!(log.contains("cannot connect"), "{log}");
     assert!(!log.contains(PASSWORD), "{log}");
+}
+
+/// HAProxy closes a kept-alive stats connection after `timeout http-keep-alive`; with that
+/// equal to the collector's interval, the close often crosses the next request ("connection
+/// closed before message completed"). The request goes again on a fresh connection: no run
+/// fails.
+#[test]
+fn keep_alive_closes_by_haproxy_fail_no_run() {
+    let rx = Receiver::start();
+    let (tmp, _h) = setup_with(rx.port, "  timeout http-keep-alive 1s\n");
+    std::fs::remove_file(tmp.path().join("collectors.d/sock.yml")).unwrap();
+    let agent = Agent::start(tmp.path());
+    let runs = format!("{HOST}.carbide.collector.haproxy.runs ");
+    let errors = format!("{HOST}.carbide.collector.haproxy.errors ");
+    rx.wait_until("25 haproxy runs", |r| r.sum(&runs) >= 25.0);
+    let log = agent.stop();
+    assert_eq!(rx.sum(&errors), 0.0, "failed runs; log:\n{log}");
+    assert!(!log.contains("collector run failed"), "{log}");
 }

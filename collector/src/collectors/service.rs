@@ -98,6 +98,13 @@ impl std::error::Error for StatusError {}
 
 /// GET `url` with the endpoint's credentials; the body as bytes, at most `max_bytes`. Errors
 /// name the URL without credentials and never include the response body.
+///
+/// A request that fails before any response because the server closed the kept-alive
+/// connection it went out on (HAProxy closes idle ones at `timeout http-keep-alive`; the close
+/// can cross the next request: "connection closed before message completed") is sent once more,
+/// on a fresh connection — the failed one left the pool, which keeps one idle connection at
+/// most. GET is idempotent; this is the transport recovering a connection, not a collection
+/// retry (a connect error or a timeout is not repeated).
 pub async fn get(
     client: &reqwest::Client,
     endpoint: &Endpoint,
@@ -105,14 +112,22 @@ pub async fn get(
     max_bytes: usize,
 ) -> anyhow::Result<Vec<u8>> {
     let shown = url.to_string();
-    let mut req = client.get(url);
-    if let Some(c) = &endpoint.auth {
-        req = req.basic_auth(&c.username, c.password.as_ref().map(Secret::expose));
-    }
-    let mut resp = req
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("GET {shown}: {}", describe(e)))?;
+    let request = || {
+        let req = client.get(url.clone());
+        match &endpoint.auth {
+            Some(c) => req.basic_auth(&c.username, c.password.as_ref().map(Secret::expose)),
+            None => req,
+        }
+    };
+    let first = request().send().await;
+    let sent = match first {
+        Err(e) if stale_connection(&e) => {
+            tracing::debug!(url = %shown, error = %describe(e), "kept-alive connection closed by the server; sending again on a new one");
+            request().send().await
+        }
+        other => other,
+    };
+    let mut resp = sent.map_err(|e| anyhow::anyhow!("GET {shown}: {}", describe(e)))?;
     let status = resp.status();
     if !status.is_success() {
         let hint = match status.as_u16() {
@@ -138,6 +153,12 @@ pub async fn get(
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A request that failed on an established connection before any response: the server closed
+/// it (a connection attempt that failed, or a timeout, is something else).
+fn stale_connection(e: &reqwest::Error) -> bool {
+    e.is_request() && !e.is_connect() && !e.is_timeout()
 }
 
 /// A reqwest error without its URL (which could carry userinfo), with its causes.
@@ -216,6 +237,55 @@ mod tests {
         assert_eq!(segment("Web.1 (eu)", true), "web_1__eu_");
         assert_eq!(segment("/", false), "_");
         assert_eq!(segment("a-b_C", false), "a-b_C");
+    }
+
+    /// A server that answers the first request of each connection and, like HAProxy at its
+    /// keep-alive timeout, closes the connection when the next one arrives on it.
+    #[tokio::test]
+    async fn a_kept_alive_connection_closed_by_the_server_is_replaced_once() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let n = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = l.accept().await.unwrap();
+                n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    let mut seen = Vec::new();
+                    let mut answered = false;
+                    loop {
+                        let Ok(k) = s.read(&mut buf).await else {
+                            return;
+                        };
+                        if k == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..k]);
+                        if !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                            continue;
+                        }
+                        seen.clear();
+                        if answered {
+                            return; // close with the second request unanswered
+                        }
+                        answered = true;
+                        let _ = s
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await;
+                    }
+                });
+            }
+        });
+        let e = Endpoint::parse(&format!("http://127.0.0.1:{port}/stats"), None, None).unwrap();
+        let client = http_client(CONNECT_TIMEOUT).unwrap();
+        for _ in 0..3 {
+            let body = get(&client, &e, e.url.clone(), 100).await.unwrap();
+            assert_eq!(body, b"ok");
+        }
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
