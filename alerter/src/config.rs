@@ -109,6 +109,10 @@ struct FileConfig {
     /// Path prefix of the alerter's own metrics.
     #[serde(default = "default_metrics_prefix")]
     metrics_prefix: String,
+    /// A notification still undelivered this long after it was queued is marked failed
+    /// (logged, counted in `notifications.expired`).
+    #[serde(default = "default_page_max_age", with = "humantime_serde")]
+    page_max_age: Duration,
     // Graphite Pager keys carbide does not act on: accepted, warned about.
     #[serde(default)]
     redis_url: Option<IgnoredAny>,
@@ -142,6 +146,10 @@ fn default_request_timeout() -> Duration {
 
 fn default_api_listen() -> String {
     "127.0.0.1:9095".into()
+}
+
+fn default_page_max_age() -> Duration {
+    crate::outbox::DEFAULT_MAX_AGE
 }
 
 fn default_metrics_prefix() -> String {
@@ -550,6 +558,8 @@ pub struct Config {
     pub metrics_carbon_default: Option<String>,
     /// Self-metrics path prefix.
     pub metrics_prefix: String,
+    /// Undelivered notifications older than this are marked failed.
+    pub page_max_age: Duration,
 }
 
 impl Config {
@@ -959,6 +969,7 @@ impl Loader<'_> {
             metrics_carbon: f.metrics_carbon,
             metrics_carbon_default: None,
             metrics_prefix: f.metrics_prefix,
+            page_max_age: f.page_max_age,
             file: self.file.to_path_buf(),
             docs_url: f.docs_url,
             graphite,

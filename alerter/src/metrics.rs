@@ -41,6 +41,7 @@ pub fn lines(prefix: &str, report: &CycleReport, counts: Counts) -> Vec<u8> {
     put("notifications.queued", counts.pending as f64);
     put("notifications.sent", counts.delivered as f64);
     put("notifications.failed", counts.failed as f64);
+    put("notifications.expired", counts.expired as f64);
     buf
 }
 
@@ -80,6 +81,7 @@ mod tests {
                 pending: 1,
                 delivered: 5,
                 failed: 0,
+                expired: 0,
             },
         );
         let server = tokio::spawn(async move {
@@ -97,9 +99,10 @@ mod tests {
             "carbide.alerter.alerts.no_data 0 1700000000\n",
             "carbide.alerter.notifications.queued 1 1700000000\n",
             "carbide.alerter.notifications.sent 5 1700000000\n",
+            "carbide.alerter.notifications.expired 0 1700000000\n",
         ] {
             assert!(text.contains(want), "{want} in {text}");
         }
-        assert_eq!(text.lines().count(), 14);
+        assert_eq!(text.lines().count(), 15);
     }
 }

@@ -76,6 +76,25 @@ CREATE INDEX IF NOT EXISTS silences_expiry ON silences (expires_at);
 PRAGMA user_version = 1;
 ";
 
+/// Schema version 2: each row names its stream (alert and series), the unit of ordering.
+/// Rows written by version 1 get theirs from their payload.
+const SCHEMA_V2: &str = "
+ALTER TABLE outbox ADD COLUMN stream TEXT NOT NULL DEFAULT '';
+UPDATE outbox SET stream = COALESCE(json_extract(payload, '$.notification.alert'), '')
+    || char(10) || COALESCE(json_extract(payload, '$.notification.series'), '');
+CREATE INDEX IF NOT EXISTS outbox_stream ON outbox (notifier, stream, id) WHERE status = 'pending';
+PRAGMA user_version = 2;
+";
+
+/// The newest schema version this alerter writes.
+const SCHEMA_VERSION: i64 = 2;
+
+/// The ordering unit of a message: its alert and series. Rows of one stream and notifier
+/// are sent oldest first; streams do not wait for each other.
+pub fn stream_of(msg: &Message) -> String {
+    format!("{}\n{}", msg.notification.alert, msg.notification.series)
+}
+
 /// Backoff for retryable failures.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -85,6 +104,9 @@ pub struct RetryPolicy {
     pub max: Duration,
     /// Give up (mark failed) after this many attempts; `None` retries until delivered.
     pub max_attempts: Option<u32>,
+    /// A page still pending this long after it was enqueued is marked failed (logged and
+    /// counted in `notifications.expired`): past its usefulness (`page_max_age`, 24 h).
+    pub max_age: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -93,9 +115,13 @@ impl Default for RetryPolicy {
             initial: Duration::from_secs(5),
             max: Duration::from_secs(300),
             max_attempts: None,
+            max_age: DEFAULT_MAX_AGE,
         }
     }
 }
+
+/// Default of [`RetryPolicy::max_age`].
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 impl RetryPolicy {
     /// Delay before attempt `attempts + 1` (after `attempts` failures), jittered ±10 %.
@@ -113,7 +139,10 @@ impl RetryPolicy {
 pub struct Counts {
     pub pending: u64,
     pub delivered: u64,
+    /// Failed, all reasons (permanent errors, attempts or age exhausted).
     pub failed: u64,
+    /// Of `failed`: older than [`RetryPolicy::max_age`] when they were given up.
+    pub expired: u64,
 }
 
 /// What one [`Outbox::deliver_due`] pass did.
@@ -134,7 +163,59 @@ pub type NotifierMap = BTreeMap<String, Arc<dyn Notifier>>;
 pub struct Outbox {
     pool: SqlitePool,
     wake: Arc<Notify>,
+    /// Outcomes of sends whose row could not be updated (the state file's disk full, …),
+    /// by row id. They are written before anything else is sent, and a row here is never
+    /// sent again: a page the receiver accepted is not re-sent because the alerter could not
+    /// record it (until a restart: the documented at-least-once window).
+    unrecorded: Arc<std::sync::Mutex<BTreeMap<i64, Outcome>>>,
 }
+
+/// What happened to one row's send, as its UPDATE writes it.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Delivered {
+        attempts: u32,
+        at: i64,
+    },
+    Retry {
+        attempts: u32,
+        next: i64,
+        error: String,
+    },
+    Failed {
+        attempts: u32,
+        at: i64,
+        error: String,
+    },
+}
+
+impl Outcome {
+    async fn record(&self, pool: &SqlitePool, id: i64) -> Result<(), sqlx::Error> {
+        let q = match self {
+            Outcome::Delivered { attempts, at } => sqlx::query(
+                "UPDATE outbox SET status = 'delivered', attempts = ?, done_at = ?, last_error = NULL WHERE id = ?",
+            )
+            .bind(*attempts)
+            .bind(*at),
+            Outcome::Retry { attempts, next, error } => sqlx::query(
+                "UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?",
+            )
+            .bind(*attempts)
+            .bind(*next)
+            .bind(error.clone()),
+            Outcome::Failed { attempts, at, error } => sqlx::query(
+                "UPDATE outbox SET status = 'failed', attempts = ?, done_at = ?, last_error = ? WHERE id = ?",
+            )
+            .bind(*attempts)
+            .bind(*at)
+            .bind(error.clone()),
+        };
+        q.bind(id).execute(pool).await.map(|_| ())
+    }
+}
+
+/// Prefix of `last_error` of a row that outlived [`RetryPolicy::max_age`].
+const EXPIRED: &str = "expired: ";
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
@@ -165,20 +246,33 @@ impl Outbox {
         let version: i64 = sqlx::query_scalar("PRAGMA user_version")
             .fetch_one(&pool)
             .await?;
-        if version > 1 {
+        if version > SCHEMA_VERSION {
             anyhow::bail!(
-                "state file {} has schema version {version}, newer than this alerter (1): upgrade the alerter",
+                "state file {} has schema version {version}, newer than this alerter ({SCHEMA_VERSION}): upgrade the alerter",
                 path.display()
             );
         }
-        if version < 1 {
-            let mut tx = pool.begin().await?;
-            sqlx::raw_sql(SCHEMA_V1).execute(&mut *tx).await?;
-            tx.commit().await?;
+        if version < SCHEMA_VERSION {
+            let mut conn = pool.acquire().await?;
+            let migrated = async {
+                use sqlx::Connection as _;
+                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+                if version < 1 {
+                    sqlx::raw_sql(SCHEMA_V1).execute(&mut *tx).await?;
+                }
+                sqlx::raw_sql(SCHEMA_V2).execute(&mut *tx).await?;
+                tx.commit().await
+            }
+            .await;
+            if let Err(e) = migrated {
+                let _ = conn.close().await;
+                anyhow::bail!("state file {}: creating its tables: {e}", path.display());
+            }
         }
         Ok(Outbox {
             pool,
             wake: Arc::new(Notify::new()),
+            unrecorded: Arc::default(),
         })
     }
 
@@ -193,14 +287,15 @@ impl Outbox {
         let payload = serde_json::to_string(msg)?;
         let now = now_ms();
         let res = sqlx::query(
-            "INSERT OR IGNORE INTO outbox (idempotency_key, notifier, payload, next_attempt_at, created_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO outbox (idempotency_key, notifier, payload, next_attempt_at, created_at, stream)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&msg.idempotency_key)
         .bind(notifier)
         .bind(payload)
         .bind(now)
         .bind(now)
+        .bind(stream_of(msg))
         .execute(&self.pool)
         .await?;
         let added = res.rows_affected() == 1;
@@ -220,17 +315,46 @@ impl Outbox {
         let payload = serde_json::to_string(msg)?;
         let now = now_ms();
         let res = sqlx::query(
-            "INSERT OR IGNORE INTO outbox (idempotency_key, notifier, payload, next_attempt_at, created_at)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO outbox (idempotency_key, notifier, payload, next_attempt_at, created_at, stream)
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&msg.idempotency_key)
         .bind(notifier)
         .bind(payload)
         .bind(now)
         .bind(now)
+        .bind(stream_of(msg))
         .execute(&mut *conn)
         .await?;
         Ok(res.rows_affected() == 1)
+    }
+
+    /// Re-point the pending rows of notifier `old` at `new` (a reload renamed it), inside
+    /// the caller's transaction. Returns how many rows moved.
+    pub async fn rename_in(
+        conn: &mut sqlx::SqliteConnection,
+        old: &str,
+        new: &str,
+    ) -> anyhow::Result<u64> {
+        Ok(
+            sqlx::query("UPDATE outbox SET notifier = ? WHERE notifier = ? AND status = 'pending'")
+                .bind(new)
+                .bind(old)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    /// Pending rows of one notifier.
+    pub async fn pending_for(&self, notifier: &str) -> anyhow::Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'pending' AND notifier = ?",
+        )
+        .bind(notifier)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Wake the delivery loop (after rows were committed with [`Outbox::enqueue_in`]).
@@ -251,17 +375,20 @@ impl Outbox {
                 _ => c.failed = n,
             }
         }
+        c.expired = self.expired().await?;
         Ok(c)
     }
 
-    /// Send every due head row, draining each notifier's queue while sends succeed; the
-    /// notifiers run concurrently. `now` is unix ms.
+    /// Send every due head row, draining each stream's queue while sends succeed; the
+    /// notifiers run concurrently. `now` is unix ms. Outcomes an earlier pass could not
+    /// record are written first; while they cannot be, nothing is sent (an error).
     pub async fn deliver_due(
         &self,
         notifiers: &NotifierMap,
         policy: &RetryPolicy,
         now: i64,
     ) -> anyhow::Result<PassStats> {
+        self.record_unrecorded().await?;
         let names: Vec<String> =
             sqlx::query_scalar("SELECT DISTINCT notifier FROM outbox WHERE status = 'pending'")
                 .fetch_all(&self.pool)
@@ -274,15 +401,60 @@ impl Outbox {
             set.spawn(async move { this.drain(&name, notifier, &policy, now).await });
         }
         let mut total = PassStats::default();
+        let mut error = None;
         while let Some(res) = set.join_next().await {
-            let s = res??;
-            total.delivered += s.delivered;
-            total.retried += s.retried;
-            total.failed += s.failed;
+            match res? {
+                Ok(s) => {
+                    total.delivered += s.delivered;
+                    total.retried += s.retried;
+                    total.failed += s.failed;
+                }
+                Err(e) => error = Some(e),
+            }
         }
-        Ok(total)
+        match error {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
     }
 
+    /// Write the outcomes earlier passes could not record.
+    async fn record_unrecorded(&self) -> anyhow::Result<()> {
+        let pending: Vec<(i64, Outcome)> = self
+            .unrecorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, o)| (*id, o.clone()))
+            .collect();
+        for (id, outcome) in pending {
+            outcome.record(&self.pool, id).await.map_err(|e| {
+                anyhow::anyhow!("recording the outcome of outbox row {id}: {e} (nothing is sent until it is recorded)")
+            })?;
+            self.unrecorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Record `outcome` of row `id`; when the state file cannot take it, keep it in memory
+    /// (never send the row again meanwhile) and fail the pass.
+    async fn record(&self, id: i64, outcome: Outcome) -> anyhow::Result<()> {
+        if let Err(e) = outcome.record(&self.pool, id).await {
+            self.unrecorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, outcome);
+            anyhow::bail!("recording the outcome of outbox row {id}: {e} (kept in memory, retried with backoff; the row is not sent again)");
+        }
+        Ok(())
+    }
+
+    /// One notifier's pass: the oldest pending row of each stream (alert × series) is its
+    /// head; heads are tried oldest first. A stream whose head fails (retryable) or is not
+    /// due waits; the others go on, so one alert's failing pages never hold back another's.
     async fn drain(
         &self,
         name: &str,
@@ -291,70 +463,141 @@ impl Outbox {
         now: i64,
     ) -> anyhow::Result<PassStats> {
         let mut stats = PassStats::default();
+        let mut waiting: std::collections::BTreeSet<String> = Default::default();
+        let max_age = ms(policy.max_age);
         loop {
-            let head = sqlx::query(
-                "SELECT id, payload, attempts, next_attempt_at FROM outbox
-                 WHERE status = 'pending' AND notifier = ? ORDER BY id LIMIT 1",
+            let heads = sqlx::query(
+                "SELECT id, stream, payload, attempts, next_attempt_at, created_at FROM outbox o
+                 WHERE status = 'pending' AND notifier = ?1
+                 AND id = (SELECT MIN(id) FROM outbox i
+                           WHERE i.status = 'pending' AND i.notifier = ?1 AND i.stream = o.stream)
+                 ORDER BY id",
             )
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-            let Some(head) = head else { break };
-            let (id, payload, attempts, due): (i64, String, i64, i64) =
-                (head.get(0), head.get(1), head.get(2), head.get(3));
-            if due > now {
-                break;
-            }
-            let attempts = u32::try_from(attempts)
-                .unwrap_or(u32::MAX)
-                .saturating_add(1);
-            let result = match (&notifier, serde_json::from_str::<Message>(&payload)) {
-                (None, _) => Err(NotifyError::Permanent(format!(
-                    "notifier \"{name}\" is no longer configured"
-                ))),
-                (_, Err(e)) => Err(NotifyError::Permanent(format!(
-                    "unreadable outbox row: {e}"
-                ))),
-                (Some(n), Ok(msg)) => n.send(&msg).await,
-            };
-            match result {
-                Ok(()) => {
-                    sqlx::query(
-                        "UPDATE outbox SET status = 'delivered', attempts = ?, done_at = ?, last_error = NULL WHERE id = ?",
-                    )
-                    .bind(attempts)
-                    .bind(now_ms())
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                    stats.delivered += 1;
+            let mut progressed = false;
+            for head in heads {
+                let (id, stream, payload, attempts, due, created): (
+                    i64,
+                    String,
+                    String,
+                    i64,
+                    i64,
+                    i64,
+                ) = (
+                    head.try_get(0)?,
+                    head.try_get(1)?,
+                    head.try_get(2)?,
+                    head.try_get(3)?,
+                    head.try_get(4)?,
+                    head.try_get(5)?,
+                );
+                if waiting.contains(&stream) {
+                    continue;
                 }
-                Err(e) if e.is_retryable() && policy.max_attempts.is_none_or(|m| attempts < m) => {
-                    let next = now.saturating_add(ms(policy.delay(attempts)));
-                    tracing::warn!(notifier = name, attempts, "delivery failed: {e}");
-                    sqlx::query("UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?")
-                        .bind(attempts)
-                        .bind(next)
-                        .bind(e.to_string())
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                    stats.retried += 1;
-                    break; // this notifier's receiver is down: its queue waits
-                }
-                Err(e) => {
-                    tracing::error!(notifier = name, attempts, "notification dropped: {e}");
-                    sqlx::query(
-                        "UPDATE outbox SET status = 'failed', attempts = ?, done_at = ?, last_error = ? WHERE id = ?",
+                let attempts = u32::try_from(attempts).unwrap_or(u32::MAX);
+                if now.saturating_sub(created) >= max_age {
+                    let age = Duration::from_millis(u64::try_from(now - created).unwrap_or(0));
+                    let error = format!(
+                        "{EXPIRED}still undelivered after {} (page_max_age {}; {attempts} attempts)",
+                        humantime::format_duration(Duration::from_secs(age.as_secs())),
+                        humantime::format_duration(policy.max_age)
+                    );
+                    tracing::error!(notifier = name, stream = %stream.replace('\n', " "), "notification dropped: {error}");
+                    self.record(
+                        id,
+                        Outcome::Failed {
+                            attempts,
+                            at: now_ms(),
+                            error,
+                        },
                     )
-                    .bind(attempts)
-                    .bind(now_ms())
-                    .bind(e.to_string())
-                    .bind(id)
-                    .execute(&self.pool)
                     .await?;
                     stats.failed += 1;
+                    progressed = true;
+                    continue;
                 }
+                if due > now {
+                    waiting.insert(stream);
+                    continue;
+                }
+                let Some(notifier) = &notifier else {
+                    // Its notifier is gone from the file (renamed or removed by a reload): the
+                    // row stays queued, looked at again after the longest backoff, until the
+                    // notifier is back or the row expires.
+                    tracing::warn!(
+                        notifier = name,
+                        "notifier \"{name}\" is no longer configured: its pending notifications stay queued (until page_max_age)"
+                    );
+                    let next = now.saturating_add(ms(policy.max));
+                    self.record(
+                        id,
+                        Outcome::Retry {
+                            attempts,
+                            next,
+                            error: format!("notifier \"{name}\" is not configured"),
+                        },
+                    )
+                    .await?;
+                    waiting.insert(stream);
+                    continue;
+                };
+                let attempts = attempts.saturating_add(1);
+                let result = match serde_json::from_str::<Message>(&payload) {
+                    Err(e) => Err(NotifyError::Permanent(format!(
+                        "unreadable outbox row: {e}"
+                    ))),
+                    Ok(msg) => notifier.send(&msg).await,
+                };
+                match result {
+                    Ok(()) => {
+                        self.record(
+                            id,
+                            Outcome::Delivered {
+                                attempts,
+                                at: now_ms(),
+                            },
+                        )
+                        .await?;
+                        stats.delivered += 1;
+                        progressed = true;
+                    }
+                    Err(e)
+                        if e.is_retryable() && policy.max_attempts.is_none_or(|m| attempts < m) =>
+                    {
+                        let next = now.saturating_add(ms(policy.delay(attempts)));
+                        tracing::warn!(notifier = name, attempts, "delivery failed: {e}");
+                        self.record(
+                            id,
+                            Outcome::Retry {
+                                attempts,
+                                next,
+                                error: e.to_string(),
+                            },
+                        )
+                        .await?;
+                        stats.retried += 1;
+                        waiting.insert(stream); // this stream waits out its backoff
+                    }
+                    Err(e) => {
+                        tracing::error!(notifier = name, attempts, "notification dropped: {e}");
+                        self.record(
+                            id,
+                            Outcome::Failed {
+                                attempts,
+                                at: now_ms(),
+                                error: e.to_string(),
+                            },
+                        )
+                        .await?;
+                        stats.failed += 1;
+                        progressed = true;
+                    }
+                }
+            }
+            if !progressed {
+                break;
             }
         }
         Ok(stats)
@@ -364,10 +607,21 @@ impl Outbox {
     pub async fn next_due(&self) -> anyhow::Result<Option<i64>> {
         Ok(sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM outbox o WHERE status = 'pending'
-             AND id = (SELECT MIN(id) FROM outbox WHERE status = 'pending' AND notifier = o.notifier)",
+             AND id = (SELECT MIN(id) FROM outbox i
+                       WHERE i.status = 'pending' AND i.notifier = o.notifier AND i.stream = o.stream)",
         )
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    /// Rows marked failed because they outlived [`RetryPolicy::max_age`].
+    pub async fn expired(&self) -> anyhow::Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'failed' AND last_error LIKE 'expired: %'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Delete delivered and failed rows finished before `before` (unix ms).
@@ -389,19 +643,46 @@ impl Outbox {
         policy: RetryPolicy,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
+        // After a failed pass (the state file unwritable: disk full, I/O error) the loop
+        // waits 1 s, doubling up to `policy.max`, and new rows do not cut that short: a
+        // failing state file never turns into a send loop.
+        let mut failing: Option<Duration> = None;
         while !*shutdown.borrow() {
-            if let Err(e) = self.deliver_due(&notifiers, &policy, now_ms()).await {
-                tracing::error!("outbox: {e:#}");
-            }
-            let wait = match self.next_due().await {
-                Ok(Some(t)) => Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0)),
-                Ok(None) => Duration::from_secs(60),
-                Err(_) => Duration::from_secs(1),
-            }
-            .min(Duration::from_secs(60));
+            let wait = match self.deliver_due(&notifiers, &policy, now_ms()).await {
+                Ok(_) => {
+                    if failing.take().is_some() {
+                        tracing::info!("outbox: the state file takes updates again");
+                    }
+                    match self.next_due().await {
+                        Ok(Some(t)) => {
+                            Duration::from_millis(u64::try_from(t - now_ms()).unwrap_or(0))
+                        }
+                        Ok(None) => Duration::from_secs(60),
+                        Err(_) => Duration::from_secs(1),
+                    }
+                    .min(Duration::from_secs(60))
+                }
+                Err(e) => {
+                    let backoff = failing
+                        .map_or(Duration::from_secs(1), |d| d.saturating_mul(2))
+                        .min(policy.max.max(Duration::from_secs(1)));
+                    failing = Some(backoff);
+                    tracing::error!(
+                        "outbox: {e:#}; next pass in {}",
+                        humantime::format_duration(backoff)
+                    );
+                    backoff
+                }
+            };
+            let woken = async {
+                if failing.is_some() {
+                    std::future::pending::<()>().await;
+                }
+                self.wake.notified().await;
+            };
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = self.wake.notified() => {}
+                _ = woken => {}
                 r = shutdown.changed() => {
                     if r.is_err() {
                         break; // the sender is gone: nobody is left to ask for more
@@ -457,7 +738,7 @@ mod tests {
         RetryPolicy {
             initial: Duration::from_millis(1),
             max: Duration::from_millis(4),
-            max_attempts: None,
+            ..RetryPolicy::default()
         }
     }
 
@@ -489,7 +770,8 @@ mod tests {
             Counts {
                 pending: 0,
                 delivered: 1,
-                failed: 1
+                failed: 1,
+                expired: 0
             }
         );
         assert_eq!(flaky.calls.load(Ordering::SeqCst), 2);
@@ -511,7 +793,7 @@ mod tests {
         let policy = RetryPolicy {
             initial: Duration::from_secs(10),
             max: Duration::from_secs(20),
-            max_attempts: None,
+            ..RetryPolicy::default()
         };
         let t0 = now_ms();
         let s = ob.deliver_due(&map, &policy, t0).await.unwrap();
@@ -568,7 +850,8 @@ mod tests {
             Counts {
                 pending: 0,
                 delivered: 0,
-                failed: 1
+                failed: 1,
+                expired: 0
             }
         );
     }
@@ -596,7 +879,7 @@ mod tests {
         let p = RetryPolicy {
             initial: Duration::from_secs(1),
             max: Duration::from_secs(8),
-            max_attempts: None,
+            ..RetryPolicy::default()
         };
         assert!(p.delay(1) <= Duration::from_millis(1100));
         assert!(p.delay(3) >= Duration::from_millis(3600));

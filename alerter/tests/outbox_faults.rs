@@ -27,7 +27,7 @@ fn fast() -> RetryPolicy {
     RetryPolicy {
         initial: Duration::from_millis(5),
         max: Duration::from_millis(20),
-        max_attempts: None,
+        ..RetryPolicy::default()
     }
 }
 
@@ -73,7 +73,8 @@ async fn receiver_down_then_back_gets_each_page_once_in_order() {
         Counts {
             pending: 0,
             delivered: 2,
-            failed: 0
+            failed: 0,
+            expired: 0
         }
     );
     let got = rx.requests();
@@ -124,7 +125,8 @@ async fn pending_rows_survive_a_crash_and_are_sent_once() {
         Counts {
             pending: 0,
             delivered: 1,
-            failed: 0
+            failed: 0,
+            expired: 0
         }
     );
 }
@@ -161,7 +163,8 @@ async fn permanent_rejection_is_failed_not_retried() {
         Counts {
             pending: 0,
             delivered: 1,
-            failed: 1
+            failed: 1,
+            expired: 0
         }
     );
     assert_eq!(rx.requests().len(), 2);

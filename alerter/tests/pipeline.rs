@@ -145,7 +145,7 @@ async fn cycle(
     let fast = RetryPolicy {
         initial: Duration::from_millis(1),
         max: Duration::from_millis(1),
-        max_attempts: None,
+        ..RetryPolicy::default()
     };
     ob.deliver_due(n, &fast, now_ms()).await.unwrap();
     r

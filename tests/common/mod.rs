@@ -220,3 +220,58 @@ pub fn now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+/// A small tmpfs mounted for one test (we run as root, CI too): a disk that really fills up.
+/// `fill` takes every free byte with a file, `free` removes it; unmounted on drop.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    /// Mount a tmpfs of `size` (`mount -o size=…`, e.g. `16m`).
+    pub fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount(8)");
+        assert!(
+            st.success(),
+            "mount -t tmpfs failed: these tests need root (a real full disk)"
+        );
+        Tmpfs { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Write a filler file until the disk is full; returns its size.
+    pub fn fill(&self) -> u64 {
+        let mut f = std::fs::File::create(self.path().join("filler")).unwrap();
+        let mut n = 0u64;
+        for chunk in [1 << 20, 4096, 1] {
+            let buf = vec![0u8; chunk];
+            while f.write_all(&buf).is_ok() {
+                n += chunk as u64;
+            }
+        }
+        let _ = f.sync_all();
+        n
+    }
+
+    /// Remove the filler file.
+    pub fn free(&self) {
+        std::fs::remove_file(self.path().join("filler")).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}

@@ -12,7 +12,7 @@ pub const KIND: NotifierKind = NotifierKind {
 };
 
 /// `type: console`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
     /// Write to standard error instead of standard output.

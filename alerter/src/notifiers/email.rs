@@ -37,7 +37,7 @@ pub enum TlsMode {
 }
 
 /// `type: email`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
     /// SMTP server host name.

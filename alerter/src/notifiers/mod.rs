@@ -97,7 +97,7 @@ pub static NOTIFIERS: &[NotifierKind] = &[
 ];
 
 /// One entry under `notifiers:` (a name → this). `type:` picks the variant.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum NotifierSpec {
     Console(console::ConsoleConfig),
@@ -131,7 +131,7 @@ impl NotifierSpec {
 }
 
 /// A secret per level, as Graphite Pager's `pagerduty:` / `slack:` maps.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LevelSecrets {
     /// Used for OK (Graphite Pager's `nominal`).

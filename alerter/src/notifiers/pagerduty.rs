@@ -30,7 +30,7 @@ fn default_url() -> String {
 
 /// `type: pagerduty`. The built-in `pagerduty` notifier is made from Graphite Pager's
 /// `PAGERDUTY_KEY`, `pagerduty:` and per-alert `pagerduty_key`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PagerDutyConfig {
     /// The integration's routing key (Events API v2), used when no more specific key is set.

@@ -22,7 +22,7 @@ pub const KIND: NotifierKind = NotifierKind {
 
 /// `type: slack`. The built-in `slack` notifier is made from Graphite Pager's `SLACK_URL`,
 /// `slack:` and per-alert `slack_url`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SlackConfig {
     /// The incoming-webhook URL (holds a token: a secret).

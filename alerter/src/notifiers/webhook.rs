@@ -20,7 +20,7 @@ pub const KIND: NotifierKind = NotifierKind {
 };
 
 /// `type: webhook`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Where to POST (may carry a token: a secret).

@@ -161,6 +161,11 @@ impl Engine {
         };
         let mut saves: Vec<(String, String, SeriesState)> = Vec::new();
         let mut deletes: Vec<(String, String)> = Vec::new();
+        // The new states, applied to `self.states` only once the cycle has committed: a cycle
+        // whose commit fails (state file's disk full) leaves memory as the file has it, so
+        // the next cycle decides again — a page that could not be queued is not taken for
+        // sent, and no resolve follows a trigger that never went out.
+        let mut staged: Vec<((String, String), Option<SeriesState>)> = Vec::new();
         let mut views = Vec::with_capacity(observed.len());
         for (i, series, obs) in observed {
             let alert = &alerts[i];
@@ -227,44 +232,69 @@ impl Engine {
                 if !fresh {
                     deletes.push(key.clone());
                 }
-                self.states.remove(&key);
+                staged.push((key, None));
                 continue;
             }
             if fresh || before.is_some_and(|b| b.persisted_differs(&st)) {
                 saves.push((key.0.clone(), key.1.clone(), st.clone()));
             }
-            self.states.insert(key, st);
+            staged.push((key, Some(st)));
         }
 
         if mode == Mode::Live {
             if let (Some(store), Some(outbox)) = (&self.store, &self.outbox) {
-                let mut tx = store.pool().begin().await?;
-                for (a, s, st) in &saves {
-                    Store::save(&mut tx, a, s, st).await?;
+                let mut conn = store.pool().acquire().await?;
+                let committed = Self::commit_cycle(&mut conn, &saves, &deletes, &report).await;
+                if let Err(e) = committed {
+                    // Never back into the pool: SQLite may have rolled the transaction back
+                    // itself (disk full), leaving sqlx's count of open transactions wrong.
+                    let _ = conn.close().await;
+                    return Err(e.context("the cycle's state was not saved; nothing was queued (evaluated again next cycle)"));
                 }
-                for (a, s) in &deletes {
-                    Store::delete(&mut tx, a, s).await?;
-                }
-                for h in &report.changes {
-                    Store::add_history(&mut tx, h).await?;
-                }
-                if !report.changes.is_empty() {
-                    Store::prune_history(&mut tx).await?;
-                }
-                for (notifier, msg) in &report.messages {
-                    Outbox::enqueue_in(&mut tx, notifier, msg).await?;
-                }
-                tx.commit().await?;
                 if !report.messages.is_empty() {
                     outbox.wake();
                 }
             }
+        }
+        for (key, st) in staged {
+            match st {
+                Some(st) => self.states.insert(key, st),
+                None => self.states.remove(&key),
+            };
         }
         if let Ok(mut s) = self.snapshot.write() {
             *s = views;
         }
         report.duration = started.elapsed();
         Ok(report)
+    }
+
+    /// One cycle's state rows, history rows and outbox rows, in one transaction.
+    async fn commit_cycle(
+        conn: &mut sqlx::SqliteConnection,
+        saves: &[(String, String, SeriesState)],
+        deletes: &[(String, String)],
+        report: &CycleReport,
+    ) -> anyhow::Result<()> {
+        use sqlx::Connection as _;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        for (a, s, st) in saves {
+            Store::save(&mut tx, a, s, st).await?;
+        }
+        for (a, s) in deletes {
+            Store::delete(&mut tx, a, s).await?;
+        }
+        for h in &report.changes {
+            Store::add_history(&mut tx, h).await?;
+        }
+        if !report.changes.is_empty() {
+            Store::prune_history(&mut tx).await?;
+        }
+        for (notifier, msg) in &report.messages {
+            Outbox::enqueue_in(&mut tx, notifier, msg).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Swap in a reloaded config and its backend. States of alerts still in the file are
@@ -319,18 +349,56 @@ impl Engine {
             resolves.extend(route::messages(&alert.routes, due, &n));
         }
         if let Some(store) = &self.store {
-            let mut tx = store.pool().begin().await?;
-            for (a, s) in &gone {
-                Store::delete(&mut tx, a, s).await?;
-            }
-            if self.outbox.is_some() {
-                for (notifier, msg) in &resolves {
-                    Outbox::enqueue_in(&mut tx, notifier, msg).await?;
+            let renames = renamed_notifiers(&self.cfg, &cfg);
+            let mut conn = store.pool().acquire().await?;
+            let committed = async {
+                use sqlx::Connection as _;
+                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+                for (a, s) in &gone {
+                    Store::delete(&mut tx, a, s).await?;
                 }
+                if self.outbox.is_some() {
+                    for (notifier, msg) in &resolves {
+                        Outbox::enqueue_in(&mut tx, notifier, msg).await?;
+                    }
+                    for (old, new) in &renames {
+                        let moved = Outbox::rename_in(&mut tx, old, new).await?;
+                        if moved > 0 {
+                            tracing::info!(
+                                "notifier \"{old}\" is now \"{new}\" (same definition): its {moved} pending notifications follow it"
+                            );
+                        }
+                    }
+                }
+                tx.commit().await?;
+                anyhow::Ok(())
             }
-            tx.commit().await?;
-            if let (Some(outbox), false) = (&self.outbox, resolves.is_empty()) {
-                outbox.wake();
+            .await;
+            if let Err(e) = committed {
+                let _ = conn.close().await;
+                return Err(e);
+            }
+            drop(conn);
+            if let Some(outbox) = &self.outbox {
+                let gone_notifiers: Vec<&String> = self
+                    .cfg
+                    .notifiers
+                    .keys()
+                    .filter(|n| {
+                        !cfg.notifiers.contains_key(*n) && !renames.iter().any(|(o, _)| o == *n)
+                    })
+                    .collect();
+                for n in gone_notifiers {
+                    let pending = outbox.pending_for(n).await.unwrap_or(0);
+                    if pending > 0 {
+                        tracing::warn!(
+                            "notifier \"{n}\" is no longer in the file: its {pending} pending notifications stay queued until it is back or they are older than page_max_age"
+                        );
+                    }
+                }
+                if !resolves.is_empty() || !renames.is_empty() {
+                    outbox.wake();
+                }
             }
         }
         for k in &gone {
@@ -350,6 +418,27 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Notifiers the reload renamed: `(old, new)` for each name gone from the file whose exact
+/// definition now has a new name (one candidate only), so its pending pages follow it.
+fn renamed_notifiers(old: &Config, new: &Config) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (name, spec) in &old.notifiers {
+        if new.notifiers.contains_key(name) {
+            continue;
+        }
+        let same: Vec<&String> = new
+            .notifiers
+            .iter()
+            .filter(|(n, s)| !old.notifiers.contains_key(*n) && *s == spec)
+            .map(|(n, _)| n)
+            .collect();
+        if let [n] = same.as_slice() {
+            out.push((name.clone(), (*n).clone()));
+        }
+    }
+    out
 }
 
 /// Unix seconds now.
@@ -505,6 +594,10 @@ async fn reload(
             if let Some(w) = worker.take() {
                 w.stop().await;
             }
+            let retry = crate::outbox::RetryPolicy {
+                max_age: new.page_max_age,
+                ..retry
+            };
             *worker = Some(Worker::spawn(outbox, notifiers, retry));
             tracing::info!(
                 alerts = new.alerts.len(),
@@ -538,7 +631,14 @@ pub async fn run_with(
     let mut engine = Engine::new(cfg.clone(), backend, Some(outbox.clone()), plan).await?;
     // The API stops when the loop ends, whatever ended it.
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut worker = Some(Worker::spawn(&outbox, notifiers, retry));
+    let mut worker = Some(Worker::spawn(
+        &outbox,
+        notifiers,
+        crate::outbox::RetryPolicy {
+            max_age: cfg.page_max_age,
+            ..retry
+        },
+    ));
     let api = match (cfg.api_listen, engine.store()) {
         (Some(addr), Some(store)) => {
             let listener = tokio::net::TcpListener::bind(addr)

@@ -1020,11 +1020,36 @@ impl Store {
         now: i64,
         report: &mut FlushReport,
     ) -> Result<(), StoreError> {
+        // The connection is closed, not returned to the pool, when the transaction fails.
+        // After a "disk full" the pooled connection was left inside a transaction (sqlx's
+        // count of open transactions and SQLite's disagreed): every later flush on it became
+        // a savepoint inside that transaction and reported success without ever committing,
+        // while flushes on the other connections found the database locked
+        // (`tests/store_faults.rs` lost 30,600 of 31,200 points). `BEGIN IMMEDIATE` takes
+        // the write lock up front (no failed upgrade half way), and sqlx refuses a custom
+        // BEGIN inside a transaction: a confused connection fails loudly instead of nesting.
+        let mut conn = self.pool.acquire().await?;
+        let result = Self::write_flush_tx(&mut conn, work, now, report).await;
+        if result.is_err() {
+            if let Err(e) = conn.close().await {
+                tracing::debug!("closing the store connection of a failed flush: {e}");
+            }
+        }
+        result
+    }
+
+    async fn write_flush_tx(
+        conn: &mut sqlx::pool::PoolConnection<Sqlite>,
+        work: &[FlushItem],
+        now: i64,
+        report: &mut FlushReport,
+    ) -> Result<(), StoreError> {
+        use sqlx::Connection as _;
         // Batched statements: a flush of 100k series is a few hundred statements, not 200k.
         const SERIES_ROWS: usize = 1000;
         const KEYS_PER_SELECT: usize = 300;
         const CHUNK_ROWS: usize = 1000;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
         // New series in id order (the table's rowid: appended, not inserted in the middle);
         // each schema's retentions text formatted once.
         let mut new: Vec<&FlushItem> = work.iter().filter(|w| !w.persisted).collect();

@@ -1,0 +1,167 @@
+//! `carbide serve` under a real full disk: its data directory on a small tmpfs that is filled
+//! and freed while points arrive. Counts, not timings: every point the store took in before
+//! the fault, during it and after it is queryable, and still is after a kill -9 once flushes
+//! have committed again (docs/store.md, "Crash-loss bound").
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{enc, now, send_lines, series, wait_until, Carbide, Tmpfs};
+
+fn serve(dir: &std::path::Path, data: &std::path::Path) -> Carbide {
+    Carbide::start(
+        dir,
+        &[
+            "serve",
+            "--config",
+            "serve.yml",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--carbon-tcp",
+            "127.0.0.1:0",
+            "--carbon-udp",
+            "off",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+    )
+}
+
+/// `series` series `prefix.sNNNN` of `n` points every 10 s ending at `end`; value =
+/// series * 1000 + index. Returns the lines and the points they carry.
+fn batch(prefix: &str, series: usize, n: i64, end: i64) -> (String, BTreeMap<(String, i64), f64>) {
+    let mut text = String::new();
+    let mut want = BTreeMap::new();
+    for s in 0..series {
+        let path = format!("{prefix}.s{s:04}");
+        for i in 0..n {
+            let ts = end - (n - 1 - i) * 10;
+            let v = (s * 1000) as f64 + i as f64;
+            text.push_str(&format!("{path} {v} {ts}\n"));
+            want.insert((path.clone(), ts), v);
+        }
+    }
+    (text, want)
+}
+
+/// Every known point of `pattern` over the last hour.
+fn known(c: &Carbide, pattern: &str) -> BTreeMap<(String, i64), f64> {
+    let (st, body) = c.get(&format!(
+        "/render?target={}&from=-1h&format=json",
+        enc(pattern)
+    ));
+    assert_eq!(st, 200, "{body}");
+    let mut out = BTreeMap::new();
+    for (name, pts) in series(&body) {
+        for (v, t) in pts {
+            if let Some(v) = v {
+                out.insert((name.clone(), t), v);
+            }
+        }
+    }
+    out
+}
+
+/// `got` must equal `want`; otherwise say how many points of each prefix are missing.
+fn same(got: &BTreeMap<(String, i64), f64>, want: &BTreeMap<(String, i64), f64>, when: &str) {
+    if got == want {
+        return;
+    }
+    let mut missing: BTreeMap<&str, usize> = BTreeMap::new();
+    for (k, v) in want {
+        if got.get(k) != Some(v) {
+            *missing
+                .entry(k.0.rsplit_once('.').map_or("", |p| p.0))
+                .or_default() += 1;
+        }
+    }
+    let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
+    panic!(
+        "{when}: {} of {} points missing or wrong {missing:?}, {extra} unexpected",
+        missing.values().sum::<usize>(),
+        want.len()
+    );
+}
+
+/// The store's own counter `carbide.store.NAME` (its latest report).
+fn counter(c: &Carbide, name: &str) -> f64 {
+    let (_, body) = c.get(&format!(
+        "/render?target=carbide.store.{name}&from=-5min&format=json"
+    ));
+    series(&body)
+        .into_iter()
+        .flat_map(|(_, p)| p)
+        .filter_map(|(v, _)| v)
+        .fold(0.0, f64::max)
+}
+
+/// Wait until `n` more flushes than now have been reported: the counter lags by at most one
+/// report, so at least `n - 1` flushes started after this call and committed.
+fn wait_flushes(c: &Carbide, n: f64) {
+    let f0 = counter(c, "flushes");
+    assert!(
+        wait_until(Duration::from_secs(90), || counter(c, "flushes") >= f0 + n),
+        "no {n} flushes after {f0}"
+    );
+}
+
+#[test]
+fn transient_disk_full_loses_no_point() {
+    let fs = Tmpfs::mount("12m");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("serve.yml"),
+        "flush_interval: 200ms\nself_metrics_interval: 200ms\n",
+    )
+    .unwrap();
+    let data = fs.path().join("data");
+    let log = || std::fs::read_to_string(dir.path().join("carbide.log")).unwrap_or_default();
+    let end = now() - now() % 10 - 10;
+    let c = serve(dir.path(), &data);
+
+    // Before the fault: flushed normally.
+    let (text, mut want) = batch("df.before", 20, 30, end);
+    send_lines(c.carbon, &text);
+    assert!(wait_until(Duration::from_secs(60), || known(
+        &c,
+        "df.before.*"
+    )
+    .len()
+        == want.len()));
+    wait_flushes(&c, 3.0);
+
+    // The disk fills up; new series arrive (new rows and pages: the flush must grow the
+    // database) and flushes fail.
+    let filled = fs.fill();
+    assert!(filled > 0);
+    let (text, during) = batch("df.during", 1000, 30, end);
+    send_lines(c.carbon, &text);
+    want.extend(during);
+    assert!(
+        wait_until(Duration::from_secs(60), || log()
+            .matches("store flush failed")
+            .count()
+            >= 2),
+        "no failed flush on a full disk:\n{}",
+        log()
+    );
+    // Cached meanwhile: all queryable while the disk is full.
+    same(&known(&c, "df.*.*"), &want, "while the disk is full");
+
+    // Space is back: later flushes commit everything, including what failed before.
+    fs.free();
+    let (text, after) = batch("df.after", 20, 30, end);
+    send_lines(c.carbon, &text);
+    want.extend(after);
+    wait_flushes(&c, 4.0);
+    same(&known(&c, "df.*.*"), &want, "after the disk was freed");
+
+    // Committed for real: a kill -9 now loses nothing that was received before those
+    // flushes started.
+    c.kill9();
+    let c = serve(dir.path(), &data);
+    same(&known(&c, "df.*.*"), &want, "after a kill -9 and restart");
+    assert!(c.stop(), "carbide serve did not exit cleanly");
+}
