@@ -994,8 +994,9 @@ pub fn format_path_expressions<'a>(series: impl IntoIterator<Item = &'a Series>)
     seen.join(",")
 }
 
-/// Most points a function may create for one series (a hostile `summarize(x, "1s")` over
-/// years gets an error, not an out-of-memory).
+/// The longest integer `movingX` window the planner widens a fetch for, and the most
+/// points [`crate::eval::MemorySource`] slices for one request. What evaluation itself may
+/// hold is the request's [`crate::budget::Budget`].
 pub const MAX_POINTS: i64 = 10_000_000;
 
 /// graphite-web's `xff(nonNull, total, xFilesFactor)`.
