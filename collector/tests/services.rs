@@ -47,37 +47,6 @@ fn wait_for_port(port: u16) {
     panic!("nothing listens on 127.0.0.1:{port}");
 }
 
-/// The metric names of a docs page's "Metrics" table (first column, in backticks), with
-/// `<N>` placeholders replaced by `0`.
-fn documented(kind: &str) -> Vec<String> {
-    let page = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../docs/collectors/{kind}.md")),
-    )
-    .unwrap();
-    let section = page.split("## Metrics").nth(1).expect("a Metrics section");
-    let section = section.split("\n## ").next().unwrap_or_default();
-    let names: Vec<String> = section
-        .lines()
-        .filter_map(|l| l.strip_prefix("| `"))
-        .filter_map(|l| l.split('`').next())
-        .map(|n| n.replace("<N>", "0"))
-        .collect();
-    assert!(names.len() >= 5, "{kind}: {names:?}");
-    names
-}
-
-/// Latest value of every `prefix<name>` line the receiver got.
-fn latest(rx: &Receiver, prefix: &str) -> BTreeMap<String, f64> {
-    rx.with_prefix(prefix)
-        .iter()
-        .filter_map(|l| {
-            let mut it = l.split(' ');
-            let name = it.next()?.strip_prefix(prefix)?.to_string();
-            Some((name, it.next()?.parse().ok()?))
-        })
-        .collect()
-}
-
 /// Waits until every documented metric of `kind` has arrived under `prefix` and `ok` holds
 /// for the latest values, calling `load` in between; returns the latest values.
 fn wait_for_all(

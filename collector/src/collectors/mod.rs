@@ -16,6 +16,8 @@ use crate::yaml::{self, ConfigError};
 // Each service collector is behind the cargo feature of its `type:` name (all on by default),
 // so a host-only build (`--no-default-features`) leaves out the HTTP/TLS, MongoDB and SQL
 // client stacks. The host collector is always built.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub mod dbserver;
 #[cfg(feature = "exec")]
 pub mod exec;
 #[cfg(feature = "haproxy")]
@@ -25,8 +27,12 @@ pub mod host;
 pub mod memcached;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
+#[cfg(feature = "mysql")]
+pub mod mysql;
 #[cfg(feature = "nginx")]
 pub mod nginx;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 #[cfg(feature = "redis")]
@@ -59,6 +65,10 @@ pub const KINDS: &[Kind] = &[
     redis::KIND,
     #[cfg(feature = "memcached")]
     memcached::KIND,
+    #[cfg(feature = "postgres")]
+    postgres::KIND,
+    #[cfg(feature = "mysql")]
+    mysql::KIND,
 ];
 
 /// Every collector type carbide has, compiled in or not; each but `host` is also the name of
@@ -73,6 +83,8 @@ pub const ALL_KINDS: &[&str] = &[
     "nginx",
     "redis",
     "memcached",
+    "postgres",
+    "mysql",
 ];
 
 /// Look a collector type up by its `type:` name.
@@ -161,6 +173,21 @@ impl Batch {
         self.rejected += 1;
         self.rejected_example.get_or_insert(why);
     }
+}
+
+/// A name turned into one path level: lowercased if asked, every character outside
+/// `[A-Za-z0-9_-]` (including `.`) replaced by `_`.
+pub fn segment(name: &str, lowercase: bool) -> String {
+    name.chars()
+        .map(|c| {
+            let c = if lowercase { c.to_ascii_lowercase() } else { c };
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// A regex compiled when the config is decoded, so a bad pattern is an error with a

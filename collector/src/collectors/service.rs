@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use super::secret::Secret;
+pub use super::segment;
 
 /// Basic-auth credentials for an HTTP endpoint.
 #[derive(Clone, Debug)]
@@ -179,21 +180,6 @@ fn describe(e: reqwest::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// A name turned into one path level: lowercased if asked, every character outside
-/// `[A-Za-z0-9_-]` (including `.`) replaced by `_`.
-pub fn segment(name: &str, lowercase: bool) -> String {
-    name.chars()
-        .map(|c| {
-            let c = if lowercase { c.to_ascii_lowercase() } else { c };
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

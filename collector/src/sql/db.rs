@@ -47,14 +47,24 @@ pub struct Database {
     pool: Pool,
 }
 
+/// How long getting a connection may take (sqlx retries a refused connection until then).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn pool_options<DB: sqlx::Database>(max: u32) -> sqlx::pool::PoolOptions<DB> {
+    pool_options_within(max, ACQUIRE_TIMEOUT)
+}
+
+fn pool_options_within<DB: sqlx::Database>(
+    max: u32,
+    acquire: Duration,
+) -> sqlx::pool::PoolOptions<DB> {
     sqlx::pool::PoolOptions::new()
         .max_connections(max)
         .min_connections(0)
         // Each query already fails fast on a broken connection; a ping per query would
         // double the round trips.
         .test_before_acquire(false)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(acquire)
         .idle_timeout(Some(Duration::from_secs(300)))
 }
 
@@ -92,28 +102,39 @@ impl Database {
     /// Like [`Database::connect`], but connections are made on first use (for the agent,
     /// whose collectors are built before anything runs).
     pub fn connect_lazy(dsn: &Dsn, max: u32) -> Result<Database, QueryError> {
+        Self::connect_lazy_within(dsn, max, ACQUIRE_TIMEOUT)
+    }
+
+    /// Like [`Database::connect_lazy`], giving up on getting a connection after `acquire`
+    /// (a server that is down fails a run with "cannot connect" rather than its deadline).
+    pub fn connect_lazy_within(
+        dsn: &Dsn,
+        max: u32,
+        acquire: Duration,
+    ) -> Result<Database, QueryError> {
         let fail = |e: sqlx::Error| QueryError(dsn.redact(&format!("invalid DSN {dsn}: {e}")));
         let url = dsn.connect_url();
-        let pool =
-            match dsn.driver() {
-                Driver::Postgres => Pool::Postgres(pool_options(max).connect_lazy_with(
+        let pool = match dsn.driver() {
+            Driver::Postgres => {
+                Pool::Postgres(pool_options_within(max, acquire).connect_lazy_with(
                     sqlx::postgres::PgConnectOptions::from_str(url).map_err(fail)?,
-                )),
-                Driver::MySql => Pool::MySql(
-                    pool_options(max).connect_lazy_with(
-                        sqlx::mysql::MySqlConnectOptions::from_str(url).map_err(fail)?,
-                    ),
-                    OnceCell::new(),
+                ))
+            }
+            Driver::MySql => Pool::MySql(
+                pool_options_within(max, acquire).connect_lazy_with(
+                    sqlx::mysql::MySqlConnectOptions::from_str(url).map_err(fail)?,
                 ),
-                Driver::Sqlite => Pool::Sqlite(
-                    pool_options(max).connect_lazy_with(
-                        sqlx::sqlite::SqliteConnectOptions::from_str(url)
-                            .map_err(fail)?
-                            .read_only(true)
-                            .create_if_missing(false),
-                    ),
+                OnceCell::new(),
+            ),
+            Driver::Sqlite => Pool::Sqlite(
+                pool_options_within(max, acquire).connect_lazy_with(
+                    sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                        .map_err(fail)?
+                        .read_only(true)
+                        .create_if_missing(false),
                 ),
-            };
+            ),
+        };
         Ok(Database {
             dsn: dsn.clone(),
             pool,
@@ -163,6 +184,11 @@ impl Database {
     fn error(&self, e: sqlx::Error) -> QueryError {
         let msg = match &e {
             sqlx::Error::Database(d) => d.message().to_string(),
+            // sqlx retried a refused connection until the acquire timeout
+            sqlx::Error::PoolTimedOut => format!(
+                "cannot connect to {} (no connection within the timeout: is the server up?)",
+                self.dsn
+            ),
             _ => e.to_string(),
         };
         QueryError(self.dsn.redact(&msg))

@@ -173,3 +173,34 @@ pub fn global(port: u16) -> String {
         "hostname_method: fixed\nhostname: testhost\ninterval: 1s\nsender:\n  destinations: [\"127.0.0.1:{port}\"]\n"
     )
 }
+
+/// The metric names of a docs page's "Metrics" table (first column, in backticks), with
+/// `<N>` placeholders replaced by `0`.
+pub fn documented(kind: &str) -> Vec<String> {
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../docs/collectors/{kind}.md")),
+    )
+    .unwrap();
+    let section = page.split("## Metrics").nth(1).expect("a Metrics section");
+    let section = section.split("\n## ").next().unwrap_or_default();
+    let names: Vec<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(|n| n.replace("<N>", "0"))
+        .collect();
+    assert!(names.len() >= 5, "{kind}: {names:?}");
+    names
+}
+
+/// Latest value of every `prefix<name>` line the receiver got.
+pub fn latest(rx: &Receiver, prefix: &str) -> BTreeMap<String, f64> {
+    rx.with_prefix(prefix)
+        .iter()
+        .filter_map(|l| {
+            let mut it = l.split(' ');
+            let name = it.next()?.strip_prefix(prefix)?.to_string();
+            Some((name, it.next()?.parse().ok()?))
+        })
+        .collect()
+}
