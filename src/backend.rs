@@ -6,20 +6,23 @@ use std::sync::Arc;
 use alerter::pipeline::evaluate::{Backend, FetchError};
 use async_trait::async_trait;
 use graphite::attime::{parse_time, TimeZone};
+use graphite::budget::Budget;
 use graphite::render::Series;
 use graphite::server::output::json_series;
-use graphite::server::StoreSource;
+use graphite::server::{Limits, StoreSource};
 use graphite::store::{unix_now, Store};
 
-/// Renders alert targets straight from the store.
+/// Renders alert targets straight from the store, under the HTTP API's per-request limits
+/// (points, names, regexes, `render_timeout`) but not in its pool: whatever render requests
+/// do, the alerter's evaluations never wait for a render slot.
 pub struct StoreBackend {
     store: Arc<Store>,
-    max_points: u64,
+    limits: Limits,
 }
 
 impl StoreBackend {
-    pub fn new(store: Arc<Store>, max_points: u64) -> Self {
-        Self { store, max_points }
+    pub fn new(store: Arc<Store>, limits: Limits) -> Self {
+        Self { store, limits }
     }
 }
 
@@ -39,11 +42,16 @@ impl Backend for StoreBackend {
         let u = parse_time(until.unwrap_or("now"), now, &tz).map_err(|e| err(e.to_string()))?;
         let (f, u) = graphite::eval::request_window(f, u).map_err(|e| err(e.to_string()))?;
         let store = self.store.clone();
-        let max = self.max_points;
+        let l = self.limits.clone();
         let handle = tokio::runtime::Handle::current();
         let series = tokio::task::spawn_blocking(move || {
-            let src = StoreSource::new(store, handle, now, max);
-            graphite::eval::render(&[expr], f, u, now, &src)
+            let src = StoreSource::new(store, handle, now, l.max_points_per_request);
+            let budget = Budget::new()
+                .with_max_points(l.max_points_per_request)
+                .with_max_name_bytes(l.max_name_bytes_per_request)
+                .with_max_regexes(l.max_regexes_per_request)
+                .with_timeout(l.render_timeout);
+            graphite::eval::render_with(&[expr], f, u, now, &src, &budget)
         })
         .await
         .map_err(|e| err(e.to_string()))?

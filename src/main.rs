@@ -34,6 +34,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_level.as_deref());
+    raise_open_files_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -52,16 +53,54 @@ fn main() -> ExitCode {
             rt.block_on(carbide::up::run(a))
         }
     };
+    // Everything is stopped and flushed. A render thread that has not noticed its
+    // cancellation yet must not keep the process alive (dropping the runtime would wait
+    // for it).
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("carbide: {e:#}");
-            if e.downcast_ref::<carbide::StartupError>().is_some() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::from(1)
-            }
+            ExitCode::from(1)
         }
+    }
+}
+
+/// Raise the soft limit of open files to the hard limit: every carbon and HTTP connection
+/// takes a descriptor, and the listeners' connection caps (docs/limits.md) should be what
+/// refuses a client, not `EMFILE`.
+fn raise_open_files_limit() {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read or write the struct passed.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) };
+    if got != 0 {
+        tracing::warn!(
+            "cannot read the open-files limit: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    if l.rlim_cur >= l.rlim_max {
+        tracing::debug!(
+            limit = l.rlim_cur,
+            "open-files limit already at its maximum"
+        );
+        return;
+    }
+    let was = l.rlim_cur;
+    l.rlim_cur = l.rlim_max;
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &l) } == 0 {
+        tracing::debug!(from = was, to = l.rlim_cur, "raised the open-files limit");
+    } else {
+        tracing::warn!(
+            limit = was,
+            "cannot raise the open-files limit: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

@@ -46,6 +46,9 @@ pub struct ServeArgs {
     /// file). A bearer token may come from CARBIDE_HTTP_TOKEN.
     #[arg(long, value_name = "USER")]
     pub http_user: Option<String>,
+    /// Longest run of one HTTP request's work (render, find, tags), then 504 [default: 10s].
+    #[arg(long, value_name = "DURATION")]
+    pub render_timeout: Option<humantime::Duration>,
     /// Freeze the store's clock at this epoch (replaying recorded data; never in production:
     /// nothing expires).
     #[arg(long, value_name = "EPOCH", hide = true)]
@@ -105,6 +108,11 @@ impl ServeArgs {
                 .self_metrics_interval
                 .unwrap_or(d.self_metrics_interval),
             max_cache_points: file.max_cache_points.unwrap_or(d.max_cache_points),
+            max_connections: file
+                .limits
+                .max_carbon_connections
+                .unwrap_or(d.max_connections),
+            idle_timeout: file.limits.carbon_idle_timeout.unwrap_or(d.idle_timeout),
         };
         if store.flush_interval < Duration::from_millis(100) {
             anyhow::bail!("flush_interval must be at least 100ms");
@@ -130,13 +138,50 @@ impl ServeArgs {
             max_points_per_request: l
                 .max_points_per_request
                 .unwrap_or(hd.limits.max_points_per_request),
+            max_name_bytes_per_request: l
+                .max_name_bytes_per_request
+                .unwrap_or(hd.limits.max_name_bytes_per_request),
+            max_regexes_per_request: l
+                .max_regexes_per_request
+                .unwrap_or(hd.limits.max_regexes_per_request),
             max_body_bytes: l.max_body_bytes.unwrap_or(hd.limits.max_body_bytes),
             max_find_results: l.max_find_results.unwrap_or(hd.limits.max_find_results),
+            render_timeout: self
+                .render_timeout
+                .map(Into::into)
+                .or(l.render_timeout)
+                .unwrap_or(hd.limits.render_timeout),
+            render_queue_timeout: l
+                .render_queue_timeout
+                .unwrap_or(hd.limits.render_queue_timeout),
+            max_concurrent_renders: l
+                .max_concurrent_renders
+                .unwrap_or(hd.limits.max_concurrent_renders),
         };
+        for (key, zero) in [
+            ("render_timeout", limits.render_timeout.is_zero()),
+            (
+                "render_queue_timeout",
+                limits.render_queue_timeout.is_zero(),
+            ),
+            ("max_concurrent_renders", limits.max_concurrent_renders == 0),
+            ("max_http_connections", l.max_http_connections == Some(0)),
+            (
+                "http_read_timeout",
+                l.http_read_timeout == Some(Duration::ZERO),
+            ),
+            ("max_carbon_connections", store.max_connections == 0),
+        ] {
+            if zero {
+                anyhow::bail!("limits.{key} must be more than zero");
+            }
+        }
         let http = HttpConfig {
             listen: self.http_listen.or(file.http_listen).unwrap_or(hd.listen),
             auth: Auth { basic, bearer },
             limits,
+            max_connections: l.max_http_connections.unwrap_or(hd.max_connections),
+            read_timeout: l.http_read_timeout.unwrap_or(hd.read_timeout),
         };
         if let Some(t) = self.frozen_clock {
             graphite::store::clock::freeze(t);
@@ -150,6 +195,8 @@ impl ServeArgs {
 pub struct Running {
     server: Server,
     http_addr: SocketAddr,
+    /// Where the API's work runs; stopped first at shutdown (running renders cancelled).
+    pool: server::work::Pool,
     http_stop: watch::Sender<bool>,
     http_task: JoinHandle<std::io::Result<()>>,
 }
@@ -167,11 +214,29 @@ impl Running {
                 )
             })?;
         let http_addr = listener.local_addr()?;
-        let router = server::router(server.store().clone(), &settings.http);
+        let (router, pool) = server::api(server.store().clone(), &settings.http);
         let (http_stop, mut rx) = watch::channel(false);
-        let http_task = tokio::spawn(server::serve(listener, router, async move {
-            let _ = rx.changed().await;
-        }));
+        let http = settings.http.clone();
+        let stats = Arc::new(server::listen::ListenerStats::default());
+        tokio::spawn(server::listen::self_metrics(
+            server.store().clone(),
+            stats.clone(),
+            pool.clone(),
+            settings.store.self_metrics_interval,
+            http_stop.subscribe(),
+        ));
+        let http_task = tokio::spawn(async move {
+            server::listen::serve_counted(
+                listener,
+                router,
+                &http,
+                async move {
+                    let _ = rx.changed().await;
+                },
+                stats,
+            )
+            .await
+        });
         let show = |a: Option<SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
         // One line on stdout so scripts (and tests) can find ports chosen with :0.
         println!(
@@ -183,6 +248,7 @@ impl Running {
         Ok(Running {
             server,
             http_addr,
+            pool,
             http_stop,
             http_task,
         })
@@ -200,8 +266,10 @@ impl Running {
         self.http_addr
     }
 
-    /// Stop the HTTP API (in-flight requests finish), then the listeners; flush and close.
+    /// Stop the HTTP API (running renders are cancelled and answered 503, connections
+    /// closed), then the listeners; flush and close.
     pub async fn shutdown(self) -> anyhow::Result<FlushReport> {
+        self.pool.stop();
         let _ = self.http_stop.send(true);
         match self.http_task.await {
             Ok(Err(e)) => tracing::warn!("http server: {e}"),

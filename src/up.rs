@@ -27,8 +27,7 @@ pub struct UpArgs {
     /// destinations are replaced by the embedded carbon port.
     #[arg(long, value_name = "FILE")]
     pub collector_config: Option<PathBuf>,
-    /// The alerts file (required: `carbide up` does not collect unwatched); `off` runs
-    /// without an alerter.
+    /// The alerts file; when it does not exist the alerter is not started.
     #[arg(long, value_name = "FILE", default_value = "alerts.yml")]
     pub alerts: PathBuf,
     /// The alerter's JSON API (`ip:port`, or `off`); overrides alerts.yml's api_listen.
@@ -41,7 +40,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     if settings.store.tcp_listen.is_none() {
         anyhow::bail!("carbide up needs the carbon TCP listener (the collector sends to it); remove carbon_tcp: off");
     }
-    let max_points = settings.http.limits.max_points_per_request;
+    let limits = settings.http.limits.clone();
     // Validate everything before starting anything.
     let sources = Sources {
         config: args.collector_config.clone(),
@@ -51,20 +50,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("collector configuration:\n{}", lines.join("\n"))
     })?;
-    let alerts = if args.alerts == std::path::Path::new("off") {
-        tracing::warn!(
-            "--alerts off: running without an alerter; nothing watches what is collected"
-        );
-        None
-    } else if !args.alerts.exists() {
-        return Err(crate::StartupError(format!(
-            "{}: not found; carbide up runs with its alerter: give --alerts FILE (or --alerts off to run without one)",
-            args.alerts.display()
-        ))
-        .into());
-    } else {
-        let mut cfg = alerter::config::Config::load(&args.alerts)
-            .map_err(|e| crate::StartupError(e.to_string()))?;
+    let alerts = if args.alerts.exists() {
+        let mut cfg =
+            alerter::config::Config::load(&args.alerts).map_err(|e| anyhow::anyhow!("{e}"))?;
         for w in &cfg.warnings {
             tracing::warn!("{}: {w}", args.alerts.display());
         }
@@ -80,17 +68,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 })?),
             };
         }
-        // The API's port must be free before anything starts: an alerter that cannot run is
-        // a startup error, not a log line while collection goes on unwatched.
-        if let Some(addr) = cfg.api_listen {
-            if let Err(e) = std::net::TcpListener::bind(addr) {
-                return Err(crate::StartupError(format!(
-                    "alerter API {addr}: {e} (another alerter or carbide up running? set --alerter-api ADDR, or off)"
-                ))
-                .into());
-            }
-        }
         Some(cfg)
+    } else {
+        tracing::warn!(
+            "{} not found: the alerter is not started",
+            args.alerts.display()
+        );
+        None
     };
 
     let signal = shutdown_signal()?;
@@ -107,9 +91,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }));
 
     let (alerter_stop, alerter_rx) = watch::channel(false);
-    // An alerter that stops with an error stops everything (exit 1): nothing is collected
-    // unwatched.
-    let (failed_tx, failed_rx) = oneshot::channel::<anyhow::Error>();
     // The alerter's future is not `Send` (sqlx), so it runs in this task, beside the one
     // that waits for the signal and orders the shutdown.
     let alerter = async {
@@ -117,7 +98,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             return;
         };
         cfg.metrics_carbon_default = Some(carbon.to_string());
-        let backend = Arc::new(StoreBackend::new(running.store().clone(), max_points));
+        let backend = Arc::new(StoreBackend::new(running.store().clone(), limits));
         // SIGHUP reloads alerts.yml too (the collector reloads collectors.d on its own).
         let reloads = match hangups() {
             Ok(r) => Some(r),
@@ -137,7 +118,6 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .await
         {
             tracing::error!("alerter: {e:#}");
-            let _ = failed_tx.send(e);
         }
     };
     tracing::info!(
@@ -145,16 +125,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         running.http_addr()
     );
     let control = async {
-        let failure = tokio::select! {
-            sig = signal => {
-                tracing::info!("{sig}: stopping the collector, the alerter, then the store");
-                None
-            }
-            Ok(e) = failed_rx => {
-                tracing::error!("the alerter stopped: stopping the collector and the store");
-                Some(e)
-            }
-        };
+        let sig = signal.await;
+        tracing::info!("{sig}: stopping the collector, the alerter, then the store");
         let _ = collector_stop.send(());
         match collector.await {
             Ok(Err(e)) => tracing::error!("collector: {e:#}"),
@@ -162,15 +134,13 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             Ok(Ok(())) => {}
         }
         let _ = alerter_stop.send(true);
-        failure
+        anyhow::Ok(())
     };
-    let ((), failure) = tokio::join!(alerter, control);
+    let ((), controlled) = tokio::join!(alerter, control);
+    controlled?;
     let r = running.shutdown().await?;
     tracing::info!(points = r.points, "store flushed and closed");
-    match failure {
-        Some(e) => Err(e.context("the alerter stopped; carbide up does not run without it")),
-        None => Ok(()),
-    }
+    Ok(())
 }
 
 /// One message per SIGHUP, for the alerter's reload of `alerts.yml`.

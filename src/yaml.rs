@@ -74,12 +74,41 @@ pub struct LimitsFile {
     /// Points one render may read (16 bytes each while evaluated). Default 10000000.
     #[serde(default)]
     pub max_points_per_request: Option<u64>,
+    /// Bytes of series names one render may hold. Default 67108864.
+    #[serde(default)]
+    pub max_name_bytes_per_request: Option<u64>,
+    /// Regular expressions one render may compile. Default 256.
+    #[serde(default)]
+    pub max_regexes_per_request: Option<u64>,
     /// Request body bytes. Default 1048576.
     #[serde(default)]
     pub max_body_bytes: Option<usize>,
-    /// Nodes one find/expand may return. Default 200000.
+    /// Nodes one find/expand may return (and items one index.json or /tags answer lists).
+    /// Default 200000.
     #[serde(default)]
     pub max_find_results: Option<usize>,
+    /// Longest run of one request's work, then 504. Default `10s`.
+    #[serde(default, with = "humantime_serde")]
+    pub render_timeout: Option<Duration>,
+    /// Longest wait for a render slot, then 503. Default `10s`.
+    #[serde(default, with = "humantime_serde")]
+    pub render_queue_timeout: Option<Duration>,
+    /// Requests whose work runs at once. Default two per core.
+    #[serde(default)]
+    pub max_concurrent_renders: Option<usize>,
+    /// Open HTTP connections; one more is answered 503 and closed. Default 1024.
+    #[serde(default)]
+    pub max_http_connections: Option<usize>,
+    /// Headers, then body, of an HTTP request must each arrive within this; idle keep-alive
+    /// connections are closed after it. Default `10s`.
+    #[serde(default, with = "humantime_serde")]
+    pub http_read_timeout: Option<Duration>,
+    /// Open carbon TCP connections; more are closed at once and counted. Default 4096.
+    #[serde(default)]
+    pub max_carbon_connections: Option<usize>,
+    /// A carbon TCP connection that sends nothing for this long is closed. Default `10m`.
+    #[serde(default, with = "humantime_serde")]
+    pub carbon_idle_timeout: Option<Duration>,
 }
 
 /// Read and decode `file`; the error names the file, line and column.
@@ -114,12 +143,14 @@ mod tests {
         let f = decode(
             Path::new("s.yml"),
             "carbon_tcp: off\nhttp_listen: 127.0.0.1:0\ndata_dir: d\nflush_interval: 2s\n\
-             auth: {user: u, password: p}\nlimits: {max_targets: 3}\n",
+             auth: {user: u, password: p}\nlimits: {max_targets: 3, render_timeout: 2s, carbon_idle_timeout: 1m}\n",
         )
         .unwrap();
         assert_eq!(f.carbon_tcp.as_deref(), Some("off"));
         assert_eq!(f.flush_interval, Some(Duration::from_secs(2)));
         assert_eq!(f.limits.max_targets, Some(3));
+        assert_eq!(f.limits.render_timeout, Some(Duration::from_secs(2)));
+        assert_eq!(f.limits.carbon_idle_timeout, Some(Duration::from_secs(60)));
         assert_eq!(f.auth.user.as_deref(), Some("u"));
         let err = decode(Path::new("s.yml"), "http_lisen: x\n").unwrap_err();
         let msg = err.to_string();

@@ -41,6 +41,9 @@ pub enum LineError {
     TooLong,
     #[error("line is not valid UTF-8")]
     NotUtf8,
+    /// A NUL or another control character (below 0x20, or 0x7f) in the path.
+    #[error("path {0:?} has a control character (NUL, escape, ...)")]
+    ControlByte(String),
 }
 
 impl LineError {
@@ -54,8 +57,15 @@ impl LineError {
             LineError::BadTag(_) => "bad_tag",
             LineError::TooLong => "too_long",
             LineError::NotUtf8 => "not_utf8",
+            LineError::ControlByte(_) => "control_byte",
         }
     }
+}
+
+/// A NUL or another ASCII control character: never part of a path.
+#[inline]
+fn is_control(b: u8) -> bool {
+    b < b' ' || b == 0x7f
 }
 
 /// Is `c` kept as-is in a path component? Diamond's rule: `[A-Za-z0-9_:-]`.
@@ -171,8 +181,8 @@ pub fn encode_line(
     }
     let (name, _) = if let Some((_, tags)) = path.split_once(';') {
         // The line protocol splits fields on whitespace, so a tag holding any could not be
-        // read back (carbon would reject the line).
-        if tags.contains(char::is_whitespace) {
+        // read back (carbon would reject the line); the parser refuses control characters.
+        if tags.contains(char::is_whitespace) || tags.bytes().any(is_control) {
             return Err(EncodeError::BadTag);
         }
         split_tags(path).map_err(|_| EncodeError::BadTag)?
@@ -428,6 +438,9 @@ pub fn parse_line_slow(line: &[u8]) -> Result<Line<'_>, LineError> {
     if fields.next().is_some() {
         return Err(LineError::FieldCount(text.split_ascii_whitespace().count()));
     }
+    if path.bytes().any(is_control) {
+        return Err(LineError::ControlByte(path.to_owned()));
+    }
     let value_f: f64 = value
         .parse()
         .map_err(|_| LineError::BadValue(value.to_owned()))?;
@@ -547,6 +560,9 @@ mod tests {
             (b"a..b 1 1", "bad_path"),
             (b"a;k 1 1", "bad_tag"),
             (b"\xff 1 1", "not_utf8"),
+            (b"a\0b 1 1", "control_byte"),
+            (b"a.\x1b[2Jb 1 1", "control_byte"),
+            (b"a;k=v\x7f 1 1", "control_byte"),
         ];
         for (line, kind) in bad {
             assert_eq!(
@@ -564,6 +580,7 @@ mod tests {
     fn tags_with_whitespace_are_not_encoded() {
         assert_eq!(enc("a;k=x y", 1.0, 1), Err(EncodeError::BadTag));
         assert_eq!(enc("a;k=x\ty", 1.0, 1), Err(EncodeError::BadTag));
+        assert_eq!(enc("a;k=x\0y", 1.0, 1), Err(EncodeError::BadTag));
     }
 
     mod props {
@@ -576,7 +593,13 @@ mod tests {
 
         /// Tags by carbon's rules (and no whitespace, which the line protocol cannot carry).
         fn tags() -> impl Strategy<Value = Vec<(String, String)>> {
-            prop::collection::vec(("[^;!^=\\s]{1,8}", "[^;~\\s][^;\\s]{0,8}"), 0..4)
+            prop::collection::vec(
+                (
+                    "[^;!^=\\s\\p{Cc}]{1,8}",
+                    "[^;~\\s\\p{Cc}][^;\\s\\p{Cc}]{0,8}",
+                ),
+                0..4,
+            )
         }
 
         fn value() -> impl Strategy<Value = f64> {

@@ -24,7 +24,38 @@ impl Carbide {
     }
 
     pub fn start_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Carbide {
+        Self::start_with(dir, args, env, None)
+    }
+
+    /// Start `carbide <args>` under an address-space cap (`RLIMIT_AS`, bytes): an allocation
+    /// beyond it fails (and aborts the process) instead of swapping the machine.
+    pub fn start_capped(dir: &Path, args: &[&str], address_space: u64) -> Carbide {
+        Self::start_with(dir, args, &[], Some(address_space))
+    }
+
+    fn start_with(
+        dir: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+        address_space: Option<u64>,
+    ) -> Carbide {
         let mut cmd = Command::new(CARBIDE);
+        if let Some(cap) = address_space {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let l = libc::rlimit {
+                        rlim_cur: cap,
+                        rlim_max: cap,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_AS, &l) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         cmd.args(args)
             .current_dir(dir)
             .stdout(Stdio::piped())
@@ -87,6 +118,35 @@ impl Carbide {
 
     pub fn get(&self, path_and_query: &str) -> (u16, String) {
         http(self.http, "GET", path_and_query, &[], None)
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// A line of `/proc/PID/status` in kB (`VmRSS`, `VmPeak`, `VmHWM`).
+    pub fn status_kb(&self, key: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The last value of a self-metric (`carbide.store.bad_lines.too_long`), if reported.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (st, body) = self.get(&format!("/render?target={}&from=-10min", enc(name)));
+        if st != 200 {
+            return None;
+        }
+        series(&body)
+            .into_iter()
+            .flat_map(|(_, pts)| pts)
+            .filter_map(|(v, _)| v)
+            .next_back()
     }
 }
 

@@ -5,12 +5,16 @@
 //! `application/x-www-form-urlencoded` body (both merged, as graphite-web's
 //! `request.GET.copy().update(request.POST)`); `target` and `query` may repeat. Errors are
 //! `text/plain` with graphite-web's status codes: 400 and a message for a bad request (bad
-//! target, bad time, over a limit), 401 without valid credentials, 500 when the store fails.
+//! target, bad time, over a limit or budget), 401 without valid credentials, 408/413 for a
+//! body too slow/too large, 503 when every render slot stayed busy or the server is stopping,
+//! 504 when the request's work ran past `render_timeout`, 500 when the store fails. Every
+//! request's work runs in [`super::work`]'s pool (docs/limits.md).
 //! No credential is ever logged or echoed.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
@@ -23,7 +27,9 @@ use base64::Engine as _;
 
 use super::output;
 use super::source::StoreSource;
+use super::work::{Cancel, Pool, PoolConfig, Refused, Stop};
 use crate::attime::{parse_time, TimeZone};
+use crate::budget::Budget;
 use crate::eval::{self, EvalError};
 use crate::expr::parse_with_vars;
 use crate::functions;
@@ -39,22 +45,40 @@ pub const GRAPHITE_WEB_VERSION: &str = "1.1.10";
 pub struct Limits {
     /// Targets in one `/render` request.
     pub max_targets: usize,
-    /// Points one render may read from the store (all targets, all fetch rounds). One point
-    /// costs 16 bytes while a request is evaluated.
+    /// Points one render may hold while it is evaluated: read from the store (all targets,
+    /// all fetch rounds) and every point created or copied on the way
+    /// ([`Budget`](crate::budget::Budget)).
     pub max_points_per_request: u64,
+    /// Bytes of series names (with path expressions and tags) one render may hold.
+    pub max_name_bytes_per_request: u64,
+    /// Regular expressions one render may compile.
+    pub max_regexes_per_request: u64,
     /// Request body size in bytes (POSTed forms).
     pub max_body_bytes: usize,
-    /// Nodes one `/metrics/find` or `/metrics/expand` may return.
+    /// Nodes one `/metrics/find` or `/metrics/expand` may return; also the most series
+    /// `/metrics/index.json` and the `/tags` endpoints answer with.
     pub max_find_results: usize,
+    /// Longest run of one request's work (render, encoding, find, tags); then it is stopped
+    /// and answered 504.
+    pub render_timeout: Duration,
+    /// Longest wait for a free render slot; then 503 with `Retry-After`.
+    pub render_queue_timeout: Duration,
+    /// Requests whose work runs at once (renders, find, tags; default two per core).
+    pub max_concurrent_renders: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_targets: 200,
-            max_points_per_request: 10_000_000,
+            max_points_per_request: crate::budget::DEFAULT_MAX_POINTS,
+            max_name_bytes_per_request: crate::budget::DEFAULT_MAX_NAME_BYTES,
+            max_regexes_per_request: crate::budget::DEFAULT_MAX_REGEXES,
             max_body_bytes: 1 << 20,
             max_find_results: 200_000,
+            render_timeout: crate::budget::DEFAULT_TIMEOUT,
+            render_queue_timeout: Duration::from_secs(10),
+            max_concurrent_renders: std::thread::available_parallelism().map_or(2, |n| 2 * n.get()),
         }
     }
 }
@@ -107,6 +131,12 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     pub auth: Auth,
     pub limits: Limits,
+    /// Open connections at once (default 1024); one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// A request's headers, then its body, must each arrive within this (default 10s), and
+    /// an idle keep-alive connection is closed after it (slow clients cannot hold
+    /// connections).
+    pub read_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -115,6 +145,8 @@ impl Default for HttpConfig {
             listen: ([127, 0, 0, 1], 8080).into(),
             auth: Auth::default(),
             limits: Limits::default(),
+            max_connections: 1024,
+            read_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -123,20 +155,34 @@ struct AppState {
     store: Arc<Store>,
     limits: Limits,
     accepted: Vec<Vec<u8>>,
-    /// Renders evaluated at once (two per core); others wait their turn, so many concurrent
-    /// requests cannot each hold `max_points_per_request` points in memory at the same time.
-    renders: Arc<tokio::sync::Semaphore>,
+    read_timeout: Duration,
+    /// Where every request's work runs (renders, encoding, find, tags): at most
+    /// `max_concurrent_renders` at once, so many concurrent requests cannot each hold
+    /// `max_points_per_request` points in memory at the same time, under a deadline.
+    pool: Pool,
 }
 
 /// The API's router over `store`.
 pub fn router(store: Arc<Store>, config: &HttpConfig) -> Router {
+    api(store, config).0
+}
+
+/// The API's router over `store` and the pool its requests' work runs in; [`Pool::stop`]
+/// cancels the running work and refuses new work (call it when the server stops, so a
+/// shutdown never waits behind a render).
+pub fn api(store: Arc<Store>, config: &HttpConfig) -> (Router, Pool) {
+    let l = &config.limits;
+    let pool = Pool::new(PoolConfig {
+        slots: l.max_concurrent_renders,
+        queue_timeout: l.render_queue_timeout,
+        deadline: l.render_timeout,
+    });
     let state = Arc::new(AppState {
         store,
         limits: config.limits.clone(),
         accepted: config.auth.accepted(),
-        renders: Arc::new(tokio::sync::Semaphore::new(
-            std::thread::available_parallelism().map_or(2, |n| 2 * n.get()),
-        )),
+        read_timeout: config.read_timeout,
+        pool: pool.clone(),
     });
     let mut r = Router::new()
         .route("/render", get(render).post(render))
@@ -151,23 +197,117 @@ pub fn router(store: Arc<Store>, config: &HttpConfig) -> Router {
         .route("/functions/{name}", get(function_details))
         .route("/version", get(version))
         .route("/version/", get(version))
-        .merge(super::tags::routes(state.store.clone()));
+        .merge(super::tags::routes(
+            state.store.clone(),
+            pool.clone(),
+            config.limits.clone(),
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body));
     if config.auth.enabled() {
         r = r.layer(middleware::from_fn_with_state(state.clone(), authenticate));
     }
-    r.layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
-        .with_state(state)
+    let r = r
+        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
+        .with_state(state);
+    (r, pool)
 }
 
-/// Serve `router` on `listener` until `shutdown` resolves (in-flight requests finish).
+/// Serve `router` on `listener` with [`HttpConfig::default`]'s connection limits until
+/// `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    super::listen::serve(listener, router, &HttpConfig::default(), shutdown).await
+}
+
+/// The body of every request is read here, within `read_timeout` (408) and `max_body_bytes`
+/// (413), so a client sending its body slowly cannot hold a connection or a handler.
+async fn read_body(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let max = st.limits.max_body_bytes;
+    match tokio::time::timeout(st.read_timeout, axum::body::to_bytes(body, max)).await {
+        Err(_) => text(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {:?} (the limit is read_timeout)",
+                st.read_timeout
+            ),
+        ),
+        Ok(Err(_)) => text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body is larger than {max} bytes or was cut off (the limit is max_body_bytes)"
+            ),
+        ),
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+    }
+}
+
+/// An answer for work that was stopped or never ran.
+pub(super) fn refused(r: Refused, limits: &Limits) -> (StatusCode, String) {
+    match r {
+        Refused::Busy { slots, waited } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "all {slots} render slots stayed busy for {waited:?}; retry later \
+                 (the limits are max_concurrent_renders and render_queue_timeout)"
+            ),
+        ),
+        Refused::Deadline(_) => stopped(Stop::Deadline, limits),
+        Refused::ShuttingDown => stopped(Stop::Shutdown, limits),
+        Refused::Failed => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request failed unexpectedly (a bug in carbide; it is logged)".into(),
+        ),
+    }
+}
+
+/// An answer for work told to stop.
+pub(super) fn stopped(why: Stop, limits: &Limits) -> (StatusCode, String) {
+    match why {
+        Stop::Deadline => (
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "the request ran longer than {:?} and was stopped (the limit is render_timeout); \
+                 ask for a shorter from/until range, fewer series or simpler functions",
+                limits.render_timeout
+            ),
+        ),
+        Stop::Shutdown => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is stopping; retry when it is back".into(),
+        ),
+        // Nobody reads this one: the client is gone.
+        Stop::ClientGone => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the client closed its connection".into(),
+        ),
+    }
+}
+
+/// Run `f` in the pool and answer with what it returns (or why it did not run).
+async fn work(
+    st: &AppState,
+    f: impl FnOnce(&Cancel) -> Result<Response, ApiError> + Send + 'static,
+) -> Response {
+    match st.pool.run(f).await {
+        Ok(r) => r.unwrap_or_else(IntoResponse::into_response),
+        Err(r) => {
+            let busy = matches!(r, Refused::Busy { .. });
+            let (status, message) = refused(r, &st.limits);
+            let mut resp = text(status, message);
+            if busy {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            resp
+        }
+    }
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
@@ -207,6 +347,12 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
 struct ApiError {
     status: StatusCode,
     message: String,
+}
+
+impl From<(StatusCode, String)> for ApiError {
+    fn from((status, message): (StatusCode, String)) -> Self {
+        ApiError { status, message }
+    }
 }
 
 impl IntoResponse for ApiError {
@@ -332,12 +478,23 @@ async fn render(
     body: Bytes,
 ) -> Response {
     let p = Params::collect(q.as_deref(), &headers, &body);
-    render_inner(&st, &p)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
+    let handle = tokio::runtime::Handle::current();
+    let state = st.clone();
+    work(&st, move |cancel| render_inner(&state, &p, cancel, handle)).await
 }
 
-async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, ApiError> {
+/// A render, on a blocking thread of the pool: parse, evaluate, encode, checking `cancel`
+/// between steps (and inside them: the source between fetches).
+fn render_inner(
+    st: &AppState,
+    p: &Params,
+    cancel: &Cancel,
+    handle: tokio::runtime::Handle,
+) -> Result<Response, ApiError> {
+    let check = || match cancel.stopped() {
+        Some(why) => Err(ApiError::from(stopped(why, &st.limits))),
+        None => Ok(()),
+    };
     let tz = match p.get("tz") {
         Some(name) if !name.is_empty() => TimeZone::parse(name).map_err(|e| bad(e.to_string()))?,
         _ => TimeZone::utc(),
@@ -399,44 +556,46 @@ async fn render_inner(st: &Arc<AppState>, p: &Params) -> Result<Response, ApiErr
     for t in &targets {
         exprs.push(parse_with_vars(t, &vars).map_err(|e| bad(e.to_string()))?);
     }
-    let store = st.store.clone();
-    let max_points = st.limits.max_points_per_request;
-    let handle = tokio::runtime::Handle::current();
-    let permit = st
-        .renders
-        .clone()
-        .acquire_owned()
-        .await
-        .map_err(|_| internal("the server is shutting down"))?;
-    let job = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        let src = StoreSource::new(store, handle, now, max_points);
-        let r = eval::render(&exprs, from, until, now, &src);
-        (r, src.limit_hit())
-    });
-    let (result, limit_hit) = job.await.map_err(|e| {
-        tracing::error!("render task failed: {e}");
-        internal("render failed unexpectedly")
-    })?;
+    check()?;
+    let l = &st.limits;
+    let src = StoreSource::new(st.store.clone(), handle, now, l.max_points_per_request)
+        .with_cancel(cancel.clone());
+    let budget = Budget::new()
+        .with_max_points(l.max_points_per_request)
+        .with_max_name_bytes(l.max_name_bytes_per_request)
+        .with_max_regexes(l.max_regexes_per_request)
+        .with_deadline(cancel.deadline())
+        .with_cancel(cancel.flag());
+    let result = eval::render_with(&exprs, from, until, now, &src, &budget);
+    // Stopped (deadline, client gone, shutdown), whichever error that surfaced as.
+    check()?;
     let series = match result {
         Ok(s) => s,
-        Err(EvalError::Source { message, .. }) if limit_hit => return Err(bad(message)),
+        Err(EvalError::Source { message, .. }) if src.limit_hit() => return Err(bad(message)),
         Err(e @ EvalError::Source { .. }) => {
             tracing::error!("render: {e}");
             return Err(internal(e.to_string()));
         }
+        Err(EvalError::DeadlineExceeded { .. }) => {
+            return Err(stopped(Stop::Deadline, &st.limits).into())
+        }
+        Err(EvalError::Cancelled) => return Err(stopped(Stop::Shutdown, &st.limits).into()),
+        // Over a budget, or a bad target: the client's to fix.
         Err(e) => return Err(bad(e.to_string())),
     };
+    drop(src);
     Ok(match format {
-        "csv" => (
-            [(header::CONTENT_TYPE, "text/csv")],
-            output::csv(&series, &tz),
-        )
-            .into_response(),
-        _ => json_response(
-            model::to_json(&output::json_series(&series, max_data_points, no_null)),
-            callback,
-        ),
+        "csv" => {
+            let body = output::csv(&series, &tz);
+            check()?;
+            ([(header::CONTENT_TYPE, "text/csv")], body).into_response()
+        }
+        _ => {
+            let points = output::json_series(&series, max_data_points, no_null);
+            drop(series);
+            check()?;
+            json_response(model::to_json(&points), callback)
+        }
     })
 }
 
@@ -460,7 +619,8 @@ async fn find(
     body: Bytes,
 ) -> Response {
     let p = Params::collect(q.as_deref(), &headers, &body);
-    find_inner(&st, &p).unwrap_or_else(IntoResponse::into_response)
+    let state = st.clone();
+    work(&st, move |_| find_inner(&state, &p)).await
 }
 
 fn find_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
@@ -508,7 +668,8 @@ async fn expand(
     body: Bytes,
 ) -> Response {
     let p = Params::collect(q.as_deref(), &headers, &body);
-    expand_inner(&st, &p).unwrap_or_else(IntoResponse::into_response)
+    let state = st.clone();
+    work(&st, move |_| expand_inner(&state, &p)).await
 }
 
 fn expand_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
@@ -542,12 +703,21 @@ fn expand_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
 
 async fn index(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
     let p = Params::collect(q.as_deref(), &HeaderMap::new(), &[]);
-    let callback = match jsonp(&p) {
-        Ok(c) => c,
-        Err(r) => return r.into_response(),
-    };
-    let paths = st.store.expand("**");
-    json_response(output::index(&paths).dumps(), callback)
+    let state = st.clone();
+    work(&st, move |_| {
+        let callback = jsonp(&p)?;
+        let paths = state.store.expand("**");
+        let limit = state.limits.max_find_results;
+        if paths.len() > limit {
+            return Err(bad(format!(
+                "the store holds {} series, more than the limit of {limit} for one answer \
+                 (the limit is max_find_results); browse with /metrics/find instead",
+                paths.len()
+            )));
+        }
+        Ok(json_response(output::index(&paths).dumps(), callback))
+    })
+    .await
 }
 
 /// Python `json.dumps` spacing for serde_json values (`", "`, `": "`).

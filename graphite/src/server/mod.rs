@@ -8,11 +8,18 @@
 //!   and the find/expand JSON, byte-for-byte as graphite-web writes them. Pure.
 //! - [`http`]: the axum router, parameters, authentication, limits and errors.
 //! - [`tags`]: graphite-web's `/tags` API (tag lists, values, findSeries, auto-complete).
+//! - [`work`]: the bounded pool every request's work runs in (slots, queue timeout,
+//!   deadline, cancellation when the client leaves or the server stops).
+//! - [`listen`]: the HTTP listener (connection cap, header read timeout, shutdown grace).
+//!
+//! Every limit, its default and what happens at it: `docs/limits.md`.
 
 pub mod http;
+pub mod listen;
 pub mod output;
 pub mod source;
 pub mod tags;
+pub mod work;
 
-pub use http::{router, serve, Auth, HttpConfig, Limits};
+pub use http::{api, router, serve, Auth, HttpConfig, Limits};
 pub use source::StoreSource;

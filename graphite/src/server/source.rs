@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::runtime::Handle;
 
+use super::work::Cancel;
 use crate::eval::{EvalError, FetchRequest, Source};
 use crate::glob::GlobPattern;
 use crate::series::Series;
@@ -30,6 +31,8 @@ pub struct StoreSource {
     limit_hit: AtomicBool,
     /// Patterns resolved so far in this request.
     resolved: Mutex<HashMap<String, Arc<Vec<Matched>>>>,
+    /// Checked before each fetch: a stopped request reads nothing more.
+    cancel: Option<Cancel>,
 }
 
 /// How one request of a [`StoreSource::fetch`] call is answered.
@@ -51,7 +54,14 @@ impl StoreSource {
             used: AtomicU64::new(0),
             limit_hit: AtomicBool::new(false),
             resolved: Mutex::new(HashMap::new()),
+            cancel: None,
         }
+    }
+
+    /// The same source, refusing to fetch once `cancel` says the request should stop.
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = Some(cancel);
+        self
     }
 
     /// Points limit of one render.
@@ -111,6 +121,12 @@ impl StoreSource {
 
 impl Source for StoreSource {
     fn fetch(&self, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError> {
+        if let Some(why) = self.cancel.as_ref().and_then(Cancel::stopped) {
+            return Err(EvalError::Source {
+                pattern: reqs.first().map(|r| r.pattern.clone()).unwrap_or_default(),
+                message: format!("the request was stopped ({why:?})"),
+            });
+        }
         // Group by pattern: one union read per pattern, plus any request whose archive
         // differs from the union's.
         let mut patterns: Vec<(&str, i64, i64, Vec<usize>)> = Vec::new();

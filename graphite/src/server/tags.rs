@@ -22,13 +22,26 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
 
-use super::http::{json_response, Params};
+use super::http::{json_response, refused, Limits, Params};
 use super::output::Py;
+use super::work::Pool;
 use crate::store::Store;
 use crate::tags::{TagError, TagIndex};
 
-/// The `/tags` routes (merged into [`super::router`], under its authentication).
-pub fn routes<S: Clone + Send + Sync + 'static>(store: Arc<Store>) -> Router<S> {
+/// What the tag handlers share: the store, the pool their work runs in, the limits.
+pub struct TagState {
+    store: Arc<Store>,
+    pool: Pool,
+    limits: Limits,
+}
+
+/// The `/tags` routes (merged into [`super::router`], under its authentication); their
+/// work runs in `pool`, and no answer lists more than `max_find_results` items.
+pub fn routes<S: Clone + Send + Sync + 'static>(
+    store: Arc<Store>,
+    pool: Pool,
+    limits: Limits,
+) -> Router<S> {
     Router::new()
         .route("/tags", any(tag_list))
         .route("/tags/", any(tag_list))
@@ -39,7 +52,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>(store: Arc<Store>) -> Router<S> 
         .route("/tags/tagMultiSeries", any(not_supported))
         .route("/tags/delSeries", any(not_supported))
         .route("/tags/{*tag}", any(tag_details))
-        .with_state(store)
+        .with_state(Arc::new(TagState {
+            store,
+            pool,
+            limits,
+        }))
 }
 
 /// Why a request was refused: status and graphite-web's `{"error": ...}` message.
@@ -53,14 +70,28 @@ impl From<TagError> for TagApiError {
 
 type Answer = Result<Py, TagApiError>;
 
-/// Parses the request, runs `f`, and writes its answer (or error) as graphite-web does.
-fn respond(
+/// The items an answer lists (a list, or a tag's values).
+fn items(v: &Py) -> usize {
+    match v {
+        Py::List(l) => l.len(),
+        Py::Dict(d) => d
+            .iter()
+            .find(|(k, _)| k == "values")
+            .map_or(0, |(_, v)| items(v)),
+        _ => 0,
+    }
+}
+
+/// Parses the request, runs `f` in the pool, and writes its answer (or error) as
+/// graphite-web does.
+async fn respond(
+    st: &TagState,
     method: &Method,
     allowed: &[Method],
     query: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
-    f: impl FnOnce(&Params) -> Answer,
+    f: impl FnOnce(&Params, &Store) -> Answer + Send + 'static,
 ) -> Response {
     if !allowed.contains(method) {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
@@ -68,12 +99,38 @@ fn respond(
     // graphite-web reads the form body only for POST.
     let body = if *method == Method::POST { body } else { &[] };
     let p = Params::collect(query, headers, body);
-    let callback = p.get("jsonp").filter(|cb| valid_callback(cb));
-    match f(&p) {
-        Ok(v) => json_response(v.dumps(), callback),
+    let callback = p
+        .get("jsonp")
+        .filter(|cb| valid_callback(cb))
+        .map(str::to_string);
+    let store = st.store.clone();
+    let max = st.limits.max_find_results;
+    let answer = st
+        .pool
+        .run(move |_| {
+            let v = f(&p, &store)?;
+            let n = items(&v);
+            if n > max {
+                return Err(TagApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "the answer lists {n} items, more than the limit of {max} \
+                         (the limit is max_find_results); pass a narrower filter or a limit"
+                    ),
+                ));
+            }
+            Ok(v.dumps())
+        })
+        .await
+        .unwrap_or_else(|r| {
+            let (status, message) = refused(r, &st.limits);
+            Err(TagApiError(status, message))
+        });
+    match answer {
+        Ok(v) => json_response(v, callback.as_deref()),
         Err(TagApiError(status, message)) => {
             let body = Py::Dict(vec![("error".into(), Py::Str(message))]).dumps();
-            let mut r = json_response(body, callback);
+            let mut r = json_response(body, callback.as_deref());
             *r.status_mut() = status;
             r
         }
@@ -137,40 +194,45 @@ fn tag_info(ix: &TagIndex, filter: Option<&str>, limit: Option<usize>) -> Answer
 }
 
 async fn tag_list(
-    State(store): State<Arc<Store>>,
+    State(st): State<Arc<TagState>>,
     method: Method,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let get = [Method::GET];
     respond(
+        &st,
         &method,
-        &[Method::GET],
+        &get,
         q.as_deref(),
         &headers,
         &body,
-        |p| {
+        |p, store| {
             let limit = limit(p)?;
             tag_info(&store.tag_index(), p.get("filter"), limit)
         },
     )
+    .await
 }
 
 async fn tag_details(
-    State(store): State<Arc<Store>>,
+    State(st): State<Arc<TagState>>,
     Path(tag): Path<String>,
     method: Method,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let get = [Method::GET];
     respond(
+        &st,
         &method,
-        &[Method::GET],
+        &get,
         q.as_deref(),
         &headers,
         &body,
-        |p| {
+        move |p, store| {
             let limit = limit(p)?;
             let ix = store.tag_index();
             let Some(id) = ix.tag_id(&tag) else {
@@ -195,66 +257,94 @@ async fn tag_details(
             ]))
         },
     )
+    .await
 }
 
 async fn find_series(
-    State(store): State<Arc<Store>>,
+    State(st): State<Arc<TagState>>,
     method: Method,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let allowed = [Method::GET, Method::POST];
-    respond(&method, &allowed, q.as_deref(), &headers, &body, |p| {
-        let exprs = exprs(p);
-        if exprs.is_empty() {
-            return Err(bad("no tag expressions specified"));
-        }
-        Ok(strings(store.find_tagged(&exprs)?))
-    })
+    respond(
+        &st,
+        &method,
+        &allowed,
+        q.as_deref(),
+        &headers,
+        &body,
+        |p, store| {
+            let exprs = exprs(p);
+            if exprs.is_empty() {
+                return Err(bad("no tag expressions specified"));
+            }
+            Ok(strings(store.find_tagged(&exprs)?))
+        },
+    )
+    .await
 }
 
 async fn auto_complete_tags(
-    State(store): State<Arc<Store>>,
+    State(st): State<Arc<TagState>>,
     method: Method,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let allowed = [Method::GET, Method::POST];
-    respond(&method, &allowed, q.as_deref(), &headers, &body, |p| {
-        let limit = limit(p)?;
-        let exprs = exprs(p);
-        let prefix = p.get("tagPrefix");
-        Ok(strings(
-            store
-                .tag_index()
-                .auto_complete_tags(&exprs, prefix, limit)?,
-        ))
-    })
+    respond(
+        &st,
+        &method,
+        &allowed,
+        q.as_deref(),
+        &headers,
+        &body,
+        |p, store| {
+            let limit = limit(p)?;
+            let exprs = exprs(p);
+            let prefix = p.get("tagPrefix");
+            Ok(strings(
+                store
+                    .tag_index()
+                    .auto_complete_tags(&exprs, prefix, limit)?,
+            ))
+        },
+    )
+    .await
 }
 
 async fn auto_complete_values(
-    State(store): State<Arc<Store>>,
+    State(st): State<Arc<TagState>>,
     method: Method,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let allowed = [Method::GET, Method::POST];
-    respond(&method, &allowed, q.as_deref(), &headers, &body, |p| {
-        let limit = limit(p)?;
-        let exprs = exprs(p);
-        let Some(tag) = p.get("tag").filter(|t| !t.is_empty()) else {
-            return Err(bad("no tag specified"));
-        };
-        let prefix = p.get("valuePrefix");
-        Ok(strings(
-            store
-                .tag_index()
-                .auto_complete_values(&exprs, tag, prefix, limit)?,
-        ))
-    })
+    respond(
+        &st,
+        &method,
+        &allowed,
+        q.as_deref(),
+        &headers,
+        &body,
+        |p, store| {
+            let limit = limit(p)?;
+            let exprs = exprs(p);
+            let Some(tag) = p.get("tag").filter(|t| !t.is_empty()) else {
+                return Err(bad("no tag specified"));
+            };
+            let prefix = p.get("valuePrefix");
+            Ok(strings(
+                store
+                    .tag_index()
+                    .auto_complete_values(&exprs, tag, prefix, limit)?,
+            ))
+        },
+    )
+    .await
 }
 
 async fn not_supported(method: Method) -> Response {

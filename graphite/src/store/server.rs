@@ -22,7 +22,7 @@ use super::{unix_now, FlushReport, Point, Recent, SeriesRef, Store, StoreError};
 use crate::protocol::{parse_line, parse_value_ts, LineError, MAX_LINE_LEN};
 
 /// Kinds of [`crate::protocol::LineError`], in the order of [`BadLines`]'s counters.
-pub const BAD_LINE_KINDS: [&str; 7] = [
+pub const BAD_LINE_KINDS: [&str; 8] = [
     "field_count",
     "bad_value",
     "bad_timestamp",
@@ -30,12 +30,13 @@ pub const BAD_LINE_KINDS: [&str; 7] = [
     "bad_tag",
     "too_long",
     "not_utf8",
+    "control_byte",
 ];
 
 /// Bad-line counters, one per kind, plus the rate limit of their log line.
 #[derive(Debug, Default)]
 pub struct BadLines {
-    pub counts: [AtomicU64; 7],
+    pub counts: [AtomicU64; 8],
     last_log: AtomicI64,
     suppressed: AtomicU64,
 }
@@ -76,6 +77,16 @@ impl BadLines {
     }
 }
 
+/// What the carbon TCP listener counted: connections open now, refused at
+/// [`ServerConfig::max_connections`], closed after [`ServerConfig::idle_timeout`].
+#[derive(Debug, Default)]
+pub struct Connections {
+    pub open: AtomicU64,
+    pub refused: AtomicU64,
+    pub idle_closed: AtomicU64,
+    last_refusal_log: AtomicI64,
+}
+
 /// Configuration of `carbide serve`'s store and carbon listeners. Decoded from YAML with
 /// unknown fields rejected; every field has a default, durations are human strings (`5s`).
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
@@ -109,6 +120,22 @@ pub struct ServerConfig {
     /// memory bound.
     #[serde(default = "default_max_cache_points")]
     pub max_cache_points: u64,
+    /// Open carbon TCP connections at once (default 4096); one more is closed as soon as it
+    /// is accepted, and counted (`carbide.store.connections.refused`).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// A TCP connection that sends nothing for this long is closed (default `10m`), and
+    /// counted (`carbide.store.connections.idle_closed`). Senders reconnect.
+    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+
+fn default_idle_timeout() -> Duration {
+    Duration::from_secs(600)
 }
 
 fn default_carbon_listen() -> Option<SocketAddr> {
@@ -142,6 +169,8 @@ impl Default for ServerConfig {
             flush_interval: default_flush_interval(),
             self_metrics_interval: default_self_metrics_interval(),
             max_cache_points: default_max_cache_points(),
+            max_connections: default_max_connections(),
+            idle_timeout: default_idle_timeout(),
         }
     }
 }
@@ -165,6 +194,7 @@ pub enum ServerError {
 pub struct Server {
     store: Arc<Store>,
     bad_lines: Arc<BadLines>,
+    connections: Arc<Connections>,
     tcp_addr: Option<SocketAddr>,
     udp_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
@@ -179,6 +209,7 @@ impl Server {
         let store =
             Arc::new(Store::open(&config.data_dir, schemas, config.max_cache_points).await?);
         let bad_lines = Arc::new(BadLines::default());
+        let connections = Arc::new(Connections::default());
         let (stop, stop_rx) = watch::channel(false);
         let (flush_tx, flushes) = watch::channel(FlushReport::default());
         let mut tasks = JoinSet::new();
@@ -196,6 +227,11 @@ impl Server {
                 l,
                 store.clone(),
                 bad_lines.clone(),
+                Limits {
+                    max_connections: config.max_connections.max(1),
+                    idle_timeout: config.idle_timeout,
+                    counts: connections.clone(),
+                },
                 stop_rx.clone(),
             ));
         }
@@ -234,6 +270,7 @@ impl Server {
             tasks.spawn(self_metrics(
                 store.clone(),
                 bad_lines.clone(),
+                connections.clone(),
                 config.self_metrics_interval,
                 stop_rx,
             ));
@@ -241,6 +278,7 @@ impl Server {
         Ok(Server {
             store,
             bad_lines,
+            connections,
             tcp_addr,
             udp_addr,
             stop,
@@ -255,6 +293,11 @@ impl Server {
 
     pub fn bad_lines(&self) -> &BadLines {
         &self.bad_lines
+    }
+
+    /// The TCP listener's connection counts.
+    pub fn connections(&self) -> &Connections {
+        &self.connections
     }
 
     /// The bound TCP address (useful with port 0).
@@ -279,31 +322,56 @@ impl Server {
     }
 }
 
+/// The TCP listener's limits.
+#[derive(Clone)]
+struct Limits {
+    max_connections: usize,
+    idle_timeout: Duration,
+    counts: Arc<Connections>,
+}
+
 async fn tcp_accept(
     l: TcpListener,
     store: Arc<Store>,
     bad: Arc<BadLines>,
+    limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
     let cacher = Cacher::start(store.clone(), bad.clone());
     let mut conns = JoinSet::new();
+    let counts = &limits.counts;
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             r = l.accept() => match r {
+                Ok((sock, peer)) if conns.len() >= limits.max_connections => {
+                    // Closed at once: no client can take every file descriptor.
+                    drop(sock);
+                    counts.refused.fetch_add(1, Relaxed);
+                    let now = unix_now();
+                    let last = counts.last_refusal_log.load(Relaxed);
+                    if now - last >= 10 && counts.last_refusal_log.compare_exchange(last, now, Relaxed, Relaxed).is_ok() {
+                        tracing::warn!(%peer, limit = limits.max_connections, "carbon: too many open connections, closing new ones (max_connections)");
+                    }
+                }
                 Ok((sock, peer)) => {
-                    conns.spawn(tcp_conn(sock, peer, store.clone(), bad.clone(), cacher.clone(), stop.clone()));
+                    counts.open.fetch_add(1, Relaxed);
+                    conns.spawn(tcp_conn(sock, peer, store.clone(), bad.clone(), cacher.clone(), limits.clone(), stop.clone()));
                 }
                 Err(e) => {
                     tracing::warn!("carbon listener accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            Some(_) = conns.join_next(), if !conns.is_empty() => {
+                counts.open.fetch_sub(1, Relaxed);
+            }
         }
     }
     // Connections see the stop signal too; wait so their last lines are in the cache.
-    while conns.join_next().await.is_some() {}
+    while conns.join_next().await.is_some() {
+        counts.open.fetch_sub(1, Relaxed);
+    }
 }
 
 /// What a carbon listener does with the bytes it reads, for one connection (or one UDP
@@ -764,8 +832,22 @@ async fn tcp_conn(
     store: Arc<Store>,
     bad: Arc<BadLines>,
     cacher: Option<Cacher>,
+    limits: Limits,
     mut stop: watch::Receiver<bool>,
 ) {
+    // An idle connection holds no read buffer until it sends something.
+    let first = tokio::select! {
+        _ = stop.changed() => return,
+        r = tokio::time::timeout(limits.idle_timeout, sock.readable()) => r,
+    };
+    match first {
+        Err(_) => {
+            limits.counts.idle_closed.fetch_add(1, Relaxed);
+            return;
+        }
+        Ok(Err(_)) => return,
+        Ok(Ok(())) => {}
+    }
     let mut buf = vec![0u8; READ_BUF];
     let mut receiver = Receiver::new(&store, &bad, peer);
     // The reads with the cacher (bulk mode), oldest first, and buffers to read into next.
@@ -790,9 +872,14 @@ async fn tcp_conn(
         }
         let n = tokio::select! {
             _ = stop.changed() => break,
-            r = sock.read(&mut buf[filled..]) => match r {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            r = tokio::time::timeout(limits.idle_timeout, sock.read(&mut buf[filled..])) => match r {
+                Err(_) => {
+                    limits.counts.idle_closed.fetch_add(1, Relaxed);
+                    tracing::debug!(%peer, "carbon connection idle for {:?}: closed", limits.idle_timeout);
+                    break;
+                }
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => n,
             },
         };
         let now = unix_now();
@@ -1013,6 +1100,7 @@ async fn reload_schemas(
 async fn self_metrics(
     store: Arc<Store>,
     bad: Arc<BadLines>,
+    conns: Arc<Connections>,
     every: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -1055,6 +1143,15 @@ async fn self_metrics(
                 s.last_flush_micros.load(Relaxed) as f64 / 1e6,
             ),
             ("bad_lines.total".into(), bad.total() as f64),
+            ("connections.open".into(), conns.open.load(Relaxed) as f64),
+            (
+                "connections.refused".into(),
+                conns.refused.load(Relaxed) as f64,
+            ),
+            (
+                "connections.idle_closed".into(),
+                conns.idle_closed.load(Relaxed) as f64,
+            ),
         ];
         for (i, kind) in BAD_LINE_KINDS.iter().enumerate() {
             pts.push((
