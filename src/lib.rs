@@ -7,6 +7,20 @@
 //! - [`yaml`]: the one module decoding YAML (`serve`'s settings file).
 
 pub mod backend;
+
+/// A startup error that is the user's to fix (a missing file, a busy port, a bad setting):
+/// `carbide` exits with status 2 for it (1 for failures at run time).
+#[derive(Debug)]
+pub struct StartupError(pub String);
+
+impl std::fmt::Display for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartupError {}
+
 pub mod serve;
 pub mod up;
 pub mod yaml;

@@ -61,7 +61,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("carbide: {e:#}");
-            ExitCode::from(1)
+            if e.downcast_ref::<carbide::StartupError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
         }
     }
 }

@@ -27,7 +27,8 @@ pub struct UpArgs {
     /// destinations are replaced by the embedded carbon port.
     #[arg(long, value_name = "FILE")]
     pub collector_config: Option<PathBuf>,
-    /// The alerts file; when it does not exist the alerter is not started.
+    /// The alerts file (required: `carbide up` does not collect unwatched); `off` runs
+    /// without an alerter.
     #[arg(long, value_name = "FILE", default_value = "alerts.yml")]
     pub alerts: PathBuf,
     /// The alerter's JSON API (`ip:port`, or `off`); overrides alerts.yml's api_listen.
@@ -50,9 +51,20 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("collector configuration:\n{}", lines.join("\n"))
     })?;
-    let alerts = if args.alerts.exists() {
-        let mut cfg =
-            alerter::config::Config::load(&args.alerts).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let alerts = if args.alerts == std::path::Path::new("off") {
+        tracing::warn!(
+            "--alerts off: running without an alerter; nothing watches what is collected"
+        );
+        None
+    } else if !args.alerts.exists() {
+        return Err(crate::StartupError(format!(
+            "{}: not found; carbide up runs with its alerter: give --alerts FILE (or --alerts off to run without one)",
+            args.alerts.display()
+        ))
+        .into());
+    } else {
+        let mut cfg = alerter::config::Config::load(&args.alerts)
+            .map_err(|e| crate::StartupError(e.to_string()))?;
         for w in &cfg.warnings {
             tracing::warn!("{}: {w}", args.alerts.display());
         }
@@ -68,13 +80,17 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 })?),
             };
         }
+        // The API's port must be free before anything starts: an alerter that cannot run is
+        // a startup error, not a log line while collection goes on unwatched.
+        if let Some(addr) = cfg.api_listen {
+            if let Err(e) = std::net::TcpListener::bind(addr) {
+                return Err(crate::StartupError(format!(
+                    "alerter API {addr}: {e} (another alerter or carbide up running? set --alerter-api ADDR, or off)"
+                ))
+                .into());
+            }
+        }
         Some(cfg)
-    } else {
-        tracing::warn!(
-            "{} not found: the alerter is not started",
-            args.alerts.display()
-        );
-        None
     };
 
     let signal = shutdown_signal()?;
@@ -91,6 +107,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     }));
 
     let (alerter_stop, alerter_rx) = watch::channel(false);
+    // An alerter that stops with an error stops everything (exit 1): nothing is collected
+    // unwatched.
+    let (failed_tx, failed_rx) = oneshot::channel::<anyhow::Error>();
     // The alerter's future is not `Send` (sqlx), so it runs in this task, beside the one
     // that waits for the signal and orders the shutdown.
     let alerter = async {
@@ -118,6 +137,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         .await
         {
             tracing::error!("alerter: {e:#}");
+            let _ = failed_tx.send(e);
         }
     };
     tracing::info!(
@@ -125,8 +145,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         running.http_addr()
     );
     let control = async {
-        let sig = signal.await;
-        tracing::info!("{sig}: stopping the collector, the alerter, then the store");
+        let failure = tokio::select! {
+            sig = signal => {
+                tracing::info!("{sig}: stopping the collector, the alerter, then the store");
+                None
+            }
+            Ok(e) = failed_rx => {
+                tracing::error!("the alerter stopped: stopping the collector and the store");
+                Some(e)
+            }
+        };
         let _ = collector_stop.send(());
         match collector.await {
             Ok(Err(e)) => tracing::error!("collector: {e:#}"),
@@ -134,13 +162,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             Ok(Ok(())) => {}
         }
         let _ = alerter_stop.send(true);
-        anyhow::Ok(())
+        failure
     };
-    let ((), controlled) = tokio::join!(alerter, control);
-    controlled?;
+    let ((), failure) = tokio::join!(alerter, control);
     let r = running.shutdown().await?;
     tracing::info!(points = r.points, "store flushed and closed");
-    Ok(())
+    match failure {
+        Some(e) => Err(e.context("the alerter stopped; carbide up does not run without it")),
+        None => Ok(()),
+    }
 }
 
 /// One message per SIGHUP, for the alerter's reload of `alerts.yml`.

@@ -107,3 +107,55 @@ fn up_collects_stores_serves_and_stops_cleanly() {
     assert!(log.contains("store flushed and closed"), "{log}");
     assert!(d.join("data").read_dir().unwrap().next().is_some());
 }
+
+/// `carbide up` never collects unwatched: a missing alerts file or a busy alerter API port is
+/// a startup error (exit 2) before anything listens; `--alerts off` is the explicit way to
+/// run without an alerter.
+#[test]
+fn up_refuses_to_start_without_its_alerter() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("collectors.d")).unwrap();
+    std::fs::write(d.join("collectors.d/host.yml"), "type: host\n").unwrap();
+    let up = |extra: &[&str]| {
+        let out = std::process::Command::new(common::CARBIDE)
+            .args([
+                "up",
+                "--data-dir",
+                "data",
+                "--carbon-tcp",
+                "127.0.0.1:0",
+                "--carbon-udp",
+                "off",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, err) = up(&[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("alerts.yml: not found"), "{err}");
+    assert!(err.contains("--alerts off"), "{err}");
+
+    std::fs::write(
+        d.join("alerts.yml"),
+        "interval: 1s\nalerts:\n  - name: Load\n    target: servers.*.loadavg.01\n    warning: 1\n    critical: 2\n",
+    )
+    .unwrap();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let (code, err) = up(&["--alerter-api", &addr]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&format!("alerter API {addr}")), "{err}");
+    assert!(
+        !d.join("data").exists(),
+        "the store was opened before the startup error"
+    );
+}

@@ -448,6 +448,18 @@ impl Routes {
         out
     }
 
+    /// Keep only the `(level, notifier)` pairs `keep` accepts.
+    fn retain(&mut self, mut keep: impl FnMut(Level, &str) -> bool) {
+        for (level, list) in [
+            (Level::Warning, &mut self.warning),
+            (Level::Critical, &mut self.critical),
+            (Level::NoData, &mut self.no_data),
+            (Level::Error, &mut self.error),
+        ] {
+            list.retain(|n| keep(level, n));
+        }
+    }
+
     fn from_file(f: RoutesFile) -> Routes {
         Routes {
             warning: f.warning,
@@ -734,6 +746,7 @@ impl Loader<'_> {
         }
 
         // Default routing: console everywhere, Slack for every level, PagerDuty for CRITICAL.
+        let default_routing = f.routes.is_none();
         let global_routes = match f.routes {
             Some(r) => Routes::from_file(r),
             None => {
@@ -837,10 +850,20 @@ impl Loader<'_> {
                 all_null: rule(a.no_data.all_null, "all_null", default_missing)?,
             };
             let routes_given = a.routes_given();
-            let routes = match a.routes {
+            let mut routes = match a.routes {
                 Some(r) => Routes::from_file(r),
                 None => global_routes.clone(),
             };
+            if default_routing && !routes_given {
+                // Graphite Pager: a level the `pagerduty:` / `slack:` maps (and the keys and
+                // URLs) leave out is simply not sent there. Routes written in the file are
+                // checked below instead: naming a notifier without its secret is an error.
+                routes.retain(|level, n| match notifiers.get(n) {
+                    Some(NotifierSpec::Pagerduty(pd)) => pd.key_for(&name, level).is_some(),
+                    Some(NotifierSpec::Slack(s)) => s.url_for(&name, level).is_some(),
+                    _ => true,
+                });
+            }
             let templates = self.templates(
                 &a.templates,
                 &[Seg::Key("alerts"), Seg::Index(i), Seg::Key("templates")],
@@ -1170,7 +1193,9 @@ alerts:
 
     #[test]
     fn routed_pagerduty_without_key_is_an_error() {
-        let text = "pagerduty:\n  warning: only-warn\nalerts:\n  - name: A\n    target: a\n    warning: 1\n    critical: 2\n";
+        // Written routes need the key of every level they name (the default routing just
+        // leaves PagerDuty out of a level it has no key for: per_level_maps_may_leave_out_levels).
+        let text = "pagerduty:\n  warning: only-warn\nroutes:\n  critical: [pagerduty]\nalerts:\n  - name: A\n    target: a\n    warning: 1\n    critical: 2\n";
         let e = load(text).unwrap_err();
         assert!(
             e.message.contains(
@@ -1178,7 +1203,7 @@ alerts:
             ),
             "{e}"
         );
-        assert_eq!(e.line, 4);
+        assert_eq!(e.line, 6);
         assert!(!e.to_string().contains("only-warn"));
     }
 
@@ -1220,6 +1245,21 @@ alerts:
         let err = validate_target("scale(sumSeriez(a.*),2)").unwrap_err();
         assert!(err.contains("unknown function \"sumSeriez\""), "{err}");
         assert!(validate_target("aliasByNode(movingMedian(groupByNode(servers.*.haproxy.*.*.check_duration,3,\"averageSeries\"),10),0)").is_ok());
+    }
+
+    #[test]
+    fn per_level_maps_may_leave_out_levels() {
+        // Graphite Pager: a level the maps leave out is not sent there.
+        let text = "pagerduty:\n  critical: PDKEY\nslack:\n  critical: https://hooks.slack.com/services/T/B/C\n  no_data: https://hooks.slack.com/services/T/B/N\nalerts:\n  - name: Load\n    target: a.b\n    warning: 1\n    critical: 2\n";
+        let c = load(text).unwrap();
+        let r = &c.alerts[0].routes;
+        assert_eq!(r.critical, ["console", "slack", "pagerduty"]);
+        assert_eq!(r.warning, ["console"]);
+        assert_eq!(r.no_data, ["console", "slack"]);
+        assert_eq!(r.error, ["console"]);
+        // Routes written in the file still need the secret for each level they name.
+        let e = load(&format!("{text}    routes:\n      warning: [slack]\n")).unwrap_err();
+        assert!(e.message.contains("no Slack webhook URL"), "{e}");
     }
 
     #[test]

@@ -91,7 +91,7 @@ fn bad_configs_exit_2_with_position() {
         ("arity", "alerts:\n  - name: A\n    target: aliasByNode(scale(a.b),1)\n    warning: 1\n    critical: 2\n", "3:5: alert \"A\" (#1): target: invalid target: Missing required parameter \"factor\" for function \"scale\" at column 13\n  aliasByNode(scale(a.b),1)\n              ^"),
         ("extra", "alerts:\n  - name: A\n    target: scale(a.b,2,3)\n    warning: 1\n    critical: 2\n", "Too many parameters specified for function \"scale\" at column 13\n  scale(a.b,2,3)\n              ^"),
         ("notifier", &format!("routes:\n  critical: [pager]\n{head}    warning: 1\n    critical: 2\n"), "2:3: alert \"A\" (#1): CRITICAL is routed to unknown notifier \"pager\""),
-        ("secret", &format!("pagerduty:\n  warning: w\n{head}    warning: 1\n    critical: 2\n"), "no PagerDuty routing key"),
+        ("secret", &format!("pagerduty:\n  warning: w\nroutes:\n  critical: [pagerduty]\n{head}    warning: 1\n    critical: 2\n"), "no PagerDuty routing key"),
         ("type", "notifiers:\n  x:\n    type: sms\nalerts: []\n", "unknown value \"sms\""),
         ("email", "notifiers:\n  m:\n    type: email\n    host: h\n    from: nobody\n    to: [a@b.c]\nalerts: []\n", "2:3: notifier \"m\": from: \"nobody\" is not an email address"),
         ("cafile", "notifiers:\n  m:\n    type: email\n    host: h\n    from: a@b.c\n    to: [a@b.c]\n    ca_file: /nonexistent/ca.pem\nalerts: []\n", "2:3: notifier \"m\": ca_file /nonexistent/ca.pem: cannot read: "),
@@ -109,6 +109,17 @@ fn bad_configs_exit_2_with_position() {
             "{name}: no file in {err}"
         );
     }
+}
+
+/// Graphite Pager's per-level maps may leave out levels (that level is not sent there).
+#[test]
+fn per_level_maps_leaving_out_levels_are_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("gp.yml");
+    std::fs::write(&p, "pagerduty:\n  critical: SEKRET-PD\nslack:\n  warning: https://hooks.slack.com/services/T/B/SEKRET\nalerts:\n  - {name: A, target: a, warning: 1, critical: 2}\n").unwrap();
+    let (code, out, err) = check(&p, &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!out.contains("SEKRET") && !err.contains("SEKRET"));
 }
 
 #[test]

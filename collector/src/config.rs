@@ -688,7 +688,7 @@ mod tests {
             (
                 "type: hosst\n",
                 (1, 7),
-                "unknown collector type \"hosst\" (expected one of: host, haproxy, rabbitmq, mongodb, sql, exec, nginx, redis, memcached, postgres, mysql); did you mean \"host\"?",
+                "unknown collector type \"hosst\" (expected one of: host, haproxy, rabbitmq, mongodb, sql, exec, nginx, redis, memcached, postgres, mysql, process); did you mean \"host\"?",
             ),
             ("interval: 1s\n", (1, 1), "missing field \"type\""),
             (

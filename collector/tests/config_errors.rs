@@ -59,13 +59,13 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "missing type",
         "collectors.d/x.yml",
         "interval: 10s\n",
-        "collectors.d/x.yml:1:1: missing field \"type\": say which collector this file configures (`type: <name>`, one of: host, haproxy, rabbitmq, mongodb, sql, exec, nginx, redis, memcached, postgres, mysql)",
+        "collectors.d/x.yml:1:1: missing field \"type\": say which collector this file configures (`type: <name>`, one of: host, haproxy, rabbitmq, mongodb, sql, exec, nginx, redis, memcached, postgres, mysql, process)",
     ),
     (
         "unknown type",
         "collectors.d/x.yml",
         "# typo\ntype: hosst\n",
-        "collectors.d/x.yml:2:7: unknown collector type \"hosst\" (expected one of: host, haproxy, rabbitmq, mongodb, sql, exec, nginx, redis, memcached, postgres, mysql); did you mean \"host\"?",
+        "collectors.d/x.yml:2:7: unknown collector type \"hosst\" (expected one of: host, haproxy, rabbitmq, mongodb, sql, exec, nginx, redis, memcached, postgres, mysql, process); did you mean \"host\"?",
     ),
     (
         "bad duration",

@@ -1064,6 +1064,34 @@ mod tests {
     }
 
     #[test]
+    fn every_use_of_fetched_data_is_charged() {
+        // One fetch, 200 uses: 200 copies held at once.
+        let src = MemorySource::new(vec![Series::new("a.b", 0, 1000, 10, vec![Some(1.0); 100])]);
+        let one = crate::expr::parse("a.*").unwrap();
+        let budget = Budget::new();
+        render_with(std::slice::from_ref(&one), 0, 1000, 1000, &src, &budget).unwrap();
+        let per_use = budget.high_water();
+        let targets = vec![one; 200];
+        let budget = Budget::new().with_max_points(100 * per_use);
+        let err = render_with(&targets, 0, 1000, 1000, &src, &budget).unwrap_err();
+        assert!(err.to_string().contains("max_points_per_request"), "{err}");
+        let group = format!("group({})", vec!["a.*"; 200].join(","));
+        let e = crate::expr::parse(&group).unwrap();
+        let err = render_with(&[e], 0, 1000, 1000, &src, &budget).unwrap_err();
+        assert!(err.to_string().contains("max_points_per_request"), "{err}");
+    }
+
+    #[test]
+    fn a_past_deadline_stops_a_render() {
+        let src = MemorySource::new(vec![Series::new("a.b", 0, 1000, 10, vec![Some(1.0); 100])]);
+        let budget = Budget::new().with_deadline(std::time::Instant::now());
+        let e = crate::expr::parse("movingMedian(a.b,5)").unwrap();
+        let err = render_with(&[e], 500, 900, 900, &src, &budget).unwrap_err();
+        assert!(matches!(err, EvalError::DeadlineExceeded { .. }), "{err:?}");
+        assert!(err.to_string().contains("render_timeout"), "{err}");
+    }
+
+    #[test]
     fn cancel_stops_a_render() {
         let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let budget = Budget::new().with_cancel(flag);

@@ -33,6 +33,8 @@ pub mod mysql;
 pub mod nginx;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "process")]
+pub mod process;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 #[cfg(feature = "redis")]
@@ -69,6 +71,8 @@ pub const KINDS: &[Kind] = &[
     postgres::KIND,
     #[cfg(feature = "mysql")]
     mysql::KIND,
+    #[cfg(feature = "process")]
+    process::KIND,
 ];
 
 /// Every collector type carbide has, compiled in or not; each but `host` is also the name of
@@ -85,6 +89,7 @@ pub const ALL_KINDS: &[&str] = &[
     "memcached",
     "postgres",
     "mysql",
+    "process",
 ];
 
 /// Look a collector type up by its `type:` name.
