@@ -23,6 +23,10 @@ pub struct InstanceStats {
     /// The last run failed or timed out: further failures are logged at debug level only
     /// (one warning per state change, not one per run; every failure is still counted).
     pub failing: AtomicBool,
+    /// The circuit breaker is open: the service is not called until its cool-down passes.
+    pub circuit_open: AtomicBool,
+    /// Failed or timed-out runs in a row (a gauge; 0 after a success).
+    pub consecutive_failures: AtomicU64,
 }
 
 /// Counters of the agent as a whole.
@@ -143,6 +147,62 @@ impl MetricsDropped<'_> {
         stats.dropped.fetch_add(self.count, Relaxed);
         agent.dropped.fetch_add(self.count, Relaxed);
     }
+}
+
+/// The circuit breaker opened after failed runs in a row, or stayed open after a failed
+/// retry (logged once per open period, at the first).
+pub struct CircuitOpened<'a> {
+    pub collector: &'a str,
+    pub failures: u32,
+    pub cooldown: Duration,
+}
+
+impl CircuitOpened<'_> {
+    pub fn emit(&self, stats: &InstanceStats) {
+        if stats.circuit_open.swap(true, Relaxed) {
+            tracing::debug!(
+                collector = self.collector,
+                failures = self.failures,
+                "retry failed; circuit stays open, next try in {}",
+                humantime::format_duration(round_ms(self.cooldown))
+            );
+        } else {
+            tracing::warn!(
+                collector = self.collector,
+                failures = self.failures,
+                "circuit open after {} failed runs in a row: not calling the service for {}, then retrying with growing pauses (up to {} intervals) until a run succeeds",
+                self.failures,
+                humantime::format_duration(round_ms(self.cooldown)),
+                crate::breaker::MAX_COOLDOWN_INTERVALS
+            );
+        }
+        stats
+            .consecutive_failures
+            .store(u64::from(self.failures), Relaxed);
+    }
+}
+
+/// A run succeeded while the circuit was open: it closes (logged once).
+pub struct CircuitClosed<'a> {
+    pub collector: &'a str,
+    pub failures: u32,
+}
+
+impl CircuitClosed<'_> {
+    pub fn emit(&self, stats: &InstanceStats) {
+        if stats.circuit_open.swap(false, Relaxed) {
+            tracing::info!(
+                collector = self.collector,
+                "circuit closed: a run succeeded after {} failed ones",
+                self.failures
+            );
+        }
+        stats.consecutive_failures.store(0, Relaxed);
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis().min(u128::from(u64::MAX)) as u64)
 }
 
 /// Input a collector could not read as metrics (an exec command's malformed lines).

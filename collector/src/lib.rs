@@ -5,6 +5,7 @@
 //! - [`config`]: the global settings file and loading/validating `collectors.d/`.
 //! - [`collectors`]: the `Collector` trait, the `KINDS` registry and one file per collector.
 //! - [`runtime`]: one task per instance: schedule, deadline, filters, rates, encoding.
+//! - [`breaker`]: the circuit breaker that pauses a service collector failing in a row.
 //! - [`rates`], [`paths`]: counter rates over measured time; metric path building.
 //! - [`logging`]: stderr logging with a `Targets` filter (both binaries).
 //! - [`events`], [`selfmetrics`]: internal events (log + count) and the agent's own metrics.
@@ -13,10 +14,11 @@
 //! - [`sql`]: business metrics from SQL (the `sql-to-graphite` binary and the `sql` collector;
 //!   feature `sql`).
 //!
-//! Cargo features: one per service collector type (`haproxy`, `rabbitmq`, `mongodb`, `sql`),
-//! all on by default; `host` is always built. See [`collectors::KINDS`].
+//! Cargo features: one per service collector type (`haproxy`, `rabbitmq`, `mongodb`, `sql`,
+//! `exec`, `nginx`, `redis`, `memcached`, `postgres`, `mysql`, `process`), all on by default; `host` is always built. See [`collectors::KINDS`].
 
 pub mod agent;
+pub mod breaker;
 pub mod collectors;
 pub mod config;
 pub mod events;

@@ -11,11 +11,12 @@ use graphite::protocol::{encode_line, EncodeError};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::collectors::{Batch, Collector, Pattern, SampleKind};
+use crate::breaker::{Breaker, Change};
+use crate::collectors::{self, Batch, Collector, Pattern, SampleKind};
 use crate::config::{LoadedInstance, Settings};
 use crate::events::{
-    AgentStats, ChunkSubmitted, CollectorFailed, CollectorRan, CollectorRecovered,
-    CollectorTimedOut, InputRejected, InstanceStats, MetricsDropped,
+    AgentStats, ChunkSubmitted, CircuitClosed, CircuitOpened, CollectorFailed, CollectorRan,
+    CollectorRecovered, CollectorTimedOut, InputRejected, InstanceStats, MetricsDropped,
 };
 use crate::paths::PathBuilder;
 use crate::rates::Rates;
@@ -100,6 +101,8 @@ pub struct Worker {
     paths: PathBuilder,
     filter: Filter,
     rates: Rates,
+    /// For service collectors: stops calling a failing service for a while.
+    breaker: Option<Breaker>,
     pub stats: Arc<InstanceStats>,
     agent: Arc<AgentStats>,
 }
@@ -113,6 +116,9 @@ impl Worker {
             Duration::from_nanos(fastrand::u64(0..nanos))
         };
         let common = inst.instance.common;
+        let breaker = collectors::kind(&common.kind)
+            .filter(|k| k.circuit_breaker)
+            .map(|_| Breaker::new(inst.interval));
         Worker {
             paths: PathBuilder::new(&settings.base, &inst.segment, settings.suffix.as_deref()),
             name: if inst.segment.is_empty() {
@@ -129,8 +135,39 @@ impl Worker {
                 blacklist: common.blacklist,
             },
             rates: Rates::default(),
+            breaker,
             stats: Arc::new(InstanceStats::default()),
             agent,
+        }
+    }
+
+    /// Whether a run due now may call the collector (the circuit breaker, when the instance
+    /// has one, may say no during a cool-down).
+    fn may_run(&self) -> bool {
+        self.breaker
+            .as_ref()
+            .is_none_or(|b| b.allows(Instant::now()))
+    }
+
+    /// Tell the circuit breaker how a run went.
+    fn record_run(&mut self, failed: bool) {
+        let Some(b) = &mut self.breaker else { return };
+        match b.record(failed, Instant::now(), fastrand::f64()) {
+            Change::None => {
+                let n = u64::from(b.failures());
+                self.stats.consecutive_failures.store(n, Relaxed);
+            }
+            Change::Opened { failures, cooldown } => CircuitOpened {
+                collector: &self.name,
+                failures,
+                cooldown,
+            }
+            .emit(&self.stats),
+            Change::Closed { failures } => CircuitClosed {
+                collector: &self.name,
+                failures,
+            }
+            .emit(&self.stats),
         }
     }
 
@@ -253,12 +290,16 @@ pub async fn run_loop(mut w: Worker, submit: Submit, mut stop: watch::Receiver<S
             r = stop.wait_for(|s| *s != Stop::Running) => { let _ = r; break; }
             due = ticker.tick() => due,
         };
+        if !w.may_run() {
+            continue;
+        }
         let ts = due_timestamp(due);
         let outcome = tokio::select! {
             biased;
             r = stop.wait_for(|s| *s == Stop::Now) => { let _ = r; break; }
             o = w.run_once(ts) => o,
         };
+        w.record_run(outcome.failed);
         if outcome.chunk.lines > 0 {
             ChunkSubmitted {
                 collector: &w.name,
@@ -444,6 +485,24 @@ mod tests {
         async fn collect(&mut self, _out: &mut Batch) -> anyhow::Result<()> {
             self.runs.fetch_add(1, Relaxed);
             std::future::pending::<()>().await;
+            Ok(())
+        }
+    }
+
+    /// Fails while `down` is set; counts its calls.
+    struct Flaky {
+        calls: Arc<AtomicU64>,
+        down: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    #[async_trait::async_trait]
+    impl Collector for Flaky {
+        async fn collect(&mut self, out: &mut Batch) -> anyhow::Result<()> {
+            self.calls.fetch_add(1, Relaxed);
+            if self.down.load(Relaxed) {
+                anyhow::bail!("connection refused");
+            }
+            out.gauge("up", 1.0);
             Ok(())
         }
     }
@@ -641,6 +700,51 @@ mod tests {
             .find(|l| l.starts_with("servers.h.fake.net.rx "))
             .unwrap();
         assert!(rx.starts_with("servers.h.fake.net.rx 100 "), "{rx}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn circuit_breaker_stops_calling_a_failing_service_and_closes_on_success() {
+        let calls = Arc::new(AtomicU64::new(0));
+        let down = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut w = worker(
+            Box::new(Flaky {
+                calls: calls.clone(),
+                down: down.clone(),
+            }),
+            "svc",
+            1,
+            1,
+        );
+        w.breaker = Some(Breaker::new(Duration::from_secs(1)));
+        let stats = w.stats.clone();
+        let chunks = Arc::new(Mutex::new(Vec::<Chunk>::new()));
+        let sink = chunks.clone();
+        let submit: Submit = Arc::new(move |c| sink.lock().unwrap().push(c));
+        let r = Running::start(w, "k".into(), submit);
+        // 3 failures open it; over the next 60 s the cool-downs grow (1, 2, 4, 8, then 10
+        // intervals, ±25%): far fewer calls than the 60 a closed breaker would make.
+        while calls.load(Relaxed) < 3 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert!(stats.circuit_open.load(Relaxed));
+        let before = calls.load(Relaxed);
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        let retries = calls.load(Relaxed) - before;
+        assert!((3..=9).contains(&retries), "{retries} calls while open");
+        assert!(stats.consecutive_failures.load(Relaxed) >= 6);
+        assert_eq!(stats.errors.load(Relaxed), calls.load(Relaxed));
+        // the service is back: the next retry (at most 12.5 s away) closes it
+        down.store(false, Relaxed);
+        tokio::time::sleep(Duration::from_secs(13)).await;
+        assert!(!stats.circuit_open.load(Relaxed));
+        assert_eq!(stats.consecutive_failures.load(Relaxed), 0);
+        let after_close = calls.load(Relaxed);
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        // closed: called every interval again
+        assert!(calls.load(Relaxed) - after_close >= 9);
+        stop_all(vec![r], Stop::Now).await;
+        assert!(!chunks.lock().unwrap().is_empty());
     }
 
     #[test]

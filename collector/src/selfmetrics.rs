@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `<instance>.duration_ms` | duration of the instance's last completed run |
 //! | `<instance>.runs` / `.errors` / `.timeouts` | runs completed / failed / cancelled at the deadline, in the last interval |
+//! | `<instance>.circuit_open` / `.consecutive_failures` | 1 while the circuit breaker keeps the instance from calling its service / failed or timed-out runs in a row (now) |
 //! | `<instance>.lines` / `.dropped` | lines handed to the sender / metrics dropped as unencodable (NaN, ±Inf, bad name) or input lines that are not metrics (exec), in the last interval |
 //! | `sender.queued_lines` | lines waiting in the sender's memory queue (now) |
 //! | `sender.spool_bytes` / `.spool_lines` | bytes and lines in the disk spool (now) |
@@ -76,6 +77,14 @@ impl Reporter {
             put(
                 &format!("{name}.dropped"),
                 s.dropped.swap(0, Relaxed) as f64,
+            );
+            put(
+                &format!("{name}.circuit_open"),
+                f64::from(u8::from(s.circuit_open.load(Relaxed))),
+            );
+            put(
+                &format!("{name}.consecutive_failures"),
+                s.consecutive_failures.load(Relaxed) as f64,
             );
         }
         let agent_dropped = agent.dropped.load(Relaxed);

@@ -381,3 +381,78 @@ fn memcached_stats() {
     let log = agent.stop();
     assert!(!log.contains("WARN"), "{log}");
 }
+
+/// The runtime's circuit breaker with a real service: memcached is stopped, the instance's
+/// circuit opens after three failed runs (logged once, `circuit_open 1` in the self-metrics),
+/// memcached starts again on the same port and the first successful retry closes it (logged
+/// once), with its metrics flowing again.
+#[test]
+fn circuit_breaker_opens_on_a_stopped_memcached_and_closes_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = closed_port();
+    let start = || {
+        let s = spawn(
+            "/usr/bin/memcached",
+            &[
+                "-l",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                "0",
+                "-u",
+                "nobody",
+            ],
+            dir.path(),
+        );
+        wait_for_port(port);
+        s
+    };
+    let memcached = start();
+    let rx = Receiver::start();
+    let (_tmp, agent) = agent_with(
+        &rx,
+        &[(
+            "memcached",
+            format!("type: memcached\naddress: 127.0.0.1:{port}\ninterval: 1s\n"),
+        )],
+    );
+    let uptime = format!("{HOST}.memcached.uptime ");
+    let open = format!("{HOST}.carbide.collector.memcached.circuit_open ");
+    let failures = format!("{HOST}.carbide.collector.memcached.consecutive_failures ");
+    rx.wait_until("memcached metrics", |r| !r.with_prefix(&uptime).is_empty());
+    assert!(rx
+        .with_prefix(&open)
+        .iter()
+        .all(|l| l.starts_with(&format!("{open}0 "))));
+
+    drop(memcached);
+    rx.wait_until("the circuit to open", |r| {
+        r.with_prefix(&open)
+            .iter()
+            .any(|l| l.starts_with(&format!("{open}1 ")))
+    });
+    let max_failures = rx
+        .with_prefix(&failures)
+        .iter()
+        .filter_map(|l| l.split(' ').nth(1)?.parse::<f64>().ok())
+        .fold(0.0, f64::max);
+    assert!(max_failures >= 3.0, "{max_failures}");
+    let lines_when_down = rx.with_prefix(&uptime).len();
+
+    let _memcached = start();
+    rx.wait_until("the circuit to close and metrics to flow again", |r| {
+        r.with_prefix(&open)
+            .last()
+            .is_some_and(|l| l.starts_with(&format!("{open}0 ")))
+            && r.with_prefix(&uptime).len() > lines_when_down
+    });
+    let log = agent.stop();
+    assert_eq!(
+        log.matches("circuit open after 3 failed runs in a row")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(log.matches("circuit closed").count(), 1, "{log}");
+}

@@ -26,6 +26,7 @@ pub const KIND: Kind = Kind {
     default_path: "exec",
     sample: include_str!("exec.sample.yml"),
     build,
+    circuit_breaker: true,
 };
 
 fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {

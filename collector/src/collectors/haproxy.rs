@@ -22,6 +22,7 @@ pub const KIND: Kind = Kind {
     default_path: "haproxy",
     sample: include_str!("haproxy.sample.yml"),
     build,
+    circuit_breaker: true,
 };
 
 fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {

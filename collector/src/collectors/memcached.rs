@@ -17,6 +17,7 @@ pub const KIND: Kind = Kind {
     default_path: "memcached",
     sample: include_str!("memcached.sample.yml"),
     build,
+    circuit_breaker: true,
 };
 
 fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {

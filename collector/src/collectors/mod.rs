@@ -115,6 +115,9 @@ pub struct Kind {
     pub sample: &'static str,
     /// Decode one config file into a ready instance. Validation happens here, at load time.
     pub build: fn(file: &Path, text: &str) -> Result<Instance, ConfigError>,
+    /// The runtime's circuit breaker guards its instances (`crate::breaker`): true for the
+    /// collectors that call a service, false for those that read the local host.
+    pub circuit_breaker: bool,
 }
 
 /// A configured collector instance, ready for the runtime.

@@ -26,6 +26,7 @@ pub const KIND: Kind = Kind {
     default_path: DEFAULT_PATH,
     sample: include_str!("mongodb.sample.yml"),
     build,
+    circuit_breaker: true,
 };
 
 /// Diamond's path segment for this collector (`servers.<host>.mongo.connections.current`).

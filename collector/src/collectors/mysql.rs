@@ -22,6 +22,7 @@ pub const KIND: Kind = Kind {
     default_path: "mysql",
     sample: include_str!("mysql.sample.yml"),
     build,
+    circuit_breaker: true,
 };
 
 fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {

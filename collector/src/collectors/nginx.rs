@@ -15,6 +15,7 @@ pub const KIND: Kind = Kind {
     default_path: "nginx",
     sample: include_str!("nginx.sample.yml"),
     build,
+    circuit_breaker: true,
 };
 
 fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {

@@ -22,6 +22,7 @@ pub const KIND: Kind = Kind {
     default_path: "postgres",
     sample: include_str!("postgres.sample.yml"),
     build,
+    circuit_breaker: true,
 };
 
 fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {

@@ -24,6 +24,7 @@ pub const KIND: Kind = Kind {
     default_path: "process",
     sample: include_str!("process.sample.yml"),
     build,
+    circuit_breaker: false,
 };
 
 fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {

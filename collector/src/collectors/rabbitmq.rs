@@ -27,6 +27,7 @@ pub const KIND: Kind = Kind {
     default_path: "rabbitmq",
     sample: include_str!("rabbitmq.sample.yml"),
     build,
+    circuit_breaker: true,
 };
 
 fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {

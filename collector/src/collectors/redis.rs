@@ -20,6 +20,7 @@ pub const KIND: Kind = Kind {
     default_path: "redis",
     sample: include_str!("redis.sample.yml"),
     build,
+    circuit_breaker: true,
 };
 
 fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {

@@ -17,6 +17,7 @@ pub const KIND: Kind = Kind {
     default_path: "sql",
     sample: include_str!("sql.sample.yml"),
     build,
+    circuit_breaker: true,
 };
 
 fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {

@@ -30,6 +30,7 @@ pub const KIND: Kind = Kind {
     default_path: "",
     sample: include_str!("../host.sample.yml"),
     build,
+    circuit_breaker: false,
 };
 
 fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
