@@ -140,11 +140,33 @@ pub fn rates(
     ])
 }
 
+/// Diamond's raw figures for one device: the change of each counter since the previous
+/// reading (per interval, not per second; sectors as bytes), and `io` = reads + writes.
+/// Used once [`rates`] has succeeded for the same readings (no counter went back).
+pub fn diamond_deltas(prev: &[u64; 11], cur: &[u64; 11]) -> Vec<(&'static str, f64)> {
+    let d = |i: usize| counter_delta(prev[i], cur[i]).unwrap_or(0) as f64;
+    vec![
+        ("reads", d(col::READS)),
+        ("reads_merged", d(col::READS_MERGED)),
+        ("reads_byte", d(col::READ_SECTORS) * SECTOR_BYTES),
+        ("reads_milliseconds", d(col::READ_MS)),
+        ("writes", d(col::WRITES)),
+        ("writes_merged", d(col::WRITES_MERGED)),
+        ("writes_byte", d(col::WRITE_SECTORS) * SECTOR_BYTES),
+        ("writes_milliseconds", d(col::WRITE_MS)),
+        ("io_milliseconds", d(col::IO_MS)),
+        ("io_milliseconds_weighted", d(col::IO_MS_WEIGHTED)),
+        ("io", d(col::READS) + d(col::WRITES)),
+    ]
+}
+
 /// Device selection, from the options.
 pub struct Filter<'a> {
     pub devices: &'a Pattern,
     pub exclude: &'a Pattern,
     pub send_zero: bool,
+    /// Also Diamond's raw per-interval deltas (`diamond_compat`).
+    pub diamond_deltas: bool,
 }
 
 /// Keeps the previous reading per device.
@@ -170,7 +192,10 @@ impl IostatState {
                 continue;
             }
             if let (Some(prev), Some(t)) = (self.prev.get(disk.name), elapsed_secs) {
-                if let Some(rates) = rates(prev, &disk.stats, t) {
+                if let Some(mut rates) = rates(prev, &disk.stats, t) {
+                    if filter.diamond_deltas {
+                        rates.extend(diamond_deltas(prev, &disk.stats));
+                    }
                     let idle = rates.get(6).is_some_and(|(_, iops)| *iops == 0.0);
                     if filter.send_zero || !idle {
                         let dev = disk.name.replace(['/', '.'], "_");
@@ -266,6 +291,111 @@ mod tests {
         assert_eq!(rates(&prev, &prev, 0.0), None);
     }
 
+    /// With `diamond_compat`, the names under `iostat.<dev>.` and `network.<iface>.` are
+    /// exactly those Diamond's DiskUsageCollector (default `byte_unit: byte`) and
+    /// NetworkCollector (default `byte_unit: [bit, byte]`) publish; without it, the 19 left
+    /// out by design (docs/collectors/host.md) are missing and nothing else.
+    #[test]
+    fn diamond_compat_emits_diamond_names() {
+        const DIAMOND_IOSTAT: [&str; 27] = [
+            "reads",
+            "reads_merged",
+            "reads_byte",
+            "reads_milliseconds",
+            "writes",
+            "writes_merged",
+            "writes_byte",
+            "writes_milliseconds",
+            "io_in_progress",
+            "io_milliseconds",
+            "io_milliseconds_weighted",
+            "read_requests_merged_per_second",
+            "write_requests_merged_per_second",
+            "reads_per_second",
+            "writes_per_second",
+            "read_byte_per_second",
+            "write_byte_per_second",
+            "average_request_size_byte",
+            "io",
+            "average_queue_length",
+            "util_percentage",
+            "read_await",
+            "write_await",
+            "iops",
+            "service_time",
+            "await",
+            "concurrent_io",
+        ];
+        const DIAMOND_NETWORK: [&str; 18] = [
+            "rx_byte",
+            "rx_bit",
+            "rx_packets",
+            "rx_errors",
+            "rx_drop",
+            "rx_fifo",
+            "rx_frame",
+            "rx_compressed",
+            "rx_multicast",
+            "tx_byte",
+            "tx_bit",
+            "tx_packets",
+            "tx_errors",
+            "tx_drop",
+            "tx_fifo",
+            "tx_colls",
+            "tx_carrier",
+            "tx_compressed",
+        ];
+        let names = |compat: bool| {
+            let devices = pat("^vda$");
+            let exclude = pat("^loop");
+            let filter = Filter {
+                devices: &devices,
+                exclude: &exclude,
+                send_zero: true,
+                diamond_deltas: compat,
+            };
+            let mut st = IostatState::default();
+            let mut b = Batch::default();
+            st.publish(&parse_diskstats(DISKSTATS_1), None, &filter, &mut b);
+            let later = DISKSTATS_1.replace("vda 57757 9846", "vda 57857 9850");
+            st.publish(&parse_diskstats(&later), Some(10.0), &filter, &mut b);
+            let net = "eth0: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n";
+            super::super::network::publish(
+                &super::super::network::parse_net_dev(net),
+                &pat("^lo$"),
+                compat,
+                &mut b,
+            );
+            let mut got: Vec<String> = b.samples.iter().map(|s| s.name.clone()).collect();
+            got.sort();
+            got
+        };
+        let mut diamond: Vec<String> = DIAMOND_IOSTAT
+            .iter()
+            .map(|n| format!("iostat.vda.{n}"))
+            .chain(DIAMOND_NETWORK.iter().map(|n| format!("network.eth0.{n}")))
+            .collect();
+        diamond.sort();
+        assert_eq!(names(true), diamond);
+        let without = names(false);
+        let missing: Vec<&String> = diamond.iter().filter(|n| !without.contains(n)).collect();
+        assert_eq!(missing.len(), 19, "{missing:?}");
+        assert!(without.iter().all(|n| diamond.contains(n)), "{without:?}");
+    }
+
+    #[test]
+    fn raw_deltas_are_per_interval() {
+        let prev = [0u64; 11];
+        let cur = [100, 10, 800, 200, 50, 5, 400, 100, 3, 5000, 20000];
+        let d = diamond_deltas(&prev, &cur);
+        let get = |n: &str| d.iter().find(|(k, _)| *k == n).unwrap().1;
+        assert_eq!(get("reads"), 100.0);
+        assert_eq!(get("writes_byte"), 400.0 * 512.0);
+        assert_eq!(get("io_milliseconds"), 5000.0);
+        assert_eq!(get("io"), 150.0);
+    }
+
     #[test]
     fn state_selects_devices_and_handles_appear_disappear() {
         let devices = pat("^(x?vd[a-z]+|sd[a-z]+)$");
@@ -274,6 +404,7 @@ mod tests {
             devices: &devices,
             exclude: &exclude,
             send_zero: true,
+            diamond_deltas: false,
         };
         let mut st = IostatState::default();
         let mut b = Batch::default();
@@ -308,6 +439,7 @@ mod tests {
             devices: &devices,
             exclude: &exclude,
             send_zero: false,
+            diamond_deltas: false,
         };
         let mut b = Batch::default();
         st.publish(&parse_diskstats(three), Some(10.0), &quiet, &mut b);

@@ -69,6 +69,12 @@ crate::collector_config! {
         /// Network interfaces not reported under `network.`.
         #[serde(default = "default_exclude_interfaces")]
         pub exclude_interfaces: Pattern,
+        /// Also publish every path Diamond's host collectors publish, in Diamond's units:
+        /// the raw per-interval `iostat` deltas (`reads`, `writes_byte`, `io_milliseconds`,
+        /// …) and all sixteen `/proc/net/dev` columns, so dashboards built on Diamond keep
+        /// working.
+        #[serde(default)]
+        pub diamond_compat: bool,
     }
 }
 
@@ -222,6 +228,7 @@ impl Collector for Host {
                     devices: &self.cfg.devices,
                     exclude: &self.cfg.exclude_devices,
                     send_zero: self.cfg.send_zero,
+                    diamond_deltas: self.cfg.diamond_compat,
                 };
                 self.iostat
                     .publish(&iostat::parse_diskstats(buf), elapsed, &filter, out);
@@ -233,7 +240,7 @@ impl Collector for Host {
             Ok(()) => network::publish(
                 &network::parse_net_dev(buf),
                 &self.cfg.exclude_interfaces,
-                self.cfg.detailed,
+                self.cfg.detailed || self.cfg.diamond_compat,
                 out,
             ),
             Err(e) => errors.push(e),
