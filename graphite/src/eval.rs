@@ -414,6 +414,10 @@ impl<'d> Context<'d> {
             charged: 0,
             charged_names: 0,
         };
+        // Names that echo a string argument (`alias(x, '<16 KB>')` over many series) are
+        // charged before they are built.
+        let (series, bytes) = args.echo_bound();
+        cx.charge_names(series.max(1).saturating_mul(bytes))?;
         let out = (func.run)(&mut cx, args)?;
         // What the function returns is charged, less what it charged before allocating.
         let (points, names) = crate::budget::cost(&out);
@@ -1079,6 +1083,23 @@ mod tests {
         let e = crate::expr::parse(&group).unwrap();
         let err = render_with(&[e], 0, 1000, 1000, &src, &budget).unwrap_err();
         assert!(err.to_string().contains("max_points_per_request"), "{err}");
+    }
+
+    #[test]
+    fn names_echoing_a_string_argument_are_charged_before_they_are_built() {
+        let src = MemorySource::new(
+            (0..1000)
+                .map(|i| Series::new(format!("a.s{i}"), 0, 100, 10, vec![Some(1.0); 10]))
+                .collect(),
+        );
+        let budget = Budget::new().with_max_name_bytes(1 << 20);
+        let e = crate::expr::parse(&format!("alias(a.*,'{}')", "x".repeat(8000))).unwrap();
+        let err = render_with(&[e], 0, 100, 100, &src, &budget).unwrap_err();
+        assert!(
+            err.to_string().contains("max_name_bytes_per_request"),
+            "{err}"
+        );
+        assert!(budget.name_bytes() < 1 << 20);
     }
 
     #[test]

@@ -632,6 +632,21 @@ impl Args {
         Self { slots }
     }
 
+    /// How many series the arguments hold, and the bytes of their string arguments: a
+    /// function that echoes its strings into every output name makes at most their product
+    /// of new name bytes (what evaluation charges before calling it).
+    pub fn echo_bound(&self) -> (u64, u64) {
+        let (mut series, mut bytes) = (0u64, 0u64);
+        for v in self.slots.iter().flatten() {
+            match v {
+                Value::Series(s) => series += s.len() as u64,
+                Value::Str(t) => bytes += t.len() as u64,
+                _ => {}
+            }
+        }
+        (series, bytes)
+    }
+
     /// The (first) value of parameter `i`.
     pub fn get(&self, i: usize) -> Option<&Value> {
         self.slots.get(i).and_then(|s| s.first())
