@@ -20,6 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{enc, http, wait_until, Carbide};
+use graphite::functions::{Function, ParamType, FUNCTIONS};
 
 /// The address-space cap every server of this suite runs under (and its RSS limit).
 const CAP: u64 = 2 << 30;
@@ -342,4 +343,311 @@ fn renders_stop_at_the_deadline_and_sigterm_does_not_wait_for_them() {
         let (st, _) = r.join().unwrap();
         assert!(st != 500, "a render cut by SIGTERM answered 500");
     }
+}
+
+// ---- The generated corpus ----
+
+/// The most hostile values of a parameter type, as target text (two or three per type: the
+/// evaluator's own suite, graphite/tests/hostile_eval.rs, goes through many more in process;
+/// this one goes through HTTP, the store and the real binary).
+fn extremes(ty: ParamType) -> &'static [&'static str] {
+    use ParamType as T;
+    match ty {
+        T::SeriesList | T::SeriesLists => &["sin('g',1,1)", "time('t',1)", "nosuch.*"],
+        T::Int => &["-1000000000", "0", "2147483647"],
+        T::Float => &["-1e308", "1e308"],
+        T::IntOrInf => &["-1", "inf"],
+        T::Bool => &["true"],
+        T::Node => &["-1000", "1000"],
+        T::NodeOrTag => &["-1000", "'nosuch'"],
+        T::String => &[
+            "'\\1\\1\\1\\1\\1\\1\\1\\1\\1\\1'",
+            "'(a+)+$'",
+            "'a{1000}{1000}'",
+        ],
+        T::Interval => &["'-30d'", "'1000y'", "'0s'"],
+        T::IntOrInterval => &["-1000000000", "'-30d'", "'1000y'"],
+        T::AggFunc => &["'multiply'", "'nosuch'"],
+        T::AggOrSeriesFunc => &["'diff'"],
+        T::Any => &["-1", "hostile.*.cpu"],
+        T::Date => &["'-1000y'", "'20991231'"],
+        T::Tag => &["''"],
+    }
+}
+
+/// An ordinary value of a parameter type (series: the real data fed over carbon).
+fn normal(ty: ParamType, options: &[&str]) -> String {
+    use ParamType as T;
+    if let Some(o) = options.first() {
+        return format!("'{o}'");
+    }
+    match ty {
+        T::SeriesList | T::SeriesLists => "hostile.*.cpu",
+        T::Int | T::IntOrInf => "2",
+        T::Float => "1.5",
+        T::Bool => "false",
+        T::Node | T::NodeOrTag => "1",
+        T::String => "'x'",
+        T::Interval => "'5min'",
+        T::IntOrInterval => "3",
+        T::AggFunc | T::AggOrSeriesFunc => "'sum'",
+        T::Any => "1",
+        T::Date => "'-1h'",
+        T::Tag => "'name'",
+    }
+    .to_string()
+}
+
+/// One hostile request: form parameters of a POST to `/render` (no URL length limit).
+type Case = Vec<(String, String)>;
+
+fn render_case(target: String, from: &str) -> Case {
+    vec![
+        ("target".into(), target),
+        ("from".into(), from.into()),
+        ("format".into(), "json".into()),
+    ]
+}
+
+/// The cases for one function of the registry: its required arguments over real data and
+/// over a generator, each parameter set to each of its extreme values, its `multiple`
+/// parameter repeated, nesting and pipes, 200 targets at once, a template whose value is
+/// substituted past the length limit, from the epoch and reversed.
+fn cases(f: &Function) -> Vec<Case> {
+    let params = f.params;
+    let normals: Vec<String> = params.iter().map(|p| normal(p.ty, p.options)).collect();
+    let required = params.iter().take_while(|p| p.required).count();
+    let call = |args: &[String]| format!("{}({})", f.name, args.join(","));
+    let base_args: Vec<String> = normals[..required].to_vec();
+    let base = call(&base_args);
+    let series_first = params
+        .first()
+        .is_some_and(|p| matches!(p.ty, ParamType::SeriesList | ParamType::SeriesLists));
+    let mut out = vec![render_case(base.clone(), "-1h")];
+    for (i, p) in params.iter().enumerate() {
+        let values: Vec<String> = if p.options.is_empty() {
+            extremes(p.ty).iter().map(|v| v.to_string()).collect()
+        } else {
+            vec![format!("'{}'", p.options[p.options.len() - 1])]
+        };
+        for v in values {
+            let mut args: Vec<String> = normals[..i].to_vec();
+            args.push(v);
+            out.push(render_case(call(&args), "-1h"));
+        }
+        if p.multiple {
+            let mut args: Vec<String> = normals[..i].to_vec();
+            args.extend(std::iter::repeat_n(normals[i].clone(), 100));
+            out.push(render_case(call(&args), "-1h"));
+        }
+    }
+    if series_first {
+        let rest = &normals[1..required.max(1)];
+        let mut nested = "hostile.*.cpu".to_string();
+        for _ in 0..12 {
+            let mut args = vec![nested];
+            args.extend(rest.iter().cloned());
+            nested = call(&args);
+        }
+        out.push(render_case(nested, "-1h"));
+        let piece = format!("|{}({})", f.name, rest.join(","));
+        out.push(render_case(
+            format!("hostile.*.cpu{}", piece.repeat(3000)),
+            "-1h",
+        ));
+        // A template whose value is substituted past the 16 KB limit.
+        let mut args = vec!["hostile.$h.cpu".to_string()];
+        args.extend(rest.iter().cloned());
+        let mut c = render_case(format!("template({}, h='*')", call(&args)), "-1h");
+        c.push(("template[h]".into(), "*".repeat(20_000)));
+        out.push(c);
+    }
+    // From the epoch, over generators; reversed; 200 targets at once.
+    let mut gen_args = base_args.clone();
+    if let (true, Some(first)) = (series_first, gen_args.first_mut()) {
+        *first = "sin('g',1,1)".into();
+    }
+    out.push(render_case(call(&gen_args), "0"));
+    let mut c = render_case(base.clone(), "now");
+    c.push(("until".into(), "-1d".into()));
+    out.push(c);
+    let mut c: Case = vec![("from".into(), "-1d".into())];
+    c.extend((0..200).map(|_| ("target".to_string(), base.clone())));
+    out.push(c);
+    out
+}
+
+/// The issue's examples, verbatim where they are targets.
+fn issue_examples() -> Vec<(&'static str, Case)> {
+    let mut moving = "hostile.h0.cpu".to_string();
+    for _ in 0..60 {
+        moving = format!("movingAverage({moving},1)");
+    }
+    let mut alias = "hostile.h0.cpu".to_string();
+    for _ in 0..8 {
+        alias = format!("aliasSub({alias},'(.*)','\\1\\1\\1\\1\\1\\1\\1\\1')");
+    }
+    let globs: Vec<String> = (0..1000).map(|i| format!("hostile.h{i}.*")).collect();
+    let mut many: Case = vec![("from".into(), "-1d".into())];
+    many.extend((0..200).map(|_| ("target".to_string(), "servers.*.cpu.*".to_string())));
+    vec![
+        (
+            "time from the epoch",
+            render_case("time('t',1)".into(), "0"),
+        ),
+        (
+            "negative window",
+            render_case("movingAverage(constantLine(1),-1000000000)".into(), "-1h"),
+        ),
+        (
+            "LCM step",
+            render_case(
+                "sumSeries(sin('a',1,1),sin('b',1,2147483647))".into(),
+                "-1h",
+            ),
+        ),
+        (
+            "3000 pipes",
+            render_case(format!("constantLine(1){}", "|sum()".repeat(3000)), "-1h"),
+        ),
+        ("200 globs over a day", many),
+        (
+            "group of 1000 globs",
+            render_case(format!("group({})", globs.join(",")), "-1d"),
+        ),
+        (
+            "timeStack 1000",
+            render_case("timeStack(hostile.*.cpu,'1s',0,1000)".into(), "-1h"),
+        ),
+        (
+            "nested timeStack",
+            render_case(
+                "timeStack(timeStack(timeStack(hostile.*.cpu,'1s',0,100),'1s',0,100),'1s',0,100)"
+                    .into(),
+                "-1h",
+            ),
+        ),
+        ("60 nested movingAverage", render_case(moving, "-1h")),
+        ("nested aliasSub", render_case(alias, "-1h")),
+        (
+            "summarize 1s over 69 days",
+            render_case("summarize(hostile.*.*,'1s')".into(), "-69d"),
+        ),
+        (
+            "reversed window",
+            render_case("holtWintersForecast(hostile.h0.cpu,'-30d')".into(), "-1h"),
+        ),
+    ]
+}
+
+fn form(case: &Case) -> String {
+    case.iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[test]
+fn generated_corpus_from_the_function_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = serve(
+        dir.path(),
+        "limits:\n  max_points_per_request: 2000000\n  render_timeout: 3s\n",
+    );
+    // Real data: 20 hosts × 3 metrics over the last hour at 10 s, Diamond-style series and
+    // tagged ones.
+    let now = common::now();
+    let mut lines = String::new();
+    for h in 0..20 {
+        for t in (now - 3600..now).step_by(10) {
+            let v = (t % 97) as f64 + h as f64;
+            lines.push_str(&format!(
+                "hostile.h{h}.cpu {v} {t}\nhostile.h{h}.mem {v} {t}\n"
+            ));
+            lines.push_str(&format!("servers.h{h}.cpu.user {v} {t}\n"));
+            lines.push_str(&format!("cpu;host=h{h};dc=x {v} {t}\n"));
+        }
+    }
+    common::send_lines(c.carbon, &lines);
+    assert!(wait_until(Duration::from_secs(60), || {
+        let (_, body) = c.get("/render?target=countSeries(hostile.*.cpu)&from=-5min");
+        body.contains("20.0")
+    }));
+
+    let mut all: Vec<(String, Case)> = issue_examples()
+        .into_iter()
+        .map(|(n, c)| (n.to_string(), c))
+        .collect();
+    for f in FUNCTIONS {
+        for (i, case) in cases(f).into_iter().enumerate() {
+            all.push((format!("{}#{i}", f.name), case));
+        }
+    }
+    let mut failures = Vec::new();
+    let (mut ok, mut client, mut stopped) = (0, 0, 0);
+    let mut peak_rss = 0;
+    for (name, case) in &all {
+        let body = form(case);
+        let (st, answer) = http(
+            c.http,
+            "POST",
+            "/render",
+            &[],
+            Some(("application/x-www-form-urlencoded", body.as_bytes())),
+        );
+        match st {
+            200..=299 => ok += 1,
+            400..=499 => client += 1,
+            // Stopped at the deadline or refused for a busy slot: bounded, named refusals.
+            503 | 504 if answer.contains("render_timeout") || answer.contains("render_queue") => {
+                stopped += 1;
+                eprintln!("stopped at a limit: {name}: {st}");
+            }
+            _ => failures.push(format!(
+                "{name}: status {st}: {}",
+                answer.chars().take(300).collect::<String>()
+            )),
+        }
+        if let Err(e) = healthy(&mut c) {
+            panic!(
+                "after {name} ({st}): {e}\nrequest: {}",
+                &body[..body.len().min(500)]
+            );
+        }
+        peak_rss = peak_rss.max(c.status_kb("VmRSS"));
+    }
+    eprintln!(
+        "hostile corpus: {} requests ({} functions): {ok} answered, {client} refused (4xx), \
+         {stopped} stopped at a limit (503/504); peak RSS {peak_rss} kB",
+        all.len(),
+        FUNCTIONS.len()
+    );
+    // A tag query of 500 regexes, and the tag and index endpoints under their limits.
+    let exprs: String = (0..500)
+        .map(|i| format!("expr={}&", enc(&format!("host=~h{i}.*"))))
+        .collect();
+    let (st, answer) = http(
+        c.http,
+        "POST",
+        "/tags/findSeries",
+        &[],
+        Some(("application/x-www-form-urlencoded", exprs.as_bytes())),
+    );
+    assert!((400..500).contains(&st), "500 regexes: {st} {answer}");
+    for q in [
+        "/tags",
+        "/tags/host",
+        "/metrics/index.json",
+        "/metrics/find?query=**",
+    ] {
+        let (st, answer) = c.get(q);
+        assert!(
+            (200..500).contains(&st),
+            "{q}: {st} {}",
+            &answer[..answer.len().min(300)]
+        );
+        healthy(&mut c).unwrap();
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(c.stop(), "carbide serve did not exit 0 after the corpus");
 }
