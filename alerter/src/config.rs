@@ -113,6 +113,10 @@ struct FileConfig {
     /// (logged, counted in `notifications.expired`).
     #[serde(default = "default_page_max_age", with = "humantime_serde")]
     page_max_age: Duration,
+    /// Going from WARNING/CRITICAL to NO_DATA or ERROR resolves the firing level's
+    /// receivers (`true`), or keeps their incident open until data says otherwise (`false`).
+    #[serde(default)]
+    no_data_resolves: bool,
     // Graphite Pager keys carbide does not act on: accepted, warned about.
     #[serde(default)]
     redis_url: Option<IgnoredAny>,
@@ -431,6 +435,47 @@ impl Routes {
         }
     }
 
+    /// [`Routes::plan`] for a change `from → to`, keeping incidents open while nothing is
+    /// known (`keep_open`: alerts.yml's `no_data_resolves: false`, the default): going from
+    /// WARNING/CRITICAL to NO_DATA or ERROR triggers the new level's notifiers and resolves
+    /// nobody — a dead host does not close its own page — and the firing level is `held`;
+    /// when data says something again, the held level's notifiers are resolved (or
+    /// triggered) as if the change came from it. Returns the plan and the new `held`.
+    pub fn plan_held(
+        &self,
+        from: Level,
+        to: Level,
+        held: Option<Level>,
+        keep_open: bool,
+    ) -> (Vec<(String, Action)>, Option<Level>) {
+        let firing = |l: Level| matches!(l, Level::Warning | Level::Critical);
+        let unknown = |l: Level| matches!(l, Level::NoData | Level::Error);
+        if keep_open && firing(from) && unknown(to) {
+            let plan = self
+                .plan(Level::Ok, to)
+                .into_iter()
+                .filter(|(_, a)| *a == Action::Trigger)
+                .collect();
+            return (plan, Some(from));
+        }
+        let Some(h) = held else {
+            return (self.plan(from, to), None);
+        };
+        let mut plan = self.plan(from, to);
+        if unknown(to) {
+            // Still nothing known: the held level's incidents stay open.
+            let keep = self.for_level(h);
+            plan.retain(|(n, a)| !(*a == Action::Resolve && keep.contains(n)));
+            return (plan, Some(h));
+        }
+        for (n, a) in self.plan(h, to) {
+            if !plan.iter().any(|(m, _)| *m == n) {
+                plan.push((n, a));
+            }
+        }
+        (plan, None)
+    }
+
     /// For a change `previous → level`: a notifier the new level routes to gets a trigger;
     /// one that only the previous level routed to gets a resolve.
     pub fn plan(&self, previous: Level, level: Level) -> Vec<(String, Action)> {
@@ -572,6 +617,8 @@ pub struct Config {
     pub metrics_prefix: String,
     /// Undelivered notifications older than this are marked failed.
     pub page_max_age: Duration,
+    /// WARNING/CRITICAL → NO_DATA/ERROR resolves the firing level's receivers.
+    pub no_data_resolves: bool,
 }
 
 impl Config {
@@ -845,7 +892,7 @@ impl Loader<'_> {
                 Ok(r)
             };
             let no_data = NoDataPolicy {
-                fetch_error: rule(a.no_data.fetch_error, "fetch_error", Level::NoData)?,
+                fetch_error: rule(a.no_data.fetch_error, "fetch_error", Level::Error)?,
                 vanished: rule(a.no_data.vanished, "vanished", default_missing)?,
                 all_null: rule(a.no_data.all_null, "all_null", default_missing)?,
             };
@@ -993,6 +1040,7 @@ impl Loader<'_> {
             metrics_carbon_default: None,
             metrics_prefix: f.metrics_prefix,
             page_max_age: f.page_max_age,
+            no_data_resolves: f.no_data_resolves,
             file: self.file.to_path_buf(),
             docs_url: f.docs_url,
             graphite,

@@ -104,6 +104,9 @@ pub struct Notification {
     pub summary: String,
     /// Several lines, from the `body` template.
     pub body: String,
+    /// Why the level is ERROR (the render error), or NO_DATA; `None` otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Notification {
@@ -183,6 +186,7 @@ pub fn graph_url(graphite_url: &str, target: &str, warning: f64, critical: f64) 
 #[cfg(test)]
 pub(crate) fn sample(level: Level) -> Notification {
     Notification {
+        reason: None,
         alert: "Load average".into(),
         series: "web-1".into(),
         level,

@@ -86,8 +86,14 @@ CREATE INDEX IF NOT EXISTS outbox_stream ON outbox (notifier, stream, id) WHERE 
 PRAGMA user_version = 2;
 ";
 
+/// Schema version 3: the firing level a series in NO_DATA / ERROR keeps open.
+const SCHEMA_V3: &str = "
+ALTER TABLE alert_state ADD COLUMN held_level TEXT;
+PRAGMA user_version = 3;
+";
+
 /// The newest schema version this alerter writes.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// The ordering unit of a message: its alert and series. Rows of one stream and notifier
 /// are sent oldest first; streams do not wait for each other.
@@ -260,7 +266,10 @@ impl Outbox {
                 if version < 1 {
                     sqlx::raw_sql(SCHEMA_V1).execute(&mut *tx).await?;
                 }
-                sqlx::raw_sql(SCHEMA_V2).execute(&mut *tx).await?;
+                if version < 2 {
+                    sqlx::raw_sql(SCHEMA_V2).execute(&mut *tx).await?;
+                }
+                sqlx::raw_sql(SCHEMA_V3).execute(&mut *tx).await?;
                 tx.commit().await
             }
             .await;

@@ -1,7 +1,7 @@
 //! Message templates: `{placeholder}` substitution, checked at load time.
 //!
 //! Placeholders: `{alert}`, `{series}`, `{level}`, `{previous}`, `{value}`, `{threshold}`,
-//! `{threshold_level}`, `{runbook_url}`, `{graph_url}`, `{timestamp}`, `{labels.KEY}`,
+//! `{threshold_level}`, `{runbook_url}`, `{graph_url}`, `{timestamp}`, `{reason}`, `{labels.KEY}`,
 //! `{annotations.KEY}`. `{{` and `}}` are literal braces. Absent values render empty.
 
 use std::collections::BTreeMap;
@@ -20,6 +20,7 @@ pub const PLACEHOLDERS: &[&str] = &[
     "runbook_url",
     "graph_url",
     "timestamp",
+    "reason",
 ];
 
 /// Graphite Pager's one-line description.
@@ -51,6 +52,8 @@ pub struct Context<'a> {
     pub runbook_url: Option<&'a str>,
     pub graph_url: Option<&'a str>,
     pub timestamp: i64,
+    /// Why the level is ERROR / NO_DATA (the render error).
+    pub reason: Option<&'a str>,
     pub labels: Option<&'a BTreeMap<String, String>>,
     pub annotations: Option<&'a BTreeMap<String, String>>,
 }
@@ -142,6 +145,7 @@ fn lookup(cx: &Context, name: &str) -> String {
         "runbook_url" => cx.runbook_url.unwrap_or_default().to_string(),
         "graph_url" => cx.graph_url.unwrap_or_default().to_string(),
         "timestamp" => cx.timestamp.to_string(),
+        "reason" => cx.reason.unwrap_or_default().to_string(),
         _ => {
             let (map, key) = match name.split_once('.') {
                 Some(("labels", k)) => (cx.labels, k),

@@ -61,6 +61,10 @@ impl Drop for Tmpfs {
 /// One request the hook got, and what it answered.
 #[derive(Debug, Clone)]
 struct Page {
+    /// The request path (one per notifier when several point here).
+    path: String,
+    reason: Option<String>,
+    body: String,
     alert: String,
     series: String,
     level: String,
@@ -83,38 +87,37 @@ struct Hook {
 impl Hook {
     async fn start(&self) -> String {
         let me = self.clone();
-        let app = axum::Router::new().route(
-            "/hook",
-            axum::routing::post(move |body: String| {
-                let me = me.clone();
-                async move {
-                    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-                    let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-                    let alert = s("alert");
-                    let status = if *me.down.lock().unwrap()
-                        || me.failing.lock().unwrap().contains(&alert)
-                    {
+        let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: String| {
+            let me = me.clone();
+            async move {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+                let alert = s("alert");
+                let status =
+                    if *me.down.lock().unwrap() || me.failing.lock().unwrap().contains(&alert) {
                         500
                     } else {
                         200
                     };
-                    if status == 200 {
-                        if let Some(dir) = me.fill_on_page.lock().unwrap().take() {
-                            fill(&dir);
-                        }
+                if status == 200 {
+                    if let Some(dir) = me.fill_on_page.lock().unwrap().take() {
+                        fill(&dir);
                     }
-                    me.pages.lock().unwrap().push(Page {
-                        alert,
-                        series: s("series"),
-                        level: s("level"),
-                        action: s("action"),
-                        key: s("idempotency_key"),
-                        status,
-                    });
-                    (StatusCode::from_u16(status).unwrap(), "")
                 }
-            }),
-        );
+                me.pages.lock().unwrap().push(Page {
+                    path: uri.path().to_string(),
+                    reason: v["reason"].as_str().map(str::to_string),
+                    body: s("body"),
+                    alert,
+                    series: s("series"),
+                    level: s("level"),
+                    action: s("action"),
+                    key: s("idempotency_key"),
+                    status,
+                });
+                (StatusCode::from_u16(status).unwrap(), "")
+            }
+        });
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         tokio::spawn(async move {
@@ -469,5 +472,127 @@ async fn one_alert_failing_forever_holds_back_no_other_and_expires() {
         (c.pending, c.delivered, c.failed, c.expired),
         (0, 1, 1, 1),
         "{c:?}"
+    );
+}
+
+/// The "alerting that never goes quiet by accident" rules of issue 16: a CRITICAL series that
+/// stops reporting keeps its page open (the CRITICAL-only receiver gets no resolve until data
+/// says OK), and a render error is ERROR with its reason in the notification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_host_keeps_its_page_open_and_render_errors_are_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let log = dir.path().join("alerter.log");
+    let render = RenderServer::start().await;
+    render.set("servers.web-1.loadavg.01", Some(25.0));
+    render
+        .data
+        .lock()
+        .unwrap()
+        .fail
+        .push("servers.*.disk".into());
+    let hook = Hook::default();
+    let url = hook.start().await;
+    let file = dir.path().join("alerts.yml");
+    std::fs::write(
+        &file,
+        format!(
+            "graphite_url: {render}
+state_file: {state}
+interval: 1s
+api_listen: off
+notifiers:
+  pd: {{type: webhook, url: {base}/pd}}
+  chat: {{type: webhook, url: {base}/chat}}
+routes:
+  critical: [pd, chat]
+  no_data: [chat]
+  error: [chat]
+alerts:
+  - name: Load
+    target: aliasByNode(servers.*.loadavg.01,1)
+    warning: 10
+    critical: 20
+  - name: Disk
+    target: servers.*.disk
+    warning: 80
+    critical: 90
+",
+            render = render.url(),
+            state = state.display(),
+            base = url.trim_end_matches("/hook"),
+        ),
+    )
+    .unwrap();
+    let run = Run::start(&file, &log);
+    let to = |path: &str| {
+        hook.pages()
+            .into_iter()
+            .filter(|p| p.path == path && p.alert == "Load")
+            .map(|p| (p.level, p.action))
+            .collect::<Vec<_>>()
+    };
+    let pair = |l: &str, a: &str| (l.to_string(), a.to_string());
+    for _ in 0..600 {
+        if to("/pd").len() == 1 && to("/chat").len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        to("/pd").len() == 1 && to("/chat").len() == 1,
+        "no CRITICAL pages: {:?}\n{}",
+        hook.pages(),
+        read(&log)
+    );
+
+    // The host dies: its series vanishes. NO_DATA goes to chat; PagerDuty's incident stays.
+    render.remove("servers.web-1.loadavg.01");
+    wait_for("NO_DATA to chat", || to("/chat").len() == 2).await;
+    cycles(&render, 8).await;
+    assert_eq!(
+        to("/pd"),
+        vec![pair("CRITICAL", "trigger")],
+        "the dead host resolved its own page"
+    );
+    assert_eq!(to("/chat")[1], pair("NO_DATA", "trigger"));
+
+    // Data says OK: both receivers resolve.
+    render.set("servers.web-1.loadavg.01", Some(1.0));
+    wait_for("the resolves", || {
+        to("/pd").len() == 2 && to("/chat").len() == 3
+    })
+    .await;
+    cycles(&render, 6).await;
+    run.stop();
+    assert_eq!(
+        to("/pd"),
+        vec![pair("CRITICAL", "trigger"), pair("OK", "resolve")]
+    );
+    assert_eq!(
+        to("/chat"),
+        vec![
+            pair("CRITICAL", "trigger"),
+            pair("NO_DATA", "trigger"),
+            pair("OK", "resolve")
+        ]
+    );
+
+    // The failing render: ERROR (not NO_DATA), once, with the reason.
+    let disk: Vec<Page> = hook
+        .pages()
+        .into_iter()
+        .filter(|p| p.alert == "Disk")
+        .collect();
+    assert_eq!(disk.len(), 1, "{disk:?}");
+    assert_eq!(
+        (disk[0].path.as_str(), disk[0].level.as_str()),
+        ("/chat", "ERROR")
+    );
+    let reason = disk[0].reason.clone().unwrap_or_default();
+    assert!(reason.contains("500"), "{disk:?}");
+    assert!(
+        disk[0].body.contains(&format!("Reason: {reason}")),
+        "{disk:?}"
     );
 }

@@ -132,6 +132,7 @@ pub fn payload(msg: &Message, routing_key: &str) -> serde_json::Value {
                 "labels": n.labels,
                 "annotations": n.annotations,
                 "body": n.body,
+                "reason": n.reason,
             },
         },
         "links": links,

@@ -67,6 +67,7 @@ pub fn payload(msg: &Message) -> serde_json::Value {
         "timestamp": n.timestamp,
         "summary": n.summary,
         "body": n.body,
+        "reason": n.reason,
     })
 }
 

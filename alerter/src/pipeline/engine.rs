@@ -199,6 +199,10 @@ impl Engine {
                     let value = st
                         .last_value
                         .filter(|_| matches!(obs, Observation::Value(_)));
+                    let reason = match &obs {
+                        Observation::FetchError(e) => Some(e.as_str()),
+                        _ => None,
+                    };
                     let n = route::notification(
                         alert,
                         graphite_url,
@@ -207,10 +211,17 @@ impl Engine {
                         level,
                         value,
                         now,
+                        reason,
                     );
-                    report
-                        .messages
-                        .extend(route::messages(&alert.routes, due, &n));
+                    let (msgs, held) = route::messages(
+                        &alert.routes,
+                        due,
+                        &n,
+                        st.held,
+                        !self.cfg.no_data_resolves,
+                    );
+                    report.messages.extend(msgs);
+                    st.held = held;
                     st.notified_level = level;
                     st.last_notified = Some(now);
                 }
@@ -322,7 +333,7 @@ impl Engine {
             let Some(st) = self.states.get(k) else {
                 continue;
             };
-            if st.notified_level == Level::Ok {
+            if st.notified_level == Level::Ok && st.held.is_none() {
                 continue;
             }
             let Some(alert) = self.cfg.alerts.iter().find(|a| a.name == k.0) else {
@@ -341,12 +352,15 @@ impl Engine {
                 Level::Ok,
                 None,
                 now,
+                None,
             );
             let due = Due::Change {
                 from: st.notified_level,
                 to: Level::Ok,
             };
-            resolves.extend(route::messages(&alert.routes, due, &n));
+            let (msgs, _) =
+                route::messages(&alert.routes, due, &n, st.held, !self.cfg.no_data_resolves);
+            resolves.extend(msgs);
         }
         if let Some(store) = &self.store {
             let renames = renamed_notifiers(&self.cfg, &cfg);

@@ -45,7 +45,9 @@ pub fn silenced<'a>(
     silences.iter().find(|s| s.matches(alert, series, now))
 }
 
-/// Build the notification for `series` at `level` (after `previous`).
+/// Build the notification for `series` at `level` (after `previous`). `reason`: why the
+/// level is ERROR or NO_DATA (the render error), added to the body as a last line.
+#[allow(clippy::too_many_arguments)]
 pub fn notification(
     alert: &Alert,
     graphite_url: Option<&str>,
@@ -54,7 +56,9 @@ pub fn notification(
     level: Level,
     value: Option<f64>,
     now: i64,
+    reason: Option<&str>,
 ) -> Notification {
+    let reason = reason.filter(|_| matches!(level, Level::Error | Level::NoData));
     let runbook_url = alert.runbook_url(series);
     let graph_url = graphite_url
         .map(|g| notification::graph_url(g, &alert.target, alert.warning, alert.critical));
@@ -70,6 +74,7 @@ pub fn notification(
         runbook_url: runbook_url.as_deref(),
         graph_url: graph_url.as_deref(),
         timestamp: now,
+        reason,
         labels: Some(&alert.labels),
         annotations: Some(&alert.annotations),
     };
@@ -81,7 +86,11 @@ pub fn notification(
         value,
         threshold,
         summary: alert.templates.summary.render(&cx),
-        body: alert.templates.body.render(&cx),
+        body: match reason {
+            Some(r) => format!("{}\nReason: {r}", alert.templates.body.render(&cx)),
+            None => alert.templates.body.render(&cx),
+        },
+        reason: reason.map(str::to_string),
         runbook_url,
         graph_url,
         labels: alert.labels.clone(),
@@ -90,17 +99,29 @@ pub fn notification(
     }
 }
 
-/// The messages for one due notification: `(notifier, message)`.
-pub fn messages(routes: &Routes, due: Due, n: &Notification) -> Vec<(String, Message)> {
-    let plan: Vec<(String, Action)> = match due {
-        Due::Change { from, to } => routes.plan(from, to),
-        Due::Repeat => routes
-            .for_level(n.level)
-            .iter()
-            .map(|r| (r.clone(), Action::Trigger))
-            .collect(),
+/// The messages for one due notification: `(notifier, message)`. `held`: the firing level
+/// whose receivers still have an open incident (see [`Routes::plan_held`]); returns the
+/// messages and the new `held`.
+pub fn messages(
+    routes: &Routes,
+    due: Due,
+    n: &Notification,
+    held: Option<Level>,
+    keep_open: bool,
+) -> (Vec<(String, Message)>, Option<Level>) {
+    let (plan, held): (Vec<(String, Action)>, Option<Level>) = match due {
+        Due::Change { from, to } => routes.plan_held(from, to, held, keep_open),
+        Due::Repeat => (
+            routes
+                .for_level(n.level)
+                .iter()
+                .map(|r| (r.clone(), Action::Trigger))
+                .collect(),
+            held,
+        ),
     };
-    plan.into_iter()
+    let msgs = plan
+        .into_iter()
         .map(|(notifier, action)| {
             let msg = Message {
                 action,
@@ -109,7 +130,8 @@ pub fn messages(routes: &Routes, due: Due, n: &Notification) -> Vec<(String, Mes
             };
             (notifier, msg)
         })
-        .collect()
+        .collect();
+    (msgs, held)
 }
 
 #[cfg(test)]
@@ -131,6 +153,7 @@ mod tests {
             Level::Critical,
             Some(5.0),
             100,
+            None,
         );
         assert_eq!(
             n.runbook_url.as_deref(),
@@ -150,7 +173,10 @@ mod tests {
                 to: Level::Critical,
             },
             &n,
-        );
+            None,
+            true,
+        )
+        .0;
         let plan: Vec<(&str, Action)> = m.iter().map(|(k, m)| (k.as_str(), m.action)).collect();
         assert_eq!(
             plan,
@@ -168,6 +194,7 @@ mod tests {
             Level::Ok,
             Some(50.0),
             200,
+            None,
         );
         let m = messages(
             &a.routes,
@@ -176,10 +203,13 @@ mod tests {
                 to: Level::Ok,
             },
             &ok,
-        );
+            None,
+            true,
+        )
+        .0;
         assert!(m.iter().all(|(_, m)| m.action == Action::Resolve));
         assert_eq!(m.len(), 3);
-        let r = messages(&a.routes, Due::Repeat, &n);
+        let r = messages(&a.routes, Due::Repeat, &n, None, true).0;
         assert_eq!(r.len(), 3);
     }
 }

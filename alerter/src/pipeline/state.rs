@@ -70,6 +70,9 @@ pub struct SeriesState {
     /// The level receivers were last told about (OK when never told). A silence holds it
     /// back; when it differs from `level` and nothing silences, a notification is due.
     pub notified_level: Level,
+    /// The firing level whose receivers were not resolved when the series went to NO_DATA
+    /// or ERROR (their incident stays open until data says otherwise); `None` otherwise.
+    pub held: Option<Level>,
 }
 
 /// A level change.
@@ -93,6 +96,7 @@ impl SeriesState {
             last_seen: None,
             last_notified: None,
             notified_level: Level::Ok,
+            held: None,
         }
     }
 
@@ -168,7 +172,10 @@ impl SeriesState {
 
     /// Nothing worth remembering: OK, told OK, nothing pending.
     pub fn forgettable(&self) -> bool {
-        self.level == Level::Ok && self.notified_level == Level::Ok && self.pending.is_none()
+        self.level == Level::Ok
+            && self.notified_level == Level::Ok
+            && self.pending.is_none()
+            && self.held.is_none()
     }
 
     /// The fields that must survive a restart differ.
@@ -179,12 +186,14 @@ impl SeriesState {
             self.pending,
             self.last_notified,
             self.notified_level,
+            self.held,
         ) != (
             other.level,
             other.since,
             other.pending,
             other.last_notified,
             other.notified_level,
+            other.held,
         )
     }
 }
@@ -274,7 +283,7 @@ impl Store {
     pub async fn load(&self) -> anyhow::Result<BTreeMap<(String, String), SeriesState>> {
         let rows = sqlx::query(
             "SELECT alert, series, level, since, pending_level, pending_since, pending_cycles,
-                    last_value, last_seen, last_notified, notified_level FROM alert_state",
+                    last_value, last_seen, last_notified, notified_level, held_level FROM alert_state",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -298,6 +307,9 @@ impl Store {
                     last_seen: r.get(8),
                     last_notified: r.get(9),
                     notified_level: level_of(r.get(10)),
+                    held: r
+                        .get::<Option<String>, _>(11)
+                        .and_then(|l| l.parse::<Level>().ok()),
                 },
             );
         }
@@ -313,8 +325,8 @@ impl Store {
     ) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT OR REPLACE INTO alert_state (alert, series, level, since, pending_level,
-                pending_since, pending_cycles, last_value, last_seen, last_notified, notified_level)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                pending_since, pending_cycles, last_value, last_seen, last_notified, notified_level, held_level)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(alert)
         .bind(series)
@@ -327,6 +339,7 @@ impl Store {
         .bind(s.last_seen)
         .bind(s.last_notified)
         .bind(s.notified_level.as_str())
+        .bind(s.held.map(|l| l.as_str()))
         .execute(&mut *conn)
         .await?;
         Ok(())
