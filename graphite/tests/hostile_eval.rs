@@ -1,6 +1,6 @@
 //! Every function of the registry, called with extreme arguments built from its typed
 //! signature (negative, zero, huge, reversed windows, hostile regexes, generators as input,
-//! deep nesting, pipes), evaluated through `eval::render_with` over a `MemorySource` under a
+//! nesting and pipes as deep as the parser allows), evaluated through `eval::render_with` over a `MemorySource` under a
 //! small budget, each render on a thread with a 2 MiB stack (what tokio's blocking threads
 //! get):
 //! - it returns series or a clean `EvalError` — never a panic, a stack overflow or an abort;
@@ -225,13 +225,16 @@ fn targets(f: &graphite::functions::Function) -> Vec<String> {
         };
         // nested in itself
         let mut nested = "a.*".to_string();
-        for _ in 0..12 {
+        for _ in 0..graphite::expr::parse::MAX_DEPTH {
             nested = wrap(nested);
         }
         out.push(nested);
         // piped into itself (the parser's depth limit counts pipes)
         let piece = format!("|{}({})", f.name, rest.join(","));
-        out.push(format!("a.*{}", piece.repeat(12)));
+        out.push(format!(
+            "a.*{}",
+            piece.repeat(graphite::expr::parse::MAX_DEPTH)
+        ));
         out.push(format!("a.*{}", piece.repeat(3000)));
         // over each window-re-evaluating wrapper
         for w in [
