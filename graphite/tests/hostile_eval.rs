@@ -1,8 +1,8 @@
 //! Every function of the registry, called with extreme arguments built from its typed
 //! signature (negative, zero, huge, reversed windows, hostile regexes, generators as input,
-//! nesting and pipes as deep as the parser allows), evaluated through `eval::render_with` over a `MemorySource` under a
-//! small budget, each render on a thread with a 2 MiB stack (what tokio's blocking threads
-//! get):
+//! nesting and pipes as deep as the parser allows), evaluated through `eval::render_with`
+//! over a `MemorySource` under a small budget, each render on a thread with a 2 MiB stack
+//! (what tokio's blocking threads get):
 //! - it returns series or a clean `EvalError` — never a panic, a stack overflow or an abort;
 //! - the budget's high-water mark stays within its limit;
 //! - the bytes the render really allocated (a counting allocator, per thread) stay within
