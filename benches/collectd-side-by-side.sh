@@ -19,6 +19,13 @@
 #   AGENT_BINS      instead of building, measure these binaries: "name=path name2=path2"
 #                   (e.g. a binary saved from another commit, for before/after).
 #   RUN_AGENT=0     skip the agent;  RUN_COLLECTD=0  skip collectd.
+#   SERVICES=1      also watch services, each side with its equivalent collectors/plugins:
+#                   private nginx (stub_status), redis-server and memcached started here on
+#                   free 127.0.0.1 ports, the PostgreSQL and MariaDB of
+#                   tests/services/sql-up.sh, and process groups for them (agent: `nginx`,
+#                   `redis`, `memcached`, `postgres`, `mysql`, `process`; collectd: the
+#                   `nginx`, `redis`, `memcached`, `postgresql`, `mysql`, `processes`
+#                   plugins of Debian's collectd-core). AGENT_BUILDS defaults to `default`.
 #   CARGO_TARGET_DIR  where the agent build goes (default ~/.cache/carbide-target).
 #   COLLECTD        collectd binary, default /usr/sbin/collectd.
 set -euo pipefail
@@ -36,7 +43,7 @@ tmp="$(mktemp -d)"
 pids=()
 cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
+    [[ -n "${BENCH_KEEP:-}" ]] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 
@@ -50,7 +57,9 @@ if [[ "$RUN_AGENT" == 1 ]]; then
             agent_bin[${nb%%=*}]="${nb#*=}"
         done
     else
-        for b in ${AGENT_BUILDS:-default host-only}; do
+        default_builds="default host-only"
+        [[ "${SERVICES:-0}" == 1 ]] && default_builds="default"
+        for b in ${AGENT_BUILDS:-$default_builds}; do
             case "$b" in
                 default) flags=() ;;
                 host-only) flags=(--no-default-features) ;;
@@ -118,6 +127,100 @@ LoadPlugin write_graphite
 </Plugin>
 CONF
 
+# --- services (SERVICES=1) ------------------------------------------------------------------
+if [[ "${SERVICES:-0}" == 1 ]]; then
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+    eval "$(tests/services/sql-up.sh)"
+    nginx_port="$(free_port)"; redis_port="$(free_port)"; mc_port="$(free_port)"
+    mkdir -p "$tmp/svc"
+    cat > "$tmp/svc/nginx.conf" <<NGINX
+pid $tmp/svc/nginx.pid;
+error_log $tmp/svc/nginx.log;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path $tmp/svc; proxy_temp_path $tmp/svc; fastcgi_temp_path $tmp/svc;
+  uwsgi_temp_path $tmp/svc; scgi_temp_path $tmp/svc;
+  server { listen 127.0.0.1:$nginx_port; location = /nginx_status { stub_status; } }
+}
+NGINX
+    /usr/sbin/nginx -p "$tmp/svc" -c "$tmp/svc/nginx.conf" -g 'daemon off;' >/dev/null 2>&1 &
+    pids+=("$!")
+    /usr/bin/redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --dir "$tmp/svc" >/dev/null 2>&1 &
+    pids+=("$!")
+    /usr/bin/memcached -l 127.0.0.1 -p "$mc_port" -U 0 -u nobody >/dev/null 2>&1 &
+    pids+=("$!")
+    # postgres://user:password@host:port/db and mysql://… into their parts
+    dsn_part() { python3 -c 'import sys, urllib.parse as u; d = u.urlparse(sys.argv[1]); print({"user": d.username, "password": d.password, "host": d.hostname, "port": d.port, "db": d.path.lstrip("/")}[sys.argv[2]])' "$1" "$2"; }
+    pg() { dsn_part "$CARBIDE_TEST_PG_DSN" "$1"; }
+    my() { dsn_part "$CARBIDE_TEST_MYSQL_DSN" "$1"; }
+    for a in "${agents[@]}"; do
+        d="$tmp/$a/collectors.d"
+        printf 'type: nginx\nurl: http://127.0.0.1:%s/nginx_status\n' "$nginx_port" > "$d/nginx.yml"
+        printf 'type: redis\naddress: 127.0.0.1:%s\n' "$redis_port" > "$d/redis.yml"
+        printf 'type: memcached\naddress: 127.0.0.1:%s\n' "$mc_port" > "$d/memcached.yml"
+        printf 'type: postgres\ndsn_env: CARBIDE_TEST_PG_DSN\n' > "$d/postgres.yml"
+        printf 'type: mysql\ndsn_env: CARBIDE_TEST_MYSQL_DSN\n' > "$d/mysql.yml"
+        cat > "$d/process.yml" <<YML
+type: process
+groups:
+  nginx: {name: '^nginx\$'}
+  redis: {name: '^redis-server\$'}
+  memcached: {name: '^memcached\$'}
+  postgres: {name: '^postgres\$'}
+  mariadb: {name: '^mariadbd\$'}
+YML
+    done
+    cat >> "$tmp/collectd.conf" <<CONF
+LoadPlugin nginx
+<Plugin nginx>
+  URL "http://127.0.0.1:$nginx_port/nginx_status"
+</Plugin>
+LoadPlugin redis
+<Plugin redis>
+  <Node "bench">
+    Host "127.0.0.1"
+    Port "$redis_port"
+  </Node>
+</Plugin>
+LoadPlugin memcached
+<Plugin memcached>
+  <Instance "bench">
+    Host "127.0.0.1"
+    Port "$mc_port"
+  </Instance>
+</Plugin>
+LoadPlugin postgresql
+<Plugin postgresql>
+  <Database "$(pg db)">
+    Host "$(pg host)"
+    Port "$(pg port)"
+    User "$(pg user)"
+    Password "$(pg password)"
+  </Database>
+</Plugin>
+LoadPlugin mysql
+<Plugin mysql>
+  <Database "$(my db)">
+    Host "$(my host)"
+    Port $(my port)
+    User "$(my user)"
+    Password "$(my password)"
+    Database "$(my db)"
+  </Database>
+</Plugin>
+LoadPlugin processes
+<Plugin processes>
+  ProcessMatch "nginx" "^nginx"
+  Process "redis-server"
+  Process "memcached"
+  Process "postgres"
+  Process "mariadbd"
+</Plugin>
+CONF
+    sleep 1
+fi
+
 # --- run ---------------------------------------------------------------------------------
 declare -A pid_of
 if [[ "$RUN_COLLECTD" == 1 ]]; then
@@ -135,7 +238,12 @@ done
 # CPU time in ns: the sum over the process's threads of the scheduler's run time
 # (/proc/<pid>/task/*/schedstat, first field), far finer than utime+stime's 10 ms ticks. Both
 # programs keep their threads for their whole life, so no thread's time is lost by exiting.
-ticks() { cat /proc/"$1"/task/*/schedstat | awk '{s += $1} END {printf "%d\n", s}'; }
+# (A process that is gone gives no number, so the report says it exited.)
+ticks() {
+    local t
+    t="$(cat /proc/"$1"/task/*/schedstat 2>/dev/null)" && [[ -n "$t" ]] || return 1
+    awk '{s += $1} END {printf "%d\n", s}' <<<"$t"
+}
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
 # Proportional set size: shared library pages divided among the processes mapping them.
 pss_kib() { awk '/^Pss:/ {print $2}' "/proc/$1/smaps_rollup"; }
