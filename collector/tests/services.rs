@@ -456,3 +456,63 @@ fn circuit_breaker_opens_on_a_stopped_memcached_and_closes_when_it_is_back() {
     );
     assert_eq!(log.matches("circuit closed").count(), 1, "{log}");
 }
+
+/// memcached and redis on unix sockets (`socket:`), through `collector test`.
+#[test]
+fn unix_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mc_sock = dir.path().join("mc.sock");
+    let redis_sock = dir.path().join("redis.sock");
+    let _mc = spawn(
+        "/usr/bin/memcached",
+        &["-s", mc_sock.to_str().unwrap(), "-U", "0", "-u", "root"],
+        dir.path(),
+    );
+    let _redis = spawn(
+        "/usr/bin/redis-server",
+        &[
+            "--port",
+            "0",
+            "--unixsocket",
+            redis_sock.to_str().unwrap(),
+            "--save",
+            "",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    for s in [&mc_sock, &redis_sock] {
+        assert!(
+            (0..200).any(|_| {
+                s.exists() || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    false
+                }
+            }),
+            "{} never appeared",
+            s.display()
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "collector.yml", &global(closed_port()));
+    write(
+        tmp.path(),
+        "collectors.d/mc.yml",
+        &format!("type: memcached\nsocket: {}\n", mc_sock.display()),
+    );
+    write(
+        tmp.path(),
+        "collectors.d/rd.yml",
+        &format!("type: redis\nsocket: {}\n", redis_sock.display()),
+    );
+    for (name, want) in [
+        ("mc", format!("{HOST}.memcached.curr_connections")),
+        ("rd", format!("{HOST}.redis.clients.connected")),
+    ] {
+        let out = run(tmp.path(), &["test", name]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let m = metrics(&text(&out.stdout));
+        assert!(m.get(&want).is_some_and(|&v| v >= 1.0), "{want}: {m:?}");
+    }
+}
