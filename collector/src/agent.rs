@@ -89,13 +89,18 @@ pub async fn run_until(
     drop(submit);
     let submitted = runtime::submitted(&agent);
     let before = handle.stats();
-    handle.shutdown(settings.shutdown_timeout).await?;
+    let watcher = handle.clone();
+    // Lines dropped at shutdown (the spool could not be written) make the exit status 1.
+    let flushed = handle.shutdown(settings.shutdown_timeout).await;
+    let after = watcher.stats();
     tracing::info!(
         lines_submitted = submitted,
         lines_sent_before_flush = before.lines_sent,
+        lines_sent = after.lines_sent,
+        lines_dropped = after.lines_dropped,
         "collector stopped"
     );
-    Ok(())
+    flushed
 }
 
 fn start(

@@ -7,8 +7,9 @@
 //! | `<instance>.runs` / `.errors` / `.timeouts` | runs completed / failed / cancelled at the deadline, in the last interval |
 //! | `<instance>.circuit_open` / `.consecutive_failures` | 1 while the circuit breaker keeps the instance from calling its service / failed or timed-out runs in a row (now) |
 //! | `<instance>.lines` / `.dropped` | lines handed to the sender / metrics dropped as unencodable (NaN, ±Inf, bad name) or input lines that are not metrics (exec), in the last interval |
-//! | `sender.queued_lines` | lines waiting in the sender's memory queue (now) |
-//! | `sender.spool_bytes` / `.spool_lines` | bytes and lines in the disk spool (now) |
+//! | `sender.queued_lines` | lines waiting in the sender's memory queue to be written (now) |
+//! | `sender.spool_bytes` / `.spool_lines` | bytes of the disk spool / lines in it waiting to be written (now) |
+//! | `sender.inflight_lines` | lines written and not yet known to be read by carbon (now) |
 //! | `sender.spool_torn_records` | torn spool records skipped after a crash, in the last interval |
 //! | `sender.lines_sent` / `.lines_dropped` / `.reconnects` | in the last interval; `lines_dropped` includes lines the runtime could not encode |
 //! | `agent.reloads` / `agent.reload_errors` | SIGHUP reloads applied / rejected, in the last interval |
@@ -92,6 +93,7 @@ impl Reporter {
         put("sender.queued_lines", sender.queued_lines as f64);
         put("sender.spool_bytes", sender.spool_bytes as f64);
         put("sender.spool_lines", sender.spool_lines as f64);
+        put("sender.inflight_lines", sender.inflight_lines as f64);
         put(
             "sender.spool_torn_records",
             delta(sender.spool_torn_records, self.prev.spool_torn_records),
@@ -141,6 +143,7 @@ mod tests {
             lines_dropped: 1,
             reconnects: 2,
             spool_lines: 4,
+            inflight_lines: 3,
             spool_torn_records: 0,
         };
         let c = r.report(&inst, &agent, sender, 60);
@@ -151,6 +154,7 @@ mod tests {
             "servers.h.carbide.collector.host.timeouts 1 60",
             "servers.h.carbide.collector.sender.queued_lines 7 60",
             "servers.h.carbide.collector.sender.spool_lines 4 60",
+            "servers.h.carbide.collector.sender.inflight_lines 3 60",
             "servers.h.carbide.collector.sender.lines_sent 50 60",
             "servers.h.carbide.collector.sender.lines_dropped 3 60",
         ] {

@@ -79,7 +79,10 @@ async fn outage_loses_nothing_and_the_spool_drains() {
     p.send(&h, 50).await;
     wait_until("everything delivered and the spool drained", LIMIT, || {
         let s = h.stats();
-        sink.len() >= p.produced.len() && s.spool_bytes == 0 && s.queued_lines == 0
+        sink.len() >= p.produced.len()
+            && s.spool_bytes == 0
+            && s.queued_lines == 0
+            && s.inflight_lines == 0
     })
     .await;
 
@@ -213,7 +216,9 @@ async fn a_down_destination_does_not_hold_back_the_up_one() {
 
     let recv_b = Receiver::start(port_b, sink_b.clone()).await;
     wait_until("the other destination catches up", LIMIT, || {
-        sink_b.len() >= p.produced.len() && h.stats().spool_bytes == 0
+        sink_b.len() >= p.produced.len()
+            && h.stats().spool_bytes == 0
+            && h.stats().inflight_lines == 0
     })
     .await;
     assert_lines_eq(&sink_b.lines(), &p.produced, "received");
@@ -238,7 +243,10 @@ async fn without_a_spool_the_memory_queue_bridges_an_outage() {
     })
     .await;
     assert_lines_eq(&sink.lines(), &p.produced, "received");
-    wait_until("queue empty", LIMIT, || h.stats().queued_lines == 0).await;
+    wait_until("queue empty", LIMIT, || {
+        h.stats().queued_lines == 0 && h.stats().inflight_lines == 0
+    })
+    .await;
     h.shutdown(Duration::from_secs(5)).await.unwrap();
     recv.stop().await;
 }

@@ -215,7 +215,9 @@ pub struct Progress {
 /// there loses them; so acknowledged bytes count as read only on evidence from the peer's
 /// receive window (the free space of that buffer):
 /// - the window is back at the largest value seen after bytes arrived (at least `GUARD` of
-///   them, so an unread arrival would have shrunk it): the buffer is as empty as it gets;
+///   them, so an unread arrival would have shrunk it), and that largest value has held for a
+///   whole window of bytes (while the kernel still grows the buffer, growth can hide unread
+///   bytes): the buffer is as empty as it gets;
 /// - the window opened while nothing new arrived: the application read (keepalive probes,
 ///   every second on an idle connection, make the peer report its window);
 /// - a window larger than ever before, with new bytes, is the kernel growing the buffer, not
@@ -228,6 +230,8 @@ pub struct Progress {
 #[derive(Debug, Default)]
 pub struct ReadEstimate {
     max_window: u64,
+    /// Acknowledged bytes when `max_window` was last raised.
+    raised_at: u64,
     prev: Option<(u64, u64)>,
     read: u64,
     still_since: Option<Instant>,
@@ -254,8 +258,10 @@ impl ReadEstimate {
                         self.read = acked; // opened with nothing new: the application read
                     }
                     self.max_window = window;
+                    self.raised_at = acked;
                 } else if window == self.max_window
-                    && (acked >= pa + guard || (acked == pa && window > pw))
+                    && ((acked >= pa + guard && acked >= self.raised_at + self.max_window)
+                        || (acked == pa && window > pw))
                 {
                     self.read = acked;
                 }
@@ -453,11 +459,19 @@ mod tests {
         );
         assert_eq!(
             e.read_upto(30_000, progress(30_000, 95_232), ms(4)),
-            30_000,
-            "at max"
+            20_000,
+            "at max, but the buffer may still be growing"
+        );
+        assert_eq!(
+            e.read_upto(110_000, progress(110_000, 95_232), ms(5)),
+            110_000,
+            "at max a whole window after it last grew"
         );
         // Unacknowledged bytes are never read.
-        assert_eq!(e.read_upto(40_000, progress(35_000, 95_232), ms(5)), 35_000);
+        assert_eq!(
+            e.read_upto(140_000, progress(125_000, 95_232), ms(6)),
+            125_000
+        );
         // The ambiguous case settles: acknowledged, window at its (grown) largest, still.
         let mut e = ReadEstimate::default();
         e.read_upto(0, progress(0, 65_483), t);

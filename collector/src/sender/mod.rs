@@ -35,7 +35,7 @@ pub struct Chunk {
 /// Counters and gauges the sender exposes for self-metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SenderStats {
-    /// Lines waiting in memory (all destinations).
+    /// Lines waiting in memory to be written (all destinations).
     pub queued_lines: u64,
     /// Bytes in the on-disk spool (all destinations).
     pub spool_bytes: u64,
@@ -46,8 +46,10 @@ pub struct SenderStats {
     pub lines_dropped: u64,
     /// Reconnections made to destinations.
     pub reconnects: u64,
-    /// Lines waiting in the on-disk spool (all destinations).
+    /// Lines waiting in the on-disk spool to be written (all destinations).
     pub spool_lines: u64,
+    /// Lines written and not yet known to be read by the destination (memory or spool).
+    pub inflight_lines: u64,
     /// Torn or corrupt spool records found (after a crash); their lines are in `lines_dropped`.
     pub spool_torn_records: u64,
 }
@@ -59,6 +61,8 @@ pub(crate) struct Counters {
     pub lines_dropped: AtomicU64,
     pub reconnects: AtomicU64,
     pub spool_torn_records: AtomicU64,
+    /// Lines neither delivered nor spooled at shutdown (in `lines_dropped` too).
+    pub dropped_at_shutdown: AtomicU64,
 }
 
 /// One destination's gauges.
@@ -67,6 +71,7 @@ pub(crate) struct DestGauges {
     pub queued_lines: AtomicU64,
     pub spool_bytes: AtomicU64,
     pub spool_lines: AtomicU64,
+    pub inflight_lines: AtomicU64,
 }
 
 /// What a destination's worker and the handle share.
@@ -198,6 +203,7 @@ impl SenderHandle {
             s.queued_lines += d.gauges.queued_lines.load(Relaxed);
             s.spool_bytes += d.gauges.spool_bytes.load(Relaxed);
             s.spool_lines += d.gauges.spool_lines.load(Relaxed);
+            s.inflight_lines += d.gauges.inflight_lines.load(Relaxed);
         }
         s
     }
@@ -223,10 +229,14 @@ impl SenderHandle {
             .inner
             .dests
             .iter()
-            .map(|d| d.gauges.queued_lines.load(Relaxed))
+            .map(|d| d.gauges.queued_lines.load(Relaxed) + d.gauges.inflight_lines.load(Relaxed))
             .sum();
-        if left > 0 {
-            anyhow::bail!("{left} lines could not be delivered or spooled at shutdown");
+        let dropped = self.inner.counters.dropped_at_shutdown.load(Relaxed);
+        if left > 0 || dropped > 0 {
+            anyhow::bail!(
+                "{} lines could not be delivered or spooled at shutdown and were dropped (see the log)",
+                left + dropped
+            );
         }
         Ok(())
     }

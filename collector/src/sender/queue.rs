@@ -82,6 +82,46 @@ impl LossLog {
     }
 }
 
+/// Logs a failing disk at most once per interval, with the number of failures since the last
+/// report, and once when it works again: a full disk cannot flood the log.
+#[derive(Debug, Default)]
+pub struct ErrorLog {
+    last: Option<Instant>,
+    failures: u64,
+    failing: bool,
+}
+
+impl ErrorLog {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    pub fn failed(&mut self, dest: &str, what: &str, e: &std::io::Error) {
+        self.failures += 1;
+        self.failing = true;
+        let now = Instant::now();
+        if self
+            .last
+            .is_none_or(|l| now.duration_since(l) >= Self::EVERY)
+        {
+            tracing::error!(
+                destination = dest,
+                error = %e,
+                failures = self.failures,
+                "{what} failed; lines stay in memory (up to sender.queue_max_bytes) and the disk is tried again every second"
+            );
+            self.last = Some(now);
+            self.failures = 0;
+        }
+    }
+
+    pub fn worked(&mut self, dest: &str, what: &str) {
+        if std::mem::take(&mut self.failing) {
+            tracing::info!(destination = dest, "{what} works again");
+            self.last = None;
+            self.failures = 0;
+        }
+    }
+}
+
 pub struct Backlog {
     dest: String,
     mem: VecDeque<Chunk>,
@@ -99,6 +139,11 @@ pub struct Backlog {
     gauges: Arc<DestGauges>,
     loss_log: LossLog,
     io_log: LossLog,
+    disk_log: ErrorLog,
+    /// After a failed spool write, the disk is not tried again before this.
+    disk_retry_at: Option<Instant>,
+    /// The last spool write error, for the shutdown message.
+    disk_error: Option<String>,
 }
 
 impl Backlog {
@@ -123,6 +168,9 @@ impl Backlog {
             gauges,
             loss_log: LossLog::default(),
             io_log: LossLog::default(),
+            disk_log: ErrorLog::default(),
+            disk_retry_at: None,
+            disk_error: None,
         };
         b.account();
         b
@@ -153,7 +201,7 @@ impl Backlog {
         let spooling = self
             .spool
             .as_ref()
-            .is_some_and(|s| !self.connected || !s.is_empty());
+            .is_some_and(|s| !self.connected || s.has_unsent());
         if self.mem_bytes > self.max_mem_bytes || spooling {
             self.spill();
         }
@@ -163,15 +211,35 @@ impl Backlog {
     /// Move the whole memory queue to the end of the spool. Without a spool (or if the disk
     /// fails) memory is trimmed to its cap by dropping the oldest chunks, counted.
     pub fn spill(&mut self) {
-        if let Some(spool) = self.spool.as_mut() {
+        self.spill_to_disk(false);
+    }
+
+    /// [`Backlog::spill`]; `force` tries the disk even within a second of a failure (shutdown).
+    fn spill_to_disk(&mut self, force: bool) {
+        let now = Instant::now();
+        let try_disk = force || self.disk_retry_at.is_none_or(|t| now >= t);
+        if let (Some(spool), true) = (self.spool.as_mut(), try_disk) {
+            let mut failed = None;
             while let Some(chunk) = self.mem.front() {
                 if let Err(e) = spool.append(&chunk.data, chunk.lines) {
-                    tracing::error!(destination = %self.dest, error = %e, "spool write failed; lines stay in memory");
+                    failed = Some(e);
                     break;
                 }
                 self.mem_bytes -= chunk.data.len() as u64;
                 self.mem_lines -= u64::from(chunk.lines);
                 self.mem.pop_front();
+            }
+            match failed {
+                Some(e) => {
+                    self.disk_log.failed(&self.dest, "spool write", &e);
+                    self.disk_error = Some(e.to_string());
+                    self.disk_retry_at = Some(now + Duration::from_secs(1));
+                }
+                None if self.mem.is_empty() => {
+                    self.disk_log.worked(&self.dest, "spool write");
+                    self.disk_retry_at = None;
+                }
+                None => {}
             }
         }
         let mut dropped = 0u64;
@@ -342,37 +410,48 @@ impl Backlog {
 
     /// Final step of shutdown: persist memory to the spool, fsync, release the directory.
     /// Without a spool, what is left in memory is lost: counted and logged.
-    pub fn close(&mut self) {
+    /// Returns the lines dropped here (then the agent exits non-zero).
+    pub fn close(&mut self) -> u64 {
         self.closed = true;
-        self.spill();
+        self.spill_to_disk(true);
         self.sync();
         // Publish the final spool gauges (what the next run will replay), then let go of the
         // directory.
         self.account();
-        self.spool = None;
+        let had_spool = self.spool.take().is_some();
         let left = self.mem_lines;
+        self.flush_logs(true);
         if left > 0 {
             self.counters.lines_dropped.fetch_add(left, Relaxed);
-            tracing::warn!(destination = %self.dest, lines = left, "lines not delivered before shutdown and no spool_dir configured: dropped");
+            if had_spool {
+                let why = self.disk_error.as_deref().unwrap_or("unknown error");
+                tracing::error!(destination = %self.dest, lines = left, error = why, "dropped lines: not delivered before shutdown and the spool could not be written");
+            } else {
+                tracing::error!(destination = %self.dest, lines = left, "dropped lines: not delivered before shutdown and no spool_dir configured");
+            }
             self.mem.clear();
             self.mem_bytes = 0;
             self.mem_lines = 0;
         }
         self.gauges.queued_lines.store(0, Relaxed);
-        self.flush_logs(true);
+        self.gauges.inflight_lines.store(0, Relaxed);
+        left
     }
 
     /// Publish gauges and fold the spool's losses into the counters.
     fn account(&mut self) {
-        let (spool_bytes, spool_lines) = self
+        let (spool_bytes, spool_lines, spool_inflight) = self
             .spool
             .as_mut()
-            .map_or((0, 0), |s| (s.bytes(), s.lines()));
-        self.gauges
-            .queued_lines
-            .store(self.mem_lines + self.inflight_lines, Relaxed);
+            .map_or((0, 0, 0), |s| (s.bytes(), s.lines(), s.inflight_lines()));
+        self.gauges.queued_lines.store(self.mem_lines, Relaxed);
         self.gauges.spool_bytes.store(spool_bytes, Relaxed);
-        self.gauges.spool_lines.store(spool_lines, Relaxed);
+        self.gauges
+            .spool_lines
+            .store(spool_lines - spool_inflight.min(spool_lines), Relaxed);
+        self.gauges
+            .inflight_lines
+            .store(self.inflight_lines + spool_inflight, Relaxed);
         if let Some(spool) = self.spool.as_mut() {
             let l = spool.take_losses();
             if l.cap_lines > 0 {

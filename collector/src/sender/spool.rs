@@ -296,6 +296,29 @@ impl Spool {
         self.segs.is_empty()
     }
 
+    /// Lines read ahead and not yet committed (in flight).
+    pub fn inflight_lines(&self) -> u64 {
+        let Some((sid, _, before)) = self.ahead else {
+            return 0;
+        };
+        if !self.segs.iter().any(|s| s.id == sid) {
+            return 0;
+        }
+        let mut n = 0;
+        for s in &self.segs {
+            if s.id == sid {
+                return n + before.saturating_sub(s.read_lines);
+            }
+            n += s.lines - s.read_lines;
+        }
+        n
+    }
+
+    /// Does the spool hold lines not yet handed out (a replay in progress)?
+    pub fn has_unsent(&self) -> bool {
+        self.lines() > self.inflight_lines()
+    }
+
     /// Losses since the last call.
     pub fn take_losses(&mut self) -> Losses {
         std::mem::take(&mut self.losses)
@@ -338,12 +361,23 @@ impl Spool {
             self.total_bytes += 8;
         }
         self.encode_record(data, lines);
-        let Some((_, file)) = self.writer.as_mut() else {
+        let Some((wid, file)) = self.writer.as_mut() else {
             return Err(io::Error::other("spool writer missing"));
         };
         if let Err(e) = file.write_all(&self.scratch) {
-            // Leave no partial record behind for the next append.
-            self.writer = None;
+            // A full disk: leave no partial record, and no segment holding nothing.
+            let wid = *wid;
+            let before = self.segs.back().map_or(8, |s| s.bytes);
+            if before <= 8 {
+                self.writer = None;
+                if self.segs.back().is_some_and(|s| s.id == wid) {
+                    self.segs.pop_back();
+                    self.total_bytes -= 8;
+                }
+                let _ = fs::remove_file(self.dir.join(seg_name(wid)));
+            } else if file.set_len(before).is_err() {
+                self.writer = None;
+            }
             return Err(e);
         }
         if self.opts.fsync == FsyncPolicy::Always {
@@ -370,10 +404,13 @@ impl Spool {
         }
         let id = head.id - 1;
         let file = self.create_segment(id)?;
+        self.encode_record(data, lines);
+        if let Err(e) = (&file).write_all(&self.scratch) {
+            let _ = fs::remove_file(self.dir.join(seg_name(id)));
+            return Err(e);
+        }
         // Reading starts again at this record (whatever was in flight is being put back).
         self.ahead = None;
-        self.encode_record(data, lines);
-        (&file).write_all(&self.scratch)?;
         if self.opts.fsync == FsyncPolicy::Always {
             file.sync_data()?;
         }
@@ -402,11 +439,15 @@ impl Spool {
     }
 
     fn create_segment(&mut self, id: u64) -> io::Result<File> {
+        let path = self.dir.join(seg_name(id));
         let mut file = OpenOptions::new()
             .create_new(true)
             .append(true)
-            .open(self.dir.join(seg_name(id)))?;
-        file.write_all(SEGMENT_MAGIC)?;
+            .open(&path)?;
+        if let Err(e) = file.write_all(SEGMENT_MAGIC) {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         self.dir_dirty = true;
         if self.opts.fsync == FsyncPolicy::Always {
             file.sync_data()?;

@@ -405,7 +405,8 @@ pub(crate) async fn run(
             flight.restore_all(&d, None);
         }
     }
-    d.lock().close();
+    let dropped = d.lock().close();
+    counters.dropped_at_shutdown.fetch_add(dropped, Relaxed);
     tracing::debug!(destination = dest, "sender stopped");
 }
 
