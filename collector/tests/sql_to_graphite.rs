@@ -95,8 +95,18 @@ fn parsed(lines: &[String]) -> Vec<(String, f64, i64)> {
         .collect()
 }
 
+/// Run the binary; unless `args` choose a spool, it gets a fresh one of its own (the default,
+/// a state directory, would be shared by every test).
 fn run(dsn: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
+    let spool = tempfile::tempdir().unwrap();
+    let own = !args
+        .iter()
+        .any(|a| *a == "--spool-dir" || *a == "--no-spool");
+    let mut cmd = Command::new(BIN);
+    if own {
+        cmd.arg("--spool-dir").arg(spool.path());
+    }
+    let mut child = cmd
         .args(args)
         .env("S2G_DSN", dsn)
         .env_remove("RUST_LOG")
@@ -464,6 +474,8 @@ fn schedule_fires_and_never_overlaps_a_query() {
         .args(["--graphite-host", "127.0.0.1", "--graphite-port"])
         .arg(rx.port.to_string())
         .args(["--schedule", f.to_str().unwrap()])
+        .arg("--spool-dir")
+        .arg(tmp.path().join("spool"))
         .env("S2G_DSN", &dsn)
         .env_remove("RUST_LOG")
         .stdout(Stdio::piped())
@@ -560,4 +572,101 @@ queries:
         "{stderr}"
     );
     assert_no_secret(&out, &dsn);
+}
+
+/// From cron, carbon down for two runs, then up: nothing is lost by default (the spool lives in
+/// the user's state directory) and the third run delivers the backlog first, then its own
+/// lines, before it exits.
+#[test]
+fn cron_runs_spool_by_default_and_drain_the_backlog_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("m.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::{Connection, Executor};
+        let url = format!("sqlite://{}?mode=rwc", file.display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        c.execute("CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1), (2), (3);")
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    });
+    let dsn = format!("sqlite://{}", file.display());
+    // A port nobody listens on yet; carbon comes up on it for the third run.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let state = tmp.path().join("state");
+    let home = tmp.path().join("home");
+    let cron = |run: u32| {
+        let mut child = Command::new(BIN)
+            .args(["--graphite-host", "127.0.0.1", "--graphite-port"])
+            .arg(port.to_string())
+            .args(["--graphite-prefix", "cron"])
+            .env("S2G_DSN", &dsn)
+            .env("XDG_STATE_HOME", &state)
+            .env("HOME", &home)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let q = format!("SELECT 'run{run}.n' || n, n FROM t ORDER BY n\n");
+        child.stdin.take().unwrap().write_all(q.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    // SAFETY: geteuid has no preconditions.
+    let spool = if unsafe { libc::geteuid() } == 0 {
+        std::path::PathBuf::from("/var/lib/carbide/sql-to-graphite")
+    } else {
+        state.join("carbide/sql-to-graphite")
+    };
+    let dest = spool.join(format!("127.0.0.1_{port}"));
+    let _ = std::fs::remove_dir_all(&dest);
+    for run in 1..=2 {
+        let out = cron(run);
+        let err = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "run {run}: spooled is success\n{err}"
+        );
+        assert!(err.contains("stay in the spool for the next run"), "{err}");
+    }
+    assert!(dest.is_dir(), "the default spool is {}", dest.display());
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let keep = lines.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let keep = keep.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(conn).lines() {
+                    let Ok(line) = line else { break };
+                    keep.lock().unwrap().push(line);
+                }
+            });
+        }
+    });
+    let out = cron(3);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    // Everything arrived before the third run exited: the backlog first, in run order.
+    let got: Vec<String> = parsed(&lines.lock().unwrap())
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .collect();
+    let want: Vec<String> = (1..=3)
+        .flat_map(|r| (1..=3).map(move |n| format!("cron.run{r}.n{n}")))
+        .collect();
+    assert_eq!(got, want, "{err}");
+    assert!(
+        err.contains("6 lines left by earlier runs delivered"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dest);
 }

@@ -55,9 +55,15 @@ struct Cli {
     /// Print the lines without sending them.
     #[arg(long)]
     dry_run: bool,
-    /// Keep lines on disk here while carbon is unreachable (the agent's spooling sender).
-    #[arg(long, value_name = "DIR")]
+    /// Keep lines on disk here while carbon is unreachable (the agent's spooling sender); the
+    /// next run sends them first. Default: a per-user state directory
+    /// ($XDG_STATE_HOME/carbide/sql-to-graphite or ~/.local/state/carbide/sql-to-graphite;
+    /// /var/lib/carbide/sql-to-graphite for root).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_spool")]
     spool_dir: Option<PathBuf>,
+    /// Keep undelivered lines in memory only (lost when the run ends).
+    #[arg(long)]
+    no_spool: bool,
     /// Deadline of each stdin query (`30s`, `2m`); YAML queries have their own `timeout`.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -120,6 +126,16 @@ fn real_main(cli: Cli) -> Result<ExitCode, Usage> {
             ))
         }
     };
+    let spool_dir = match (&cli.spool_dir, cli.no_spool) {
+        (_, true) => None,
+        (Some(d), false) => Some(d.clone()),
+        (None, false) => Some(default_spool_dir().ok_or_else(|| {
+            Usage(
+                "no state directory for the spool (HOME is not set): pass --spool-dir DIR or --no-spool"
+                    .into(),
+            )
+        })?),
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -131,7 +147,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, Usage> {
             Some(d) => Some(
                 sender::spawn(SenderConfig {
                     destinations: vec![d],
-                    spool_dir: cli.spool_dir.clone(),
+                    spool_dir: spool_dir.clone(),
                     ..SenderConfig::default()
                 })
                 .map_err(|e| Usage(format!("cannot start the sender: {e:#}")))?,
@@ -148,7 +164,7 @@ fn real_main(cli: Cli) -> Result<ExitCode, Usage> {
     } else {
         rt.block_on(once(ctx.clone(), dsn, queries))
     };
-    let delivered = rt.block_on(ctx.finish(cli.spool_dir.is_some()));
+    let delivered = rt.block_on(ctx.finish(spool_dir.is_some()));
     Ok(if delivered { code } else { ExitCode::from(1) })
 }
 
@@ -178,40 +194,59 @@ impl Ctx {
         }
     }
 
-    /// Flush the sender; false when lines were neither delivered nor spooled.
+    /// Flush the sender: everything it holds — the spool left by earlier runs first, then this
+    /// run's lines — is delivered within [`SEND_TIMEOUT`], or stays in the spool for the next
+    /// run. False when lines were dropped (neither delivered nor spooled).
     async fn finish(&self, spooling: bool) -> bool {
         let Some(sender) = self.sender.lock().ok().and_then(|mut s| s.take()) else {
             return true;
         };
-        // Wait until the sender has dealt with every line (its stats say so), then stop it.
-        // No clone of the handle may outlive `shutdown`, so the verdict comes from here.
         let submitted = self.submitted.load(Ordering::Relaxed);
         let give_up = tokio::time::Instant::now() + SEND_TIMEOUT;
-        let stats = loop {
+        loop {
             let s = sender.stats();
-            if s.lines_sent + s.lines_dropped >= submitted || tokio::time::Instant::now() >= give_up
-            {
-                break s;
+            let waiting = s.queued_lines + s.spool_lines + s.inflight_lines;
+            if waiting == 0 || tokio::time::Instant::now() >= give_up {
+                break;
             }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        };
-        if let Err(e) = sender.shutdown(SEND_TIMEOUT).await {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let watcher = sender.clone();
+        let flushed = sender.shutdown(SEND_TIMEOUT).await;
+        let s = watcher.stats();
+        let backlog = s.lines_sent.saturating_sub(submitted);
+        if backlog > 0 {
+            tracing::info!("{backlog} lines left by earlier runs delivered");
+        }
+        if let Err(e) = flushed {
             tracing::error!("sender: {e:#}");
+            return false;
         }
-        let missing = submitted.saturating_sub(stats.lines_sent);
-        if missing == 0 {
-            return true;
-        }
-        if spooling && stats.lines_dropped == 0 {
-            tracing::warn!(
-                "{missing} of {submitted} lines not delivered yet; they stay in the spool for the next run"
+        if s.lines_dropped > 0 {
+            tracing::error!(
+                "{} lines could not be delivered to carbon and were dropped",
+                s.lines_dropped
             );
-            true
-        } else {
-            tracing::error!("{missing} of {submitted} lines could not be delivered to carbon");
-            false
+            return false;
         }
+        if s.spool_lines > 0 {
+            let how = if spooling {
+                "they stay in the spool for the next run"
+            } else {
+                "lost"
+            };
+            tracing::warn!("{} lines not delivered yet; {how}", s.spool_lines);
+        }
+        true
     }
+}
+
+/// Where undelivered lines wait for the next run when `--spool-dir` is not given: beside the
+/// agent's default spool (`collector::config::default_spool_dir`), in its own directory so a
+/// running agent's lock is never in the way.
+fn default_spool_dir() -> Option<PathBuf> {
+    let agent = collector::config::default_spool_dir()?;
+    Some(agent.parent()?.join("sql-to-graphite"))
 }
 
 /// Run every query once, in order, with one timestamp for the whole run.
