@@ -802,3 +802,33 @@ fn up_keeps_collecting_and_paging_under_hostile_renders() {
     healthy(&mut c).unwrap();
     assert!(c.stop(), "carbide up did not exit 0 on SIGTERM");
 }
+
+#[test]
+fn index_and_tag_answers_respect_max_find_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = serve(dir.path(), "limits:\n  max_find_results: 5\n");
+    let now = common::now();
+    let lines: String = (0..8)
+        .map(|i| format!("many.s{i} 1 {now}\ncpu;host=h{i} 1 {now}\n"))
+        .collect();
+    common::send_lines(c.carbon, &lines);
+    assert!(wait_until(Duration::from_secs(30), || {
+        let (_, body) = c.get("/render?target=countSeries(many.*)&from=-5min");
+        body.contains("8.0")
+    }));
+    for q in [
+        "/metrics/index.json",
+        "/metrics/find?query=many.*",
+        "/tags/findSeries?expr=name=cpu",
+        "/tags/host",
+    ] {
+        let (st, body) = c.get(q);
+        assert_eq!(st, 400, "{q}: {body}");
+        assert!(body.contains("max_find_results"), "{q}: {body}");
+    }
+    // Under the limit, answered.
+    let (st, body) = c.get("/tags/host?limit=3");
+    assert_eq!(st, 200, "{body}");
+    healthy(&mut c).unwrap();
+    assert!(c.stop());
+}

@@ -80,14 +80,6 @@ pub struct Cancel {
 }
 
 impl Cancel {
-    /// A flag never set (work outside the HTTP API, tests).
-    pub fn never() -> Cancel {
-        Cancel {
-            flags: Arc::default(),
-            deadline: Instant::now() + Duration::from_secs(365 * 86400),
-        }
-    }
-
     /// Whether the work should stop now (its deadline passed, its client went away, or the
     /// server is stopping).
     pub fn stopped(&self) -> Option<Stop> {
