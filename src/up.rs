@@ -117,6 +117,9 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             return;
         };
         cfg.metrics_carbon_default = Some(carbon.to_string());
+        if !first_cycle_stored(running.store(), alerter_rx.clone()).await {
+            return; // stopped while waiting
+        }
         let backend = Arc::new(StoreBackend::new(running.store().clone(), limits));
         // SIGHUP reloads alerts.yml too (the collector reloads collectors.d on its own).
         let reloads = match hangups() {
@@ -170,6 +173,50 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     match failure {
         Some(e) => Err(e.context("the alerter stopped; carbide up does not run without it")),
         None => Ok(()),
+    }
+}
+
+/// Most `carbide up` waits for the agent's first cycle before the alerter's first evaluation.
+const FIRST_CYCLE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Wait until the embedded agent's first cycle is in the store (points received, then no
+/// more for a moment), so the first evaluation does not page NO_DATA for series that are
+/// about to arrive; at most [`FIRST_CYCLE_WAIT`]. False when `stop` turned true meanwhile.
+async fn first_cycle_stored(
+    store: &graphite::store::Store,
+    mut stop: watch::Receiver<bool>,
+) -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+    let started = tokio::time::Instant::now();
+    let mut last = store.stats.points_received.load(Relaxed);
+    let mut seen = last > 0;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            r = stop.changed() => {
+                if r.is_err() || *stop.borrow() {
+                    return false;
+                }
+            }
+        }
+        let now = store.stats.points_received.load(Relaxed);
+        if seen && now == last {
+            tracing::info!(
+                points = now,
+                "the agent's first cycle is stored: the alerter starts evaluating"
+            );
+            return true;
+        }
+        seen |= now > 0;
+        last = now;
+        if started.elapsed() >= FIRST_CYCLE_WAIT {
+            tracing::warn!(
+                "no points from the agent after {}s: the alerter starts evaluating anyway",
+                FIRST_CYCLE_WAIT.as_secs()
+            );
+            return true;
+        }
     }
 }
 

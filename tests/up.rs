@@ -159,3 +159,148 @@ fn up_refuses_to_start_without_its_alerter() {
         "the store was opened before the startup error"
     );
 }
+
+/// A webhook receiver on 127.0.0.1: every POST body, answered 200.
+fn webhook() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = got.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut r = BufReader::new(s);
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            if r.read_exact(&mut body).is_ok() {
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    keep.lock().unwrap().push(v);
+                }
+            }
+            let _ = r
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, got)
+}
+
+/// `carbide up`'s first evaluation waits for the agent's first stored cycle (no NO_DATA page
+/// for series about to arrive, no resolve a moment later), and a target that never returned
+/// a series pages NO_DATA once, after its grace period.
+#[test]
+fn up_first_evaluation_waits_for_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("collectors.d")).unwrap();
+    std::fs::write(
+        d.join("collectors.d/host.yml"),
+        "type: host\ninterval: 1s\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("collector.yml"),
+        "hostname_method: fixed\nhostname: uphost\n",
+    )
+    .unwrap();
+    let (url, pages) = webhook();
+    std::fs::write(
+        d.join("alerts.yml"),
+        format!(
+            "interval: 1s
+notifiers:
+  hook: {{type: webhook, url: \"{url}\"}}
+routes:
+  critical: [hook]
+  no_data: [hook]
+alerts:
+  - name: Load
+    target: servers.uphost.loadavg.01
+    warning: 100000
+    critical: 200000
+  - name: Missing
+    target: servers.uphost.nothing_here
+    warning: 1
+    critical: 2
+"
+        ),
+    )
+    .unwrap();
+    let c = Carbide::start(
+        d,
+        &[
+            "up",
+            "--data-dir",
+            "data",
+            "--carbon-tcp",
+            "127.0.0.1:0",
+            "--carbon-udp",
+            "off",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--alerter-api",
+            "off",
+        ],
+    );
+    let log = || std::fs::read_to_string(d.join("carbide.log")).unwrap_or_default();
+    let missing = || {
+        pages
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p["alert"] == "Missing")
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || missing() >= 1),
+        "no NO_DATA page for the missing target:\n{}",
+        log()
+    );
+    // A few more alerter cycles (its heartbeat in the store), then count.
+    let heartbeats = || {
+        let (_, body) = c.get("/render?target=carbide.alerter.heartbeat&from=-5min");
+        series(&body)
+            .iter()
+            .flat_map(|(_, p)| p.iter())
+            .filter(|(v, _)| v.is_some())
+            .count()
+    };
+    let h0 = heartbeats();
+    assert!(wait_until(Duration::from_secs(60), || heartbeats() >= h0 + 3));
+    assert!(c.stop());
+    let got = pages.lock().unwrap().clone();
+    let summary: Vec<(String, String, String)> = got
+        .iter()
+        .map(|p| {
+            (
+                p["alert"].as_str().unwrap_or("").to_string(),
+                p["level"].as_str().unwrap_or("").to_string(),
+                p["action"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![("Missing".into(), "NO_DATA".into(), "trigger".into())],
+        "{}",
+        log()
+    );
+    assert!(
+        log().contains("the agent's first cycle is stored"),
+        "{}",
+        log()
+    );
+}

@@ -67,6 +67,10 @@ pub struct Engine {
     states: BTreeMap<(String, String), SeriesState>,
     pub plan: FetchPlan,
     pub snapshot: Snapshot,
+    /// Unix seconds of the first live cycle, and the alerts that have returned a series
+    /// since: a target that never did gets a NO_DATA grace period ([`Engine::grace`]).
+    first_cycle: Option<i64>,
+    returned: std::collections::BTreeSet<String>,
 }
 
 impl Engine {
@@ -94,7 +98,21 @@ impl Engine {
             states,
             plan,
             snapshot: Snapshot::default(),
+            first_cycle: None,
+            returned: Default::default(),
         })
+    }
+
+    /// How long after start an alert whose target has not returned any series yet is not
+    /// taken for NO_DATA: its `for`, or two intervals (the agent beside it may not have sent
+    /// its first cycle yet).
+    pub fn grace(&self, alert: &Alert) -> i64 {
+        let g = if alert.for_.is_zero() {
+            self.cfg.interval.saturating_mul(2)
+        } else {
+            alert.for_
+        };
+        i64::try_from(g.as_secs()).unwrap_or(i64::MAX)
     }
 
     pub fn store(&self) -> Option<&Store> {
@@ -147,7 +165,25 @@ impl Engine {
         for r in results.iter().filter_map(|r| r.as_ref().err()) {
             tracing::warn!("{r}");
         }
-        let observed = observe(alerts, &results, &self.states);
+        let mut observed = observe(alerts, &results, &self.states);
+        if mode == Mode::Live {
+            let first = *self.first_cycle.get_or_insert(now);
+            for (alert, r) in alerts.iter().zip(&results) {
+                if r.as_ref().is_ok_and(|s| !s.is_empty()) {
+                    self.returned.insert(alert.name.clone());
+                }
+            }
+            // No NO_DATA for a target that has not returned a series since start, within its
+            // grace period (a render error is not covered: it is ERROR at once).
+            observed.retain(|(i, series, obs)| {
+                let a = &alerts[*i];
+                !(matches!(obs, Observation::AllNull)
+                    && *series == a.target
+                    && !self.returned.contains(&a.name)
+                    && now.saturating_sub(first) < self.grace(a)
+                    && !self.states.contains_key(&(a.name.clone(), series.clone())))
+            });
+        }
         let silences: Vec<Silence> = match (&self.store, mode) {
             (Some(s), _) => s.active_silences(now).await?,
             _ => Vec::new(),
