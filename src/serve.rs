@@ -204,6 +204,7 @@ pub struct Running {
 impl Running {
     /// Open the store, start the carbon listeners and the HTTP API.
     pub async fn start(settings: ServeSettings) -> anyhow::Result<Running> {
+        warn_if_open_files_below_caps(&settings);
         let server = Server::start(settings.store.clone()).await?;
         let listener = tokio::net::TcpListener::bind(settings.http.listen)
             .await
@@ -277,6 +278,34 @@ impl Running {
             Ok(Ok(())) => {}
         }
         Ok(self.server.shutdown().await?)
+    }
+}
+
+/// The connection caps should refuse clients before the process runs out of file
+/// descriptors (`main` raises the soft limit to the hard one first): say so when they cannot.
+fn warn_if_open_files_below_caps(settings: &ServeSettings) {
+    let mut l = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } != 0 {
+        return;
+    }
+    let carbon = match settings.store.tcp_listen {
+        Some(_) => settings.store.max_connections,
+        None => 0,
+    };
+    // Connections plus the database, listeners, logs and the runtime's own descriptors.
+    let need = (settings.http.max_connections + carbon + 64) as u64;
+    if l.rlim_cur != libc::RLIM_INFINITY && need > l.rlim_cur {
+        tracing::warn!(
+            open_files = l.rlim_cur,
+            needed = need,
+            "the open-files limit is below max_http_connections + max_carbon_connections: \
+             raise it (LimitNOFILE=, ulimit -Hn) or lower the caps, or clients will meet \
+             accept errors instead of the caps"
+        );
     }
 }
 

@@ -832,3 +832,32 @@ fn index_and_tag_answers_respect_max_find_results() {
     healthy(&mut c).unwrap();
     assert!(c.stop());
 }
+
+#[test]
+fn the_open_files_limit_is_raised_to_the_hard_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Carbide::start_with_open_files(
+        dir.path(),
+        &[
+            "serve",
+            "--data-dir",
+            "data",
+            "--carbon-tcp",
+            "127.0.0.1:0",
+            "--carbon-udp",
+            "off",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        256,
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", c.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let v: Vec<&str> = line.split_whitespace().collect();
+    // "Max open files <soft> <hard> files"
+    assert_eq!(v[3], v[4], "{line}");
+    assert!(c.stop());
+}

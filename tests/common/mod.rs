@@ -30,26 +30,42 @@ impl Carbide {
     /// Start `carbide <args>` under an address-space cap (`RLIMIT_AS`, bytes): an allocation
     /// beyond it fails (and aborts the process) instead of swapping the machine.
     pub fn start_capped(dir: &Path, args: &[&str], address_space: u64) -> Carbide {
-        Self::start_with(dir, args, &[], Some(address_space))
+        Self::start_with(dir, args, &[], Some((libc::RLIMIT_AS, address_space)))
+    }
+
+    /// Start `carbide <args>` with the soft limit of open files lowered to `soft` (the hard
+    /// limit kept).
+    pub fn start_with_open_files(dir: &Path, args: &[&str], soft: u64) -> Carbide {
+        Self::start_with(dir, args, &[], Some((libc::RLIMIT_NOFILE, soft)))
     }
 
     fn start_with(
         dir: &Path,
         args: &[&str],
         env: &[(&str, &str)],
-        address_space: Option<u64>,
+        limit: Option<(libc::__rlimit_resource_t, u64)>,
     ) -> Carbide {
         let mut cmd = Command::new(CARBIDE);
-        if let Some(cap) = address_space {
+        if let Some((resource, cap)) = limit {
             use std::os::unix::process::CommandExt;
-            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            // SAFETY: getrlimit/setrlimit are async-signal-safe; nothing else runs between
+            // fork and exec.
             unsafe {
                 cmd.pre_exec(move || {
-                    let l = libc::rlimit {
-                        rlim_cur: cap,
-                        rlim_max: cap,
+                    let mut l = libc::rlimit {
+                        rlim_cur: 0,
+                        rlim_max: 0,
                     };
-                    if libc::setrlimit(libc::RLIMIT_AS, &l) != 0 {
+                    if libc::getrlimit(resource, &mut l) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    // The address space is capped hard; open files only softly (the process
+                    // may raise them back to the hard limit).
+                    l.rlim_cur = cap.min(l.rlim_max);
+                    if resource == libc::RLIMIT_AS {
+                        l.rlim_max = l.rlim_cur;
+                    }
+                    if libc::setrlimit(resource, &l) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
