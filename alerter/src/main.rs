@@ -302,55 +302,159 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };
-            let outbox = Outbox::open(&cfg.state_file).await?;
-            let store = Store::new(outbox.pool().clone()).await?;
-            let now = unix_now();
-            match cmd {
-                SilenceCmd::Add {
-                    alert,
-                    series,
-                    duration,
-                    comment,
-                    by,
-                } => {
-                    let d: Duration = duration.into();
-                    let until = now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-                    let id = store
-                        .add_silence(&alert, &series, &comment, &by, now, until)
-                        .await?;
-                    println!(
-                        "silence {id}: alert {alert:?} series {series:?} until {}",
-                        rfc3339(until)
-                    );
-                }
-                SilenceCmd::List => {
-                    for s in store.active_silences(now).await? {
-                        println!(
-                            "{}\talert {:?}\tseries {:?}\tuntil {}\tby {:?}\t{}",
-                            s.id,
-                            s.alert_glob,
-                            s.series_glob,
-                            rfc3339(s.expires_at),
-                            s.created_by,
-                            s.comment
-                        );
-                    }
-                }
-                SilenceCmd::Expire { id } => {
-                    if !store.expire_silence(id, now).await? {
-                        eprintln!(
-                            "error: no active silence with id {id} (see alerter silence list)"
-                        );
-                        outbox.close().await;
-                        return Ok(ExitCode::from(1));
-                    }
-                    println!("silence {id} expired");
-                }
-            }
-            outbox.close().await;
-            Ok(ExitCode::SUCCESS)
+            silence(cmd, &file, &cfg).await
         }
     }
+}
+
+/// Where a silence command acts: the running alerter's API when it answers, else the state
+/// file a running (or the last) alerter uses; never a fresh file nobody reads.
+async fn silence(cmd: SilenceCmd, file: &Path, cfg: &Config) -> anyhow::Result<ExitCode> {
+    let now = unix_now();
+    if let SilenceCmd::Add { alert, .. } = &cmd {
+        // A silence whose alert glob matches no alert of the file reaches nothing.
+        let reaches = graphite::glob::GlobPattern::new(alert)
+            .map(|g| cfg.alerts.iter().any(|a| g.matches(&a.name)))
+            .unwrap_or(false);
+        if !reaches {
+            let names: Vec<&str> = cfg.alerts.iter().map(|a| a.name.as_str()).collect();
+            eprintln!(
+                "error: --alert {alert:?} matches no alert of {} (alerts: {}): the silence would reach nothing",
+                file.display(),
+                names.join(", ")
+            );
+            return Ok(ExitCode::from(2));
+        }
+    }
+    let api = cfg.api_listen.map(|a| format!("http://{a}"));
+    if let Some(base) = &api {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        let req = match &cmd {
+            SilenceCmd::Add {
+                alert,
+                series,
+                duration,
+                comment,
+                by,
+            } => client
+                .post(format!("{base}/api/silences"))
+                .json(&serde_json::json!({
+                    "alert": alert, "series": series, "duration": duration.to_string(),
+                    "comment": comment, "created_by": by,
+                })),
+            SilenceCmd::List => client.get(format!("{base}/api/silences")),
+            SilenceCmd::Expire { id } => client.delete(format!("{base}/api/silences/{id}")),
+        };
+        match req.send().await {
+            Ok(resp) => {
+                let status = resp.status();
+                let body: serde_json::Value = resp.json().await.unwrap_or_default();
+                return Ok(match (&cmd, status.as_u16()) {
+                    (SilenceCmd::Add { alert, series, .. }, 201) => {
+                        println!(
+                            "silence {}: alert {alert:?} series {series:?} until {} (added to the running alerter at {base})",
+                            body["id"],
+                            rfc3339(body["expires_at"].as_i64().unwrap_or(0))
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    (SilenceCmd::List, 200) => {
+                        println!("# active silences of the running alerter at {base}");
+                        for s in body.as_array().into_iter().flatten() {
+                            println!(
+                                "{}\talert {}\tseries {}\tuntil {}\tby {}\t{}",
+                                s["id"],
+                                s["alert_glob"],
+                                s["series_glob"],
+                                rfc3339(s["expires_at"].as_i64().unwrap_or(0)),
+                                s["created_by"],
+                                s["comment"].as_str().unwrap_or("")
+                            );
+                        }
+                        ExitCode::SUCCESS
+                    }
+                    (SilenceCmd::Expire { id }, 204) => {
+                        println!("silence {id} expired (running alerter at {base})");
+                        ExitCode::SUCCESS
+                    }
+                    (_, code) => {
+                        eprintln!(
+                            "error: the running alerter at {base} answered {code}: {}",
+                            body["error"].as_str().unwrap_or("")
+                        );
+                        ExitCode::from(1)
+                    }
+                });
+            }
+            Err(e) if e.is_connect() => {} // no alerter there: the state file
+            Err(e) => {
+                eprintln!("error: the alerter API at {base}: {e}");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    let nobody = match &api {
+        Some(base) => format!("no alerter answers at {base}"),
+        None => "the API is off (api_listen: off)".to_string(),
+    };
+    if !cfg.state_file.exists() {
+        eprintln!(
+            "error: {nobody} and the state file {} does not exist: the silence would reach nothing. Start the alerter, or run this with -f the alerts file it runs with (carbide up: its --alerter-api, default 127.0.0.1:9095)",
+            cfg.state_file.display()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let outbox = Outbox::open(&cfg.state_file).await?;
+    let store = Store::new(outbox.pool().clone()).await?;
+    let where_ = format!("state file {}; {nobody}", cfg.state_file.display());
+    let code = match cmd {
+        SilenceCmd::Add {
+            alert,
+            series,
+            duration,
+            comment,
+            by,
+        } => {
+            let d: Duration = duration.into();
+            let until = now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            let id = store
+                .add_silence(&alert, &series, &comment, &by, now, until)
+                .await?;
+            println!(
+                "silence {id}: alert {alert:?} series {series:?} until {} (added to the {where_})",
+                rfc3339(until)
+            );
+            ExitCode::SUCCESS
+        }
+        SilenceCmd::List => {
+            println!("# active silences in the {where_}");
+            for s in store.active_silences(now).await? {
+                println!(
+                    "{}\talert {:?}\tseries {:?}\tuntil {}\tby {:?}\t{}",
+                    s.id,
+                    s.alert_glob,
+                    s.series_glob,
+                    rfc3339(s.expires_at),
+                    s.created_by,
+                    s.comment
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        SilenceCmd::Expire { id } => {
+            if store.expire_silence(id, now).await? {
+                println!("silence {id} expired ({where_})");
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("error: no active silence with id {id} (see alerter silence list)");
+                ExitCode::from(1)
+            }
+        }
+    };
+    outbox.close().await;
+    Ok(code)
 }
 
 /// One message per SIGHUP (reload `alerts.yml`).

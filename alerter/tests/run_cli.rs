@@ -319,10 +319,10 @@ async fn silence_commands_add_list_expire() {
     );
     let run = |args: &[&str]| {
         let mut c = alerter();
-        c.args(args).arg("-f").arg(&file);
+        c.args(args).arg("-f").arg(&file).current_dir(dir.path());
         output(c)
     };
-    let (code, out, err) = run(&[
+    let add = [
         "silence",
         "add",
         "--alert",
@@ -333,23 +333,47 @@ async fn silence_commands_add_list_expire() {
         "2h",
         "--comment",
         "deploy",
-    ])
-    .await;
+    ];
+    // No API and no state file: nothing would see the silence.
+    let (code, out, err) = run(&add).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("the silence would reach nothing"), "{err}");
+    assert!(!dir.path().join("state.db").exists() && !dir.path().join("alerter.db").exists());
+    // An alert glob that matches no alert of the file reaches nothing either.
+    let (code, _, err) = run(&["silence", "add", "--alert", "Lod", "--for", "1h"]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("matches no alert"), "{err}");
+
+    // The state file an alerter uses (created by it): the silence goes there, and says so.
+    alerter::outbox::Outbox::open(&dir.path().join("state.db"))
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let (code, out, err) = run(&add).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.starts_with("silence 1: alert \"Load\" series \"web-*\" until "),
         "{out}"
     );
+    assert!(out.contains("added to the state file"), "{out}");
     let (_, out, _) = run(&["silence", "list"]).await;
+    let rows: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(rows.len(), 1, "{out}");
     assert!(
-        out.starts_with("1\talert \"Load\"\tseries \"web-*\"\tuntil "),
+        rows[0].starts_with("1\talert \"Load\"\tseries \"web-*\"\tuntil "),
         "{out}"
     );
-    assert!(out.trim_end().ends_with("deploy"), "{out}");
+    assert!(rows[0].ends_with("deploy"), "{out}");
     let (code, out, _) = run(&["silence", "expire", "1"]).await;
-    assert_eq!((code, out.trim()), (0, "silence 1 expired"));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("silence 1 expired"), "{out}");
     let (_, out, _) = run(&["silence", "list"]).await;
-    assert_eq!(out, "");
+    assert_eq!(
+        out.lines().filter(|l| !l.starts_with('#')).count(),
+        0,
+        "{out}"
+    );
     let (code, _, err) = run(&["silence", "expire", "1"]).await;
     assert_eq!(code, 1);
     assert!(err.contains("no active silence with id 1"), "{err}");
@@ -360,6 +384,64 @@ async fn silence_commands_add_list_expire() {
     assert!(err.contains("variants"), "{err}");
     let (code, _, err) = run(&["silence", "add", "--for", "soon"]).await;
     assert_eq!(code, 2, "{err}");
+}
+
+/// `alerter silence add` reaches the running alerter through its API (and says so), from
+/// any directory: no stray `alerter.db` in the working directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_add_acts_on_the_running_alerter() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let render = RenderServer::start().await;
+    render.set("servers.web-1.loadavg.01", Some(1.0));
+    let api = common::free_addr();
+    let file = write_config(
+        dir.path(),
+        &render.url(),
+        "http://127.0.0.1:9/hook",
+        &api.to_string(),
+    );
+    let _running = Proc(
+        alerter()
+            .arg("run")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if http
+            .get(format!("http://{api}/api/silences"))
+            .send()
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut c = alerter();
+    c.args(["silence", "add", "--alert", "Load", "--for", "1h", "-f"])
+        .arg(&file)
+        .current_dir(elsewhere.path());
+    let (code, out, err) = output(c).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("added to the running alerter at http://{api}")),
+        "{out}"
+    );
+    let silences: serde_json::Value = http
+        .get(format!("http://{api}/api/silences"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(silences.as_array().unwrap().len(), 1, "{silences}");
+    assert_eq!(silences[0]["alert_glob"], "Load");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
