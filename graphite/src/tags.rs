@@ -910,6 +910,32 @@ mod tests {
     }
 
     #[test]
+    fn a_query_compiles_a_bounded_number_of_bounded_regexes() {
+        let many: Vec<String> = (0..500).map(|i| format!("host=~h{i}.*")).collect();
+        let err = index().find(&many).unwrap_err();
+        assert_eq!(err, TagError::TooManyRegexes(500));
+        assert!(err.to_string().contains("max_regexes_per_query"), "{err}");
+        let ok: Vec<String> = (0..MAX_QUERY_REGEXES)
+            .map(|i| format!("host=~h{i}"))
+            .collect();
+        assert!(index().find(&ok).is_ok());
+        // equality expressions are not regexes
+        let eq: Vec<String> = (0..500).map(|i| format!("host!=h{i}")).collect();
+        assert_eq!(count_regexes(&eq), 0);
+        assert!(index()
+            .find(&[eq, vec!["name=cpu".to_string()]].concat())
+            .is_ok());
+        // a regex whose compiled form is huge is refused, not built
+        let err = TagExpr::parse("host=~(a{1000}){1000}").unwrap_err();
+        assert!(matches!(err, TagError::Regex { .. }), "{err}");
+        assert_eq!(
+            query_regexes("seriesByTag('name=cpu','host=~a','dc!=~b')"),
+            2
+        );
+        assert_eq!(query_regexes("a.b.c"), 0);
+    }
+
+    #[test]
     fn which_expressions_match_the_empty_value() {
         for (expr, empty) in [
             ("k=v", false),
