@@ -220,6 +220,11 @@ impl Outcome {
     }
 }
 
+/// `last_error` of a row put aside because its notifier is not in the file.
+fn missing_notifier(name: &str) -> String {
+    format!("notifier \"{name}\" is not configured")
+}
+
 /// Prefix of `last_error` of a row that outlived [`RetryPolicy::max_age`].
 const EXPIRED: &str = "expired: ";
 
@@ -353,6 +358,20 @@ impl Outbox {
                 .await?
                 .rows_affected(),
         )
+    }
+
+    /// Rows of notifier `name` put aside while it was missing from the file (see
+    /// [`Outbox::drain`]) become due now that it is back. Inside the caller's transaction.
+    pub async fn requeue_in(conn: &mut sqlx::SqliteConnection, name: &str) -> anyhow::Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND notifier = ? AND last_error = ?",
+        )
+        .bind(now_ms())
+        .bind(name)
+        .bind(missing_notifier(name))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
     }
 
     /// Pending rows of one notifier.
@@ -545,7 +564,7 @@ impl Outbox {
                         Outcome::Retry {
                             attempts,
                             next,
-                            error: format!("notifier \"{name}\" is not configured"),
+                            error: missing_notifier(name),
                         },
                     )
                     .await?;

@@ -596,3 +596,57 @@ alerts:
         "{disk:?}"
     );
 }
+
+/// Item 6 of issue 16, the other half: a reload that removes the notifier of a pending page
+/// keeps the page queued (a warning, not "failed"); a later reload that brings the notifier
+/// back delivers it, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_removing_a_notifier_keeps_its_page_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.db");
+    let log = dir.path().join("alerter.log");
+    let render = RenderServer::start().await;
+    render.set("servers.web-1.loadavg.01", Some(25.0));
+    render.set("servers.web-1.disk", Some(1.0));
+    let hook = Hook::default();
+    *hook.down.lock().unwrap() = true;
+    let url = hook.start().await;
+    let file = config(dir.path(), &state, &render.url(), "hook", &url, "");
+    let run = Run::start(&file, &log);
+    wait_for("the first attempt", || !hook.pages().is_empty()).await;
+
+    // The notifier goes (CRITICAL now routed to a webhook nobody answers: not our hook).
+    config(
+        dir.path(),
+        &state,
+        &render.url(),
+        "other",
+        "http://127.0.0.1:9/x",
+        "",
+    );
+    run.signal(libc::SIGHUP);
+    wait_for("the warning", || {
+        read(&log).contains(
+            "notifier \"hook\" is no longer in the file: its 1 pending notifications stay queued",
+        )
+    })
+    .await;
+    *hook.down.lock().unwrap() = false;
+    cycles(&render, 12).await;
+    assert!(hook.delivered().is_empty(), "{:?}", hook.pages());
+    let c = counts(&state).await;
+    assert_eq!((c.pending >= 1, c.failed), (true, 0), "{c:?}");
+
+    // It comes back: the queued page goes out, once.
+    config(dir.path(), &state, &render.url(), "hook", &url, "");
+    run.signal(libc::SIGHUP);
+    wait_for("the delivery", || !hook.delivered().is_empty()).await;
+    cycles(&render, 6).await;
+    run.stop();
+    assert_eq!(
+        hook.delivered(),
+        vec![page("Load", "web-1", "CRITICAL", "trigger")]
+    );
+    let c = counts(&state).await;
+    assert_eq!((c.delivered, c.failed), (1, 0), "{c:?}");
+}

@@ -411,6 +411,14 @@ impl Engine {
                     for (notifier, msg) in &resolves {
                         Outbox::enqueue_in(&mut tx, notifier, msg).await?;
                     }
+                    for name in cfg.notifiers.keys() {
+                        let back = Outbox::requeue_in(&mut tx, name).await?;
+                        if back > 0 {
+                            tracing::info!(
+                                "notifier \"{name}\" is back: its {back} queued notifications are due"
+                            );
+                        }
+                    }
                     for (old, new) in &renames {
                         let moved = Outbox::rename_in(&mut tx, old, new).await?;
                         if moved > 0 {
