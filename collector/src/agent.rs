@@ -43,8 +43,7 @@ pub async fn run_until(
     let instances: Instances = Arc::default();
     publish(&instances, &running);
     let reporter = Reporter::new(&settings.base, settings.suffix.as_deref());
-    let mut reporter =
-        SelfMetrics::start(reporter, &settings, &instances, &agent, &handle, &submit);
+    let mut reporter = SelfMetrics::start(reporter, &settings, &instances, &agent, &handle);
     tracing::info!(
         instances = running.len(),
         collectors_dir = %settings.collectors_dir.display(),
@@ -76,7 +75,7 @@ pub async fn run_until(
                 publish(&instances, &running);
                 let mut rep = reporter.stop().await;
                 rep.set_paths(&settings.base, settings.suffix.as_deref());
-                reporter = SelfMetrics::start(rep, &settings, &instances, &agent, &handle, &submit);
+                reporter = SelfMetrics::start(rep, &settings, &instances, &agent, &handle);
             }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
@@ -179,16 +178,10 @@ impl SelfMetrics {
         instances: &Instances,
         agent: &Arc<AgentStats>,
         sender: &SenderHandle,
-        submit: &Submit,
     ) -> Self {
         let (stop, mut stop_rx) = watch::channel(false);
         let interval = settings.interval;
-        let (instances, agent, sender, submit) = (
-            instances.clone(),
-            agent.clone(),
-            sender.clone(),
-            submit.clone(),
-        );
+        let (instances, agent, sender) = (instances.clone(), agent.clone(), sender.clone());
         let task = tokio::spawn(async move {
             let first = Instant::now()
                 + runtime::until_next_boundary(SystemTime::now(), interval, Duration::ZERO);
@@ -208,7 +201,8 @@ impl SelfMetrics {
                     lines: u64::from(chunk.lines),
                 }
                 .emit(None, &agent);
-                submit(chunk);
+                // Ahead of the spool, so the drop counts arrive even at the spool cap.
+                sender.submit_priority(chunk);
             }
             reporter
         });

@@ -81,14 +81,23 @@ async fn wait_drained(sink: &Sink, after: i64) {
 }
 
 /// After the last agent stopped: wait for `want` lines, stop the receiver, then check the
-/// exact count, no duplicate (path, timestamp), and per-metric arrival in timestamp order.
-async fn finish(recv: Receiver, sink: &Sink, want: u64) -> Vec<String> {
+/// exact count, no duplicate (path, timestamp), and per-metric arrival in timestamp order
+/// (self-metrics travel ahead of the spool, so after a restart the new agent's may overtake the
+/// old one's spooled ones: their order is not checked). `host_only`: count and check only the
+/// host collector's lines (a kill -9 loses the self-metrics waiting in memory, by design).
+async fn finish(recv: Receiver, sink: &Sink, want: u64, host_only: bool) -> Vec<String> {
+    let counted = |sink: &Sink| {
+        sink.lines()
+            .into_iter()
+            .filter(|l| !host_only || !l.starts_with(SELF))
+            .collect::<Vec<_>>()
+    };
     wait_until("every produced line received", LIMIT, || {
-        sink.len() as u64 >= want
+        counted(sink).len() as u64 >= want
     })
     .await;
     recv.stop().await;
-    let lines = sink.lines();
+    let lines = counted(sink);
     let mut seen: HashMap<(&str, &str), usize> = HashMap::new();
     let mut last_ts: HashMap<&str, i64> = HashMap::new();
     for (i, l) in lines.iter().enumerate() {
@@ -101,6 +110,9 @@ async fn finish(recv: Receiver, sink: &Sink, want: u64) -> Vec<String> {
             panic!("duplicate ({path}, {ts}): lines {first} and {i}");
         }
         let ts: i64 = ts.parse().unwrap();
+        if path.starts_with(SELF) {
+            continue;
+        }
         if let Some(prev) = last_ts.insert(path, ts) {
             assert!(ts > prev, "{path}: {ts} arrived after {prev} (order)");
         }
@@ -162,7 +174,7 @@ async fn outage_loses_nothing_and_the_spool_drains() {
     wait_drained(&sink, up_at).await;
 
     let (submitted, log) = tokio::task::block_in_place(|| agent.stop(LIMIT));
-    let lines = finish(recv, &sink, submitted).await;
+    let lines = finish(recv, &sink, submitted, false).await;
     let ts = timestamps(&lines, "loadavg.01");
     assert!(
         ts.iter().filter(|t| (down_at..up_at).contains(t)).count() >= 3,
@@ -198,7 +210,7 @@ async fn spool_survives_an_agent_restart_during_the_outage() {
     wait_drained(&sink, up_at).await;
     let (n2, log) = tokio::task::block_in_place(|| second.stop(LIMIT));
 
-    let lines = finish(recv, &sink, n1 + n2).await;
+    let lines = finish(recv, &sink, n1 + n2, false).await;
     let ts = timestamps(&lines, "loadavg.01");
     assert!(
         ts.iter().filter(|t| (down_at..up_at).contains(t)).count() >= 3,
@@ -235,7 +247,7 @@ async fn lines_submitted_before_a_kill_9_during_the_outage_arrive_after_restart(
         .subsec_millis();
     tokio::time::sleep(Duration::from_millis(u64::from((1500 - ms) % 1000))).await;
     let log1 = tokio::task::block_in_place(|| first.kill9(LIMIT));
-    let (l1, _) = submitted_events(&log1, None);
+    let (l1, _) = submitted_events(&log1, Some("host"));
     assert!(l1 > 0, "{log1}");
 
     let second = Agent::start(tmp.path());
@@ -243,7 +255,8 @@ async fn lines_submitted_before_a_kill_9_during_the_outage_arrive_after_restart(
     let up_at = unix_now();
     let recv = Receiver::start(port, sink.clone()).await;
     wait_drained(&sink, up_at).await;
-    let (n2, log2) = tokio::task::block_in_place(|| second.stop(LIMIT));
+    let (_, log2) = tokio::task::block_in_place(|| second.stop(LIMIT));
+    let (n2, _) = submitted_events(&log2, Some("host"));
     assert!(
         !log2.contains("torn"),
         "a process kill leaves no torn records:\n{log2}"
@@ -252,16 +265,18 @@ async fn lines_submitted_before_a_kill_9_during_the_outage_arrive_after_restart(
     // While down, submit writes to the spool, so a kill -9 loses nothing; nothing had been
     // replayed before the kill, so the documented duplicate window (one batch after the
     // last cursor update) is empty too: exactly once.
-    finish(recv, &sink, l1 + n2).await;
+    finish(recv, &sink, l1 + n2, true).await;
 }
 
 /// Lines received, checked for order like [`finish`] but allowing each (path, timestamp) up
 /// to twice (the documented at-least-once window after a kill -9 in mid-delivery): returns
 /// (distinct lines, duplicates).
 async fn finish_at_least_once(recv: Receiver, sink: &Sink, want: u64) -> (u64, u64) {
+    // The host collector's lines only (see `finish`).
     let distinct = |sink: &Sink| {
         sink.lines()
             .iter()
+            .filter(|l| !l.starts_with(SELF))
             .filter_map(|l| {
                 let mut f = l.split(' ');
                 Some((f.next()?.to_string(), f.nth(1)?.to_string()))
@@ -274,7 +289,11 @@ async fn finish_at_least_once(recv: Receiver, sink: &Sink, want: u64) -> (u64, u
     })
     .await;
     recv.stop().await;
-    let lines = sink.lines();
+    let lines: Vec<String> = sink
+        .lines()
+        .into_iter()
+        .filter(|l| !l.starts_with(SELF))
+        .collect();
     for l in &lines {
         assert!(l.starts_with(HOST), "{l}");
     }
@@ -335,13 +354,15 @@ async fn a_kill_9_during_a_replay_loses_no_fresh_lines() {
         "still replaying at the kill"
     );
     let log1 = tokio::task::block_in_place(|| first.kill9(LIMIT));
-    let (l1, _) = submitted_events(&log1, None);
+    // The host collector's lines: the self-metrics waiting in memory die with the process.
+    let (l1, _) = submitted_events(&log1, Some("host"));
 
     write(tmp.path(), "collector.yml", &config(0));
     let second = Agent::start(tmp.path());
     let up_at = unix_now();
     wait_drained(&sink, up_at).await;
-    let (n2, log2) = tokio::task::block_in_place(|| second.stop(LIMIT));
+    let (_, log2) = tokio::task::block_in_place(|| second.stop(LIMIT));
+    let (n2, _) = submitted_events(&log2, Some("host"));
     let (distinct, dups) = finish_at_least_once(recv, &sink, l1 + n2).await;
     assert_eq!(
         distinct,
@@ -351,4 +372,79 @@ async fn a_kill_9_during_a_replay_loses_no_fresh_lines() {
     // Duplicates: at most what was in flight at the kill (sender.inflight_max_bytes, 1 MiB;
     // the agent's lines are over 20 bytes).
     assert!(dups <= (1 << 20) / 20, "{dups} duplicates");
+}
+
+/// At the spool cap during an outage the spool discards lines; the self-metrics that count
+/// those drops travel ahead of the spool, so every drop the agent counted (and logged) is
+/// reported to carbon too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn self_metrics_report_every_drop_at_the_spool_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sink = Sink::default();
+    let recv = Receiver::start(0, sink.clone()).await;
+    let port = recv.port();
+    write(
+        tmp.path(),
+        "collector.yml",
+        &format!(
+            "hostname_method: fixed\n\
+             hostname: out\n\
+             interval: 1s\n\
+             sender:\n  \
+               destinations: [\"127.0.0.1:{port}\"]\n  \
+               spool_dir: spool\n  \
+               spool_max_bytes: 8192\n  \
+               reconnect_min: 50ms\n  \
+               reconnect_max: 200ms\n  \
+               replay_lines_per_second: 0\n"
+        ),
+    );
+    write(tmp.path(), "collectors.d/host.yml", "type: host\n");
+    let agent = Agent::start(tmp.path());
+    wait_until("first lines", LIMIT, || {
+        sink.lines().iter().any(|l| l.starts_with(SELF))
+    })
+    .await;
+    recv.stop().await;
+    wait_until("the spool cap drops lines", LIMIT, || {
+        agent.log().contains("spool cap reached")
+    })
+    .await;
+    wait_cycles(&agent, 3, "three more intervals at the cap").await;
+    let up_at = unix_now();
+    let recv = Receiver::start(port, sink.clone()).await;
+    wait_drained(&sink, up_at).await;
+    wait_cycles(&agent, 2, "two reports after the outage").await;
+    let (_, log) = tokio::task::block_in_place(|| agent.stop(LIMIT));
+    recv.stop().await;
+    let stopped = log
+        .lines()
+        .find(|l| l.contains("collector stopped"))
+        .unwrap();
+    let counted: u64 = stopped
+        .split(" lines_dropped=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lines_dropped in {stopped}"));
+    assert!(counted > 0, "{log}");
+    let logged: u64 = log
+        .lines()
+        .filter(|l| l.contains("dropped lines"))
+        .filter_map(|l| {
+            let r = l.split(" lines=").nth(1)?;
+            r.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let reported: f64 = reported_after(&sink, "sender.lines_dropped", 0)
+        .iter()
+        .sum();
+    assert_eq!(logged, counted, "drops logged vs counted\n{log}");
+    assert_eq!(
+        reported as u64, counted,
+        "drops reported to carbon (sender.lines_dropped) vs counted\n{log}"
+    );
 }

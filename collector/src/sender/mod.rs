@@ -189,6 +189,21 @@ impl SenderHandle {
         last.notify.notify_one();
     }
 
+    /// Hand over the agent's own metrics: sent before anything else (the spool included),
+    /// never spooled while the agent runs and never dropped at the spool cap, so the drop
+    /// counts they carry arrive even when the spool is discarding lines. Kept in memory (at
+    /// most [`queue::PRIORITY_MAX_BYTES`] per destination, the oldest dropped beyond) while a
+    /// destination is down; spooled at shutdown.
+    pub fn submit_priority(&self, chunk: Chunk) {
+        if chunk.data.is_empty() {
+            return;
+        }
+        for d in &self.inner.dests {
+            d.lock().push_priority(chunk.clone());
+            d.notify.notify_one();
+        }
+    }
+
     /// Current counters, for self-metrics.
     pub fn stats(&self) -> SenderStats {
         let c = &self.inner.counters;

@@ -15,11 +15,16 @@ use std::time::{Duration, Instant};
 use super::spool::{ReadBatch, Spool};
 use super::{Chunk, Counters, DestGauges};
 
+/// Most bytes of self-metrics queued per destination (about 10,000 lines).
+pub const PRIORITY_MAX_BYTES: u64 = 1 << 20;
+
 /// What a batch was taken from.
 #[derive(Debug)]
 pub enum Source {
     /// Removed from memory; must be restored on failure.
     Memory,
+    /// Removed from the priority queue (self-metrics); restored there on failure.
+    Priority,
     /// Still in the spool; committed on success.
     Spool(ReadBatch),
 }
@@ -124,6 +129,11 @@ impl ErrorLog {
 
 pub struct Backlog {
     dest: String,
+    /// Self-metrics: sent before anything else, never spooled while running, never subject to
+    /// the spool cap (they carry the drop counts), at most [`PRIORITY_MAX_BYTES`].
+    prio: VecDeque<Chunk>,
+    prio_bytes: u64,
+    prio_lines: u64,
     mem: VecDeque<Chunk>,
     mem_bytes: u64,
     mem_lines: u64,
@@ -156,6 +166,9 @@ impl Backlog {
     ) -> Backlog {
         let mut b = Backlog {
             dest,
+            prio: VecDeque::new(),
+            prio_bytes: 0,
+            prio_lines: 0,
             mem: VecDeque::new(),
             mem_bytes: 0,
             mem_lines: 0,
@@ -263,10 +276,61 @@ impl Backlog {
         self.account();
     }
 
+    /// Queue a priority chunk (self-metrics). Beyond [`PRIORITY_MAX_BYTES`] the oldest are
+    /// dropped (counted and logged).
+    pub fn push_priority(&mut self, chunk: Chunk) {
+        if chunk.data.is_empty() {
+            return;
+        }
+        if self.closed {
+            self.push(chunk);
+            return;
+        }
+        self.prio_bytes += chunk.data.len() as u64;
+        self.prio_lines += u64::from(chunk.lines);
+        self.prio.push_back(chunk);
+        let mut dropped = 0;
+        while self.prio_bytes > PRIORITY_MAX_BYTES && self.prio.len() > 1 {
+            let Some(old) = self.prio.pop_front() else {
+                break;
+            };
+            self.prio_bytes -= old.data.len() as u64;
+            self.prio_lines -= u64::from(old.lines);
+            dropped += u64::from(old.lines);
+        }
+        if dropped > 0 {
+            self.counters.lines_dropped.fetch_add(dropped, Relaxed);
+            self.loss_log
+                .record(&self.dest, dropped, "self-metrics queue full");
+        }
+        self.account();
+    }
+
     /// The next batch of at most `max_bytes` (at least one chunk/record), oldest first. While
     /// the spool holds anything (even if all of it is in flight), memory waits: serving it
     /// would break the order.
     pub fn take(&mut self, max_bytes: usize) -> Option<Batch> {
+        if let Some(first) = self.prio.pop_front() {
+            let mut data = first.data;
+            let mut lines = u64::from(first.lines);
+            while let Some(next) = self.prio.front() {
+                if data.len() + next.data.len() > max_bytes {
+                    break;
+                }
+                data.extend_from_slice(&next.data);
+                lines += u64::from(next.lines);
+                self.prio.pop_front();
+            }
+            self.prio_bytes -= data.len() as u64;
+            self.prio_lines -= lines;
+            self.inflight_lines += lines;
+            self.account();
+            return Some(Batch {
+                data,
+                lines,
+                source: Source::Priority,
+            });
+        }
         if let Some(spool) = self.spool.as_mut() {
             if !spool.is_empty() {
                 let got = spool.read_batch(max_bytes);
@@ -316,7 +380,9 @@ impl Backlog {
     /// The batch was delivered (batches are committed in the order they were taken).
     pub fn commit(&mut self, batch: Batch) {
         match batch.source {
-            Source::Memory => self.inflight_lines -= batch.lines.min(self.inflight_lines),
+            Source::Memory | Source::Priority => {
+                self.inflight_lines -= batch.lines.min(self.inflight_lines)
+            }
             Source::Spool(rb) => {
                 if let Some(spool) = self.spool.as_mut() {
                     if let Err(e) = spool.commit(&rb) {
@@ -333,10 +399,12 @@ impl Backlog {
     /// order.
     pub fn restore_all(&mut self, batches: impl IntoIterator<Item = Batch>) {
         let mut mem = Vec::new();
+        let mut prio = Vec::new();
         let mut first_spooled = true;
         for b in batches {
             match &b.source {
                 Source::Memory => mem.push(b),
+                Source::Priority => prio.push(b),
                 Source::Spool(rb) => {
                     // Spooled batches are read in order: reading starts again at the first.
                     if std::mem::take(&mut first_spooled) {
@@ -352,6 +420,9 @@ impl Backlog {
         for b in mem.into_iter().rev() {
             self.restore(b);
         }
+        for b in prio.into_iter().rev() {
+            self.restore(b);
+        }
     }
 
     /// The batch was not (or not surely) delivered: put it back at the front.
@@ -363,6 +434,16 @@ impl Backlog {
             return;
         }
         self.inflight_lines -= batch.lines.min(self.inflight_lines);
+        if let Source::Priority = batch.source {
+            self.prio_bytes += batch.data.len() as u64;
+            self.prio_lines += batch.lines;
+            self.prio.push_front(Chunk {
+                data: batch.data,
+                lines: u32::try_from(batch.lines).unwrap_or(u32::MAX),
+            });
+            self.account();
+            return;
+        }
         let lines = u32::try_from(batch.lines).unwrap_or(u32::MAX);
         let spooled = self.spool.as_ref().is_some_and(|s| !s.is_empty());
         if spooled {
@@ -413,6 +494,14 @@ impl Backlog {
     /// Returns the lines dropped here (then the agent exits non-zero).
     pub fn close(&mut self) -> u64 {
         self.closed = true;
+        // Self-metrics not yet sent go to the spool with the rest (the next run sends them).
+        while let Some(c) = self.prio.pop_back() {
+            self.mem_bytes += c.data.len() as u64;
+            self.mem_lines += u64::from(c.lines);
+            self.mem.push_front(c);
+        }
+        self.prio_bytes = 0;
+        self.prio_lines = 0;
         self.spill_to_disk(true);
         self.sync();
         // Publish the final spool gauges (what the next run will replay), then let go of the
@@ -444,7 +533,9 @@ impl Backlog {
             .spool
             .as_mut()
             .map_or((0, 0, 0), |s| (s.bytes(), s.lines(), s.inflight_lines()));
-        self.gauges.queued_lines.store(self.mem_lines, Relaxed);
+        self.gauges
+            .queued_lines
+            .store(self.mem_lines + self.prio_lines, Relaxed);
         self.gauges.spool_bytes.store(spool_bytes, Relaxed);
         self.gauges
             .spool_lines
