@@ -165,3 +165,56 @@ fn transient_disk_full_loses_no_point() {
     same(&known(&c, "df.*.*"), &want, "after a kill -9 and restart");
     assert!(c.stop(), "carbide serve did not exit cleanly");
 }
+
+/// A long disk-full: the cache fills up to `max_cache_points` and the listeners stop reading
+/// (back-pressure) instead of growing or dropping; once space is back every point sent is
+/// stored, none was dropped, and the cache never passed its hard bound.
+#[test]
+fn disk_full_with_a_full_cache_pauses_and_loses_nothing() {
+    let fs = Tmpfs::mount("16m");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("serve.yml"),
+        "flush_interval: 200ms\nself_metrics_interval: 200ms\nmax_cache_points: 20000\n",
+    )
+    .unwrap();
+    let data = fs.path().join("data");
+    let log = || std::fs::read_to_string(dir.path().join("carbide.log")).unwrap_or_default();
+    let end = now() - now() % 10 - 10;
+    let c = serve(dir.path(), &data);
+    let (text, want) = batch("bp.x", 1000, 300, end);
+    wait_flushes(&c, 2.0);
+    fs.fill();
+    let carbon = c.carbon;
+    let sender = std::thread::spawn(move || send_lines(carbon, &text));
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let l = log();
+            l.contains("store flush failed") && l.contains("store cache full: pausing")
+        }),
+        "no pause on a full cache with a full disk:\n{}",
+        log()
+    );
+    fs.free();
+    sender.join().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(120), || known(&c, "bp.x.*").len()
+            == want.len()),
+        "not every point arrived"
+    );
+    wait_flushes(&c, 3.0);
+    assert_eq!(counter(&c, "points_dropped_cache_full"), 0.0);
+    let most = counter(&c, "cache_points");
+    assert!(
+        most <= (20_000 + graphite::store::HARD_CACHE_SLACK) as f64,
+        "cache grew to {most} points"
+    );
+    c.kill9();
+    let c = serve(dir.path(), &data);
+    same(
+        &known(&c, "bp.x.*"),
+        &want,
+        "after the disk-full with a full cache and a kill -9",
+    );
+    assert!(c.stop());
+}
