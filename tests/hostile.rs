@@ -353,7 +353,12 @@ fn renders_stop_at_the_deadline_and_sigterm_does_not_wait_for_them() {
 fn extremes(ty: ParamType) -> &'static [&'static str] {
     use ParamType as T;
     match ty {
-        T::SeriesList | T::SeriesLists => &["sin('g',1,1)", "time('t',1)", "nosuch.*"],
+        T::SeriesList | T::SeriesLists => &[
+            "sin('g',1,1)",
+            "time('t',1)",
+            "nosuch.*",
+            "hostile.**.**.**.**.**",
+        ],
         T::Int => &["-1000000000", "0", "2147483647"],
         T::Float => &["-1e308", "1e308"],
         T::IntOrInf => &["-1", "inf"],
@@ -532,6 +537,14 @@ fn issue_examples() -> Vec<(&'static str, Case)> {
         (
             "summarize 1s over 69 days",
             render_case("summarize(hostile.*.*,'1s')".into(), "-69d"),
+        ),
+        (
+            "five ** in a glob",
+            render_case("sumSeries(hostile.**.**.**.**.**)".into(), "-1h"),
+        ),
+        (
+            "a glob of 300 nodes",
+            render_case(format!("hostile{}", ".*".repeat(300)), "-1h"),
         ),
         (
             "reversed window",

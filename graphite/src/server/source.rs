@@ -69,7 +69,8 @@ impl StoreSource {
         self.max_points
     }
 
-    /// Whether a fetch was refused by the points limit (a client error, not a store error).
+    /// Whether a fetch was refused by the points limit or for a pattern the glob compiler
+    /// refuses (a client error, not a store error).
     pub fn limit_hit(&self) -> bool {
         self.limit_hit.load(Relaxed)
     }
@@ -85,9 +86,13 @@ impl StoreSource {
         if let Some(m) = cache.get(pattern) {
             return Ok(m.clone());
         }
-        let glob = GlobPattern::new(pattern).map_err(|e| EvalError::Source {
-            pattern: pattern.to_string(),
-            message: e.to_string(),
+        let glob = GlobPattern::new(pattern).map_err(|e| {
+            // The client's pattern, not the store, is at fault.
+            self.limit_hit.store(true, Relaxed);
+            EvalError::Source {
+                pattern: pattern.to_string(),
+                message: e.to_string(),
+            }
         })?;
         let m = Arc::new(self.store.resolve(&glob));
         cache.insert(pattern.to_string(), m.clone());
