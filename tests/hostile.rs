@@ -647,12 +647,40 @@ fn generated_corpus_from_the_function_registry() {
         Some(("application/x-www-form-urlencoded", exprs.as_bytes())),
     );
     assert!((400..500).contains(&st), "500 regexes: {st} {answer}");
-    for q in [
-        "/tags",
-        "/tags/host",
-        "/metrics/index.json",
-        "/metrics/find?query=**",
-    ] {
+    let deep_glob = ".*".repeat(300);
+    let endpoints = [
+        "/tags".to_string(),
+        "/tags/host".into(),
+        "/metrics/index.json".into(),
+        "/metrics/find?query=**".into(),
+        "/metrics/find?query=hostile.**.**.**.**.**".into(),
+        format!("/metrics/find?query=hostile{deep_glob}"),
+        "/metrics/find?query=..&format=completer".into(),
+        "/metrics/expand?query=hostile.**.**.**.**.**&query=*".into(),
+        format!("/tags?filter={}", enc("(a+)+$")),
+        format!("/tags?filter={}", enc("a{1000}{1000}")),
+        format!("/tags/host?filter={}", enc("(")),
+        "/tags/host?limit=-5".into(),
+        "/tags/host?limit=99999999999999999999".into(),
+        format!("/tags/findSeries?expr={}", enc("host=~(")),
+        "/tags/findSeries?expr=".into(),
+        format!(
+            "/tags/autoComplete/tags?tagPrefix=%00&expr={}",
+            enc("host=h1")
+        ),
+        format!(
+            "/tags/autoComplete/values?tag=host&expr={}",
+            enc("host=~a{1000}{1000}")
+        ),
+        "/render?target=hostile.*.cpu&from=-999999999y".into(),
+        "/render?target=hostile.*.cpu&from=99999999999999999999".into(),
+        "/render?target=hostile.*.cpu&maxDataPoints=1e308".into(),
+        "/render?target=hostile.*.cpu&format=csv&tz=Nowhere/Nope".into(),
+        "/render?target=hostile.*.cpu&now=-99999y".into(),
+        "/functions/%00".into(),
+        "/tags/%00".into(),
+    ];
+    for q in &endpoints {
         let (st, answer) = c.get(q);
         assert!(
             (200..500).contains(&st),
