@@ -4,8 +4,10 @@
 //! published: "nginx has 0 processes" is what an alert needs), CPU %, RSS, virtual memory,
 //! threads, open files, disk read/write bytes (as rates) and uptime.
 //!
-//! One `sysinfo` scan of the process table per run serves every group of the instance; it
-//! runs on a blocking thread, so a slow `/proc` never stalls the agent's other collectors.
+//! One `sysinfo` scan of the process table per run serves every group of the instance (two
+//! passes: what matching needs for every process, then CPU, memory and I/O for the matched
+//! ones); it runs on a blocking thread, so a slow `/proc` never stalls the agent's other
+//! collectors.
 //! Threads and open files are read from `/proc/<pid>` for matched processes only.
 
 use std::collections::BTreeMap;
@@ -185,15 +187,23 @@ struct Group {
     any_selector: bool,
 }
 
+/// The process table kept between runs, with each matched process's CPU time at the
+/// previous scan (CPU % is measured from it over the time between scans).
+pub struct Table {
+    system: System,
+    cpu_ms: std::collections::HashMap<Pid, u64>,
+    at: Option<std::time::Instant>,
+}
+
 /// What a scan on the blocking thread gives back: the table, each group's sums, the host's
 /// memory.
-type ScanResult = (System, Vec<Totals>, f64);
+type ScanResult = (Table, Vec<Totals>, f64);
 
 pub struct Processes {
     groups: std::sync::Arc<Vec<Group>>,
     /// Kept between runs (CPU % is measured against the previous scan); taken while a scan
     /// runs.
-    system: Option<System>,
+    system: Option<Table>,
     /// The scan in flight. A run cancelled at its deadline leaves it here and the next run
     /// waits for it rather than starting a second scan (which, on a machine slow enough to
     /// miss a deadline, would only pile up work).
@@ -227,9 +237,13 @@ impl Collector for Processes {
             Some(p) => p,
             empty => {
                 let table = match system.take() {
-                    Some(s) => s,
-                    None => System::new()
-                        .map_err(|e| anyhow::anyhow!("cannot read processes: {e:?}"))?,
+                    Some(t) => t,
+                    None => Table {
+                        system: System::new()
+                            .map_err(|e| anyhow::anyhow!("cannot read processes: {e:?}"))?,
+                        cpu_ms: Default::default(),
+                        at: None,
+                    },
                 };
                 let groups = groups.clone();
                 empty.insert(tokio::task::spawn_blocking(move || scan(table, &groups)))
@@ -269,14 +283,17 @@ fn publish(group: &str, t: &Totals, total_memory: f64, out: &mut Batch) {
     }
 }
 
-/// Refresh the process table once and sum each group's processes.
-fn scan(mut system: System, groups: &[Group]) -> (System, Vec<Totals>, f64) {
+/// Refresh the process table once and sum each group's processes. Two passes keep the cost
+/// to what the groups need: the whole table with only what matching reads (names; exe,
+/// command line and user only when a group matches on them), then CPU, memory and I/O for
+/// the matched processes alone (a handful of the hundreds a server runs).
+fn scan(mut table: Table, groups: &[Group]) -> ScanResult {
+    let system = &mut table.system;
     let any = |f: fn(&Group) -> bool| groups.iter().any(f);
-    let mut kind = ProcessRefreshKind::nothing()
-        .with_cpu()
-        .with_memory()
-        .with_disk_usage()
-        .with_user(UpdateKind::OnlyIfNotSet);
+    let mut kind = ProcessRefreshKind::nothing();
+    if any(|g| g.user.is_some()) {
+        kind = kind.with_user(UpdateKind::OnlyIfNotSet);
+    }
     if any(|g| !g.exe.is_empty()) {
         kind = kind.with_exe(UpdateKind::OnlyIfNotSet);
     }
@@ -284,14 +301,13 @@ fn scan(mut system: System, groups: &[Group]) -> (System, Vec<Totals>, f64) {
         kind = kind.with_cmd(UpdateKind::OnlyIfNotSet);
     }
     system.refresh_processes_specifics(ProcessesToUpdate::All, true, kind);
-    system.refresh_memory();
-    let total_memory = system.total_memory() as f64;
     let pidfiles: Vec<Option<Pid>> = groups
         .iter()
         .map(|g| g.pidfile.as_deref().and_then(read_pidfile))
         .collect();
     let own = Pid::from_u32(std::process::id());
-    let mut totals = vec![Totals::default(); groups.len()];
+    // (pid, group index) for every match
+    let mut members: Vec<(Pid, usize)> = Vec::new();
     let mut cmdline = String::new();
     for (pid, p) in system.processes() {
         if p.thread_kind().is_some() {
@@ -299,7 +315,7 @@ fn scan(mut system: System, groups: &[Group]) -> (System, Vec<Totals>, f64) {
         }
         let mut cgroup: Option<Option<String>> = None;
         let mut cmd_joined = false;
-        for ((g, t), pidfile) in groups.iter().zip(&mut totals).zip(&pidfiles) {
+        for (i, (g, pidfile)) in groups.iter().zip(&pidfiles).enumerate() {
             if let Some(uid) = &g.user {
                 if p.user_id() != Some(uid) {
                     continue;
@@ -338,24 +354,58 @@ fn scan(mut system: System, groups: &[Group]) -> (System, Vec<Totals>, f64) {
                         .as_deref()
                         .is_some_and(|text| in_unit(text, unit))
                 });
-            if !matched {
-                continue;
+            if matched {
+                members.push((*pid, i));
             }
-            // A process that exits during the scan reads as zeros here: never an error.
-            t.count += 1;
-            t.cpu_percent += f64::from(p.cpu_usage());
-            t.rss += p.memory() as f64;
-            t.vms += p.virtual_memory() as f64;
-            let io = p.disk_usage();
-            t.read_bytes += io.total_read_bytes as f64;
-            t.write_bytes += io.total_written_bytes as f64;
-            t.threads += threads_of(*pid).unwrap_or(0) as f64;
-            t.fds += p.open_files().unwrap_or(0) as f64;
-            let age = p.run_time() as f64;
-            t.uptime = Some(t.uptime.map_or(age, |u| u.max(age)));
         }
     }
-    (system, totals, total_memory)
+    let mut pids: Vec<Pid> = members.iter().map(|(p, _)| *p).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    system.refresh_processes_specifics(
+        ProcessesToUpdate::Some(&pids),
+        false,
+        ProcessRefreshKind::nothing()
+            .with_cpu()
+            .with_memory()
+            .with_disk_usage(),
+    );
+    system.refresh_memory();
+    let total_memory = system.total_memory() as f64;
+    let now = std::time::Instant::now();
+    let elapsed_ms = table
+        .at
+        .map(|at| now.duration_since(at).as_secs_f64() * 1e3)
+        .filter(|ms| *ms > 0.0);
+    let mut cpu_ms = std::collections::HashMap::with_capacity(pids.len());
+    let mut totals = vec![Totals::default(); groups.len()];
+    for (pid, i) in members {
+        // A process that exited since the first pass is skipped: never an error.
+        let Some(p) = system.process(pid).filter(|p| p.exists()) else {
+            continue;
+        };
+        let t = &mut totals[i];
+        t.count += 1;
+        // CPU time used since the previous scan over the time between the scans (0 for a
+        // process not seen then).
+        let used = p.accumulated_cpu_time();
+        cpu_ms.insert(pid, used);
+        if let (Some(&before), Some(ms)) = (table.cpu_ms.get(&pid), elapsed_ms) {
+            t.cpu_percent += used.saturating_sub(before) as f64 / ms * 100.0;
+        }
+        t.rss += p.memory() as f64;
+        t.vms += p.virtual_memory() as f64;
+        let io = p.disk_usage();
+        t.read_bytes += io.total_read_bytes as f64;
+        t.write_bytes += io.total_written_bytes as f64;
+        t.threads += threads_of(pid).unwrap_or(0) as f64;
+        t.fds += p.open_files().unwrap_or(0) as f64;
+        let age = p.run_time() as f64;
+        t.uptime = Some(t.uptime.map_or(age, |u| u.max(age)));
+    }
+    table.cpu_ms = cpu_ms;
+    table.at = Some(now);
+    (table, totals, total_memory)
 }
 
 /// `/proc/<pid>/cgroup` lists a path ending in `/<unit>` (or inside it, for a unit's
