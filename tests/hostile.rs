@@ -697,7 +697,8 @@ fn generated_corpus_from_the_function_registry() {
 
 /// Whatever render requests do, the agent keeps collecting and the alerter keeps paging: a
 /// `carbide up` whose alert fires and resolves while clients hammer `/render` with requests
-/// that take every render slot, run to the deadline, or are refused.
+/// that take every render slot, run to the deadline, or are refused. `HOSTILE_LOG=1` prints
+/// the whole log at the end.
 #[test]
 fn up_keeps_collecting_and_paging_under_hostile_renders() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -785,7 +786,9 @@ fn up_keeps_collecting_and_paging_under_hostile_renders() {
         let now = common::now();
         common::send_lines(c.carbon, &format!("test.signal {v} {now}\n"));
     };
-    let fired = wait_until(Duration::from_secs(120), || {
+    // Generous: under a loaded CI machine the agent's first cycle (which starts the
+    // alerter) may take long; the test asserts what happens, not when.
+    let fired = wait_until(Duration::from_secs(300), || {
         signal(20.0);
         log()
             .lines()
@@ -832,7 +835,7 @@ fn up_keeps_collecting_and_paging_under_hostile_renders() {
     }
     let pages: Vec<String> = log()
         .lines()
-        .filter(|l| l.contains("Signal"))
+        .filter(|l| l.contains("Signal") || std::env::var("HOSTILE_LOG").is_ok())
         .map(str::to_string)
         .collect();
     eprintln!(
