@@ -488,6 +488,11 @@ impl Cx<'_, '_> {
         Ok(())
     }
 
+    /// The deadline and the cancel flag, now (before work that cannot be interrupted).
+    pub fn check(&self) -> Result<(), EvalError> {
+        self.ctx.budget.check(&self.call.name)
+    }
+
     /// The deadline and the cancel flag, cheaply (for loops that do not allocate).
     #[inline]
     pub fn tick(&self) -> Result<(), EvalError> {

@@ -124,6 +124,11 @@ pub const ALIAS_SUB: Function = Function::new(
     },
 );
 
+/// The longest series name a replacement may make: nested `aliasSub(…,'(.*)','\1\1…')`
+/// would otherwise grow names exponentially, and each scan of a long name by the next
+/// regex runs without a deadline check.
+pub const MAX_SERIES_NAME_BYTES: u64 = 64 * 1024;
+
 /// `re.replace_all(name, rep)` (`rep` in the regex crate's syntax), with the name bytes it
 /// makes charged before each replacement is expanded: a replacement can repeat a group many
 /// times (`\1\1\1…`), so nested calls would otherwise grow names exponentially.
@@ -137,10 +142,19 @@ pub(super) fn replace_all(
     let refs = rep.matches('$').count() as u64;
     let mut out = String::new();
     let mut last = 0;
+    // A regex scan cannot be interrupted, so the deadline is checked before it and the name
+    // it scans is bounded (MAX_SERIES_NAME_BYTES) by the check below.
+    cx.check()?;
     for caps in re.captures_iter(name) {
         cx.tick()?;
         let Some(m) = caps.get(0) else { continue };
         let bound = (m.start() - last) as u64 + rep.len() as u64 + refs * m.len() as u64;
+        if out.len() as u64 + bound + (name.len() - m.end()) as u64 > MAX_SERIES_NAME_BYTES {
+            return Err(cx.input_error(format!(
+                "a series name would grow past {MAX_SERIES_NAME_BYTES} bytes (limit \
+                 MAX_SERIES_NAME_BYTES)"
+            )));
+        }
         cx.charge_names(bound)?;
         out.push_str(&name[last..m.start()]);
         caps.expand(rep, &mut out);
@@ -478,5 +492,24 @@ mod tests {
                 out[0].path_expression
             );
         }
+    }
+
+    #[test]
+    fn nested_alias_sub_stops_at_the_series_name_cap() {
+        let d = [ser("servers.db1.cpu.user", &[Some(1.0)])];
+        // Eight nested quadruplings: 20 × 4^8 bytes, past MAX_SERIES_NAME_BYTES.
+        let mut target = p("servers.*.cpu.user");
+        for _ in 0..8 {
+            target = c("aliasSub", vec![target, s("(.*)"), s(r"\1\1\1\1")]);
+        }
+        let err = run_err(&d, target);
+        assert!(err.contains("MAX_SERIES_NAME_BYTES"), "{err}");
+        // Two doublings stay under it, and the name is what graphite-web makes.
+        let mut target = p("servers.*.cpu.user");
+        for _ in 0..2 {
+            target = c("aliasSub", vec![target, s("(.*)"), s(r"\1\1")]);
+        }
+        let out = run(&d, target);
+        assert_eq!(names(&out), ["servers.db1.cpu.user".repeat(4)]);
     }
 }
