@@ -61,8 +61,9 @@ async fn outage_loses_nothing_and_the_spool_drains() {
     let mut p = Producer::default();
 
     p.send(&h, 50).await;
+    // Received, and known to be: a stop with lines in flight would send them again.
     wait_until("lines before the outage", LIMIT, || {
-        sink.len() == p.produced.len()
+        sink.len() == p.produced.len() && h.stats().inflight_lines == 0
     })
     .await;
 
@@ -365,7 +366,24 @@ async fn a_receiver_that_stops_reading_triggers_write_timeout_and_retry() {
     let bound = h.stats().reconnects as usize * ((80 << 10) / 20);
     assert!(dups <= bound, "{dups} duplicates, more than {bound}");
     assert_eq!(h.stats().lines_dropped, 0);
+    // Keep reading (whatever was in flight when we stopped comes again) until the sender
+    // knows everything was read: without a spool, what it cannot confirm at shutdown is lost.
+    let drain = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 1 << 16];
+                while matches!(tokio::io::AsyncReadExt::read(&mut s, &mut buf).await, Ok(n) if n > 0)
+                {
+                }
+            });
+        }
+    });
+    wait_until("everything confirmed", LIMIT, || {
+        h.stats().inflight_lines == 0 && h.stats().queued_lines == 0
+    })
+    .await;
     h.shutdown(Duration::from_secs(5)).await.unwrap();
+    drain.abort();
 }
 
 /// UDP: datagrams cut at line boundaries, none larger than `udp_max_datagram`.

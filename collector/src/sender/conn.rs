@@ -194,8 +194,8 @@ async fn tcp_connect(addr: SocketAddr, send_buffer: u32) -> io::Result<TcpStream
 /// How the peer ended a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Closed {
-    /// FIN: a peer that closes with unread data sends a reset instead, so everything it
-    /// acknowledged before was read.
+    /// FIN (a peer that shuts its socket down before closing it sends one even over unread
+    /// data, then a reset).
     Eof,
     /// Reset (or another error): what it had not read is lost.
     Reset,
@@ -223,8 +223,10 @@ pub struct Progress {
 /// - a window larger than ever before, with new bytes, is the kernel growing the buffer, not
 ///   evidence (a peer that never reads grows it too);
 /// - the one ambiguous case, everything acknowledged and the window at its largest but never
-///   seen larger than right after the last bytes, counts as read once it holds for
-///   [`ReadEstimate::SETTLE`].
+///   seen larger than right after the last bytes (a buffer still growing can hide unread
+///   bytes), is reported by [`ReadEstimate::ambiguous`] once it holds for
+///   [`ReadEstimate::SETTLE`]; the worker then closes the connection and waits for the peer's
+///   FIN (sent only after it read everything) before counting the bytes as read.
 ///
 /// Without a window (old kernels) acknowledged means read.
 #[derive(Debug, Default)]
@@ -272,16 +274,19 @@ impl ReadEstimate {
         if acked == written && window == self.max_window && self.read < acked {
             if changed || self.still_since.is_none() {
                 self.still_since = Some(now);
-            } else if self
-                .still_since
-                .is_some_and(|t| now.duration_since(t) >= Self::SETTLE)
-            {
-                self.read = acked;
             }
         } else {
             self.still_since = None;
         }
         self.read.min(acked)
+    }
+
+    /// The case the window cannot settle: everything acknowledged, the window at its largest
+    /// (possibly grown over unread bytes), unchanged for [`ReadEstimate::SETTLE`]. The worker
+    /// then asks the peer itself: it closes the connection and waits for the peer's FIN.
+    pub fn ambiguous(&self, now: Instant) -> bool {
+        self.still_since
+            .is_some_and(|t| now.duration_since(t) >= Self::SETTLE)
     }
 }
 
@@ -472,12 +477,15 @@ mod tests {
             e.read_upto(140_000, progress(125_000, 95_232), ms(6)),
             125_000
         );
-        // The ambiguous case settles: acknowledged, window at its (grown) largest, still.
+        // The ambiguous case: acknowledged, window at its (grown) largest, still. Never
+        // counted as read; reported as ambiguous once it lasts.
         let mut e = ReadEstimate::default();
         e.read_upto(0, progress(0, 65_483), t);
         assert_eq!(e.read_upto(500, progress(500, 95_232), ms(1)), 0);
         assert_eq!(e.read_upto(500, progress(500, 95_232), ms(100)), 0);
-        assert_eq!(e.read_upto(500, progress(500, 95_232), ms(400)), 500);
+        assert!(!e.ambiguous(ms(100)));
+        assert_eq!(e.read_upto(500, progress(500, 95_232), ms(400)), 0);
+        assert!(e.ambiguous(ms(400)));
         // No window from the kernel: acknowledged is all there is.
         let mut e = ReadEstimate::default();
         let p = Progress {

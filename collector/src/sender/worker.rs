@@ -136,19 +136,9 @@ impl InFlight {
         }
     }
 
-    /// The peer closed after a FIN: commit what its TCP acknowledged.
-    fn release_acked(&mut self, d: &DestShared, c: &Conn) {
-        let Some(p) = c.progress(self.written) else {
-            return;
-        };
-        let mut b = None;
-        while self.batches.front().is_some_and(|(_, end)| *end <= p.acked) {
-            let Some((batch, _)) = self.batches.pop_front() else {
-                break;
-            };
-            self.bytes -= batch.data.len() as u64;
-            b.get_or_insert_with(|| d.lock()).commit(batch);
-        }
+    /// Only the peer can tell whether it read the last bytes (see [`ReadEstimate::ambiguous`]).
+    fn ambiguous(&self) -> bool {
+        !self.batches.is_empty() && self.estimate.ambiguous(Instant::now())
     }
 
     /// The peer has not read anything for `limit` while lines wait for it.
@@ -200,6 +190,8 @@ pub(crate) async fn run(
     let mut deadline: Option<Instant> = None;
     let mut ever_connected = false;
     let mut outage_logged = false;
+    // The last connection was closed to ask the peer whether it read everything.
+    let mut probed = false;
 
     loop {
         syncer.tick(&d);
@@ -228,7 +220,7 @@ pub(crate) async fn run(
             };
             match res {
                 Ok(c) => {
-                    if ever_connected {
+                    if ever_connected && !std::mem::take(&mut probed) {
                         counters.reconnects.fetch_add(1, Relaxed);
                     }
                     if outage_logged || !ever_connected {
@@ -271,6 +263,20 @@ pub(crate) async fn run(
         };
 
         flight.release(&d, c);
+        if flight.ambiguous() {
+            // Ask the peer: close, and wait for its FIN, which it sends only after reading
+            // everything. Then reconnect at once (not an outage).
+            // A peer that does not answer is a lost connection (counted as such).
+            if let Some(c) = conn.take() {
+                probed = c.close(Duration::from_secs(1)).await;
+                if probed {
+                    flight.commit_all(&d);
+                } else {
+                    flight.restore_all(&d, None);
+                }
+            }
+            continue;
+        }
         if flight.stalled(cfg.write_timeout) {
             let why = format!(
                 "the destination read nothing for {:?} (carbon not reading)",
@@ -410,8 +416,9 @@ pub(crate) async fn run(
     tracing::debug!(destination = dest, "sender stopped");
 }
 
-/// The peer closed the connection: with a FIN, what it acknowledged was read (a peer closing
-/// with unread data resets instead); the rest, and everything after a reset, is sent again.
+/// The peer closed the connection. Even a FIN does not prove it read everything: a peer may
+/// shut its socket down (Twisted, hence carbon, does) and only then reset it over unread data.
+/// So everything in flight is sent again.
 fn drop_conn(
     d: &DestShared,
     conn: &mut Option<Conn>,
@@ -421,12 +428,7 @@ fn drop_conn(
     outage_logged: &mut bool,
 ) {
     let why = match how {
-        Closed::Eof => {
-            if let Some(c) = conn.as_ref() {
-                flight.release_acked(d, c);
-            }
-            "closed by the destination"
-        }
+        Closed::Eof => "closed by the destination",
         Closed::Reset => "reset by the destination",
     };
     fail_conn(d, conn, flight, last, outage_logged, why);
