@@ -307,7 +307,9 @@ fn renders_stop_at_the_deadline_and_sigterm_does_not_wait_for_them() {
         "limits:\n  render_timeout: 2s\n  max_concurrent_renders: 2\n  render_queue_timeout: 1s\n",
     );
     let http_addr = c.http;
-    // Each slow request ends with 504 (stopped) or a 4xx naming a limit, never a 5xx else.
+    // Each slow request ends with 504 (stopped) or a 4xx naming a limit, never a 5xx else;
+    // on a fast machine one may finish within the deadline (200): the deadline itself is
+    // checked by the 1 ns case above, and this part checks that nothing else comes back.
     let clients: Vec<_> = slow_targets()
         .into_iter()
         .map(|t| {
@@ -319,7 +321,8 @@ fn renders_stop_at_the_deadline_and_sigterm_does_not_wait_for_them() {
         .collect();
     for (i, client) in clients.into_iter().enumerate() {
         let (st, body) = client.join().unwrap();
-        let ok = (400..500).contains(&st)
+        let ok = (200..300).contains(&st)
+            || (400..500).contains(&st)
             || (st == 504 && body.contains("render_timeout"))
             || (st == 503 && body.contains("render_queue_timeout"));
         assert!(ok, "slow target {i}: {st} {body}");
