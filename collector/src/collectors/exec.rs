@@ -11,27 +11,22 @@
 //! that are not metrics are counted in the instance's `dropped` self-metric and logged.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 
 use anyhow::Context;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind};
-use crate::yaml::ConfigError;
+use super::{Batch, Collector, CollectorConfig, Kind};
 
 pub const KIND: Kind = Kind {
     name: "exec",
     default_path: "exec",
     sample: include_str!("exec.sample.yml"),
-    build,
+    build: super::build::<ExecConfig>,
     circuit_breaker: true,
 };
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    super::build::<ExecConfig>(file, text)
-}
 
 /// The most standard output read from one run; more is a failed run (the metrics before the
 /// cut are kept).
@@ -66,10 +61,6 @@ pub enum Command {
 }
 
 impl CollectorConfig for ExecConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
-    }
-
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
         let argv = match (self.command, self.shell) {
             (Command::Line(line), true) => {
@@ -243,9 +234,6 @@ fn parse_line(line: &str) -> Result<(&str, f64), &'static str> {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Instance, ConfigError> {
-        build(Path::new("exec.yml"), text)
-    }
 
     #[test]
     fn parses_name_value_and_plaintext_lines() {
@@ -281,30 +269,18 @@ mod tests {
             ("type: exec\ncommand: x\nshel: true\n", "unknown field"),
         ];
         for (text, want) in cases {
-            let e = load(text).err().unwrap().to_string();
+            let e = KIND.load(text).err().unwrap().to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
-        load("type: exec\ncommand: echo a 1\n").unwrap();
-        load("type: exec\ncommand: echo a 1 | cat\nshell: true\n").unwrap();
+        KIND.load("type: exec\ncommand: echo a 1\n").unwrap();
+        KIND.load("type: exec\ncommand: echo a 1 | cat\nshell: true\n").unwrap();
     }
 
-    #[test]
-    fn docs_embed_the_sample() {
-        let docs = include_str!("../../../docs/collectors/exec.md");
-        assert!(
-            docs.contains(KIND.sample.trim_end()),
-            "docs/collectors/exec.md: paste exec.sample.yml"
-        );
-    }
 
-    #[test]
-    fn sample_config_is_valid() {
-        load(KIND.sample).unwrap();
-    }
 
     #[tokio::test]
     async fn runs_argv_and_shell_commands() {
-        let mut c = load("type: exec\ncommand: [printf, 'a 1\\nb 2\\nbad\\n']\n")
+        let mut c = KIND.load("type: exec\ncommand: [printf, 'a 1\\nb 2\\nbad\\n']\n")
             .unwrap()
             .collector;
         let mut b = Batch::default();
@@ -313,7 +289,7 @@ mod tests {
         assert_eq!(b.rejected, 1);
 
         let mut c =
-            load("type: exec\ncommand: 'echo x $((40+2)); echo oops >&2; exit 3'\nshell: true\n")
+            KIND.load("type: exec\ncommand: 'echo x $((40+2)); echo oops >&2; exit 3'\nshell: true\n")
                 .unwrap()
                 .collector;
         let mut b = Batch::default();
@@ -322,7 +298,7 @@ mod tests {
         assert_eq!(b.samples[0].name, "x");
         assert_eq!(b.samples[0].value, 42.0);
 
-        let mut c = load("type: exec\ncommand: [/nonexistent/prog]\n")
+        let mut c = KIND.load("type: exec\ncommand: [/nonexistent/prog]\n")
             .unwrap()
             .collector;
         let e = format!("{:#}", c.collect(&mut b).await.unwrap_err());

@@ -14,20 +14,15 @@ use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::service::{self, segment, Endpoint, Secret};
-use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind};
-use crate::yaml::ConfigError;
+use super::{Batch, Collector, CollectorConfig, Kind};
 
 pub const KIND: Kind = Kind {
     name: "haproxy",
     default_path: "haproxy",
     sample: include_str!("haproxy.sample.yml"),
-    build,
+    build: super::build::<HaproxyConfig>,
     circuit_breaker: true,
 };
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    super::build::<HaproxyConfig>(file, text)
-}
 
 /// The most stats output read in one run (a guard against a runaway peer, far above the size
 /// of any real stats page).
@@ -61,10 +56,6 @@ crate::collector_config! {
 }
 
 impl CollectorConfig for HaproxyConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
-    }
-
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
         let source = match (self.url, self.socket) {
             (Some(url), None) => {

@@ -3,26 +3,21 @@
 //! gauges stay gauges; every other numeric stat is an ever-growing counter and becomes a
 //! per-second rate in the runtime.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use async_trait::async_trait;
 
 use super::stream::{Address, Conn};
-use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind};
-use crate::yaml::ConfigError;
+use super::{Batch, Collector, CollectorConfig, Kind};
 
 pub const KIND: Kind = Kind {
     name: "memcached",
     default_path: "memcached",
     sample: include_str!("memcached.sample.yml"),
-    build,
+    build: super::build::<MemcachedConfig>,
     circuit_breaker: true,
 };
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    super::build::<MemcachedConfig>(file, text)
-}
 
 /// At most this many `STAT` lines per reply (memcached 1.6 sends about 90).
 const MAX_LINES: usize = 4096;
@@ -40,10 +35,6 @@ crate::collector_config! {
 }
 
 impl CollectorConfig for MemcachedConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
-    }
-
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
         Ok(Box::new(Memcached {
             address: Address::from_config(self.address, self.socket, "127.0.0.1:11211")?,
@@ -160,9 +151,6 @@ impl Collector for Memcached {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Instance, ConfigError> {
-        build(Path::new("memcached.yml"), text)
-    }
 
     #[test]
     fn config_errors() {
@@ -171,22 +159,10 @@ mod tests {
             ("type: memcached\naddress: h\n", "host:port"),
             ("type: memcached\nport: 1\n", "unknown field"),
         ] {
-            let e = load(text).err().unwrap().to_string();
+            let e = KIND.load(text).err().unwrap().to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
     }
 
-    #[test]
-    fn docs_embed_the_sample() {
-        let docs = include_str!("../../../docs/collectors/memcached.md");
-        assert!(
-            docs.contains(KIND.sample.trim_end()),
-            "docs/collectors/memcached.md: paste memcached.sample.yml"
-        );
-    }
 
-    #[test]
-    fn sample_config_is_valid() {
-        load(KIND.sample).unwrap();
-    }
 }

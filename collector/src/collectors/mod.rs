@@ -1,6 +1,7 @@
 //! Collectors and their registry.
 //!
-//! A collector is one file here plus one line in [`KINDS`]. It owns its options struct
+//! A collector is one file here plus one line in the registry below (which makes [`KINDS`]
+//! and [`ALL_KINDS`]). It owns its options struct
 //! (declared with [`collector_config!`], which adds the settings every instance accepts) and
 //! implements [`Collector`]: fill a [`Batch`] with collector-relative names and values, and
 //! return. It never sleeps, retries or schedules; the runtime owns intervals, deadlines,
@@ -13,84 +14,49 @@ use async_trait::async_trait;
 
 use crate::yaml::{self, ConfigError};
 
-// Each service collector is behind the cargo feature of its `type:` name (all on by default),
-// so a host-only build (`--no-default-features`) leaves out the HTTP/TLS, MongoDB and SQL
-// client stacks. The host collector is always built.
+// Shared code of several collectors, not collectors themselves.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod dbserver;
-#[cfg(feature = "exec")]
-pub mod exec;
-#[cfg(feature = "haproxy")]
-pub mod haproxy;
-pub mod host;
-#[cfg(feature = "memcached")]
-pub mod memcached;
-#[cfg(feature = "mongodb")]
-pub mod mongodb;
-#[cfg(feature = "mysql")]
-pub mod mysql;
-#[cfg(feature = "nginx")]
-pub mod nginx;
-#[cfg(feature = "postgres")]
-pub mod postgres;
-#[cfg(feature = "process")]
-pub mod process;
-#[cfg(feature = "rabbitmq")]
-pub mod rabbitmq;
-#[cfg(feature = "redis")]
-pub mod redis;
 pub mod secret;
 #[cfg(any(feature = "haproxy", feature = "rabbitmq", feature = "nginx"))]
 pub mod service;
-#[cfg(feature = "sql")]
-pub mod sql;
 #[cfg(any(feature = "redis", feature = "memcached"))]
 pub mod stream;
 
-/// Every collector type compiled into this build. Adding a collector: one file, one line
-/// here (under its feature) and its name in [`ALL_KINDS`].
-pub const KINDS: &[Kind] = &[
-    host::KIND,
-    #[cfg(feature = "haproxy")]
-    haproxy::KIND,
-    #[cfg(feature = "rabbitmq")]
-    rabbitmq::KIND,
-    #[cfg(feature = "mongodb")]
-    mongodb::KIND,
-    #[cfg(feature = "sql")]
-    sql::KIND,
-    #[cfg(feature = "exec")]
-    exec::KIND,
-    #[cfg(feature = "nginx")]
-    nginx::KIND,
-    #[cfg(feature = "redis")]
-    redis::KIND,
-    #[cfg(feature = "memcached")]
-    memcached::KIND,
-    #[cfg(feature = "postgres")]
-    postgres::KIND,
-    #[cfg(feature = "mysql")]
-    mysql::KIND,
-    #[cfg(feature = "process")]
-    process::KIND,
-];
+/// Declares the collector modules, [`KINDS`] and [`ALL_KINDS`] from one list: a module name
+/// (= its `type:` name), after the cargo feature that compiles it in, if any.
+macro_rules! registry {
+    ($( $(#[cfg(feature = $feature:literal)])? $kind:ident, )*) => {
+        $( $(#[cfg(feature = $feature)])? pub mod $kind; )*
 
-/// Every collector type carbide has, compiled in or not; each but `host` is also the name of
-/// the cargo feature that compiles it in.
-pub const ALL_KINDS: &[&str] = &[
-    "host",
-    "haproxy",
-    "rabbitmq",
-    "mongodb",
-    "sql",
-    "exec",
-    "nginx",
-    "redis",
-    "memcached",
-    "postgres",
-    "mysql",
-    "process",
-];
+        /// Every collector type compiled into this build, in [`ALL_KINDS`] order.
+        pub const KINDS: &[Kind] = &[ $( $(#[cfg(feature = $feature)])? $kind::KIND, )* ];
+
+        /// Every collector type carbide has, compiled in or not (for the "compiled without"
+        /// error); each but `host` is also the name of the cargo feature that compiles it in.
+        pub const ALL_KINDS: &[&str] = &[ $( stringify!($kind), )* ];
+    };
+}
+
+// The collector registry. Adding a collector: its file (`<kind>.rs`, with `pub const KIND`,
+// its `<kind>.sample.yml` and `docs/collectors/<kind>.md`) and one line here. A service
+// collector is behind the cargo feature of its `type:` name (all on by default), so a
+// host-only build (`--no-default-features`) leaves out the HTTP/TLS, MongoDB and SQL client
+// stacks; `host` is always built.
+registry! {
+    host,
+    #[cfg(feature = "haproxy")] haproxy,
+    #[cfg(feature = "rabbitmq")] rabbitmq,
+    #[cfg(feature = "mongodb")] mongodb,
+    #[cfg(feature = "sql")] sql,
+    #[cfg(feature = "exec")] exec,
+    #[cfg(feature = "nginx")] nginx,
+    #[cfg(feature = "redis")] redis,
+    #[cfg(feature = "memcached")] memcached,
+    #[cfg(feature = "postgres")] postgres,
+    #[cfg(feature = "mysql")] mysql,
+    #[cfg(feature = "process")] process,
+}
 
 /// Look a collector type up by its `type:` name.
 pub fn kind(name: &str) -> Option<&'static Kind> {
@@ -114,10 +80,21 @@ pub struct Kind {
     /// A commented sample config file for this type.
     pub sample: &'static str,
     /// Decode one config file into a ready instance. Validation happens here, at load time.
+    /// Usually `build::<TheOptionsStruct>`.
     pub build: fn(file: &Path, text: &str) -> Result<Instance, ConfigError>,
     /// The runtime's circuit breaker guards its instances (`crate::breaker`): true for the
     /// collectors that call a service, false for those that read the local host.
     pub circuit_breaker: bool,
+}
+
+impl Kind {
+    /// Build an instance from `text` as if read from `collectors.d/<name>.yml`.
+    pub fn load(&self, text: &str) -> Result<Instance, ConfigError> {
+        (self.build)(
+            &Path::new("collectors.d").join(format!("{}.yml", self.name)),
+            text,
+        )
+    }
 }
 
 /// A configured collector instance, ready for the runtime.
@@ -235,16 +212,27 @@ pub struct Common {
     pub enabled: bool,
 }
 
-/// Access to the common settings of a collector's options struct.
-pub trait CollectorConfig: serde::de::DeserializeOwned {
+/// The common settings of an options struct; [`collector_config!`] implements it.
+pub trait HasCommon {
     fn common(&self) -> Common;
+}
+
+/// A collector's options struct (declared with [`collector_config!`]): how it becomes a
+/// collector.
+pub trait CollectorConfig: serde::de::DeserializeOwned + HasCommon {
+    /// Checks that need the file's text (positions of values); run before `into_collector`.
+    fn check(&self, _file: &Path, _text: &str) -> Result<(), ConfigError> {
+        Ok(())
+    }
+    /// The ready collector; an error is reported against the whole file.
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>>;
 }
 
 /// Build an [`Instance`] from a file's text for any options struct; what [`Kind::build`]
-/// usually points at.
+/// points at.
 pub fn build<C: CollectorConfig>(file: &Path, text: &str) -> Result<Instance, ConfigError> {
     let cfg: C = yaml::from_str(file, text)?;
+    cfg.check(file, text)?;
     let common = cfg.common();
     let collector = cfg
         .into_collector()
@@ -264,9 +252,9 @@ pub mod __private {
 
 /// Declare a collector's options struct. Adds the common fields (`type`, `interval`,
 /// `timeout`, `path`, `whitelist`, `blacklist`, `enabled`) and `deny_unknown_fields`, so a
-/// typo in any key is an error with its position. Implement `into_collector` yourself via
-/// [`CollectorConfig`]; the macro provides `common_settings()`. Only usable inside this
-/// crate (serde's attribute paths cannot name `$crate`).
+/// typo in any key is an error with its position, and implements [`HasCommon`]; implement
+/// [`CollectorConfig`] yourself. Only usable inside this crate (serde's attribute paths
+/// cannot name `$crate`).
 #[macro_export]
 macro_rules! collector_config {
     (
@@ -303,9 +291,8 @@ macro_rules! collector_config {
             $( $(#[$fmeta])* pub $field: $ty, )*
         }
 
-        impl $name {
-            /// The common settings of this instance.
-            pub fn common_settings(&self) -> $crate::collectors::Common {
+        impl $crate::collectors::HasCommon for $name {
+            fn common(&self) -> $crate::collectors::Common {
                 $crate::collectors::Common {
                     kind: self.kind.clone(),
                     interval: self.interval,
@@ -318,4 +305,104 @@ macro_rules! collector_config {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_doc(rel: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{rel}: {e}"))
+    }
+
+    /// One registry: every compiled kind is named like its module and listed once, in order.
+    #[test]
+    fn registry_names_match() {
+        let names: Vec<&str> = KINDS.iter().map(|k| k.name).collect();
+        let compiled: Vec<&str> = ALL_KINDS
+            .iter()
+            .copied()
+            .filter(|n| kind(n).is_some())
+            .collect();
+        assert_eq!(names, compiled, "a KIND.name differs from its module name");
+        #[cfg(all(
+            feature = "haproxy",
+            feature = "rabbitmq",
+            feature = "mongodb",
+            feature = "sql",
+            feature = "exec",
+            feature = "nginx",
+            feature = "redis",
+            feature = "memcached",
+            feature = "postgres",
+            feature = "mysql",
+            feature = "process"
+        ))]
+        assert_eq!(names, ALL_KINDS);
+        assert!(ALL_KINDS
+            .iter()
+            .all(|n| !not_compiled_in(n) || kind(n).is_none()));
+    }
+
+    /// Every kind's sample parses and builds, and its docs page shows it verbatim.
+    #[test]
+    fn every_sample_builds_and_is_in_its_docs() {
+        // The samples of the SQL collectors read their DSN from these.
+        std::env::set_var("SHOP_DSN", "sqlite:///nonexistent.db");
+        std::env::set_var(
+            "CARBIDE_PG_DSN",
+            "postgres://carbide:pw@127.0.0.1:5432/postgres",
+        );
+        std::env::set_var("CARBIDE_MYSQL_DSN", "mysql://carbide:pw@127.0.0.1:3306/");
+        for kind in KINDS {
+            let file = format!("collectors.d/{}.yml", kind.name);
+            let instance = (kind.build)(Path::new(&file), kind.sample)
+                .unwrap_or_else(|e| panic!("{}.sample.yml: {e}", kind.name));
+            assert_eq!(instance.common.kind, kind.name);
+            let doc = format!("docs/collectors/{}.md", kind.name);
+            assert!(
+                read_doc(&doc).contains(kind.sample.trim_end()),
+                "{doc}: paste {}.sample.yml verbatim",
+                kind.name
+            );
+        }
+    }
+
+    /// docs/configuration.md lists every type, in registry order, wherever it lists them.
+    #[test]
+    fn configuration_docs_list_every_kind() {
+        let docs = read_doc("docs/configuration.md");
+        let ticked = |names: &[&str]| {
+            names
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let plain = ALL_KINDS.join(", ");
+        let want = [
+            // the error table: missing and unknown `type`
+            format!("one of: {plain})"),
+            format!("expected one of: {plain})"),
+            // "Builds": the features
+            format!("`type:` ({})", ticked(&ALL_KINDS[1..])),
+            // the keys every collector accepts
+            format!("(currently: {})", ticked(ALL_KINDS)),
+        ];
+        for w in want {
+            assert!(
+                docs.contains(&w),
+                "docs/configuration.md: no `{w}` (update the list of collector types)"
+            );
+        }
+        for name in ALL_KINDS {
+            assert!(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("../docs/collectors/{name}.md"))
+                    .is_file(),
+                "docs/collectors/{name}.md is missing"
+            );
+        }
+    }
 }

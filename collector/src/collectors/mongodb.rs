@@ -5,7 +5,6 @@
 //! an error message (see [`Secrets`]).
 
 use std::future::{Future, IntoFuture};
-use std::path::Path;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -18,23 +17,18 @@ use mongodb::options::{ClientOptions, Credential};
 use mongodb::Client;
 
 use super::secret::Secret;
-use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind, Pattern};
-use crate::yaml::ConfigError;
+use super::{Batch, Collector, CollectorConfig, Kind, Pattern};
 
 pub const KIND: Kind = Kind {
     name: "mongodb",
     default_path: DEFAULT_PATH,
     sample: include_str!("mongodb.sample.yml"),
-    build,
+    build: super::build::<MongoConfig>,
     circuit_breaker: true,
 };
 
 /// Diamond's path segment for this collector (`servers.<host>.mongo.connections.current`).
 pub const DEFAULT_PATH: &str = "mongo";
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    super::build::<MongoConfig>(file, text)
-}
 
 fn default_uri() -> MongoUri {
     MongoUri("mongodb://127.0.0.1:27017".into())
@@ -121,10 +115,6 @@ crate::collector_config! {
 }
 
 impl CollectorConfig for MongoConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
-    }
-
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
         if self.collections && self.databases.is_none() {
             anyhow::bail!(
@@ -679,16 +669,6 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn sample_config_is_valid_and_in_the_docs() {
-        let inst = (KIND.build)(Path::new("collectors.d/mongodb.yml"), KIND.sample);
-        assert!(inst.is_ok(), "{:?}", inst.err());
-        let doc = include_str!("../../../docs/collectors/mongodb.md");
-        assert!(
-            doc.contains(KIND.sample),
-            "docs/collectors/mongodb.md: paste the sample"
-        );
-    }
 
     #[test]
     fn keys_follow_diamond() {
@@ -805,7 +785,7 @@ mod tests {
         let cred = o.credential.unwrap();
         assert_eq!(cred.username.as_deref(), Some("other"));
         assert_eq!(cred.password.as_deref(), Some("secret"));
-        assert_eq!((cfg.common().path, KIND.default_path), (None, "mongo"));
+        assert_eq!((cfg.path.clone(), KIND.default_path), (None, "mongo"));
 
         let cfg: MongoConfig = crate::yaml::from_str(
             std::path::Path::new("t.yml"),

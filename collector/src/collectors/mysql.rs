@@ -5,29 +5,23 @@
 //! `status.Com_select`, `slave.Seconds_Behind_Master`); status totals become per-second rates
 //! in the runtime.
 
-use std::path::Path;
 
 use async_trait::async_trait;
 
 use super::dbserver::{self, Server};
 use super::segment;
 use super::sql::SecretDsn;
-use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind};
+use super::{Batch, Collector, CollectorConfig, Kind};
 use crate::sql::dsn::Driver;
 use crate::sql::value::Cell;
-use crate::yaml::ConfigError;
 
 pub const KIND: Kind = Kind {
     name: "mysql",
     default_path: "mysql",
     sample: include_str!("mysql.sample.yml"),
-    build,
+    build: super::build::<MysqlConfig>,
     circuit_breaker: true,
 };
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    super::build::<MysqlConfig>(file, text)
-}
 
 crate::collector_config! {
     /// Options of the MySQL / MariaDB collector.
@@ -46,10 +40,6 @@ crate::collector_config! {
 }
 
 impl CollectorConfig for MysqlConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
-    }
-
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
         let dsn = dbserver::resolve_dsn(
             self.dsn,
@@ -197,9 +187,6 @@ impl Collector for Mysql {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Instance, ConfigError> {
-        build(Path::new("mysql.yml"), text)
-    }
 
     #[test]
     fn config_errors() {
@@ -214,25 +201,12 @@ mod tests {
                 "unknown field",
             ),
         ] {
-            let e = load(text).err().unwrap().to_string();
+            let e = KIND.load(text).err().unwrap().to_string();
             assert!(e.contains(want), "{text}: {e}");
             assert!(!e.contains("pw1"), "{e}");
         }
-        load("type: mysql\ndsn: mariadb://u:pw1@127.0.0.1/\n").unwrap();
+        KIND.load("type: mysql\ndsn: mariadb://u:pw1@127.0.0.1/\n").unwrap();
     }
 
-    #[test]
-    fn docs_embed_the_sample() {
-        let docs = include_str!("../../../docs/collectors/mysql.md");
-        assert!(
-            docs.contains(KIND.sample.trim_end()),
-            "docs/collectors/mysql.md: paste mysql.sample.yml"
-        );
-    }
 
-    #[test]
-    fn sample_config_is_valid() {
-        std::env::set_var("CARBIDE_MYSQL_DSN", "mysql://carbide:pw@127.0.0.1:3306/");
-        load(KIND.sample).unwrap();
-    }
 }

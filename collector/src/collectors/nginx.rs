@@ -2,25 +2,19 @@
 //! names (`active_connections`, `conn_accepted`, `conn_handled`, `req_handled`, `act_reads`,
 //! `act_writes`, `act_waits`). The three totals become per-second rates in the runtime.
 
-use std::path::Path;
 
 use async_trait::async_trait;
 
 use super::service::{self, Endpoint, Secret};
-use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind};
-use crate::yaml::ConfigError;
+use super::{Batch, Collector, CollectorConfig, Kind};
 
 pub const KIND: Kind = Kind {
     name: "nginx",
     default_path: "nginx",
     sample: include_str!("nginx.sample.yml"),
-    build,
+    build: super::build::<NginxConfig>,
     circuit_breaker: true,
 };
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    super::build::<NginxConfig>(file, text)
-}
 
 /// A stub_status page is about 100 bytes.
 const MAX_BYTES: usize = 64 << 10;
@@ -40,10 +34,6 @@ crate::collector_config! {
 }
 
 impl CollectorConfig for NginxConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
-    }
-
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
         Ok(Box::new(Nginx {
             endpoint: Endpoint::parse(&self.url, self.username, self.password)?,
@@ -139,9 +129,6 @@ pub fn parse_status(text: &str, out: &mut Batch) -> Result<(), &'static str> {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Instance, ConfigError> {
-        build(Path::new("nginx.yml"), text)
-    }
 
     #[test]
     fn parses_stub_status() {
@@ -183,22 +170,10 @@ mod tests {
             ("type: nginx\n", "missing field `url`"),
             ("type: nginx\nurl: ftp://h/\n", "scheme"),
         ] {
-            let e = load(text).err().unwrap().to_string();
+            let e = KIND.load(text).err().unwrap().to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
     }
 
-    #[test]
-    fn docs_embed_the_sample() {
-        let docs = include_str!("../../../docs/collectors/nginx.md");
-        assert!(
-            docs.contains(KIND.sample.trim_end()),
-            "docs/collectors/nginx.md: paste nginx.sample.yml"
-        );
-    }
 
-    #[test]
-    fn sample_config_is_valid() {
-        load(KIND.sample).unwrap();
-    }
 }

@@ -5,29 +5,23 @@
 //! (`database.<db>.xact_commit`, `bgwriter.checkpoints_timed`, …); its counters become
 //! per-second rates in the runtime.
 
-use std::path::Path;
 
 use async_trait::async_trait;
 
 use super::dbserver::{self, Server};
 use super::segment;
 use super::sql::SecretDsn;
-use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind};
+use super::{Batch, Collector, CollectorConfig, Kind};
 use crate::sql::dsn::Driver;
 use crate::sql::value::Cell;
-use crate::yaml::ConfigError;
 
 pub const KIND: Kind = Kind {
     name: "postgres",
     default_path: "postgres",
     sample: include_str!("postgres.sample.yml"),
-    build,
+    build: super::build::<PostgresConfig>,
     circuit_breaker: true,
 };
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    super::build::<PostgresConfig>(file, text)
-}
 
 crate::collector_config! {
     /// Options of the PostgreSQL collector.
@@ -43,10 +37,6 @@ crate::collector_config! {
 }
 
 impl CollectorConfig for PostgresConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
-    }
-
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
         let dsn = dbserver::resolve_dsn(
             self.dsn,
@@ -203,9 +193,6 @@ impl Collector for Postgres {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Instance, ConfigError> {
-        build(Path::new("postgres.yml"), text)
-    }
 
     #[test]
     fn config_errors() {
@@ -220,28 +207,12 @@ mod tests {
                 "CARBIDE_SURELY_UNSET_VAR is not set",
             ),
         ] {
-            let e = load(text).err().unwrap().to_string();
+            let e = KIND.load(text).err().unwrap().to_string();
             assert!(e.contains(want), "{text}: {e}");
             assert!(!e.contains("pw1"), "{e}");
         }
-        load("type: postgres\ndsn: postgres://u:pw1@127.0.0.1/postgres\n").unwrap();
+        KIND.load("type: postgres\ndsn: postgres://u:pw1@127.0.0.1/postgres\n").unwrap();
     }
 
-    #[test]
-    fn docs_embed_the_sample() {
-        let docs = include_str!("../../../docs/collectors/postgres.md");
-        assert!(
-            docs.contains(KIND.sample.trim_end()),
-            "docs/collectors/postgres.md: paste postgres.sample.yml"
-        );
-    }
 
-    #[test]
-    fn sample_config_is_valid() {
-        std::env::set_var(
-            "CARBIDE_PG_DSN",
-            "postgres://carbide:pw@127.0.0.1:5432/postgres",
-        );
-        load(KIND.sample).unwrap();
-    }
 }

@@ -18,20 +18,15 @@ use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System, Uid, UpdateKin
 
 use serde::Deserialize;
 
-use super::{segment, Batch, Collector, CollectorConfig, Common, Instance, Kind, Pattern};
-use crate::yaml::ConfigError;
+use super::{segment, Batch, Collector, CollectorConfig, Kind, Pattern};
 
 pub const KIND: Kind = Kind {
     name: "process",
     default_path: "process",
     sample: include_str!("process.sample.yml"),
-    build,
+    build: super::build::<ProcessConfig>,
     circuit_breaker: false,
 };
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    super::build::<ProcessConfig>(file, text)
-}
 
 crate::collector_config! {
     /// Options of the process collector.
@@ -109,10 +104,6 @@ pub struct GroupConfig {
 }
 
 impl CollectorConfig for ProcessConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
-    }
-
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
         if self.groups.is_empty() {
             anyhow::bail!("groups: empty; name at least one group of processes to watch");
@@ -433,9 +424,6 @@ fn threads_of(pid: Pid) -> Option<u64> {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Instance, ConfigError> {
-        build(Path::new("process.yml"), text)
-    }
 
     #[test]
     fn config_errors() {
@@ -455,10 +443,10 @@ mod tests {
                 "invalid regex",
             ),
         ] {
-            let e = load(text).err().unwrap().to_string();
+            let e = KIND.load(text).err().unwrap().to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
-        load("type: process\ngroups:\n  a:\n    name: [x, y]\n    user: root\n").unwrap();
+        KIND.load("type: process\ngroups:\n  a:\n    name: [x, y]\n    user: root\n").unwrap();
     }
 
     #[test]
@@ -474,17 +462,5 @@ mod tests {
         assert!(own >= 1);
     }
 
-    #[test]
-    fn docs_embed_the_sample() {
-        let docs = include_str!("../../../docs/collectors/process.md");
-        assert!(
-            docs.contains(KIND.sample.trim_end()),
-            "docs/collectors/process.md: paste process.sample.yml"
-        );
-    }
 
-    #[test]
-    fn sample_config_is_valid() {
-        load(KIND.sample).unwrap();
-    }
 }

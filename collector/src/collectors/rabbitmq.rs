@@ -11,7 +11,6 @@
 //! level: every character outside `[A-Za-z0-9_-]` becomes `_` (the default vhost `/` is `_`).
 
 use std::collections::HashSet;
-use std::path::Path;
 
 use anyhow::Context;
 use async_trait::async_trait;
@@ -19,20 +18,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::service::{self, segment, Endpoint, Secret};
-use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind, Pattern};
-use crate::yaml::ConfigError;
+use super::{Batch, Collector, CollectorConfig, Kind, Pattern};
 
 pub const KIND: Kind = Kind {
     name: "rabbitmq",
     default_path: "rabbitmq",
     sample: include_str!("rabbitmq.sample.yml"),
-    build,
+    build: super::build::<RabbitmqConfig>,
     circuit_breaker: true,
 };
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    super::build::<RabbitmqConfig>(file, text)
-}
 
 /// Largest response body accepted for one request (a page of queues is far smaller).
 const MAX_BYTES: usize = 32 << 20;
@@ -130,10 +124,6 @@ fn credentials(
 }
 
 impl CollectorConfig for RabbitmqConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
-    }
-
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
         if !(1..=500).contains(&self.page_size) {
             anyhow::bail!(

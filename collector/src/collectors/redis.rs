@@ -5,27 +5,22 @@
 //! runtime. The protocol is two RESP commands (`AUTH` when configured, then `INFO`), so no
 //! client library is needed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use async_trait::async_trait;
 
 use super::secret::Secret;
 use super::stream::{Address, Conn};
-use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind};
-use crate::yaml::ConfigError;
+use super::{Batch, Collector, CollectorConfig, Kind};
 
 pub const KIND: Kind = Kind {
     name: "redis",
     default_path: "redis",
     sample: include_str!("redis.sample.yml"),
-    build,
+    build: super::build::<RedisConfig>,
     circuit_breaker: true,
 };
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    super::build::<RedisConfig>(file, text)
-}
 
 /// The largest `INFO` reply accepted (a real one is a few KiB; thousands of databases or
 /// replicas stay far below this).
@@ -50,10 +45,6 @@ crate::collector_config! {
 }
 
 impl CollectorConfig for RedisConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
-    }
-
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
         let address = Address::from_config(self.address, self.socket, "127.0.0.1:6379")?;
         if self.username.is_some() && self.password.is_none() {
@@ -323,9 +314,6 @@ fn fields(value: &str) -> impl Iterator<Item = (&str, &str)> {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Instance, ConfigError> {
-        build(Path::new("redis.yml"), text)
-    }
 
     #[test]
     fn info_becomes_diamond_names() {
@@ -369,23 +357,11 @@ mod tests {
             ("type: redis\naddress: nohost\n", "host:port"),
             ("type: redis\nusername: u\n", "password is not"),
         ] {
-            let e = load(text).err().unwrap().to_string();
+            let e = KIND.load(text).err().unwrap().to_string();
             assert!(e.contains(want), "{text}: {e}");
         }
-        load("type: redis\n").unwrap();
+        KIND.load("type: redis\n").unwrap();
     }
 
-    #[test]
-    fn docs_embed_the_sample() {
-        let docs = include_str!("../../../docs/collectors/redis.md");
-        assert!(
-            docs.contains(KIND.sample.trim_end()),
-            "docs/collectors/redis.md: paste redis.sample.yml"
-        );
-    }
 
-    #[test]
-    fn sample_config_is_valid() {
-        load(KIND.sample).unwrap();
-    }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 
-use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind};
+use super::{Batch, Collector, CollectorConfig, Kind};
 use crate::sql::db::Database;
 use crate::sql::dsn::Dsn;
 use crate::sql::queries::{Query, QuerySpec};
@@ -16,33 +16,9 @@ pub const KIND: Kind = Kind {
     name: "sql",
     default_path: "sql",
     sample: include_str!("sql.sample.yml"),
-    build,
+    build: super::build::<SqlConfig>,
     circuit_breaker: true,
 };
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    let cfg: SqlConfig = crate::yaml::from_str(file, text)?;
-    crate::sql::queries::validate(file, text, &cfg.queries, false)?;
-    for q in &cfg.queries {
-        let unused = if q.schedule.is_some() {
-            Some("schedule")
-        } else if q.prefix.is_some() {
-            Some("prefix")
-        } else {
-            None
-        };
-        if let Some(key) = unused {
-            return Err(ConfigError::whole_file(
-                file,
-                format!(
-                    "query {:?}: `{key}` is not used by the sql collector (the instance's `interval` and `path` apply); remove it, or run this query with sql-to-graphite --schedule",
-                    q.name.0
-                ),
-            ));
-        }
-    }
-    super::build::<SqlConfig>(file, text)
-}
 
 crate::collector_config! {
     /// Options of the sql collector.
@@ -79,8 +55,27 @@ impl<'de> serde::Deserialize<'de> for SecretDsn {
 }
 
 impl CollectorConfig for SqlConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
+    fn check(&self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        crate::sql::queries::validate(file, text, &self.queries, false)?;
+        for q in &self.queries {
+            let unused = if q.schedule.is_some() {
+                Some("schedule")
+            } else if q.prefix.is_some() {
+                Some("prefix")
+            } else {
+                None
+            };
+            if let Some(key) = unused {
+                return Err(ConfigError::whole_file(
+                    file,
+                    format!(
+                        "query {:?}: `{key}` is not used by the sql collector (the instance's `interval` and `path` apply); remove it, or run this query with sql-to-graphite --schedule",
+                        q.name.0
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
@@ -143,9 +138,6 @@ impl Collector for Sql {
 mod tests {
     use super::*;
 
-    fn load(text: &str) -> Result<Instance, ConfigError> {
-        build(Path::new("sql.yml"), text)
-    }
 
     #[test]
     fn config_errors() {
@@ -168,29 +160,16 @@ mod tests {
             ("type: sql\ndsn: sqlite:///x.db\nqueries: []\n".to_string(), "no queries"),
         ];
         for (text, want) in cases {
-            let e = load(&text).err().unwrap().to_string();
+            let e = KIND.load(&text).err().unwrap().to_string();
             assert!(e.contains(want), "{text}: {e}");
             assert!(!e.contains("pw1"), "{e}");
         }
-        let ok = load(&format!(
+        let ok = KIND.load(&format!(
             "type: sql\ndsn: postgres://u:pw1@127.0.0.1/db\n{q}"
         ))
         .unwrap();
         assert_eq!(ok.common.kind, "sql");
     }
 
-    #[test]
-    fn docs_embed_the_sample() {
-        let docs = include_str!("../../../docs/collectors/sql.md");
-        assert!(
-            docs.contains(KIND.sample.trim_end()),
-            "docs/collectors/sql.md: paste sql.sample.yml"
-        );
-    }
 
-    #[test]
-    fn sample_config_is_valid() {
-        std::env::set_var("SHOP_DSN", "sqlite:///nonexistent.db");
-        load(KIND.sample).unwrap();
-    }
 }

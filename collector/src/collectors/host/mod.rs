@@ -17,25 +17,19 @@ mod memory;
 mod network;
 
 use std::io::Read;
-use std::path::Path;
 use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{Batch, Collector, CollectorConfig, Common, Instance, Kind, Pattern};
-use crate::yaml::ConfigError;
+use super::{Batch, Collector, CollectorConfig, Kind, Pattern};
 
 pub const KIND: Kind = Kind {
     name: "host",
     default_path: "",
     sample: include_str!("../host.sample.yml"),
-    build,
+    build: super::build::<HostConfig>,
     circuit_breaker: false,
 };
-
-fn build(file: &Path, text: &str) -> Result<Instance, ConfigError> {
-    super::build::<HostConfig>(file, text)
-}
 
 crate::collector_config! {
     /// Options of the host collector.
@@ -122,9 +116,6 @@ fn default_exclude_interfaces() -> Pattern {
 }
 
 impl CollectorConfig for HostConfig {
-    fn common(&self) -> Common {
-        self.common_settings()
-    }
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
         Ok(Box::new(Host::new(self)))
     }
@@ -266,6 +257,8 @@ impl Collector for Host {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::collectors::SampleKind;
 
@@ -304,16 +297,6 @@ mod tests {
         assert!(!default_exclude_interfaces().0.is_match("lo0x"));
     }
 
-    #[test]
-    fn sample_config_builds_and_is_in_the_docs() {
-        let inst = (KIND.build)(Path::new("host.sample.yml"), KIND.sample);
-        assert!(inst.is_ok(), "{:?}", inst.err());
-        let docs = include_str!("../../../../docs/collectors/host.md");
-        assert!(
-            docs.contains(KIND.sample),
-            "docs/collectors/host.md must embed collector/src/collectors/host.sample.yml verbatim"
-        );
-    }
 
     #[test]
     fn options_decode_and_typos_are_errors() {
