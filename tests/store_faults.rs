@@ -1,7 +1,8 @@
 //! `carbide serve` under a real full disk: its data directory on a small tmpfs that is filled
 //! and freed while points arrive. Counts, not timings: every point the store took in before
 //! the fault, during it and after it is queryable, and still is after a kill -9 once flushes
-//! have committed again (docs/store.md, "Crash-loss bound").
+//! have committed again; and a clean shutdown while the disk is still full says so and exits
+//! non-zero, bounded, keeping everything flushed before (docs/store.md, "Crash-loss bound").
 
 mod common;
 
@@ -217,4 +218,74 @@ fn disk_full_with_a_full_cache_pauses_and_loses_nothing() {
         "after the disk-full with a full cache and a kill -9",
     );
     assert!(c.stop());
+}
+
+/// A clean shutdown while the disk is still full cannot write the cache: it logs the error and
+/// exits non-zero within a bounded time (never hangs retrying), and what was flushed before the
+/// disk filled is intact at the next start.
+#[test]
+fn shutdown_while_the_disk_is_full_exits_non_zero_and_keeps_what_was_flushed() {
+    let fs = Tmpfs::mount("12m");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("serve.yml"),
+        "flush_interval: 200ms\nself_metrics_interval: 200ms\n",
+    )
+    .unwrap();
+    let data = fs.path().join("data");
+    let log = || std::fs::read_to_string(dir.path().join("carbide.log")).unwrap_or_default();
+    let end = now() - now() % 10 - 10;
+    let c = serve(dir.path(), &data);
+    let (text, want) = batch("sd.before", 20, 30, end);
+    send_lines(c.carbon, &text);
+    assert!(wait_until(Duration::from_secs(60), || known(
+        &c,
+        "sd.before.*"
+    )
+    .len()
+        == want.len()));
+    wait_flushes(&c, 3.0);
+
+    fs.fill();
+    let (text, during) = batch("sd.during", 1000, 30, end);
+    send_lines(c.carbon, &text);
+    assert!(
+        wait_until(Duration::from_secs(60), || log()
+            .contains("store flush failed")),
+        "no failed flush on a full disk:\n{}",
+        log()
+    );
+    assert_eq!(
+        known(&c, "sd.during.*").len(),
+        during.len(),
+        "cached while the disk is full"
+    );
+    let status = c
+        .stop_within(Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("no exit within 60 s of SIGTERM on a full disk:\n{}", log()));
+    assert!(
+        !status.success(),
+        "a shutdown that could not write the cache exited {status}:\n{}",
+        log()
+    );
+    let tail = log();
+    let tail = &tail[tail.rfind("SIGTERM: stopping").unwrap_or(0)..];
+    assert!(
+        tail.to_lowercase().contains("full") || tail.contains("No space"),
+        "the shutdown does not name the full disk:\n{tail}"
+    );
+
+    // Space is back: the database opens, and everything flushed before the disk filled is
+    // there.
+    fs.free();
+    let c = serve(dir.path(), &data);
+    same(
+        &known(&c, "sd.before.*"),
+        &want,
+        "after a shutdown on a full disk",
+    );
+    assert!(
+        c.stop(),
+        "carbide serve did not exit cleanly once space was back"
+    );
 }

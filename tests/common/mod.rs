@@ -126,6 +126,20 @@ impl Carbide {
         self.child.wait().unwrap().success()
     }
 
+    /// SIGTERM and wait at most `limit`; the exit status, or `None` if it was still running
+    /// (then it is killed on drop).
+    pub fn stop_within(mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        self.signal(libc::SIGTERM);
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// SIGKILL and reap.
     pub fn kill9(mut self) {
         self.signal(libc::SIGKILL);
