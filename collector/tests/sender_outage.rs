@@ -132,6 +132,67 @@ async fn spool_survives_shutdown_and_is_replayed_by_the_next_sender() {
     recv.stop().await;
 }
 
+/// The replay pace (`replay_lines_per_second`, docs/sender.md): spooled lines go at most that
+/// fast, paced per batch (a batch goes, then the sender waits its share of time). Checked as
+/// bounds a slow machine can only make easier, never as a duration it must meet: lines
+/// received by any moment ≤ rate × time since the receiver started + one batch, sampled every
+/// 10 ms throughout the replay (received ≤ sent, and the first send comes after the start).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_goes_at_most_replay_lines_per_second() {
+    const RATE: u64 = 2_000;
+    const BATCH: u64 = 4096;
+    let spool = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = SenderConfig {
+        replay_lines_per_second: RATE,
+        batch_bytes: BATCH,
+        ..config(&[port], Some(spool.path()))
+    };
+    let h = sender::spawn(cfg).unwrap();
+    let mut p = Producer::default();
+    for _ in 0..300 {
+        h.submit(p.chunk(20));
+    }
+    let n = p.produced.len();
+    wait_until(
+        "every line spooled while the receiver is down",
+        LIMIT,
+        || h.stats().spool_lines == n as u64,
+    )
+    .await;
+    // A batch holds whole chunks of at most BATCH bytes (a chunk here is ~600 bytes).
+    let shortest = p.produced.iter().map(|l| l.len() + 1).min().unwrap() as u64;
+    let batch_lines = BATCH / shortest;
+
+    let sink = Sink::default();
+    let start = tokio::time::Instant::now();
+    let recv = Receiver::start(port, sink.clone()).await;
+    let mut samples = 0;
+    loop {
+        let got = sink.len() as u64;
+        let allowed = (RATE as f64 * start.elapsed().as_secs_f64()) as u64 + batch_lines;
+        assert!(
+            got <= allowed,
+            "{got} lines received {:?} after the receiver started: the pace allows {allowed}",
+            start.elapsed()
+        );
+        samples += 1;
+        if got == n as u64 {
+            break;
+        }
+        assert!(start.elapsed() < LIMIT, "replay incomplete: {got} of {n}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The last sample says the replay took at least (n - one batch) / rate.
+    assert!(
+        samples > 1,
+        "the whole replay arrived before the first sample"
+    );
+    assert_lines_eq(&sink.lines(), &p.produced, "replayed");
+    h.shutdown(Duration::from_secs(5)).await.unwrap();
+    recv.stop().await;
+}
+
 /// Child half of `spool_survives_kill_9`: spool 150 lines, say so, then wait to be killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by spool_survives_kill_9 in a child process"]
