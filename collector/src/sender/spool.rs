@@ -129,11 +129,18 @@ pub struct Spool {
     losses: Losses,
     /// Appended or cursor moved since the last sync.
     dirty: bool,
+    /// Segments written since the last sync that are no longer the writer (closed at
+    /// `segment_bytes`, or put in front by [`Spool::prepend`]): [`Spool::sync`] syncs them
+    /// too, so a closed segment's last records are on disk within the interval like the rest.
+    unsynced: Vec<File>,
     /// A segment was created or removed since the last sync (directory needs fsync).
     dir_dirty: bool,
     scratch: Vec<u8>,
     _lock: File,
 }
+
+/// Most closed segments kept open until the next interval's sync.
+const MAX_UNSYNCED: usize = 16;
 
 fn seg_name(id: u64) -> String {
     format!("{id:020}.seg")
@@ -190,6 +197,7 @@ impl Spool {
             total_bytes: 0,
             losses: Losses::default(),
             dirty: false,
+            unsynced: Vec::new(),
             dir_dirty: false,
             scratch: Vec::new(),
             _lock: lock,
@@ -348,8 +356,13 @@ impl Spool {
         if need_new {
             let id = self.next_id;
             self.next_id += 1;
+            self.sync_unsynced_if_many()?;
             let file = self.create_segment(id)?;
-            self.writer = Some((id, file));
+            if let Some((_, old)) = self.writer.replace((id, file)) {
+                if self.dirty && matches!(self.opts.fsync, FsyncPolicy::Interval(_)) {
+                    self.unsynced.push(old);
+                }
+            }
             self.segs.push_back(Segment {
                 id,
                 bytes: 8,
@@ -403,6 +416,7 @@ impl Spool {
             return Ok(());
         }
         let id = head.id - 1;
+        self.sync_unsynced_if_many()?;
         let file = self.create_segment(id)?;
         self.encode_record(data, lines);
         if let Err(e) = (&file).write_all(&self.scratch) {
@@ -411,8 +425,13 @@ impl Spool {
         }
         // Reading starts again at this record (whatever was in flight is being put back).
         self.ahead = None;
-        if self.opts.fsync == FsyncPolicy::Always {
-            file.sync_data()?;
+        match self.opts.fsync {
+            FsyncPolicy::Always => file.sync_data()?,
+            FsyncPolicy::Interval(_) => {
+                self.unsynced.push(file);
+                self.dirty = true;
+            }
+            FsyncPolicy::Never => {}
         }
         let rec = HEADER + data.len() as u64;
         self.segs.push_front(Segment {
@@ -647,6 +666,18 @@ impl Spool {
         Ok(())
     }
 
+    /// Sync the closed segments still waiting for [`Spool::sync`] now if there are many
+    /// (small segments closing fast), so they never hold many file descriptors.
+    fn sync_unsynced_if_many(&mut self) -> io::Result<()> {
+        if self.unsynced.len() >= MAX_UNSYNCED {
+            for f in &self.unsynced {
+                f.sync_data()?;
+            }
+            self.unsynced.clear();
+        }
+        Ok(())
+    }
+
     /// Is there anything for [`Spool::sync`] to do?
     pub fn needs_sync(&self) -> bool {
         self.dirty || self.dir_dirty
@@ -655,6 +686,10 @@ impl Spool {
     /// fsync appended data, the cursor and the directory if anything changed.
     pub fn sync(&mut self) -> io::Result<()> {
         if self.dirty {
+            for f in &self.unsynced {
+                f.sync_data()?;
+            }
+            self.unsynced.clear();
             if let Some((_, f)) = &self.writer {
                 f.sync_data()?;
             }

@@ -29,7 +29,21 @@ impl Agent {
     /// Start the binary in `dir` (which holds `collector.yml` and `collectors.d/`) with a
     /// debug log for the runtime's events.
     pub fn start(dir: &Path) -> Agent {
-        let mut child = Command::new(BIN)
+        Agent::start_under(dir, &[])
+    }
+
+    /// [`Agent::start`] with the binary run by `wrapper` (e.g. `["strace", "-f", …]`); no
+    /// wrapper runs it directly.
+    pub fn start_under(dir: &Path, wrapper: &[&str]) -> Agent {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = cmd
             .args(["--log-level", "info,collector::events=debug"])
             .current_dir(dir)
             .env_remove("RUST_LOG")
