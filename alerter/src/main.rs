@@ -16,9 +16,14 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "alerter",
-    about = "carbide's alerter (Graphite Pager-compatible alerts.yml)"
+    version,
+    about = "carbide's alerter (Graphite Pager-compatible alerts.yml)",
+    after_help = "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error."
 )]
 struct Cli {
+    /// Log filter (`info`, `debug`, `alerter=debug`); overrides RUST_LOG. Default: info.
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -47,11 +52,11 @@ enum Cmd {
     Replay {
         #[arg(default_value = "alerts.yml")]
         file: PathBuf,
-        /// Start: Graphite time (`-1d`, `-6h`, an epoch, `midnight`).
-        #[arg(long)]
+        /// Start: Graphite time (`-1d`, `-6h`, an epoch, `midnight`); `--from -1d` works.
+        #[arg(long, allow_hyphen_values = true)]
         from: String,
         /// End (default now).
-        #[arg(long, default_value = "now")]
+        #[arg(long, default_value = "now", allow_hyphen_values = true)]
         until: String,
         /// Step (default: the file's interval).
         #[arg(long)]
@@ -106,6 +111,13 @@ fn load(file: &Path) -> Result<Config, ExitCode> {
     }
 }
 
+/// The render API client the file describes; a file that cannot give one is a usage error.
+fn render_backend(cfg: &Config) -> anyhow::Result<Arc<RenderBackend>> {
+    RenderBackend::from_settings(&cfg.graphite, cfg.request_timeout)
+        .map(Arc::new)
+        .map_err(|e| usage(format!("{}: {e:#}", cfg.file.display())))
+}
+
 fn rfc3339(t: i64) -> String {
     let st = UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0));
     humantime::format_rfc3339_seconds(st).to_string()
@@ -128,13 +140,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         };
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(cli.log_level.as_deref());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -150,9 +156,43 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// A bad command line or configuration found after parsing (a `--from` that is no time, a
+/// render API that cannot be set up from the file): exit 2, like clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+/// Logs on stderr through `--log-level` (else `RUST_LOG`, else `info`); colours only when
+/// stderr is a terminal, so a log file gets none.
+fn init_logging(level: Option<&str>) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::try_new(l),
+        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
+    }
+    .unwrap_or_else(|e| {
+        eprintln!("alerter: bad log filter ({e}); using info");
+        EnvFilter::new("info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }
 
 async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
@@ -163,10 +203,7 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 Ok(c) => Arc::new(c),
                 Err(code) => return Ok(code),
             };
-            let backend = Arc::new(RenderBackend::from_settings(
-                &cfg.graphite,
-                cfg.request_timeout,
-            )?);
+            let backend = render_backend(&cfg)?;
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
                 wait_for_signal().await;
@@ -189,10 +226,7 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 Ok(c) => Arc::new(c),
                 Err(code) => return Ok(code),
             };
-            let backend = Arc::new(RenderBackend::from_settings(
-                &cfg.graphite,
-                cfg.request_timeout,
-            )?);
+            let backend = render_backend(&cfg)?;
             let outbox = if cfg.state_file.exists() {
                 Some(Outbox::open(&cfg.state_file).await?)
             } else {
@@ -247,25 +281,24 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let now = unix_now();
             let tz = graphite::attime::TimeZone::utc();
             let start = graphite::attime::parse_time(&from, now, &tz)
-                .map_err(|e| anyhow::anyhow!("--from: {e}"))?;
+                .map_err(|e| usage(format!("--from {from:?}: {e}")))?;
             let end = graphite::attime::parse_time(&until, now, &tz)
-                .map_err(|e| anyhow::anyhow!("--until: {e}"))?;
+                .map_err(|e| usage(format!("--until {until:?}: {e}")))?;
             let step = step
                 .map(Duration::from)
                 .unwrap_or(cfg.interval)
                 .as_secs()
                 .max(1);
             if end < start {
-                anyhow::bail!("--until is before --from");
+                return Err(usage("--until is before --from"));
             }
             let steps = (end - start) / i64::try_from(step).unwrap_or(60) + 1;
             if steps > 100_000 {
-                anyhow::bail!("{steps} steps: too many; give a larger --step or a shorter range");
+                return Err(usage(format!(
+                    "{steps} steps: too many; give a larger --step or a shorter range"
+                )));
             }
-            let backend = Arc::new(RenderBackend::from_settings(
-                &cfg.graphite,
-                cfg.request_timeout,
-            )?);
+            let backend = render_backend(&cfg)?;
             let plan = FetchPlan {
                 concurrency: cfg.concurrency,
                 timeout: cfg.request_timeout,

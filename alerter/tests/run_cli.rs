@@ -536,3 +536,58 @@ async fn sighup_reloads_and_a_bad_file_keeps_the_running_config() {
     assert_eq!(hook.got().len(), 3, "{:?}", hook.got());
     drop(child);
 }
+
+/// One command-line manner: `--version`, `--log-level`, no colours in a log file, exit 2 on
+/// a configuration or usage error, values that look like flags (`--from -10min`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_manner_version_log_level_colours_exit_codes() {
+    let mut cmd = alerter();
+    cmd.arg("--version");
+    let (code, out, err) = output(cmd).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.trim(),
+        format!("alerter {}", env!("CARGO_PKG_VERSION")),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let render = RenderServer::start().await;
+    render.set("servers.web-1.loadavg.01", Some(25.0));
+    let file = write_config(dir.path(), &render.url(), "http://127.0.0.1:9/hook", "off");
+
+    // A value starting with '-' is the option's value, not a flag.
+    let mut cmd = alerter();
+    cmd.args([
+        "replay", "--from", "-10min", "--until", "-5min", "--step", "1m",
+    ])
+    .arg(&file);
+    let (code, out, err) = output(cmd).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("6 steps from "), "{out}");
+
+    // A bad time is a usage error: exit 2, naming the option.
+    let mut cmd = alerter();
+    cmd.args(["replay", "--from", "-10 parsecs"]).arg(&file);
+    let (code, _, err) = output(cmd).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--from \"-10 parsecs\""), "{err}");
+
+    // --log-level wins over RUST_LOG (warn here); stderr to a file gets no ANSI colours.
+    let log = dir.path().join("stderr.log");
+    let mut cmd = alerter();
+    cmd.args(["--log-level", "info", "run"])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let child = Proc(cmd.spawn().unwrap());
+    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("the first info line", || {
+        read_log().contains("evaluating 1 alerts every 1s")
+    })
+    .await;
+    drop(child);
+    let text = read_log();
+    assert!(!text.contains('\u{1b}'), "colours in a log file: {text:?}");
+    assert!(text.contains(" INFO "), "{text}");
+}
