@@ -100,7 +100,9 @@ const STATES: &[&str] = &[
     "disabled",
 ];
 
-/// Server-wide: the connection limit and replication, on a primary or a standby.
+/// Server-wide: the connection limit and replication, on a primary or a standby. A replica's
+/// `replay_lsn` is NULL to a user without `pg_monitor`: its lag is then left out, never
+/// reported as 0.
 const SERVER: &str = "SELECT current_setting('max_connections')::int AS max_connections, \
     pg_is_in_recovery() AS standby, \
     CASE WHEN pg_is_in_recovery() \
@@ -108,7 +110,8 @@ const SERVER: &str = "SELECT current_setting('max_connections')::int AS max_conn
          AS replay_lag_seconds, \
     (SELECT count(*) FROM pg_stat_replication) AS replicas, \
     CASE WHEN NOT pg_is_in_recovery() THEN \
-         (SELECT COALESCE(max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)), 0) \
+         (SELECT CASE WHEN count(*) = 0 THEN 0 \
+                      ELSE max(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)) END \
           FROM pg_stat_replication) END AS replica_lag_bytes";
 
 /// Every numeric column is a total (`stats_reset`, a timestamp, is skipped).
