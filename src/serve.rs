@@ -157,6 +157,7 @@ impl ServeArgs {
             max_concurrent_renders: l
                 .max_concurrent_renders
                 .unwrap_or(hd.limits.max_concurrent_renders),
+            picture: hd.limits.picture,
         };
         for (key, zero) in [
             ("render_timeout", limits.render_timeout.is_zero()),

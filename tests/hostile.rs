@@ -586,7 +586,7 @@ fn generated_corpus_from_the_function_registry() {
     }
     common::send_lines(c.carbon, &lines);
     assert!(wait_until(Duration::from_secs(60), || {
-        let (_, body) = c.get("/render?target=countSeries(hostile.*.cpu)&from=-5min");
+        let (_, body) = c.get("/render?target=countSeries(hostile.*.cpu)&from=-5min&format=json");
         body.contains("20.0")
     }));
 
@@ -680,6 +680,25 @@ fn generated_corpus_from_the_function_registry() {
         "/render?target=hostile.*.cpu&maxDataPoints=1e308".into(),
         "/render?target=hostile.*.cpu&format=csv&tz=Nowhere/Nope".into(),
         "/render?target=hostile.*.cpu&now=-99999y".into(),
+        // Graph parameters (format=png is the default): each refused with a 400 naming it,
+        // or drawn within the picture limits.
+        "/render?target=hostile.*.cpu&width=999999999&height=999999999".into(),
+        "/render?target=hostile.*.cpu&width=8192&height=8192".into(),
+        "/render?target=hostile.*.cpu&width=-1".into(),
+        "/render?target=hostile.*.cpu&fontSize=1e308&lineWidth=1e308".into(),
+        "/render?target=hostile.*.cpu&yStep=0.0000000000001&yMin=0&yMax=1e300".into(),
+        "/render?target=hostile.*.cpu&logBase=1.0000000001".into(),
+        "/render?target=hostile.*.cpu&logBase=1.0000000001&yMin=1e-300&yMax=1e300".into(),
+        "/render?target=hostile.*.cpu&minXStep=0.0000001&margin=100000".into(),
+        "/render?target=hostile.*.cpu&yDivisors=1,100,7,3&minorY=100".into(),
+        "/render?target=hostile.*.cpu&xFormat=%25Q%25%25%25".into(),
+        format!("/render?target=hostile.*.cpu&title={}", "T".repeat(5000)),
+        format!("/render?target=hostile.*.cpu&colorList={}", "red,".repeat(5000)),
+        "/render?target=hostile.*.cpu&format=svg&title=%3Cscript%3E&vtitle=%00%01".into(),
+        "/render?target=hostile.*.cpu&bgcolor=%23zz&fgcolor=%2523".into(),
+        "/render?target=color(hostile.*.cpu,'nonsense')".into(),
+        "/render?target=drawAsInfinite(hostile.*.cpu)&areaMode=stacked&areaAlpha=0.5&lineMode=connected&connectedLimit=1".into(),
+        "/render?target=secondYAxis(hostile.h1.cpu)&target=hostile.*.mem&yMinRight=5&yMaxRight=1&vtitleRight=x".into(),
         "/functions/%00".into(),
         "/tags/%00".into(),
     ];
@@ -806,7 +825,7 @@ fn up_keeps_collecting_and_paging_under_hostile_renders() {
     // in process-independent terms: a point newer than the firing).
     let fired_at = common::now();
     let collecting = wait_until(Duration::from_secs(120), || {
-        let (st, body) = c.get("/render?target=servers.isolated.loadavg.01&from=-2min");
+        let (st, body) = c.get("/render?target=servers.isolated.loadavg.01&from=-2min&format=json");
         st == 200
             && common::series(&body)
                 .iter()
@@ -860,7 +879,7 @@ fn index_and_tag_answers_respect_max_find_results() {
         .collect();
     common::send_lines(c.carbon, &lines);
     assert!(wait_until(Duration::from_secs(30), || {
-        let (_, body) = c.get("/render?target=countSeries(many.*)&from=-5min");
+        let (_, body) = c.get("/render?target=countSeries(many.*)&from=-5min&format=json");
         body.contains("8.0")
     }));
     for q in [

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{enc, http, now, send_lines, series, wait_until, Carbide};
+use common::{enc, get_bytes, http, now, send_lines, series, wait_until, Carbide};
 
 const PORTS: [&str; 6] = [
     "--carbon-tcp",
@@ -200,6 +200,126 @@ fn api_shapes_and_errors_as_graphite_web() {
     assert!(body.starts_with("{\"") && body.contains("\"name\": \"sumSeries\""));
     let (st, _) = c.get("/functions/nosuch");
     assert_eq!(st, 404);
+    assert!(c.stop());
+}
+
+/// RGBA pixels of a PNG: (width, height, pixels).
+fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<[u8; 4]>) {
+    let mut d = png::Decoder::new(bytes);
+    d.set_transformations(png::Transformations::EXPAND | png::Transformations::ALPHA);
+    let mut r = d.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size()];
+    let info = r.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    let px = buf.chunks(4).map(|p| [p[0], p[1], p[2], p[3]]).collect();
+    (info.width, info.height, px)
+}
+
+#[test]
+fn render_draws_graphite_web_pictures() {
+    let dir = tempfile::tempdir().unwrap();
+    let end = now() - now() % 10 - 10;
+    let c = serve(dir.path(), &[]);
+    // pic.low is 1, pic.high 3, for the last ten minutes.
+    let data: String = (0..60)
+        .map(|i| {
+            let t = end - (59 - i) * 10;
+            format!("pic.low 1 {t}\npic.high 3 {t}\n")
+        })
+        .collect();
+    send_lines(c.carbon, &data);
+    assert!(wait_until(Duration::from_secs(30), || known(&c, "pic.*")
+        .len()
+        >= 100));
+
+    // No format: a PNG, as graphite-web answers.
+    let (st, ct, body) = get_bytes(
+        c.http,
+        "/render?target=pic.low&target=pic.high&from=-10min&yMin=0&yMax=4",
+    );
+    assert_eq!(
+        (st, ct.as_str()),
+        (200, "image/png"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    if let Ok(d) = std::env::var("CARBIDE_PICTURE_DIR") {
+        std::fs::write(format!("{d}/serve-default.png"), &body).unwrap();
+    }
+    let (w, h, px) = decode_png(&body);
+    assert_eq!((w, h), (330, 250));
+    assert_eq!(px[0], [255, 255, 255, 255], "white background");
+    // Blue (graphite-web's first colour) for pic.low lies below green for pic.high.
+    let x = 250u32;
+    let column = |rgb: [u8; 3]| -> Vec<u32> {
+        (0..h)
+            .filter(|&y| {
+                let p = px[(y * w + x) as usize].map(i32::from);
+                let d: i32 = (0..3).map(|i| (p[i] - i32::from(rgb[i])).abs()).sum();
+                // Solid or anti-aliased towards white: the hue's channel ordering holds.
+                d < 60
+                    || (rgb == [100, 100, 255] && p[2] > 240 && p[0] < 215 && p[0] == p[1])
+                    || (rgb == [0, 200, 0] && p[1] > p[0] + 40 && p[1] > p[2] + 40)
+            })
+            .collect()
+    };
+    let (blue, green) = (column([100, 100, 255]), column([0, 200, 0]));
+    assert!(
+        !blue.is_empty() && !green.is_empty(),
+        "blue {blue:?} green {green:?}"
+    );
+    // 1 and 3 on a 0..4 axis: a quarter and three quarters of the way up the plot.
+    assert!(blue[0] > green[0] + 60, "blue {blue:?} green {green:?}");
+
+    // Graph parameters and functions change it.
+    let q = format!(
+        "/render?target={}&from=-10min&width=500&height=200&bgcolor=000000&hideLegend=true",
+        enc("color(pic.low,'ff0000')")
+    );
+    let (st, _, body) = get_bytes(c.http, &q);
+    assert_eq!(st, 200);
+    let (w, h, px) = decode_png(&body);
+    assert_eq!((w, h), (500, 200));
+    assert_eq!(px[0], [0, 0, 0, 255]);
+    assert!(
+        px.iter().any(|p| p[0] > 200 && p[1] < 40 && p[2] < 40),
+        "a red line"
+    );
+
+    // SVG: parsed, with the legend's names and the series' colours.
+    let (st, ct, body) = get_bytes(
+        c.http,
+        "/render?target=pic.*&from=-10min&format=svg&title=Pics",
+    );
+    assert_eq!((st, ct.as_str()), (200, "image/svg+xml"));
+    let text = String::from_utf8(body).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(
+        texts.contains(&"Pics") && texts.contains(&"pic.low") && texts.contains(&"pic.high"),
+        "{texts:?}"
+    );
+    assert!(doc
+        .descendants()
+        .any(|n| n.attribute("stroke") == Some("#6464ff")));
+
+    // A bad graph parameter is a 400 naming it; JSON and CSV still answer when asked.
+    for (q, name) in [
+        ("width=0", "width"),
+        ("width=100000", "width"),
+        ("bgcolor=nope", "bgcolor"),
+        ("lineMode=wavy", "lineMode"),
+        ("format=pdf", "format"),
+    ] {
+        let (st, body) = c.get(&format!("/render?target=pic.low&{q}"));
+        assert_eq!(st, 400, "{q}: {body}");
+        assert!(body.contains(name), "{q}: {body}");
+    }
+    assert!(values_of(&c, "pic.low", "-10min").len() >= 50);
     assert!(c.stop());
 }
 

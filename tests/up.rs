@@ -46,7 +46,7 @@ fn up_collects_stores_serves_and_stops_cleanly() {
     let target = enc("servers.uphost.loadavg.01");
     let mut last = Vec::new();
     let ok = wait_until(Duration::from_secs(60), || {
-        let (st, body) = c.get(&format!("/render?target={target}&from=-5min"));
+        let (st, body) = c.get(&format!("/render?target={target}&from=-5min&format=json"));
         last = if st == 200 { series(&body) } else { Vec::new() };
         last.iter()
             .any(|(_, pts)| pts.iter().any(|(v, _)| v.is_some()))
@@ -54,7 +54,8 @@ fn up_collects_stores_serves_and_stops_cleanly() {
     assert!(ok, "host metrics never queryable: {last:?}");
     // The alerter evaluated against the store (no fetch errors) and reported into it.
     let alerter_seen = wait_until(Duration::from_secs(30), || {
-        let (_, body) = c.get("/render?target=carbide.alerter.evaluation.fetch_errors&from=-5min");
+        let (_, body) =
+            c.get("/render?target=carbide.alerter.evaluation.fetch_errors&from=-5min&format=json");
         series(&body)
             .iter()
             .any(|(_, pts)| pts.iter().any(|(v, _)| *v == Some(0.0)))
@@ -95,7 +96,8 @@ fn up_collects_stores_serves_and_stops_cleanly() {
     );
     let reloaded_at = common::now();
     let reporting = wait_until(Duration::from_secs(30), || {
-        let (_, body) = c.get("/render?target=carbide.alerter.evaluation.fetch_errors&from=-5min");
+        let (_, body) =
+            c.get("/render?target=carbide.alerter.evaluation.fetch_errors&from=-5min&format=json");
         series(&body)
             .iter()
             .any(|(_, pts)| pts.iter().any(|(v, t)| v.is_some() && *t > reloaded_at + 1))

@@ -19,6 +19,8 @@
 //! - [`render`]: the render API's `format=json` model (graphite-web's exact bytes) and, with
 //!   the `client` feature, an async render client.
 //!
+//! - `picture` (cargo feature `picture`, part of `http`): graphite-web's PNG/SVG graphs of
+//!   rendered series (layout, axes, legend; tiny-skia, embedded DejaVu Sans).
 //! - `server` (cargo feature `http`): the graphite-web-compatible HTTP API over the store
 //!   (`/render`, `/metrics/find`, `/metrics/expand`, `/functions`, `/version`).
 
@@ -28,6 +30,8 @@ pub mod eval;
 pub mod expr;
 pub mod functions;
 pub mod glob;
+#[cfg(feature = "picture")]
+pub mod picture;
 pub mod protocol;
 pub mod render;
 pub mod series;

@@ -75,6 +75,27 @@ pub struct Series {
     pub x_files_factor: f64,
     /// Tags: at least `name`; parsed from `name;k=v` names; functions add their own.
     pub tags: BTreeMap<String, String>,
+    /// How the series is drawn in a picture (set by the Graph functions); never in JSON.
+    pub draw: Draw,
+}
+
+/// graphite-web's `series.color` and `series.options`: what the Graph functions (`color`,
+/// `alpha`, `lineWidth`, `dashed`, `secondYAxis`, `drawAsInfinite`, `stacked`,
+/// `areaBetween`, `threshold`) ask of the picture. `format=json` ignores it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Draw {
+    /// A colour name, `rrggbb` or `rrggbbaa` (graphite-web's `series.color`).
+    pub color: Option<String>,
+    pub alpha: Option<f64>,
+    pub line_width: Option<f64>,
+    /// Dash length in pixels.
+    pub dashed: Option<f64>,
+    pub second_y_axis: bool,
+    pub draw_as_infinite: bool,
+    /// Filled down to the previous stacked series (or zero).
+    pub stacked: bool,
+    /// Drawn fully transparent (the lower series of `areaBetween`).
+    pub invisible: bool,
 }
 
 impl Series {
@@ -98,11 +119,14 @@ impl Series {
             values,
             consolidation: Consolidation::Average,
             x_files_factor: 0.0,
+            draw: Draw::default(),
         }
     }
 
     /// graphite-web's `series.copy(name=..., values=...)`: same times, consolidation,
-    /// xFilesFactor and tags; the path expression becomes the new name.
+    /// xFilesFactor and tags; the path expression becomes the new name. The drawing options
+    /// are kept too (graphite-web drops them here but keeps them through its in-place
+    /// transforms; carbide keeps them through both, so `scale(color(x,'red'),2)` stays red).
     pub fn derive(&self, name: String, values: Vec<Option<f64>>) -> Self {
         Self {
             path_expression: name.clone(),
@@ -114,6 +138,7 @@ impl Series {
             consolidation: self.consolidation,
             x_files_factor: self.x_files_factor,
             tags: self.tags.clone(),
+            draw: self.draw.clone(),
         }
     }
 

@@ -168,7 +168,10 @@ impl Carbide {
 
     /// The last value of a self-metric (`carbide.store.bad_lines.too_long`), if reported.
     pub fn metric(&self, name: &str) -> Option<f64> {
-        let (st, body) = self.get(&format!("/render?target={}&from=-10min", enc(name)));
+        let (st, body) = self.get(&format!(
+            "/render?target={}&from=-10min&format=json",
+            enc(name)
+        ));
         if st != 200 {
             return None;
         }
@@ -234,6 +237,36 @@ pub fn http(
         rest.to_string()
     };
     (status, body)
+}
+
+/// A GET whose body is bytes (pictures): status, `Content-Type`, body.
+pub fn get_bytes(addr: SocketAddr, path_and_query: &str) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let req = format!("GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw.get(split + 4..).unwrap_or_default().to_vec();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-type")
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    (status, content_type, body)
 }
 
 fn dechunk(mut s: &str) -> String {

@@ -1,26 +1,44 @@
-//! Graph-only functions: presentational in graphite-web's PNG renderer, so here they only do
-//! what graphite-web does to names, tags and values (`stacked` does change values).
+//! Graph-only functions: they set how a series is drawn ([`Draw`]: read by the
+//! pictures of `format=png`/`svg`) and do what graphite-web does to names, tags and values
+//! (`stacked` does change values).
 
 use super::{opt, req, Default, Function, ParamType as T, SERIES};
-use crate::series::fmt_g;
+use crate::series::{fmt_g, Draw, Series};
+
+/// Sets a drawing option on every series.
+fn with_draw(mut series: Vec<Series>, f: impl Fn(&mut Draw)) -> Vec<Series> {
+    for s in series.iter_mut() {
+        f(&mut s.draw);
+    }
+    series
+}
 
 pub const COLOR: Function = Function::new(
     "color",
     "Graph",
     &[SERIES, req("theColor", T::String)],
-    |_, mut a| Ok(a.series(0)),
+    |_, mut a| {
+        let c = a.str(1).unwrap_or_default().to_string();
+        Ok(with_draw(a.series(0), |d| d.color = Some(c.clone())))
+    },
 );
 pub const ALPHA: Function = Function::new(
     "alpha",
     "Graph",
     &[SERIES, req("alpha", T::Float)],
-    |_, mut a| Ok(a.series(0)),
+    |_, mut a| {
+        let v = a.float(1);
+        Ok(with_draw(a.series(0), |d| d.alpha = v))
+    },
 );
 pub const LINE_WIDTH: Function = Function::new(
     "lineWidth",
     "Graph",
     &[SERIES, req("width", T::Float)],
-    |_, mut a| Ok(a.series(0)),
+    |_, mut a| {
+        let v = a.float(1);
+        Ok(with_draw(a.series(0), |d| d.line_width = v))
+    },
 );
 
 pub const DASHED: Function = Function::new(
@@ -32,6 +50,7 @@ pub const DASHED: Function = Function::new(
         let len = a.float(1).unwrap_or(5.0);
         let mut out = a.series(0);
         for s in out.iter_mut() {
+            s.draw.dashed = Some(len);
             s.tag("dashed", v.py_str());
             s.name = format!("dashed({}, {})", s.name, fmt_g(len));
         }
@@ -40,10 +59,11 @@ pub const DASHED: Function = Function::new(
 );
 
 macro_rules! renaming {
-    ($konst:ident, $name:literal) => {
+    ($konst:ident, $name:literal, $field:ident) => {
         pub const $konst: Function = Function::new($name, "Graph", &[SERIES], |_, mut a| {
             let mut out = a.series(0);
             for s in out.iter_mut() {
+                s.draw.$field = true;
                 s.tag($name, "1");
                 s.name = format!(concat!($name, "({})"), s.name);
             }
@@ -51,8 +71,8 @@ macro_rules! renaming {
         });
     };
 }
-renaming!(SECOND_Y_AXIS, "secondYAxis");
-renaming!(DRAW_AS_INFINITE, "drawAsInfinite");
+renaming!(SECOND_Y_AXIS, "secondYAxis", second_y_axis);
+renaming!(DRAW_AS_INFINITE, "drawAsInfinite", draw_as_infinite);
 
 pub const STACKED: Function = Function::new(
     "stacked",
@@ -80,7 +100,9 @@ pub const STACKED: Function = Function::new(
             } else {
                 s.name.clone()
             };
-            out.push(s.derive(new_name, values));
+            let mut s = s.derive(new_name, values);
+            s.draw.stacked = true;
+            out.push(s);
         }
         cx.ctx.stacks.insert(name, total);
         Ok(out)
@@ -92,6 +114,9 @@ pub const AREA_BETWEEN: Function = Function::new("areaBetween", "Graph", &[SERIE
     if s.len() != 2 {
         return Err(cx.input_error("areaBetween series argument must reference *exactly* 2 series"));
     }
+    s[0].draw.stacked = true;
+    s[0].draw.invisible = true;
+    s[1].draw.stacked = true;
     s[1].tag("areaBetween", "1");
     let name = format!("areaBetween({})", s[1].path_expression);
     s[0].tags = s[1].tags.clone();

@@ -40,6 +40,7 @@ pub const THRESHOLD: Function = Function::new(
         if let Some(label) = a.str(1).filter(|l| !l.is_empty()) {
             s.name = label.to_string();
         }
+        s.draw.color = a.str(2).filter(|c| !c.is_empty()).map(str::to_string);
         Ok(vec![s])
     },
 );

@@ -34,6 +34,7 @@ use crate::eval::{self, EvalError};
 use crate::expr::parse_with_vars;
 use crate::functions;
 use crate::glob::GlobPattern;
+use crate::picture::{self, params::PictureLimits, GraphParams, PictureError};
 use crate::render::model;
 use crate::store::{unix_now, Store};
 
@@ -65,6 +66,8 @@ pub struct Limits {
     pub render_queue_timeout: Duration,
     /// Requests whose work runs at once (renders, find, tags; default two per core).
     pub max_concurrent_renders: usize,
+    /// Size of one `format=png`/`svg` picture (8192 px a side, 4 Mi pixels).
+    pub picture: PictureLimits,
 }
 
 impl Default for Limits {
@@ -79,6 +82,7 @@ impl Default for Limits {
             render_timeout: crate::budget::DEFAULT_TIMEOUT,
             render_queue_timeout: Duration::from_secs(10),
             max_concurrent_renders: std::thread::available_parallelism().map_or(2, |n| 2 * n.get()),
+            picture: PictureLimits::default(),
         }
     }
 }
@@ -511,12 +515,25 @@ fn render_inner(
     let from = time("from", "-1d")?;
     let until = time("until", "now")?;
     let (from, until) = eval::request_window(from, until).map_err(|e| bad(e.to_string()))?;
-    let format = p.get("format").unwrap_or("json");
-    if !matches!(format, "json" | "csv") {
-        return Err(bad(format!(
-            "format={format} is not supported by carbide's render API; use format=json or format=csv"
-        )));
-    }
+    // graphite-web answers a PNG when no format is given.
+    let format = p.get("format").filter(|f| !f.is_empty()).unwrap_or("png");
+    let picture_format = match format {
+        "json" | "csv" => None,
+        "png" => Some(picture::Format::Png),
+        "svg" => Some(picture::Format::Svg),
+        _ => {
+            return Err(bad(format!(
+                "format={format} is not supported by carbide's render API; use format=png, svg, json or csv"
+            )))
+        }
+    };
+    let graph = match picture_format {
+        Some(_) => Some(
+            GraphParams::parse(|k| p.get(k), st.limits.picture)
+                .map_err(|e| bad(format!("bad graph parameter {e}")))?,
+        ),
+        None => None,
+    };
     let max_data_points = match p.get("maxDataPoints").filter(|v| !v.is_empty()) {
         None => None,
         Some(v) => match v.trim().parse::<f64>() {
@@ -584,6 +601,21 @@ fn render_inner(
         Err(e) => return Err(bad(e.to_string())),
     };
     drop(src);
+    if let (Some(pf), Some(graph)) = (picture_format, graph) {
+        let stop = || cancel.stopped().is_some();
+        return match picture::render(series, &graph, &tz, pf, &stop) {
+            Ok(body) => Ok(([(header::CONTENT_TYPE, pf.content_type())], body).into_response()),
+            Err(PictureError::Stopped) => {
+                check()?;
+                Err(stopped(Stop::Deadline, &st.limits).into())
+            }
+            Err(e @ PictureError::Graph(_)) => Err(bad(e.to_string())),
+            Err(e @ PictureError::Failed(_)) => {
+                tracing::error!("render: {e}");
+                Err(internal(e.to_string()))
+            }
+        };
+    }
     Ok(match format {
         "csv" => {
             let body = output::csv(&series, &tz);
