@@ -172,7 +172,7 @@ fn api_shapes_and_errors_as_graphite_web() {
     assert_eq!(s.len(), 2);
     assert_eq!(s[0].0, "sumSeries(web.*.cpu)");
     assert!(s.iter().all(|(_, p)| p.len() <= 3), "{body}");
-    let (_, body) = c.get("/render?target=web.host1.cpu&from=-5min&noNullPoints=1");
+    let (_, body) = c.get("/render?target=web.host1.cpu&from=-5min&noNullPoints=1&format=json");
     let s = series(&body);
     assert_eq!(s[0].1.len(), 6);
     let (_, csv) = c.get("/render?target=web.host1.cpu&from=-2min&format=csv");
@@ -181,7 +181,7 @@ fn api_shapes_and_errors_as_graphite_web() {
         "{csv}"
     );
     assert!(csv.contains("\r\n"));
-    let (_, body) = c.get("/render?target=web.host1.cpu&from=-1min&jsonp=cb");
+    let (_, body) = c.get("/render?target=web.host1.cpu&from=-1min&jsonp=cb&format=json");
     assert!(body.starts_with("cb([{") && body.ends_with(")"), "{body}");
 
     // No match → [], bad target → 400 with the parser's message.

@@ -273,7 +273,7 @@ alerts:
     );
     // A few more alerter cycles (its heartbeat in the store), then count.
     let heartbeats = || {
-        let (_, body) = c.get("/render?target=carbide.alerter.heartbeat&from=-5min");
+        let (_, body) = c.get("/render?target=carbide.alerter.heartbeat&from=-5min&format=json");
         series(&body)
             .iter()
             .flat_map(|(_, p)| p.iter())
