@@ -13,23 +13,25 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::notification::{self, Action, Level};
-use crate::notifiers::{
-    console::ConsoleConfig, pagerduty::PagerDutyConfig, slack::SlackConfig, LevelSecrets,
-    NotifierSpec, NOTIFIERS,
-};
+use crate::notifiers::NOTIFIERS;
+use crate::notifiers::{kind_names, LegacyValue, LegacyValues, LevelSecrets, NotifierSpec};
 use crate::secret::Secret;
 use crate::template::{self, Template};
 use crate::yaml::{self, ConfigError, Seg};
 
-/// Environment variables read (each wins over its lower-case key in the file).
-pub const ENV_VARS: &[&str] = &[
-    "GRAPHITE_URL",
-    "GRAPHITE_USER",
-    "GRAPHITE_PASS",
-    "PAGERDUTY_KEY",
-    "PAGERDUTY_URL",
-    "SLACK_URL",
-];
+/// Environment variables read (each wins over its lower-case key in the file): the render
+/// API's, then those of the notifier kinds' Graphite Pager keys
+/// ([`crate::notifiers::Legacy`]).
+pub fn env_vars() -> Vec<&'static str> {
+    let mut v = vec!["GRAPHITE_URL", "GRAPHITE_USER", "GRAPHITE_PASS"];
+    v.extend(
+        NOTIFIERS
+            .iter()
+            .filter_map(|k| k.legacy)
+            .flat_map(|l| l.keys.iter().filter_map(|(_, var)| *var)),
+    );
+    v
+}
 
 /// Graphite Pager keys carbide accepts and ignores (with a warning).
 pub const IGNORED_KEYS: &[&str] = &[
@@ -59,19 +61,16 @@ struct FileConfig {
     /// HTTP basic-auth password. Env `GRAPHITE_PASS`.
     #[serde(default)]
     graphite_pass: Option<Secret>,
-    /// PagerDuty Events v2 routing key (default for every level). Env `PAGERDUTY_KEY`.
+    // Graphite Pager's notifier keys: read by the kind that owns them
+    // (`notifiers::pagerduty::LEGACY`, `notifiers::slack::LEGACY`; [`FileConfig::legacy`]).
     #[serde(default)]
     pagerduty_key: Option<Secret>,
-    /// PagerDuty Events API URL. Env `PAGERDUTY_URL`.
     #[serde(default)]
-    pagerduty_url: Option<String>,
-    /// PagerDuty routing key per level (`nominal`, `warning`, `critical`, `no_data`, `error`).
+    pagerduty_url: Option<Secret>,
     #[serde(default)]
     pagerduty: Option<LevelSecrets>,
-    /// Slack incoming-webhook URL. Env `SLACK_URL`.
     #[serde(default)]
     slack_url: Option<Secret>,
-    /// Slack webhook URL per level.
     #[serde(default)]
     slack: Option<LevelSecrets>,
     /// The alerts, matched in file order.
@@ -136,6 +135,48 @@ struct FileConfig {
     stdout_enabled: Option<IgnoredAny>,
 }
 
+impl FileConfig {
+    /// A top-level legacy key's value (a test checks these are exactly the keys the
+    /// notifier kinds claim).
+    fn legacy(&self, key: &str) -> Option<LegacyValue> {
+        let text = |v: &Option<Secret>| v.clone().map(LegacyValue::Text);
+        let levels = |v: &Option<LevelSecrets>| v.clone().map(LegacyValue::Levels);
+        match key {
+            "pagerduty_key" => text(&self.pagerduty_key),
+            "pagerduty_url" => text(&self.pagerduty_url),
+            "pagerduty" => levels(&self.pagerduty),
+            "slack_url" => text(&self.slack_url),
+            "slack" => levels(&self.slack),
+            _ => None,
+        }
+    }
+
+    /// Graphite Pager keys carbide does not act on, and whether each is set.
+    fn ignored(&self) -> impl Iterator<Item = (&'static str, bool)> {
+        let set = [
+            self.redis_url.is_some(),
+            self.redistogo_url.is_some(),
+            self.hipchat_key.is_some(),
+            self.hipchat_room.is_some(),
+            self.pushbullet_key.is_some(),
+            self.pushbullet_devices.is_some(),
+            self.pushbullet_contacts.is_some(),
+            self.stdout_enabled.is_some(),
+        ];
+        IGNORED_KEYS.iter().copied().zip(set)
+    }
+}
+
+impl AlertFile {
+    fn legacy(&self, key: &str) -> Option<&Secret> {
+        match key {
+            "pagerduty_key" => self.pagerduty_key.as_ref(),
+            "slack_url" => self.slack_url.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 fn default_interval() -> Duration {
     Duration::from_secs(60)
 }
@@ -195,10 +236,9 @@ struct AlertFile {
     /// Runbook base for this alert (replaces `docs_url`).
     #[serde(default)]
     doc_url: Option<String>,
-    /// PagerDuty routing key for this alert.
+    // Graphite Pager's per-alert notifier keys, read by the kind that owns them.
     #[serde(default)]
     pagerduty_key: Option<Secret>,
-    /// Slack webhook URL for this alert.
     #[serde(default)]
     slack_url: Option<Secret>,
     /// Comparison (`>`, `>=`, `<`, `<=`); default from the thresholds' order.
@@ -669,24 +709,15 @@ impl Loader<'_> {
         ConfigError::new(self.file, line, col, msg)
     }
 
+    /// The whole file: settings, then the notifiers, the routes, the alerts.
     fn build(
         &self,
-        f: FileConfig,
+        mut f: FileConfig,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let env = |k: &str| env(k).filter(|v| !v.is_empty());
         let mut warnings = Vec::new();
-        let ignored = [
-            f.redis_url.is_some(),
-            f.redistogo_url.is_some(),
-            f.hipchat_key.is_some(),
-            f.hipchat_room.is_some(),
-            f.pushbullet_key.is_some(),
-            f.pushbullet_devices.is_some(),
-            f.pushbullet_contacts.is_some(),
-            f.stdout_enabled.is_some(),
-        ];
-        for (key, set) in IGNORED_KEYS.iter().zip(ignored) {
+        for (key, set) in f.ignored() {
             if set {
                 warnings.push(format!(
                     "{}: \"{key}\" is a Graphite Pager setting carbide does not use; ignored",
@@ -696,19 +727,13 @@ impl Loader<'_> {
         }
 
         let graphite = GraphiteSettings {
-            url: env("GRAPHITE_URL").or(f.graphite_url),
-            user: env("GRAPHITE_USER").or(f.graphite_user),
-            password: env("GRAPHITE_PASS").map(Secret::new).or(f.graphite_pass),
+            url: env("GRAPHITE_URL").or(f.graphite_url.take()),
+            user: env("GRAPHITE_USER").or(f.graphite_user.take()),
+            password: env("GRAPHITE_PASS")
+                .map(Secret::new)
+                .or(f.graphite_pass.take()),
         };
-        if let Some(u) = &graphite.url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(self.err(
-                    &[Seg::Key("graphite_url")],
-                    format!("graphite_url \"{u}\" must start with http:// or https://"),
-                ));
-            }
-        }
-        for (key, url) in [("docs_url", &f.docs_url)] {
+        for (key, url) in [("graphite_url", &graphite.url), ("docs_url", &f.docs_url)] {
             if let Some(u) = url {
                 if !(u.starts_with("http://") || u.starts_with("https://")) {
                     return Err(self.err(
@@ -719,276 +744,23 @@ impl Loader<'_> {
             }
         }
 
-        // Notifiers: explicit ones, then the built-ins from Graphite Pager's keys.
-        let mut notifiers = f.notifiers;
-        for (name, spec) in &notifiers {
-            if let NotifierSpec::Email(e) = spec {
-                e.validate().map_err(|m| {
-                    self.err(
-                        &[Seg::Key("notifiers"), Seg::Key(name)],
-                        format!("notifier \"{name}\": {m}"),
-                    )
-                })?;
-            }
-        }
-        notifiers
-            .entry("console".into())
-            .or_insert(NotifierSpec::Console(ConsoleConfig::default()));
-        let pd_key = env("PAGERDUTY_KEY").map(Secret::new).or(f.pagerduty_key);
-        let pd_url = env("PAGERDUTY_URL").or(f.pagerduty_url);
-        let pd_alert_keys: BTreeMap<String, Secret> = f
-            .alerts
-            .iter()
-            .rev() // first definition wins
-            .filter_map(|a| a.pagerduty_key.clone().map(|k| (a.name.clone(), k)))
-            .collect();
-        let pd_wanted = pd_key.is_some()
-            || f.pagerduty.as_ref().is_some_and(|m| !m.is_empty())
-            || !pd_alert_keys.is_empty()
-            || pd_url.is_some();
-        if pd_wanted || notifiers.contains_key("pagerduty") {
-            let spec = notifiers
-                .entry("pagerduty".into())
-                .or_insert_with(|| NotifierSpec::Pagerduty(PagerDutyConfig::default()));
-            let NotifierSpec::Pagerduty(pd) = spec else {
-                return Err(self.err(
-                    &[Seg::Key("notifiers"), Seg::Key("pagerduty")],
-                    "the notifier name \"pagerduty\" is reserved for type: pagerduty (it receives PAGERDUTY_KEY and pagerduty_key); rename this one",
-                ));
-            };
-            pd.routing_key = pd.routing_key.take().or(pd_key);
-            if pd.routing_keys.is_empty() {
-                pd.routing_keys = f.pagerduty.unwrap_or_default();
-            }
-            if let Some(u) = pd_url {
-                pd.url = u;
-            }
-            pd.alert_keys = pd_alert_keys;
-        }
-        let slack_url = env("SLACK_URL").map(Secret::new).or(f.slack_url);
-        let slack_alert_urls: BTreeMap<String, Secret> = f
-            .alerts
-            .iter()
-            .rev()
-            .filter_map(|a| a.slack_url.clone().map(|k| (a.name.clone(), k)))
-            .collect();
-        let slack_wanted = slack_url.is_some()
-            || f.slack.as_ref().is_some_and(|m| !m.is_empty())
-            || !slack_alert_urls.is_empty();
-        if slack_wanted || notifiers.contains_key("slack") {
-            let spec = notifiers
-                .entry("slack".into())
-                .or_insert_with(|| NotifierSpec::Slack(SlackConfig::default()));
-            let NotifierSpec::Slack(s) = spec else {
-                return Err(self.err(
-                    &[Seg::Key("notifiers"), Seg::Key("slack")],
-                    "the notifier name \"slack\" is reserved for type: slack (it receives SLACK_URL and slack_url); rename this one",
-                ));
-            };
-            s.url = s.url.take().or(slack_url);
-            if s.urls.is_empty() {
-                s.urls = f.slack.unwrap_or_default();
-            }
-            s.alert_urls = slack_alert_urls;
-        }
-
-        // Default routing: console everywhere, Slack for every level, PagerDuty for CRITICAL.
-        let default_routing = f.routes.is_none();
-        let global_routes = match f.routes {
-            Some(r) => Routes::from_file(r),
-            None => {
-                let mut all = vec!["console".to_string()];
-                if notifiers.contains_key("slack") {
-                    all.push("slack".into());
-                }
-                let mut critical = all.clone();
-                if notifiers.contains_key("pagerduty") {
-                    critical.push("pagerduty".into());
-                }
-                Routes {
-                    warning: all.clone(),
-                    critical,
-                    no_data: all.clone(),
-                    error: all,
-                }
-            }
-        };
+        let notifiers = self.notifiers(&mut f, &env)?;
+        let default_routes = f.routes.is_none().then(|| default_routes(&notifiers));
         let global_templates = self.templates(&f.templates, &[Seg::Key("templates")], None)?;
-
-        let mut alerts = Vec::with_capacity(f.alerts.len());
-        for (i, a) in f.alerts.into_iter().enumerate() {
-            let at = |key: &'static str| [Seg::Key("alerts"), Seg::Index(i), Seg::Key(key)];
-            let name = a.name.trim().to_string();
-            let who = format!("alert \"{name}\" (#{})", i + 1);
-            if name.is_empty() {
-                return Err(self.err(&at("name"), format!("alert #{}: name is empty", i + 1)));
-            }
-            validate_target(&a.target)
-                .map_err(|m| self.err(&at("target"), format!("{who}: target: {m}")))?;
-            if !a.warning.is_finite() || !a.critical.is_finite() {
-                return Err(self.err(
-                    &at("warning"),
-                    format!("{who}: warning and critical must be numbers"),
-                ));
-            }
-            let op = match a.op {
-                Some(op) => {
-                    let wrong_order = if op.higher_is_worse() { a.warning > a.critical } else { a.warning < a.critical };
-                    if wrong_order {
-                        return Err(self.err(&at("op"), format!(
-                            "{who}: with op \"{}\" warning ({}) must not be {} critical ({}): the warning level could never be reached; swap them",
-                            op.as_str(), a.warning, if op.higher_is_worse() { "above" } else { "below" }, a.critical
-                        )));
-                    }
-                    op
-                }
-                None if a.warning < a.critical => Op::Ge,
-                None if a.warning > a.critical => Op::Le,
-                None => {
-                    return Err(self.err(&at("critical"), format!(
-                        "{who}: warning and critical are both {}: the direction is ambiguous; add op: \">=\" (higher is worse) or op: \"<=\" (lower is worse), or make them differ",
-                        a.critical
-                    )))
-                }
-            };
-            if let Some(u) = &a.doc_url {
-                if !(u.starts_with("http://") || u.starts_with("https://")) {
-                    return Err(self.err(
-                        &at("doc_url"),
-                        format!("{who}: doc_url \"{u}\" must start with http:// or https://"),
-                    ));
-                }
-            }
-            if a.from.trim().is_empty() {
-                return Err(self.err(
-                    &at("from"),
-                    format!("{who}: from is empty (Graphite Pager's default is -1min)"),
-                ));
-            }
-            let default_missing = if a.allow_no_data {
-                Level::Ok
-            } else {
-                Level::NoData
-            };
-            let rule = |r: Option<NoDataRule>,
-                        key: &'static str,
-                        default: Level|
-             -> Result<NoDataRule, ConfigError> {
-                let r = r.unwrap_or(NoDataRule {
-                    level: default,
-                    cycles: 1,
-                });
-                if r.cycles == 0 {
-                    return Err(self.err(
-                        &[
-                            Seg::Key("alerts"),
-                            Seg::Index(i),
-                            Seg::Key("no_data"),
-                            Seg::Key(key),
-                        ],
-                        format!("{who}: no_data.{key}.cycles must be at least 1"),
-                    ));
-                }
-                Ok(r)
-            };
-            let no_data = NoDataPolicy {
-                fetch_error: rule(a.no_data.fetch_error, "fetch_error", Level::Error)?,
-                vanished: rule(a.no_data.vanished, "vanished", default_missing)?,
-                all_null: rule(a.no_data.all_null, "all_null", default_missing)?,
-            };
-            let routes_given = a.routes_given();
-            let mut routes = match a.routes {
+        let shared = Shared {
+            notifiers: &notifiers,
+            global_routes: match f.routes.take() {
                 Some(r) => Routes::from_file(r),
-                None => global_routes.clone(),
-            };
-            if default_routing && !routes_given {
-                // Graphite Pager: a level the `pagerduty:` / `slack:` maps (and the keys and
-                // URLs) leave out is simply not sent there. Routes written in the file are
-                // checked below instead: naming a notifier without its secret is an error.
-                routes.retain(|level, n| match notifiers.get(n) {
-                    Some(NotifierSpec::Pagerduty(pd)) => pd.key_for(&name, level).is_some(),
-                    Some(NotifierSpec::Slack(s)) => s.url_for(&name, level).is_some(),
-                    _ => true,
-                });
-            }
-            let templates = self.templates(
-                &a.templates,
-                &[Seg::Key("alerts"), Seg::Index(i), Seg::Key("templates")],
-                Some(&global_templates),
-            )?;
-            // Every routed notifier exists and has its secret for this alert.
-            for level in Level::ALL {
-                for n in routes.for_level(level) {
-                    let routes_path: [Seg; 4] = if routes_given {
-                        [
-                            Seg::Key("alerts"),
-                            Seg::Index(i),
-                            Seg::Key("routes"),
-                            Seg::Key(level_key(level)),
-                        ]
-                    } else {
-                        [
-                            Seg::Key("routes"),
-                            Seg::Key(level_key(level)),
-                            Seg::Key(""),
-                            Seg::Key(""),
-                        ]
-                    };
-                    let path = if routes_given {
-                        &routes_path[..]
-                    } else {
-                        &routes_path[..2]
-                    };
-                    let Some(spec) = notifiers.get(n) else {
-                        let names: Vec<&str> = notifiers.keys().map(String::as_str).collect();
-                        let hint = yaml::closest(n, names.iter().copied())
-                            .map(|k| format!("did you mean \"{k}\"? "))
-                            .unwrap_or_default();
-                        return Err(self.err(path, format!(
-                            "{who}: {level} is routed to unknown notifier \"{n}\": {hint}(defined: {}; types: {})",
-                            names.join(", "),
-                            NOTIFIERS.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
-                        )));
-                    };
-                    let missing = match spec {
-                        NotifierSpec::Pagerduty(pd) => pd.key_for(&name, level).is_none().then_some(
-                            "no PagerDuty routing key: set PAGERDUTY_KEY (or pagerduty_key at the top or on the alert, or a pagerduty: map entry for this level)",
-                        ),
-                        NotifierSpec::Slack(s) => s.url_for(&name, level).is_none().then_some(
-                            "no Slack webhook URL: set SLACK_URL (or slack_url at the top or on the alert, or a slack: map entry for this level)",
-                        ),
-                        _ => None,
-                    };
-                    if let Some(m) = missing {
-                        return Err(self.err(
-                            &at("name"),
-                            format!("{who}: {level} is routed to \"{n}\" but there is {m}"),
-                        ));
-                    }
-                }
-            }
-            alerts.push(Alert {
-                index: i,
-                docs_base: a.doc_url.clone().or_else(|| f.docs_url.clone()),
-                name,
-                target: a.target,
-                warning: a.warning,
-                critical: a.critical,
-                op,
-                from: a.from,
-                until: a.until,
-                exclude: a.exclude.into_iter().collect(),
-                allow_no_data: a.allow_no_data,
-                reduce: a.reduce,
-                for_: a.for_.unwrap_or_default(),
-                keep_firing_for: a.keep_firing_for.unwrap_or_default(),
-                no_data,
-                repeat_interval: a.repeat_interval.or(f.repeat_interval),
-                routes,
-                labels: a.labels,
-                annotations: a.annotations,
-                templates,
-            });
+                None => default_routes.clone().unwrap_or_default(),
+            },
+            default_routing: default_routes.is_some(),
+            templates: global_templates,
+            docs_url: f.docs_url.as_deref(),
+            repeat_interval: f.repeat_interval,
+        };
+        let mut alerts = Vec::with_capacity(f.alerts.len());
+        for (i, a) in std::mem::take(&mut f.alerts).into_iter().enumerate() {
+            alerts.push(self.alert(i, a, &shared)?);
         }
 
         for name in notifiers.keys() {
@@ -1052,6 +824,250 @@ impl Loader<'_> {
         })
     }
 
+    /// `notifiers:` as written, each validated by its kind, then what Graphite Pager's keys
+    /// (and their environment variables) make: every kind with a [`Legacy`] completes or
+    /// creates the notifier named like it.
+    fn notifiers(
+        &self,
+        f: &mut FileConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<BTreeMap<String, NotifierSpec>, ConfigError> {
+        let mut notifiers = std::mem::take(&mut f.notifiers);
+        for kind in NOTIFIERS {
+            let Some(legacy) = kind.legacy else {
+                continue;
+            };
+            let defined = notifiers.get(kind.name);
+            if let Some(d) = defined.filter(|d| d.kind() != kind.name) {
+                if legacy.keys.is_empty() {
+                    continue; // nothing to give it: the file's own notifier of that name
+                }
+                let (key, var) = legacy.keys[0];
+                return Err(self.err(
+                    &[Seg::Key("notifiers"), Seg::Key(kind.name)],
+                    format!(
+                        "the notifier name \"{name}\" is reserved for type: {name} (it receives {} and {key}); rename this one (type: {})",
+                        var.unwrap_or(key),
+                        d.kind(),
+                        name = kind.name,
+                    ),
+                ));
+            }
+            let mut values = LegacyValues::default();
+            for &(key, var) in legacy.keys {
+                let from_env = var.and_then(env).map(|v| LegacyValue::Text(Secret::new(v)));
+                let from_file = f.legacy(key);
+                if let Some(v) = from_env.or(from_file) {
+                    values.top.insert(key, v);
+                }
+            }
+            if let Some(key) = legacy.alert_key {
+                // First definition of a name wins.
+                for (i, a) in f.alerts.iter().enumerate().rev() {
+                    if let Some(v) = a.legacy(key) {
+                        values.per_alert.insert(a.name.clone(), (i, v.clone()));
+                    }
+                }
+            }
+            let made = (legacy.apply)(defined, &values).map_err(|e| {
+                let path = match e.alert {
+                    Some(i) => vec![Seg::Key("alerts"), Seg::Index(i), Seg::Key(e.key)],
+                    None => vec![Seg::Key(e.key)],
+                };
+                self.err(&path, e.message)
+            })?;
+            if let Some(spec) = made {
+                notifiers.insert(kind.name.to_string(), spec);
+            }
+        }
+        for (name, spec) in &notifiers {
+            spec.validate().map_err(|m| {
+                self.err(
+                    &[Seg::Key("notifiers"), Seg::Key(name)],
+                    format!("notifier \"{name}\": {m}"),
+                )
+            })?;
+        }
+        Ok(notifiers)
+    }
+
+    /// One alert, checked against the notifiers its routes name.
+    fn alert(&self, i: usize, a: AlertFile, shared: &Shared) -> Result<Alert, ConfigError> {
+        let at = |key: &'static str| [Seg::Key("alerts"), Seg::Index(i), Seg::Key(key)];
+        let name = a.name.trim().to_string();
+        let who = format!("alert \"{name}\" (#{})", i + 1);
+        if name.is_empty() {
+            return Err(self.err(&at("name"), format!("alert #{}: name is empty", i + 1)));
+        }
+        validate_target(&a.target)
+            .map_err(|m| self.err(&at("target"), format!("{who}: target: {m}")))?;
+        if !a.warning.is_finite() || !a.critical.is_finite() {
+            return Err(self.err(
+                &at("warning"),
+                format!("{who}: warning and critical must be numbers"),
+            ));
+        }
+        let op = match a.op {
+            Some(op) => {
+                let wrong_order = if op.higher_is_worse() { a.warning > a.critical } else { a.warning < a.critical };
+                if wrong_order {
+                    return Err(self.err(&at("op"), format!(
+                        "{who}: with op \"{}\" warning ({}) must not be {} critical ({}): the warning level could never be reached; swap them",
+                        op.as_str(), a.warning, if op.higher_is_worse() { "above" } else { "below" }, a.critical
+                    )));
+                }
+                op
+            }
+            None if a.warning < a.critical => Op::Ge,
+            None if a.warning > a.critical => Op::Le,
+            None => {
+                return Err(self.err(&at("critical"), format!(
+                    "{who}: warning and critical are both {}: the direction is ambiguous; add op: \">=\" (higher is worse) or op: \"<=\" (lower is worse), or make them differ",
+                    a.critical
+                )))
+            }
+        };
+        if let Some(u) = &a.doc_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(self.err(
+                    &at("doc_url"),
+                    format!("{who}: doc_url \"{u}\" must start with http:// or https://"),
+                ));
+            }
+        }
+        if a.from.trim().is_empty() {
+            return Err(self.err(
+                &at("from"),
+                format!("{who}: from is empty (Graphite Pager's default is -1min)"),
+            ));
+        }
+        let no_data = self.no_data(i, &who, &a)?;
+        let routes = self.alert_routes(i, &who, &name, a.routes.clone(), shared)?;
+        let templates = self.templates(
+            &a.templates,
+            &[Seg::Key("alerts"), Seg::Index(i), Seg::Key("templates")],
+            Some(&shared.templates),
+        )?;
+        Ok(Alert {
+            index: i,
+            docs_base: a
+                .doc_url
+                .clone()
+                .or_else(|| shared.docs_url.map(String::from)),
+            name,
+            target: a.target,
+            warning: a.warning,
+            critical: a.critical,
+            op,
+            from: a.from,
+            until: a.until,
+            exclude: a.exclude.into_iter().collect(),
+            allow_no_data: a.allow_no_data,
+            reduce: a.reduce,
+            for_: a.for_.unwrap_or_default(),
+            keep_firing_for: a.keep_firing_for.unwrap_or_default(),
+            no_data,
+            repeat_interval: a.repeat_interval.or(shared.repeat_interval),
+            routes,
+            labels: a.labels,
+            annotations: a.annotations,
+            templates,
+        })
+    }
+
+    fn no_data(&self, i: usize, who: &str, a: &AlertFile) -> Result<NoDataPolicy, ConfigError> {
+        let default_missing = if a.allow_no_data {
+            Level::Ok
+        } else {
+            Level::NoData
+        };
+        let rule = |r: Option<NoDataRule>,
+                    key: &'static str,
+                    default: Level|
+         -> Result<NoDataRule, ConfigError> {
+            let r = r.unwrap_or(NoDataRule {
+                level: default,
+                cycles: 1,
+            });
+            if r.cycles == 0 {
+                return Err(self.err(
+                    &[
+                        Seg::Key("alerts"),
+                        Seg::Index(i),
+                        Seg::Key("no_data"),
+                        Seg::Key(key),
+                    ],
+                    format!("{who}: no_data.{key}.cycles must be at least 1"),
+                ));
+            }
+            Ok(r)
+        };
+        Ok(NoDataPolicy {
+            fetch_error: rule(a.no_data.fetch_error, "fetch_error", Level::Error)?,
+            vanished: rule(a.no_data.vanished, "vanished", default_missing)?,
+            all_null: rule(a.no_data.all_null, "all_null", default_missing)?,
+        })
+    }
+
+    /// The alert's routes (its own, else the file's), every notifier they name known and
+    /// able to send this alert at that level.
+    fn alert_routes(
+        &self,
+        i: usize,
+        who: &str,
+        name: &str,
+        own: Option<RoutesFile>,
+        shared: &Shared,
+    ) -> Result<Routes, ConfigError> {
+        let notifiers = shared.notifiers;
+        let routes_given = own.is_some();
+        let mut routes = match own {
+            Some(r) => Routes::from_file(r),
+            None => shared.global_routes.clone(),
+        };
+        if shared.default_routing && !routes_given {
+            // Graphite Pager: a level the `pagerduty:` / `slack:` maps (and the keys and
+            // URLs) leave out is simply not sent there. Routes written in the file are
+            // checked below instead: naming a notifier without its secret is an error.
+            routes.retain(|level, n| {
+                notifiers
+                    .get(n)
+                    .is_none_or(|spec| spec.missing(name, level).is_none())
+            });
+        }
+        for level in Level::ALL {
+            for n in routes.for_level(level) {
+                let path: Vec<Seg> = if routes_given {
+                    vec![
+                        Seg::Key("alerts"),
+                        Seg::Index(i),
+                        Seg::Key("routes"),
+                        Seg::Key(level_key(level)),
+                    ]
+                } else {
+                    vec![Seg::Key("routes"), Seg::Key(level_key(level))]
+                };
+                let Some(spec) = notifiers.get(n) else {
+                    let names: Vec<&str> = notifiers.keys().map(String::as_str).collect();
+                    let hint = yaml::closest(n, names.iter().copied())
+                        .map(|k| format!("did you mean \"{k}\"? "))
+                        .unwrap_or_default();
+                    return Err(self.err(&path, format!(
+                        "{who}: {level} is routed to unknown notifier \"{n}\": {hint}(defined: {}; types: {})",
+                        names.join(", "),
+                        kind_names().join(", ")
+                    )));
+                };
+                if let Some(m) = spec.missing(name, level) {
+                    return Err(self.err(
+                        &[Seg::Key("alerts"), Seg::Index(i), Seg::Key("name")],
+                        format!("{who}: {level} is routed to \"{n}\" but there is {m}"),
+                    ));
+                }
+            }
+        }
+        Ok(routes)
+    }
     fn templates(
         &self,
         t: &TemplatesFile,
@@ -1086,10 +1102,38 @@ impl Loader<'_> {
     }
 }
 
-impl AlertFile {
-    fn routes_given(&self) -> bool {
-        self.routes.is_some()
+/// What every alert is built with.
+struct Shared<'a> {
+    notifiers: &'a BTreeMap<String, NotifierSpec>,
+    /// The file's `routes:`, else the default routing.
+    global_routes: Routes,
+    /// No `routes:` in the file.
+    default_routing: bool,
+    templates: Templates,
+    docs_url: Option<&'a str>,
+    repeat_interval: Option<Duration>,
+}
+
+/// Routing without `routes:` in the file: each kind's [`NotifierKind::default_levels`] to
+/// the notifier named like it, in registry order (console everywhere, Slack for every
+/// level, PagerDuty for CRITICAL: Graphite Pager's behaviour).
+///
+/// [`NotifierKind::default_levels`]: crate::notifiers::NotifierKind::default_levels
+fn default_routes(notifiers: &BTreeMap<String, NotifierSpec>) -> Routes {
+    let mut r = Routes::default();
+    for kind in NOTIFIERS.iter().filter(|k| notifiers.contains_key(k.name)) {
+        for level in kind.default_levels {
+            let list = match level {
+                Level::Ok => continue, // OK resolves, it is never routed
+                Level::Warning => &mut r.warning,
+                Level::Critical => &mut r.critical,
+                Level::NoData => &mut r.no_data,
+                Level::Error => &mut r.error,
+            };
+            list.push(kind.name.to_string());
+        }
     }
+    r
 }
 
 fn level_key(level: Level) -> &'static str {
@@ -1118,6 +1162,7 @@ pub fn validate_target(target: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::notifiers::pagerduty::PagerDutyConfig;
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         Config::from_str_with_env(Path::new("alerts.yml"), text, &|_| None)
@@ -1207,9 +1252,9 @@ alerts:
         };
         let c = Config::from_str_with_env(Path::new("a.yml"), text, &env).unwrap();
         assert_eq!(c.graphite.url.as_deref(), Some("http://file"));
-        let Some(NotifierSpec::Pagerduty(pd)) = c.notifiers.get("pagerduty") else {
-            panic!()
-        };
+        let pd = c.notifiers["pagerduty"]
+            .config::<PagerDutyConfig>()
+            .unwrap();
         assert_eq!(
             pd.key_for("L", Level::Critical).map(Secret::expose),
             Some("from-env")
@@ -1222,9 +1267,9 @@ alerts:
     fn per_level_and_per_alert_keys() {
         let text = "pagerduty:\n  critical: crit-key\n  warning: warn-key\nalerts:\n  - {name: A, target: a, warning: 1, critical: 2, pagerduty_key: a-key}\n  - {name: B, target: b, warning: 1, critical: 2}\n";
         let c = load(text).unwrap();
-        let Some(NotifierSpec::Pagerduty(pd)) = c.notifiers.get("pagerduty") else {
-            panic!()
-        };
+        let pd = c.notifiers["pagerduty"]
+            .config::<PagerDutyConfig>()
+            .unwrap();
         assert_eq!(
             pd.key_for("A", Level::Critical).map(Secret::expose),
             Some("a-key")
@@ -1376,6 +1421,89 @@ alerts:
         assert_eq!(Reduce::Percentile(50.0).apply(&pts), Some(2.0));
         assert_eq!(Reduce::Percentile(100.0).apply(&pts), Some(4.0));
         assert_eq!(Reduce::Last.apply(&[None, None]), None);
+    }
+
+    /// `FileConfig` / `AlertFile` declare exactly the legacy keys the notifier kinds claim,
+    /// and hand each one over.
+    #[test]
+    fn legacy_keys_are_the_ones_notifier_kinds_claim() {
+        let mut top: Vec<&str> = Vec::new();
+        let mut per_alert: Vec<&str> = Vec::new();
+        for l in NOTIFIERS.iter().filter_map(|k| k.legacy) {
+            top.extend(l.keys.iter().map(|(k, _)| *k));
+            per_alert.extend(l.alert_key);
+        }
+        for key in &top {
+            // A scalar or a per-level map, whichever the key is.
+            let handed_over = ["x", "{critical: x}"].iter().any(|v| {
+                let text = format!("{key}: {v}\nalerts: []\n");
+                yaml::from_str::<FileConfig>(Path::new("a.yml"), &text)
+                    .is_ok_and(|f| f.legacy(key).is_some())
+            });
+            assert!(handed_over, "{key}");
+        }
+        for key in &per_alert {
+            let text =
+                format!("alerts:\n  - {{name: A, target: a, warning: 1, critical: 2, {key}: x}}\n");
+            let f: FileConfig = yaml::from_str(Path::new("a.yml"), &text).unwrap();
+            assert!(f.alerts[0].legacy(key).is_some(), "{key}");
+        }
+        // Nothing else: a key no kind claims is refused by the decoder, not dropped.
+        for key in [
+            "pagerduty_key",
+            "pagerduty_url",
+            "pagerduty",
+            "slack_url",
+            "slack",
+        ] {
+            assert!(top.contains(&key), "{key} is declared but no kind reads it");
+        }
+        assert_eq!(top.len(), 5);
+        assert_eq!(per_alert, ["slack_url", "pagerduty_key"]);
+        assert_eq!(
+            env_vars(),
+            [
+                "GRAPHITE_URL",
+                "GRAPHITE_USER",
+                "GRAPHITE_PASS",
+                "SLACK_URL",
+                "PAGERDUTY_KEY",
+                "PAGERDUTY_URL"
+            ]
+        );
+    }
+
+    #[test]
+    fn notifier_urls_must_be_absolute_http() {
+        for (text, line, want) in [
+            ("notifiers:\n  hook:\n    type: webhook\n    url: hooks.example.com/x\nalerts: []\n", 2, "notifier \"hook\": url is not an absolute http:// or https:// URL"),
+            ("notifiers:\n  hook:\n    type: webhook\n    url: ftp://hooks.example.com/x\nalerts: []\n", 2, "url is not an http:// or https:// URL (scheme \"ftp\")"),
+            ("slack_url: not-a-url\nalerts: []\n", 1, "slack_url is not an absolute http:// or https:// URL"),
+            ("slack:\n  critical: not-a-url\nalerts: []\n", 1, "slack is not an absolute"),
+            ("pagerduty_url: events.pagerduty.com\nalerts: []\n", 1, "pagerduty_url is not an absolute"),
+            ("alerts:\n  - name: A\n    target: a\n    warning: 1\n    critical: 2\n    slack_url: x/y\n", 6, "slack_url is not an absolute"),
+        ] {
+            let e = load(text).unwrap_err();
+            assert_eq!(e.line, line, "{e}");
+            assert!(e.message.contains(want), "{e}");
+            assert!(!e.message.contains("not-a-url") && !e.message.contains("x/y"), "{e}");
+        }
+    }
+
+    #[test]
+    fn reserved_legacy_names() {
+        let e = load("notifiers:\n  slack:\n    type: webhook\n    url: http://h/x\nalerts: []\n")
+            .unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(
+            e.message.contains("the notifier name \"slack\" is reserved for type: slack (it receives SLACK_URL and slack_url)"),
+            "{e}"
+        );
+        // console has no keys to give: a file's own "console" stays.
+        let c =
+            load("notifiers:\n  console:\n    type: webhook\n    url: http://h/x\nalerts: []\n")
+                .unwrap();
+        assert_eq!(c.notifiers["console"].kind(), "webhook");
     }
 
     #[test]

@@ -6,12 +6,12 @@ use std::process::Command;
 
 use alerter::config::Config;
 use alerter::notification::Level;
-use alerter::notifiers::NotifierSpec;
+use alerter::notifiers::pagerduty::PagerDutyConfig;
 
 fn check(path: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_alerter"));
     cmd.arg("check").arg(path);
-    for v in alerter::config::ENV_VARS {
+    for v in alerter::config::env_vars() {
         cmd.env_remove(v);
     }
     cmd.envs(env.iter().copied());
@@ -51,9 +51,9 @@ fn graphite_pager_file_loads_unchanged() {
         Some("https://runbooks.example.com/Disk%20free#web-1")
     );
     assert!(disk.exclude.contains("build-1"));
-    let Some(NotifierSpec::Pagerduty(pd)) = c.notifiers.get("pagerduty") else {
-        panic!()
-    };
+    let pd = c.notifiers["pagerduty"]
+        .config::<PagerDutyConfig>()
+        .unwrap();
     assert_eq!(
         pd.key_for("Checkout errors", Level::Critical)
             .unwrap()

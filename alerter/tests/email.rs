@@ -293,7 +293,7 @@ async fn alerter_run_sends_over_starttls_and_never_logs_the_password() {
     .unwrap();
     let log = dir.path().join("stderr.log");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_alerter"));
-    for v in alerter::config::ENV_VARS {
+    for v in alerter::config::env_vars() {
         cmd.env_remove(v);
     }
     let mut child = cmd

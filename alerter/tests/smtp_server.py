@@ -1,6 +1,6 @@
 """A real SMTP server for the email tests (Debian's python3-aiosmtpd).
 
-usage: smtp_server.py PORT OUTDIR [USER PASSWORD] [--tls none|starttls|implicit]
+usage: smtp_server.py PORT OUTDIR [USER PASSWORD] [--tls none|starttls|implicit] [--reply CODE]
 
 Writes each message to OUTDIR/NNNN.eml (headers X-Rcpt-To, X-TLS: the TLS version or "none",
 X-Auth: the authenticated login or "none", then the message as received), prints READY when
@@ -10,6 +10,8 @@ With USER and PASSWORD, AUTH (PLAIN/LOGIN) is required (over TLS when TLS is on)
 a private CA and a server certificate for 127.0.0.1 / localhost are generated at start
 (python3-cryptography) and the CA is written to OUTDIR/ca.pem for the client to trust:
 `starttls` requires STARTTLS before anything else, `implicit` is TLS from the first byte (SMTPS).
+With --reply, every message's DATA is answered with that code (451: try again later, 554:
+refused) and nothing is written.
 """
 import argparse
 import datetime
@@ -32,6 +34,7 @@ ap.add_argument("outdir")
 ap.add_argument("user", nargs="?")
 ap.add_argument("password", nargs="?")
 ap.add_argument("--tls", choices=["none", "starttls", "implicit"], default="none")
+ap.add_argument("--reply", type=int)
 args = ap.parse_args()
 outdir = args.outdir
 
@@ -79,6 +82,8 @@ def make_certs():
 
 class Handler:
     async def handle_DATA(self, server, session, envelope):
+        if args.reply:
+            return "%d %s.0.0 test reply" % (args.reply, str(args.reply)[0])
         n = len([f for f in os.listdir(outdir) if f.endswith(".eml")])
         tmp = os.path.join(outdir, "%04d.tmp" % n)
         ssl_object = server.transport.get_extra_info("ssl_object")

@@ -3,13 +3,35 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use super::{Message, Notifier, NotifierKind, NotifyError};
-use crate::notification::Action;
+use super::{Legacy, LegacyError, LegacyValues, Message, Notifier, NotifierConfig, NotifierKind};
+use super::{NotifierSpec, NotifyError};
+use crate::notification::{Action, Level};
 
 pub const KIND: NotifierKind = NotifierKind {
     name: "console",
     summary: "one line per notification on stdout/stderr",
+    decode: super::decode::<ConsoleConfig>,
+    default_levels: &[Level::Warning, Level::Critical, Level::NoData, Level::Error],
+    legacy: Some(&LEGACY),
+    sample: "stderr: true\n",
 };
+
+/// Graphite Pager always prints: a `console` notifier exists in every file (the file may
+/// define its own under that name).
+const LEGACY: Legacy = Legacy {
+    keys: &[],
+    alert_key: None,
+    apply: always,
+};
+
+fn always(
+    defined: Option<&NotifierSpec>,
+    _: &LegacyValues,
+) -> Result<Option<NotifierSpec>, LegacyError> {
+    Ok(Some(defined.cloned().unwrap_or_else(|| {
+        NotifierSpec::new(&KIND, ConsoleConfig::default())
+    })))
+}
 
 /// `type: console`.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -18,6 +40,12 @@ pub struct ConsoleConfig {
     /// Write to standard error instead of standard output.
     #[serde(default)]
     pub stderr: bool,
+}
+
+impl NotifierConfig for ConsoleConfig {
+    fn build(&self) -> anyhow::Result<Box<dyn Notifier>> {
+        Ok(Box::new(Console::new(self.clone())))
+    }
 }
 
 #[derive(Debug)]

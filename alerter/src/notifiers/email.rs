@@ -14,13 +14,17 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Deserialize;
 
-use super::{Message, Notifier, NotifierKind, NotifyError};
+use super::{Message, Notifier, NotifierConfig, NotifierKind, NotifyError};
 use crate::notification::Action;
 use crate::secret::Secret;
 
 pub const KIND: NotifierKind = NotifierKind {
     name: "email",
     summary: "SMTP (STARTTLS, TLS or plain; optional auth)",
+    decode: super::decode::<EmailConfig>,
+    default_levels: &[],
+    legacy: None,
+    sample: "host: 127.0.0.1\nport: {smtp}\ntls: none\nusername: alerts\npassword: {secret}\nfrom: carbide <alerts@example.com>\nto: [oncall@example.com]\ntimeout: 5s\n",
 };
 
 /// How the SMTP connection is secured.
@@ -73,9 +77,9 @@ fn default_prefix() -> String {
     "carbide".to_string()
 }
 
-impl EmailConfig {
+impl NotifierConfig for EmailConfig {
     /// Check addresses at load time; the error names the bad one.
-    pub fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), String> {
         self.from
             .parse::<Mailbox>()
             .map_err(|e| format!("from: \"{}\" is not an email address: {e}", self.from))?;
@@ -98,6 +102,12 @@ impl EmailConfig {
         Ok(())
     }
 
+    fn build(&self) -> anyhow::Result<Box<dyn Notifier>> {
+        Ok(Box::new(Email::new(self.clone())?))
+    }
+}
+
+impl EmailConfig {
     /// The `ca_file` certificate, read and parsed (errors name the file and the fix).
     fn ca_certificate(&self) -> Result<Option<Certificate>, String> {
         let Some(ca) = &self.ca_file else {

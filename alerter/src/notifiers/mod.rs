@@ -1,8 +1,12 @@
 //! Notifiers: each sends ONE message and says whether a failure is worth retrying. Retry,
 //! backoff, ordering and dedup belong to the outbox ([`crate::outbox`]), never to a notifier.
 //!
-//! Adding a notifier: one file here, one line in [`NOTIFIERS`], one variant in
-//! [`NotifierSpec`] (its `type:` name).
+//! Adding a notifier: one file here (its options struct implementing [`NotifierConfig`], its
+//! [`Notifier`], and a `pub const KIND`) and one line in [`NOTIFIERS`]. The registry drives
+//! everything else: decoding `notifiers: NAME: {type: ..}`, "did you mean" for type names,
+//! validation at load time, Graphite Pager's legacy keys and environment variables
+//! ([`Legacy`]), the default routing, and the shared test kit (`tests/notifier_kit.rs`, which
+//! loads every kind's [`NotifierKind::sample`] and sends through it against real receivers).
 
 pub mod console;
 pub mod email;
@@ -10,14 +14,32 @@ pub mod pagerduty;
 pub mod slack;
 pub mod webhook;
 
+use std::any::Any;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::notification::{Action, Level, Notification};
 use crate::secret::Secret;
+
+/// Every notifier type, in the order the default routing lists them.
+pub static NOTIFIERS: &[NotifierKind] = &[
+    console::KIND,
+    email::KIND,
+    slack::KIND,
+    pagerduty::KIND,
+    webhook::KIND,
+];
+
+/// The registered kind named `name`.
+pub fn kind(name: &str) -> Option<&'static NotifierKind> {
+    NOTIFIERS.iter().find(|k| k.name == name)
+}
 
 /// What one notifier is asked to deliver.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,55 +100,282 @@ pub trait Notifier: Send + Sync + std::fmt::Debug {
     async fn send(&self, msg: &Message) -> Result<(), NotifyError>;
 }
 
-/// A notifier type as the docs and `alerter check` list it.
-#[derive(Debug)]
+/// A notifier's options (`notifiers: NAME:` minus `type:`), decoded by serde with
+/// `deny_unknown_fields`. `Debug` must never show a secret (hold them as [`Secret`]).
+pub trait NotifierConfig: DynEq + fmt::Debug + Send + Sync {
+    /// Everything a send needs that can be checked at load time (addresses, absolute
+    /// http(s) URLs, readable files). The message names the option, never a secret.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Why a message for `alert` at `level` could not be sent here (a missing secret), if it
+    /// could not: routing it there is a configuration error, and the default routing leaves
+    /// it out.
+    fn missing(&self, _alert: &str, _level: Level) -> Option<String> {
+        None
+    }
+
+    /// Build the notifier. Fails only on local problems (bad address syntax, TLS setup).
+    fn build(&self) -> anyhow::Result<Box<dyn Notifier>>;
+}
+
+/// Equality and downcasting for `dyn NotifierConfig` (a reload compares definitions to follow
+/// a renamed notifier). Implemented for every `PartialEq` type: nothing to write per notifier.
+pub trait DynEq: Any {
+    fn as_any(&self) -> &dyn Any;
+    fn eq_dyn(&self, other: &dyn Any) -> bool;
+}
+
+impl<T: PartialEq + Any> DynEq for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn eq_dyn(&self, other: &dyn Any) -> bool {
+        other.downcast_ref::<T>() == Some(self)
+    }
+}
+
+/// A notifier type: its `type:` name and everything the registry needs of it.
 pub struct NotifierKind {
     /// The `type:` value under `notifiers:`.
     pub name: &'static str,
     /// One line for the docs.
     pub summary: &'static str,
+    /// Decode the options (everything but `type:`); [`decode`] for a serde type.
+    pub decode: fn(serde_json::Value) -> Result<Arc<dyn NotifierConfig>, serde_json::Error>,
+    /// Levels the default routing (a file without `routes:`) sends to the notifier named like
+    /// this kind, when there is one: Graphite Pager's console, Slack and PagerDuty.
+    pub default_levels: &'static [Level],
+    /// Graphite Pager's keys and environment variables this kind owns, if any.
+    pub legacy: Option<&'static Legacy>,
+    /// The options of a working example (YAML, indented under `notifiers: NAME:`), for the
+    /// docs and the test kit. Placeholders: `{http}` an HTTP receiver's base URL, `{smtp}`
+    /// an SMTP server's port, `{secret}` a secret the kit checks never leaks.
+    pub sample: &'static str,
 }
 
-/// Every notifier type.
-pub static NOTIFIERS: &[NotifierKind] = &[
-    console::KIND,
-    email::KIND,
-    slack::KIND,
-    pagerduty::KIND,
-    webhook::KIND,
-];
+impl fmt::Debug for NotifierKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name)
+    }
+}
 
-/// One entry under `notifiers:` (a name → this). `type:` picks the variant.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum NotifierSpec {
-    Console(console::ConsoleConfig),
-    Email(email::EmailConfig),
-    Slack(slack::SlackConfig),
-    Pagerduty(pagerduty::PagerDutyConfig),
-    Webhook(webhook::WebhookConfig),
+/// [`NotifierKind::decode`] for a serde options type.
+pub fn decode<T: NotifierConfig + DeserializeOwned>(
+    v: serde_json::Value,
+) -> Result<Arc<dyn NotifierConfig>, serde_json::Error> {
+    Ok(Arc::new(serde_json::from_value::<T>(v)?))
+}
+
+/// Graphite Pager's configuration of a notifier kind: top-level keys (each with the
+/// environment variable that wins over it), a key on each alert, and how they make (or
+/// complete) the notifier named like the kind.
+pub struct Legacy {
+    /// `(key, environment variable)`.
+    pub keys: &'static [(&'static str, Option<&'static str>)],
+    /// The key an alert may carry (`pagerduty_key`, `slack_url`).
+    pub alert_key: Option<&'static str>,
+    /// From the notifier the file defines under the kind's name (if any) and the legacy
+    /// values: the notifier, or `None` when nothing configures one.
+    pub apply:
+        fn(Option<&NotifierSpec>, &LegacyValues) -> Result<Option<NotifierSpec>, LegacyError>,
+}
+
+/// A Graphite Pager value as the file's schema decoded it (a scalar is kept as written:
+/// `pagerduty_key: 0123` stays `0123`).
+#[derive(Clone)]
+pub enum LegacyValue {
+    /// A key, URL or other scalar (`PAGERDUTY_KEY`, `slack_url`).
+    Text(Secret),
+    /// A per-level map (`pagerduty:`, `slack:`).
+    Levels(LevelSecrets),
+}
+
+/// The legacy values found: top-level (environment applied) and the alerts' own key (first
+/// definition of a name wins). Holds secrets: no `Debug`.
+#[derive(Default)]
+pub struct LegacyValues {
+    pub top: BTreeMap<&'static str, LegacyValue>,
+    /// Alert name → (its index in the file, the value of [`Legacy::alert_key`]).
+    pub per_alert: BTreeMap<String, (usize, Secret)>,
+}
+
+/// A bad legacy value: which key (and alert), and why (never the value).
+#[derive(Debug)]
+pub struct LegacyError {
+    pub key: &'static str,
+    /// The alert's index when the key is an alert's.
+    pub alert: Option<usize>,
+    pub message: String,
+}
+
+impl LegacyValues {
+    /// A top-level scalar key.
+    pub fn text(&self, key: &str) -> Option<&Secret> {
+        match self.top.get(key) {
+            Some(LegacyValue::Text(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A top-level per-level map.
+    pub fn levels(&self, key: &str) -> Option<&LevelSecrets> {
+        match self.top.get(key) {
+            Some(LegacyValue::Levels(l)) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The alerts' own values by alert name.
+    pub fn alerts(&self) -> BTreeMap<String, Secret> {
+        self.per_alert
+            .iter()
+            .map(|(name, (_, v))| (name.clone(), v.clone()))
+            .collect()
+    }
+
+    /// `check` on every URL given (top-level `key`s and the alerts' values), the error
+    /// placed at the key.
+    pub fn check_urls(
+        &self,
+        keys: &[&'static str],
+        alert_key: Option<&'static str>,
+    ) -> Result<(), LegacyError> {
+        for &key in keys {
+            let urls: Vec<&Secret> = match self.top.get(key) {
+                Some(LegacyValue::Text(s)) => vec![s],
+                Some(LegacyValue::Levels(l)) => l.values().collect(),
+                None => vec![],
+            };
+            for u in urls {
+                check_url(key, u.expose()).map_err(|message| LegacyError {
+                    key,
+                    alert: None,
+                    message,
+                })?;
+            }
+        }
+        for (i, u) in alert_key.iter().flat_map(|_| self.per_alert.values()) {
+            let key = alert_key.unwrap_or_default();
+            check_url(key, u.expose()).map_err(|message| LegacyError {
+                key,
+                alert: Some(*i),
+                message,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// One entry under `notifiers:` (a name → this): its kind and decoded options.
+#[derive(Clone)]
+pub struct NotifierSpec {
+    pub kind: &'static NotifierKind,
+    config: Arc<dyn NotifierConfig>,
 }
 
 impl NotifierSpec {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            NotifierSpec::Console(_) => console::KIND.name,
-            NotifierSpec::Email(_) => email::KIND.name,
-            NotifierSpec::Slack(_) => slack::KIND.name,
-            NotifierSpec::Pagerduty(_) => pagerduty::KIND.name,
-            NotifierSpec::Webhook(_) => webhook::KIND.name,
+    pub fn new(kind: &'static NotifierKind, config: impl NotifierConfig) -> NotifierSpec {
+        NotifierSpec {
+            kind,
+            config: Arc::new(config),
         }
+    }
+
+    /// The `type:` name.
+    pub fn kind(&self) -> &'static str {
+        self.kind.name
+    }
+
+    /// The options, as the kind's own type (`None`: another kind).
+    pub fn config<T: Any>(&self) -> Option<&T> {
+        self.config.as_any().downcast_ref()
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        self.config.validate()
+    }
+
+    pub fn missing(&self, alert: &str, level: Level) -> Option<String> {
+        self.config.missing(alert, level)
     }
 
     /// Build the notifier. Fails only on local problems (bad address syntax, TLS setup).
     pub fn build(&self) -> anyhow::Result<Box<dyn Notifier>> {
-        Ok(match self {
-            NotifierSpec::Console(c) => Box::new(console::Console::new(c.clone())),
-            NotifierSpec::Email(c) => Box::new(email::Email::new(c.clone())?),
-            NotifierSpec::Slack(c) => Box::new(slack::Slack::new(c.clone())?),
-            NotifierSpec::Pagerduty(c) => Box::new(pagerduty::PagerDuty::new(c.clone())?),
-            NotifierSpec::Webhook(c) => Box::new(webhook::Webhook::new(c.clone())?),
-        })
+        self.config.build()
+    }
+}
+
+impl PartialEq for NotifierSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind.name == other.kind.name && self.config.eq_dyn(other.config.as_any())
+    }
+}
+
+impl fmt::Debug for NotifierSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}({:?})", self.kind.name, self.config)
+    }
+}
+
+/// `{type: NAME, ...options}`: `type` is looked up in [`NOTIFIERS`] as soon as it is read
+/// (an unknown one is reported at its position, with the closest name), the options are
+/// decoded by the kind.
+impl<'de> Deserialize<'de> for NotifierSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = NotifierSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a notifier: type and its options")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<NotifierSpec, A::Error> {
+                use serde::de::Error;
+                let mut kind = None;
+                let mut options = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "type" {
+                        let name: String = map.next_value()?;
+                        kind = Some(
+                            self::kind(&name)
+                                .ok_or_else(|| A::Error::unknown_variant(&name, kind_names()))?,
+                        );
+                    } else {
+                        let v: serde_json::Value = map.next_value()?;
+                        options.insert(key, v);
+                    }
+                }
+                let kind = kind.ok_or_else(|| A::Error::missing_field("type"))?;
+                let config = (kind.decode)(serde_json::Value::Object(options))
+                    .map_err(|e| A::Error::custom(e.to_string()))?;
+                Ok(NotifierSpec { kind, config })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// The registry's names, as serde's `expected` list.
+pub fn kind_names() -> &'static [&'static str] {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| NOTIFIERS.iter().map(|k| k.name).collect())
+}
+
+/// An absolute `http://` or `https://` URL, or why not (without the URL: it may hold a token).
+pub fn check_url(what: &str, url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+        Ok(u) => Err(format!(
+            "{what} is not an http:// or https:// URL (scheme \"{}\")",
+            u.scheme()
+        )),
+        Err(e) => Err(format!(
+            "{what} is not an absolute http:// or https:// URL ({e})"
+        )),
     }
 }
 
@@ -162,6 +411,11 @@ impl LevelSecrets {
 
     pub fn is_empty(&self) -> bool {
         Level::ALL.iter().all(|l| self.get(*l).is_none())
+    }
+
+    /// The secrets set (empty ones left out).
+    pub fn values(&self) -> impl Iterator<Item = &Secret> {
+        Level::ALL.iter().filter_map(|l| self.get(*l))
     }
 }
 

@@ -13,14 +13,58 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{keyed_level, pick_secret, LevelSecrets, Message, Notifier, NotifierKind, NotifyError};
+use super::{keyed_level, pick_secret, LevelSecrets, Message, Notifier, NotifierConfig};
+use super::{Legacy, LegacyError, LegacyValues, NotifierKind, NotifierSpec, NotifyError};
 use crate::notification::Level;
 use crate::secret::Secret;
 
 pub const KIND: NotifierKind = NotifierKind {
     name: "pagerduty",
     summary: "PagerDuty Events API v2 (trigger/resolve with dedup_key)",
+    decode: super::decode::<PagerDutyConfig>,
+    default_levels: &[Level::Critical],
+    legacy: Some(&LEGACY),
+    sample: "routing_key: {secret}\nurl: {http}/v2/enqueue\ntimeout: 5s\n",
 };
+
+/// Graphite Pager's `PAGERDUTY_KEY` / `pagerduty_key`, `PAGERDUTY_URL` / `pagerduty_url`,
+/// the per-level `pagerduty:` map and an alert's `pagerduty_key` make (or complete) the
+/// notifier named `pagerduty`.
+const LEGACY: Legacy = Legacy {
+    keys: &[
+        ("pagerduty_key", Some("PAGERDUTY_KEY")),
+        ("pagerduty_url", Some("PAGERDUTY_URL")),
+        ("pagerduty", None),
+    ],
+    alert_key: Some("pagerduty_key"),
+    apply: from_legacy,
+};
+
+fn from_legacy(
+    defined: Option<&NotifierSpec>,
+    v: &LegacyValues,
+) -> Result<Option<NotifierSpec>, LegacyError> {
+    v.check_urls(&["pagerduty_url"], None)?;
+    let key = v.text("pagerduty_key").cloned();
+    let url = v.text("pagerduty_url").map(|u| u.expose().to_string());
+    let map = v.levels("pagerduty").cloned().unwrap_or_default();
+    let alert_keys = v.alerts();
+    let wanted = key.is_some() || !map.is_empty() || !alert_keys.is_empty() || url.is_some();
+    let mut pd = match defined.and_then(|d| d.config::<PagerDutyConfig>()) {
+        Some(pd) => pd.clone(),
+        None if wanted => PagerDutyConfig::default(),
+        None => return Ok(None),
+    };
+    pd.routing_key = pd.routing_key.take().or(key);
+    if pd.routing_keys.is_empty() {
+        pd.routing_keys = map;
+    }
+    if let Some(u) = url {
+        pd.url = u;
+    }
+    pd.alert_keys = alert_keys;
+    Ok(Some(NotifierSpec::new(&KIND, pd)))
+}
 
 pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
@@ -71,6 +115,22 @@ impl PagerDutyConfig {
             alert,
             level,
         )
+    }
+}
+
+impl NotifierConfig for PagerDutyConfig {
+    fn validate(&self) -> Result<(), String> {
+        super::check_url("url", &self.url)
+    }
+
+    fn missing(&self, alert: &str, level: Level) -> Option<String> {
+        self.key_for(alert, level).is_none().then(|| {
+            "no PagerDuty routing key: set PAGERDUTY_KEY (or pagerduty_key at the top or on the alert, or a pagerduty: map entry for this level)".to_string()
+        })
+    }
+
+    fn build(&self) -> anyhow::Result<Box<dyn Notifier>> {
+        Ok(Box::new(PagerDuty::new(self.clone())?))
     }
 }
 

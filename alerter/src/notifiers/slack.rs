@@ -11,14 +11,49 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{keyed_level, pick_secret, LevelSecrets, Message, Notifier, NotifierKind, NotifyError};
+use super::{keyed_level, pick_secret, LevelSecrets, Message, Notifier, NotifierConfig};
+use super::{Legacy, LegacyError, LegacyValues, NotifierKind, NotifierSpec, NotifyError};
 use crate::notification::{Action, Level};
 use crate::secret::Secret;
 
 pub const KIND: NotifierKind = NotifierKind {
     name: "slack",
     summary: "Slack / Mattermost incoming webhook",
+    decode: super::decode::<SlackConfig>,
+    default_levels: &[Level::Warning, Level::Critical, Level::NoData, Level::Error],
+    legacy: Some(&LEGACY),
+    sample: "url: {http}/services/T000/B000/{secret}\nchannel: '#ops'\ntimeout: 5s\n",
 };
+
+/// Graphite Pager's `SLACK_URL` / `slack_url`, the per-level `slack:` map and an alert's
+/// `slack_url` make (or complete) the notifier named `slack`.
+const LEGACY: Legacy = Legacy {
+    keys: &[("slack_url", Some("SLACK_URL")), ("slack", None)],
+    alert_key: Some("slack_url"),
+    apply: from_legacy,
+};
+
+fn from_legacy(
+    defined: Option<&NotifierSpec>,
+    v: &LegacyValues,
+) -> Result<Option<NotifierSpec>, LegacyError> {
+    v.check_urls(&["slack_url", "slack"], Some("slack_url"))?;
+    let url = v.text("slack_url").cloned();
+    let map = v.levels("slack").cloned().unwrap_or_default();
+    let alert_urls = v.alerts();
+    let wanted = url.is_some() || !map.is_empty() || !alert_urls.is_empty();
+    let mut s = match defined.and_then(|d| d.config::<SlackConfig>()) {
+        Some(s) => s.clone(),
+        None if wanted => SlackConfig::default(),
+        None => return Ok(None),
+    };
+    s.url = s.url.take().or(url);
+    if s.urls.is_empty() {
+        s.urls = map;
+    }
+    s.alert_urls = alert_urls;
+    Ok(Some(NotifierSpec::new(&KIND, s)))
+}
 
 /// `type: slack`. The built-in `slack` notifier is made from Graphite Pager's `SLACK_URL`,
 /// `slack:` and per-alert `slack_url`.
@@ -71,6 +106,28 @@ impl SlackConfig {
             alert,
             level,
         )
+    }
+}
+
+impl NotifierConfig for SlackConfig {
+    fn validate(&self) -> Result<(), String> {
+        if let Some(u) = &self.url {
+            super::check_url("url", u.expose())?;
+        }
+        for u in self.urls.values() {
+            super::check_url("urls", u.expose())?;
+        }
+        Ok(())
+    }
+
+    fn missing(&self, alert: &str, level: Level) -> Option<String> {
+        self.url_for(alert, level).is_none().then(|| {
+            "no Slack webhook URL: set SLACK_URL (or slack_url at the top or on the alert, or a slack: map entry for this level)".to_string()
+        })
+    }
+
+    fn build(&self) -> anyhow::Result<Box<dyn Notifier>> {
+        Ok(Box::new(Slack::new(self.clone())?))
     }
 }
 

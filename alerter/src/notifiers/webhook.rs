@@ -11,12 +11,16 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Message, Notifier, NotifierKind, NotifyError};
+use super::{Message, Notifier, NotifierConfig, NotifierKind, NotifyError};
 use crate::secret::Secret;
 
 pub const KIND: NotifierKind = NotifierKind {
     name: "webhook",
     summary: "generic JSON POST of every notification",
+    decode: super::decode::<WebhookConfig>,
+    default_levels: &[],
+    legacy: None,
+    sample: "url: {http}/hook/{secret}\nheaders:\n  Authorization: Bearer {secret}\ntimeout: 5s\n",
 };
 
 /// `type: webhook`.
@@ -31,6 +35,16 @@ pub struct WebhookConfig {
     /// Per-request timeout.
     #[serde(default = "super::default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+}
+
+impl NotifierConfig for WebhookConfig {
+    fn validate(&self) -> Result<(), String> {
+        super::check_url("url", self.url.expose())
+    }
+
+    fn build(&self) -> anyhow::Result<Box<dyn Notifier>> {
+        Ok(Box::new(Webhook::new(self.clone())?))
+    }
 }
 
 #[derive(Debug)]

@@ -139,7 +139,7 @@ pub fn message(action: Action, level: Level, previous: Level, notifier: &str) ->
 /// warnings-only logging.
 pub fn alerter() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_alerter"));
-    for v in alerter::config::ENV_VARS {
+    for v in alerter::config::env_vars() {
         c.env_remove(v);
     }
     c.env("RUST_LOG", "warn");
