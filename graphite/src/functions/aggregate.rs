@@ -27,16 +27,16 @@ pub const AGGREGATE: Function = Function::new(
         opt("xFilesFactor", T::Float),
     ],
     |cx, mut a| {
-        let func = a.str(1).unwrap_or("average").to_string();
-        let xff = a.float(2);
-        aggregate(cx, vec![a.series(0)], &func, xff)
+        let func = a.str("func")?.to_string();
+        let xff = a.opt_float("xFilesFactor");
+        aggregate(cx, vec![a.series("seriesList")], &func, xff)
     },
 );
 
 macro_rules! shorthand {
     ($konst:ident, $name:literal, $func:literal) => {
         pub const $konst: Function = Function::new($name, "Combine", LISTS, |cx, mut a| {
-            aggregate(cx, a.series_lists(0), $func, None)
+            aggregate(cx, a.series_lists("seriesLists"), $func, None)
         })
         .aggregator();
     };
@@ -53,7 +53,7 @@ shorthand!(RANGE_OF_SERIES, "rangeOfSeries", "rangeOf");
 
 pub const MULTIPLY_SERIES: Function =
     Function::new("multiplySeries", "Combine", LISTS, |cx, mut a| {
-        let mut lists = a.series_lists(0);
+        let mut lists = a.series_lists("seriesLists");
         if lists.len() == 1 && lists[0].len() == 1 {
             return Ok(lists.remove(0));
         }
@@ -192,7 +192,7 @@ pub const COUNT_SERIES: Function = Function::new(
     "Combine",
     &[opt("seriesLists", T::SeriesList).multiple()],
     |cx, mut a| {
-        let lists = a.series_lists(0);
+        let lists = a.series_lists("seriesLists");
         if lists.is_empty() {
             let mut s = super::special::constant_line(cx, 0.0, "0".into());
             s.path_expression = "countSeries()".into();
@@ -255,8 +255,8 @@ pub const DIVIDE_SERIES: Function = Function::new(
         req("divisorSeries", T::SeriesList),
     ],
     |cx, mut a| {
-        let dividends = a.series(0);
-        let divisor = a.series(1);
+        let dividends = a.series("dividendSeriesList");
+        let divisor = a.series("divisorSeries");
         if divisor.is_empty() {
             return Ok(dividends
                 .into_iter()
@@ -288,7 +288,10 @@ pub const DIVIDE_SERIES_LISTS: Function = Function::new(
         req("divisorSeriesList", T::SeriesList),
     ],
     |cx, mut a| {
-        let (x, y) = (a.series(0), a.series(1));
+        let (x, y) = (
+            a.series("dividendSeriesList"),
+            a.series("divisorSeriesList"),
+        );
         if x.len() != y.len() {
             return Err(cx.input_error(
                 "dividendSeriesList and divisorSeriesList argument must have equal length",
@@ -304,7 +307,10 @@ pub const DIVIDE_SERIES_LISTS: Function = Function::new(
 macro_rules! series_lists {
     ($konst:ident, $name:literal, $func:literal) => {
         pub const $konst: Function = Function::new($name, "Combine", TWO_LISTS, |cx, mut a| {
-            let (x, y) = (a.series(0), a.series(1));
+            let (x, y) = (
+                a.series("seriesListFirstPos"),
+                a.series("seriesListSecondPos"),
+            );
             aggregate_series_lists(cx, &x, &y, $func, None)
         })
         .aggregator();
@@ -324,9 +330,12 @@ pub const AGGREGATE_SERIES_LISTS: Function = Function::new(
         opt("xFilesFactor", T::Float),
     ],
     |cx, mut a| {
-        let (x, y) = (a.series(0), a.series(1));
-        let func = a.str(2).unwrap_or("sum").to_string();
-        aggregate_series_lists(cx, &x, &y, &func, a.float(3))
+        let (x, y) = (
+            a.series("seriesListFirstPos"),
+            a.series("seriesListSecondPos"),
+        );
+        let func = a.str("func")?.to_string();
+        aggregate_series_lists(cx, &x, &y, &func, a.opt_float("xFilesFactor"))
     },
 );
 
@@ -359,7 +368,7 @@ pub const GROUP: Function = Function::new(
     "group",
     "Combine",
     &[opt("seriesLists", T::SeriesList).multiple()],
-    |_, mut a| Ok(a.series(0)),
+    |_, mut a| Ok(a.series("seriesLists")),
 );
 
 /// Groups series by key, preserving first-seen key order.
@@ -421,8 +430,8 @@ fn with_wildcards(
 macro_rules! wildcards {
     ($konst:ident, $name:literal, $func:literal) => {
         pub const $konst: Function = Function::new($name, "Combine", WILDCARDS, |cx, mut a| {
-            let pos = a.all(1).to_vec();
-            with_wildcards(cx, a.series(0), $func, &pos)
+            let pos = a.all("position").to_vec();
+            with_wildcards(cx, a.series("seriesList"), $func, &pos)
         })
         .aggregator();
     };
@@ -448,9 +457,9 @@ pub const AGGREGATE_WITH_WILDCARDS: Function = Function::new(
         opt("position", T::Node).multiple(),
     ],
     |cx, mut a| {
-        let func = a.str(1).unwrap_or("sum").to_string();
-        let pos = a.all(2).to_vec();
-        with_wildcards(cx, a.series(0), &func, &pos)
+        let func = a.str("func")?.to_string();
+        let pos = a.all("position").to_vec();
+        with_wildcards(cx, a.series("seriesList"), &func, &pos)
     },
 );
 
@@ -463,9 +472,9 @@ pub const GROUP_BY_NODE: Function = Function::new(
         opt("callback", T::AggOrSeriesFunc).default(Default::Str("average")),
     ],
     |cx, mut a| {
-        let node = a.get(1).cloned().unwrap_or(Value::Int(0));
-        let cb = a.str(2).unwrap_or("average").to_string();
-        group_by_nodes(cx, a.series(0), &cb, &[node])
+        let node = a.arg("nodeNum")?.clone();
+        let cb = a.str("callback")?.to_string();
+        group_by_nodes(cx, a.series("seriesList"), &cb, &[node])
     },
 );
 
@@ -478,9 +487,9 @@ pub const GROUP_BY_NODES: Function = Function::new(
         opt("nodes", T::NodeOrTag).multiple(),
     ],
     |cx, mut a| {
-        let cb = a.str(1).unwrap_or("average").to_string();
-        let nodes = a.all(2).to_vec();
-        group_by_nodes(cx, a.series(0), &cb, &nodes)
+        let cb = a.str("callback")?.to_string();
+        let nodes = a.all("nodes").to_vec();
+        group_by_nodes(cx, a.series("seriesList"), &cb, &nodes)
     },
 );
 
@@ -496,7 +505,7 @@ fn group_by_nodes(
     for k in keys {
         let g = groups.remove(&k).unwrap_or_default();
         let res = match func {
-            Some(f) => (f.run)(cx, Args::from_slots(vec![vec![Value::Series(g)]]))?,
+            Some(f) => (f.run)(cx, Args::from_slots(f, vec![vec![Value::Series(g)]]))?,
             None => aggregate(cx, vec![g], callback, None)?,
         };
         if let Some(mut s) = res.into_iter().next() {
@@ -516,12 +525,12 @@ pub const PERCENTILE_OF_SERIES: Function = Function::new(
         opt("interpolate", T::Bool).default(Default::Bool(false)),
     ],
     |cx, mut a| {
-        let n = a.float(1).unwrap_or(0.0);
-        let interp = a.bool(2).unwrap_or(false);
+        let n = a.float("n")?;
+        let interp = a.bool("interpolate")?;
         if n <= 0.0 {
             return Err(cx.input_error("The requested percent is required to be greater than 0"));
         }
-        let series = a.series(0);
+        let series = a.series("seriesList");
         if series.is_empty() {
             return Ok(vec![]);
         }
@@ -616,9 +625,9 @@ fn pct(a: Option<f64>, b: Option<f64>) -> Option<f64> {
 }
 
 fn as_percent(cx: &mut Cx<'_, '_>, mut a: Args) -> Result<Vec<Series>, EvalError> {
-    let series = a.series(0);
-    let total = a.get(1).cloned();
-    let nodes = a.all(2).to_vec();
+    let series = a.series("seriesList");
+    let total = a.value("total").cloned();
+    let nodes = a.all("nodes").to_vec();
     let xff = cx.ctx.x_files_factor.unwrap_or(0.0);
     let mk = |name: String, start, end, step, values| {
         let mut s = Series::new(name, start, end, step, values);
@@ -808,7 +817,7 @@ pub const POW_SERIES: Function = Function::new(
     "Combine",
     &[req("seriesList", T::SeriesList).multiple()],
     |cx, mut a| {
-        let lists = a.series_lists(0);
+        let lists = a.series_lists("seriesList");
         let all: Vec<&Series> = lists.iter().flatten().collect();
         let Some(n) = normalize(&all) else {
             return Ok(vec![]);
@@ -848,9 +857,9 @@ pub const WEIGHTED_AVERAGE: Function = Function::new(
         opt("nodes", T::NodeOrTag).multiple(),
     ],
     |cx, mut a| {
-        let avgs = a.series(0);
-        let weights = a.series(1);
-        let nodes = a.all(2).to_vec();
+        let avgs = a.series("seriesListAvg");
+        let weights = a.series("seriesListWeight");
+        let nodes = a.all("nodes").to_vec();
         if avgs.len() != weights.len() {
             return Err(cx.input_error(format!(
                 "weightedAverage must receive the same number of series for seriesListAvg and seriesListWeight but received respectively {} and {}",

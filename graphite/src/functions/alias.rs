@@ -10,8 +10,8 @@ pub const ALIAS: Function = Function::new(
     "Alias",
     &[SERIES, req("newName", T::String)],
     |_, mut a| {
-        let name = a.str(1).unwrap_or_default().to_string();
-        let mut out = a.series(0);
+        let name = a.str("newName")?.to_string();
+        let mut out = a.series("seriesList");
         out.iter_mut().for_each(|s| s.name.clone_from(&name));
         Ok(out)
     },
@@ -22,8 +22,8 @@ pub const ALIAS_BY_NODE: Function = Function::new(
     "Alias",
     &[SERIES, req("nodes", T::NodeOrTag).multiple()],
     |_, mut a| {
-        let nodes = a.all(1).to_vec();
-        let mut out = a.series(0);
+        let nodes = a.all("nodes").to_vec();
+        let mut out = a.series("seriesList");
         out.iter_mut().for_each(|s| s.name = agg_key(s, &nodes));
         Ok(out)
     },
@@ -55,7 +55,7 @@ fn substr(name: &str, start: i64, stop: i64) -> String {
 
 pub const ALIAS_BY_METRIC: Function =
     Function::new("aliasByMetric", "Alias", &[SERIES], |_, mut a| {
-        let mut out = a.series(0);
+        let mut out = a.series("seriesList");
         out.iter_mut().for_each(|s| s.name = substr(&s.name, -1, 0));
         Ok(out)
     });
@@ -114,9 +114,9 @@ pub const ALIAS_SUB: Function = Function::new(
     "Alias",
     &[SERIES, req("search", T::String), req("replace", T::String)],
     |cx, mut a| {
-        let re = cx.regex(a.str(1).unwrap_or_default())?;
-        let rep = py_replacement(a.str(2).unwrap_or_default());
-        let mut out = a.series(0);
+        let re = cx.regex(a.str("search")?)?;
+        let rep = py_replacement(a.str("replace")?);
+        let mut out = a.series("seriesList");
         for s in out.iter_mut() {
             s.name = replace_all(cx, &re, &s.name, &rep)?;
         }
@@ -241,7 +241,7 @@ pub const LEGEND_VALUE: Function = Function::new(
             .options(LEGEND_OPTIONS),
     ],
     |_, mut a| {
-        let mut types: Vec<String> = a.all(1).iter().map(|v| v.py_str()).collect();
+        let mut types: Vec<String> = a.all("valuesTypes").iter().map(|v| v.py_str()).collect();
         let system = match types.last().map(String::as_str) {
             Some(s @ ("si" | "binary")) => {
                 let s = s.to_string();
@@ -250,7 +250,7 @@ pub const LEGEND_VALUE: Function = Function::new(
             }
             _ => None,
         };
-        let mut out: Vec<Series> = a.series(0);
+        let mut out: Vec<Series> = a.series("seriesList");
         for t in &types {
             let f = AggFunc::parse(t);
             for s in out.iter_mut() {
@@ -288,8 +288,8 @@ pub const ALIAS_BY_TAGS: Function = Function::new(
     "Alias",
     &[SERIES, req("tags", T::NodeOrTag).multiple()],
     |_, mut a| {
-        let nodes = a.all(1).to_vec();
-        let mut out = a.series(0);
+        let nodes = a.all("tags").to_vec();
+        let mut out = a.series("seriesList");
         out.iter_mut().for_each(|s| s.name = agg_key(s, &nodes));
         Ok(out)
     },
@@ -304,8 +304,8 @@ pub const SUBSTR: Function = Function::new(
         super::opt("stop", T::Node).default(super::Default::Int(0)),
     ],
     |_, mut a| {
-        let (start, stop) = (a.int(1).unwrap_or(0), a.int(2).unwrap_or(0));
-        let mut out = a.series(0);
+        let (start, stop) = (a.int("start")?, a.int("stop")?);
+        let mut out = a.series("seriesList");
         out.iter_mut()
             .for_each(|s| s.name = substr(&s.name, start, stop));
         Ok(out)
@@ -314,7 +314,7 @@ pub const SUBSTR: Function = Function::new(
 
 fn change_case(mut a: super::Args, upper: bool) -> Vec<Series> {
     let pos: Vec<i64> = a
-        .all(1)
+        .all("pos")
         .iter()
         .filter_map(|v| {
             if let super::Value::Int(i) = v {
@@ -324,7 +324,7 @@ fn change_case(mut a: super::Args, upper: bool) -> Vec<Series> {
             }
         })
         .collect();
-    let mut out = a.series(0);
+    let mut out = a.series("seriesList");
     for s in out.iter_mut() {
         if pos.is_empty() {
             s.name = if upper {
@@ -374,8 +374,8 @@ pub const CACTI_STYLE: Function = Function::new(
         super::opt("units", T::String),
     ],
     |_, mut a| {
-        let system = a.str(1).map(str::to_string);
-        let units = a.str(2).map(str::to_string);
+        let system = a.opt_str("system").map(str::to_string);
+        let units = a.opt_str("units").map(str::to_string);
         let fmt = |x: f64| -> String {
             match (&system, &units) {
                 (Some(sys), Some(u)) => {
@@ -390,7 +390,7 @@ pub const CACTI_STYLE: Function = Function::new(
                 (None, None) => format!("{x:.2}"),
             }
         };
-        let mut series = a.series(0);
+        let mut series = a.series("seriesList");
         let last = |s: &Series| s.values.iter().rev().find_map(|v| *v);
         let max = |s: &Series| s.values.iter().flatten().copied().reduce(f64::max);
         let min = |s: &Series| s.values.iter().flatten().copied().reduce(f64::min);

@@ -44,10 +44,10 @@ pub const APPLY_BY_NODE: Function = Function::new(
         opt("newName", T::String),
     ],
     |cx, mut a| {
-        let node = a.int(1).unwrap_or(0);
-        let template = a.str(2).unwrap_or_default().to_string();
-        let new_name = a.str(3).map(str::to_string);
-        let series = a.series(0);
+        let node = a.int("nodeNum")?;
+        let template = a.str("templateFunction")?.to_string();
+        let new_name = a.opt_str("newName").map(str::to_string);
+        let series = a.series("seriesList");
         let mut prefixes: Vec<String> = series
             .iter()
             .map(|s| {
@@ -122,11 +122,11 @@ pub const ALIAS_QUERY: Function = Function::new(
     ],
     |cx, mut a| {
         let (search, replace, new_name) = (
-            a.str(1).unwrap_or_default().to_string(),
-            a.str(2).unwrap_or_default().to_string(),
-            a.str(3).unwrap_or_default().to_string(),
+            a.str("search")?.to_string(),
+            a.str("replace")?.to_string(),
+            a.str("newName")?.to_string(),
         );
-        let mut series = a.series(0);
+        let mut series = a.series("seriesList");
         let re = cx.regex(&search)?;
         for s in series.iter_mut() {
             let query = re_sub(cx, &re, &replace, &s.name)?;
@@ -159,14 +159,11 @@ pub const USE_SERIES_ABOVE: Function = Function::new(
         req("replace", T::String),
     ],
     |cx, mut a| {
-        let value = a.float(1).unwrap_or(0.0);
-        let (search, replace) = (
-            a.str(2).unwrap_or_default().to_string(),
-            a.str(3).unwrap_or_default().to_string(),
-        );
+        let value = a.float("value")?;
+        let (search, replace) = (a.str("search")?.to_string(), a.str("replace")?.to_string());
         let mut out = Vec::new();
         let re = cx.regex(&search)?;
-        for s in a.series(0) {
+        for s in a.series("seriesList") {
             // graphite-web compares max(series) with None in it (a crash on Python 3);
             // carbide skips nulls.
             let max = s.values.iter().flatten().copied().reduce(f64::max);
@@ -185,10 +182,10 @@ pub const USE_SERIES_ABOVE: Function = Function::new(
 /// returns a list of lists (only `reduceSeries` can take it); carbide returns the groups
 /// one after another, which `reduceSeries` regroups by name the same way.
 fn map_series(_: &mut Cx<'_, '_>, mut a: Args) -> Result<Vec<Series>, EvalError> {
-    let nodes: Vec<Value> = a.all(1).to_vec();
+    let nodes: Vec<Value> = a.all("mapNodes").to_vec();
     let mut keys: Vec<String> = Vec::new();
     let mut groups: Vec<Vec<Series>> = Vec::new();
-    for s in a.series(0) {
+    for s in a.series("seriesList") {
         let key = super::agg_key(&s, &nodes);
         match keys.iter().position(|k| *k == key) {
             Some(i) => groups[i].push(s),
@@ -206,14 +203,14 @@ pub const MAP_SERIES: Function = Function::new("mapSeries", "Combine", MAP_PARAM
 pub const MAP: Function = Function::new("map", "Combine", MAP_PARAMS, map_series);
 
 fn reduce_series(cx: &mut Cx<'_, '_>, mut a: Args) -> Result<Vec<Series>, EvalError> {
-    let func_name = a.str(1).unwrap_or_default().to_string();
+    let func_name = a.str("reduceFunction")?.to_string();
     let func =
         super::lookup(&func_name).ok_or_else(|| EvalError::UnknownFunction(func_name.clone()))?;
-    let node = usize::try_from(a.int(2).unwrap_or(0)).unwrap_or(usize::MAX);
-    let matchers: Vec<String> = a.all(3).iter().map(Value::py_str).collect();
+    let node = usize::try_from(a.int("reduceNode")?).unwrap_or(usize::MAX);
+    let matchers: Vec<String> = a.all("reduceMatchers").iter().map(Value::py_str).collect();
     let mut keys: Vec<String> = Vec::new();
     let mut groups: Vec<Vec<Option<Series>>> = Vec::new();
-    for s in a.series(0) {
+    for s in a.series("seriesLists") {
         let nodes: Vec<&str> = s.name.split('.').collect();
         let Some(n) = nodes.get(node) else { continue };
         let Some(m) = matchers.iter().position(|m| m == n) else {

@@ -13,9 +13,9 @@ fn remove_values(
     func: &str,
     drop: impl Fn(Option<f64>, f64) -> bool,
     use_percentile: bool,
-) -> Vec<Series> {
-    let n = a.float(1).unwrap_or(0.0);
-    a.series(0)
+) -> Result<Vec<Series>, EvalError> {
+    let n = a.float("n")?;
+    Ok(a.series("seriesList")
         .into_iter()
         .map(|mut s| {
             s.rename(format!("{func}({}, {})", s.name, fmt_g(n)));
@@ -37,7 +37,7 @@ fn remove_values(
             }
             s
         })
-        .collect()
+        .collect())
 }
 
 const N_FLOAT: &[super::Param] = &[SERIES, req("n", T::Float)];
@@ -45,33 +45,33 @@ const N_INT: &[super::Param] = &[SERIES, req("n", T::Int)];
 
 pub const REMOVE_ABOVE_VALUE: Function =
     Function::new("removeAboveValue", "Filter Data", N_FLOAT, |_, mut a| {
-        Ok(remove_values(
+        remove_values(
             &mut a,
             "removeAboveValue",
             |v, t| v.is_some_and(|x| x > t),
             false,
-        ))
+        )
     });
 pub const REMOVE_BELOW_VALUE: Function =
     Function::new("removeBelowValue", "Filter Data", N_FLOAT, |_, mut a| {
-        Ok(remove_values(
+        remove_values(
             &mut a,
             "removeBelowValue",
             |v, t| v.is_none_or(|x| x < t),
             false,
-        ))
+        )
     });
 pub const REMOVE_ABOVE_PERCENTILE: Function = Function::new(
     "removeAbovePercentile",
     "Filter Data",
     N_FLOAT,
     |_, mut a| {
-        Ok(remove_values(
+        remove_values(
             &mut a,
             "removeAbovePercentile",
             |v, t| v.is_some_and(|x| x > t),
             true,
-        ))
+        )
     },
 );
 pub const REMOVE_BELOW_PERCENTILE: Function = Function::new(
@@ -79,12 +79,12 @@ pub const REMOVE_BELOW_PERCENTILE: Function = Function::new(
     "Filter Data",
     N_FLOAT,
     |_, mut a| {
-        Ok(remove_values(
+        remove_values(
             &mut a,
             "removeBelowPercentile",
             |v, t| v.is_none_or(|x| x < t),
             true,
-        ))
+        )
     },
 );
 
@@ -130,18 +130,18 @@ pub const FILTER_SERIES: Function = Function::new(
         req("threshold", T::Float),
     ],
     |cx, mut a| {
-        let func = a.str(1).unwrap_or("average").to_string();
-        let op = a.str(2).unwrap_or("=").to_string();
-        let t = a.float(3).unwrap_or(0.0);
-        filter_series(cx, a.series(0), &func, &op, t)
+        let func = a.str("func")?.to_string();
+        let op = a.str("operator")?.to_string();
+        let t = a.float("threshold")?;
+        filter_series(cx, a.series("seriesList"), &func, &op, t)
     },
 );
 
 macro_rules! filter_fn {
     ($konst:ident, $name:literal, $func:literal, $op:literal) => {
         pub const $konst: Function = Function::new($name, "Filter Series", N_FLOAT, |cx, mut a| {
-            let t = a.float(1).unwrap_or(0.0);
-            filter_series(cx, a.series(0), $func, $op, t)
+            let t = a.float("n")?;
+            filter_series(cx, a.series("seriesList"), $func, $op, t)
         });
     };
 }
@@ -211,11 +211,8 @@ pub const HIGHEST: Function = Function::new(
         opt("func", T::AggFunc).default(Default::Str("average")),
     ],
     |_, mut a| {
-        let (n, f) = (
-            a.int(1).unwrap_or(1),
-            a.str(2).unwrap_or("average").to_string(),
-        );
-        Ok(top(a.series(0), n, &f, true))
+        let (n, f) = (a.int("n")?, a.str("func")?.to_string());
+        Ok(top(a.series("seriesList"), n, &f, true))
     },
 );
 pub const LOWEST: Function = Function::new(
@@ -227,19 +224,16 @@ pub const LOWEST: Function = Function::new(
         opt("func", T::AggFunc).default(Default::Str("average")),
     ],
     |_, mut a| {
-        let (n, f) = (
-            a.int(1).unwrap_or(1),
-            a.str(2).unwrap_or("average").to_string(),
-        );
-        Ok(top(a.series(0), n, &f, false))
+        let (n, f) = (a.int("n")?, a.str("func")?.to_string());
+        Ok(top(a.series("seriesList"), n, &f, false))
     },
 );
 
 macro_rules! top_fn {
     ($konst:ident, $name:literal, $func:literal, $highest:literal) => {
         pub const $konst: Function = Function::new($name, "Filter Series", N_INT, |_, mut a| {
-            let n = a.int(1).unwrap_or(1);
-            Ok(top(a.series(0), n, $func, $highest))
+            let n = a.int("n")?;
+            Ok(top(a.series("seriesList"), n, $func, $highest))
         });
     };
 }
@@ -250,15 +244,15 @@ top_fn!(LOWEST_CURRENT, "lowestCurrent", "current", false);
 top_fn!(LOWEST_AVERAGE, "lowestAverage", "average", false);
 
 pub const LIMIT: Function = Function::new("limit", "Filter Series", N_INT, |_, mut a| {
-    let n = a.int(1).unwrap_or(0);
-    Ok(py_head(a.series(0), n))
+    let n = a.int("n")?;
+    Ok(py_head(a.series("seriesList"), n))
 });
 
 pub const MOST_DEVIANT: Function =
     Function::new("mostDeviant", "Filter Series", N_INT, |_, mut a| {
-        let n = a.int(1).unwrap_or(1);
+        let n = a.int("n")?;
         let mut devs: Vec<(f64, Series)> = a
-            .series(0)
+            .series("seriesList")
             .into_iter()
             .filter_map(|s| {
                 let mean = AggFunc::Average.apply(&s.values)?;
@@ -277,8 +271,8 @@ fn regex_filter(
     mut a: super::Args,
     keep_matching: bool,
 ) -> Result<Vec<Series>, EvalError> {
-    let re = cx.regex(a.str(1).unwrap_or_default())?;
-    Ok(a.series(0)
+    let re = cx.regex(a.str("pattern")?)?;
+    Ok(a.series("seriesList")
         .into_iter()
         .filter(|s| re.is_match(&s.name) == keep_matching)
         .collect())
@@ -297,8 +291,8 @@ pub const REMOVE_EMPTY_SERIES: Function = Function::new(
     "Filter Series",
     &[SERIES, opt("xFilesFactor", T::Float)],
     |_, mut a| {
-        let xff = a.float(1).unwrap_or(0.0);
-        Ok(a.series(0)
+        let xff = a.opt_float("xFilesFactor").unwrap_or(0.0);
+        Ok(a.series("seriesList")
             .into_iter()
             .filter(|s| {
                 super::xff(
@@ -316,11 +310,11 @@ pub const AVERAGE_OUTSIDE_PERCENTILE: Function = Function::new(
     "Filter Series",
     N_FLOAT,
     |_, mut a| {
-        let mut n = a.float(1).unwrap_or(0.0);
+        let mut n = a.float("n")?;
         if n < 50.0 {
             n = 100.0 - n;
         }
-        let series = a.series(0);
+        let series = a.series("seriesList");
         let avgs: Vec<Option<f64>> = series
             .iter()
             .map(|s| AggFunc::Average.apply(&s.values))
@@ -344,11 +338,11 @@ pub const REMOVE_BETWEEN_PERCENTILE: Function = Function::new(
     "Filter Series",
     N_FLOAT,
     |_, mut a| {
-        let mut n = a.float(1).unwrap_or(0.0);
+        let mut n = a.float("n")?;
         if n < 50.0 {
             n = 100.0 - n;
         }
-        let series = a.series(0);
+        let series = a.series("seriesList");
         let cols = series.iter().map(|s| s.values.len()).min().unwrap_or(0);
         let bounds: Vec<(Option<f64>, Option<f64>)> = (0..cols)
             .map(|i| {
@@ -380,7 +374,7 @@ pub const UNIQUE: Function = Function::new(
     &[req("seriesLists", T::SeriesList).multiple()],
     |_, mut a| {
         let mut seen = std::collections::HashSet::new();
-        Ok(a.series(0)
+        Ok(a.series("seriesLists")
             .into_iter()
             .filter(|s| seen.insert(s.name.clone()))
             .collect())
@@ -392,8 +386,12 @@ pub const FALLBACK_SERIES: Function = Function::new(
     "Special",
     &[SERIES, req("fallback", T::SeriesList)],
     |_, mut a| {
-        let s = a.series(0);
-        Ok(if s.is_empty() { a.series(1) } else { s })
+        let s = a.series("seriesList");
+        Ok(if s.is_empty() {
+            a.series("fallback")
+        } else {
+            s
+        })
     },
 );
 

@@ -18,8 +18,10 @@ pub const COLOR: Function = Function::new(
     "Graph",
     &[SERIES, req("theColor", T::String)],
     |_, mut a| {
-        let c = a.str(1).unwrap_or_default().to_string();
-        Ok(with_draw(a.series(0), |d| d.color = Some(c.clone())))
+        let c = a.str("theColor")?.to_string();
+        Ok(with_draw(a.series("seriesList"), |d| {
+            d.color = Some(c.clone())
+        }))
     },
 );
 pub const ALPHA: Function = Function::new(
@@ -27,8 +29,8 @@ pub const ALPHA: Function = Function::new(
     "Graph",
     &[SERIES, req("alpha", T::Float)],
     |_, mut a| {
-        let v = a.float(1);
-        Ok(with_draw(a.series(0), |d| d.alpha = v))
+        let v = a.opt_float("alpha");
+        Ok(with_draw(a.series("seriesList"), |d| d.alpha = v))
     },
 );
 pub const LINE_WIDTH: Function = Function::new(
@@ -36,8 +38,8 @@ pub const LINE_WIDTH: Function = Function::new(
     "Graph",
     &[SERIES, req("width", T::Float)],
     |_, mut a| {
-        let v = a.float(1);
-        Ok(with_draw(a.series(0), |d| d.line_width = v))
+        let v = a.opt_float("width");
+        Ok(with_draw(a.series("seriesList"), |d| d.line_width = v))
     },
 );
 
@@ -46,9 +48,9 @@ pub const DASHED: Function = Function::new(
     "Graph",
     &[SERIES, opt("dashLength", T::Int).default(Default::Int(5))],
     |_, mut a| {
-        let v = a.get(1).cloned().unwrap_or(super::Value::Int(5));
-        let len = a.float(1).unwrap_or(5.0);
-        let mut out = a.series(0);
+        let v = a.arg("dashLength")?.clone();
+        let len = a.float("dashLength")?;
+        let mut out = a.series("seriesList");
         for s in out.iter_mut() {
             s.draw.dashed = Some(len);
             s.tag("dashed", v.py_str());
@@ -61,7 +63,7 @@ pub const DASHED: Function = Function::new(
 macro_rules! renaming {
     ($konst:ident, $name:literal, $field:ident) => {
         pub const $konst: Function = Function::new($name, "Graph", &[SERIES], |_, mut a| {
-            let mut out = a.series(0);
+            let mut out = a.series("seriesList");
             for s in out.iter_mut() {
                 s.draw.$field = true;
                 s.tag($name, "1");
@@ -79,10 +81,10 @@ pub const STACKED: Function = Function::new(
     "Graph",
     &[SERIES, opt("stack", T::String)],
     |cx, mut a| {
-        let name = a.str(1).unwrap_or("__DEFAULT__").to_string();
+        let name = a.opt_str("stack").unwrap_or("__DEFAULT__").to_string();
         let mut total = cx.ctx.stacks.remove(&name).unwrap_or_default();
         let mut out = Vec::new();
-        for s in a.series(0) {
+        for s in a.series("seriesList") {
             let mut values = Vec::with_capacity(s.values.len());
             for (i, v) in s.values.iter().enumerate() {
                 if total.len() <= i {
@@ -110,7 +112,7 @@ pub const STACKED: Function = Function::new(
 );
 
 pub const AREA_BETWEEN: Function = Function::new("areaBetween", "Graph", &[SERIES], |cx, mut a| {
-    let mut s = a.series(0);
+    let mut s = a.series("seriesList");
     if s.len() != 2 {
         return Err(cx.input_error("areaBetween series argument must reference *exactly* 2 series"));
     }

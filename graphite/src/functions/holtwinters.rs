@@ -84,8 +84,8 @@ fn bands_window(call: &Call, from: i64, until: i64, _step: Option<i64>) -> Vec<(
     bootstrap_window(2)(call, from, until, None)
 }
 
-fn interval_arg(cx: &Cx<'_, '_>, a: &Args, i: usize, default: &str) -> Result<i64, EvalError> {
-    let text = a.str(i).unwrap_or(default);
+fn interval_arg(cx: &Cx<'_, '_>, a: &Args, name: &str) -> Result<i64, EvalError> {
+    let text = a.str(name)?;
     match parse_interval(text) {
         Some(d) if d < 0 => Err(cx.input_error(format!(
             "interval {text:?} is negative: give a length of time, e.g. \"{}\"",
@@ -140,8 +140,8 @@ pub const HOLT_WINTERS_FORECAST: Function = Function::new(
         opt("seasonality", T::Interval).default(Default::Str("1d")),
     ],
     |cx, a| {
-        let bootstrap = interval_arg(cx, &a, 1, "7d")?;
-        let season = interval_arg(cx, &a, 2, "1d")?;
+        let bootstrap = interval_arg(cx, &a, "bootstrapInterval")?;
+        let season = interval_arg(cx, &a, "seasonality")?;
         Ok(analyse(cx, bootstrap, season)?
             .into_iter()
             .map(|an| {
@@ -171,9 +171,9 @@ const BAND_PARAMS: &[super::Param] = &[
 
 /// (lower, upper) bands per analysed series.
 fn bands(cx: &mut Cx<'_, '_>, a: &Args) -> Result<Vec<(Series, Series)>, EvalError> {
-    let delta = a.float(1).unwrap_or(3.0);
-    let bootstrap = interval_arg(cx, a, 2, "7d")?;
-    let season = interval_arg(cx, a, 3, "1d")?;
+    let delta = a.float("delta")?;
+    let bootstrap = interval_arg(cx, a, "bootstrapInterval")?;
+    let season = interval_arg(cx, a, "seasonality")?;
     Ok(analyse(cx, bootstrap, season)?
         .into_iter()
         .map(|an| {
@@ -230,7 +230,7 @@ pub const HOLT_WINTERS_ABERRATION: Function = Function::new(
     BAND_PARAMS,
     |cx, mut a| {
         let b = bands(cx, &a)?;
-        a.series(0)
+        a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 let (lower, upper) = b

@@ -259,10 +259,10 @@ pub const MOVING_WINDOW: Function = Function::new(
         opt("xFilesFactor", T::Float),
     ],
     |cx, mut a: Args| {
-        let w = a.get(1).cloned().unwrap_or(Value::Int(1));
-        let func = a.str(2).unwrap_or("average").to_string();
-        let xff = a.float(3);
-        moving(cx, a.series(0), &w, &func, xff)
+        let w = a.arg("windowSize")?.clone();
+        let func = a.str("func")?.to_string();
+        let xff = a.opt_float("xFilesFactor");
+        moving(cx, a.series("seriesList"), &w, &func, xff)
     },
 )
 .window(window_hook);
@@ -274,9 +274,9 @@ macro_rules! shorthand {
             "Calculate",
             &[SERIES, WINDOW, opt("xFilesFactor", T::Float)],
             |cx, mut a| {
-                let w = a.get(1).cloned().unwrap_or(Value::Int(1));
-                let xff = a.float(2);
-                moving(cx, a.series(0), &w, $func, xff)
+                let w = a.arg("windowSize")?.clone();
+                let xff = a.opt_float("xFilesFactor");
+                moving(cx, a.series("seriesList"), &w, $func, xff)
             },
         )
         .window(window_hook);
@@ -293,11 +293,11 @@ pub const EXPONENTIAL_MOVING_AVERAGE: Function = Function::new(
     "Calculate",
     &[SERIES, WINDOW],
     |cx, mut a| {
-        let series = a.series(0);
+        let series = a.series("seriesList");
         if series.is_empty() {
             return Ok(vec![]);
         }
-        let window = a.get(1).cloned().unwrap_or(Value::Int(1));
+        let window = a.arg("windowSize")?.clone();
         let (preview, constant, points_of): (i64, f64, Box<dyn Fn(i64) -> usize>) = match &window {
             Value::Str(s) => {
                 let d = parse_interval(s)
@@ -361,9 +361,9 @@ pub const STDEV: Function = Function::new(
         opt("windowTolerance", T::Float).default(Default::Float(0.1)),
     ],
     |_, mut a| {
-        let points = a.int(1).unwrap_or(1).max(0) as usize;
-        let tol = a.float(2).unwrap_or(0.1);
-        Ok(a.series(0)
+        let points = a.int("points")?.max(0) as usize;
+        let tol = a.float("windowTolerance")?;
+        Ok(a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 s.tag("stdev", points.to_string());

@@ -13,9 +13,9 @@ pub const SORT_BY: Function = Function::new(
         opt("reverse", T::Bool).default(Default::Bool(false)),
     ],
     |_, mut a| {
-        let agg = AggFunc::parse(a.str(1).unwrap_or("average")).unwrap_or(AggFunc::Average);
-        let reverse = a.bool(2).unwrap_or(false);
-        let mut s = a.series(0);
+        let agg = AggFunc::parse(a.str("func")?).unwrap_or(AggFunc::Average);
+        let reverse = a.bool("reverse")?;
+        let mut s = a.series("seriesList");
         sort_by_key(&mut s, |x| key(agg, x), reverse);
         Ok(s)
     },
@@ -23,14 +23,14 @@ pub const SORT_BY: Function = Function::new(
 
 pub const SORT_BY_TOTAL: Function =
     Function::new("sortByTotal", "Sorting", &[SERIES], |_, mut a| {
-        let mut s = a.series(0);
+        let mut s = a.series("seriesList");
         sort_by_key(&mut s, |x| key(AggFunc::Sum, x), true);
         Ok(s)
     });
 
 pub const SORT_BY_MAXIMA: Function =
     Function::new("sortByMaxima", "Sorting", &[SERIES], |_, mut a| {
-        let mut s = a.series(0);
+        let mut s = a.series("seriesList");
         sort_by_key(&mut s, |x| key(AggFunc::Max, x), true);
         Ok(s)
     });
@@ -38,7 +38,7 @@ pub const SORT_BY_MAXIMA: Function =
 pub const SORT_BY_MINIMA: Function =
     Function::new("sortByMinima", "Sorting", &[SERIES], |_, mut a| {
         let mut s: Vec<_> = a
-            .series(0)
+            .series("seriesList")
             .into_iter()
             .filter(|x| AggFunc::Max.apply(&x.values).unwrap_or(0.0) > 0.0)
             .collect();
@@ -79,9 +79,9 @@ pub const SORT_BY_NAME: Function = Function::new(
         opt("reverse", T::Bool).default(Default::Bool(false)),
     ],
     |_, mut a| {
-        let natural = a.bool(1).unwrap_or(false);
-        let reverse = a.bool(2).unwrap_or(false);
-        let mut s = a.series(0);
+        let natural = a.bool("natural")?;
+        let reverse = a.bool("reverse")?;
+        let mut s = a.series("seriesList");
         let keys: Vec<String> = s
             .iter()
             .map(|x| {

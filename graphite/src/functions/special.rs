@@ -21,7 +21,7 @@ pub const CONSTANT_LINE: Function = Function::new(
     "Special",
     &[req("value", T::Float)],
     |cx, a| {
-        let v = a.float(0).unwrap_or(0.0);
+        let v = a.float("value")?;
         Ok(vec![constant_line(cx, v, py_float(v))])
     },
 );
@@ -35,12 +35,15 @@ pub const THRESHOLD: Function = Function::new(
         opt("color", T::String),
     ],
     |cx, a| {
-        let v = a.float(0).unwrap_or(0.0);
+        let v = a.float("value")?;
         let mut s = constant_line(cx, v, py_float(v));
-        if let Some(label) = a.str(1).filter(|l| !l.is_empty()) {
+        if let Some(label) = a.opt_str("label").filter(|l| !l.is_empty()) {
             s.name = label.to_string();
         }
-        s.draw.color = a.str(2).filter(|c| !c.is_empty()).map(str::to_string);
+        s.draw.color = a
+            .opt_str("color")
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
         Ok(vec![s])
     },
 );
@@ -70,20 +73,20 @@ pub const CONSOLIDATE_BY: Function = Function::new(
         req("consolidationFunc", T::String).options(CONSOLIDATION_OPTIONS),
     ],
     |_, mut a| {
-        let f = a.str(1).unwrap_or("average").to_string();
-        Ok(consolidate_by(a.series(0), &f))
+        let f = a.str("consolidationFunc")?.to_string();
+        Ok(consolidate_by(a.series("seriesList"), &f))
     },
 );
 
 pub const CUMULATIVE: Function = Function::new("cumulative", "Special", &[SERIES], |_, mut a| {
-    Ok(consolidate_by(a.series(0), "sum"))
+    Ok(consolidate_by(a.series("seriesList"), "sum"))
 });
 
 const XFF_PARAMS: &[super::Param] = &[SERIES, req("xFilesFactor", T::Float)];
 fn set_xff(cx: &mut Cx<'_, '_>, mut a: super::Args) -> Result<Vec<Series>, crate::eval::EvalError> {
-    let x = a.float(1).unwrap_or(0.0);
+    let x = a.float("xFilesFactor")?;
     cx.ctx.x_files_factor = Some(x);
-    let mut out = a.series(0);
+    let mut out = a.series("seriesList");
     for s in out.iter_mut() {
         s.x_files_factor = x;
         s.tag("xFilesFactor", py_float(x));
@@ -99,7 +102,7 @@ pub const IDENTITY: Function = Function::new(
     "Calculate",
     &[req("name", T::String)],
     |cx, a| {
-        let name = a.str(0).unwrap_or_default().to_string();
+        let name = a.str("name")?.to_string();
         let (start, end) = (cx.from, cx.until);
         cx.charge_span(start, end, 60)?;
         let values = (start..end).step_by(60).map(|t| Some(t as f64)).collect();
@@ -119,10 +122,10 @@ pub const AGGREGATE_LINE: Function = Function::new(
         opt("keepStep", T::Bool).default(super::Default::Bool(false)),
     ],
     |cx, mut a| {
-        let func = a.str(1).unwrap_or("average").to_string();
+        let func = a.str("func")?.to_string();
         let agg = super::AggFunc::parse(&func).unwrap_or(super::AggFunc::Average);
-        let keep = a.bool(2).unwrap_or(false);
-        Ok(a.series(0)
+        let keep = a.bool("keepStep")?;
+        Ok(a.series("seriesList")
             .into_iter()
             .map(|s| {
                 let value = agg.apply(&s.values);
@@ -152,9 +155,9 @@ fn sin_function(
     cx: &mut Cx<'_, '_>,
     a: super::Args,
 ) -> Result<Vec<Series>, crate::eval::EvalError> {
-    let name = a.str(0).unwrap_or_default().to_string();
-    let amplitude = a.float(1).unwrap_or(1.0);
-    let step = a.int(2).unwrap_or(60);
+    let name = a.str("name")?.to_string();
+    let amplitude = a.float("amplitude")?;
+    let step = a.int("step")?;
     if step <= 0 {
         return Err(cx.input_error("step must be a positive number of seconds"));
     }
@@ -180,8 +183,8 @@ fn time_function(
     cx: &mut Cx<'_, '_>,
     a: super::Args,
 ) -> Result<Vec<Series>, crate::eval::EvalError> {
-    let name = a.str(0).unwrap_or_default().to_string();
-    let step = a.int(1).unwrap_or(60);
+    let name = a.str("name")?.to_string();
+    let step = a.int("step")?;
     if step <= 0 {
         return Err(cx.input_error("step must be a positive number of seconds"));
     }

@@ -57,8 +57,8 @@ pub(super) fn summarize_values(
     (out, t)
 }
 
-fn interval_of(cx: &Cx<'_, '_>, a: &super::Args, i: usize) -> Result<(String, i64), EvalError> {
-    let text = a.str(i).unwrap_or_default().to_string();
+fn interval_of(cx: &Cx<'_, '_>, a: &super::Args) -> Result<(String, i64), EvalError> {
+    let text = a.str("intervalString")?.to_string();
     match parse_interval(&text) {
         Some(d) if d != 0 => Ok((text, d.saturating_abs())),
         _ => Err(cx.input_error(format!(
@@ -77,11 +77,11 @@ pub const SUMMARIZE: Function = Function::new(
         opt("alignToFrom", T::Bool).default(Default::Bool(false)),
     ],
     |cx, mut a| {
-        let (text, interval) = interval_of(cx, &a, 1)?;
-        let func = a.str(2).unwrap_or("sum").to_string();
+        let (text, interval) = interval_of(cx, &a)?;
+        let func = a.str("func")?.to_string();
         let agg = AggFunc::parse(&func).unwrap_or(AggFunc::Sum);
-        let align = a.bool(3).unwrap_or(false);
-        a.series(0)
+        let align = a.bool("alignToFrom")?;
+        a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 let (start, mut end) = if align {
@@ -175,9 +175,9 @@ pub const HITCOUNT: Function = Function::new(
         opt("alignToInterval", T::Bool).default(Default::Bool(false)),
     ],
     |cx, mut a| {
-        let (text, interval) = interval_of(cx, &a, 1)?;
-        let align = a.bool(2).unwrap_or(false);
-        let mut series = a.series(0);
+        let (text, interval) = interval_of(cx, &a)?;
+        let align = a.bool("alignToInterval")?;
+        let mut series = a.series("seriesList");
         if align {
             series = cx.eval_first_arg(align_start(cx.from, hitcount_unit(interval)), cx.until)?;
             for s in series.iter_mut() {
@@ -276,11 +276,14 @@ pub const SMART_SUMMARIZE: Function = Function::new(
         opt("alignTo", T::String).options(ALIGN_TO),
     ],
     |cx, mut a| {
-        let (text, interval) = interval_of(cx, &a, 1)?;
-        let func = a.str(2).unwrap_or("sum").to_string();
+        let (text, interval) = interval_of(cx, &a)?;
+        let func = a.str("func")?.to_string();
         let agg = AggFunc::parse(&func).unwrap_or(AggFunc::Sum);
-        let mut series = a.series(0);
-        if let Some(unit) = a.str(3).filter(|u| *u != "True" && *u != "False") {
+        let mut series = a.series("seriesList");
+        if let Some(unit) = a
+            .opt_str("alignTo")
+            .filter(|u| *u != "True" && *u != "False")
+        {
             series = cx.eval_first_arg(align_start(cx.from, unit), cx.until)?;
         }
         series
@@ -306,12 +309,12 @@ pub const N_PERCENTILE: Function = Function::new(
     "Calculate",
     &[SERIES, req("n", T::Float)],
     |cx, mut a| {
-        let n = a.float(1).unwrap_or(0.0);
+        let n = a.float("n")?;
         if n == 0.0 {
             return Err(cx.input_error("The requested percent is required to be greater than 0"));
         }
         let mut out = Vec::new();
-        for mut s in a.series(0) {
+        for mut s in a.series("seriesList") {
             let Some(p) = percentile(&s.values, n, false) else {
                 continue;
             };
@@ -370,7 +373,7 @@ pub const COMPRESS_PERIODIC_GAPS: Function = Function::new(
     "Transform",
     &[SERIES],
     |_, mut a| {
-        Ok(a.series(0)
+        Ok(a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 s.rename(format!("compressPeriodicGaps({})", s.name));

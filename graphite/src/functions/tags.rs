@@ -27,12 +27,12 @@ pub const GROUP_BY_TAGS: Function = Function::new(
         req("tags", T::Tag).multiple(),
     ],
     |cx, mut a| {
-        let callback = a.str(1).unwrap_or("average").to_string();
-        let tags: Vec<String> = a.all(2).iter().map(|v| v.py_str()).collect();
+        let callback = a.str("callback")?.to_string();
+        let tags: Vec<String> = a.all("tags").iter().map(|v| v.py_str()).collect();
         if tags.is_empty() {
             return Err(cx.input_error("groupByTags(): no tags specified"));
         }
-        let series = a.series(0);
+        let series = a.series("seriesList");
         // graphite-web: if every series has the same `name` tag the groups are named after
         // it, otherwise after the callback; grouping by `name` always uses each series' own.
         let by_name = tags.iter().any(|t| t == "name");
@@ -79,7 +79,7 @@ pub const GROUP_BY_TAGS: Function = Function::new(
         for key in keys {
             let g = groups.remove(&key).unwrap_or_default();
             let res = match func {
-                Some(f) => (f.run)(cx, Args::from_slots(vec![vec![super::Value::Series(g)]]))?,
+                Some(f) => (f.run)(cx, Args::from_slots(f, vec![vec![super::Value::Series(g)]]))?,
                 None => aggregate(cx, vec![g], &callback, None)?,
             };
             // graphite-web's `STORE.tagdb.parse(key)` raises for a key it cannot parse

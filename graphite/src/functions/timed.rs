@@ -12,8 +12,8 @@ fn at_time(cx: &Cx<'_, '_>, text: &str) -> Result<i64, EvalError> {
 }
 
 /// The text of a `date` argument (graphite-web accepts a string or a number).
-fn date_text(a: &super::Args, i: usize) -> Option<String> {
-    a.get(i).map(super::Value::py_str)
+fn date_text(a: &super::Args, name: &str) -> Option<String> {
+    a.value(name).map(super::Value::py_str)
 }
 
 pub const TIME_SLICE: Function = Function::new(
@@ -25,10 +25,13 @@ pub const TIME_SLICE: Function = Function::new(
         opt("endSliceAt", T::Date).default(Default::Str("now")),
     ],
     |cx, mut a| {
-        let start = at_time(cx, &date_text(&a, 1).unwrap_or_default())?;
-        let end = at_time(cx, &date_text(&a, 2).unwrap_or_else(|| "now".into()))?;
+        let start = at_time(cx, &date_text(&a, "startSliceAt").unwrap_or_default())?;
+        let end = at_time(
+            cx,
+            &date_text(&a, "endSliceAt").unwrap_or_else(|| "now".into()),
+        )?;
         let from = cx.from;
-        let mut out = a.series(0);
+        let mut out = a.series("seriesList");
         for s in out.iter_mut() {
             s.name = format!("timeSlice({}, {start}, {end})", s.name);
             // graphite-web counts time from the request's start, not the series'.
@@ -77,15 +80,15 @@ pub const LINEAR_REGRESSION: Function = Function::new(
         opt("endSourceAt", T::Date),
     ],
     |cx, mut a| {
-        let from = match date_text(&a, 1) {
+        let from = match date_text(&a, "startSourceAt") {
             Some(t) => at_time(cx, &t)?,
             None => cx.from,
         };
-        let until = match date_text(&a, 2) {
+        let until = match date_text(&a, "endSourceAt") {
             Some(t) => at_time(cx, &t)?,
             None => cx.until,
         };
-        let series = a.series(0);
+        let series = a.series("seriesList");
         let mut sources = Vec::new();
         for s in &series {
             let expr = crate::expr::parse(&s.path_expression).map_err(|e| {
@@ -123,7 +126,7 @@ pub const VERTICAL_LINE: Function = Function::new(
         opt("color", T::String),
     ],
     |cx, a| {
-        let ts = at_time(cx, &date_text(&a, 0).unwrap_or_default())?;
+        let ts = at_time(cx, &date_text(&a, "ts").unwrap_or_default())?;
         if ts < cx.from {
             return Err(cx.input_error(format!(
                 "timestamp {ts} is before the start of the range {}",
@@ -136,7 +139,7 @@ pub const VERTICAL_LINE: Function = Function::new(
                 cx.until
             )));
         }
-        let label = a.str(1).unwrap_or("None").to_string();
+        let label = a.opt_str("label").unwrap_or("None").to_string();
         Ok(vec![Series::new(
             label,
             ts,

@@ -70,9 +70,9 @@ pub const SCALE: Function = Function::new(
     "Transform",
     &[SERIES, req("factor", T::Float)],
     |_, mut a| {
-        let k = a.float(1).unwrap_or(1.0);
+        let k = a.float("factor")?;
         Ok(map_each(
-            a.series(0),
+            a.series("seriesList"),
             |s| format!("scale({},{})", s.name, fmt_g(k)),
             Some(("scale", py_float(k))),
             |v| v.map(|x| x * k),
@@ -85,8 +85,8 @@ pub const SCALE_TO_SECONDS: Function = Function::new(
     "Transform",
     &[SERIES, req("seconds", T::Float)],
     |_, mut a| {
-        let secs = a.float(1).unwrap_or(1.0);
-        Ok(a.series(0)
+        let secs = a.float("seconds")?;
+        Ok(a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 s.tag("scaleToSeconds", py_float(secs));
@@ -106,9 +106,9 @@ pub const OFFSET: Function = Function::new(
     "Transform",
     &[SERIES, req("factor", T::Float)],
     |_, mut a| {
-        let k = a.float(1).unwrap_or(0.0);
+        let k = a.float("factor")?;
         Ok(map_each(
-            a.series(0),
+            a.series("seriesList"),
             |s| format!("offset({},{})", s.name, fmt_g(k)),
             Some(("offset", py_float(k))),
             |v| v.map(|x| x + k),
@@ -121,9 +121,9 @@ pub const ADD: Function = Function::new(
     "Transform",
     &[SERIES, req("constant", T::Float)],
     |_, mut a| {
-        let k = a.float(1).unwrap_or(0.0);
+        let k = a.float("constant")?;
         Ok(map_each(
-            a.series(0),
+            a.series("seriesList"),
             |s| format!("add({},{})", s.name, pct_d(k)),
             Some(("add", py_float(k))),
             |v| v.map(|x| x + k),
@@ -135,7 +135,7 @@ macro_rules! unary {
     ($konst:ident, $name:literal, $tag:expr, $f:expr) => {
         pub const $konst: Function = Function::new($name, "Transform", &[SERIES], |_, mut a| {
             Ok(map_each(
-                a.series(0),
+                a.series("seriesList"),
                 |s| format!(concat!($name, "({})"), s.name),
                 Some(($name, $tag.to_string())),
                 $f,
@@ -153,9 +153,9 @@ pub const POW: Function = Function::new(
     "Transform",
     &[SERIES, req("factor", T::Float)],
     |_, mut a| {
-        let k = a.float(1).unwrap_or(1.0);
+        let k = a.float("factor")?;
         Ok(map_each(
-            a.series(0),
+            a.series("seriesList"),
             |s| format!("pow({},{})", s.name, fmt_g(k)),
             Some(("pow", py_float(k))),
             |v| safe_pow(v, k),
@@ -168,10 +168,10 @@ fn logarithm(
     _: &mut Cx<'_, '_>,
     mut a: super::Args,
 ) -> Result<Vec<Series>, crate::eval::EvalError> {
-    let base_v = a.get(1).cloned().unwrap_or(Value::Int(10));
-    let base = a.float(1).unwrap_or(10.0);
+    let base_v = a.arg("base")?.clone();
+    let base = a.float("base")?;
     let base_s = base_v.py_str();
-    Ok(a.series(0)
+    Ok(a.series("seriesList")
         .into_iter()
         .map(|mut s| {
             s.tag("log", base_s.clone());
@@ -204,7 +204,7 @@ fn derive_each(
 }
 
 pub const DERIVATIVE: Function = Function::new("derivative", "Transform", &[SERIES], |_, mut a| {
-    Ok(derive_each(a.series(0), "derivative", |s| {
+    Ok(derive_each(a.series("seriesList"), "derivative", |s| {
         let mut prev: Option<f64> = None;
         s.values
             .iter()
@@ -259,24 +259,28 @@ pub const NON_NEGATIVE_DERIVATIVE: Function = Function::new(
     "Transform",
     NND_PARAMS,
     |_, mut a| {
-        let (max, min) = (a.float(1), a.float(2));
-        Ok(derive_each(a.series(0), "nonNegativeDerivative", |s| {
-            let mut prev = None;
-            s.values
-                .iter()
-                .map(|v| {
-                    let (d, p) = non_negative_delta(*v, prev, max, min);
-                    prev = p;
-                    d
-                })
-                .collect()
-        }))
+        let (max, min) = (a.opt_float("maxValue"), a.opt_float("minValue"));
+        Ok(derive_each(
+            a.series("seriesList"),
+            "nonNegativeDerivative",
+            |s| {
+                let mut prev = None;
+                s.values
+                    .iter()
+                    .map(|v| {
+                        let (d, p) = non_negative_delta(*v, prev, max, min);
+                        prev = p;
+                        d
+                    })
+                    .collect()
+            },
+        ))
     },
 );
 
 pub const PER_SECOND: Function = Function::new("perSecond", "Transform", NND_PARAMS, |_, mut a| {
-    let (max, min) = (a.float(1), a.float(2));
-    Ok(derive_each(a.series(0), "perSecond", |s| {
+    let (max, min) = (a.opt_float("maxValue"), a.opt_float("minValue"));
+    Ok(derive_each(a.series("seriesList"), "perSecond", |s| {
         let mut prev = None;
         let step = s.step as f64;
         s.values
@@ -291,7 +295,7 @@ pub const PER_SECOND: Function = Function::new("perSecond", "Transform", NND_PAR
 });
 
 pub const INTEGRAL: Function = Function::new("integral", "Transform", &[SERIES], |_, mut a| {
-    Ok(derive_each(a.series(0), "integral", |s| {
+    Ok(derive_each(a.series("seriesList"), "integral", |s| {
         let mut cur = 0.0;
         s.values
             .iter()
@@ -305,8 +309,8 @@ pub const INTEGRAL: Function = Function::new("integral", "Transform", &[SERIES],
     }))
 });
 
-fn limit_of(a: &super::Args, i: usize) -> f64 {
-    match a.get(i) {
+fn limit_of(a: &super::Args) -> f64 {
+    match a.value("limit") {
         Some(Value::Int(n)) => *n as f64,
         Some(Value::Float(f)) => *f,
         _ => f64::INFINITY,
@@ -321,8 +325,8 @@ pub const KEEP_LAST_VALUE: Function = Function::new(
         opt("limit", T::IntOrInf).default(Default::Float(f64::INFINITY)),
     ],
     |_, mut a| {
-        let limit = limit_of(&a, 1);
-        Ok(a.series(0)
+        let limit = limit_of(&a);
+        Ok(a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 s.rename(format!("keepLastValue({})", s.name));
@@ -358,8 +362,8 @@ pub const INTERPOLATE: Function = Function::new(
         opt("limit", T::IntOrInf).default(Default::Float(f64::INFINITY)),
     ],
     |_, mut a| {
-        let limit = limit_of(&a, 1);
-        Ok(a.series(0)
+        let limit = limit_of(&a);
+        Ok(a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 s.rename(format!("interpolate({})", s.name));
@@ -401,10 +405,10 @@ pub const TRANSFORM_NULL: Function = Function::new(
         opt("referenceSeries", T::SeriesList),
     ],
     |_, mut a| {
-        let dv = a.get(1).cloned().unwrap_or(Value::Int(0));
-        let d = a.float(1).unwrap_or(0.0);
-        let reference = if a.is_series(2) {
-            Some(a.series(2))
+        let dv = a.arg("default")?.clone();
+        let d = a.float("default")?;
+        let reference = if a.is_series("referenceSeries") {
+            Some(a.series("referenceSeries"))
         } else {
             None
         };
@@ -420,7 +424,7 @@ pub const TRANSFORM_NULL: Function = Function::new(
                     .collect()
             });
         let has_ref = reference.as_ref().is_some_and(|r| !r.is_empty());
-        Ok(a.series(0)
+        Ok(a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 s.tag("transformNull", dv.py_str());
@@ -457,7 +461,7 @@ pub const TRANSFORM_NULL: Function = Function::new(
 
 pub const IS_NON_NULL: Function = Function::new("isNonNull", "Transform", &[SERIES], |_, mut a| {
     Ok(map_each(
-        a.series(0),
+        a.series("seriesList"),
         |s| format!("isNonNull({})", s.name),
         Some(("isNonNull", "1".into())),
         |v| Some(if v.is_some() { 1.0 } else { 0.0 }),
@@ -465,7 +469,7 @@ pub const IS_NON_NULL: Function = Function::new("isNonNull", "Transform", &[SERI
 });
 
 pub const CHANGED: Function = Function::new("changed", "Special", &[SERIES], |_, mut a| {
-    Ok(a.series(0)
+    Ok(a.series("seriesList")
         .into_iter()
         .map(|mut s| {
             s.rename(format!("changed({})", s.name));
@@ -491,7 +495,7 @@ pub const CHANGED: Function = Function::new("changed", "Special", &[SERIES], |_,
 
 pub const OFFSET_TO_ZERO: Function =
     Function::new("offsetToZero", "Transform", &[SERIES], |_, mut a| {
-        Ok(a.series(0)
+        Ok(a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 let min = s.values.iter().filter_map(|v| *v).reduce(f64::min);
@@ -510,8 +514,8 @@ pub const ROUND: Function = Function::new(
     "Transform",
     &[SERIES, opt("precision", T::Int)],
     |_, mut a| {
-        let prec = a.int(1);
-        Ok(a.series(0)
+        let prec = a.opt_int("precision");
+        Ok(a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 s.tag("round", prec.unwrap_or(0).to_string());
@@ -534,8 +538,8 @@ pub const DELAY: Function = Function::new(
     "Transform",
     &[SERIES, req("steps", T::Int)],
     |_, mut a| {
-        let steps = a.int(1).unwrap_or(0);
-        Ok(a.series(0)
+        let steps = a.int("steps")?;
+        Ok(a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 let n = s.values.len();
@@ -588,10 +592,10 @@ pub const TIME_SHIFT: Function = Function::new(
         opt("alignDst", T::Bool).default(Default::Bool(false)),
     ],
     |cx, mut a| {
-        let shift = shift_string(a.str(1).unwrap_or("0s"));
+        let shift = shift_string(a.str("timeShift")?);
         let delta = parse_interval(&shift).unwrap_or(0);
-        let reset_end = a.bool(2).unwrap_or(true);
-        let series = a.series(0);
+        let reset_end = a.bool("resetEnd")?;
+        let series = a.series("seriesList");
         let Some(first) = series.first() else {
             return Ok(vec![]);
         };
@@ -627,7 +631,7 @@ unary!(LOGIT, "logit", "logit", |v: Option<f64>| {
 });
 
 pub const MIN_MAX: Function = Function::new("minMax", "Transform", &[SERIES], |_, mut a| {
-    Ok(a.series(0)
+    Ok(a.series("seriesList")
         .into_iter()
         .map(|mut s| {
             s.rename(format!("minMax({})", s.name));
@@ -664,13 +668,13 @@ pub const INTEGRAL_BY_INTERVAL: Function = Function::new(
     "Transform",
     &[SERIES, req("intervalUnit", T::String)],
     |cx, mut a| {
-        let unit = a.str(1).unwrap_or_default().to_string();
+        let unit = a.str("intervalUnit")?.to_string();
         let dur = parse_interval(&unit)
             .map(i64::abs)
             .filter(|d| *d > 0)
             .ok_or_else(|| cx.input_error(format!("invalid interval {unit:?}")))?;
         let start = cx.from;
-        Ok(a.series(0)
+        Ok(a.series("seriesList")
             .into_iter()
             .map(|mut s| {
                 let mut t = s.start;
@@ -733,13 +737,13 @@ pub const TIME_STACK: Function = Function::new(
         opt("timeShiftEnd", T::Int).default(Default::Int(7)),
     ],
     |cx, mut a| {
-        let unit = shift_string(a.str(1).unwrap_or("1d"));
+        let unit = shift_string(a.str("timeShiftUnit")?);
         let delta = parse_interval(&unit).unwrap_or(0);
-        let (start, end) = (a.int(2).unwrap_or(0), a.int(3).unwrap_or(7));
+        let (start, end) = (a.int("timeShiftStart")?, a.int("timeShiftEnd")?);
         if end.saturating_sub(start) > 1000 {
             return Err(cx.input_error("timeStack may stack at most 1000 shifts"));
         }
-        let series = a.series(0);
+        let series = a.series("seriesList");
         let Some(first) = series.first() else {
             return Ok(vec![]);
         };
