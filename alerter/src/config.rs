@@ -13,7 +13,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::notification::{self, Action, Level};
-use crate::notifiers::NOTIFIERS;
+use crate::notifiers::{check_url, NOTIFIERS};
 use crate::notifiers::{kind_names, LegacyValue, LegacyValues, LevelSecrets, NotifierSpec};
 use crate::secret::Secret;
 use crate::template::{self, Template};
@@ -686,6 +686,18 @@ impl Config {
         Loader { file, text }.build(f, env)
     }
 
+    /// `graphite_url` (or `GRAPHITE_URL`) is set: `alerter check`, `run`, `dry-run` and
+    /// `replay` evaluate through a render API. (`carbide up` reads its own store instead.)
+    pub fn require_render_api(&self) -> Result<(), ConfigError> {
+        match &self.graphite.url {
+            Some(_) => Ok(()),
+            None => Err(ConfigError::whole_file(
+                &self.file,
+                "graphite_url is not set (nor GRAPHITE_URL): the alerter evaluates through a render API (graphite-web, carbonapi, carbide serve); set graphite_url: http://HOST:PORT, or, for a file carbide up runs with its own store, check it with alerter check --embedded",
+            )),
+        }
+    }
+
     /// The notifier specs that must be built for `run`.
     pub fn notifier_names(&self) -> impl Iterator<Item = &str> {
         self.notifiers.keys().map(String::as_str)
@@ -735,12 +747,7 @@ impl Loader<'_> {
         };
         for (key, url) in [("graphite_url", &graphite.url), ("docs_url", &f.docs_url)] {
             if let Some(u) = url {
-                if !(u.starts_with("http://") || u.starts_with("https://")) {
-                    return Err(self.err(
-                        &[Seg::Key(key)],
-                        format!("{key} \"{u}\" must start with http:// or https://"),
-                    ));
-                }
+                check_url(key, u).map_err(|m| self.err(&[Seg::Key(key)], m))?;
             }
         }
 
@@ -928,18 +935,27 @@ impl Loader<'_> {
             }
         };
         if let Some(u) = &a.doc_url {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(self.err(
-                    &at("doc_url"),
-                    format!("{who}: doc_url \"{u}\" must start with http:// or https://"),
-                ));
-            }
+            check_url("doc_url", u).map_err(|m| self.err(&at("doc_url"), format!("{who}: {m}")))?;
         }
         if a.from.trim().is_empty() {
             return Err(self.err(
                 &at("from"),
                 format!("{who}: from is empty (Graphite Pager's default is -1min)"),
             ));
+        }
+        // Graphite's time syntax, as the render API will read it (checked against any now:
+        // only the syntax matters here).
+        let tz = graphite::attime::TimeZone::utc();
+        for (key, t) in [("from", Some(&a.from)), ("until", a.until.as_ref())] {
+            let Some(t) = t else { continue };
+            graphite::attime::parse_time(t, 0, &tz).map_err(|e| {
+                self.err(
+                    &at(key),
+                    format!(
+                        "{who}: {key}: {e} (Graphite time: -10min, -1h, now, an epoch, 00:00_20240101)"
+                    ),
+                )
+            })?;
         }
         let no_data = self.no_data(i, &who, &a)?;
         let routes = self.alert_routes(i, &who, &name, a.routes.clone(), shared)?;

@@ -30,11 +30,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Validate an alerts file: YAML, keys, thresholds, targets, notifiers, secrets. Exit 2 on error.
+    /// Validate an alerts file: YAML, keys, thresholds, targets, times, URLs, notifiers,
+    /// secrets, graphite_url. Exit 2 on error.
     Check {
         /// The alerts file.
         #[arg(default_value = "alerts.yml")]
         file: PathBuf,
+        /// The file is for `carbide up`, which evaluates against its own store: no
+        /// graphite_url needed.
+        #[arg(long)]
+        embedded: bool,
     },
     /// Evaluate every interval and send notifications until Ctrl-C / SIGTERM.
     Run {
@@ -96,8 +101,16 @@ enum SilenceCmd {
     Expire { id: i64 },
 }
 
-fn load(file: &Path) -> Result<Config, ExitCode> {
-    match Config::load(file) {
+/// Load and validate `file`; `render`: the command evaluates through the render API, so
+/// `graphite_url` must be set.
+fn load(file: &Path, render: bool) -> Result<Config, ExitCode> {
+    let loaded = Config::load(file).and_then(|c| {
+        if render {
+            c.require_render_api()?;
+        }
+        Ok(c)
+    });
+    match loaded {
         Ok(cfg) => {
             for w in &cfg.warnings {
                 eprintln!("warning: {w}");
@@ -125,8 +138,8 @@ fn rfc3339(t: i64) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Cmd::Check { file } = &cli.cmd {
-        return match load(file) {
+    if let Cmd::Check { file, embedded } = &cli.cmd {
+        return match load(file, !embedded) {
             Ok(cfg) => {
                 let notifiers: Vec<&str> = cfg.notifier_names().collect();
                 println!(
@@ -199,7 +212,7 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Check { .. } => Ok(ExitCode::SUCCESS),
         Cmd::Run { file } => {
-            let cfg = match load(&file) {
+            let cfg = match load(&file, true) {
                 Ok(c) => Arc::new(c),
                 Err(code) => return Ok(code),
             };
@@ -222,7 +235,7 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::DryRun { file } => {
-            let cfg = match load(&file) {
+            let cfg = match load(&file, true) {
                 Ok(c) => Arc::new(c),
                 Err(code) => return Ok(code),
             };
@@ -274,7 +287,7 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
             until,
             step,
         } => {
-            let cfg = match load(&file) {
+            let cfg = match load(&file, true) {
                 Ok(c) => Arc::new(c),
                 Err(code) => return Ok(code),
             };
@@ -331,7 +344,7 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Silence { cmd, file } => {
-            let cfg = match load(&file) {
+            let cfg = match load(&file, false) {
                 Ok(c) => c,
                 Err(code) => return Ok(code),
             };

@@ -9,8 +9,12 @@ use alerter::notification::Level;
 use alerter::notifiers::pagerduty::PagerDutyConfig;
 
 fn check(path: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
+    check_with(path, env, &[])
+}
+
+fn check_with(path: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_alerter"));
-    cmd.arg("check").arg(path);
+    cmd.arg("check").args(args).arg(path);
     for v in alerter::config::env_vars() {
         cmd.env_remove(v);
     }
@@ -70,11 +74,22 @@ fn graphite_pager_file_loads_unchanged() {
     );
 }
 
+/// The repository's alerts.yml is carbide up's: no graphite_url, checked with --embedded.
 #[test]
 fn repo_alerts_yml_passes() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../alerts.yml");
-    let (code, out, err) = check(&repo, &[]);
+    let (code, out, err) = check_with(&repo, &[], &["--embedded"]);
     assert_eq!(code, 0, "{out}{err}");
+    // Without it, the alerter alone would have nothing to evaluate against.
+    let (code, _, err) = check(&repo, &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("alerts.yml: graphite_url is not set (nor GRAPHITE_URL)"),
+        "{err}"
+    );
+    assert!(err.contains("alerter check --embedded"), "{err}");
+    let (code, _, err) = check(&repo, &[("GRAPHITE_URL", "http://127.0.0.1:8080")]);
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]
@@ -97,6 +112,14 @@ fn bad_configs_exit_2_with_position() {
         ("cafile", "notifiers:\n  m:\n    type: email\n    host: h\n    from: a@b.c\n    to: [a@b.c]\n    ca_file: /nonexistent/ca.pem\nalerts: []\n", "2:3: notifier \"m\": ca_file /nonexistent/ca.pem: cannot read: "),
         ("notpem", &format!("notifiers:\n  m:\n    type: email\n    host: h\n    from: a@b.c\n    to: [a@b.c]\n    ca_file: {}\nalerts: []\n", dir.path().join("notpem.yml").display()), "notpem.yml: not a PEM certificate"),
         ("op", &format!("{head}    warning: 1\n    critical: 2\n    op: '<'\n"), "6:5: alert \"A\" (#1): with op \"<\" warning (1) must not be below critical (2)"),
+        // What a run needs: absolute http(s) URLs, Graphite times, known notifier types.
+        ("webhook", "notifiers:\n  hook:\n    type: webhook\n    url: hooks.example.com/x\nalerts: []\n", "2:3: notifier \"hook\": url is not an absolute http:// or https:// URL"),
+        ("slackurl", &format!("slack_url: not-a-url\n{head}    warning: 1\n    critical: 2\n"), "1:1: slack_url is not an absolute http:// or https:// URL"),
+        ("from", &format!("{head}    warning: 1\n    critical: 2\n    from: 5min\n"), "6:5: alert \"A\" (#1): from: "),
+        ("until", &format!("{head}    warning: 1\n    critical: 2\n    until: yesterday-ish\n"), "6:5: alert \"A\" (#1): until: "),
+        ("graphiteurl", "graphite_url: graphite.example.com\nalerts: []\n", "1:1: graphite_url is not an absolute http:// or https:// URL"),
+        ("pagerdutty", "notifiers:\n  ops:\n    type: pagerdutty\nalerts: []\n", "unknown value \"pagerdutty\": did you mean \"pagerduty\"?"),
+        ("nographite", &format!("{head}    warning: 1\n    critical: 2\n"), "nographite.yml: graphite_url is not set (nor GRAPHITE_URL)"),
     ];
     for (name, text, want) in cases {
         let p = dir.path().join(format!("{name}.yml"));
@@ -116,7 +139,7 @@ fn bad_configs_exit_2_with_position() {
 fn per_level_maps_leaving_out_levels_are_valid() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("gp.yml");
-    std::fs::write(&p, "pagerduty:\n  critical: SEKRET-PD\nslack:\n  warning: https://hooks.slack.com/services/T/B/SEKRET\nalerts:\n  - {name: A, target: a, warning: 1, critical: 2}\n").unwrap();
+    std::fs::write(&p, "graphite_url: http://127.0.0.1:8080\npagerduty:\n  critical: SEKRET-PD\nslack:\n  warning: https://hooks.slack.com/services/T/B/SEKRET\nalerts:\n  - {name: A, target: a, warning: 1, critical: 2}\n").unwrap();
     let (code, out, err) = check(&p, &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(!out.contains("SEKRET") && !err.contains("SEKRET"));
@@ -129,7 +152,13 @@ fn env_supplies_the_missing_secret() {
     std::fs::write(&p, "routes:\n  critical: [pagerduty]\nalerts:\n  - {name: A, target: a, warning: 1, critical: 2}\n").unwrap();
     let (code, _, err) = check(&p, &[]);
     assert_eq!(code, 2, "{err}");
-    let (code, out, err) = check(&p, &[("PAGERDUTY_KEY", "SEKRET-ENV-KEY")]);
+    let (code, out, err) = check(
+        &p,
+        &[
+            ("PAGERDUTY_KEY", "SEKRET-ENV-KEY"),
+            ("GRAPHITE_URL", "http://127.0.0.1:8080"),
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("SEKRET") && !err.contains("SEKRET"));
 }
