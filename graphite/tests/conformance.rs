@@ -619,8 +619,9 @@ fn goldens_match_graphite_web() {
 }
 
 /// carbide's `/functions` description against graphite-web's (`functions.json`, recorded by
-/// `tests/graphite-web/functions_list.py`): for every function both have, the same group and
-/// the same parameters (name, type, required, multiple) in order.
+/// `tests/graphite-web/functions_list.py` from the real graphite-web 1.1.10): for every
+/// function both have, the same group, aggregator flag and parameters in order — name, type,
+/// required, multiple, default and options — so every declared default is graphite-web's.
 #[test]
 fn functions_description_matches_graphite_web() {
     let gw: Vec<Json> =
@@ -629,6 +630,7 @@ fn functions_description_matches_graphite_web() {
     let ours = graphite::functions::describe::functions_json();
     let mut diffs = Vec::new();
     let mut shared = 0;
+    let mut checked_defaults = 0;
     for g in &gw {
         let name = g["name"].as_str().unwrap();
         let Some(o) = ours.get(name) else { continue };
@@ -639,31 +641,88 @@ fn functions_description_matches_graphite_web() {
                 o["group"], g["group"]
             ));
         }
-        let sig = |ps: &Json| -> Vec<String> {
-            ps.as_array()
-                .unwrap()
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}:{}{}{}",
-                        p["name"].as_str().unwrap(),
-                        p["type"].as_str().unwrap(),
-                        if p["required"] == true { "!" } else { "" },
-                        if p["multiple"] == true { "*" } else { "" }
-                    )
-                })
-                .collect()
+        // One parameter as comparable text; a whole float default compares equal to an int
+        // one, and a `null` option is left out (graphite-web's "None is allowed", which
+        // carbide takes for every optional parameter: not given).
+        let param = |p: &Json| -> String {
+            let default = match &p["default"] {
+                Json::Number(n) => n.as_f64().map_or(n.to_string(), |f| format!("{f}")),
+                other => other.to_string(),
+            };
+            let options = p.get("options").map(|o| {
+                let o: Vec<&Json> = o
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|v| !v.is_null())
+                    .collect();
+                serde_json::to_string(&o).unwrap()
+            });
+            format!(
+                "{}:{}{}{}{}{}",
+                p["name"].as_str().unwrap(),
+                p["type"].as_str().unwrap(),
+                if p["required"] == true { "!" } else { "" },
+                if p["multiple"] == true { "*" } else { "" },
+                if p.get("default").is_some() {
+                    format!("={default}")
+                } else {
+                    String::new()
+                },
+                match options {
+                    Some(opts) => format!(" in {opts}"),
+                    None => String::new(),
+                }
+            )
         };
-        if sig(&o["params"]) != sig(&g["params"]) {
-            diffs.push(format!(
-                "{name}: params {:?} vs graphite-web {:?}",
-                sig(&o["params"]),
-                sig(&g["params"])
-            ));
+        let sig = |ps: &Json| -> Vec<String> { ps.as_array().unwrap().iter().map(param).collect() };
+        let (a, b) = (sig(&o["params"]), sig(&g["params"]));
+        for k in 0..a.len().max(b.len()) {
+            if a.get(k) != b.get(k) {
+                diffs.push(format!(
+                    "{name}: param {k}: {:?} vs graphite-web {:?}",
+                    a.get(k),
+                    b.get(k)
+                ));
+            }
+        }
+        // What is applied when a call leaves a parameter out: the Python signature's default
+        // (`None` = none). Parameters the signature names otherwise (`alignDst` is `alignDST`
+        // there) or takes as `*args` are not in it.
+        let func = graphite::functions::lookup(name).unwrap();
+        let signature = g["signature"].as_array().unwrap();
+        for p in func.params {
+            let Some(arg) = signature.iter().find(|a| a["name"] == p.name) else {
+                continue;
+            };
+            let py = &arg["default"];
+            checked_defaults += 1;
+            let ours = p.default.map(|_| {
+                graphite::functions::describe::param_json(&graphite::functions::Param {
+                    required: false,
+                    doc_default: None,
+                    ..*p
+                })["default"]
+                    .clone()
+            });
+            let same = match (&ours, py) {
+                (None, Json::Null) => true,
+                (Some(Json::Number(a)), Json::Number(b)) => a.as_f64() == b.as_f64(),
+                (Some(a), b) => a == b,
+                (None, _) => false,
+            };
+            if !same {
+                diffs.push(format!(
+                    "{name}: {} applies default {} vs graphite-web's function {py}",
+                    p.name,
+                    ours.map_or("none".to_string(), |d| d.to_string()),
+                ));
+            }
         }
     }
     println!(
-        "{shared} functions shared with graphite-web, {} differ",
+        "{shared} functions shared with graphite-web ({checked_defaults} parameters in both \
+         signatures), {} differences",
         diffs.len()
     );
     for d in &diffs {
@@ -671,8 +730,12 @@ fn functions_description_matches_graphite_web() {
     }
     assert!(shared > 120, "only {shared} shared functions");
     assert!(
+        checked_defaults > 250,
+        "only {checked_defaults} parameters checked"
+    );
+    assert!(
         diffs.is_empty(),
-        "{} descriptions differ from graphite-web",
+        "{} description differences from graphite-web (see the list above)",
         diffs.len()
     );
 }

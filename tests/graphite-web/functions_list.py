@@ -1,7 +1,11 @@
 """Writes graphite-web 1.1.10's `/functions` answer (every function: name, group, module,
 params) to graphite/tests/conformance/functions.json, sorted by name, without descriptions
-(long docstrings; carbide writes its own). carbide's docs/functions.md and its `/functions`
-description test read it. Usage: tests/graphite-web/venv-python functions_list.py
+(long docstrings; carbide writes its own), plus `signature`: the defaults of the Python
+function itself (every argument after requestContext, with its default if it has one: what graphite-web
+applies when a call leaves an argument out; its `params`
+declarations are only checked with ENFORCE_INPUT_VALIDATION, off by default). carbide's
+docs/functions.md and its `/functions` description test read it.
+Usage: tests/graphite-web/venv-python functions_list.py
 """
 
 import json
@@ -33,6 +37,13 @@ def main():
             info = functionInfo(name, func)
             info["params"] = [json.loads(json.dumps(p.toJSON(), default=str)) for p in
                               (info.get("params") or [])]
+            spec = inspect.getfullargspec(func)
+            args = spec.args[1:]  # requestContext first
+            defaults = spec.defaults or ()
+            first_default = len(args) - len(defaults)
+            info["signature"] = [
+                {"name": a, "default": defaults[k - first_default]} if k >= first_default
+                else {"name": a} for k, a in enumerate(args)]
             funcs[name] = info
     def finite(v):
         # JSON has no Infinity: graphite-web's view prints it as `1e9999`; write a string.
@@ -44,6 +55,9 @@ def main():
         for p in info["params"]:
             if "default" in p:
                 p["default"] = finite(p["default"])
+        for a in info["signature"]:
+            if "default" in a:
+                a["default"] = finite(a["default"])
     out = []
     for name in sorted(funcs):
         f = funcs[name]
@@ -53,6 +67,7 @@ def main():
             "module": f.get("module"),
             "aggregator": f.get("aggregator", False),
             "params": f.get("params") or [],
+            "signature": json.loads(json.dumps(f["signature"], default=str)),
         })
     with open(OUT, "w") as fh:
         fh.write("[\n" + ",\n".join(json.dumps(o, sort_keys=True) for o in out) + "\n]\n")

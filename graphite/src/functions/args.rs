@@ -94,7 +94,13 @@ pub struct Param {
     pub required: bool,
     /// Takes all remaining positional arguments.
     pub multiple: bool,
+    /// What graphite-web's function applies when a call leaves this out: the default of its
+    /// Python signature (`n=1`), also for a parameter its `/functions` description calls
+    /// required (`highest`, `lowest`). `conformance.rs` checks every one against graphite-web.
     pub default: Option<Default>,
+    /// A default graphite-web's `/functions` shows but its function does not apply (`round`'s
+    /// `precision=0` over `precision=None`); [`Param::default`] otherwise.
+    pub doc_default: Option<Default>,
     /// Allowed values (beyond the type's own, e.g. aggregation functions).
     pub options: &'static [&'static str],
 }
@@ -107,6 +113,7 @@ pub const fn opt(name: &'static str, ty: ParamType) -> Param {
         required: false,
         multiple: false,
         default: None,
+        doc_default: None,
         options: &[],
     }
 }
@@ -126,6 +133,10 @@ impl Param {
     }
     pub const fn default(mut self, d: Default) -> Self {
         self.default = Some(d);
+        self
+    }
+    pub const fn doc_default(mut self, d: Default) -> Self {
+        self.doc_default = Some(d);
         self
     }
     pub const fn options(mut self, o: &'static [&'static str]) -> Self {
@@ -278,7 +289,7 @@ impl Args {
         }
         for (i, p) in params.iter().enumerate() {
             if slots[i].is_empty() {
-                if p.required && !given[i] {
+                if p.required && !given[i] && p.default.is_none() {
                     return Err((
                         Blame::Call,
                         EvalError::Param(format!(

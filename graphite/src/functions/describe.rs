@@ -12,6 +12,11 @@ pub const MODULE: &str = "graphite.render.functions";
 fn default_json(d: Default) -> Json {
     match d {
         Default::Int(i) => json!(i),
+        // JSON has no infinity (graphite-web writes a non-JSON `1e9999`): "inf", as
+        // functions.json records graphite-web's.
+        Default::Float(f) if f.is_infinite() => {
+            json!(if f > 0.0 { "inf" } else { "-inf" })
+        }
         Default::Float(f) => json!(f),
         Default::Str(s) => json!(s),
         Default::Bool(b) => json!(b),
@@ -29,18 +34,34 @@ pub fn param_json(p: &Param) -> Json {
     if p.multiple {
         o.insert("multiple".into(), json!(true));
     }
-    if let Some(d) = p.default {
+    // graphite-web describes no default for a required parameter, even where its function
+    // has one (`highest`'s `n=1`).
+    if let Some(d) = p.doc_default.or(p.default).filter(|_| !p.required) {
         o.insert("default".into(), default_json(d));
     }
-    let options: Vec<&str> = if p.options.is_empty() && p.ty == super::ParamType::AggFunc {
-        let mut v: Vec<&str> = AGG_OPTIONS.to_vec();
-        v.sort_unstable();
-        v
-    } else {
-        p.options.to_vec()
+    let mut options: Vec<&str> = match p.ty {
+        super::ParamType::AggFunc if p.options.is_empty() => AGG_OPTIONS.to_vec(),
+        // graphite-web lists the aggregation names and every aggregator function.
+        super::ParamType::AggOrSeriesFunc if p.options.is_empty() => AGG_OPTIONS
+            .iter()
+            .copied()
+            .chain(FUNCTIONS.iter().filter(|f| f.aggregator).map(|f| f.name))
+            .collect(),
+        _ => p.options.to_vec(),
     };
+    // graphite-web sorts options (by their Python `str`); "True"/"False" are booleans there.
+    options.sort_unstable();
+    options.dedup();
     if !options.is_empty() {
-        o.insert("options".into(), json!(options));
+        let json_option = |o: &str| match o {
+            "True" => json!(true),
+            "False" => json!(false),
+            other => json!(other),
+        };
+        o.insert(
+            "options".into(),
+            Json::Array(options.into_iter().map(json_option).collect()),
+        );
     }
     Json::Object(o)
 }

@@ -207,7 +207,7 @@ pub const HIGHEST: Function = Function::new(
     "Filter Series",
     &[
         SERIES,
-        req("n", T::Int),
+        req("n", T::Int).default(Default::Int(1)),
         opt("func", T::AggFunc).default(Default::Str("average")),
     ],
     |_, mut a| {
@@ -220,7 +220,7 @@ pub const LOWEST: Function = Function::new(
     "Filter Series",
     &[
         SERIES,
-        req("n", T::Int),
+        req("n", T::Int).default(Default::Int(1)),
         opt("func", T::AggFunc).default(Default::Str("average")),
     ],
     |_, mut a| {
@@ -424,6 +424,9 @@ mod tests {
             (c("lowestAverage", vec![p("f.*"), i(2)]), vec!["f.d", "f.b"]),
             (c("highest", vec![p("f.*"), i(1), s("sum")]), vec!["f.c"]),
             (c("lowest", vec![p("f.*"), i(1), s("min")]), vec!["f.d"]),
+            // graphite-web's `n=1` applies when n is left out
+            (c("highest", vec![p("f.*")]), vec!["f.c"]),
+            (c("lowest", vec![p("f.*")]), vec!["f.d"]),
             (c("currentAbove", vec![p("f.*"), i(5)]), vec!["f.a", "f.c"]),
             (c("currentBelow", vec![p("f.*"), i(5)]), vec!["f.b", "f.d"]),
             (c("averageAbove", vec![p("f.*"), i(4)]), vec!["f.c"]),

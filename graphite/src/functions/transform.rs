@@ -512,7 +512,11 @@ pub const OFFSET_TO_ZERO: Function =
 pub const ROUND: Function = Function::new(
     "round",
     "Transform",
-    &[SERIES, opt("precision", T::Int)],
+    &[
+        SERIES,
+        // graphite-web describes 0 but applies None: `round(x)` keeps its name.
+        opt("precision", T::Int).doc_default(Default::Int(0)),
+    ],
     |_, mut a| {
         let prec = a.opt_int("precision");
         Ok(a.series("seriesList")
