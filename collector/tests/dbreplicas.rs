@@ -16,15 +16,6 @@ use service_kit::*;
 /// The replicas apply each transaction this long after it committed.
 const DELAY_S: f64 = 8.0;
 
-fn dsn(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!(
-            "{var} is not set: start the test databases first with \
-             `eval \"$(tests/services/sql-up.sh)\"` (tests/run does this)"
-        )
-    })
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -42,31 +33,6 @@ fn ok(out: std::io::Result<Output>, what: &str) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
-}
-
-/// Wait for a condition on the collector's latest values (bounded; no duration asserted).
-fn wait_metrics(
-    rx: &Receiver,
-    prefix: &str,
-    what: &str,
-    cond: impl Fn(&std::collections::BTreeMap<String, f64>) -> bool,
-) -> std::collections::BTreeMap<String, f64> {
-    for _ in 0..600 {
-        let m = latest(rx, prefix);
-        if cond(&m) {
-            return m;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("gave up waiting for {what}: {:#?}", latest(rx, prefix));
-}
-
-fn agent(rx: &Receiver, name: &str, body: &str) -> (tempfile::TempDir, Agent) {
-    let tmp = tempfile::tempdir().unwrap();
-    write(tmp.path(), "collector.yml", &global(rx.port));
-    write(tmp.path(), &format!("collectors.d/{name}.yml"), body);
-    let agent = Agent::start(tmp.path());
-    (tmp, agent)
 }
 
 // --- PostgreSQL ----------------------------------------------------------------------------
@@ -187,7 +153,7 @@ fn psql(dsn: &str, sql: &str) -> String {
 
 #[test]
 fn postgres_replication_lag_on_a_primary_and_a_delayed_standby() {
-    let primary = dsn("CARBIDE_TEST_PG_DSN");
+    let primary = test_dsn("CARBIDE_TEST_PG_DSN");
     // postgres://user:password@127.0.0.1:PORT/db
     let (head, db) = primary.rsplit_once('/').unwrap();
     let (head, primary_port) = head.rsplit_once(':').unwrap();
@@ -210,24 +176,24 @@ fn postgres_replication_lag_on_a_primary_and_a_delayed_standby() {
     let rx_standby = Receiver::start();
     let body = |dsn: &str| format!("type: postgres\ndsn: {dsn}\ninterval: 1s\n");
     let rx_plain = Receiver::start();
-    let (_t1, a1) = agent(&rx_primary, "postgres", &body(&monitor));
-    let (_t2, a2) = agent(&rx_standby, "postgres", &body(&standby_dsn));
-    let (_t3, a3) = agent(&rx_plain, "postgres", &body(&primary));
+    let (_t1, a1) = agent_with(&rx_primary, "postgres", &body(&monitor));
+    let (_t2, a2) = agent_with(&rx_standby, "postgres", &body(&standby_dsn));
+    let (_t3, a3) = agent_with(&rx_plain, "postgres", &body(&primary));
     let prefix = format!("{HOST}.postgres.replication.");
-    wait_metrics(&rx_primary, &prefix, "the primary's replica", |m| {
+    wait_latest(&rx_primary, &prefix, "the primary's replica", |m| {
         m.get("replicas").is_some_and(|&v| v >= 1.0)
             && m.get("standby") == Some(&0.0)
             && m.contains_key("replica_lag_bytes")
     });
     // A user without pg_monitor sees the replica but not its position: no lag is made up.
-    let m = wait_metrics(
+    let m = wait_latest(
         &rx_plain,
         &prefix,
         "the replica, seen without pg_monitor",
         |m| m.get("replicas").is_some_and(|&v| v >= 1.0),
     );
     assert!(!m.contains_key("replica_lag_bytes"), "{m:?}");
-    let m = wait_metrics(&rx_standby, &prefix, "the standby's report", |m| {
+    let m = wait_latest(&rx_standby, &prefix, "the standby's report", |m| {
         m.get("standby") == Some(&1.0)
     });
     assert_eq!(m.get("replicas"), Some(&0.0), "{m:?}");
@@ -240,7 +206,7 @@ fn postgres_replication_lag_on_a_primary_and_a_delayed_standby() {
         &primary,
         &format!("CREATE TABLE {table} (t timestamptz); INSERT INTO {table} VALUES (now())"),
     );
-    wait_metrics(&rx_primary, &prefix, "replica lag in bytes", |m| {
+    wait_latest(&rx_primary, &prefix, "replica lag in bytes", |m| {
         m.get("replica_lag_bytes").is_some_and(|&v| v > 0.0)
     });
     // Once replayed, the newest replayed commit is at least DELAY_S old on the standby
@@ -255,7 +221,7 @@ fn postgres_replication_lag_on_a_primary_and_a_delayed_standby() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let m = wait_metrics(&rx_standby, &prefix, "replay lag after the replay", |m| {
+    let m = wait_latest(&rx_standby, &prefix, "replay lag after the replay", |m| {
         m.get("replay_lag_seconds")
             .is_some_and(|&v| v >= DELAY_S - 0.5)
     });
@@ -382,7 +348,7 @@ fn mysql_replica_lag_on_a_delayed_replica() {
     ));
 
     let rx = Receiver::start();
-    let (_t, agent) = agent(
+    let (_t, agent) = agent_with(
         &rx,
         "mysql",
         &format!(
@@ -392,7 +358,7 @@ fn mysql_replica_lag_on_a_delayed_replica() {
         ),
     );
     let prefix = format!("{HOST}.mysql.slave.");
-    let m = wait_metrics(&rx, &prefix, "both replication threads running", |m| {
+    let m = wait_latest(&rx, &prefix, "both replication threads running", |m| {
         m.get("Slave_IO_Running") == Some(&1.0)
             && m.get("Slave_SQL_Running") == Some(&1.0)
             && m.get("Read_Master_Log_Pos").is_some_and(|&v| v > 0.0)
@@ -414,12 +380,12 @@ fn mysql_replica_lag_on_a_delayed_replica() {
     source.sql(
         "CREATE DATABASE probe; CREATE TABLE probe.t (i INT); INSERT INTO probe.t VALUES (1);",
     );
-    wait_metrics(&rx, &prefix, "replica lag while delayed", |m| {
+    wait_latest(&rx, &prefix, "replica lag while delayed", |m| {
         m.get("Seconds_Behind_Master").is_some_and(|&v| v >= 1.0)
             && m.get("Read_Master_Log_Pos")
                 .is_some_and(|&v| v > read_before)
     });
-    let m = wait_metrics(&rx, &prefix, "the replica caught up", |m| {
+    let m = wait_latest(&rx, &prefix, "the replica caught up", |m| {
         m.get("Seconds_Behind_Master") == Some(&0.0)
             && m.get("Exec_Master_Log_Pos") == m.get("Read_Master_Log_Pos")
             && m.get("Read_Master_Log_Pos")
@@ -428,7 +394,7 @@ fn mysql_replica_lag_on_a_delayed_replica() {
     assert_eq!(replica.sql("SELECT i FROM probe.t").trim(), "1", "{m:?}");
     // The SQL thread stopped: reported as such.
     replica.sql("STOP SLAVE SQL_THREAD");
-    wait_metrics(&rx, &prefix, "the SQL thread reported stopped", |m| {
+    wait_latest(&rx, &prefix, "the SQL thread reported stopped", |m| {
         m.get("Slave_SQL_Running") == Some(&0.0) && m.get("Slave_IO_Running") == Some(&1.0)
     });
     let log = agent.stop();

@@ -14,15 +14,6 @@ use std::time::Duration;
 
 use service_kit::*;
 
-fn dsn(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!(
-            "{var} is not set: start the test databases first with \
-             `eval \"$(tests/services/sql-up.sh)\"` (tests/run does this)"
-        )
-    })
-}
-
 /// Runs `load` over and over on a thread until dropped.
 struct Load(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
 
@@ -64,34 +55,22 @@ fn wait_for(
         .map(|n| n.replace("<db>", db))
         .filter(|n| !except.contains(&n.as_str()))
         .collect();
-    for _ in 0..300 {
-        let m = latest(rx, prefix);
-        if names.iter().all(|n| m.contains_key(n)) && ok(&m) {
-            return m;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let m = latest(rx, prefix);
-    let missing: Vec<_> = names.iter().filter(|n| !m.contains_key(*n)).collect();
-    panic!("{kind}: missing {missing:?} or values not as expected: {m:#?}");
-}
-
-fn agent(rx: &Receiver, name: &str, body: &str) -> (tempfile::TempDir, Agent) {
-    let tmp = tempfile::tempdir().unwrap();
-    write(tmp.path(), "collector.yml", &global(rx.port));
-    write(tmp.path(), &format!("collectors.d/{name}.yml"), body);
-    let agent = Agent::start(tmp.path());
-    (tmp, agent)
+    wait_latest(
+        rx,
+        prefix,
+        &format!("{kind}: every metric of {names:?}"),
+        |m| names.iter().all(|n| m.contains_key(n)) && ok(m),
+    )
 }
 
 #[test]
 fn postgres_server_statistics() {
-    let dsn = dsn("CARBIDE_TEST_PG_DSN");
+    let dsn = test_dsn("CARBIDE_TEST_PG_DSN");
     let db = dsn.rsplit('/').next().unwrap().to_string();
     let rx = Receiver::start();
     // The DSN reaches the agent through its environment (dsn_env), as documented.
     std::env::set_var("CARBIDE_PG_DSN", &dsn);
-    let (_tmp, agent) = agent(
+    let (_tmp, agent) = agent_with(
         &rx,
         "postgres",
         "type: postgres\ndsn_env: CARBIDE_PG_DSN\ninterval: 1s\n",
@@ -173,7 +152,7 @@ fn postgres_down_fails_with_a_redacted_message() {
 
 #[test]
 fn mysql_server_statistics() {
-    let dsn = dsn("CARBIDE_TEST_MYSQL_DSN");
+    let dsn = test_dsn("CARBIDE_TEST_MYSQL_DSN");
     // mysql://user:password@host:port/db, for the mariadb client's options
     let rest = dsn.strip_prefix("mysql://").unwrap();
     let (userinfo, hostpart) = rest.split_once('@').unwrap();
@@ -196,7 +175,7 @@ fn mysql_server_statistics() {
     .map(String::from)
     .to_vec();
     let rx = Receiver::start();
-    let (_tmp, agent) = agent(
+    let (_tmp, agent) = agent_with(
         &rx,
         "mysql",
         &format!("type: mysql\ndsn: {dsn}\ninterval: 1s\n"),

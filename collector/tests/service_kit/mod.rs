@@ -204,3 +204,41 @@ pub fn latest(rx: &Receiver, prefix: &str) -> BTreeMap<String, f64> {
         })
         .collect()
 }
+
+/// The DSN of a test database from `var` (tests/run sets it through
+/// `tests/services/sql-up.sh`).
+pub fn test_dsn(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!(
+            "{var} is not set: start the test databases first with \
+             `eval \"$(tests/services/sql-up.sh)\"` (tests/run does this)"
+        )
+    })
+}
+
+/// An agent in a fresh directory sending to `rx`, with one collector file `name.yml`.
+pub fn agent_with(rx: &Receiver, name: &str, body: &str) -> (tempfile::TempDir, Agent) {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "collector.yml", &global(rx.port));
+    write(tmp.path(), &format!("collectors.d/{name}.yml"), body);
+    let agent = Agent::start(tmp.path());
+    (tmp, agent)
+}
+
+/// Poll the latest values under `prefix` until `cond` holds; panics with `what` and the
+/// values after a generous bound (nothing is asserted about how long it took).
+pub fn wait_latest(
+    rx: &Receiver,
+    prefix: &str,
+    what: &str,
+    cond: impl Fn(&BTreeMap<String, f64>) -> bool,
+) -> BTreeMap<String, f64> {
+    for _ in 0..600 {
+        let m = latest(rx, prefix);
+        if cond(&m) {
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("gave up waiting for {what}: {:#?}", latest(rx, prefix));
+}
