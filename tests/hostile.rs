@@ -699,6 +699,10 @@ fn generated_corpus_from_the_function_registry() {
         "/render?target=color(hostile.*.cpu,'nonsense')".into(),
         "/render?target=drawAsInfinite(hostile.*.cpu)&areaMode=stacked&areaAlpha=0.5&lineMode=connected&connectedLimit=1".into(),
         "/render?target=secondYAxis(hostile.h1.cpu)&target=hostile.*.mem&yMinRight=5&yMaxRight=1&vtitleRight=x".into(),
+        "/events/get_data?from=-999999999y&until=99999999999999999999".into(),
+        "/events/get_data?jsonp=%3Cscript%3E&tags=%00".into(),
+        "/events/99999999999999999999999999/".into(),
+        "/events/-1/".into(),
         "/functions/%00".into(),
         "/tags/%00".into(),
     ];

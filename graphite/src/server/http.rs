@@ -206,6 +206,11 @@ pub fn api(store: Arc<Store>, config: &HttpConfig) -> (Router, Pool) {
             pool.clone(),
             config.limits.clone(),
         ))
+        .merge(super::events::routes(
+            state.store.clone(),
+            pool.clone(),
+            config.limits.clone(),
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), read_body));
     if config.auth.enabled() {
         r = r.layer(middleware::from_fn_with_state(state.clone(), authenticate));
@@ -457,18 +462,19 @@ pub(super) fn json_response(body: String, jsonp: Option<&str>) -> Response {
     }
 }
 
+/// A JavaScript identifier path, at most 128 bytes (what a `jsonp` callback may be).
+pub(super) fn valid_jsonp(cb: &str) -> bool {
+    cb.len() <= 128
+        && cb
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'$')
+}
+
 /// A `jsonp` callback, restricted to a JavaScript identifier path.
 fn jsonp(p: &Params) -> Result<Option<&str>, ApiError> {
     match p.get("jsonp") {
         None | Some("") => Ok(None),
-        Some(cb)
-            if cb.len() <= 128
-                && cb
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'$') =>
-        {
-            Ok(Some(cb))
-        }
+        Some(cb) if valid_jsonp(cb) => Ok(Some(cb)),
         Some(_) => Err(bad(
             "jsonp must be a JavaScript function name (letters, digits, _ . $; at most 128 bytes)",
         )),

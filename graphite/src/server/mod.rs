@@ -7,6 +7,7 @@
 //! - [`output`]: the `format=json` / `csv` bodies (maxDataPoints consolidation, noNullPoints)
 //!   and the find/expand JSON, byte-for-byte as graphite-web writes them. Pure.
 //! - [`http`]: the axum router, parameters, authentication, limits and errors.
+//! - [`events`]: graphite-web's events API (`/events/`, `/events/get_data`) over the store.
 //! - [`tags`]: graphite-web's `/tags` API (tag lists, values, findSeries, auto-complete).
 //! - [`work`]: the bounded pool every request's work runs in (slots, queue timeout,
 //!   deadline, cancellation when the client leaves or the server stops).
@@ -14,6 +15,7 @@
 //!
 //! Every limit, its default and what happens at it: `docs/limits.md`.
 
+pub mod events;
 pub mod http;
 pub mod listen;
 pub mod output;

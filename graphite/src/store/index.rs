@@ -25,6 +25,9 @@ struct Node {
     /// literal pattern nodes.
     children: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
     series: Option<u64>,
+    /// Untagged series (paths without `;`) at or below this node: a branch only tagged
+    /// series made is left out of [`Index::find`], as graphite-web's tree has none.
+    plain: u32,
 }
 
 /// A trie of dotted paths. Node 0 is the root.
@@ -69,6 +72,14 @@ impl Index {
         }
         if self.nodes[cur].series.replace(id).is_none() {
             self.len += 1;
+            if !path.contains(';') {
+                let mut n = 0usize;
+                self.nodes[0].plain += 1;
+                for part in path.split('.') {
+                    n = self.nodes[n].children.get(part).map_or(0, |&c| c as usize);
+                    self.nodes[n].plain += 1;
+                }
+            }
         }
     }
 
@@ -165,10 +176,16 @@ impl Index {
     }
 
     /// graphite-web's `find`: branch and leaf nodes matching `pattern`, sorted by path.
+    /// Tagged series (`name;tag=value`) are not in the tree (graphite-web keeps them out of
+    /// its directory tree): neither their leaves nor branches only they make.
     pub fn find(&self, pattern: &GlobPattern) -> Vec<FindNode> {
         let mut out = Vec::new();
         self.walk(pattern, |path, node| {
-            if !node.children.is_empty() {
+            if path.contains(';') {
+                return;
+            }
+            let own = u32::from(node.series.is_some());
+            if !node.children.is_empty() && node.plain > own {
                 out.push(FindNode {
                     path: path.to_owned(),
                     is_leaf: false,
@@ -409,5 +426,27 @@ mod tests {
             100
         );
         assert_eq!(ix.get("servers.host0999.metric099.value"), Some(99_999));
+    }
+
+    #[test]
+    fn tagged_series_stay_out_of_the_tree() {
+        let mut ix = Index::default();
+        ix.insert("cpu;host=h1", 1);
+        ix.insert("disk.used;host=h1;dc=x.y", 2);
+        ix.insert("servers.a.cpu", 3);
+        ix.insert("servers.b;role=web", 4);
+        let find = |ix: &Index, p: &str| -> Vec<(String, bool)> {
+            ix.find(&GlobPattern::new(p).unwrap())
+                .into_iter()
+                .map(|n| (n.path, n.is_leaf))
+                .collect()
+        };
+        assert_eq!(find(&ix, "*"), [("servers".to_string(), false)]);
+        assert_eq!(find(&ix, "servers.*"), [("servers.a".to_string(), false)]);
+        assert!(find(&ix, "disk.*").is_empty());
+        assert_eq!(find(&ix, "**").len(), 3, "{:?}", find(&ix, "**"));
+        // Re-pointing a series does not count it twice.
+        ix.insert("servers.a.cpu", 5);
+        assert_eq!(find(&ix, "servers.*"), [("servers.a".to_string(), false)]);
     }
 }

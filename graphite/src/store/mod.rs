@@ -24,6 +24,7 @@
 
 pub mod chunk;
 pub mod clock;
+pub mod events;
 pub mod index;
 mod paths;
 mod raw;
@@ -417,7 +418,7 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(open_err)?;
-        for sql in SCHEMA_SQL {
+        for sql in SCHEMA_SQL.iter().chain(events::EVENTS_SQL) {
             sqlx::query(sql).execute(&pool).await.map_err(open_err)?;
         }
         let hasher = foldhash::fast::RandomState::default();
@@ -866,6 +867,16 @@ impl Store {
     /// graphite-web's `find`: branch and leaf nodes matching `pattern`; none for a pattern
     /// [`GlobPattern::new`] rejects (use [`Store::find_glob`] to report why).
     pub fn find(&self, pattern: &str) -> Vec<FindNode> {
+        // A tagged name finds that one series, as graphite-web's finder looks it up.
+        if let Some(m) = self.tagged_match(pattern) {
+            return m
+                .into_iter()
+                .map(|(path, _)| FindNode {
+                    path,
+                    is_leaf: true,
+                })
+                .collect();
+        }
         GlobPattern::new(pattern)
             .map(|g| self.find_glob(&g))
             .unwrap_or_default()
