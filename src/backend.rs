@@ -7,7 +7,7 @@ use alerter::pipeline::evaluate::{Backend, FetchError};
 use async_trait::async_trait;
 use graphite::attime::{parse_time, TimeZone};
 use graphite::budget::Budget;
-use graphite::render::Series;
+use graphite::render::RenderedSeries;
 use graphite::server::output::json_series;
 use graphite::server::{Limits, StoreSource};
 use graphite::store::{unix_now, Store};
@@ -33,7 +33,7 @@ impl Backend for StoreBackend {
         target: &str,
         from: &str,
         until: Option<&str>,
-    ) -> Result<Vec<Series>, FetchError> {
+    ) -> Result<Vec<RenderedSeries>, FetchError> {
         let err = |m: String| FetchError(format!("target {target}: {m}"));
         let expr = graphite::expr::parse(target).map_err(|e| err(e.to_string()))?;
         let now = unix_now();

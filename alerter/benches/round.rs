@@ -26,7 +26,7 @@ use alerter::pipeline::engine::{Engine, Mode};
 use alerter::pipeline::evaluate::{FetchPlan, RenderBackend};
 use axum::extract::Query;
 use graphite::glob::GlobPattern;
-use graphite::render::{to_json, Series};
+use graphite::render::{to_json, RenderedSeries};
 
 const HOSTS: usize = 1000;
 const METRICS: usize = 10;
@@ -56,10 +56,10 @@ async fn server() {
                     .trim_end_matches(",1)")
                     .to_string();
                 let g = GlobPattern::new(&glob).unwrap();
-                let series: Vec<Series> = paths
+                let series: Vec<RenderedSeries> = paths
                     .iter()
                     .filter(|(p, _)| g.matches(p))
-                    .map(|(p, v)| Series {
+                    .map(|(p, v)| RenderedSeries {
                         target: p.split('.').nth(1).unwrap_or("").to_string(),
                         tags: vec![("name".into(), p.clone())],
                         datapoints: (0..6).map(|i| (Some(*v), now - 50 + i * 10)).collect(),

@@ -3,6 +3,10 @@
 //! answers `seriesByTag`, `/tags`, `/tags/findSeries` and the auto-complete endpoints. Pure:
 //! no I/O (the store keeps it in step with its series, `store::tags`).
 //!
+//! One of four `tags.rs`: this one is the model; `store::tags` keeps the store's series in
+//! it, `server::tags` is graphite-web's `/tags` HTTP API over it, and `functions::tags` holds
+//! the tag functions (`seriesByTag`, `groupByTags`) of the target language.
+//!
 //! - A tagged name is `name;tag=value;...` (carbon's form). Its **canonical** form is
 //!   `TaggedSeries.format`: the name, then the `;tag=value` strings *sorted as strings* (so
 //!   `;a.b=1` sorts before `;a=2`), a repeated tag keeping its last value, and a `name=` tag

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use graphite::render::client::ClientOptions;
-use graphite::render::{RenderClient, Series};
+use graphite::render::{RenderClient, RenderedSeries};
 use tokio::sync::Semaphore;
 
 use super::state::{Observation, SeriesState};
@@ -30,7 +30,7 @@ pub trait Backend: Send + Sync {
         target: &str,
         from: &str,
         until: Option<&str>,
-    ) -> Result<Vec<Series>, FetchError>;
+    ) -> Result<Vec<RenderedSeries>, FetchError>;
 }
 
 /// Any Graphite render API (graphite-web, carbonapi, carbide's server).
@@ -63,7 +63,7 @@ impl Backend for RenderBackend {
         target: &str,
         from: &str,
         until: Option<&str>,
-    ) -> Result<Vec<Series>, FetchError> {
+    ) -> Result<Vec<RenderedSeries>, FetchError> {
         self.0
             .render(target, from, until)
             .await
@@ -91,7 +91,7 @@ pub async fn fetch_round(
     alerts: &[Alert],
     windows: Vec<Window>,
     plan: FetchPlan,
-) -> Vec<Result<Arc<Vec<Series>>, FetchError>> {
+) -> Vec<Result<Arc<Vec<RenderedSeries>>, FetchError>> {
     let mut unique: HashMap<(String, String, Option<String>), usize> = HashMap::new();
     let mut requests: Vec<(String, String, Option<String>)> = Vec::new();
     let slot: Vec<usize> = alerts
@@ -135,7 +135,7 @@ pub async fn fetch_round(
             (i, res)
         });
     }
-    let mut results: Vec<Option<Result<Arc<Vec<Series>>, FetchError>>> = vec![None; n];
+    let mut results: Vec<Option<Result<Arc<Vec<RenderedSeries>>, FetchError>>> = vec![None; n];
     while let Some(done) = set.join_next().await {
         match done {
             Ok((i, r)) => results[i] = Some(r),
@@ -160,7 +160,7 @@ pub type Observed = (usize, String, Observation);
 /// has no known series is observed under its target as the series name.
 pub fn observe(
     alerts: &[Alert],
-    results: &[Result<Arc<Vec<Series>>, FetchError>],
+    results: &[Result<Arc<Vec<RenderedSeries>>, FetchError>],
     known: &BTreeMap<(String, String), SeriesState>,
 ) -> Vec<Observed> {
     let mut out = Vec::new();
@@ -243,8 +243,8 @@ mod tests {
             .alerts
     }
 
-    fn series(name: &str, vals: &[Option<f64>]) -> Series {
-        Series {
+    fn series(name: &str, vals: &[Option<f64>]) -> RenderedSeries {
+        RenderedSeries {
             target: name.into(),
             tags: vec![],
             datapoints: vals
@@ -288,7 +288,7 @@ mod tests {
     #[test]
     fn placeholder_series_comes_and_goes() {
         let a = alerts("alerts:\n  - {name: L, target: 'a.*', warning: 1, critical: 2}\n");
-        let none: Vec<Result<Arc<Vec<Series>>, FetchError>> = vec![Ok(Arc::new(vec![]))];
+        let none: Vec<Result<Arc<Vec<RenderedSeries>>, FetchError>> = vec![Ok(Arc::new(vec![]))];
         assert_eq!(
             observe(&a, &none, &BTreeMap::new()),
             vec![(0, "a.*".into(), Observation::AllNull)]
@@ -323,7 +323,7 @@ mod tests {
             target: &str,
             _: &str,
             _: Option<&str>,
-        ) -> Result<Vec<Series>, FetchError> {
+        ) -> Result<Vec<RenderedSeries>, FetchError> {
             use std::sync::atomic::Ordering::SeqCst;
             let now = self.in_flight.fetch_add(1, SeqCst) + 1;
             self.max_in_flight.fetch_max(now, SeqCst);

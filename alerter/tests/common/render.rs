@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use graphite::expr::ast::Expr;
 use graphite::glob::GlobPattern;
-use graphite::render::{to_json, Series};
+use graphite::render::{to_json, RenderedSeries};
 
 #[derive(Default)]
 pub struct Data {
@@ -104,7 +104,7 @@ fn render(
     data: &BTreeMap<String, Vec<(i64, Option<f64>)>>,
     target: &str,
     (from, until): (Option<i64>, Option<i64>),
-) -> Result<Vec<Series>, String> {
+) -> Result<Vec<RenderedSeries>, String> {
     let expr = graphite::expr::parse::parse(target).map_err(|e| e.message().to_string())?;
     let (glob, node) = match &expr {
         Expr::Path(p) => (p.clone(), None),
@@ -118,7 +118,7 @@ fn render(
     Ok(data
         .iter()
         .filter(|(path, _)| g.matches(path))
-        .map(|(path, pts)| Series {
+        .map(|(path, pts)| RenderedSeries {
             target: match node {
                 Some(n) => path.split('.').nth(n).unwrap_or("").to_string(),
                 None => path.clone(),

@@ -31,13 +31,13 @@ pub enum Source {
 
 /// Bytes to write to the destination.
 #[derive(Debug)]
-pub struct Batch {
+pub struct Payload {
     pub data: Vec<u8>,
     pub lines: u64,
     pub source: Source,
 }
 
-impl Batch {
+impl Payload {
     pub fn is_spooled(&self) -> bool {
         matches!(self.source, Source::Spool(_))
     }
@@ -309,7 +309,7 @@ impl Backlog {
     /// The next batch of at most `max_bytes` (at least one chunk/record), oldest first. While
     /// the spool holds anything (even if all of it is in flight), memory waits: serving it
     /// would break the order.
-    pub fn take(&mut self, max_bytes: usize) -> Option<Batch> {
+    pub fn take(&mut self, max_bytes: usize) -> Option<Payload> {
         if let Some(first) = self.prio.pop_front() {
             let mut data = first.data;
             let mut lines = u64::from(first.lines);
@@ -325,7 +325,7 @@ impl Backlog {
             self.prio_lines -= lines;
             self.inflight_lines += lines;
             self.account();
-            return Some(Batch {
+            return Some(Payload {
                 data,
                 lines,
                 source: Source::Priority,
@@ -337,7 +337,7 @@ impl Backlog {
                 self.account();
                 match got {
                     Ok(Some(mut rb)) => {
-                        return Some(Batch {
+                        return Some(Payload {
                             data: std::mem::take(&mut rb.data),
                             lines: rb.lines,
                             source: Source::Spool(rb),
@@ -370,7 +370,7 @@ impl Backlog {
         self.mem_lines -= lines;
         self.inflight_lines += lines;
         self.account();
-        Some(Batch {
+        Some(Payload {
             data,
             lines,
             source: Source::Memory,
@@ -378,7 +378,7 @@ impl Backlog {
     }
 
     /// The batch was delivered (batches are committed in the order they were taken).
-    pub fn commit(&mut self, batch: Batch) {
+    pub fn commit(&mut self, batch: Payload) {
         match batch.source {
             Source::Memory | Source::Priority => {
                 self.inflight_lines -= batch.lines.min(self.inflight_lines)
@@ -397,7 +397,7 @@ impl Backlog {
 
     /// Batches taken (in this order) and not delivered: put them all back at the front, in
     /// order.
-    pub fn restore_all(&mut self, batches: impl IntoIterator<Item = Batch>) {
+    pub fn restore_all(&mut self, batches: impl IntoIterator<Item = Payload>) {
         let mut mem = Vec::new();
         let mut prio = Vec::new();
         let mut first_spooled = true;
@@ -426,7 +426,7 @@ impl Backlog {
     }
 
     /// The batch was not (or not surely) delivered: put it back at the front.
-    pub fn restore(&mut self, batch: Batch) {
+    pub fn restore(&mut self, batch: Payload) {
         if let Source::Spool(rb) = &batch.source {
             if let Some(spool) = self.spool.as_mut() {
                 spool.unread(rb);

@@ -13,7 +13,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::config::{FsyncPolicy, SenderConfig, Target};
 use super::conn::{Backoff, Closed, Conn, Pacer, ReadEstimate};
-use super::queue::Batch;
+use super::queue::Payload;
 use super::{Counters, DestShared};
 
 /// Resolves with the shutdown deadline once one is set (now, if every handle was dropped).
@@ -65,7 +65,7 @@ impl Syncer {
 /// the connection offset where each ends. They stay in the backlog (memory in flight, or the
 /// spool) until committed, so a lost connection loses none of them.
 struct InFlight {
-    batches: VecDeque<(Batch, u64)>,
+    batches: VecDeque<(Payload, u64)>,
     written: u64,
     bytes: u64,
     estimate: ReadEstimate,
@@ -100,7 +100,7 @@ impl InFlight {
         self.batches.is_empty()
     }
 
-    fn push(&mut self, batch: Batch) {
+    fn push(&mut self, batch: Payload) {
         if self.batches.is_empty() {
             self.progress_at = Instant::now();
         }
@@ -156,8 +156,8 @@ impl InFlight {
     }
 
     /// Put every batch back (and `last`, taken after them), for the next connection.
-    fn restore_all(&mut self, d: &DestShared, last: Option<Batch>) {
-        let all: Vec<Batch> = self.batches.drain(..).map(|(b, _)| b).chain(last).collect();
+    fn restore_all(&mut self, d: &DestShared, last: Option<Payload>) {
+        let all: Vec<Payload> = self.batches.drain(..).map(|(b, _)| b).chain(last).collect();
         if !all.is_empty() {
             d.lock().restore_all(all);
         }
@@ -423,7 +423,7 @@ fn drop_conn(
     d: &DestShared,
     conn: &mut Option<Conn>,
     flight: &mut InFlight,
-    last: Option<Batch>,
+    last: Option<Payload>,
     how: Closed,
     outage_logged: &mut bool,
 ) {
@@ -439,7 +439,7 @@ fn fail_conn(
     d: &DestShared,
     conn: &mut Option<Conn>,
     flight: &mut InFlight,
-    last: Option<Batch>,
+    last: Option<Payload>,
     outage_logged: &mut bool,
     why: &str,
 ) {

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
 
-use super::model::{from_json, Series};
+use super::model::{from_json, RenderedSeries};
 
 /// The longest error body kept in an error message.
 const MAX_ERROR_TEXT: usize = 300;
@@ -153,7 +153,7 @@ impl RenderClient {
         target: &str,
         from: &str,
         until: Option<&str>,
-    ) -> Result<Vec<Series>, RenderError> {
+    ) -> Result<Vec<RenderedSeries>, RenderError> {
         let mut url = self.render.clone();
         {
             let mut q = url.query_pairs_mut();

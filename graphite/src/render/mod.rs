@@ -13,7 +13,7 @@ pub mod model;
 #[cfg(feature = "client")]
 pub mod client;
 
-pub use model::{from_json, to_json, ModelError, Series};
+pub use model::{from_json, to_json, ModelError, RenderedSeries};
 
 #[cfg(feature = "client")]
 pub use client::{RenderClient, RenderError};

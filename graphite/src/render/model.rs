@@ -16,7 +16,7 @@ use crate::series::push_py_float;
 
 /// One series of a render answer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Series {
+pub struct RenderedSeries {
     /// The series name (`target` in the JSON): the path or the function's name for it
     /// (empty when graphite-web wrote `null`).
     pub target: String,
@@ -26,7 +26,7 @@ pub struct Series {
     pub datapoints: Vec<(Option<f64>, i64)>,
 }
 
-impl Series {
+impl RenderedSeries {
     /// The values alone, oldest first.
     pub fn values(&self) -> impl Iterator<Item = Option<f64>> + '_ {
         self.datapoints.iter().map(|(v, _)| *v)
@@ -52,7 +52,7 @@ pub struct ModelError {
 }
 
 /// Encode as graphite-web 1.1.10 does for `format=json` (without `pretty`).
-pub fn to_json(series: &[Series]) -> String {
+pub fn to_json(series: &[RenderedSeries]) -> String {
     let mut out = String::with_capacity(
         64 + series
             .iter()
@@ -124,7 +124,7 @@ fn write_py_str(out: &mut String, s: &str) {
 }
 
 /// Decode a render body. Tag values that are not strings are kept as their JSON text.
-pub fn from_json(body: &[u8]) -> Result<Vec<Series>, ModelError> {
+pub fn from_json(body: &[u8]) -> Result<Vec<RenderedSeries>, ModelError> {
     let mut p = Parser { s: body, i: 0 };
     let mut out = Vec::new();
     p.ws();
@@ -196,7 +196,7 @@ impl Parser<'_> {
         }
     }
 
-    fn series(&mut self) -> Result<Series, ModelError> {
+    fn series(&mut self) -> Result<RenderedSeries, ModelError> {
         self.expect(b'{')?;
         let (mut target, mut tags, mut datapoints) = (None, Vec::new(), None);
         self.ws();
@@ -229,7 +229,7 @@ impl Parser<'_> {
         let Some(target) = target else {
             return self.err("a series without \"target\"");
         };
-        Ok(Series {
+        Ok(RenderedSeries {
             target,
             tags,
             datapoints: datapoints.unwrap_or_default(),
@@ -459,7 +459,7 @@ mod tests {
     fn encodes_like_graphite_web() {
         // The expected text is what graphite-web 1.1.10's renderViewJson produces (Python 3
         // json.dumps plus its two replaces) for the same series.
-        let s = Series {
+        let s = RenderedSeries {
             target: "a\u{e9}\"b".into(),
             tags: vec![("name".into(), "x".into())],
             datapoints: vec![

@@ -22,7 +22,7 @@ pub fn json_series(
     series: &[Series],
     max_data_points: Option<usize>,
     no_null_points: bool,
-) -> Vec<model::Series> {
+) -> Vec<model::RenderedSeries> {
     let start = series.iter().map(|s| s.start).min().unwrap_or(0);
     let end = series.iter().map(|s| s.end).max().unwrap_or(0);
     let range = end - start;
@@ -79,7 +79,7 @@ pub fn json_series(
                 .zip((s.start..=s.end).step_by(step as usize))
                 .collect(),
         };
-        out.push(model::Series {
+        out.push(model::RenderedSeries {
             target: s.name.clone(),
             tags: tags_in_order(s),
             datapoints: points,

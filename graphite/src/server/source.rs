@@ -19,7 +19,7 @@ use crate::eval::{EvalError, FetchRequest, Source};
 use crate::glob::GlobPattern;
 use crate::series::Series;
 use crate::store::schema::SeriesSchema;
-use crate::store::{Fetched, Matched, ReadWindow, Store};
+use crate::store::{Matched, ReadWindow, Store, StoredPoints};
 
 /// A [`Source`] reading the store at a fixed `now`.
 pub struct StoreSource {
@@ -99,7 +99,12 @@ impl StoreSource {
         Ok(m)
     }
 
-    fn read(&self, series: &[Matched], from: i64, until: i64) -> Result<Vec<Fetched>, EvalError> {
+    fn read(
+        &self,
+        series: &[Matched],
+        from: i64,
+        until: i64,
+    ) -> Result<Vec<StoredPoints>, EvalError> {
         self.handle
             .block_on(self.store.fetch_series(series, from, until, self.now))
             .map_err(|e| EvalError::Source {
@@ -110,7 +115,7 @@ impl StoreSource {
 
     /// The series `r` gets: whisper returns nothing for a window ending before a series'
     /// retention; `got[i]` is series `i`'s read.
-    fn answer(&self, r: &FetchRequest, series: &[Matched], got: Vec<Fetched>) -> Vec<Series> {
+    fn answer(&self, r: &FetchRequest, series: &[Matched], got: Vec<StoredPoints>) -> Vec<Series> {
         series
             .iter()
             .zip(got)
@@ -247,7 +252,13 @@ impl Source for StoreSource {
 
 /// What reading `series` over `[from, until)` returns, cut from `union`, their read over a
 /// window containing it with the same archives (checked by the caller).
-fn slice(series: &[Matched], union: &[Fetched], from: i64, until: i64, now: i64) -> Vec<Fetched> {
+fn slice(
+    series: &[Matched],
+    union: &[StoredPoints],
+    from: i64,
+    until: i64,
+    now: i64,
+) -> Vec<StoredPoints> {
     series
         .iter()
         .zip(union)
@@ -255,7 +266,7 @@ fn slice(series: &[Matched], union: &[Fetched], from: i64, until: i64, now: i64)
             let w = ReadWindow::of(&m.schema, from, until, now)?;
             let lo = ((w.start - u.start) / w.step) as usize;
             let hi = ((w.end - u.start) / w.step) as usize;
-            Some(Fetched {
+            Some(StoredPoints {
                 path: u.path.clone(),
                 start: w.start,
                 end: w.end,

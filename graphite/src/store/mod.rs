@@ -85,7 +85,7 @@ pub enum StoreError {
 
 /// One series as whisper's `fetch` returns it: `[start, end)` every `step` seconds.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Fetched {
+pub struct StoredPoints {
     pub path: String,
     pub start: i64,
     pub end: i64,
@@ -1301,7 +1301,7 @@ mod tests {
             pts.push((n.as_str(), t0, -(i as f64)));
         }
         assert_eq!(s.insert_batch_at(pts, NOW), 1200);
-        let check = |got: Vec<Fetched>| {
+        let check = |got: Vec<StoredPoints>| {
             assert_eq!(got.len(), 200);
             for (i, f) in got.iter().enumerate() {
                 assert_eq!(f.path, names[i]);

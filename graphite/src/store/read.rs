@@ -15,7 +15,7 @@ use std::sync::Arc;
 use super::chunk::{self, ChunkMap, Pt};
 use super::raw;
 use super::schema::SeriesSchema;
-use super::{lock, Fetched, Store, StoreError};
+use super::{lock, Store, StoreError, StoredPoints};
 use crate::glob::GlobPattern;
 
 /// Series ids bound in one chunk query.
@@ -136,7 +136,7 @@ impl Store {
         from: i64,
         until: i64,
         now: i64,
-    ) -> Result<Vec<Fetched>, StoreError> {
+    ) -> Result<Vec<StoredPoints>, StoreError> {
         if from > until {
             return Err(StoreError::InvalidInterval { from, until });
         }
@@ -153,7 +153,7 @@ impl Store {
         from: i64,
         until: i64,
         now: i64,
-    ) -> Result<Vec<Fetched>, StoreError> {
+    ) -> Result<Vec<StoredPoints>, StoreError> {
         if from > until {
             return Err(StoreError::InvalidInterval { from, until });
         }
@@ -224,7 +224,7 @@ impl Store {
                     chunk::apply(&m.schema, &r.pts, &mut r.map, &mut BTreeSet::new());
                     chunk::extract(&r.map, w.archive, w.step, w.start, w.end)
                 };
-                Fetched {
+                StoredPoints {
                     path: m.path.clone(),
                     start: w.start,
                     end: w.end,
