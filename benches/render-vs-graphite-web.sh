@@ -7,7 +7,9 @@
 # graphite-web reads those files; carbide receives exactly the same points over its carbon TCP
 # port (read back from the whisper files), then serves them from its cache + SQLite.
 #
-# Usage: [BASELINE=path/to/other/carbide] benches/render-vs-graphite-web.sh [WORKERS] [REQUESTS_GW] [REQUESTS_CARBIDE]
+# Usage: [FORMAT=png] [BASELINE=path/to/other/carbide] benches/render-vs-graphite-web.sh [WORKERS] [REQUESTS_GW] [REQUESTS_CARBIDE]
+#        FORMAT=png (or svg) benches pictures: the same targets drawn by graphite-web (cairo)
+#        and by carbide (tiny-skia), same run, same ratio table.
 #        (defaults 2 20 400; WORKERS = gunicorn workers = client threads for both). With
 #        BASELINE, that binary is benched first in the same run (before/after comparisons).
 # Needs: tests/graphite-web/setup.sh run once (the graphite-web venv); builds carbide (release);
@@ -21,6 +23,7 @@ REQ_CB=${3:-400}
 # seconds per server, when wrk is installed: the CPython client's own per-request cost caps
 # what a fast server can show on 2 cores. 0 turns it off.
 WRK_SECONDS=${WRK_SECONDS:-20}
+export FORMAT=${FORMAT:-json}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VPY=$ROOT/tests/graphite-web/venv-python
 BENCH=$ROOT/tests/graphite-web/render_bench.py
@@ -92,7 +95,7 @@ else:
 PY
     sleep 6 # one flush: measure reads from SQLite + cache, the steady state
     echo "== $name ($URL)"
-    "$VPY" "$BENCH" --url "$URL" --workers "$WORKERS" --requests "$REQ_CB" --wrk-seconds "$WRK_SECONDS" --json | tee "$WORK/$name.txt"
+    "$VPY" "$BENCH" --url "$URL" --workers "$WORKERS" --requests "$REQ_CB" --wrk-seconds "$WRK_SECONDS" --format "$FORMAT" --json | tee "$WORK/$name.txt"
     kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 }
 
@@ -105,7 +108,7 @@ fi
 bench_carbide "$CARBIDE" carbide
 SIDES+=("carbide=$WORK/carbide.txt")
 echo "== graphite-web"
-"$VPY" "$BENCH" --serve --workers "$WORKERS" --requests "$REQ_GW" --wrk-seconds "$WRK_SECONDS" --json | tee "$WORK/gw.txt"
+"$VPY" "$BENCH" --serve --workers "$WORKERS" --requests "$REQ_GW" --wrk-seconds "$WRK_SECONDS" --format "$FORMAT" --json | tee "$WORK/gw.txt"
 
 python3 - "$WORK/gw.txt" "${SIDES[@]}" <<'PY'
 import json, sys
@@ -117,7 +120,7 @@ for gen in ("python", "wrk"):
   if not gw:
     continue
   sides = [(a.split("=", 1)[0], load(a.split("=", 1)[1], gen)) for a in sys.argv[2:]]
-  print("\nload generator: %s" % ("render_bench.py (CPython http.client)" if gen == "python" else "wrk"))
+  print("\nformat=%s, load generator: %s" % (__import__("os").environ.get("FORMAT", "json"), "render_bench.py (CPython http.client)" if gen == "python" else "wrk"))
   print("%-10s %-12s %10s %10s %10s %9s" % ("target", "server", "req/s", "p50 ms", "p99 ms", "vs gw"))
   for i, (t, g) in enumerate(gw.items(), 1):
       rows = [("graphite-web", g)] + [(n, s[t]) for n, s in sides if t in s]

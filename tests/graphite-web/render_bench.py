@@ -165,9 +165,12 @@ class Client:
             self.conn = None
 
 
+FORMAT = "json"  # --format: json, or png/svg to bench pictures
+
+
 def run_target(url, target, meta, requests, concurrency, deadline):
     q = urllib.parse.urlencode({"target": target, "from": meta["from"], "until": meta["until"],
-                                "format": "json"})
+                                "format": FORMAT})
     path = urllib.parse.urlparse(url).path.rstrip("/") + "/render?" + q
     lat, errors, sizes = [], [], []
     lock = threading.Lock()
@@ -218,7 +221,7 @@ def run_wrk(url, target, meta, concurrency, seconds):
     if wrk is None:
         return None
     q = urllib.parse.urlencode({"target": target, "from": meta["from"], "until": meta["until"],
-                                "format": "json"})
+                                "format": FORMAT})
     full = url.rstrip("/") + "/render?" + q
     out = subprocess.run([wrk, "-t%d" % concurrency, "-c%d" % concurrency, "-d%ds" % seconds,
                           "--timeout", "30s", "--latency", full],
@@ -253,9 +256,13 @@ def main():
     ap.add_argument("--requests", type=int, default=20, help="requests per target (default 20)")
     ap.add_argument("--max-seconds", type=float, default=300.0, help="overall time bound")
     ap.add_argument("--json", action="store_true", help="print one JSON line per target as well")
+    ap.add_argument("--format", default="json", choices=["json", "png", "svg"],
+                    help="render format to request (default json; png benches pictures)")
     ap.add_argument("--wrk-seconds", type=int, default=0,
                     help="also drive each target with wrk for this long (0: off)")
     args = ap.parse_args()
+    global FORMAT
+    FORMAT = args.format
 
     os.makedirs(args.data_dir, exist_ok=True)
     meta = write_data(args.data_dir)
