@@ -4,9 +4,11 @@
 //! - [`serve`]: the store, carbon listeners and HTTP API from flags / a YAML file.
 //! - [`up`]: serve + the collector agent + the alerter in one process.
 //! - [`backend`]: the alerter's `Backend` over the store, in process.
-//! - [`yaml`]: the one module decoding YAML (`serve`'s settings file).
+//! - [`config`]: `serve`'s settings file, the one schema of the store's and the API's
+//!   settings (decoded by the `conf` crate).
 
 pub mod backend;
+pub mod config;
 
 /// A startup error that is the user's to fix (a missing file, a busy port, a bad setting):
 /// `carbide` exits with status 2 for it (1 for failures at run time).
@@ -23,4 +25,3 @@ impl std::error::Error for StartupError {}
 
 pub mod serve;
 pub mod up;
-pub mod yaml;

@@ -60,6 +60,18 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            // Configuration errors: one `file:line:column: message` per line, the style of
+            // every carbide binary, whichever of the three files they are in.
+            if let Some(conf::ConfigErrors(errors)) = e.downcast_ref::<conf::ConfigErrors>() {
+                for err in errors {
+                    eprintln!("{err}");
+                }
+                eprintln!(
+                    "carbide: {} configuration error(s); nothing was started",
+                    errors.len()
+                );
+                return ExitCode::from(2);
+            }
             eprintln!("carbide: {e:#}");
             if e.downcast_ref::<carbide::StartupError>().is_some() {
                 ExitCode::from(2)

@@ -13,7 +13,9 @@ use graphite::store::{FlushReport, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::yaml::{self, ServeFile};
+use conf::{ConfigErrors, Secret};
+
+use crate::config::{self, Listen};
 
 /// Flags shared by `serve` and `up` (each overrides the YAML file's key of the same name).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -26,10 +28,10 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// Carbon plaintext TCP listener, or `off` [default: 127.0.0.1:2003].
     #[arg(long, value_name = "ADDR")]
-    pub carbon_tcp: Option<String>,
+    pub carbon_tcp: Option<Listen>,
     /// Carbon plaintext UDP listener, or `off` [default: 127.0.0.1:2003].
     #[arg(long, value_name = "ADDR")]
-    pub carbon_udp: Option<String>,
+    pub carbon_udp: Option<Listen>,
     /// HTTP API listener [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
@@ -62,77 +64,70 @@ pub struct ServeSettings {
     pub http: HttpConfig,
 }
 
-fn listen(what: &str, v: Option<&str>, default: SocketAddr) -> anyhow::Result<Option<SocketAddr>> {
-    match v.map(str::trim) {
-        None => Ok(Some(default)),
-        Some("off") => Ok(None),
-        Some(a) => a.parse().map(Some).map_err(|e| {
-            anyhow::anyhow!("{what} {a:?}: {e} (expected ip:port such as 127.0.0.1:2003, or off)")
-        }),
-    }
-}
-
 impl ServeArgs {
-    /// Merge the file (if any), the flags and the environment into settings.
-    pub fn settings(&self) -> anyhow::Result<ServeSettings> {
-        let file = match &self.config {
-            Some(f) => yaml::load_serve_file(f)?,
-            None => ServeFile::default(),
-        };
+    /// Merge the file (if any), the flags and the environment into settings. Every error is a
+    /// [`conf::ConfigError`] (`file:line:column` when the file says the value).
+    pub fn settings(&self) -> Result<ServeSettings, ConfigErrors> {
+        let file = config::Loaded::load(self.config.as_deref())?;
+        let f = &file.cfg;
         let d = ServerConfig::default();
-        let carbon: SocketAddr = ([127, 0, 0, 1], 2003).into();
+        let hd = HttpConfig::default();
+        let listen = |flag: Option<Listen>, key: Option<Listen>, default: Option<SocketAddr>| {
+            flag.or(key).map_or(default, Listen::addr)
+        };
+        let l = &f.limits;
         let store = ServerConfig {
-            tcp_listen: listen(
-                "carbon_tcp",
-                self.carbon_tcp.as_deref().or(file.carbon_tcp.as_deref()),
-                carbon,
-            )?,
-            udp_listen: listen(
-                "carbon_udp",
-                self.carbon_udp.as_deref().or(file.carbon_udp.as_deref()),
-                carbon,
-            )?,
+            tcp_listen: listen(self.carbon_tcp, f.carbon_tcp, d.tcp_listen),
+            udp_listen: listen(self.carbon_udp, f.carbon_udp, d.udp_listen),
             data_dir: self
                 .data_dir
                 .clone()
-                .or(file.data_dir)
+                .or(f.data_dir.clone())
                 .unwrap_or(d.data_dir),
-            schemas: self.schemas.clone().or(file.schemas),
-            aggregation: self.aggregation.clone().or(file.aggregation),
+            schemas: self.schemas.clone().or(f.schemas.clone()),
+            aggregation: self.aggregation.clone().or(f.aggregation.clone()),
             flush_interval: self
                 .flush_interval
                 .map(Into::into)
-                .or(file.flush_interval)
+                .or(f.flush_interval)
                 .unwrap_or(d.flush_interval),
-            self_metrics_interval: file
-                .self_metrics_interval
-                .unwrap_or(d.self_metrics_interval),
-            max_cache_points: file.max_cache_points.unwrap_or(d.max_cache_points),
-            max_connections: file
-                .limits
-                .max_carbon_connections
-                .unwrap_or(d.max_connections),
-            idle_timeout: file.limits.carbon_idle_timeout.unwrap_or(d.idle_timeout),
+            self_metrics_interval: f.self_metrics_interval.unwrap_or(d.self_metrics_interval),
+            max_cache_points: f.max_cache_points.unwrap_or(d.max_cache_points),
+            max_connections: l.max_carbon_connections.unwrap_or(d.max_connections),
+            idle_timeout: l.carbon_idle_timeout.unwrap_or(d.idle_timeout),
         };
+        let mut errors = Vec::new();
         if store.flush_interval < Duration::from_millis(100) {
-            anyhow::bail!("flush_interval must be at least 100ms");
+            errors.push(file.error(&["flush_interval"], "flush_interval must be at least 100ms"));
         }
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let user = self.http_user.clone().or(file.auth.user);
-        let password = env("CARBIDE_HTTP_PASSWORD").or(file.auth.password);
+        let env = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .map(Secret::new)
+        };
+        let user = self.http_user.clone().or(f.auth.user.clone());
+        // An empty secret (`${UNSET:-}`) is no secret: never an accepted empty credential.
+        let given = |s: &Option<Secret>| s.clone().filter(|s| !s.is_empty());
+        let password = env("CARBIDE_HTTP_PASSWORD").or(given(&f.auth.password));
         let basic = match (user, password) {
-            (Some(u), Some(p)) => Some((u, p)),
-            (Some(_), None) => anyhow::bail!(
-                "HTTP basic auth: a user is set but no password; set CARBIDE_HTTP_PASSWORD or auth.password"
-            ),
-            (None, Some(_)) => anyhow::bail!(
-                "HTTP basic auth: a password is set but no user; set --http-user or auth.user"
-            ),
+            (Some(u), Some(p)) => Some((u, p.expose().to_string())),
+            (Some(_), None) => {
+                errors.push(file.error(&["auth", "user"], "HTTP basic auth: a user is set but no password; set CARBIDE_HTTP_PASSWORD or auth.password"));
+                None
+            }
+            (None, Some(_)) => {
+                errors.push(file.error(
+                    &["auth", "password"],
+                    "HTTP basic auth: a password is set but no user; set --http-user or auth.user",
+                ));
+                None
+            }
             (None, None) => None,
         };
-        let bearer = env("CARBIDE_HTTP_TOKEN").or(file.auth.token);
-        let hd = HttpConfig::default();
-        let l = file.limits;
+        let bearer = env("CARBIDE_HTTP_TOKEN")
+            .or(given(&f.auth.token))
+            .map(|t| t.expose().to_string());
         let limits = graphite::server::Limits {
             max_targets: l.max_targets.unwrap_or(hd.limits.max_targets),
             max_points_per_request: l
@@ -174,11 +169,17 @@ impl ServeArgs {
             ("max_carbon_connections", store.max_connections == 0),
         ] {
             if zero {
-                anyhow::bail!("limits.{key} must be more than zero");
+                errors.push(file.error(
+                    &["limits", key],
+                    format!("limits.{key} must be more than zero"),
+                ));
             }
         }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
         let http = HttpConfig {
-            listen: self.http_listen.or(file.http_listen).unwrap_or(hd.listen),
+            listen: self.http_listen.or(f.http_listen).unwrap_or(hd.listen),
             auth: Auth { basic, bearer },
             limits,
             max_connections: l.max_http_connections.unwrap_or(hd.max_connections),

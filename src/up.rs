@@ -10,9 +10,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use collector::config::Sources;
+use conf::{ConfigError, ConfigErrors};
 use tokio::sync::{oneshot, watch};
 
 use crate::backend::StoreBackend;
+use crate::config;
 use crate::serve::{shutdown_signal, Running, ServeArgs};
 
 /// `carbide up` flags.
@@ -37,60 +39,92 @@ pub struct UpArgs {
 }
 
 pub async fn run(args: UpArgs) -> anyhow::Result<()> {
-    let settings = args.serve.settings()?;
-    if settings.store.tcp_listen.is_none() {
-        anyhow::bail!("carbide up needs the carbon TCP listener (the collector sends to it); remove carbon_tcp: off");
+    // Validate everything before starting anything: the three files' errors are reported
+    // together, one `file:line:column: message` per line (then exit 2).
+    let mut errors = Vec::new();
+    let settings = match args.serve.settings() {
+        Ok(s) => Some(s),
+        Err(ConfigErrors(e)) => {
+            errors.extend(e);
+            None
+        }
+    };
+    if let Some(s) = &settings {
+        if s.store.tcp_listen.is_none() {
+            let file = config::Loaded::load(args.serve.config.as_deref()).unwrap_or_default();
+            errors.push(file.error(
+                &["carbon_tcp"],
+                "carbide up needs the carbon TCP listener (the collector sends to it); remove carbon_tcp: off",
+            ));
+        }
     }
-    let limits = settings.http.limits.clone();
-    // Validate everything before starting anything.
     let sources = Sources {
         config: args.collector_config.clone(),
         collectors_dir: Some(args.collectors_dir.clone()),
     };
-    let loaded = collector::config::load(&sources).map_err(|errors| {
-        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        anyhow::anyhow!("collector configuration:\n{}", lines.join("\n"))
-    })?;
+    let loaded = match collector::config::load(&sources) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    };
     let alerts = if args.alerts == std::path::Path::new("off") {
         tracing::warn!(
             "--alerts off: running without an alerter; nothing watches what is collected"
         );
         None
     } else if !args.alerts.exists() {
-        return Err(crate::StartupError(format!(
-            "{}: not found; carbide up runs with its alerter: give --alerts FILE (or --alerts off to run without one)",
-            args.alerts.display()
-        ))
-        .into());
+        errors.push(ConfigError::whole_file(
+            &args.alerts,
+            "not found; carbide up runs with its alerter: give --alerts FILE (or --alerts off to run without one)",
+        ));
+        None
     } else {
-        let mut cfg = alerter::config::Config::load(&args.alerts)
-            .map_err(|e| crate::StartupError(e.to_string()))?;
-        for w in &cfg.warnings {
-            tracing::warn!("{}: {w}", args.alerts.display());
-        }
-        // The default state file goes beside the store, not into the working directory.
-        if cfg.state_file == std::path::Path::new("alerter.db") {
-            cfg.state_file = settings.store.data_dir.join("alerter.db");
-        }
-        if let Some(a) = &args.alerter_api {
-            cfg.api_listen = match a.trim() {
-                "off" => None,
-                s => Some(s.parse::<SocketAddr>().map_err(|e| {
-                    anyhow::anyhow!("--alerter-api {s:?}: {e} (expected ip:port, or off)")
-                })?),
-            };
-        }
-        // The API's port must be free before anything starts: an alerter that cannot run is
-        // a startup error, not a log line while collection goes on unwatched.
-        if let Some(addr) = cfg.api_listen {
-            if let Err(e) = std::net::TcpListener::bind(addr) {
-                return Err(crate::StartupError(format!(
-                    "alerter API {addr}: {e} (another alerter or carbide up running? set --alerter-api ADDR, or off)"
-                ))
-                .into());
+        match alerter::config::Config::load(&args.alerts) {
+            Ok(cfg) => Some(cfg),
+            Err(e) => {
+                errors.push(ConfigError::new(&e.file, e.line, e.column, e.message));
+                None
             }
         }
-        Some(cfg)
+    };
+    let (Some(settings), Some(loaded), true) = (settings, loaded, errors.is_empty()) else {
+        return Err(ConfigErrors(errors).into());
+    };
+    let limits = settings.http.limits.clone();
+    let alerts = match alerts {
+        None => None,
+        Some(mut cfg) => {
+            for w in &cfg.warnings {
+                tracing::warn!("{}: {w}", args.alerts.display());
+            }
+            // The default state file goes beside the store, not into the working directory.
+            if cfg.state_file == std::path::Path::new("alerter.db") {
+                cfg.state_file = settings.store.data_dir.join("alerter.db");
+            }
+            if let Some(a) = &args.alerter_api {
+                cfg.api_listen = match a.trim() {
+                    "off" => None,
+                    s => Some(s.parse::<SocketAddr>().map_err(|e| {
+                        crate::StartupError(format!(
+                            "--alerter-api {s:?}: {e} (expected ip:port, or off)"
+                        ))
+                    })?),
+                };
+            }
+            // The API's port must be free before anything starts: an alerter that cannot run
+            // is a startup error, not a log line while collection goes on unwatched.
+            if let Some(addr) = cfg.api_listen {
+                if let Err(e) = std::net::TcpListener::bind(addr) {
+                    return Err(crate::StartupError(format!(
+                        "alerter API {addr}: {e} (another alerter or carbide up running? set --alerter-api ADDR, or off)"
+                    ))
+                    .into());
+                }
+            }
+            Some(cfg)
+        }
     };
 
     let signal = shutdown_signal()?;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::collectors::{self, Instance};
 use crate::paths;
 use crate::sender::SenderConfig;
-use crate::yaml::{self, ConfigError};
+use conf::{self as yaml, ConfigError};
 
 /// The global file read when `--config` is not given (only if it exists).
 pub const DEFAULT_GLOBAL_FILE: &str = "collector.yml";
@@ -404,7 +404,7 @@ fn load_instance(file: &Path, settings: &Settings) -> Result<LoadedInstance, Con
             "unknown collector type \"{kind_name}\" (expected one of: {})",
             names()
         );
-        if let Some(best) = closest(&kind_name, collectors::ALL_KINDS.iter().copied()) {
+        if let Some(best) = conf::closest(&kind_name, collectors::ALL_KINDS.iter().copied()) {
             msg.push_str(&format!("; did you mean \"{best}\"?"));
         }
         return Err(ConfigError::new(file, line, column, msg));
@@ -468,15 +468,6 @@ fn load_instance(file: &Path, settings: &Settings) -> Result<LoadedInstance, Con
         timeout,
         instance,
     })
-}
-
-/// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
-pub fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .map(|c| (strsim::levenshtein(word, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
 }
 
 /// The system host name (`gethostname`).
@@ -597,8 +588,8 @@ mod tests {
             ),
             ("interval: 500ms\n", 1, "at least 1s"),
             ("path_prefix: a..b\n", 1, "empty component"),
-            ("hostname_method: long\n", 1, "unknown variant"),
-            ("intervall: 10s\n", 1, "unknown field \"intervall\""),
+            ("hostname_method: long\n", 1, "unknown value \"long\""),
+            ("intervall: 10s\n", 1, "unknown key \"intervall\""),
         ];
         for (text, line, want) in cases {
             let errs = load(&sources(tmp.path(), Some(text))).err().unwrap();
@@ -759,14 +750,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("a.yml"), "{text}");
-    }
-
-    #[test]
-    fn closest_match() {
-        let names = ["host", "haproxy", "rabbitmq"];
-        assert_eq!(closest("hosst", names.into_iter()), Some("host"));
-        assert_eq!(closest("rabitmq", names.into_iter()), Some("rabbitmq"));
-        assert_eq!(closest("zzzzzzzz", names.into_iter()), None);
     }
 
     #[test]

@@ -267,7 +267,7 @@ impl ConfigReloaded {
 
 /// SIGHUP found an invalid configuration; the running one stays.
 pub struct ConfigReloadFailed<'a> {
-    pub errors: &'a [crate::yaml::ConfigError],
+    pub errors: &'a [conf::ConfigError],
 }
 
 impl ConfigReloadFailed<'_> {

@@ -1,8 +1,8 @@
 //! carbide's collector agent.
 //!
 //! Module map:
-//! - [`yaml`]: the only place config YAML is decoded; errors carry file:line:column.
-//! - [`config`]: the global settings file and loading/validating `collectors.d/`.
+//! - [`config`]: the global settings file and loading/validating `collectors.d/` (YAML
+//!   decoding, errors with file:line:column and `Secret` come from the `conf` crate).
 //! - [`collectors`]: the `Collector` trait, the `KINDS` registry and one file per collector.
 //! - [`runtime`]: one task per instance: schedule, deadline, filters, rates, encoding.
 //! - [`breaker`]: the circuit breaker that pauses a service collector failing in a row.
@@ -30,4 +30,3 @@ pub mod selfmetrics;
 pub mod sender;
 #[cfg(feature = "sql")]
 pub mod sql;
-pub mod yaml;

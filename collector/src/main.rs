@@ -12,7 +12,7 @@ use std::time::Duration;
 use collector::config::{self, Loaded, LoadedInstance, Sources};
 use collector::events::AgentStats;
 use collector::runtime::{self, Worker};
-use collector::yaml::ConfigError;
+use conf::ConfigError;
 
 /// How long `--once` and `test` wait between the two samples that make counter rates.
 const ONCE_GAP: Duration = Duration::from_secs(1);

@@ -47,7 +47,25 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "unknown key",
         "collectors.d/x.yml",
         "type: host\nurll: http://x\n",
-        "collectors.d/x.yml:2:1: unknown field \"urll\": this is either a typo or this option does not exist here (expected: type, interval, timeout, path, whitelist, blacklist, enabled, percore",
+        "collectors.d/x.yml:2:1: unknown key \"urll\" (this is either a typo or this option does not exist here; expected one of: type, interval, timeout, path, whitelist, blacklist, enabled, percore",
+    ),
+    (
+        "unknown key, did you mean",
+        "collectors.d/x.yml",
+        "type: host\nintervall: 10s\n",
+        "collectors.d/x.yml:2:1: unknown key \"intervall\": did you mean \"interval\"? (this is either a typo",
+    ),
+    (
+        "bare number for a duration",
+        "collectors.d/x.yml",
+        "type: host\ninterval: 10\n",
+        "collectors.d/x.yml:2:11: interval: invalid value: string \"10\", expected a duration: a bare number has no unit; did you mean `10s`?",
+    ),
+    (
+        "size with a unit",
+        "collector.yml",
+        "hostname_method: fixed\nhostname: h\nsender:\n  spool_max_bytes: 1GB\n",
+        "collector.yml:4:20: sender.spool_max_bytes: invalid type: string \"1GB\", expected u64; sizes are written in bytes: did you mean 1073741824 (= 1GB)?",
     ),
     (
         "wrong type",
@@ -89,13 +107,13 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "unknown global key",
         "collector.yml",
         "hostname_method: fixed\nhostname: h\nintervall: 10s\n",
-        "collector.yml:3:1: unknown field \"intervall\"",
+        "collector.yml:3:1: unknown key \"intervall\": did you mean \"interval\"?",
     ),
     (
         "unknown sender key",
         "collector.yml",
         "sender:\n  destination: [\"127.0.0.1:2003\"]\n",
-        "collector.yml:2:3: sender: unknown field \"destination\"",
+        "collector.yml:2:3: sender: unknown key \"destination\": did you mean \"destinations\"?",
     ),
     (
         "fixed hostname without hostname",
@@ -206,7 +224,7 @@ fn all_errors_are_reported_at_once() {
         "{err}"
     );
     assert!(
-        err.contains("collectors.d/b.yml:2:1: unknown field \"bogus\""),
+        err.contains("collectors.d/b.yml:2:1: unknown key \"bogus\""),
         "{err}"
     );
     assert!(err.contains("2 configuration error(s)"), "{err}");

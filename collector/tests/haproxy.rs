@@ -212,7 +212,7 @@ fn bad_configs_are_rejected_at_load() {
             "type: haproxy\nsocket: /x.sock\npassword: pw\n",
             "`url:` only",
         ),
-        ("type: haproxy\nurll: http://h/\n", "unknown field \"urll\""),
+        ("type: haproxy\nurll: http://h/\n", "unknown key \"urll\""),
     ] {
         write(tmp.path(), "collectors.d/h.yml", body);
         let out = run(tmp.path(), &["check"]);

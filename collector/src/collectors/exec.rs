@@ -266,7 +266,7 @@ mod tests {
                 "type: exec\ncommand: x\ncwd: /nonexistent-dir\n",
                 "not a directory",
             ),
-            ("type: exec\ncommand: x\nshel: true\n", "unknown field"),
+            ("type: exec\ncommand: x\nshel: true\n", "unknown key"),
         ];
         for (text, want) in cases {
             let e = KIND.load(text).err().unwrap().to_string();

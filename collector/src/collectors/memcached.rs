@@ -157,7 +157,7 @@ mod tests {
         for (text, want) in [
             ("type: memcached\naddress: h:1\nsocket: /x\n", "not both"),
             ("type: memcached\naddress: h\n", "host:port"),
-            ("type: memcached\nport: 1\n", "unknown field"),
+            ("type: memcached\nport: 1\n", "unknown key"),
         ] {
             let e = KIND.load(text).err().unwrap().to_string();
             assert!(e.contains(want), "{text}: {e}");

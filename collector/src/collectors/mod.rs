@@ -12,12 +12,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::yaml::{self, ConfigError};
+use conf::{self as yaml, ConfigError};
 
 // Shared code of several collectors, not collectors themselves.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 pub mod dbserver;
-pub mod secret;
 #[cfg(any(feature = "haproxy", feature = "rabbitmq", feature = "nginx"))]
 pub mod service;
 #[cfg(any(feature = "redis", feature = "memcached"))]

@@ -16,7 +16,7 @@ use mongodb::error::ErrorKind;
 use mongodb::options::{ClientOptions, Credential};
 use mongodb::Client;
 
-use super::secret::Secret;
+use conf::Secret;
 use super::{Batch, Collector, CollectorConfig, Kind, Pattern};
 
 pub const KIND: Kind = Kind {
@@ -758,7 +758,7 @@ mod tests {
 
     #[test]
     fn debug_print_of_the_config_shows_no_credential() {
-        let cfg: MongoConfig = crate::yaml::from_str(
+        let cfg: MongoConfig = conf::from_str(
             std::path::Path::new("t.yml"),
             "type: mongodb\nuri: mongodb://mon:s3cr3t-uri@db1:27018/\npassword: s3cr3t-field\n",
         )
@@ -767,13 +767,13 @@ mod tests {
         assert!(!shown.contains("s3cr3t"), "{shown}");
         assert!(shown.contains("mongodb://[redacted]@db1:27018/"), "{shown}");
         let plain: MongoConfig =
-            crate::yaml::from_str(std::path::Path::new("t.yml"), "type: mongodb\n").unwrap();
+            conf::from_str(std::path::Path::new("t.yml"), "type: mongodb\n").unwrap();
         assert!(format!("{plain:?}").contains("\"mongodb://127.0.0.1:27017\""));
     }
 
     #[test]
     fn options_are_completed_at_load_time() {
-        let cfg: MongoConfig = crate::yaml::from_str(
+        let cfg: MongoConfig = conf::from_str(
             std::path::Path::new("t.yml"),
             "type: mongodb\nuri: mongodb://mon:secret@db1:27018/?tls=true\nusername: other\n",
         )
@@ -787,7 +787,7 @@ mod tests {
         assert_eq!(cred.password.as_deref(), Some("secret"));
         assert_eq!((cfg.path.clone(), KIND.default_path), (None, "mongo"));
 
-        let cfg: MongoConfig = crate::yaml::from_str(
+        let cfg: MongoConfig = conf::from_str(
             std::path::Path::new("t.yml"),
             "type: mongodb\nuri: mongodb://a,b/?replicaSet=rs0&connectTimeoutMS=500\n",
         )
@@ -801,7 +801,7 @@ mod tests {
             "mongodb://u:pw@/x",
             "http://u:pw@h",
         ] {
-            let cfg: MongoConfig = crate::yaml::from_str(
+            let cfg: MongoConfig = conf::from_str(
                 std::path::Path::new("t.yml"),
                 &format!("type: mongodb\nuri: \"{bad}\"\n"),
             )

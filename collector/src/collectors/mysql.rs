@@ -198,7 +198,7 @@ mod tests {
             ),
             (
                 "type: mysql\ndsn: mysql://u:pw1@h/\nslave: true\n",
-                "unknown field",
+                "unknown key",
             ),
         ] {
             let e = KIND.load(text).err().unwrap().to_string();

@@ -432,7 +432,7 @@ mod tests {
             ("type: process\ngroups:\n  a: {}\n", "say which processes"),
             (
                 "type: process\ngroups:\n  a:\n    nam: x\n",
-                "unknown field",
+                "unknown key",
             ),
             (
                 "type: process\ngroups:\n  a:\n    user: surely-no-such-user-x\n",

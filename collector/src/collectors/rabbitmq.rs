@@ -443,7 +443,7 @@ mod tests {
 
     #[test]
     fn page_size_is_validated() {
-        let cfg: RabbitmqConfig = crate::yaml::from_str(
+        let cfg: RabbitmqConfig = conf::from_str(
             std::path::Path::new("t.yml"),
             "type: rabbitmq\npage_size: 1000\n",
         )

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use async_trait::async_trait;
 
-use super::secret::Secret;
+use conf::Secret;
 use super::stream::{Address, Conn};
 use super::{Batch, Collector, CollectorConfig, Kind};
 

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
-pub use super::secret::Secret;
 pub use super::segment;
+pub use conf::Secret;
 
 /// Basic-auth credentials for an HTTP endpoint.
 #[derive(Clone, Debug)]

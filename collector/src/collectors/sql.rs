@@ -10,7 +10,7 @@ use crate::sql::db::Database;
 use crate::sql::dsn::Dsn;
 use crate::sql::queries::{Query, QuerySpec};
 use crate::sql::run_query;
-use crate::yaml::ConfigError;
+use conf::ConfigError;
 
 pub const KIND: Kind = Kind {
     name: "sql",

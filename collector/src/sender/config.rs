@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn decodes_yaml_with_defaults_and_rejects_unknown_keys() {
-        let cfg: SenderConfig = crate::yaml::from_str(
+        let cfg: SenderConfig = conf::from_str(
             std::path::Path::new("t.yml"),
             "destinations: [\"a:1\", \"udp://b:2\"]\nfsync: 2s\nwrite_timeout: 3s\n",
         )
@@ -321,11 +321,10 @@ mod tests {
         assert_eq!(cfg.write_timeout, Duration::from_secs(3));
         assert_eq!(cfg.batch_bytes, 64 << 10);
         assert!(cfg.validate().is_ok());
-        assert!(crate::yaml::from_str::<SenderConfig>(
-            std::path::Path::new("t.yml"),
-            "destination: [a]"
-        )
-        .is_err());
+        assert!(
+            conf::from_str::<SenderConfig>(std::path::Path::new("t.yml"), "destination: [a]")
+                .is_err()
+        );
         let dup = SenderConfig {
             destinations: vec!["a:1".into(), "a:1".into()],
             ..SenderConfig::default()

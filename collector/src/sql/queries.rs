@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::db::Rows;
 use super::value::Cell;
-use crate::yaml::{self, ConfigError};
+use conf::{self as yaml, ConfigError};
 
 /// Default per-query deadline.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -516,7 +516,7 @@ mod tests {
             (
                 "queries:\n- name: a\n  query: q\n  scedule: x\n",
                 false,
-                "unknown field \"scedule\"",
+                "unknown key \"scedule\"",
             ),
             (
                 "queries:\n- name: a..b\n  query: q\n",

@@ -87,46 +87,36 @@ pub struct Connections {
     last_refusal_log: AtomicI64,
 }
 
-/// Configuration of `carbide serve`'s store and carbon listeners. Decoded from YAML with
-/// unknown fields rejected; every field has a default, durations are human strings (`5s`).
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Configuration of the store and its carbon listeners. Not decoded here: `carbide serve`'s
+/// settings file (the root crate's `config`, docs/store.md) is its one schema, and falls back
+/// to [`ServerConfig::default`] for every key it does not set.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
-    /// Carbon plaintext TCP listener (default `127.0.0.1:2003`); `null` disables it.
-    #[serde(default = "default_carbon_listen")]
+    /// Carbon plaintext TCP listener (default `127.0.0.1:2003`); `None` disables it.
     pub tcp_listen: Option<SocketAddr>,
-    /// Carbon plaintext UDP listener (default `127.0.0.1:2003`); `null` disables it.
-    #[serde(default = "default_carbon_listen")]
+    /// Carbon plaintext UDP listener (default `127.0.0.1:2003`); `None` disables it.
     pub udp_listen: Option<SocketAddr>,
     /// Directory holding `carbide.db` (created if missing; default `data`).
-    #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
     /// carbon's `storage-schemas.conf`, read as carbon reads it; absent: carbide's defaults
     /// (`10s:1d,1m:30d,10m:1y`).
-    #[serde(default)]
     pub schemas: Option<PathBuf>,
     /// carbon's `storage-aggregation.conf`; absent: average with xFilesFactor 0.5.
-    #[serde(default)]
     pub aggregation: Option<PathBuf>,
     /// How often cached points are written to SQLite (default `5s`): the crash-loss bound.
-    #[serde(default = "default_flush_interval", with = "humantime_serde")]
     pub flush_interval: Duration,
     /// How often `carbide.store.*` self-metrics are written (default `10s`); `0s` disables them.
-    #[serde(default = "default_self_metrics_interval", with = "humantime_serde")]
     pub self_metrics_interval: Duration,
     /// Cached (unflushed) points at which the listeners stop reading from their sockets until
     /// a flush makes room (back-pressure; default 20 M, 16 bytes each). Points beyond
     /// `max_cache_points + max(max_cache_points / 4, 196608)` are dropped and counted: the hard
     /// memory bound.
-    #[serde(default = "default_max_cache_points")]
     pub max_cache_points: u64,
     /// Open carbon TCP connections at once (default 4096); one more is closed as soon as it
     /// is accepted, and counted (`carbide.store.connections.refused`).
-    #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// A TCP connection that sends nothing for this long is closed (default `10m`), and
     /// counted (`carbide.store.connections.idle_closed`). Senders reconnect.
-    #[serde(default = "default_idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
 }
 
@@ -1373,30 +1363,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn config_decodes_with_defaults_and_human_durations() {
-        let c: ServerConfig = serde_json::from_str(
-            r#"{"tcp_listen": "127.0.0.1:12003", "udp_listen": null, "data_dir": "/var/lib/carbide",
-                "flush_interval": "2s", "self_metrics_interval": "1m", "max_cache_points": 1000}"#,
-        )
-        .unwrap();
-        assert_eq!(c.tcp_listen, Some("127.0.0.1:12003".parse().unwrap()));
-        assert_eq!(c.udp_listen, None);
-        assert_eq!(c.flush_interval, Duration::from_secs(2));
-        assert_eq!(c.self_metrics_interval, Duration::from_secs(60));
-        assert_eq!((c.max_cache_points, c.schemas.clone()), (1000, None));
-        let d: ServerConfig = serde_json::from_str("{}").unwrap();
-        assert_eq!(d, ServerConfig::default());
-        assert_eq!(d.tcp_listen, Some("127.0.0.1:2003".parse().unwrap()));
-        let e = serde_json::from_str::<ServerConfig>(r#"{"flush_intervall": "5s"}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("unknown field `flush_intervall`"), "{e}");
-        let e = serde_json::from_str::<ServerConfig>(r#"{"flush_interval": "5 parsecs"}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("\"5 parsecs\", expected a duration"), "{e}");
     }
 }

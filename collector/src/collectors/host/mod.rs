@@ -263,7 +263,7 @@ mod tests {
     use crate::collectors::SampleKind;
 
     fn config(text: &str) -> HostConfig {
-        crate::yaml::from_str(Path::new("host.yml"), text).unwrap()
+        conf::from_str(Path::new("host.yml"), text).unwrap()
     }
 
     #[test]
@@ -305,14 +305,14 @@ mod tests {
         assert!(!cfg.percore);
         assert_eq!(cfg.filesystems, ["ext4"]);
         assert!(cfg.send_zero);
-        let err = crate::yaml::from_str::<HostConfig>(
+        let err = conf::from_str::<HostConfig>(
             Path::new("host.yml"),
             "type: host\npercor: false\n",
         )
         .unwrap_err();
         assert_eq!(err.line, 2);
         assert!(err.message.contains("percore"), "{}", err.message);
-        let err = crate::yaml::from_str::<HostConfig>(
+        let err = conf::from_str::<HostConfig>(
             Path::new("host.yml"),
             "type: host\ndevices: '('\n",
         )

@@ -1,11 +1,12 @@
-//! A password or token from a config file, shared by every collector that logs in.
+//! [`Secret`]: a string (password, token, routing key, webhook URL with a token) that never
+//! shows itself in logs, errors or `Debug` output. Only [`Secret::expose`] gives the value,
+//! and only the code that puts it on the wire calls it.
 
 use std::fmt;
 
 use serde::Deserialize;
 
-/// A password or token from a config file. `Debug` and `Display` print `[redacted]`; only
-/// [`Secret::expose`] gives the value, to the code that puts it on the wire.
+/// A secret string. `Debug` and `Display` print `[redacted]`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -18,6 +19,10 @@ impl Secret {
     /// The value itself, for the request that needs it. Never format it into a message.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 }
 
@@ -38,10 +43,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secret_never_printed() {
-        let s = Secret::new("hunter2");
+    fn never_printed() {
+        let s = Secret::new("R0UTING-KEY");
         assert_eq!(format!("{s}"), "[redacted]");
-        assert!(!format!("{:?}", Some(&s)).contains("hunter2"));
-        assert_eq!(s.expose(), "hunter2");
+        assert!(!format!("{s:?}").contains("R0UTING"));
+        assert!(!format!("{:?}", Some(&s)).contains("R0UTING"));
+        assert_eq!(s.expose(), "R0UTING-KEY");
+        assert!(!s.is_empty());
     }
 }
