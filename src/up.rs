@@ -84,7 +84,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         match alerter::config::Config::load(&args.alerts) {
             Ok(cfg) => Some(cfg),
             Err(e) => {
-                errors.push(ConfigError::new(&e.file, e.line, e.column, e.message));
+                errors.push(e);
                 None
             }
         }

@@ -1,8 +1,8 @@
 //! `alerts.yml`: Graphite Pager's format, unchanged, plus carbide's extensions.
 //!
-//! Loading = decode ([`crate::yaml`], positions for syntax/unknown keys/types) → apply
+//! Loading = decode (the `conf` crate, positions for syntax/unknown keys/types) → apply
 //! environment variables (a set, non-empty variable wins over the file, as Graphite Pager's
-//! `config.get`) → validate everything (positions found with [`crate::yaml::locate`]).
+//! `config.get`) → validate everything (positions found with `conf::locate`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,9 +15,9 @@ use serde::Deserialize;
 use crate::notification::{self, Action, Level};
 use crate::notifiers::{check_url, NOTIFIERS};
 use crate::notifiers::{kind_names, LegacyValue, LegacyValues, LevelSecrets, NotifierSpec};
-use crate::secret::Secret;
 use crate::template::{self, Template};
-use crate::yaml::{self, ConfigError, Seg};
+use conf::Secret;
+use conf::{self as yaml, ConfigError, Seg};
 
 /// Environment variables read (each wins over its lower-case key in the file): the render
 /// API's, then those of the notifier kinds' Graphite Pager keys
@@ -368,8 +368,8 @@ impl Op {
     }
 }
 
-crate::deserialize_via_from_str!(Op);
-crate::deserialize_via_from_str!(Reduce);
+conf::deserialize_via_from_str!(Op);
+conf::deserialize_via_from_str!(Reduce);
 
 impl FromStr for Op {
     type Err = String;

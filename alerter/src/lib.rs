@@ -2,9 +2,9 @@
 //! outbox.
 //!
 //! Module map:
-//! - [`yaml`]: the only place `serde_yaml` is used; errors carry `file:line:column`.
 //! - [`config`]: `alerts.yml` (Graphite Pager keys + extensions), env overrides, validation,
-//!   routing of levels to notifiers.
+//!   routing of levels to notifiers (YAML decoding, `file:line:column` errors and `Secret`
+//!   come from the `conf` crate).
 //! - [`template`]: `{placeholder}` message templates.
 //! - [`notification`]: [`notification::Notification`], levels, runbook/graph links, keys.
 //! - [`notifiers`]: the `NOTIFIERS` registry and one file per notifier.
@@ -13,7 +13,6 @@
 //! - [`pipeline`]: evaluate → state → route → outbox (the evaluator and its run loop).
 //! - [`api`]: the HTTP JSON API (states, history, silences).
 //! - [`metrics`]: self-metrics and heartbeat to carbon.
-//! - [`secret`]: [`secret::Secret`], a string that never prints itself.
 
 pub mod api;
 pub mod config;
@@ -22,6 +21,4 @@ pub mod notification;
 pub mod notifiers;
 pub mod outbox;
 pub mod pipeline;
-pub mod secret;
 pub mod template;
-pub mod yaml;

@@ -63,7 +63,7 @@ impl FromStr for Level {
     }
 }
 
-crate::deserialize_via_from_str!(Level);
+conf::deserialize_via_from_str!(Level);
 
 impl From<Level> for String {
     fn from(l: Level) -> String {

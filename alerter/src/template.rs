@@ -86,7 +86,7 @@ impl Template {
                             .strip_prefix("annotations.")
                             .is_some_and(|k| !k.is_empty());
                     if !known {
-                        let hint = crate::yaml::closest(name, PLACEHOLDERS.iter().copied())
+                        let hint = conf::closest(name, PLACEHOLDERS.iter().copied())
                             .map(|k| format!("did you mean \"{{{k}}}\"? "))
                             .unwrap_or_default();
                         return Err(format!(

@@ -10,8 +10,8 @@ use std::time::Duration;
 use alerter::notification::{Action, Level};
 use alerter::notifiers::email::{Email, EmailConfig, TlsMode};
 use alerter::notifiers::{Message, Notifier, NotifyError};
-use alerter::secret::Secret;
 use common::*;
+use conf::Secret;
 
 const PASSWORD: &str = "SMTP-SEKRET-41";
 

@@ -12,8 +12,8 @@ use alerter::notifiers::pagerduty::{PagerDuty, PagerDutyConfig};
 use alerter::notifiers::slack::{Slack, SlackConfig};
 use alerter::notifiers::webhook::{Webhook, WebhookConfig};
 use alerter::notifiers::{LevelSecrets, Notifier};
-use alerter::secret::Secret;
 use common::*;
+use conf::Secret;
 
 const SECRET: &str = "SEKRET-9f3a77";
 

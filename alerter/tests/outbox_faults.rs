@@ -10,8 +10,8 @@ use alerter::notification::{Action, Level};
 use alerter::notifiers::pagerduty::{PagerDuty, PagerDutyConfig};
 use alerter::notifiers::Notifier;
 use alerter::outbox::{now_ms, Counts, NotifierMap, Outbox, RetryPolicy};
-use alerter::secret::Secret;
 use common::*;
+use conf::Secret;
 
 fn pd(url: String) -> NotifierMap {
     let n = PagerDuty::new(PagerDutyConfig {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::{Message, Notifier, NotifierConfig, NotifierKind, NotifyError};
 use crate::notification::Action;
-use crate::secret::Secret;
+use conf::Secret;
 
 pub const KIND: NotifierKind = NotifierKind {
     name: "email",

@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::notification::{Action, Level, Notification};
-use crate::secret::Secret;
+use conf::Secret;
 
 /// Every notifier type, in the order the default routing lists them.
 pub static NOTIFIERS: &[NotifierKind] = &[

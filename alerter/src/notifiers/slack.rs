@@ -14,7 +14,7 @@ use serde_json::json;
 use super::{keyed_level, pick_secret, LevelSecrets, Message, Notifier, NotifierConfig};
 use super::{Legacy, LegacyError, LegacyValues, NotifierKind, NotifierSpec, NotifyError};
 use crate::notification::{Action, Level};
-use crate::secret::Secret;
+use conf::Secret;
 
 pub const KIND: NotifierKind = NotifierKind {
     name: "slack",

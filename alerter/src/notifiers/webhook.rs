@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{Message, Notifier, NotifierConfig, NotifierKind, NotifyError};
-use crate::secret::Secret;
+use conf::Secret;
 
 pub const KIND: NotifierKind = NotifierKind {
     name: "webhook",
