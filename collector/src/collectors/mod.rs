@@ -32,8 +32,11 @@ macro_rules! registry {
         pub const KINDS: &[Kind] = &[ $( $(#[cfg(feature = $feature)])? $kind::KIND, )* ];
 
         /// Every collector type carbide has, compiled in or not (for the "compiled without"
-        /// error); each but `host` is also the name of the cargo feature that compiles it in.
+        /// error).
         pub const ALL_KINDS: &[&str] = &[ $( stringify!($kind), )* ];
+
+        /// The cargo features that compile a collector in (each its collector's type name).
+        pub const FEATURES: &[&str] = &[ $( $($feature,)? )* ];
     };
 }
 
@@ -385,7 +388,7 @@ mod tests {
             format!("one of: {plain})"),
             format!("expected one of: {plain})"),
             // "Builds": the features
-            format!("`type:` ({})", ticked(&ALL_KINDS[1..])),
+            format!("`type:` ({})", ticked(FEATURES)),
             // the keys every collector accepts
             format!("(currently: {})", ticked(ALL_KINDS)),
         ];
