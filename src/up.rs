@@ -93,6 +93,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
         return Err(ConfigErrors(errors).into());
     };
     let limits = settings.http.limits.clone();
+    let data_dir = settings.store.data_dir.clone();
     let alerts = match alerts {
         None => None,
         Some(mut cfg) => {
@@ -135,6 +136,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let mut loaded = loaded;
     loaded.settings.sender.destinations = vec![carbon.to_string()];
+    // Everything `up` keeps is under its data directory: the sender spools there unless
+    // collector.yml names a spool_dir (not the agent's system default, which as root is
+    // /var/lib/carbide/spool and would be shared with a standalone agent).
+    if loaded.settings.sender.spool_dir == collector::config::default_spool_dir() {
+        loaded.settings.sender.spool_dir = Some(data_dir.join("spool"));
+    }
     let (collector_stop, stop_rx) = oneshot::channel::<()>();
     let collector = tokio::spawn(collector::agent::run_until(sources, loaded, async move {
         let _ = stop_rx.await;

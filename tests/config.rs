@@ -160,3 +160,35 @@ fn up_reports_every_files_errors_in_one_style() {
     );
     assert!(!d.join("data").exists(), "the store was opened");
 }
+
+/// `carbide up` keeps everything under its data directory: the collector's spool too (as
+/// root the agent's default would be /var/lib/carbide/spool, shared with a standalone agent).
+#[test]
+fn up_spools_under_its_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "collectors.d/host.yml", "type: host\ninterval: 1s\n");
+    let c = Carbide::start(
+        d,
+        &[
+            "up",
+            "--data-dir",
+            "data",
+            "--carbon-tcp",
+            "127.0.0.1:0",
+            "--carbon-udp",
+            "off",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--alerts",
+            "off",
+        ],
+    );
+    let lock = d.join(format!("data/spool/127.0.0.1_{}/lock", c.carbon.port()));
+    let want = format!("pid {}: ", c.child.id());
+    let ok = common::wait_until(std::time::Duration::from_secs(30), || {
+        std::fs::read_to_string(&lock).is_ok_and(|t| t.starts_with(&want))
+    });
+    assert!(ok, "no spool under the data directory: {}", lock.display());
+    drop(c);
+}

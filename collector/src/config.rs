@@ -300,6 +300,13 @@ fn resolve_settings(
             )
         })?),
     };
+    // What the sender would refuse at start: checked here, so `check` catches it too.
+    sender
+        .validate()
+        .map_err(|m| sender_err(display, text, &[], m))?;
+    if let Some(dir) = &sender.spool_dir {
+        spool_dir_writable(dir).map_err(|m| sender_err(display, text, &["spool_dir"], m))?;
+    }
     Ok(Settings {
         global_file: file.map(Path::to_path_buf),
         collectors_dir,
@@ -310,6 +317,58 @@ fn resolve_settings(
         shutdown_timeout: cfg.shutdown_timeout,
         sender,
     })
+}
+
+/// An error about `sender:` (or the key under it), positioned at that key's value when the
+/// file says it, else at `sender:`, else about the whole file.
+fn sender_err(file: &Path, text: &str, key: &[&str], msg: String) -> ConfigError {
+    let mut path = vec![conf::Seg::Key("sender")];
+    path.extend(key.iter().map(|k| conf::Seg::Key(k)));
+    let at = conf::locate(text, &path).or_else(|| conf::locate(text, &path[..1]));
+    match at {
+        Some((l, c)) => ConfigError::new(file, l, c, msg),
+        None => ConfigError::whole_file(file, msg),
+    }
+}
+
+/// The spool directory must be writable, or creatable (its nearest existing ancestor
+/// writable): the sender creates it at start and spools into it during an outage, which is
+/// too late to learn it cannot.
+fn spool_dir_writable(dir: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut at = dir;
+    loop {
+        match std::fs::metadata(at) {
+            Ok(m) if !m.is_dir() => {
+                return Err(format!(
+                    "spool_dir {}: {} is not a directory",
+                    dir.display(),
+                    at.display()
+                ))
+            }
+            Ok(_) => break,
+            Err(_) => match at.parent() {
+                Some(p) if !p.as_os_str().is_empty() => at = p,
+                _ => return Ok(()), // relative path under the working directory
+            },
+        }
+    }
+    let c = std::ffi::CString::new(at.as_os_str().as_bytes())
+        .map_err(|_| format!("spool_dir {}: contains a NUL byte", dir.display()))?;
+    // SAFETY: `c` is a valid NUL-terminated path; access only reads it.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        let e = std::io::Error::last_os_error();
+        let what = if at == dir {
+            "is not writable".to_string()
+        } else {
+            format!("cannot be created: {} is not writable", at.display())
+        };
+        return Err(format!(
+            "spool_dir {} {what} ({e}); the sender spools there while carbon is down: choose a directory this user can write",
+            dir.display()
+        ));
+    }
+    Ok(())
 }
 
 /// The collector files of `dir`: `*.yml` and `*.yaml`, sorted by name.

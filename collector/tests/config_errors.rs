@@ -116,6 +116,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "collector.yml:2:3: sender: unknown key \"destination\": did you mean \"destinations\"?",
     ),
     (
+        "destination without a port",
+        "collector.yml",
+        "hostname_method: fixed\nhostname: h\nsender:\n  destinations: [\"127.0.0.1:2003\", \"carbon.example.com\"]\n",
+        "collector.yml:4:36: sender.destinations[1]: destination \"carbon.example.com\": expected `host:port`",
+    ),
+    (
+        "spool directory that cannot be created",
+        "collector.yml",
+        "hostname_method: fixed\nhostname: h\nsender:\n  spool_dir: collector.yml/spool\n",
+        "collector.yml:4:3: spool_dir collector.yml/spool: collector.yml is not a directory",
+    ),
+    (
+        "unset environment variable",
+        "collectors.d/x.yml",
+        "type: host\npath: ${CARBIDE_TEST_UNSET_VARIABLE}\n",
+        "collectors.d/x.yml:2:7: path: environment variable CARBIDE_TEST_UNSET_VARIABLE is not set",
+    ),
+    (
         "fixed hostname without hostname",
         "collector.yml",
         "hostname_method: fixed\n",
@@ -502,4 +520,75 @@ async fn sighup_reloads_without_loss_and_sigterm_flushes() {
     assert!(log.contains("configuration reloaded"), "{log}");
     // `a` was kept (not restarted) by the good reload
     assert!(log.contains("kept=1 started=1 stopped=0"), "{log}");
+}
+
+/// `${NAME}` in the global file and in a collector file comes from the environment; a
+/// default applies when the variable is unset.
+#[test]
+fn env_values_are_substituted() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(
+        tmp.path(),
+        "collector.yml",
+        "hostname_method: fixed\nhostname: ${CARBIDE_TEST_HOST}\ninterval: ${CARBIDE_TEST_UNSET_INTERVAL:-7s}\n",
+    );
+    write(
+        tmp.path(),
+        "collectors.d/host.yml",
+        "type: host\npath: ${CARBIDE_TEST_PATH}\n",
+    );
+    let out = Command::new(BIN)
+        .arg("check")
+        .current_dir(tmp.path())
+        .env("CARBIDE_TEST_HOST", "envhost")
+        .env("CARBIDE_TEST_PATH", "from.env")
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        stdout.contains("path servers.envhost.from.env, every 7s"),
+        "{stdout}"
+    );
+}
+
+/// A second agent on the same spool directory is refused with a message naming the agent
+/// that holds it (its pid and command line, written into the spool's lock file).
+#[test]
+fn second_agent_on_one_spool_names_the_holder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    // Nothing listens on port 1: the first agent keeps its lines in the spool.
+    write(
+        d,
+        "collector.yml",
+        "hostname_method: fixed\nhostname: h\nsender:\n  destinations: [\"127.0.0.1:1\"]\n  spool_dir: spool\n",
+    );
+    write(d, "collectors.d/host.yml", "type: host\ninterval: 1s\n");
+    let mut first = Command::new(BIN)
+        .current_dir(d)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = d.join("spool/127.0.0.1_1/lock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let want = format!("pid {}: ", first.id());
+    while !std::fs::read_to_string(&lock).is_ok_and(|t| t.starts_with(&want)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first agent did not take its spool"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = Command::new(BIN).current_dir(d).output().unwrap();
+    let _ = first.kill();
+    let _ = first.wait();
+    let err = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("is in use by another sender (pid ") && err.contains(&want),
+        "{err}"
+    );
+    assert!(err.contains(BIN), "the holder's command line: {err}");
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Deserializer};
 pub struct SenderConfig {
     /// Carbon plaintext receivers; each gets every line. `host:port` or `tcp://host:port`
     /// (TCP), `udp://host:port` (UDP, datagrams split at line boundaries).
-    #[serde(default = "default_destinations")]
+    #[serde(default = "default_destinations", deserialize_with = "destinations")]
     pub destinations: Vec<String>,
     /// Directory of the on-disk spool used while a destination is down (one subdirectory per
     /// destination). `None` here means memory only; the agent's config resolution never
@@ -127,6 +127,21 @@ fn default_replay_lines_per_second() -> u64 {
 }
 fn default_udp_max_datagram() -> u64 {
     1400
+}
+
+/// Each destination is parsed while its scalar is read, so a bad one (`carbon.example.com`
+/// without a port) is an error at its own `file:line:column`, flow style included.
+fn destinations<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Dest(String);
+    impl std::str::FromStr for Dest {
+        type Err = String;
+        fn from_str(s: &str) -> Result<Self, String> {
+            Target::parse(s).map(|_| Dest(s.to_string()))
+        }
+    }
+    conf::deserialize_via_from_str!(Dest);
+    let list = Vec::<Dest>::deserialize(d)?;
+    Ok(list.into_iter().map(|d| d.0).collect())
 }
 
 impl SenderConfig {

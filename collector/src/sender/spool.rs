@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -151,21 +151,39 @@ impl Spool {
     /// torn tail. Fails if another process holds the directory.
     pub fn open(dir: &Path, opts: SpoolOptions) -> io::Result<Spool> {
         fs::create_dir_all(dir)?;
-        let lock = OpenOptions::new()
+        let mut lock = OpenOptions::new()
             .create(true)
             .truncate(false)
+            .read(true)
             .write(true)
             .open(dir.join("lock"))?;
         // SAFETY: flock on a valid, owned file descriptor.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            // The holder wrote who it is into the lock file when it took the lock.
+            let mut holder = String::new();
+            let _ = (&lock).take(512).read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                "another sender".to_string()
+            } else {
+                format!("another sender ({holder})")
+            };
             return Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!(
-                    "spool directory {} is in use by another sender (each agent needs its own spool_dir)",
+                    "spool directory {} is in use by {holder}; each agent needs its own spool_dir",
                     dir.display()
                 ),
             ));
         }
+        // Say who holds it, for the message a second agent gets.
+        let cmdline: Vec<String> = std::env::args().collect();
+        let me: String = format!("pid {}: {}", std::process::id(), cmdline.join(" "))
+            .chars()
+            .take(400)
+            .collect();
+        lock.set_len(0)?;
+        lock.write_all(me.as_bytes())?;
         let mut ids = Vec::new();
         for entry in fs::read_dir(dir)? {
             let name = entry?.file_name();
