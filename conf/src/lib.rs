@@ -21,3 +21,35 @@ pub use error::{ConfigError, ConfigErrors};
 pub use secret::Secret;
 pub use suggest::closest;
 pub use yaml::{deserialize_from_str, from_str, load, locate, read_type, value_position, Seg};
+
+#[cfg(test)]
+mod tests {
+    /// ARCHITECTURE.md's invariant: YAML is decoded only here, so `serde_yaml` is a
+    /// dependency of this crate and of no other workspace member.
+    #[test]
+    fn serde_yaml_is_only_this_crates() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        let members = workspace
+            .lines()
+            .find_map(|l| l.strip_prefix("members = ["))
+            .expect("the workspace's members line");
+        let mut manifests = vec!["Cargo.toml".to_string()];
+        for m in members
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|m| *m != "conf")
+        {
+            manifests.push(format!("{m}/Cargo.toml"));
+        }
+        assert!(manifests.len() >= 4, "{manifests:?}");
+        for m in manifests {
+            let text = std::fs::read_to_string(root.join(&m)).unwrap();
+            assert!(
+                !text.contains("serde_yaml"),
+                "{m} depends on serde_yaml: decode YAML through conf"
+            );
+        }
+    }
+}

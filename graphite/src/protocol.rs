@@ -474,6 +474,21 @@ pub fn parse_line_slow(line: &[u8]) -> Result<Line<'_>, LineError> {
 mod tests {
     use super::*;
 
+    /// ARCHITECTURE.md's invariant: the line codec does no I/O.
+    #[test]
+    fn does_no_io() {
+        let src = include_str!("protocol.rs");
+        let code = &src[..src.find("#[cfg(test)]").unwrap_or(src.len())];
+        for io in [
+            "std::io", "std::net", "std::fs", "tokio", "File", "Socket", "Tcp", "Udp",
+        ] {
+            assert!(
+                !code.contains(io),
+                "protocol.rs mentions {io}: it must do no I/O"
+            );
+        }
+    }
+
     fn enc(path: &str, v: f64, ts: i64) -> Result<String, EncodeError> {
         let mut buf = Vec::new();
         encode_line(&mut buf, path, v, ts)?;
