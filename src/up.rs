@@ -170,12 +170,12 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
                 None
             }
         };
-        if let Err(e) = alerter::pipeline::engine::run_with(
+        if let Err(e) = alerter::daemon::run_with(
             Arc::new(cfg),
             backend,
             alerter::outbox::RetryPolicy::default(),
             alerter_rx,
-            alerter::pipeline::engine::Ticks::Interval,
+            alerter::daemon::Ticks::Interval,
             reloads,
         )
         .await

@@ -13,7 +13,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::outbox::now_ms;
+use crate::clock::unix_now;
 use crate::pipeline::engine::Snapshot;
 use crate::pipeline::state::Store;
 
@@ -31,10 +31,6 @@ pub fn router(snapshot: Snapshot, store: Store) -> Router {
         .route("/api/silences", get(silences).post(add_silence))
         .route("/api/silences/{id}", delete(expire_silence))
         .with_state(Ctx { snapshot, store })
-}
-
-fn now_s() -> i64 {
-    now_ms() / 1000
 }
 
 fn fail(status: StatusCode, e: impl std::fmt::Display) -> Response {
@@ -65,7 +61,7 @@ async fn history(State(c): State<Ctx>, Query(q): Query<HistoryQuery>) -> Respons
 }
 
 async fn silences(State(c): State<Ctx>) -> Response {
-    match c.store.active_silences(now_s()).await {
+    match c.store.active_silences(unix_now()).await {
         Ok(s) => Json(s).into_response(),
         Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
@@ -112,7 +108,7 @@ async fn add_silence(
             )
         }
     };
-    let now = now_s();
+    let now = unix_now();
     let until = now.saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     match c
         .store
@@ -129,7 +125,7 @@ async fn add_silence(
 }
 
 async fn expire_silence(State(c): State<Ctx>, Path(id): Path<i64>) -> Response {
-    match c.store.expire_silence(id, now_s()).await {
+    match c.store.expire_silence(id, unix_now()).await {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => fail(StatusCode::NOT_FOUND, format!("no active silence {id}")),
         Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),

@@ -8,14 +8,19 @@
 //! - [`template`]: `{placeholder}` message templates.
 //! - [`notification`]: [`notification::Notification`], levels, runbook/graph links, keys.
 //! - [`notifiers`]: the `NOTIFIERS` registry and one file per notifier.
-//! - [`outbox`]: SQLite outbox (record → send → mark), retries with backoff, plus the
-//!   alert-state and silence tables.
-//! - [`pipeline`]: evaluate → state → route → outbox (the evaluator and its run loop).
+//! - [`outbox`]: SQLite outbox (record → send → mark), retries with backoff.
+//! - [`pipeline`]: evaluate → state → route, one cycle end to end ([`pipeline::engine`]).
+//! - [`daemon`]: the run loop: cycles, the outbox worker, the HTTP API, self-metrics, reload.
 //! - [`api`]: the HTTP JSON API (states, history, silences).
 //! - [`metrics`]: self-metrics and heartbeat to carbon.
+//! - [`db`]: the SQLite state file: every table's schema, migrations, opening it.
+//! - [`clock`]: wall time (Unix ms / s), the one place it is read.
 
 pub mod api;
+pub mod clock;
 pub mod config;
+pub mod daemon;
+pub mod db;
 pub mod metrics;
 pub mod notification;
 pub mod notifiers;

@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use alerter::clock::unix_now;
 use alerter::config::Config;
+use alerter::daemon;
 use alerter::notifiers::console;
 use alerter::outbox::{Outbox, RetryPolicy};
-use alerter::pipeline::engine::{self, unix_now, Engine, Mode};
+use alerter::pipeline::engine::{Engine, Mode};
 use alerter::pipeline::evaluate::{FetchPlan, RenderBackend};
 use alerter::pipeline::state::Store;
 use clap::{Parser, Subcommand};
@@ -223,12 +225,12 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 tracing::info!("shutting down");
                 let _ = tx.send(true);
             });
-            engine::run_with(
+            daemon::run_with(
                 cfg,
                 backend,
                 RetryPolicy::default(),
                 rx,
-                engine::Ticks::Interval,
+                daemon::Ticks::Interval,
                 Some(hangups()?),
             )
             .await?;

@@ -1,4 +1,4 @@
-//! The persistent outbox (SQLite through sqlx), and the alerter's other tables.
+//! The persistent outbox (SQLite through sqlx; the file and its schema: [`crate::db`]).
 //!
 //! Delivery protocol, per row: INSERT (committed) → send → UPDATE status = 'delivered'.
 //! - **Nothing is lost**: a row is committed before the first send; pending rows survive a
@@ -21,79 +21,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 use tokio::sync::Notify;
 
+use crate::clock::now_ms;
 use crate::notifiers::{Message, Notifier, NotifyError};
-
-/// Schema version 1: outbox, alert states and silences.
-const SCHEMA_V1: &str = "
-CREATE TABLE IF NOT EXISTS outbox (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
-    idempotency_key TEXT    NOT NULL UNIQUE,
-    notifier        TEXT    NOT NULL,
-    payload         TEXT    NOT NULL,              -- the Message as JSON (no secrets)
-    status          TEXT    NOT NULL DEFAULT 'pending'
-                    CHECK (status IN ('pending', 'delivered', 'failed')),
-    attempts        INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER NOT NULL,              -- unix ms
-    last_error      TEXT,
-    created_at      INTEGER NOT NULL,              -- unix ms
-    done_at         INTEGER                        -- delivered or failed, unix ms
-);
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (notifier, id) WHERE status = 'pending';
-
--- One row per alert name + series: what the evaluator last decided and told.
-CREATE TABLE IF NOT EXISTS alert_state (
-    alert          TEXT    NOT NULL,
-    series         TEXT    NOT NULL,
-    level          TEXT    NOT NULL,               -- OK, WARNING, CRITICAL, NO_DATA, ERROR
-    since          INTEGER NOT NULL,               -- unix s: level entered
-    pending_level  TEXT,                           -- a level waiting out `for` / cycles
-    pending_since  INTEGER,
-    pending_cycles INTEGER NOT NULL DEFAULT 0,
-    last_value     REAL,
-    last_seen      INTEGER,                        -- unix s: series last returned
-    last_notified  INTEGER,                        -- unix s: for repeat_interval
-    notified_level TEXT,                           -- level last sent (for resolve after restart)
-    PRIMARY KEY (alert, series)
-);
-
--- Silences by alert / series glob, with expiry.
-CREATE TABLE IF NOT EXISTS silences (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    alert_glob  TEXT    NOT NULL DEFAULT '*',
-    series_glob TEXT    NOT NULL DEFAULT '*',
-    comment     TEXT    NOT NULL DEFAULT '',
-    created_by  TEXT    NOT NULL DEFAULT '',
-    created_at  INTEGER NOT NULL,                  -- unix s
-    expires_at  INTEGER NOT NULL                   -- unix s
-);
-CREATE INDEX IF NOT EXISTS silences_expiry ON silences (expires_at);
-PRAGMA user_version = 1;
-";
-
-/// Schema version 2: each row names its stream (alert and series), the unit of ordering.
-/// Rows written by version 1 get theirs from their payload.
-const SCHEMA_V2: &str = "
-ALTER TABLE outbox ADD COLUMN stream TEXT NOT NULL DEFAULT '';
-UPDATE outbox SET stream = COALESCE(json_extract(payload, '$.notification.alert'), '')
-    || char(10) || COALESCE(json_extract(payload, '$.notification.series'), '');
-CREATE INDEX IF NOT EXISTS outbox_stream ON outbox (notifier, stream, id) WHERE status = 'pending';
-PRAGMA user_version = 2;
-";
-
-/// Schema version 3: the firing level a series in NO_DATA / ERROR keeps open.
-const SCHEMA_V3: &str = "
-ALTER TABLE alert_state ADD COLUMN held_level TEXT;
-PRAGMA user_version = 3;
-";
-
-/// The newest schema version this alerter writes.
-const SCHEMA_VERSION: i64 = 3;
 
 /// The ordering unit of a message: its alert and series. Rows of one stream and notifier
 /// are sent oldest first; streams do not wait for each other.
@@ -228,61 +162,14 @@ fn missing_notifier(name: &str) -> String {
 /// Prefix of `last_error` of a row that outlived [`RetryPolicy::max_age`].
 const EXPIRED: &str = "expired: ";
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl Outbox {
-    /// Open (creating if needed) the SQLite file and its schema.
+    /// Open (creating if needed) the state file ([`crate::db::open`]).
     pub async fn open(path: &Path) -> anyhow::Result<Outbox> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open state file {}: {e}", path.display()))?;
-        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
-            .fetch_one(&pool)
-            .await?;
-        if version > SCHEMA_VERSION {
-            anyhow::bail!(
-                "state file {} has schema version {version}, newer than this alerter ({SCHEMA_VERSION}): upgrade the alerter",
-                path.display()
-            );
-        }
-        if version < SCHEMA_VERSION {
-            let mut conn = pool.acquire().await?;
-            let migrated = async {
-                use sqlx::Connection as _;
-                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-                if version < 1 {
-                    sqlx::raw_sql(SCHEMA_V1).execute(&mut *tx).await?;
-                }
-                if version < 2 {
-                    sqlx::raw_sql(SCHEMA_V2).execute(&mut *tx).await?;
-                }
-                sqlx::raw_sql(SCHEMA_V3).execute(&mut *tx).await?;
-                tx.commit().await
-            }
-            .await;
-            if let Err(e) = migrated {
-                let _ = conn.close().await;
-                anyhow::bail!("state file {}: creating its tables: {e}", path.display());
-            }
-        }
+        let pool = crate::db::open(path).await?;
         Ok(Outbox {
             pool,
             wake: Arc::new(Notify::new()),

@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alerter::clock::now_ms;
 use alerter::notification::{Action, Level};
 use alerter::notifiers::pagerduty::{PagerDuty, PagerDutyConfig};
 use alerter::notifiers::Notifier;
-use alerter::outbox::{now_ms, Counts, NotifierMap, Outbox, RetryPolicy};
+use alerter::outbox::{Counts, NotifierMap, Outbox, RetryPolicy};
 use common::*;
 use conf::Secret;
 

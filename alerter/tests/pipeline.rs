@@ -8,9 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alerter::clock::now_ms;
 use alerter::config::Config;
 use alerter::notification::Level;
-use alerter::outbox::{now_ms, NotifierMap, Outbox, RetryPolicy};
+use alerter::outbox::{NotifierMap, Outbox, RetryPolicy};
 use alerter::pipeline::engine::{Engine, Mode};
 use alerter::pipeline::evaluate::{FetchPlan, RenderBackend};
 use common::render::RenderServer;

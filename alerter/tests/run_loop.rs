@@ -1,4 +1,4 @@
-//! `for` and `keep_firing_for` through the real run loop (`engine::run_with`: state file,
+//! `for` and `keep_firing_for` through the real run loop (`daemon::run_with`: state file,
 //! outbox worker, notifiers) against the embedded render server (carbide's store and its
 //! graphite-web-compatible HTTP API, in process). The loop's clock is injected
 //! (`Ticks::Manual`: each tick is the unix time of a cycle), so minutes pass between cycles
@@ -10,8 +10,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use alerter::config::Config;
+use alerter::daemon::{run_with, Ticks};
 use alerter::outbox::RetryPolicy;
-use alerter::pipeline::engine::{run_with, CycleReport, Ticks};
+use alerter::pipeline::engine::CycleReport;
 use alerter::pipeline::evaluate::RenderBackend;
 use common::Receiver;
 use graphite::store::schema::Schemas;

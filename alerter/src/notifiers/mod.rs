@@ -2,17 +2,11 @@
 //! backoff, ordering and dedup belong to the outbox ([`crate::outbox`]), never to a notifier.
 //!
 //! Adding a notifier: one file here (its options struct implementing [`NotifierConfig`], its
-//! [`Notifier`], and a `pub const KIND`) and one line in [`NOTIFIERS`]. The registry drives
+//! [`Notifier`], and a `pub const KIND`) and its name in the `registry!` line. The registry drives
 //! everything else: decoding `notifiers: NAME: {type: ..}`, "did you mean" for type names,
 //! validation at load time, Graphite Pager's legacy keys and environment variables
 //! ([`Legacy`]), the default routing, and the shared test kit (`tests/notifier_kit.rs`, which
 //! loads every kind's [`NotifierKind::sample`] and sends through it against real receivers).
-
-pub mod console;
-pub mod email;
-pub mod pagerduty;
-pub mod slack;
-pub mod webhook;
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -27,14 +21,17 @@ use serde::{Deserialize, Serialize};
 use crate::notification::{Action, Level, Notification};
 use conf::Secret;
 
-/// Every notifier type, in the order the default routing lists them.
-pub static NOTIFIERS: &[NotifierKind] = &[
-    console::KIND,
-    email::KIND,
-    slack::KIND,
-    pagerduty::KIND,
-    webhook::KIND,
-];
+/// The registry: each name is a module of this directory with a `pub const KIND`.
+macro_rules! registry {
+    ($($name:ident),* $(,)?) => {
+        $(pub mod $name;)*
+
+        /// Every notifier type, in the order the default routing lists them.
+        pub static NOTIFIERS: &[NotifierKind] = &[$($name::KIND),*];
+    };
+}
+
+registry!(console, email, slack, pagerduty, webhook);
 
 /// The registered kind named `name`.
 pub fn kind(name: &str) -> Option<&'static NotifierKind> {

@@ -245,19 +245,6 @@ pub struct HistoryEntry {
 /// How many history rows are kept.
 pub const HISTORY_KEEP: i64 = 10_000;
 
-const HISTORY_SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS history (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    at       INTEGER NOT NULL,      -- unix s
-    alert    TEXT    NOT NULL,
-    series   TEXT    NOT NULL,
-    previous TEXT    NOT NULL,
-    level    TEXT    NOT NULL,
-    value    REAL,
-    silenced INTEGER NOT NULL DEFAULT 0
-);
-";
-
 /// The state tables of the alerter's SQLite file (shared with the outbox).
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -271,7 +258,7 @@ fn level_of(s: Option<String>) -> Level {
 impl Store {
     /// Uses the outbox's pool; creates the history table if missing.
     pub async fn new(pool: SqlitePool) -> anyhow::Result<Store> {
-        sqlx::raw_sql(HISTORY_SCHEMA).execute(&pool).await?;
+        crate::db::create_history(&pool).await?;
         Ok(Store { pool })
     }
 
