@@ -670,3 +670,84 @@ fn cron_runs_spool_by_default_and_drain_the_backlog_first() {
     );
     let _ = std::fs::remove_dir_all(&dest);
 }
+
+/// A connection error says what happened: refused, authentication, unknown database
+/// (PostgreSQL and MariaDB), from the first direct connection rather than "pool timed out"
+/// after the pool's acquire timeout.
+#[test]
+fn connection_errors_say_what_happened() {
+    let pg = pg();
+    let my = mysql();
+    let (pg_base, _) = pg.rsplit_once('/').unwrap();
+    let (my_base, _) = my.rsplit_once('/').unwrap();
+    let cases = [
+        (
+            "postgres://carbide:x@127.0.0.1:1/db".to_string(),
+            "connection refused: nothing listens at that host and port",
+        ),
+        (
+            format!("{pg_base}/no_such_database"),
+            "unknown database: database \"no_such_database\" does not exist",
+        ),
+        (
+            pg.replacen(&password(&pg), "Wr0ng-Secret-Value", 1),
+            "authentication failed: password authentication failed",
+        ),
+        (
+            format!("{my_base}/no_such_database"),
+            "no access to that database (or it does not exist): Access denied",
+        ),
+        (
+            my.replacen(&password(&my), "Wr0ng-Secret-Value", 1),
+            "authentication failed: Access denied",
+        ),
+    ];
+    for (dsn, want) in cases {
+        let out = run(&dsn, &["--dry-run"], "SELECT 'a', 1\n");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("cannot connect to "), "{stderr}");
+        assert!(stderr.contains(want), "want {want:?}:\n{stderr}");
+        assert!(!stderr.contains("pool timed out"), "{stderr}");
+        assert!(!stderr.contains("Wr0ng-Secret-Value"), "{stderr}");
+    }
+}
+
+/// sqlx's short form `sqlite:shop.db` (a path relative to the working directory) is a DSN,
+/// not "no scheme".
+#[test]
+fn sqlite_short_form_dsn() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::{Connection, Executor};
+        let url = format!("sqlite://{}?mode=rwc", tmp.path().join("shop.db").display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        c.execute("CREATE TABLE t (v REAL); INSERT INTO t VALUES (4.5);")
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+    });
+    let mut child = Command::new(BIN)
+        .args(["--no-spool", "--dry-run"])
+        .env("S2G_DSN", "sqlite:shop.db")
+        .env_remove("RUST_LOG")
+        .current_dir(tmp.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT 'v', v FROM t\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains(".v 4.5 "), "{stdout}");
+}

@@ -68,20 +68,82 @@ fn pool_options_within<DB: sqlx::Database>(
         .idle_timeout(Some(Duration::from_secs(300)))
 }
 
+/// How long the first, direct connection of [`Database::connect`] may take.
+const CONNECT_PROBE: Duration = Duration::from_secs(10);
+
+/// One direct connection (then closed), its error in words.
+async fn probe<C: sqlx::Connection>(
+    dsn: &Dsn,
+    opts: &<C as sqlx::Connection>::Options,
+) -> Result<(), QueryError> {
+    let err = |what: String| QueryError(dsn.redact(&format!("cannot connect to {dsn}: {what}")));
+    match tokio::time::timeout(CONNECT_PROBE, C::connect_with(opts)).await {
+        Ok(Ok(c)) => {
+            let _ = c.close().await;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(err(describe(&e))),
+        Err(_) => Err(err(format!(
+            "no answer within {}s (a wrong host, or a firewall dropping the packets?)",
+            CONNECT_PROBE.as_secs()
+        ))),
+    }
+}
+
+/// What a connection error means, in words a user acts on, with the driver's message.
+fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            format!("connection refused: nothing listens at that host and port (is the server running?) ({io})")
+        }
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            format!("timed out ({io})")
+        }
+        sqlx::Error::Io(io) => format!("network error: {io}"),
+        sqlx::Error::PoolTimedOut => {
+            "timed out waiting for a connection (the server refused or did not answer)".to_string()
+        }
+        sqlx::Error::Database(db) => {
+            // MySQL/MariaDB's own error number (their SQLSTATE is a generic 42000 for most).
+            let number = db
+                .try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>()
+                .map(|m| m.number());
+            let what = match (db.code().as_deref(), number) {
+                (_, Some(1045)) | (Some("28P01" | "28000"), _) => "authentication failed: ",
+                (_, Some(1049)) | (Some("3D000"), _) => "unknown database: ",
+                // MySQL/MariaDB answer this for a database the user may not see, existing
+                // or not.
+                (_, Some(1044)) => "no access to that database (or it does not exist): ",
+                _ => "",
+            };
+            format!("{what}{}", db.message())
+        }
+        other => other.to_string(),
+    }
+}
+
 impl Database {
     /// Connect now (one connection), so a wrong DSN or password is one clear error.
     /// `max` bounds the connections used by concurrent queries.
+    ///
+    /// One direct connection is tried first, within [`CONNECT_PROBE`]: the pool retries a
+    /// refused connection until its acquire timeout and then only says "pool timed out", while
+    /// the probe's error says what happened (refused, no answer, authentication, unknown
+    /// database) within seconds.
     pub async fn connect(dsn: &Dsn, max: u32) -> Result<Database, QueryError> {
-        let fail =
-            |e: sqlx::Error| QueryError(dsn.redact(&format!("cannot connect to {dsn}: {e}")));
+        let fail = |e: sqlx::Error| {
+            QueryError(dsn.redact(&format!("cannot connect to {dsn}: {}", describe(&e))))
+        };
         let url = dsn.connect_url();
         let pool = match dsn.driver() {
             Driver::Postgres => {
                 let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(fail)?;
+                probe::<sqlx::PgConnection>(dsn, &opts).await?;
                 Pool::Postgres(pool_options(max).connect_with(opts).await.map_err(fail)?)
             }
             Driver::MySql => {
                 let opts = sqlx::mysql::MySqlConnectOptions::from_str(url).map_err(fail)?;
+                probe::<sqlx::MySqlConnection>(dsn, &opts).await?;
                 let pool = pool_options(max).connect_with(opts).await.map_err(fail)?;
                 Pool::MySql(pool, OnceCell::new())
             }

@@ -44,9 +44,26 @@ impl Dsn {
     /// The error never contains the password.
     pub fn parse(text: &str) -> Result<Dsn, String> {
         let text = text.trim();
+        // sqlx's own short form for a file: `sqlite:shop.db` (relative), `sqlite::memory:`.
+        if let Some(path) = text
+            .strip_prefix("sqlite:")
+            .filter(|p| !p.starts_with("//"))
+        {
+            if path.is_empty() {
+                return Err(format!(
+                    "DSN {text:?}: no database file: write sqlite:path/to.db or sqlite:///absolute/path.db"
+                ));
+            }
+            return Ok(Dsn {
+                driver: Driver::Sqlite,
+                url: text.to_string(),
+                redacted: text.to_string(),
+                secrets: Vec::new(),
+            });
+        }
         let Some((scheme, rest)) = text.split_once("://") else {
             return Err(format!(
-                "DSN {:?} has no scheme: write postgres://user:password@host/db, mysql://…, mariadb://… or sqlite://path",
+                "DSN {:?} has no scheme: write postgres://user:password@host/db, mysql://…, mariadb://… or sqlite:path",
                 redact_userinfo(text).0
             ));
         };
@@ -172,6 +189,7 @@ mod tests {
             ),
             ("mariadb://u:p@h/db", Driver::MySql, "mysql://u:p@h/db"),
             ("sqlite:///tmp/x.db", Driver::Sqlite, "sqlite:///tmp/x.db"),
+            ("sqlite:shop.db", Driver::Sqlite, "sqlite:shop.db"),
         ];
         for (text, driver, url) in cases {
             let d = Dsn::parse(text).unwrap();
