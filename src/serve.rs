@@ -46,14 +46,14 @@ pub struct ServeArgs {
     pub flush_interval: Option<humantime::Duration>,
     /// Basic-auth user of the HTTP API; the password comes from CARBIDE_HTTP_PASSWORD (or the
     /// file). A bearer token may come from CARBIDE_HTTP_TOKEN.
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", allow_hyphen_values = true)]
     pub http_user: Option<String>,
     /// Longest run of one HTTP request's work (render, find, tags), then 504 [default: 10s].
     #[arg(long, value_name = "DURATION")]
     pub render_timeout: Option<humantime::Duration>,
     /// Freeze the store's clock at this epoch (replaying recorded data; never in production:
     /// nothing expires).
-    #[arg(long, value_name = "EPOCH", hide = true)]
+    #[arg(long, value_name = "EPOCH", hide = true, allow_negative_numbers = true)]
     pub frozen_clock: Option<i64>,
 }
 

@@ -192,3 +192,32 @@ fn up_spools_under_its_data_dir() {
     assert!(ok, "no spool under the data directory: {}", lock.display());
     drop(c);
 }
+
+/// The command-line manner shared by every binary: `--version`, `--log-level`, a value that
+/// looks like a flag taken as the value, exit 2 on a configuration error.
+#[test]
+fn cli_manner() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = Command::new(common::CARBIDE)
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("carbide "),
+        "{out:?}"
+    );
+    // `-admin` is the user's name, not a flag; without a password that is a config error.
+    let (code, err) = carbide(
+        d,
+        &["--log-level", "debug", "serve", "--http-user", "-admin"],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("HTTP basic auth: a user is set but no password"),
+        "{err}"
+    );
+    assert!(!err.contains('\x1b'), "ANSI escapes on a pipe: {err:?}");
+}

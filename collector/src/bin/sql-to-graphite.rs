@@ -38,13 +38,18 @@ column is the metric name and its second the value."
 )]
 struct Cli {
     /// Carbon host to send to (plaintext protocol). Required unless --dry-run.
-    #[arg(long, value_name = "HOST")]
+    #[arg(long, value_name = "HOST", allow_hyphen_values = true)]
     graphite_host: Option<String>,
     /// Carbon plaintext port.
     #[arg(long, value_name = "PORT", default_value_t = 2003)]
     graphite_port: u16,
     /// Prefix of every metric name.
-    #[arg(long, value_name = "PREFIX", default_value = "db")]
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "db",
+        allow_hyphen_values = true
+    )]
     graphite_prefix: String,
     /// Run the queries of a YAML queries file once (instead of reading stdin).
     #[arg(long, value_name = "FILE", conflicts_with = "schedule")]
