@@ -98,6 +98,11 @@ fn parsed(lines: &[String]) -> Vec<(String, f64, i64)> {
 /// Run the binary; unless `args` choose a spool, it gets a fresh one of its own (the default,
 /// a state directory, would be shared by every test).
 fn run(dsn: &str, args: &[&str], stdin: &str) -> Output {
+    run_in(None, dsn, args, stdin)
+}
+
+/// [`run`] in the working directory `dir`.
+fn run_in(dir: Option<&Path>, dsn: &str, args: &[&str], stdin: &str) -> Output {
     let spool = tempfile::tempdir().unwrap();
     let own = !args
         .iter()
@@ -105,6 +110,9 @@ fn run(dsn: &str, args: &[&str], stdin: &str) -> Output {
     let mut cmd = Command::new(BIN);
     if own {
         cmd.arg("--spool-dir").arg(spool.path());
+    }
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
     }
     let mut child = cmd
         .args(args)
@@ -730,23 +738,12 @@ fn sqlite_short_form_dsn() {
             .unwrap();
         c.close().await.unwrap();
     });
-    let mut child = Command::new(BIN)
-        .args(["--no-spool", "--dry-run"])
-        .env("S2G_DSN", "sqlite:shop.db")
-        .env_remove("RUST_LOG")
-        .current_dir(tmp.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"SELECT 'v', v FROM t\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_in(
+        Some(tmp.path()),
+        "sqlite:shop.db",
+        &["--no-spool", "--dry-run"],
+        "SELECT 'v', v FROM t\n",
+    );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains(".v 4.5 "), "{stdout}");
