@@ -158,6 +158,8 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             return;
         };
         cfg.metrics_carbon_default = Some(carbon.to_string());
+        // Graph links open this process's own render API when the file names none.
+        cfg.public_url_default = Some(format!("http://{}", running.http_addr()));
         if !first_cycle_stored(running.store(), alerter_rx.clone()).await {
             return; // stopped while waiting
         }

@@ -271,6 +271,23 @@ alerts:
         "no NO_DATA page for the missing target:\n{}",
         log()
     );
+    // Its graph link opens a picture from this process's own render API (no graphite_url
+    // in the file), and the message's "Graph:" line carries it.
+    let page = pages
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|p| p["alert"] == "Missing")
+        .cloned()
+        .unwrap();
+    let graph = page["graph_url"].as_str().unwrap_or_default().to_string();
+    let prefix = format!("http://{}/render/?", c.http);
+    assert!(graph.starts_with(&prefix), "{page}");
+    let (st, ct, png) = common::get_bytes(c.http, &graph[prefix.len() - "/render/?".len()..]);
+    assert_eq!((st, ct.as_str()), (200, "image/png"), "{graph}");
+    assert!(png.starts_with(b"\x89PNG"), "{graph}");
+    let body = page["body"].as_str().unwrap_or_default();
+    assert!(body.contains(&format!("Graph: {graph}")), "{body}");
     // A few more alerter cycles (its heartbeat in the store), then count.
     let heartbeats = || {
         let (_, body) = c.get("/render?target=carbide.alerter.heartbeat&from=-5min&format=json");

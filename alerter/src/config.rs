@@ -55,6 +55,16 @@ struct FileConfig {
     /// Render API base URL (graphite-web, carbonapi, carbide's server). Env `GRAPHITE_URL`.
     #[serde(default)]
     graphite_url: Option<String>,
+    /// Base URL of the links people open (graph pictures): what the render API is called
+    /// from outside (a proxy, a public name). Default: `graphite_url`; under `carbide up`
+    /// without either, its HTTP API. Set, it also tells Slack and PagerDuty they can fetch
+    /// the picture (an image in the message).
+    #[serde(default)]
+    public_url: Option<String>,
+    /// A link replacing the render URL in `{graph_url}` (e.g. a Grafana panel), with
+    /// `{target}`, `{from}`, `{until}` (epoch seconds), `{alert}`, `{series}`.
+    #[serde(default)]
+    graph_url_template: Option<String>,
     /// HTTP basic-auth user for the render API. Env `GRAPHITE_USER`.
     #[serde(default)]
     graphite_user: Option<String>,
@@ -655,6 +665,13 @@ pub struct Config {
     pub metrics_carbon_default: Option<String>,
     /// Self-metrics path prefix.
     pub metrics_prefix: String,
+    /// `public_url` from the file.
+    pub public_url: Option<String>,
+    /// `graph_url_template` from the file (placeholders checked).
+    pub graph_url_template: Option<String>,
+    /// Where graph links point when the file sets neither `public_url` nor `graphite_url`
+    /// (not from the file: `carbide up` sets its HTTP API; a reload keeps it).
+    pub public_url_default: Option<String>,
     /// Undelivered notifications older than this are marked failed.
     pub page_max_age: Duration,
     /// WARNING/CRITICAL → NO_DATA/ERROR resolves the firing level's receivers.
@@ -684,6 +701,20 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let f: FileConfig = yaml::from_str(file, text)?;
         Loader { file, text }.build(f, env)
+    }
+
+    /// Where graph links point ([`crate::notification::GraphLinks`]): `public_url`, else
+    /// `graphite_url`, else what the program running the alerter set.
+    pub fn graph_links(&self) -> crate::notification::GraphLinks {
+        crate::notification::GraphLinks {
+            base: self
+                .public_url
+                .clone()
+                .or_else(|| self.graphite.url.clone())
+                .or_else(|| self.public_url_default.clone()),
+            template: self.graph_url_template.clone(),
+            public: self.public_url.is_some(),
+        }
     }
 
     /// `graphite_url` (or `GRAPHITE_URL`) is set: `alerter check`, `run`, `dry-run` and
@@ -745,7 +776,15 @@ impl Loader<'_> {
                 .map(Secret::new)
                 .or(f.graphite_pass.take()),
         };
-        for (key, url) in [("graphite_url", &graphite.url), ("docs_url", &f.docs_url)] {
+        if let Some(t) = &f.graph_url_template {
+            crate::notification::check_graph_template(t)
+                .map_err(|m| self.err(&[Seg::Key("graph_url_template")], m))?;
+        }
+        for (key, url) in [
+            ("graphite_url", &graphite.url),
+            ("docs_url", &f.docs_url),
+            ("public_url", &f.public_url),
+        ] {
             if let Some(u) = url {
                 check_url(key, u).map_err(|m| self.err(&[Seg::Key(key)], m))?;
             }
@@ -818,6 +857,9 @@ impl Loader<'_> {
             metrics_carbon: f.metrics_carbon,
             metrics_carbon_default: None,
             metrics_prefix: f.metrics_prefix,
+            public_url: f.public_url,
+            graph_url_template: f.graph_url_template,
+            public_url_default: None,
             page_max_age: f.page_max_age,
             no_data_resolves: f.no_data_resolves,
             file: self.file.to_path_buf(),

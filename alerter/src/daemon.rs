@@ -126,6 +126,7 @@ async fn reload(
         new.state_file = current.state_file.clone();
     }
     new.metrics_carbon_default = current.metrics_carbon_default.clone();
+    new.public_url_default = current.public_url_default.clone();
     if new.api_listen != current.api_listen {
         tracing::warn!("api_listen changed: it takes effect when the alerter restarts");
         new.api_listen = current.api_listen;

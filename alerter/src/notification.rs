@@ -94,8 +94,13 @@ pub struct Notification {
     pub threshold: Option<f64>,
     /// `{docs_url}/{alert name}#{series}`, URL-encoded.
     pub runbook_url: Option<String>,
-    /// A render URL graphing the target with both thresholds.
+    /// A link to a picture of the target with both thresholds drawn (a render URL, or
+    /// `graph_url_template`'s link).
     pub graph_url: Option<String>,
+    /// The render URL of that picture when `public_url` says others (Slack, PagerDuty) can
+    /// fetch it: Slack shows it as an image, PagerDuty in `images`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph_image_url: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     /// Unix seconds of the evaluation that produced it.
@@ -170,17 +175,112 @@ pub fn runbook_url(base: &str, alert: &str, series: Option<&str>) -> String {
     url
 }
 
-/// A render URL graphing `target` and both thresholds over the last 20 minutes, as Graphite
-/// Pager's graph link (but an `https` base stays `https`).
+/// A render URL drawing `target` and both thresholds (orange and red lines) over the last
+/// hour, as Graphite Pager's graph link: no `format`, so graphite-web and carbide answer a
+/// PNG (an `https` base stays `https`).
 pub fn graph_url(graphite_url: &str, target: &str, warning: f64, critical: f64) -> String {
     let q = |s: &str| utf8_percent_encode(s, UNRESERVED).to_string();
     format!(
-        "{}/render/?width=586&height=308&target={}&target={}&target={}&from=-20mins",
+        "{}/render/?width=586&height=308&target={}&target={}&target={}&from=-1h",
         graphite_url.trim_end_matches('/'),
         q(target),
-        q(&format!("threshold({warning},\"Warning\")")),
-        q(&format!("threshold({critical},\"Critical\")")),
+        q(&format!("threshold({warning},\"Warning\",\"orange\")")),
+        q(&format!("threshold({critical},\"Critical\",\"red\")")),
     )
+}
+
+/// Where graph links point: `base` (`public_url`, else `graphite_url`, else the render API
+/// of `carbide up`) and an optional `graph_url_template` replacing the render URL (e.g. a
+/// Grafana panel) with `{target}`, `{from}`, `{until}`, `{alert}`, `{series}` filled in,
+/// URL-encoded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GraphLinks {
+    pub base: Option<String>,
+    pub template: Option<String>,
+    /// `public_url` is set: others can fetch the picture (Slack image, PagerDuty images).
+    pub public: bool,
+}
+
+/// The placeholders of `graph_url_template`.
+pub const GRAPH_TEMPLATE_VARS: &[&str] = &["target", "from", "until", "alert", "series"];
+
+/// Checks `graph_url_template`'s placeholders.
+pub fn check_graph_template(t: &str) -> Result<(), String> {
+    let mut rest = t;
+    while let Some(i) = rest.find('{') {
+        let Some(j) = rest[i..].find('}') else {
+            return Err("unclosed \"{\"".into());
+        };
+        let name = &rest[i + 1..i + j];
+        if !GRAPH_TEMPLATE_VARS.contains(&name) {
+            return Err(format!(
+                "unknown placeholder \"{{{name}}}\" (expected one of: {})",
+                GRAPH_TEMPLATE_VARS.join(", ")
+            ));
+        }
+        rest = &rest[i + j + 1..];
+    }
+    Ok(())
+}
+
+impl GraphLinks {
+    /// `(graph_url, graph_image_url)` for an alert's target at `now`.
+    pub fn urls(
+        &self,
+        alert: &str,
+        series: &str,
+        target: &str,
+        warning: f64,
+        critical: f64,
+        now: i64,
+    ) -> (Option<String>, Option<String>) {
+        let render = self
+            .base
+            .as_deref()
+            .map(|b| graph_url(b, target, warning, critical));
+        let link = match &self.template {
+            Some(t) => {
+                let q = |s: &str| utf8_percent_encode(s, UNRESERVED).to_string();
+                Some(
+                    t.replace("{target}", &q(target))
+                        .replace("{from}", &(now - 3600).to_string())
+                        .replace("{until}", &now.to_string())
+                        .replace("{alert}", &q(alert))
+                        .replace("{series}", &q(series)),
+                )
+            }
+            None => render.clone(),
+        };
+        let image = render.filter(|_| self.public);
+        (link, image)
+    }
+}
+
+/// A value as a person reads it: at most four significant digits below 1000, whole numbers
+/// above (`18.09090909090909` → `18.09`, `0.00123456` → `0.001235`, `123456.7` → `123457`).
+pub fn human_value(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    if v.abs() >= 1000.0 {
+        return format!("{:.0}", v.round());
+    }
+    if v == 0.0 {
+        return "0".into();
+    }
+    let digits = 4 - 1 - v.abs().log10().floor() as i32;
+    let decimals = digits.clamp(0, 12) as usize;
+    let s = format!("{v:.decimals$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    };
+    if s == "-0" {
+        "0".into()
+    } else {
+        s
+    }
 }
 
 #[cfg(test)]
@@ -199,6 +299,7 @@ pub(crate) fn sample(level: Level) -> Notification {
             Some("web-1"),
         )),
         graph_url: Some(graph_url("https://graphite", "servers.*.load", 10.0, 20.0)),
+        graph_image_url: None,
         labels: BTreeMap::from([("team".into(), "ops".into())]),
         annotations: BTreeMap::new(),
         timestamp: 1_700_000_000,
@@ -228,7 +329,56 @@ mod tests {
     fn graph_link_keeps_https_and_encodes_target() {
         let u = graph_url("https://g.example.com", "aliasByNode(a.*.b,1)", 10.0, 20.5);
         assert!(u.starts_with("https://g.example.com/render/?width=586&height=308&target=aliasByNode%28a.%2A.b%2C1%29&"), "{u}");
-        assert!(u.contains("threshold%2820.5%2C%22Critical%22%29"), "{u}");
+        assert!(
+            u.contains("threshold%2820.5%2C%22Critical%22%2C%22red%22%29"),
+            "{u}"
+        );
+        assert!(!u.contains("format="), "a picture, not JSON: {u}");
+    }
+
+    #[test]
+    fn graph_links_follow_public_url_and_the_template() {
+        let l = GraphLinks {
+            base: Some("http://127.0.0.1:8080".into()),
+            template: None,
+            public: false,
+        };
+        let (link, image) = l.urls("Load", "web1", "a.b", 1.0, 2.0, 1000);
+        assert!(link.unwrap().starts_with("http://127.0.0.1:8080/render/?"));
+        assert_eq!(image, None);
+        let l = GraphLinks {
+            base: Some("https://g.example.com".into()),
+            template: Some(
+                "https://grafana/d/x?var-t={target}&from={from}000&to={until}000".into(),
+            ),
+            public: true,
+        };
+        let (link, image) = l.urls("Load", "web1", "a.*", 1.0, 2.0, 7200);
+        assert_eq!(
+            link.unwrap(),
+            "https://grafana/d/x?var-t=a.%2A&from=3600000&to=7200000"
+        );
+        assert!(image.unwrap().starts_with("https://g.example.com/render/?"));
+        assert!(check_graph_template("x{target}{until}").is_ok());
+        assert!(check_graph_template("x{tagret}")
+            .unwrap_err()
+            .contains("tagret"));
+        assert_eq!(
+            GraphLinks::default().urls("a", "s", "t", 1.0, 2.0, 0),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn values_read_sensibly() {
+        assert_eq!(human_value(18.09090909090909), "18.09");
+        assert_eq!(human_value(0.00123456), "0.001235");
+        assert_eq!(human_value(123456.7), "123457");
+        assert_eq!(human_value(20.0), "20");
+        assert_eq!(human_value(23.5), "23.5");
+        assert_eq!(human_value(-2.25), "-2.25");
+        assert_eq!(human_value(0.0), "0");
+        assert_eq!(human_value(999.96), "1000");
     }
 
     #[test]

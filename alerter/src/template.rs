@@ -129,7 +129,7 @@ impl Template {
 }
 
 fn lookup(cx: &Context, name: &str) -> String {
-    let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let num = |v: Option<f64>| v.map(crate::notification::human_value).unwrap_or_default();
     match name {
         "alert" => cx.alert.to_string(),
         "series" => cx.series.to_string(),

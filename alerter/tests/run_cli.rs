@@ -242,7 +242,7 @@ async fn dry_run_prints_what_would_be_sent_and_saves_nothing() {
     assert!(out.contains("would send to hook: Trigger"), "{out}");
     assert!(
         out.contains(
-            "CRITICAL alert for Load web-1 runbook=https://wiki.example.com/alerts/Load#web-1"
+            "CRITICAL alert for Load web-1 value=25 runbook=https://wiki.example.com/alerts/Load#web-1 graph="
         ),
         "{out}"
     );

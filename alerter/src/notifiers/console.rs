@@ -66,9 +66,22 @@ pub fn line(msg: &Message) -> String {
         Action::Trigger => n.level.to_string(),
         Action::Resolve => format!("RESOLVED ({} -> {})", n.previous, n.level),
     };
-    let mut line = format!("{} {what}: {}", n.timestamp, n.summary);
+    // A date a person reads (UTC), not epoch seconds.
+    let when = humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(n.timestamp.max(0).unsigned_abs()),
+    );
+    let mut line = format!("{when} {what}: {}", n.summary);
+    if let Some(v) = n.value {
+        line.push_str(&format!(" value={}", crate::notification::human_value(v)));
+    }
+    if let Some(r) = &n.reason {
+        line.push_str(&format!(" reason={r:?}"));
+    }
     if let Some(u) = &n.runbook_url {
         line.push_str(&format!(" runbook={u}"));
+    }
+    if let Some(u) = &n.graph_url {
+        line.push_str(&format!(" graph={u}"));
     }
     line
 }

@@ -170,6 +170,12 @@ pub fn payload(msg: &Message, routing_key: &str) -> serde_json::Value {
     if let Some(u) = &n.graph_url {
         links.push(json!({"href": u, "text": "Graph"}));
     }
+    // Events v2 `images`: PagerDuty fetches `src` (only with public_url set).
+    let images: Vec<serde_json::Value> = n
+        .graph_image_url
+        .iter()
+        .map(|u| json!({"src": u, "href": n.graph_url.as_ref().unwrap_or(u), "alt": "Graph"}))
+        .collect();
     let summary: String = n.summary.chars().take(1024).collect();
     json!({
         "routing_key": routing_key,
@@ -196,6 +202,7 @@ pub fn payload(msg: &Message, routing_key: &str) -> serde_json::Value {
             },
         },
         "links": links,
+        "images": images,
         "client": "carbide alerter",
     })
 }

@@ -172,6 +172,10 @@ pub fn payload(cfg: &SlackConfig, msg: &Message) -> serde_json::Value {
     if let Some(u) = &n.runbook_url {
         attachment["title_link"] = json!(u);
     }
+    // Slack fetches the picture itself: only with public_url set (a link it can reach).
+    if let Some(u) = &n.graph_image_url {
+        attachment["image_url"] = json!(u);
+    }
     let mut body = json!({"text": n.summary, "attachments": [attachment]});
     for (k, v) in [
         ("channel", &cfg.channel),
@@ -206,5 +210,36 @@ impl Notifier for Slack {
             &[url.expose()],
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notification::{sample, Level};
+
+    #[test]
+    fn the_picture_is_an_image_only_with_a_public_url() {
+        let mut n = sample(Level::Critical);
+        let msg = |n: &crate::notification::Notification| Message {
+            action: Action::Trigger,
+            notification: n.clone(),
+            idempotency_key: "k".into(),
+        };
+        let cfg = SlackConfig::default();
+        let p = payload(&cfg, &msg(&n));
+        assert!(p["attachments"][0].get("image_url").is_none(), "{p}");
+        n.graph_image_url = Some("https://graphs.example.com/render/?target=a".into());
+        let p = payload(&cfg, &msg(&n));
+        assert_eq!(
+            p["attachments"][0]["image_url"],
+            "https://graphs.example.com/render/?target=a"
+        );
+        let p = super::super::pagerduty::payload(&msg(&n), "rk");
+        assert_eq!(
+            p["images"][0]["src"],
+            "https://graphs.example.com/render/?target=a"
+        );
+        assert_eq!(p["links"][1]["text"], "Graph");
     }
 }

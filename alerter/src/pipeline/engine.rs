@@ -193,7 +193,7 @@ impl Engine {
             (Some(s), _) => s.active_silences(now).await?,
             _ => Vec::new(),
         };
-        let graphite_url = self.cfg.graphite.url.as_deref();
+        let links = self.cfg.graph_links();
 
         let mut report = CycleReport {
             at: now,
@@ -245,14 +245,7 @@ impl Engine {
                         _ => None,
                     };
                     let n = route::notification(
-                        alert,
-                        graphite_url,
-                        &key.1,
-                        previous,
-                        level,
-                        value,
-                        now,
-                        reason,
+                        alert, &links, &key.1, previous, level, value, now, reason,
                     );
                     let (msgs, held) = route::messages(
                         &alert.routes,
@@ -387,7 +380,7 @@ impl Engine {
             );
             let n = route::notification(
                 alert,
-                self.cfg.graphite.url.as_deref(),
+                &self.cfg.graph_links(),
                 &k.1,
                 st.notified_level,
                 Level::Ok,

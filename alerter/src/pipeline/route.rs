@@ -6,7 +6,7 @@
 //! silence ends (if the level still differs then), and nothing is sent twice.
 
 use crate::config::{Alert, Routes};
-use crate::notification::{self, Action, Level, Notification};
+use crate::notification::{Action, GraphLinks, Level, Notification};
 use crate::notifiers::Message;
 use crate::template::Context;
 
@@ -46,11 +46,13 @@ pub fn silenced<'a>(
 }
 
 /// Build the notification for `series` at `level` (after `previous`). `reason`: why the
-/// level is ERROR or NO_DATA (the render error), added to the body as a last line.
+/// level is ERROR or NO_DATA (the render error), added to the body as a last line. A line
+/// of the body that is only a label whose link is missing (`Graph:`, `Documentation:`) is
+/// left out.
 #[allow(clippy::too_many_arguments)]
 pub fn notification(
     alert: &Alert,
-    graphite_url: Option<&str>,
+    links: &GraphLinks,
     series: &str,
     previous: Level,
     level: Level,
@@ -60,8 +62,14 @@ pub fn notification(
 ) -> Notification {
     let reason = reason.filter(|_| matches!(level, Level::Error | Level::NoData));
     let runbook_url = alert.runbook_url(series);
-    let graph_url = graphite_url
-        .map(|g| notification::graph_url(g, &alert.target, alert.warning, alert.critical));
+    let (graph_url, graph_image_url) = links.urls(
+        &alert.name,
+        series,
+        &alert.target,
+        alert.warning,
+        alert.critical,
+        now,
+    );
     let threshold = alert.threshold_for(level);
     let value = value.filter(|_| matches!(level, Level::Ok | Level::Warning | Level::Critical));
     let cx = Context {
@@ -86,17 +94,33 @@ pub fn notification(
         value,
         threshold,
         summary: alert.templates.summary.render(&cx),
-        body: match reason {
-            Some(r) => format!("{}\nReason: {r}", alert.templates.body.render(&cx)),
-            None => alert.templates.body.render(&cx),
+        body: {
+            let body = drop_empty_links(&alert.templates.body.render(&cx));
+            match reason {
+                Some(r) => format!("{body}\nReason: {r}"),
+                None => body,
+            }
         },
         reason: reason.map(str::to_string),
         runbook_url,
         graph_url,
+        graph_image_url,
         labels: alert.labels.clone(),
         annotations: alert.annotations.clone(),
         timestamp: now,
     }
+}
+
+/// `text` without the lines that are only a link's label (`Graph: ` with no graph link).
+fn drop_empty_links(text: &str) -> String {
+    let empty = |l: &str| matches!(l.trim(), "Graph:" | "Documentation:" | "Runbook:");
+    if !text.lines().any(empty) {
+        return text.to_string();
+    }
+    text.lines()
+        .filter(|l| !empty(l))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The messages for one due notification: `(notifier, message)`. `held`: the firing level
@@ -145,9 +169,13 @@ mod tests {
         let text = "docs_url: https://wiki/alerts\npagerduty_key: k\nslack_url: https://hooks/x\nalerts:\n  - {name: Disk free, target: a, warning: 20, critical: 10}\n";
         let cfg = Config::from_str_with_env(Path::new("a.yml"), text, &|_| None).unwrap();
         let a = &cfg.alerts[0];
+        let links = GraphLinks {
+            base: Some("https://g".into()),
+            ..GraphLinks::default()
+        };
         let n = notification(
             a,
-            Some("https://g"),
+            &links,
             "web 1",
             Level::Warning,
             Level::Critical,
@@ -161,6 +189,7 @@ mod tests {
         );
         assert_eq!(n.threshold, Some(10.0));
         assert_eq!(n.summary, "CRITICAL alert for Disk free web 1");
+        assert!(n.body.contains("\nGraph: https://g/render/?"), "{}", n.body);
         assert!(
             n.body.contains("passes the critical value of 10"),
             "{}",
@@ -188,13 +217,21 @@ mod tests {
         );
         let ok = notification(
             a,
-            None,
+            &GraphLinks::default(),
             "web 1",
             Level::Critical,
             Level::Ok,
             Some(50.0),
             200,
             None,
+        );
+        // No graph link: no "Graph:" line.
+        assert_eq!(ok.graph_url, None);
+        assert!(!ok.body.contains("Graph:"), "{}", ok.body);
+        assert!(
+            ok.body.contains("Documentation: https://wiki"),
+            "{}",
+            ok.body
         );
         let m = messages(
             &a.routes,

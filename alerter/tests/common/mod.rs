@@ -118,6 +118,7 @@ pub fn notification(level: Level, previous: Level) -> Notification {
             500.0,
             1000.0,
         )),
+        graph_image_url: None,
         labels: BTreeMap::from([("team".into(), "edge".into())]),
         annotations: BTreeMap::from([("note".into(), "check backends".into())]),
         timestamp: 1_700_000_000,
