@@ -4,11 +4,15 @@
 //! published: "nginx has 0 processes" is what an alert needs), CPU %, RSS, virtual memory,
 //! threads, open files, disk read/write bytes (as rates) and uptime.
 //!
-//! One `sysinfo` scan of the process table per run serves every group of the instance (two
-//! passes: what matching needs for every process, then CPU, memory and I/O for the matched
-//! ones); it runs on a blocking thread, so a slow `/proc` never stalls the agent's other
-//! collectors.
-//! Threads and open files are read from `/proc/<pid>` for matched processes only.
+//! One scan of the process table per run serves every group of the instance; it runs on a
+//! blocking thread, so a slow `/proc` never stalls the agent's other collectors. The scan
+//! reads `/proc` directly ([`procfs`]: one `stat` read per process, the rest for matched
+//! processes only). The `sysinfo` scan it replaced (two passes: what matching needs for every
+//! process, then CPU, memory and I/O for the matched ones) is kept as the benchmark's
+//! reference ([`Reader::Sysinfo`], `benches/process-scan.sh`): it cost more CPU per run for
+//! the same numbers (docs/benchmarks.md). `sysinfo` still resolves user names.
+
+mod procfs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -105,6 +109,12 @@ pub struct GroupConfig {
 
 impl CollectorConfig for ProcessConfig {
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
+        Ok(Box::new(self.into_processes(Reader::Procfs)?))
+    }
+}
+
+impl ProcessConfig {
+    fn into_processes(self, reader: Reader) -> anyhow::Result<Processes> {
         if self.groups.is_empty() {
             anyhow::bail!("groups: empty; name at least one group of processes to watch");
         }
@@ -156,12 +166,29 @@ impl CollectorConfig for ProcessConfig {
                 any_selector,
             });
         }
-        Ok(Box::new(Processes {
+        Ok(Processes {
             groups: std::sync::Arc::new(groups),
+            reader,
             system: None,
             scan: None,
-        }))
+        })
     }
+}
+
+/// How the process table is read: `/proc` directly (what the collector does), or `sysinfo`
+/// (the benchmark's reference, `benches/process-scan.sh`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Procfs,
+    Sysinfo,
+}
+
+/// A `process` collector from its YAML text reading the table with `reader` (benchmarks).
+#[doc(hidden)]
+pub fn with_reader(text: &str, reader: Reader) -> anyhow::Result<Box<dyn Collector>> {
+    let cfg: ProcessConfig = conf::from_str(Path::new("process.yml"), text)?;
+    Ok(Box::new(cfg.into_processes(reader)?))
 }
 
 #[derive(Debug)]
@@ -181,8 +208,9 @@ struct Group {
 /// The process table kept between runs, with each matched process's CPU time at the
 /// previous scan (CPU % is measured from it over the time between scans).
 pub struct Table {
-    system: System,
-    cpu_ms: std::collections::HashMap<Pid, u64>,
+    /// sysinfo's process table ([`Reader::Sysinfo`] only).
+    system: Option<System>,
+    cpu_ms: std::collections::HashMap<u32, u64>,
     at: Option<std::time::Instant>,
 }
 
@@ -192,6 +220,7 @@ type ScanResult = (Table, Vec<Totals>, f64);
 
 pub struct Processes {
     groups: std::sync::Arc<Vec<Group>>,
+    reader: Reader,
     /// Kept between runs (CPU % is measured against the previous scan); taken while a scan
     /// runs.
     system: Option<Table>,
@@ -221,23 +250,36 @@ impl Collector for Processes {
     async fn collect(&mut self, out: &mut Batch) -> anyhow::Result<()> {
         let Processes {
             groups,
+            reader,
             system,
             scan: in_flight,
         } = self;
         let pending = match &mut *in_flight {
             Some(p) => p,
             empty => {
-                let table = match system.take() {
+                let mut table = match system.take() {
                     Some(t) => t,
                     None => Table {
-                        system: System::new()
-                            .map_err(|e| anyhow::anyhow!("cannot read processes: {e:?}"))?,
+                        system: None,
                         cpu_ms: Default::default(),
                         at: None,
                     },
                 };
+                if *reader == Reader::Sysinfo && table.system.is_none() {
+                    table.system = Some(
+                        System::new()
+                            .map_err(|e| anyhow::anyhow!("cannot read processes: {e:?}"))?,
+                    );
+                }
                 let groups = groups.clone();
-                empty.insert(tokio::task::spawn_blocking(move || scan(table, &groups)))
+                let reader = *reader;
+                empty.insert(tokio::task::spawn_blocking(move || match reader {
+                    Reader::Procfs => {
+                        let (totals, memory) = procfs::scan(&mut table, &groups);
+                        (table, totals, memory)
+                    }
+                    Reader::Sysinfo => scan(table, &groups),
+                }))
             }
         };
         let result = pending.await;
@@ -279,7 +321,9 @@ fn publish(group: &str, t: &Totals, total_memory: f64, out: &mut Batch) {
 /// command line and user only when a group matches on them), then CPU, memory and I/O for
 /// the matched processes alone (a handful of the hundreds a server runs).
 fn scan(mut table: Table, groups: &[Group]) -> ScanResult {
-    let system = &mut table.system;
+    let Some(system) = table.system.as_mut() else {
+        return (table, vec![Totals::default(); groups.len()], 0.0);
+    };
     let any = |f: fn(&Group) -> bool| groups.iter().any(f);
     let mut kind = ProcessRefreshKind::nothing();
     if any(|g| g.user.is_some()) {
@@ -380,8 +424,8 @@ fn scan(mut table: Table, groups: &[Group]) -> ScanResult {
         // CPU time used since the previous scan over the time between the scans (0 for a
         // process not seen then).
         let used = p.accumulated_cpu_time();
-        cpu_ms.insert(pid, used);
-        if let (Some(&before), Some(ms)) = (table.cpu_ms.get(&pid), elapsed_ms) {
+        cpu_ms.insert(pid.as_u32(), used);
+        if let (Some(&before), Some(ms)) = (table.cpu_ms.get(&pid.as_u32()), elapsed_ms) {
             t.cpu_percent += used.saturating_sub(before) as f64 / ms * 100.0;
         }
         t.rss += p.memory() as f64;
