@@ -11,75 +11,18 @@
 //! Generated from `FUNCTIONS`: a new function is covered without editing this file.
 //! `HOSTILE_VERBOSE=1` prints each target before it runs (to find the one that aborts).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod budget_kit;
+
 use std::time::Duration;
 
+use budget_kit::{byte_limit, peak_of, BYTES_PER_POINT};
 use graphite::eval::{render_with, Budget, EvalError, MemorySource};
 use graphite::functions::{ParamType, FUNCTIONS};
 use graphite::series::Series;
 
-/// Counts the bytes live on the current thread, and their peak.
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<i64> = const { Cell::new(0) };
-    static PEAK: Cell<i64> = const { Cell::new(0) };
-}
-
-fn account(delta: i64) {
-    let _ = LIVE.try_with(|live| {
-        let v = live.get() + delta;
-        live.set(v);
-        let _ = PEAK.try_with(|p| {
-            if v > p.get() {
-                p.set(v);
-            }
-        });
-    });
-}
-
-// SAFETY: every call is forwarded to the system allocator unchanged; the accounting touches
-// only const-initialised thread-locals without destructors (no allocation, no re-entry).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc(l);
-        if !p.is_null() {
-            account(l.size() as i64);
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(l);
-        if !p.is_null() {
-            account(l.size() as i64);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l);
-        account(-(l.size() as i64));
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        let q = System.realloc(p, l, new);
-        if !q.is_null() {
-            account(new as i64 - l.size() as i64);
-        }
-        q
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
 /// The budget every hostile render gets.
 const MAX_POINTS: u64 = 200_000;
 const MAX_NAME_BYTES: u64 = 1 << 20;
-/// Bytes one budget point may stand for (docs/limits.md has the measured figure, well
-/// under this).
-const BYTES_PER_POINT: i64 = 64;
-/// Fixed overhead a render may allocate beyond its budget (parsing, plans, maps, regexes).
-const SLACK: i64 = 16 << 20;
 
 const STEP: i64 = 60;
 const DAY: i64 = 86_400;
@@ -274,8 +217,6 @@ fn run_with(
             .name(target.chars().take(60).collect())
             .stack_size(2 << 20)
             .spawn_scoped(scope, || {
-                let base = LIVE.with(Cell::get);
-                PEAK.with(|p| p.set(base));
                 let Ok(expr) = graphite::expr::parse(target) else {
                     return (Outcome::Unparsed, 0, 0);
                 };
@@ -283,12 +224,13 @@ fn run_with(
                     .with_max_points(max_points)
                     .with_max_name_bytes(MAX_NAME_BYTES)
                     .with_timeout(Duration::from_secs(20));
-                let r = render_with(&[expr], from, until, until, src, &budget);
-                let outcome = match r {
-                    Ok(_) => Outcome::Ok,
-                    Err(e) => Outcome::Refused(e),
-                };
-                let peak = PEAK.with(Cell::get) - base;
+                let (outcome, peak) =
+                    peak_of(
+                        || match render_with(&[expr], from, until, until, src, &budget) {
+                            Ok(_) => Outcome::Ok,
+                            Err(e) => Outcome::Refused(e),
+                        },
+                    );
                 (outcome, budget.high_water(), peak)
             })
             .expect("spawn")
@@ -308,7 +250,7 @@ fn run_with(
 fn every_function_survives_extreme_arguments() {
     let src = source();
     let verbose = std::env::var_os("HOSTILE_VERBOSE").is_some();
-    let limit = MAX_POINTS as i64 * BYTES_PER_POINT + 4 * MAX_NAME_BYTES as i64 + SLACK;
+    let limit = byte_limit(MAX_POINTS, MAX_NAME_BYTES);
     let mut failures = Vec::new();
     let (mut ok, mut refused, mut unparsed) = (0, 0, 0);
     let mut refusals: std::collections::BTreeMap<String, usize> = Default::default();
@@ -399,7 +341,7 @@ fn issue_examples_are_bounded() {
         let (outcome, high, peak) = run(&src, target, *from, *until);
         assert!(high <= MAX_POINTS, "{target}: high-water {high}");
         assert!(
-            peak < MAX_POINTS as i64 * BYTES_PER_POINT + 4 * MAX_NAME_BYTES as i64 + SLACK,
+            peak < byte_limit(MAX_POINTS, MAX_NAME_BYTES),
             "{target}: {peak} bytes"
         );
         match outcome {

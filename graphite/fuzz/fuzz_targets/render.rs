@@ -4,67 +4,23 @@
 //! Input: byte 0 picks the window, byte 1 a template variable value, the rest is the target
 //! (UTF-8). Nothing may panic, overflow the stack or hang (`-timeout`), the budget's
 //! high-water mark never passes its limit, and the bytes the render allocates (a counting
-//! allocator) stay within the budget × bytes per point plus a fixed slack: zero budget
-//! overruns.
+//! allocator, shared with `tests/hostile_eval.rs` in `tests/budget_kit/`) stay within the
+//! budget × bytes per point plus a fixed slack: zero budget overruns.
 #![no_main]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
+#[path = "../../tests/budget_kit/mod.rs"]
+mod budget_kit;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use budget_kit::{byte_limit, peak_of};
 use graphite::eval::{render_with, Budget, EvalError, MemorySource};
 use graphite::series::Series;
 use libfuzzer_sys::fuzz_target;
 
-/// Counts live bytes and their peak (the fuzzer runs one input at a time on one thread).
-struct Counting;
-static LIVE: AtomicI64 = AtomicI64::new(0);
-static PEAK: AtomicI64 = AtomicI64::new(0);
-
-fn account(delta: i64) {
-    let v = LIVE.fetch_add(delta, Ordering::Relaxed) + delta;
-    PEAK.fetch_max(v, Ordering::Relaxed);
-}
-
-// SAFETY: forwards every call to the system allocator unchanged; the accounting only touches
-// atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc(l);
-        if !p.is_null() {
-            account(l.size() as i64);
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        let p = System.alloc_zeroed(l);
-        if !p.is_null() {
-            account(l.size() as i64);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        System.dealloc(p, l);
-        account(-(l.size() as i64));
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        let q = System.realloc(p, l, new);
-        if !q.is_null() {
-            account(new as i64 - l.size() as i64);
-        }
-        q
-    }
-}
-
-#[global_allocator]
-static ALLOC: Counting = Counting;
-
 const MAX_POINTS: u64 = 100_000;
 const MAX_NAME_BYTES: u64 = 1 << 20;
-/// docs/limits.md: ~16.5 bytes per point measured; this is the bound asserted.
-const BYTES_PER_POINT: i64 = 64;
-const SLACK: i64 = 16 << 20;
 const DAY: i64 = 86_400;
 
 fn source() -> &'static MemorySource {
@@ -76,7 +32,9 @@ fn source() -> &'static MemorySource {
         };
         MemorySource::new(vec![
             mk("a.b", 60, &|i| Some(i as f64)),
-            mk("a.c", 60, &|i| (i % 3 != 0).then_some((i % 17) as f64 - 8.0)),
+            mk("a.c", 60, &|i| {
+                (i % 3 != 0).then_some((i % 17) as f64 - 8.0)
+            }),
             mk("a.d", 60, &|_| None),
             mk("a.e.f", 300, &|i| Some(((i as f64) / 10.0).sin())),
             mk("b.x", 10, &|i| Some((i % 5) as f64)),
@@ -112,20 +70,17 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let src = source();
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
     let budget = Budget::new()
         .with_max_points(MAX_POINTS)
         .with_max_name_bytes(MAX_NAME_BYTES)
         .with_timeout(Duration::from_secs(2));
-    let r = render_with(&[expr], from, until, until, src, &budget);
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let (r, peak) = peak_of(|| render_with(&[expr], from, until, until, src, &budget));
     assert!(
         budget.high_water() <= MAX_POINTS,
         "high-water {} over the budget",
         budget.high_water()
     );
-    let limit = MAX_POINTS as i64 * BYTES_PER_POINT + 4 * MAX_NAME_BYTES as i64 + SLACK;
+    let limit = byte_limit(MAX_POINTS, MAX_NAME_BYTES);
     assert!(
         peak <= limit,
         "allocated {peak} bytes at peak, over the {limit} a budget of {MAX_POINTS} points allows"
