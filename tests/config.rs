@@ -168,22 +168,7 @@ fn up_spools_under_its_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "collectors.d/host.yml", "type: host\ninterval: 1s\n");
-    let c = Carbide::start(
-        d,
-        &[
-            "up",
-            "--data-dir",
-            "data",
-            "--carbon-tcp",
-            "127.0.0.1:0",
-            "--carbon-udp",
-            "off",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--alerts",
-            "off",
-        ],
-    );
+    let c = Carbide::start(d, &common::up_args(&["--alerts", "off"]));
     let lock = d.join(format!("data/spool/127.0.0.1_{}/lock", c.carbon.port()));
     let want = format!("pid {}: ", c.child.id());
     let ok = common::wait_until(std::time::Duration::from_secs(30), || {

@@ -27,22 +27,7 @@ fn up_collects_stores_serves_and_stops_cleanly() {
         "interval: 1s\nalerts:\n  - name: Load\n    target: servers.*.loadavg.01\n    warning: 100000\n    critical: 200000\n",
     )
     .unwrap();
-    let c = Carbide::start(
-        d,
-        &[
-            "up",
-            "--data-dir",
-            "data",
-            "--carbon-tcp",
-            "127.0.0.1:0",
-            "--carbon-udp",
-            "off",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--alerter-api",
-            "off",
-        ],
-    );
+    let c = Carbide::start(d, &common::up_args(&["--alerter-api", "off"]));
     let target = enc("servers.uphost.loadavg.01");
     let mut last = Vec::new();
     let ok = wait_until(Duration::from_secs(60), || {
@@ -121,17 +106,7 @@ fn up_refuses_to_start_without_its_alerter() {
     std::fs::write(d.join("collectors.d/host.yml"), "type: host\n").unwrap();
     let up = |extra: &[&str]| {
         let out = std::process::Command::new(common::CARBIDE)
-            .args([
-                "up",
-                "--data-dir",
-                "data",
-                "--carbon-tcp",
-                "127.0.0.1:0",
-                "--carbon-udp",
-                "off",
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
+            .args(common::UP)
             .args(extra)
             .current_dir(d)
             .output()
@@ -241,22 +216,7 @@ alerts:
         ),
     )
     .unwrap();
-    let c = Carbide::start(
-        d,
-        &[
-            "up",
-            "--data-dir",
-            "data",
-            "--carbon-tcp",
-            "127.0.0.1:0",
-            "--carbon-udp",
-            "off",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--alerter-api",
-            "off",
-        ],
-    );
+    let c = Carbide::start(d, &common::up_args(&["--alerter-api", "off"]));
     let log = || std::fs::read_to_string(d.join("carbide.log")).unwrap_or_default();
     let missing = || {
         pages

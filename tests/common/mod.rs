@@ -10,6 +10,25 @@ use std::time::{Duration, Instant};
 
 pub const CARBIDE: &str = env!("CARGO_BIN_EXE_carbide");
 
+/// `carbide up` on free loopback ports with its store in `./data` and no UDP listener: the
+/// flags every `up` test starts from (append the rest).
+pub const UP: &[&str] = &[
+    "up",
+    "--data-dir",
+    "data",
+    "--carbon-tcp",
+    "127.0.0.1:0",
+    "--carbon-udp",
+    "off",
+    "--http-listen",
+    "127.0.0.1:0",
+];
+
+/// [`UP`] followed by `extra`.
+pub fn up_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    UP.iter().copied().chain(extra.iter().copied()).collect()
+}
+
 /// A running `carbide` child and the addresses it printed.
 pub struct Carbide {
     pub child: Child,
