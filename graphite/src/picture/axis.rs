@@ -104,6 +104,12 @@ pub struct Tics {
     pub span: f64,
 }
 
+/// The most y labels (and major grid lines) one axis draws. graphite-web's loop has no bound: a
+/// `logBase` just above one over a wide `yMin`..`yMax` would label forever. A hundred labels
+/// already overlap on any picture a person reads; each one is measured and drawn, so a
+/// thousand made such a request cost seconds of the render budget.
+pub const MAX_Y_LABELS: usize = 100;
+
 fn finite(v: f64, what: &str) -> Result<f64, AxisError> {
     if v.is_nan() {
         Err(AxisError(format!("encountered a NaN {what}")))
@@ -327,13 +333,13 @@ impl Tics {
         Ok(())
     }
 
-    /// The values that get a label and a major grid line (at most a thousand).
+    /// The values that get a label and a major grid line (at most [`MAX_Y_LABELS`]).
     pub fn label_values(&mut self) -> Result<Vec<f64>, AxisError> {
         let mut values = Vec::new();
         match self.log_base {
             Some(base) => {
                 let mut v = base.powf((self.bottom.log(base) - EPSILON).ceil());
-                while v < self.top * (1.0 + EPSILON) && values.len() < 1000 {
+                while v < self.top * (1.0 + EPSILON) && values.len() < MAX_Y_LABELS {
                     values.push(v);
                     v *= base;
                 }
@@ -352,7 +358,7 @@ impl Tics {
                 let mut i = 0.0;
                 loop {
                     let v = start + i * step;
-                    if v > self.top + EPSILON * step || values.len() >= 1000 {
+                    if v > self.top + EPSILON * step || values.len() >= MAX_Y_LABELS {
                         break;
                     }
                     values.push(v);
