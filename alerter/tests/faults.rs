@@ -269,6 +269,78 @@ alerts:
     path
 }
 
+/// One test's parts: a render server with `hosts` at load `load` (disk 1), a webhook
+/// receiver, and the alerter's state file (in `state_dir`, e.g. a tmpfs, or the temp dir)
+/// and log.
+struct Rig {
+    dir: tempfile::TempDir,
+    state: PathBuf,
+    log: PathBuf,
+    render: RenderServer,
+    hook: Hook,
+    url: String,
+}
+
+impl Rig {
+    /// `down`: the receiver answers every page with an error until told otherwise.
+    async fn new(state_dir: Option<&Path>, hosts: &[&str], load: f64, down: bool) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state_dir.unwrap_or(dir.path()).join("state.db");
+        let log = dir.path().join("alerter.log");
+        let render = RenderServer::start().await;
+        for host in hosts {
+            render.set(&format!("servers.{host}.loadavg.01"), Some(load));
+            render.set(&format!("servers.{host}.disk"), Some(1.0));
+        }
+        let hook = Hook::default();
+        *hook.down.lock().unwrap() = down;
+        let url = hook.start().await;
+        Rig {
+            dir,
+            state,
+            log,
+            render,
+            hook,
+            url,
+        }
+    }
+
+    /// Write `alerts.yml` routing CRITICAL to notifier `notifier` (a webhook to `url`).
+    fn config(&self, notifier: &str, url: &str) -> PathBuf {
+        config(
+            self.dir.path(),
+            &self.state,
+            &self.render.url(),
+            notifier,
+            url,
+            "",
+        )
+    }
+
+    /// Run the alerter with notifier `hook` sending to this rig's receiver.
+    fn run(&self) -> Run {
+        let file = self.config("hook", &self.url);
+        Run::start(&file, &self.log)
+    }
+
+    fn log(&self) -> String {
+        read(&self.log)
+    }
+
+    /// Let the receiver answer, wait for the delivery and a few more cycles, stop the
+    /// alerter: web-1's Load page went out once.
+    async fn delivered_once(&self, run: Run) {
+        *self.hook.down.lock().unwrap() = false;
+        wait_for("the delivery", || !self.hook.delivered().is_empty()).await;
+        cycles(&self.render, 6).await;
+        run.stop();
+        assert_eq!(
+            self.hook.delivered(),
+            vec![page("Load", "web-1", "CRITICAL", "trigger")]
+        );
+    }
+}
+
 async fn counts(state: &Path) -> alerter::outbox::Counts {
     let ob = alerter::outbox::Outbox::open(state).await.unwrap();
     let c = ob.counts().await.unwrap();
@@ -282,34 +354,33 @@ async fn counts(state: &Path) -> alerter::outbox::Counts {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unrecordable_delivery_is_not_sent_again() {
     let fs = Tmpfs::mount("4m");
-    let dir = tempfile::tempdir().unwrap();
-    let state = fs.path().join("state.db");
-    let log = dir.path().join("alerter.log");
-    let render = RenderServer::start().await;
-    render.set("servers.web-1.loadavg.01", Some(1.0));
-    render.set("servers.web-1.disk", Some(1.0));
-    let hook = Hook::default();
-    let url = hook.start().await;
-    let file = config(dir.path(), &state, &render.url(), "hook", &url, "");
-    let run = Run::start(&file, &log);
-    cycles(&render, 4).await;
+    let rig = Rig::new(Some(fs.path()), &["web-1"], 1.0, false).await;
+    let Rig {
+        state,
+        log,
+        render,
+        hook,
+        ..
+    } = &rig;
+    let run = rig.run();
+    cycles(render, 4).await;
 
     *hook.fill_on_page.lock().unwrap() = Some(fs.path().to_path_buf());
     render.set("servers.web-1.loadavg.01", Some(25.0));
     wait_for("the page", || !hook.pages().is_empty()).await;
     wait_for("the failed update", || {
-        read(&log).contains("recording the outcome of outbox row")
+        read(log).contains("recording the outcome of outbox row")
     })
     .await;
     // Ten seconds of cycles on a full disk: past the first two steps of the retry schedule
     // (5 s, 10 s), and thousands of passes of a loop that re-sends.
-    cycles(&render, 20).await;
+    cycles(render, 20).await;
     assert_eq!(hook.pages().len(), 1, "re-sent: {:?}", hook.pages());
 
     free(fs.path());
     render.set("servers.web-1.loadavg.01", Some(1.0));
     wait_for("the resolve", || hook.pages().len() >= 2).await;
-    cycles(&render, 6).await;
+    cycles(render, 6).await;
     run.stop();
     assert_eq!(
         hook.delivered(),
@@ -318,7 +389,7 @@ async fn unrecordable_delivery_is_not_sent_again() {
             page("Load", "web-1", "OK", "resolve"),
         ]
     );
-    let c = counts(&state).await;
+    let c = counts(state).await;
     assert_eq!((c.pending, c.delivered, c.failed), (0, 2, 0), "{c:?}");
 }
 
@@ -328,41 +399,34 @@ async fn unrecordable_delivery_is_not_sent_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_disk_full_misses_no_page_and_sends_no_stray_resolve() {
     let fs = Tmpfs::mount("4m");
-    let dir = tempfile::tempdir().unwrap();
-    let state = fs.path().join("state.db");
-    let log = dir.path().join("alerter.log");
-    let render = RenderServer::start().await;
-    for host in ["web-1", "web-2"] {
-        render.set(&format!("servers.{host}.loadavg.01"), Some(1.0));
-        render.set(&format!("servers.{host}.disk"), Some(1.0));
-    }
-    let hook = Hook::default();
-    let url = hook.start().await;
-    let file = config(dir.path(), &state, &render.url(), "hook", &url, "");
-    let run = Run::start(&file, &log);
-    cycles(&render, 4).await;
+    let rig = Rig::new(Some(fs.path()), &["web-1", "web-2"], 1.0, false).await;
+    let Rig {
+        log, render, hook, ..
+    } = &rig;
+    let run = rig.run();
+    cycles(render, 4).await;
 
     fill(fs.path());
     render.set("servers.web-1.loadavg.01", Some(25.0));
     render.set("servers.web-2.loadavg.01", Some(25.0));
     wait_for("two failed cycles", || {
-        read(&log).matches("evaluation cycle failed").count() >= 2
+        read(log).matches("evaluation cycle failed").count() >= 2
     })
     .await;
     render.set("servers.web-2.loadavg.01", Some(1.0));
-    let failed = read(&log).matches("evaluation cycle failed").count();
+    let failed = read(log).matches("evaluation cycle failed").count();
     wait_for("two more failed cycles", || {
-        read(&log).matches("evaluation cycle failed").count() >= failed + 2
+        read(log).matches("evaluation cycle failed").count() >= failed + 2
     })
     .await;
     assert!(hook.pages().is_empty(), "{:?}", hook.pages());
 
     free(fs.path());
     wait_for("the page of web-1", || !hook.pages().is_empty()).await;
-    cycles(&render, 8).await;
+    cycles(render, 8).await;
     render.set("servers.web-1.loadavg.01", Some(1.0));
     wait_for("the resolve of web-1", || hook.pages().len() >= 2).await;
-    cycles(&render, 6).await;
+    cycles(render, 6).await;
     run.stop();
     assert_eq!(
         hook.delivered(),
@@ -379,41 +443,25 @@ async fn state_disk_full_misses_no_page_and_sends_no_stray_resolve() {
 /// page follows the notifier's definition to its new name and is delivered once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_renaming_a_notifier_keeps_its_pending_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.db");
-    let log = dir.path().join("alerter.log");
-    let render = RenderServer::start().await;
-    render.set("servers.web-1.loadavg.01", Some(25.0));
-    render.set("servers.web-1.disk", Some(1.0));
-    let hook = Hook::default();
-    *hook.down.lock().unwrap() = true;
-    let url = hook.start().await;
-    let file = config(dir.path(), &state, &render.url(), "hook", &url, "");
-    let run = Run::start(&file, &log);
-    wait_for("the first attempt", || !hook.pages().is_empty()).await;
+    let rig = Rig::new(None, &["web-1"], 25.0, true).await;
+    let run = rig.run();
+    wait_for("the first attempt", || !rig.hook.pages().is_empty()).await;
 
-    config(dir.path(), &state, &render.url(), "pager", &url, "");
+    rig.config("pager", &rig.url);
     run.signal(libc::SIGHUP);
     wait_for("the reload", || {
-        read(&log).contains("configuration reloaded")
+        rig.log().contains("configuration reloaded")
     })
     .await;
     assert!(
-        read(&log).contains("notifier \"hook\" is now \"pager\""),
+        rig.log().contains("notifier \"hook\" is now \"pager\""),
         "{}",
-        read(&log)
+        rig.log()
     );
-    *hook.down.lock().unwrap() = false;
-    wait_for("the delivery", || !hook.delivered().is_empty()).await;
-    cycles(&render, 6).await;
-    run.stop();
-    assert_eq!(
-        hook.delivered(),
-        vec![page("Load", "web-1", "CRITICAL", "trigger")]
-    );
-    let keys: BTreeSet<String> = hook.pages().into_iter().map(|p| p.key).collect();
+    rig.delivered_once(run).await;
+    let keys: BTreeSet<String> = rig.hook.pages().into_iter().map(|p| p.key).collect();
     assert_eq!(keys.len(), 1, "one page, retried under its own key");
-    let c = counts(&state).await;
+    let c = counts(&rig.state).await;
     assert_eq!((c.pending, c.delivered, c.failed), (0, 1, 0), "{c:?}");
 }
 
@@ -602,51 +650,29 @@ alerts:
 /// back delivers it, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_removing_a_notifier_keeps_its_page_queued() {
-    let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state.db");
-    let log = dir.path().join("alerter.log");
-    let render = RenderServer::start().await;
-    render.set("servers.web-1.loadavg.01", Some(25.0));
-    render.set("servers.web-1.disk", Some(1.0));
-    let hook = Hook::default();
-    *hook.down.lock().unwrap() = true;
-    let url = hook.start().await;
-    let file = config(dir.path(), &state, &render.url(), "hook", &url, "");
-    let run = Run::start(&file, &log);
-    wait_for("the first attempt", || !hook.pages().is_empty()).await;
+    let rig = Rig::new(None, &["web-1"], 25.0, true).await;
+    let run = rig.run();
+    wait_for("the first attempt", || !rig.hook.pages().is_empty()).await;
 
     // The notifier goes (CRITICAL now routed to a webhook nobody answers: not our hook).
-    config(
-        dir.path(),
-        &state,
-        &render.url(),
-        "other",
-        "http://127.0.0.1:9/x",
-        "",
-    );
+    rig.config("other", "http://127.0.0.1:9/x");
     run.signal(libc::SIGHUP);
     wait_for("the warning", || {
-        read(&log).contains(
+        rig.log().contains(
             "notifier \"hook\" is no longer in the file: its 1 pending notifications stay queued",
         )
     })
     .await;
-    *hook.down.lock().unwrap() = false;
-    cycles(&render, 12).await;
-    assert!(hook.delivered().is_empty(), "{:?}", hook.pages());
-    let c = counts(&state).await;
+    *rig.hook.down.lock().unwrap() = false;
+    cycles(&rig.render, 12).await;
+    assert!(rig.hook.delivered().is_empty(), "{:?}", rig.hook.pages());
+    let c = counts(&rig.state).await;
     assert_eq!((c.pending >= 1, c.failed), (true, 0), "{c:?}");
 
     // It comes back: the queued page goes out, once.
-    config(dir.path(), &state, &render.url(), "hook", &url, "");
+    rig.config("hook", &rig.url);
     run.signal(libc::SIGHUP);
-    wait_for("the delivery", || !hook.delivered().is_empty()).await;
-    cycles(&render, 6).await;
-    run.stop();
-    assert_eq!(
-        hook.delivered(),
-        vec![page("Load", "web-1", "CRITICAL", "trigger")]
-    );
-    let c = counts(&state).await;
+    rig.delivered_once(run).await;
+    let c = counts(&rig.state).await;
     assert_eq!((c.delivered, c.failed), (1, 0), "{c:?}");
 }
