@@ -142,6 +142,73 @@ async fn finish(recv: Receiver, sink: &Sink, want: u64, host_only: bool) -> Vec<
     first
 }
 
+/// One outage test's parts: an agent directory, a receiver that is up (its sink, port) and
+/// the destination's spool directory.
+struct Scene {
+    tmp: tempfile::TempDir,
+    sink: Sink,
+    port: u16,
+    spool: std::path::PathBuf,
+}
+
+impl Scene {
+    /// A receiver on a free port and an agent directory sending to it ([`setup`]).
+    async fn new() -> (Scene, Receiver) {
+        let tmp = tempfile::tempdir().unwrap();
+        let sink = Sink::default();
+        let recv = Receiver::start(0, sink.clone()).await;
+        let port = recv.port();
+        setup(tmp.path(), port);
+        let spool = spool_dest_dir(&tmp.path().join("spool"), &format!("127.0.0.1:{port}"));
+        let scene = Scene {
+            tmp,
+            sink,
+            port,
+            spool,
+        };
+        (scene, recv)
+    }
+
+    /// Start an agent, wait until its self-metrics arrive, then take the receiver down.
+    async fn agent_then_outage(&self, recv: Receiver) -> Agent {
+        let agent = Agent::start(self.tmp.path());
+        wait_until("the agent's lines", LIMIT, || {
+            self.sink.lines().iter().any(|l| l.starts_with(SELF))
+        })
+        .await;
+        recv.stop().await;
+        agent
+    }
+
+    /// Wait until the spool holds lines.
+    async fn spooled(&self) {
+        wait_until("lines in the spool", LIMIT, || {
+            spool_segment_bytes(&self.spool) > 0
+        })
+        .await;
+    }
+
+    /// The receiver back on the same port; waits for a report of an empty spool made after
+    /// it came back. Returns it and when it came back.
+    async fn recover(&self) -> (Receiver, i64) {
+        let up_at = unix_now();
+        let recv = Receiver::start(self.port, self.sink.clone()).await;
+        wait_drained(&self.sink, up_at).await;
+        (recv, up_at)
+    }
+}
+
+/// Sleep to the middle of a second: runs (and their submissions) happen just after whole
+/// seconds, so a kill there does not land between the debug event of a chunk and its submit
+/// (which would make the event count one chunk higher than what was submitted).
+async fn mid_second() {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_millis();
+    tokio::time::sleep(Duration::from_millis(u64::from((1500 - ms) % 1000))).await;
+}
+
 /// Timestamps of `metric` received, in arrival order.
 fn timestamps(lines: &[String], metric: &str) -> Vec<i64> {
     let prefix = format!("{HOST}{metric} ");
@@ -159,12 +226,8 @@ fn timestamps(lines: &[String], metric: &str) -> Vec<i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_loses_nothing_and_the_spool_drains() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sink = Sink::default();
-    let recv = Receiver::start(0, sink.clone()).await;
-    let port = recv.port();
-    setup(tmp.path(), port);
-    let spool = spool_dest_dir(&tmp.path().join("spool"), &format!("127.0.0.1:{port}"));
+    let (scene, recv) = Scene::new().await;
+    let Scene { tmp, sink, .. } = &scene;
     let agent = Agent::start(tmp.path());
 
     wait_until("host and self-metrics lines", LIMIT, || {
@@ -179,19 +242,14 @@ async fn outage_loses_nothing_and_the_spool_drains() {
     let down_at = unix_now();
     let during = sink.len();
     wait_cycles(&agent, 4, "four intervals during the outage").await;
-    wait_until("lines in the spool", LIMIT, || {
-        spool_segment_bytes(&spool) > 0
-    })
-    .await;
+    scene.spooled().await;
     assert_eq!(sink.len(), during, "nothing is received while down");
 
     // Back on the same port: the spool is replayed, then fresh lines follow.
-    let up_at = unix_now();
-    let recv = Receiver::start(port, sink.clone()).await;
-    wait_drained(&sink, up_at).await;
+    let (recv, up_at) = scene.recover().await;
 
     let (submitted, log) = tokio::task::block_in_place(|| agent.stop(LIMIT));
-    let lines = finish(recv, &sink, submitted, false).await;
+    let lines = finish(recv, sink, submitted, false).await;
     let ts = timestamps(&lines, "loadavg.01");
     assert!(
         ts.iter().filter(|t| (down_at..up_at).contains(t)).count() >= 3,
@@ -201,33 +259,23 @@ async fn outage_loses_nothing_and_the_spool_drains() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spool_survives_an_agent_restart_during_the_outage() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sink = Sink::default();
-    let recv = Receiver::start(0, sink.clone()).await;
-    let port = recv.port();
-    setup(tmp.path(), port);
-    let spool = spool_dest_dir(&tmp.path().join("spool"), &format!("127.0.0.1:{port}"));
-
-    let first = Agent::start(tmp.path());
-    wait_until("first agent's lines", LIMIT, || {
-        sink.lines().iter().any(|l| l.starts_with(SELF))
-    })
-    .await;
-    recv.stop().await;
+    let (scene, recv) = Scene::new().await;
+    let first = scene.agent_then_outage(recv).await;
     let down_at = unix_now();
     wait_cycles(&first, 3, "three intervals during the outage").await;
     let (n1, _) = tokio::task::block_in_place(|| first.stop(LIMIT));
-    assert!(spool_segment_bytes(&spool) > 0, "SIGTERM while down spools");
+    assert!(
+        spool_segment_bytes(&scene.spool) > 0,
+        "SIGTERM while down spools"
+    );
 
     // The second agent starts while the receiver is still down, and spools too.
-    let second = Agent::start(tmp.path());
+    let second = Agent::start(scene.tmp.path());
     wait_cycles(&second, 2, "two intervals of the second agent").await;
-    let up_at = unix_now();
-    let recv = Receiver::start(port, sink.clone()).await;
-    wait_drained(&sink, up_at).await;
+    let (recv, up_at) = scene.recover().await;
     let (n2, log) = tokio::task::block_in_place(|| second.stop(LIMIT));
 
-    let lines = finish(recv, &sink, n1 + n2, false).await;
+    let lines = finish(recv, &scene.sink, n1 + n2, false).await;
     let ts = timestamps(&lines, "loadavg.01");
     assert!(
         ts.iter().filter(|t| (down_at..up_at).contains(t)).count() >= 3,
@@ -237,41 +285,18 @@ async fn spool_survives_an_agent_restart_during_the_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_submitted_before_a_kill_9_during_the_outage_arrive_after_restart() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sink = Sink::default();
-    let recv = Receiver::start(0, sink.clone()).await;
-    let port = recv.port();
-    setup(tmp.path(), port);
-    let spool = spool_dest_dir(&tmp.path().join("spool"), &format!("127.0.0.1:{port}"));
-
-    let first = Agent::start(tmp.path());
-    wait_until("first agent's lines", LIMIT, || {
-        sink.lines().iter().any(|l| l.starts_with(SELF))
-    })
-    .await;
-    recv.stop().await;
+    let (scene, recv) = Scene::new().await;
+    let first = scene.agent_then_outage(recv).await;
     wait_cycles(&first, 3, "three intervals during the outage").await;
-    wait_until("lines in the spool", LIMIT, || {
-        spool_segment_bytes(&spool) > 0
-    })
-    .await;
-    // Kill in the middle of a second: runs (and their submissions) happen just after whole
-    // seconds, so the kill does not land between the debug event of a chunk and its submit
-    // (which would make the event count one chunk higher than what was submitted).
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_millis();
-    tokio::time::sleep(Duration::from_millis(u64::from((1500 - ms) % 1000))).await;
+    scene.spooled().await;
+    mid_second().await;
     let log1 = tokio::task::block_in_place(|| first.kill9(LIMIT));
     let (l1, _) = submitted_events(&log1, Some("host"));
     assert!(l1 > 0, "{log1}");
 
-    let second = Agent::start(tmp.path());
+    let second = Agent::start(scene.tmp.path());
     wait_cycles(&second, 1, "the second agent runs").await;
-    let up_at = unix_now();
-    let recv = Receiver::start(port, sink.clone()).await;
-    wait_drained(&sink, up_at).await;
+    let (recv, _) = scene.recover().await;
     let (_, log2) = tokio::task::block_in_place(|| second.stop(LIMIT));
     let (n2, _) = submitted_events(&log2, Some("host"));
     assert!(
@@ -282,7 +307,7 @@ async fn lines_submitted_before_a_kill_9_during_the_outage_arrive_after_restart(
     // While down, submit writes to the spool, so a kill -9 loses nothing; nothing had been
     // replayed before the kill, so the documented duplicate window (one batch after the
     // last cursor update) is empty too: exactly once.
-    finish(recv, &sink, l1 + n2, true).await;
+    finish(recv, &scene.sink, l1 + n2, true).await;
 }
 
 /// Lines received, checked for order like [`finish`] but allowing each (path, timestamp) up
@@ -361,11 +386,7 @@ async fn a_kill_9_during_a_replay_loses_no_fresh_lines() {
     let recv = Receiver::start(port, sink.clone()).await;
     wait_until("the replay started", LIMIT, || sink.len() > before).await;
     wait_cycles(&first, 3, "three intervals during the replay").await;
-    let ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_millis();
-    tokio::time::sleep(Duration::from_millis(u64::from((1500 - ms) % 1000))).await;
+    mid_second().await;
     assert!(
         spool_segment_bytes(&spool) > 0,
         "still replaying at the kill"
