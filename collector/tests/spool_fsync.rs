@@ -101,7 +101,9 @@ fn spool_calls(trace: &str, spool: &str, cwd: &str) -> Vec<Call> {
             };
             p.to_string()
         };
-        if !path.starts_with(spool) {
+        // The lock file holds the holder's pid and command line (for the "in use" message of a
+        // second sender), not spooled data: it need not be synced.
+        if !path.starts_with(spool) || path.ends_with("/lock") {
             continue;
         }
         if rest.contains("= -1") {
