@@ -146,6 +146,15 @@ pub struct LimitsFile {
     /// Requests whose work runs at once (default two per core).
     #[serde(default)]
     pub max_concurrent_renders: Option<usize>,
+    /// Widest and tallest `format=png`/`svg` picture, pixels.
+    #[serde(default)]
+    pub max_picture_side: Option<u32>,
+    /// Most pixels (width × height) of one picture; 4 bytes each while drawn.
+    #[serde(default)]
+    pub max_picture_pixels: Option<u64>,
+    /// Longest `title`, `vtitle` or `vtitleRight` of a picture, in characters.
+    #[serde(default)]
+    pub max_picture_text_chars: Option<usize>,
     /// Open HTTP connections; one more is answered 503 and closed.
     #[serde(default)]
     pub max_http_connections: Option<usize>,
@@ -222,7 +231,7 @@ mod tests {
     fn decodes_every_key_and_rejects_unknown_ones() {
         let f = decode(
             "carbon_tcp: off\ncarbon_udp: null\nhttp_listen: 127.0.0.1:0\ndata_dir: d\nflush_interval: 2s\n\
-             auth: {user: u, password: p}\nlimits: {max_targets: 3, render_timeout: 2s, carbon_idle_timeout: 1m}\n",
+             auth: {user: u, password: p}\nlimits: {max_targets: 3, render_timeout: 2s, carbon_idle_timeout: 1m, max_picture_side: 900, max_picture_pixels: 90000, max_picture_text_chars: 7}\n",
         )
         .unwrap();
         assert_eq!(f.carbon_tcp, Some(Listen::Off));
@@ -231,6 +240,9 @@ mod tests {
         assert_eq!(f.limits.max_targets, Some(3));
         assert_eq!(f.limits.render_timeout, Some(Duration::from_secs(2)));
         assert_eq!(f.limits.carbon_idle_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(f.limits.max_picture_side, Some(900));
+        assert_eq!(f.limits.max_picture_pixels, Some(90_000));
+        assert_eq!(f.limits.max_picture_text_chars, Some(7));
         assert_eq!(f.auth.user.as_deref(), Some("u"));
         assert_eq!(f.auth.password.as_ref().map(Secret::expose), Some("p"));
         let f = decode("carbon_tcp: 127.0.0.1:2004\n").unwrap();

@@ -2,7 +2,6 @@
 //! pipeline: store + collector + alerter). Exit codes: 0 success, 1 runtime failure,
 //! 2 usage or configuration error.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -29,11 +28,14 @@ enum Cmd {
     /// Everything: the store and server, the collector with collectors.d/, the alerter with
     /// alerts.yml, pointed at each other. Ctrl-C stops it cleanly.
     Up(carbide::up::UpArgs),
+    /// Check what `serve` with the same flags would load (settings file, schema files) without
+    /// starting anything: print a summary (exit 0) or the errors (exit 2).
+    Check(carbide::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_level.as_deref());
+    conf::logging::init("carbide", cli.log_level.as_deref(), true);
     raise_open_files_limit();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.cmd {
         Cmd::Serve(a) => rt.block_on(carbide::serve::run(a)),
+        Cmd::Check(a) => carbide::serve::check(&a).map(|summary| print!("{summary}")),
         Cmd::Up(a) => {
             // Collectors may build clients that need the runtime while they are configured.
             let _guard = rt.enter();
@@ -118,21 +121,4 @@ fn raise_open_files_limit() {
             std::io::Error::last_os_error()
         );
     }
-}
-
-fn init_logging(level: Option<&str>) {
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::try_new(l),
-        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
-    }
-    .unwrap_or_else(|e| {
-        eprintln!("carbide: bad log filter ({e}); using info");
-        EnvFilter::new("info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use graphite::server::{self, Auth, HttpConfig};
-use graphite::store::server::{Server, ServerConfig};
+use graphite::store::listen::{Server, ServerConfig};
+use graphite::store::schema::Schemas;
 use graphite::store::{FlushReport, Store};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -152,7 +153,13 @@ impl ServeArgs {
             max_concurrent_renders: l
                 .max_concurrent_renders
                 .unwrap_or(hd.limits.max_concurrent_renders),
-            picture: hd.limits.picture,
+            picture: graphite::picture::PictureLimits {
+                max_side: l.max_picture_side.unwrap_or(hd.limits.picture.max_side),
+                max_pixels: l.max_picture_pixels.unwrap_or(hd.limits.picture.max_pixels),
+                max_text_chars: l
+                    .max_picture_text_chars
+                    .unwrap_or(hd.limits.picture.max_text_chars),
+            },
         };
         for (key, zero) in [
             ("render_timeout", limits.render_timeout.is_zero()),
@@ -167,6 +174,8 @@ impl ServeArgs {
                 l.http_read_timeout == Some(Duration::ZERO),
             ),
             ("max_carbon_connections", store.max_connections == 0),
+            ("max_picture_side", limits.picture.max_side == 0),
+            ("max_picture_pixels", limits.picture.max_pixels == 0),
         ] {
             if zero {
                 errors.push(file.error(
@@ -204,8 +213,22 @@ pub struct Running {
 }
 
 impl Running {
-    /// Open the store, start the carbon listeners and the HTTP API.
+    /// Open the store, start the carbon listeners and the HTTP API with the console's
+    /// metrics pages at `/`.
     pub async fn start(settings: ServeSettings) -> anyhow::Result<Running> {
+        let console = console::router(console::Features {
+            metrics: true,
+            alerts: false,
+        });
+        Self::start_with(settings, console).await
+    }
+
+    /// [`Running::start`] with `extra` routes on the HTTP API's port, behind its auth
+    /// (`carbide up`: the console with its alert pages, and the alerter's JSON API).
+    pub async fn start_with(
+        settings: ServeSettings,
+        extra: axum::Router,
+    ) -> anyhow::Result<Running> {
         warn_if_open_files_below_caps(&settings);
         let server = Server::start(settings.store.clone()).await?;
         let listener = tokio::net::TcpListener::bind(settings.http.listen)
@@ -217,7 +240,7 @@ impl Running {
                 )
             })?;
         let http_addr = listener.local_addr()?;
-        let (router, pool) = server::api(server.store().clone(), &settings.http);
+        let (router, pool) = server::api_with(server.store().clone(), &settings.http, extra);
         let (http_stop, mut rx) = watch::channel(false);
         let http = settings.http.clone();
         let stats = Arc::new(server::listen::ListenerStats::default());
@@ -325,12 +348,55 @@ pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'s
     })
 }
 
-/// `carbide serve` until a signal.
+/// `carbide check`: what `serve` with these flags would load — the settings file, the flags
+/// and environment, the schema files — checked without opening the store or a listener (the
+/// systemd unit's `ExecStartPre`). The summary to print, or the errors (exit 2).
+pub fn check(args: &ServeArgs) -> anyhow::Result<String> {
+    let s = args.settings()?;
+    let schemas = s.store.schemas.as_deref();
+    let aggregation = s.store.aggregation.as_deref();
+    Schemas::load(schemas, aggregation).map_err(|e| crate::StartupError(e.to_string()))?;
+    let show = |a: Option<SocketAddr>| a.map_or("off".to_string(), |a| a.to_string());
+    let file = |p: Option<&std::path::Path>, default: &str| {
+        p.map_or(default.to_string(), |p| p.display().to_string())
+    };
+    Ok(format!(
+        "settings: {}\n  data {}, carbon tcp {} udp {}, http {}\n  schemas: {}\n  aggregation: {}\nconfiguration OK\n",
+        file(args.config.as_deref(), "defaults (no --config)"),
+        s.store.data_dir.display(),
+        show(s.store.tcp_listen),
+        show(s.store.udp_listen),
+        s.http.listen,
+        file(schemas, "carbide's defaults"),
+        file(aggregation, "whisper's default (average, xFilesFactor 0.5)"),
+    ))
+}
+
+/// `carbide serve` until SIGTERM or SIGINT. SIGHUP rereads the schema files now (they are
+/// also reread every 60 s); other settings need a restart.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
     let settings = args.settings()?;
-    let signal = shutdown_signal()?;
+    let (schemas, aggregation) = (
+        settings.store.schemas.clone(),
+        settings.store.aggregation.clone(),
+    );
+    let stop = shutdown_signal()?;
+    let mut hup = signal(SignalKind::hangup())?;
     let running = Running::start(settings).await?;
-    let sig = signal.await;
+    tokio::pin!(stop);
+    let sig = loop {
+        tokio::select! {
+            sig = &mut stop => break sig,
+            _ = hup.recv() => match Schemas::load(schemas.as_deref(), aggregation.as_deref()) {
+                Ok(s) => {
+                    running.store().set_schemas(s);
+                    tracing::info!("SIGHUP: schema files reread; new series get their rules");
+                }
+                Err(e) => tracing::warn!("SIGHUP: schema files not reloaded, keeping the rules in use: {e}"),
+            },
+        }
+    };
     tracing::info!("{sig}: stopping");
     let r = running.shutdown().await?;
     tracing::info!(points = r.points, "store flushed and closed");

@@ -129,7 +129,15 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     };
 
     let signal = shutdown_signal()?;
-    let running = Running::start(settings).await?;
+    // The console shows store and alerts on the HTTP API's port; the alerter's JSON API is
+    // answered there too (behind the same auth) once the alerter has started.
+    let mount = alerter::api::Mount::default();
+    let extra = console::router(console::Features {
+        metrics: true,
+        alerts: alerts.is_some(),
+    })
+    .merge(mount.routes());
+    let running = Running::start_with(settings, extra).await?;
     let carbon = running
         .carbon_tcp()
         .context("the carbon TCP listener did not start")?;
@@ -179,6 +187,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             alerter_rx,
             alerter::daemon::Ticks::Interval,
             reloads,
+            Some(&mount),
         )
         .await
         {

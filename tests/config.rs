@@ -206,3 +206,29 @@ fn cli_manner() {
     );
     assert!(!err.contains('\x1b'), "ANSI escapes on a pipe: {err:?}");
 }
+
+/// `carbide up` logs (its own lines, the agent's and the alerter's) without ANSI escapes when
+/// stderr is not a terminal (a file here, as under systemd): `conf::logging`, the one log
+/// setup of every binary.
+#[test]
+fn logs_carry_no_ansi_escapes_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "collectors.d/host.yml", "type: host\ninterval: 1s\n");
+    let c = Carbide::start_env(
+        d,
+        &common::up_args(&["--alerts", "off"]),
+        &[("RUST_LOG", "debug")],
+    );
+    let log = d.join("carbide.log");
+    let ok = common::wait_until(std::time::Duration::from_secs(30), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains(" DEBUG "))
+    });
+    drop(c);
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(ok, "no debug line in carbide.log: {text}");
+    assert!(
+        !text.contains('\x1b'),
+        "ANSI escapes in a log file: {text:?}"
+    );
+}

@@ -1,8 +1,9 @@
 //! Every YAML example in `docs/` goes through the real loader of the file it shows, so the
 //! docs cannot drift from what the binaries accept: `carbide serve`'s settings file
 //! (store.md), the agent's global file and collector files (configuration.md, sender.md,
-//! collectors/*.md), sql-to-graphite's queries file (collectors/sql.md) and alerts.yml
-//! (alerts.md, notifiers.md; fragments are completed with a minimal alert).
+//! collectors/*.md), sql-to-graphite's queries file (collectors/sql.md), alerts.yml
+//! (alerts.md, notifiers.md; fragments are completed with a minimal alert) and install.md's
+//! Ansible tasks (YAML; the agent settings they write load).
 
 use std::path::{Path, PathBuf};
 
@@ -68,6 +69,28 @@ fn check(doc: &Path, line: usize, text: &str) -> Result<&'static str, String> {
         std::fs::write(&f, text).unwrap();
         carbide::config::Loaded::load(Some(&f)).map_err(|e| at(&e))?;
         return Ok("serve file");
+    }
+    if name == "install.md" && text.trim_start().starts_with("- ") {
+        // An Ansible task list (or handler): YAML, and the agent settings it writes load
+        // with the agent's loader.
+        let f = d.join("tasks.yml");
+        let tasks: Vec<serde_json::Value> = conf::from_str(&f, text).map_err(|e| at(&e))?;
+        for task in &tasks {
+            let copy = task.get("ansible.builtin.copy");
+            let dest = copy.and_then(|c| c.get("dest")).and_then(|d| d.as_str());
+            let content = copy.and_then(|c| c.get("content")).and_then(|c| c.as_str());
+            if let (Some("/etc/carbide/collector.yml"), Some(content)) = (dest, content) {
+                std::fs::create_dir(d.join("collectors.d")).unwrap();
+                let g = d.join("collector.yml");
+                std::fs::write(&g, content).unwrap();
+                collector::config::load(&collector::config::Sources {
+                    config: Some(g),
+                    collectors_dir: None,
+                })
+                .map_err(|e| at(&conf::ConfigErrors(e)))?;
+            }
+        }
+        return Ok("Ansible task list");
     }
     if keys.contains(&"type") {
         std::fs::create_dir(d.join("collectors.d")).unwrap();

@@ -705,6 +705,12 @@ fn generated_corpus_from_the_function_registry() {
         "/events/-1/".into(),
         "/functions/%00".into(),
         "/tags/%00".into(),
+        // The cluster formats graphite-web's front end reads, at `//` paths too.
+        "/render?target=hostile.*.cpu&format=pickle&from=-999999999y".into(),
+        "//render/?target=hostile.**&format=msgpack&local=1&noCache=1&now=99999999999999999999".into(),
+        "//render/?target=sumSeries(hostile.*.*)&target=hostile.*.cpu&format=pickle&local=1".into(),
+        "//metrics/find/?query=**&format=pickle&local=1".into(),
+        format!("//metrics/find/?query=hostile{deep_glob}&format=msgpack&local=1"),
     ];
     for q in &endpoints {
         let (st, answer) = c.get(q);
@@ -714,6 +720,36 @@ fn generated_corpus_from_the_function_registry() {
             &answer[..answer.len().min(300)]
         );
         healthy(&mut c).unwrap();
+    }
+    // multipart/form-data bodies (graphite-web's REMOTE_STORE_USE_POST): more targets than
+    // allowed, a truncated body, no boundary.
+    let many: String = (0..5000)
+        .map(|i| {
+            format!("--b\r\nContent-Disposition: form-data; name=\"target\"\r\n\r\nhostile.h{i}.cpu\r\n")
+        })
+        .collect::<String>()
+        + "--b--\r\n";
+    let bodies: [(&str, &[u8]); 3] = [
+        ("multipart/form-data; boundary=b", many.as_bytes()),
+        (
+            "multipart/form-data; boundary=b",
+            b"--b\r\nContent-Disposition: form-data; name=\"target\"\r\n\r\nx",
+        ),
+        ("multipart/form-data", b"--x\r\n"),
+    ];
+    for (ct, body) in bodies {
+        for path in [
+            "//render/?format=pickle&local=1",
+            "//metrics/find/?format=msgpack",
+        ] {
+            let (st, answer) = http(c.http, "POST", path, &[], Some((ct, body)));
+            assert!(
+                (400..500).contains(&st),
+                "{path} {ct}: {st} {}",
+                &answer[..answer.len().min(300)]
+            );
+            healthy(&mut c).unwrap();
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(c.stop(), "carbide serve did not exit 0 after the corpus");

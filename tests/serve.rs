@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{enc, get_bytes, http, now, send_lines, series, wait_until, Carbide};
+use common::{decode_png, enc, get_bytes, http, now, send_lines, series, wait_until, Carbide};
 
 const PORTS: [&str; 6] = [
     "--carbon-tcp",
@@ -203,18 +203,6 @@ fn api_shapes_and_errors_as_graphite_web() {
     assert!(c.stop());
 }
 
-/// RGBA pixels of a PNG: (width, height, pixels).
-fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<[u8; 4]>) {
-    let mut d = png::Decoder::new(bytes);
-    d.set_transformations(png::Transformations::EXPAND | png::Transformations::ALPHA);
-    let mut r = d.read_info().unwrap();
-    let mut buf = vec![0; r.output_buffer_size()];
-    let info = r.next_frame(&mut buf).unwrap();
-    buf.truncate(info.buffer_size());
-    let px = buf.chunks(4).map(|p| [p[0], p[1], p[2], p[3]]).collect();
-    (info.width, info.height, px)
-}
-
 #[test]
 fn render_draws_graphite_web_pictures() {
     let dir = tempfile::tempdir().unwrap();
@@ -338,7 +326,8 @@ fn hostile_requests_get_400s_and_the_server_stays_up() {
     .unwrap();
     std::fs::write(
         dir.path().join("serve.yml"),
-        "limits: {max_targets: 5, max_body_bytes: 4096, max_points_per_request: 1000000}\n",
+        "limits: {max_targets: 5, max_body_bytes: 4096, max_points_per_request: 1000000,\n  \
+         max_picture_side: 600, max_picture_pixels: 200000, max_picture_text_chars: 20}\n",
     )
     .unwrap();
     let c = serve(
@@ -380,6 +369,23 @@ fn hostile_requests_get_400s_and_the_server_stays_up() {
     assert_eq!(st, 400);
     let (st, _) = c.get("/render?target=fine.a&jsonp=alert(1)");
     assert_eq!(st, 400);
+    // The picture limits of the file.
+    for (q, limit) in [
+        ("width=601", "max_picture_side"),
+        ("width=500&height=401", "max_picture_pixels"),
+        ("title=012345678901234567890", "max_picture_text_chars"),
+    ] {
+        let (st, body) = c.get(&format!("/render?target=fine.a&{q}"));
+        assert_eq!(st, 400, "{q}: {body}");
+        assert!(body.contains(limit), "{q}: {body}");
+    }
+    let (st, ct, png) = get_bytes(
+        c.http,
+        "/render?target=fine.a&width=600&height=300&title=01234567890123456789",
+    );
+    assert_eq!((st, ct.as_str()), (200, "image/png"));
+    let (w, h, _) = decode_png(&png);
+    assert_eq!((w, h), (600, 300));
     // Still serving.
     assert_eq!(known(&c, "fine.a").len(), 1);
     assert!(c.stop());

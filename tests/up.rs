@@ -283,3 +283,73 @@ alerts:
         log()
     );
 }
+
+/// Under `carbide up` an email carries the alert's graph inline, drawn in process from the
+/// store the alert was evaluated on: the received message (parsed by Python's email
+/// package) has its text as a plain part and an HTML part showing a PNG by `cid:` — a graph
+/// of the link's size with the series in graphite-web's first colour and both threshold
+/// lines.
+#[test]
+fn up_emails_carry_the_graph_inline() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("collectors.d")).unwrap();
+    std::fs::write(
+        d.join("collectors.d/host.yml"),
+        "type: host\ninterval: 1s\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("collector.yml"),
+        "hostname_method: fixed\nhostname: uphost\n",
+    )
+    .unwrap();
+    let smtp = common::Smtp::start();
+    std::fs::write(
+        d.join("alerts.yml"),
+        format!(
+            "interval: 1s
+notifiers:
+  mail:
+    type: email
+    host: 127.0.0.1
+    port: {}
+    tls: none
+    from: carbide <alerts@example.com>
+    to: [oncall@example.com]
+routes:
+  critical: [mail]
+alerts:
+  - name: Load
+    target: servers.uphost.loadavg.01
+    warning: -2
+    critical: -1
+",
+            smtp.port
+        ),
+    )
+    .unwrap();
+    let c = Carbide::start(d, &common::up_args(&["--alerter-api", "off"]));
+    let log = || std::fs::read_to_string(d.join("carbide.log")).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(90), || !smtp.messages().is_empty()),
+        "no email:\n{}",
+        log()
+    );
+    assert!(c.stop());
+    let parts = &smtp.messages()[0];
+    let text = parts
+        .iter()
+        .find(|p| p.content_type == "text/plain")
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.body);
+    assert!(text.contains("CRITICAL alert for Load"), "{text}");
+    assert!(text.contains("Graph: http://"), "{text}");
+    let (w, h, px) = common::graph_of_email(parts);
+    assert_eq!((w, h), (586, 308));
+    // graphite-web's first colour (blue) for the series, orange and red for the thresholds
+    // (solid in the legend's boxes).
+    for rgb in [[100, 100, 255], [255, 165, 0], [200, 0, 50]] {
+        assert!(common::has_colour(&px, rgb), "no {rgb:?} in the graph");
+    }
+}

@@ -4,12 +4,20 @@
 //! - `GET /api/history?limit=N`: the newest level changes (default 100);
 //! - `GET /api/silences`: active silences; `POST /api/silences`
 //!   `{"alert": GLOB, "series": GLOB, "duration": "2h", "comment": "...", "created_by": "..."}`
-//!   → `{"id": N}`; `DELETE /api/silences/{id}` expires one.
+//!   → `{"id": N}`; `DELETE /api/silences/{id}` expires one;
+//! - `GET /api/outbox?limit=N`: notification counts by status and the newest notifications
+//!   (default 100) with their status, attempts and last error.
+//!
+//! `alerter run` serves the web console's alert pages (`console::router`) on the same port;
+//! `carbide up` also serves these routes on its HTTP API's port, behind that API's auth
+//! ([`Mount`]).
 
-use axum::extract::{Path, Query, State};
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{any, delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
 
@@ -30,7 +38,49 @@ pub fn router(snapshot: Snapshot, store: Store) -> Router {
         .route("/api/history", get(history))
         .route("/api/silences", get(silences).post(add_silence))
         .route("/api/silences/{id}", delete(expire_silence))
+        .route("/api/outbox", get(outbox))
         .with_state(Ctx { snapshot, store })
+}
+
+/// The API's routes for another server to answer (`carbide up`'s HTTP API) once the alerter
+/// has started: [`Mount::routes`] forwards `/api/*` to the router [`run_with`] sets, and
+/// answers 503 until then.
+///
+/// [`run_with`]: crate::daemon::run_with
+#[derive(Clone, Default)]
+pub struct Mount(Arc<OnceLock<Router>>);
+
+impl Mount {
+    /// `/api/*` on the mounting server.
+    pub fn routes(&self) -> Router {
+        let slot = self.0.clone();
+        Router::new().route(
+            "/api/{*rest}",
+            any(move |req: Request| {
+                let slot = slot.clone();
+                async move {
+                    match slot.get() {
+                        Some(r) => {
+                            use tower::ServiceExt as _;
+                            match r.clone().oneshot(req).await {
+                                Ok(resp) => resp,
+                                Err(never) => match never {},
+                            }
+                        }
+                        None => fail(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the alerter is starting (it waits for the agent's first cycle); retry in a moment",
+                        ),
+                    }
+                }
+            }),
+        )
+    }
+
+    /// Set once by the alerter when it starts; later calls (a restart) are ignored.
+    pub(crate) fn set(&self, router: Router) {
+        let _ = self.0.set(router);
+    }
 }
 
 fn fail(status: StatusCode, e: impl std::fmt::Display) -> Response {
@@ -58,6 +108,78 @@ async fn history(State(c): State<Ctx>, Query(q): Query<HistoryQuery>) -> Respons
         Ok(h) => Json(h).into_response(),
         Err(e) => fail(StatusCode::INTERNAL_SERVER_ERROR, e),
     }
+}
+
+/// One outbox row as `GET /api/outbox` shows it (the payload's alert, series and level; never
+/// the payload itself).
+#[derive(serde::Serialize)]
+struct OutboxRow {
+    id: i64,
+    notifier: String,
+    alert: Option<String>,
+    series: Option<String>,
+    level: Option<String>,
+    status: String,
+    attempts: i64,
+    /// unix ms.
+    created_at: i64,
+    next_attempt_at: i64,
+    done_at: Option<i64>,
+    last_error: Option<String>,
+}
+
+async fn outbox(State(c): State<Ctx>, Query(q): Query<HistoryQuery>) -> Response {
+    use sqlx::Row as _;
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
+    let pool = c.store.pool();
+    let counts = sqlx::query(
+        "SELECT status, attempts > 0, COUNT(*) FROM outbox GROUP BY status, attempts > 0",
+    )
+    .fetch_all(pool)
+    .await;
+    let rows = sqlx::query(
+        "SELECT id, notifier, json_extract(payload, '$.notification.alert'), \
+         json_extract(payload, '$.notification.series'), \
+         json_extract(payload, '$.notification.level'), status, attempts, created_at, \
+         next_attempt_at, done_at, last_error FROM outbox ORDER BY id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await;
+    let (counts, rows) = match (counts, rows) {
+        (Ok(c), Ok(r)) => (c, r),
+        (Err(e), _) | (_, Err(e)) => return fail(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let mut by = serde_json::json!({"pending": 0, "retrying": 0, "delivered": 0, "failed": 0});
+    for r in counts {
+        let status: String = r.get(0);
+        let retried: bool = r.get(1);
+        let n: i64 = r.get(2);
+        let key = match status.as_str() {
+            "pending" if retried => "retrying",
+            s => s,
+        };
+        if let Some(v) = by.get_mut(key) {
+            *v = serde_json::json!(v.as_i64().unwrap_or(0) + n);
+        }
+    }
+    let list: Vec<OutboxRow> = rows
+        .iter()
+        .map(|r| OutboxRow {
+            id: r.get(0),
+            notifier: r.get(1),
+            alert: r.try_get(2).ok(),
+            series: r.try_get(3).ok(),
+            level: r.try_get(4).ok(),
+            status: r.get(5),
+            attempts: r.get(6),
+            created_at: r.get(7),
+            next_attempt_at: r.get(8),
+            done_at: r.get(9),
+            last_error: r.get(10),
+        })
+        .collect();
+    Json(serde_json::json!({ "counts": by, "notifications": list })).into_response()
 }
 
 async fn silences(State(c): State<Ctx>) -> Response {

@@ -13,6 +13,7 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::notification::{self, Action, Level};
+use crate::notifiers::graphite_events::EVENTS_NOTIFIER;
 use crate::notifiers::{check_url, NOTIFIERS};
 use crate::notifiers::{kind_names, LegacyValue, LegacyValues, LevelSecrets, NotifierSpec};
 use crate::template::{self, Template};
@@ -126,6 +127,14 @@ struct FileConfig {
     /// receivers (`true`), or keeps their incident open until data says otherwise (`false`).
     #[serde(default)]
     no_data_resolves: bool,
+    /// Post a Graphite event on every level change of every alert (an alert's own `events:`
+    /// wins): tags `alert <name> <level>`.
+    #[serde(default)]
+    events: bool,
+    /// Where events go (graphite-web's or carbide's base URL; `{events_url}/events/`).
+    /// Default: `graphite_url`; under `carbide up` without either, its own HTTP API.
+    #[serde(default)]
+    events_url: Option<String>,
     // Graphite Pager keys carbide does not act on: accepted, warned about.
     #[serde(default)]
     redis_url: Option<IgnoredAny>,
@@ -281,6 +290,9 @@ struct AlertFile {
     /// Templates for this alert.
     #[serde(default)]
     templates: TemplatesFile,
+    /// Post a Graphite event on every level change (default: the file's `events`).
+    #[serde(default)]
+    events: Option<bool>,
 }
 
 /// Level → notifier names.
@@ -355,6 +367,16 @@ pub enum Op {
 }
 
 impl Op {
+    /// `>`, `>=`, `<` or `<=`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Op::Gt => ">",
+            Op::Ge => ">=",
+            Op::Lt => "<",
+            Op::Le => "<=",
+        }
+    }
+
     pub fn breached(self, value: f64, threshold: f64) -> bool {
         match self {
             Op::Gt => value > threshold,
@@ -606,6 +628,8 @@ pub struct Alert {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub templates: Templates,
+    /// A Graphite event is posted on every level change.
+    pub events: bool,
 }
 
 impl Alert {
@@ -676,6 +700,8 @@ pub struct Config {
     pub page_max_age: Duration,
     /// WARNING/CRITICAL → NO_DATA/ERROR resolves the firing level's receivers.
     pub no_data_resolves: bool,
+    /// `events_url` from the file.
+    pub events_url: Option<String>,
 }
 
 impl Config {
@@ -715,6 +741,36 @@ impl Config {
             template: self.graph_url_template.clone(),
             public: self.public_url.is_some(),
         }
+    }
+
+    /// The notifier `events: true` posts to when the file defines none of that name
+    /// ([`EVENTS_NOTIFIER`]): a `graphite_events` notifier at `events_url`, else
+    /// `graphite_url`, else what the program running the alerter set (`carbide up`: its own
+    /// HTTP API), with the render API's credentials. `Ok(None)`: no alert posts events, or
+    /// the file defines that notifier.
+    pub fn events_notifier(&self) -> Result<Option<NotifierSpec>, String> {
+        if !self.alerts.iter().any(|a| a.events) || self.notifiers.contains_key(EVENTS_NOTIFIER) {
+            return Ok(None);
+        }
+        let url = self
+            .events_url
+            .clone()
+            .or_else(|| self.graphite.url.clone())
+            .or_else(|| self.public_url_default.clone())
+            .ok_or(
+                "events: true needs somewhere to post events: set events_url (or graphite_url)",
+            )?;
+        let spec = NotifierSpec::new(
+            crate::notifiers::kind(EVENTS_NOTIFIER).ok_or("no graphite_events notifier kind")?,
+            crate::notifiers::graphite_events::GraphiteEventsConfig {
+                url,
+                username: self.graphite.user.clone(),
+                password: self.graphite.password.clone(),
+                timeout: self.request_timeout,
+            },
+        );
+        spec.validate()?;
+        Ok(Some(spec))
     }
 
     /// `graphite_url` (or `GRAPHITE_URL`) is set: `alerter check`, `run`, `dry-run` and
@@ -784,6 +840,7 @@ impl Loader<'_> {
             ("graphite_url", &graphite.url),
             ("docs_url", &f.docs_url),
             ("public_url", &f.public_url),
+            ("events_url", &f.events_url),
         ] {
             if let Some(u) = url {
                 check_url(key, u).map_err(|m| self.err(&[Seg::Key(key)], m))?;
@@ -803,6 +860,7 @@ impl Loader<'_> {
             templates: global_templates,
             docs_url: f.docs_url.as_deref(),
             repeat_interval: f.repeat_interval,
+            events: f.events,
         };
         let mut alerts = Vec::with_capacity(f.alerts.len());
         for (i, a) in std::mem::take(&mut f.alerts).into_iter().enumerate() {
@@ -815,7 +873,8 @@ impl Loader<'_> {
                     .iter()
                     .any(|l| a.routes.for_level(*l).contains(name))
             });
-            if !used && name != "console" {
+            let events = name == EVENTS_NOTIFIER && alerts.iter().any(|a| a.events);
+            if !used && name != "console" && !events {
                 warnings.push(format!(
                     "{}: notifier \"{name}\" is never routed to (add it under routes:)",
                     self.file.display()
@@ -862,6 +921,7 @@ impl Loader<'_> {
             public_url_default: None,
             page_max_age: f.page_max_age,
             no_data_resolves: f.no_data_resolves,
+            events_url: f.events_url,
             file: self.file.to_path_buf(),
             docs_url: f.docs_url,
             graphite,
@@ -1030,6 +1090,7 @@ impl Loader<'_> {
             labels: a.labels,
             annotations: a.annotations,
             templates,
+            events: a.events.unwrap_or(shared.events),
         })
     }
 
@@ -1170,6 +1231,8 @@ struct Shared<'a> {
     templates: Templates,
     docs_url: Option<&'a str>,
     repeat_interval: Option<Duration>,
+    /// The file's `events`.
+    events: bool,
 }
 
 /// Routing without `routes:` in the file: each kind's [`NotifierKind::default_levels`] to

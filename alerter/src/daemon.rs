@@ -34,7 +34,7 @@ pub async fn run(
     retry: RetryPolicy,
     shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    run_with(cfg, backend, retry, shutdown, Ticks::Interval, None).await
+    run_with(cfg, backend, retry, shutdown, Ticks::Interval, None, None).await
 }
 
 fn build_notifiers(cfg: &Config) -> anyhow::Result<NotifierMap> {
@@ -44,6 +44,14 @@ fn build_notifiers(cfg: &Config) -> anyhow::Result<NotifierMap> {
             .build()
             .map_err(|e| anyhow::anyhow!("notifier \"{name}\": {e:#}"))?;
         notifiers.insert(name.clone(), Arc::from(n));
+    }
+    // `events: true` without a notifier of that name in the file.
+    if let Some(spec) = cfg.events_notifier().map_err(anyhow::Error::msg)? {
+        let name = crate::notifiers::graphite_events::EVENTS_NOTIFIER;
+        let n = spec
+            .build()
+            .map_err(|e| anyhow::anyhow!("notifier \"{name}\" (events: true): {e:#}"))?;
+        notifiers.insert(name.to_string(), Arc::from(n));
     }
     Ok(notifiers)
 }
@@ -178,7 +186,8 @@ async fn reload(
 }
 
 /// [`run`] with the cycles started by `ticks`, and `alerts.yml` reloaded on every message of
-/// `reload` (SIGHUP in `alerter run`).
+/// `reload` (SIGHUP in `alerter run`); the JSON API's routes are also given to `mount` (for
+/// `carbide up`'s HTTP API).
 pub async fn run_with(
     cfg: Arc<Config>,
     backend: Arc<dyn Backend>,
@@ -186,6 +195,7 @@ pub async fn run_with(
     shutdown: tokio::sync::watch::Receiver<bool>,
     mut ticks: Ticks,
     mut reloads: Option<tokio::sync::mpsc::Receiver<()>>,
+    mount: Option<&api::Mount>,
 ) -> anyhow::Result<()> {
     let mut cfg = cfg;
     let outbox = Outbox::open(&cfg.state_file).await?;
@@ -202,13 +212,21 @@ pub async fn run_with(
             ..retry
         },
     ));
+    if let (Some(m), Some(store)) = (mount, engine.store()) {
+        m.set(api::router(engine.snapshot.clone(), store.clone()));
+    }
     let api = match (cfg.api_listen, engine.store()) {
         (Some(addr), Some(store)) => {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("api_listen {addr}: {e}"))?;
-            tracing::info!("HTTP API on http://{}", listener.local_addr()?);
-            let router = api::router(engine.snapshot.clone(), store.clone());
+            tracing::info!("HTTP API and console on http://{}", listener.local_addr()?);
+            let router = api::router(engine.snapshot.clone(), store.clone()).merge(
+                console::router(console::Features {
+                    metrics: false,
+                    alerts: true,
+                }),
+            );
             let sd = stop.clone();
             Some(tokio::spawn(async move {
                 api::serve(listener, router, sd).await

@@ -155,7 +155,7 @@ fn main() -> ExitCode {
             Err(code) => code,
         };
     }
-    init_logging(cli.log_level.as_deref());
+    conf::logging::init("alerter", cli.log_level.as_deref(), true);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -190,26 +190,6 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
-/// Logs on stderr through `--log-level` (else `RUST_LOG`, else `info`); colours only when
-/// stderr is a terminal, so a log file gets none.
-fn init_logging(level: Option<&str>) {
-    use std::io::IsTerminal;
-    use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::try_new(l),
-        None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
-    }
-    .unwrap_or_else(|e| {
-        eprintln!("alerter: bad log filter ({e}); using info");
-        EnvFilter::new("info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
 async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Check { .. } => Ok(ExitCode::SUCCESS),
@@ -232,6 +212,7 @@ async fn async_main(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 rx,
                 daemon::Ticks::Interval,
                 Some(hangups()?),
+                None,
             )
             .await?;
             Ok(ExitCode::SUCCESS)

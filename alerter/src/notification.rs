@@ -112,6 +112,34 @@ pub struct Notification {
     /// Why the level is ERROR (the render error), or NO_DATA; `None` otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The graph of the target around the firing time (a PNG, as `graph_url` draws it),
+    /// drawn at the cycle from the data the alert saw, for notifiers that carry the
+    /// picture itself (email, inline). Kept base64 in the outbox.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "png_base64")]
+    pub graph_png: Option<Vec<u8>>,
+}
+
+/// `Option<Vec<u8>>` as a base64 string.
+mod png_base64 {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|t| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(t)
+                    .map_err(serde::de::Error::custom)
+            })
+            .transpose()
+    }
 }
 
 impl Notification {
@@ -180,13 +208,29 @@ pub fn runbook_url(base: &str, alert: &str, series: Option<&str>) -> String {
 /// PNG (an `https` base stays `https`).
 pub fn graph_url(graphite_url: &str, target: &str, warning: f64, critical: f64) -> String {
     let q = |s: &str| utf8_percent_encode(s, UNRESERVED).to_string();
-    format!(
-        "{}/render/?width=586&height=308&target={}&target={}&target={}&from=-1h",
-        graphite_url.trim_end_matches('/'),
-        q(target),
-        q(&format!("threshold({warning},\"Warning\",\"orange\")")),
-        q(&format!("threshold({critical},\"Critical\",\"red\")")),
-    )
+    let (width, height) = GRAPH_SIZE;
+    let mut url = format!(
+        "{}/render/?width={width}&height={height}",
+        graphite_url.trim_end_matches('/')
+    );
+    for t in graph_targets(target, warning, critical) {
+        url.push_str("&target=");
+        url.push_str(&q(&t));
+    }
+    url.push_str("&from=-1h");
+    url
+}
+
+/// The size of an alert's graph (its link and the email's picture), pixels.
+pub const GRAPH_SIZE: (u32, u32) = (586, 308);
+
+/// What an alert's graph draws: its target and both thresholds as orange and red lines.
+pub fn graph_targets(target: &str, warning: f64, critical: f64) -> Vec<String> {
+    vec![
+        target.to_string(),
+        format!("threshold({warning},\"Warning\",\"orange\")"),
+        format!("threshold({critical},\"Critical\",\"red\")"),
+    ]
 }
 
 /// Where graph links point: `base` (`public_url`, else `graphite_url`, else the render API
@@ -287,6 +331,7 @@ pub fn human_value(v: f64) -> String {
 pub(crate) fn sample(level: Level) -> Notification {
     Notification {
         reason: None,
+        graph_png: None,
         alert: "Load average".into(),
         series: "web-1".into(),
         level,

@@ -149,11 +149,13 @@ fn file_for(kind: &NotifierKind, values: &[(&str, String)]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_notifier_over_every_status_class_and_no_secret_leaks() {
-    assert_eq!(
-        NOTIFIERS.len(),
-        5,
-        "a new kind: it is walked here from its sample"
-    );
+    // Every kind is walked here from its sample: a new one needs no edit of this test.
+    for name in ["console", "email", "slack", "pagerduty", "webhook"] {
+        assert!(
+            NOTIFIERS.iter().any(|k| k.name == name),
+            "{name} is not registered"
+        );
+    }
     for kind in NOTIFIERS {
         let needs_receiver = kind.sample.contains("{http}") || kind.sample.contains("{smtp}");
         for &class in CLASSES {

@@ -191,6 +191,39 @@ async fn sigkill_mid_delivery_then_restart_delivers_once_and_resolves() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 400);
+    // The alert's definition comes with its state (the console's page shows it).
+    assert_eq!(alerts[0]["target"], "aliasByNode(servers.*.loadavg.01,1)");
+    assert_eq!(
+        alerts[0]["runbook"],
+        "https://wiki.example.com/alerts/Load#web-1"
+    );
+    assert_eq!(alerts[0]["threshold"], alerts[0]["critical"]);
+    // The outbox: the page that was delivered.
+    let outbox: serde_json::Value = http
+        .get(format!("http://{api}/api/outbox"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        outbox["counts"]["delivered"].as_i64() >= Some(1),
+        "{outbox}"
+    );
+    assert_eq!(outbox["notifications"][0]["alert"], "Load", "{outbox}");
+    assert_eq!(outbox["notifications"][0]["level"], "CRITICAL", "{outbox}");
+    // The web console's alert pages on the same port.
+    let page = http.get(format!("http://{api}/")).send().await.unwrap();
+    assert!(page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+    let page = page.text().await.unwrap();
+    assert!(
+        page.contains(r#"<meta name="carbide-features" content="alerts">"#),
+        "{page}"
+    );
 
     // Resolve after the restart.
     render.set("servers.web-1.loadavg.01", Some(1.0));

@@ -73,6 +73,7 @@ fn run_loop(
             reports: reports_tx,
         },
         None,
+        None,
     );
     (
         Driver {

@@ -3,8 +3,9 @@
 usage: smtp_server.py PORT OUTDIR [USER PASSWORD] [--tls none|starttls|implicit] [--reply CODE]
 
 Writes each message to OUTDIR/NNNN.eml (headers X-Rcpt-To, X-TLS: the TLS version or "none",
-X-Auth: the authenticated login or "none", then the message as received), prints READY when
-listening, stops when stdin closes.
+X-Auth: the authenticated login or "none", then the message as received), and its MIME parts
+as the standard library's email parser reads them (NNNN.parts, NNNN.partN: see write_parts),
+prints READY when listening, stops when stdin closes.
 
 With USER and PASSWORD, AUTH (PLAIN/LOGIN) is required (over TLS when TLS is on). With --tls,
 a private CA and a server certificate for 127.0.0.1 / localhost are generated at start
@@ -15,6 +16,8 @@ refused) and nothing is written.
 """
 import argparse
 import datetime
+import email
+import email.policy
 import ipaddress
 import os
 import ssl
@@ -80,6 +83,29 @@ def make_certs():
     return ctx
 
 
+def write_parts(prefix, raw):
+    """The message's MIME parts as Python's email package reads them: PREFIX.parts lists one
+    line per leaf part (index, content type, Content-ID or -, the types of the multiparts
+    around it joined by >), and PREFIX.part<index> holds its decoded body."""
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    lines = []
+
+    def walk(part, parents):
+        if part.is_multipart():
+            for p in part.iter_parts():
+                walk(p, parents + [part.get_content_type()])
+            return
+        i = len(lines)
+        with open("%s.part%d" % (prefix, i), "wb") as f:
+            f.write(part.get_payload(decode=True) or b"")
+        lines.append("%d %s %s %s" % (i, part.get_content_type(), part.get("Content-ID", "-"),
+                                      ">".join(parents) or "-"))
+
+    walk(msg, [])
+    with open(prefix + ".parts", "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 class Handler:
     async def handle_DATA(self, server, session, envelope):
         if args.reply:
@@ -94,6 +120,7 @@ class Handler:
             f.write(b"X-TLS: " + tls.encode() + b"\r\n")
             f.write(b"X-Auth: " + login.encode() + b"\r\n")
             f.write(envelope.original_content or envelope.content)
+        write_parts(os.path.join(outdir, "%04d" % n), envelope.original_content or envelope.content)
         os.rename(tmp, os.path.join(outdir, "%04d.eml" % n))
         return "250 OK"
 

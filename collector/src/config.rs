@@ -18,7 +18,9 @@ use conf::{self as yaml, ConfigError};
 
 /// The global file read when `--config` is not given (only if it exists).
 pub const DEFAULT_GLOBAL_FILE: &str = "collector.yml";
-/// The collectors directory used when neither `--collectors-dir` nor `collectors_dir:` is set.
+/// The collectors directory used when neither `--collectors-dir` nor `collectors_dir:` is set,
+/// beside the global file (`/etc/carbide/collectors.d` for `--config
+/// /etc/carbide/collector.yml`), or in the working directory when there is no global file.
 pub const DEFAULT_COLLECTORS_DIR: &str = "collectors.d";
 
 /// The spool directory of an agent running as root when `sender.spool_dir` is not set.
@@ -133,7 +135,8 @@ impl Default for GlobalConfig {
 pub struct Sources {
     /// `--config FILE`: must exist. Unset: `./collector.yml` if present.
     pub config: Option<PathBuf>,
-    /// `--collectors-dir DIR`: overrides `collectors_dir:` and `./collectors.d`.
+    /// `--collectors-dir DIR`: overrides `collectors_dir:` and the default (`collectors.d`
+    /// beside the global file).
     pub collectors_dir: Option<PathBuf>,
 }
 
@@ -284,7 +287,12 @@ fn resolve_settings(
             Some(parent) if d.is_relative() => parent.join(d),
             _ => d.clone(),
         },
-        (None, None) => PathBuf::from(DEFAULT_COLLECTORS_DIR),
+        // Beside the global file: under systemd the working directory is `/`, so
+        // `./collectors.d` would not be the one next to `/etc/carbide/collector.yml`.
+        (None, None) => match file.and_then(Path::parent) {
+            Some(parent) => parent.join(DEFAULT_COLLECTORS_DIR),
+            None => PathBuf::from(DEFAULT_COLLECTORS_DIR),
+        },
     };
     let mut sender = cfg.sender.clone();
     sender.spool_dir = match &cfg.sender.spool_dir {
@@ -669,6 +677,45 @@ mod tests {
         };
         let (settings, _) = load_settings(&s).unwrap();
         assert_eq!(settings.collectors_dir, tmp.path().join("conf.d"));
+    }
+
+    /// `--config /etc/carbide/collector.yml` without `collectors_dir:` reads
+    /// `/etc/carbide/collectors.d`, whatever the working directory (under systemd it is `/`).
+    #[test]
+    fn collectors_dir_defaults_to_beside_the_global_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let etc = tmp.path().join("etc");
+        std::fs::create_dir_all(etc.join("collectors.d")).unwrap();
+        write(&etc.join("collectors.d"), "host.yml", "type: host\n");
+        let f = etc.join("collector.yml");
+        std::fs::write(&f, "interval: 10s\n").unwrap();
+        let s = Sources {
+            config: Some(f),
+            collectors_dir: None,
+        };
+        let loaded = load(&s).unwrap();
+        assert_eq!(loaded.settings.collectors_dir, etc.join("collectors.d"));
+        assert_eq!(loaded.instances.len(), 1);
+        // A relative `--config` keeps its directory; no global file at all: ./collectors.d.
+        let s = Sources {
+            config: Some(PathBuf::from("conf/collector.yml")),
+            collectors_dir: None,
+        };
+        let dir = match resolve_settings(
+            Some(Path::new("conf/collector.yml")),
+            "",
+            &GlobalConfig::default(),
+            &s,
+        ) {
+            Ok(settings) => settings.collectors_dir,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(dir, Path::new("conf/collectors.d"));
+        let dir = match resolve_settings(None, "", &GlobalConfig::default(), &Sources::default()) {
+            Ok(settings) => settings.collectors_dir,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(dir, Path::new("collectors.d"));
     }
 
     #[test]

@@ -7,7 +7,6 @@
 //! - [`runtime`]: one task per instance: schedule, deadline, filters, rates, encoding.
 //! - [`breaker`]: the circuit breaker that pauses a service collector failing in a row.
 //! - [`rates`], [`paths`]: counter rates over measured time; metric path building.
-//! - [`logging`]: stderr logging with a `Targets` filter (both binaries).
 //! - [`events`], [`selfmetrics`]: internal events (log + count) and the agent's own metrics.
 //! - [`agent`]: the running agent: sender, signals (SIGHUP reload, SIGTERM flush).
 //! - [`sender`]: queue, disk spool and connections to carbon.
@@ -22,7 +21,6 @@ pub mod breaker;
 pub mod collectors;
 pub mod config;
 pub mod events;
-pub mod logging;
 pub mod paths;
 pub mod rates;
 pub mod runtime;

@@ -113,7 +113,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    collector::logging::init("collector", cli.log_level.as_deref(), true);
+    conf::logging::init("collector", cli.log_level.as_deref(), true);
     let sources = Sources {
         config: cli.config.clone(),
         collectors_dir: cli.collectors_dir.clone(),

@@ -56,10 +56,15 @@ pub fn until_next_boundary(now: SystemTime, interval: Duration, offset: Duration
 
 /// Epoch seconds, rounded to the nearest second (the run's single timestamp).
 pub fn unix_now() -> i64 {
-    let d = SystemTime::now()
+    (since_epoch().as_millis() as i64 + 500) / 1000
+}
+
+/// Time since the epoch by the wall clock (0 before 1970): the crate's one reading of it as
+/// a Unix time.
+pub fn since_epoch() -> Duration {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (d.as_millis() as i64 + 500) / 1000
+        .unwrap_or_default()
 }
 
 /// The timestamp of a run that was due at `due` (a tick of its interval): the wall-clock

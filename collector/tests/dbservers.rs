@@ -209,3 +209,82 @@ fn mysql_server_statistics() {
     assert!(!log.contains("WARN"), "{log}");
     assert!(!log.contains(password), "{log}");
 }
+
+/// The agent's SQL collectors (`postgres`, `mysql`, `sql`) say what a connection error is —
+/// refused, authentication, unknown database — from one direct connection made while their
+/// pool holds none, as `sql-to-graphite` does, rather than "pool timed out" after the pool's
+/// acquire timeout.
+#[test]
+fn connection_errors_say_what_happened() {
+    let pg = test_dsn("CARBIDE_TEST_PG_DSN");
+    let my = test_dsn("CARBIDE_TEST_MYSQL_DSN");
+    let wrong = |dsn: &str| {
+        let (userinfo, _) = dsn.rsplit_once('@').unwrap();
+        let (_, pw) = userinfo.rsplit_once(':').unwrap();
+        dsn.replacen(&format!(":{pw}@"), ":Wr0ng-Secret-Value@", 1)
+    };
+    let other_db = |dsn: &str| format!("{}/no_such_database", dsn.rsplit_once('/').unwrap().0);
+    let refused = |scheme: &str| format!("{scheme}://carbide:x@127.0.0.1:{}/db", closed_port());
+    let pg_refused = refused("postgres");
+    let my_refused = refused("mysql");
+    let cases = [
+        (
+            "postgres",
+            pg_refused.clone(),
+            "connection refused: nothing listens at that host and port",
+        ),
+        (
+            "postgres",
+            other_db(&pg),
+            "unknown database: database \"no_such_database\" does not exist",
+        ),
+        (
+            "postgres",
+            wrong(&pg),
+            "authentication failed: password authentication failed",
+        ),
+        (
+            "mysql",
+            my_refused.clone(),
+            "connection refused: nothing listens at that host and port",
+        ),
+        (
+            "mysql",
+            other_db(&my),
+            "no access to that database (or it does not exist): Access denied",
+        ),
+        ("mysql", wrong(&my), "authentication failed: Access denied"),
+        (
+            "sql",
+            pg_refused,
+            "connection refused: nothing listens at that host and port",
+        ),
+        (
+            "sql",
+            other_db(&pg),
+            "unknown database: database \"no_such_database\" does not exist",
+        ),
+        ("sql", wrong(&my), "authentication failed: Access denied"),
+    ];
+    for (kind, dsn, want) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        write(tmp.path(), "collector.yml", &global(closed_port()));
+        let queries = match kind {
+            "sql" => "queries:\n  - name: one\n    query: SELECT 1\n",
+            _ => "",
+        };
+        write(
+            tmp.path(),
+            "collectors.d/db.yml",
+            &format!("type: {kind}\ndsn: {dsn}\ninterval: 10s\n{queries}"),
+        );
+        let out = run(tmp.path(), &["test", "db"]);
+        let stderr = text(&out.stderr);
+        let what = format!("{kind} {want:?}");
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert!(stderr.contains("cannot connect to "), "{what}: {stderr}");
+        assert!(stderr.contains(want), "{what}: {stderr}");
+        assert!(!stderr.contains("pool timed out"), "{what}: {stderr}");
+        assert!(!stderr.contains("Wr0ng-Secret-Value"), "{what}: {stderr}");
+    }
+}

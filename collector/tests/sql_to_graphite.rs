@@ -748,3 +748,49 @@ fn sqlite_short_form_dsn() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stdout.contains(".v 4.5 "), "{stdout}");
 }
+
+/// Both binaries of this crate log without ANSI escapes when stderr is not a terminal (a
+/// pipe here, a file under systemd): `conf::logging`, the one log setup of every binary.
+#[test]
+fn logs_carry_no_ansi_escapes_off_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run_in(
+        Some(tmp.path()),
+        "sqlite:missing.db",
+        &["--no-spool", "--dry-run", "--log-level", "debug"],
+        "SELECT 'v', 1\n",
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("ERROR") || stderr.contains("DEBUG"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "ANSI escapes on a pipe: {stderr:?}"
+    );
+
+    let dir = tmp.path();
+    std::fs::write(
+        dir.join("collector.yml"),
+        "hostname_method: fixed\nhostname: testhost\nsender:\n  destinations: [\"127.0.0.1:9\"]\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("collectors.d")).unwrap();
+    std::fs::write(dir.join("collectors.d/host.yml"), "type: host\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_collector"))
+        .args(["--log-level", "debug", "--once"])
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("DEBUG") || stderr.contains("INFO"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "ANSI escapes on a pipe: {stderr:?}"
+    );
+}

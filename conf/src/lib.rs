@@ -10,9 +10,11 @@
 //! - [`env`]: `${NAME}` substitution inside every scalar of every file.
 //! - [`suggest`]: [`closest`], the known name nearest to a typo.
 //! - [`secret`]: [`Secret`], a string that never prints itself.
+//! - [`logging`]: every binary's log setup (stderr, colours only on a terminal, the filter).
 
 pub mod env;
 pub mod error;
+pub mod logging;
 pub mod secret;
 pub mod suggest;
 pub mod yaml;

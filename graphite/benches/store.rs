@@ -7,8 +7,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use graphite::glob::GlobPattern;
 use graphite::protocol::parse_line;
 use graphite::store::index::Index;
+use graphite::store::listen::{BadLines, Receiver};
 use graphite::store::schema::Schemas;
-use graphite::store::server::{BadLines, Receiver};
 use graphite::store::{unix_now, Store};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};

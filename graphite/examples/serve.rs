@@ -1,4 +1,4 @@
-//! A minimal front end to `graphite::store::server` until `carbide serve` exists; used by
+//! A minimal front end to `graphite::store::listen` until `carbide serve` exists; used by
 //! `benches/ingest-vs-carbon.sh`.
 //!
 //! ```text
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use graphite::store::server::{Server, ServerConfig};
+use graphite::store::listen::{Server, ServerConfig};
 use graphite::store::unix_now;
 
 fn usage(msg: &str) -> ! {

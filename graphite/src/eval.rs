@@ -47,6 +47,23 @@ pub trait Source {
         })
     }
 
+    /// The times (epoch seconds, as posted) of graphite-web's events (`/events`) with
+    /// `from <= when <= until` carrying every tag of `tags` (`None`: every event), in time
+    /// order, at most `limit` of them: what the `events()` function draws. A source without
+    /// an events store refuses.
+    fn events(
+        &self,
+        _from: i64,
+        _until: i64,
+        tags: Option<&[String]>,
+        _limit: usize,
+    ) -> Result<Vec<f64>, EvalError> {
+        Err(EvalError::Source {
+            pattern: crate::functions::events::name(tags.unwrap_or(&["*".to_string()])),
+            message: "this source has no events: events() needs carbide's store".into(),
+        })
+    }
+
     /// The largest step `pattern`'s series would be fetched at over `[from, until)`, if the
     /// source knows it without fetching (the store knows its schemas). [`render`] uses it to
     /// plan step-dependent windows (`movingAverage(x, 10)`) before the first fetch, so a
@@ -455,6 +472,13 @@ impl Cx<'_, '_> {
         }
     }
 
+    /// The data of a request this function makes itself (`events()`'s), over
+    /// `[from, until)`: what was fetched for it, or nothing yet (the evaluator fetches it
+    /// for the next round). Copies are charged as every read.
+    pub fn read(&mut self, pattern: &str, from: i64, until: i64) -> Result<Vec<Series>, EvalError> {
+        self.ctx.fetch(pattern, from, until)
+    }
+
     /// An input error naming this function.
     pub fn input_error(&self, message: impl Into<String>) -> EvalError {
         EvalError::Input {
@@ -611,7 +635,7 @@ pub fn render_with(
                 budget.fits(planned, &r.pattern)?;
             }
         }
-        let got = crate::tags::fetch(source, reqs)?;
+        let got = crate::functions::events::fetch(source, reqs, budget)?;
         for (r, s) in reqs.iter().cloned().zip(got) {
             budget.charge_series(&s, &r.pattern)?;
             data.insert(r, s);
@@ -718,12 +742,24 @@ fn held_cost(data: &Fetched) -> (u64, u64) {
 #[derive(Debug, Default, Clone)]
 pub struct MemorySource {
     series: Vec<Series>,
+    /// Events as (when, space-separated tags).
+    events: Vec<(f64, String)>,
 }
 
 impl MemorySource {
     pub fn new(mut series: Vec<Series>) -> Self {
         series.sort_by(|a, b| a.name.cmp(&b.name));
-        Self { series }
+        Self {
+            series,
+            events: Vec::new(),
+        }
+    }
+
+    /// The same source with graphite-web events, (when, space-separated tags) each.
+    pub fn with_events(mut self, mut events: Vec<(f64, String)>) -> Self {
+        events.sort_by(|a, b| a.0.total_cmp(&b.0));
+        self.events = events;
+        self
     }
 
     fn slice(s: &Series, req: &FetchRequest) -> Series {
@@ -787,6 +823,33 @@ impl Source for MemorySource {
             .filter(|s| crate::tags::path_matches(pattern, &glob, &s.name))
             .map(|s| s.step.max(1))
             .max()
+    }
+
+    fn events(
+        &self,
+        from: i64,
+        until: i64,
+        tags: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<f64>, EvalError> {
+        let times: Vec<f64> = self
+            .events
+            .iter()
+            .filter(|(when, have)| {
+                (from as f64..=until as f64).contains(when)
+                    && tags.is_none_or(|want| {
+                        want.iter().all(|t| have.split_whitespace().any(|h| h == t))
+                    })
+            })
+            .map(|(when, _)| *when)
+            .collect();
+        if times.len() > limit {
+            return Err(EvalError::Source {
+                pattern: crate::functions::events::name(tags.unwrap_or(&["*".to_string()])),
+                message: format!("more than {limit} events"),
+            });
+        }
+        Ok(times)
     }
 
     fn find_tagged(&self, exprs: &[String]) -> Result<Vec<String>, EvalError> {

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use graphite::protocol::MAX_LINE_LEN;
-use graphite::store::server::{Server, ServerConfig};
+use graphite::store::listen::{Server, ServerConfig};
 use graphite::store::{unix_now, Store};
 
 fn config(dir: &Path) -> ServerConfig {

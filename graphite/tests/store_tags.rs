@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use graphite::server::{router, serve, HttpConfig};
-use graphite::store::server::{Server, ServerConfig};
+use graphite::store::listen::{Server, ServerConfig};
 use graphite::store::unix_now;
 
 fn config(dir: &Path) -> ServerConfig {

@@ -417,3 +417,126 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+/// RGBA pixels of a PNG: (width, height, pixels).
+pub fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<[u8; 4]>) {
+    let mut d = png::Decoder::new(bytes);
+    d.set_transformations(png::Transformations::EXPAND | png::Transformations::ALPHA);
+    let mut r = d.read_info().unwrap();
+    let mut buf = vec![0; r.output_buffer_size()];
+    let info = r.next_frame(&mut buf).unwrap();
+    buf.truncate(info.buffer_size());
+    let px = buf.chunks(4).map(|p| [p[0], p[1], p[2], p[3]]).collect();
+    (info.width, info.height, px)
+}
+
+/// A real SMTP server (`alerter/tests/smtp_server.py`, python3-aiosmtpd) on 127.0.0.1,
+/// plain, no auth; stops on drop.
+pub struct Smtp {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+/// One leaf MIME part of a received message, as Python's email package parsed it.
+#[derive(Debug, Clone)]
+pub struct MailPart {
+    pub content_type: String,
+    /// `Content-ID` (with its angle brackets), or `-`.
+    pub content_id: String,
+    /// The content types of the multiparts around it, outermost first, joined by `>`.
+    pub parents: String,
+    pub body: Vec<u8>,
+}
+
+impl Smtp {
+    pub fn start() -> Smtp {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("alerter/tests/smtp_server.py");
+        let mut child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "READY", "the SMTP server did not start");
+        Smtp { child, port, dir }
+    }
+
+    /// The leaf parts of every message received so far, in arrival order.
+    pub fn messages(&self) -> Vec<Vec<MailPart>> {
+        let mut names: Vec<std::path::PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|eml| {
+                let parts = std::fs::read_to_string(eml.with_extension("parts")).unwrap();
+                parts
+                    .lines()
+                    .map(|l| {
+                        let f: Vec<&str> = l.split(' ').collect();
+                        MailPart {
+                            content_type: f[1].to_string(),
+                            content_id: f[2].to_string(),
+                            parents: f[3].to_string(),
+                            body: std::fs::read(eml.with_extension(format!("part{}", f[0])))
+                                .unwrap(),
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take()); // the server stops when stdin closes
+        let _ = self.child.wait();
+    }
+}
+
+/// Checks an email carries the alert's graph as the issue asks: its text as a plain part,
+/// and an HTML part inside `multipart/related` whose `<img src="cid:…">` names the PNG part
+/// beside it; returns the decoded picture (width, height, pixels).
+pub fn graph_of_email(parts: &[MailPart]) -> (u32, u32, Vec<[u8; 4]>) {
+    let find = |t: &str| {
+        parts
+            .iter()
+            .find(|p| p.content_type == t)
+            .unwrap_or_else(|| panic!("no {t} part in {parts:?}"))
+    };
+    let text = find("text/plain");
+    assert!(
+        text.parents.starts_with("multipart/alternative"),
+        "{text:?}"
+    );
+    let html = find("text/html");
+    let png = find("image/png");
+    assert_eq!(html.parents, "multipart/alternative>multipart/related");
+    assert_eq!(png.parents, html.parents);
+    let cid = png.content_id.trim_matches(|c| c == '<' || c == '>');
+    let page = String::from_utf8_lossy(&html.body);
+    assert!(page.contains(&format!("src=\"cid:{cid}\"")), "{page}");
+    decode_png(&png.body)
+}
+
+/// Whether `px` holds a pixel of `rgb` (exactly, opaque).
+pub fn has_colour(px: &[[u8; 4]], rgb: [u8; 3]) -> bool {
+    px.iter().any(|p| p[..3] == rgb && p[3] == 255)
+}

@@ -62,10 +62,11 @@ def freeze_clock(now):
             m.datetime = fd
 
 
-def setup(storage_dir, now=None, tagdb=False):
+def setup(storage_dir, now=None, tagdb=False, extra=""):
     """`tagdb=True` turns on graphite-web's default tag database (LocalDatabaseTagDB over a
     sqlite file in storage_dir, migrated here); series must then be registered with
-    `register_tags` (carbon does it for every series it creates)."""
+    `register_tags` (carbon does it for every series it creates). `extra` is appended to the
+    settings (e.g. `CLUSTER_SERVERS`)."""
     whisper_dir = os.path.join(storage_dir, "whisper")
     log_dir = os.path.join(storage_dir, "log")
     conf_dir = os.path.join(storage_dir, "conf")
@@ -73,6 +74,7 @@ def setup(storage_dir, now=None, tagdb=False):
         os.makedirs(d, exist_ok=True)
     text = _SETTINGS.format(storage=storage_dir, whisper=whisper_dir + "/", log=log_dir,
                             tagdb="graphite.tags.localdatabase.LocalDatabaseTagDB" if tagdb else "")
+    text += extra
     target = os.path.join(conf_dir, "carbide_gw_settings.py")
     try:
         with open(target) as f:

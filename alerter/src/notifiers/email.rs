@@ -1,14 +1,16 @@
 //! `email`: SMTP through lettre (tokio transport, rustls when TLS is used).
 //!
 //! Subject: `[{prefix}] {summary}` (`RESOLVED: ` first for a resolve). Body: the `body`
-//! template, then the runbook and graph links. `Message-ID` is derived from the outbox's
+//! template, then the runbook and graph links. With the alert's graph (drawn at the cycle,
+//! [`crate::notification::Notification::graph_png`]) the message is `multipart/alternative`:
+//! that text, and an HTML version showing the PNG inline (`multipart/related`, `cid:`). `Message-ID` is derived from the outbox's
 //! idempotency key, so a re-sent copy carries the same id (mail clients fold duplicates).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use lettre::message::{header::ContentType, Mailbox};
+use lettre::message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -212,6 +214,47 @@ pub fn body(msg: &Message) -> String {
     out
 }
 
+/// The `Content-ID` of the graph in a message.
+pub const GRAPH_CID: &str = "graph@carbide.alerter";
+
+/// A message with its graph: `multipart/alternative` of the plain text and a
+/// `multipart/related` HTML version showing the PNG inline (`<img src="cid:…">`).
+fn with_graph(msg: &Message, png: &[u8]) -> MultiPart {
+    let text = body(msg);
+    let html = format!(
+        "<html><body><pre style=\"font-family: monospace\">{}</pre>\
+         <p><img src=\"cid:{GRAPH_CID}\" alt=\"graph of {}\" width=\"{}\" height=\"{}\"></p>\
+         </body></html>",
+        html_escape(&text),
+        html_escape(&msg.notification.alert),
+        crate::notification::GRAPH_SIZE.0,
+        crate::notification::GRAPH_SIZE.1,
+    );
+    let image = Attachment::new_inline(GRAPH_CID.to_string())
+        .body(png.to_vec(), ContentType::parse("image/png").unwrap_or(ContentType::TEXT_PLAIN));
+    MultiPart::alternative()
+        .singlepart(SinglePart::plain(text))
+        .multipart(
+            MultiPart::related()
+                .singlepart(SinglePart::html(html))
+                .singlepart(image),
+        )
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[async_trait]
 impl Notifier for Email {
     async fn send(&self, msg: &Message) -> Result<(), NotifyError> {
@@ -221,13 +264,15 @@ impl Notifier for Email {
             .message_id(Some(format!(
                 "<{}@carbide.alerter>",
                 msg.idempotency_key.replace(' ', "_")
-            )))
-            .header(ContentType::TEXT_PLAIN);
+            )));
         for t in &self.to {
             b = b.to(t.clone());
         }
-        let email = b
-            .body(body(msg))
+        let built = match &msg.notification.graph_png {
+            None => b.header(ContentType::TEXT_PLAIN).body(body(msg)),
+            Some(png) => b.multipart(with_graph(msg, png)),
+        };
+        let email = built
             .map_err(|e| NotifyError::Permanent(format!("email: cannot build message: {e}")))?;
         self.transport.send(email).await.map(|_| ()).map_err(|e| {
             let text = format!("email via {}: {e}", self.cfg.host);

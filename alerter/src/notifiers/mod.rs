@@ -31,7 +31,7 @@ macro_rules! registry {
     };
 }
 
-registry!(console, email, slack, pagerduty, webhook);
+registry!(console, email, slack, pagerduty, webhook, graphite_events);
 
 /// The registered kind named `name`.
 pub fn kind(name: &str) -> Option<&'static NotifierKind> {

@@ -2,7 +2,8 @@
 //!
 //! Payload (JSON POST): `text` (the summary), optional `channel` / `username` / `icon_emoji`,
 //! and one attachment `{fallback, color, title, title_link (runbook), text (body),
-//! fields:[{title: level, value, short}], ts}` — Graphite Pager's shape plus the links.
+//! fields:[{title: level, value, short}], ts}` — Graphite Pager's shape plus the links; with a
+//! public graph link, Block Kit `blocks` (the summary, then an `image` block Slack fetches).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -154,6 +155,17 @@ fn color(level: Level, action: Action) -> &'static str {
     }
 }
 
+/// Block Kit's limits (api.slack.com/reference/block-kit/blocks): an image block's URL and a
+/// section's text at most 3000 characters, an image's alt text at most 2000.
+const SLACK_BLOCK_URL_MAX: usize = 3000;
+const SLACK_SECTION_TEXT_MAX: usize = 3000;
+const SLACK_ALT_TEXT_MAX: usize = 2000;
+
+/// `s` cut to at most `max` characters.
+fn clip(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
 /// The JSON body posted to the webhook.
 pub fn payload(cfg: &SlackConfig, msg: &Message) -> serde_json::Value {
     let n = &msg.notification;
@@ -172,11 +184,26 @@ pub fn payload(cfg: &SlackConfig, msg: &Message) -> serde_json::Value {
     if let Some(u) = &n.runbook_url {
         attachment["title_link"] = json!(u);
     }
-    // Slack fetches the picture itself: only with public_url set (a link it can reach).
+    // Slack fetches the picture itself: only with public_url set (a link it can reach). It is a
+    // Block Kit image block; Slack then shows the blocks in place of `text`, so the summary is
+    // the first block (`text` stays the notification's fallback). Block Kit refuses the whole
+    // message for an image URL over 3000 characters: such a link goes in the attachment's
+    // legacy `image_url`, which has no such limit.
+    let mut blocks = None;
     if let Some(u) = &n.graph_image_url {
-        attachment["image_url"] = json!(u);
+        if u.len() <= SLACK_BLOCK_URL_MAX {
+            blocks = Some(json!([
+                {"type": "section", "text": {"type": "plain_text", "text": clip(&n.summary, SLACK_SECTION_TEXT_MAX)}},
+                {"type": "image", "image_url": u, "alt_text": clip(&format!("graph of {title}"), SLACK_ALT_TEXT_MAX)},
+            ]));
+        } else {
+            attachment["image_url"] = json!(u);
+        }
     }
     let mut body = json!({"text": n.summary, "attachments": [attachment]});
+    if let Some(b) = blocks {
+        body["blocks"] = b;
+    }
     for (k, v) in [
         ("channel", &cfg.channel),
         ("username", &cfg.username),
@@ -229,12 +256,26 @@ mod tests {
         let cfg = SlackConfig::default();
         let p = payload(&cfg, &msg(&n));
         assert!(p["attachments"][0].get("image_url").is_none(), "{p}");
+        assert!(p.get("blocks").is_none(), "{p}");
         n.graph_image_url = Some("https://graphs.example.com/render/?target=a".into());
         let p = payload(&cfg, &msg(&n));
+        assert_eq!(p["blocks"][0]["type"], "section");
+        assert_eq!(p["blocks"][0]["text"]["text"], n.summary.as_str());
+        assert_eq!(p["blocks"][1]["type"], "image");
         assert_eq!(
-            p["attachments"][0]["image_url"],
+            p["blocks"][1]["image_url"],
             "https://graphs.example.com/render/?target=a"
         );
+        assert!(p["blocks"][1]["alt_text"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(p["attachments"][0].get("image_url").is_none(), "{p}");
+        // Over Block Kit's 3000 characters the link goes in the attachment, not a block
+        // Slack would refuse with the whole message.
+        let long = format!("https://graphs.example.com/render/?target={}", "a".repeat(3000));
+        n.graph_image_url = Some(long.clone());
+        let p = payload(&cfg, &msg(&n));
+        assert!(p.get("blocks").is_none(), "{p}");
+        assert_eq!(p["attachments"][0]["image_url"], long.as_str());
+        n.graph_image_url = Some("https://graphs.example.com/render/?target=a".into());
         let p = super::super::pagerduty::payload(&msg(&n), "rk");
         assert_eq!(
             p["images"][0]["src"],

@@ -18,6 +18,9 @@ use crate::notification::Level;
 use crate::notifiers::Message;
 use crate::outbox::Outbox;
 
+/// Most graphs drawn for emails in one cycle (one per alert).
+pub const MAX_PICTURES: usize = 10;
+
 /// What one cycle decided.
 #[derive(Debug, Clone, Default)]
 pub struct CycleReport {
@@ -46,6 +49,16 @@ pub struct StateView {
     pub pending: Option<Level>,
     pub notified_level: Level,
     pub silenced_by: Option<i64>,
+    /// The alert's target, thresholds and comparison (`>`, `>=`, `<`, `<=`), for the
+    /// console's graph of it.
+    pub target: String,
+    pub warning: f64,
+    pub critical: f64,
+    pub op: &'static str,
+    /// The threshold passed at this level (critical for CRITICAL, else warning).
+    pub threshold: Option<f64>,
+    /// `{docs base}/{alert}#{series}`, when the alert has a runbook base.
+    pub runbook: Option<String>,
 }
 
 /// The latest states, shared with the HTTP API.
@@ -216,6 +229,29 @@ impl Engine {
             let mut st = before.clone().unwrap_or_else(|| SeriesState::new(now));
             let change = st.step(alert, &obs, now);
             let silence = route::silenced(&silences, &alert.name, &key.1, now).map(|s| s.id);
+            if let Some(c) = change.filter(|_| alert.events) {
+                // A Graphite event for every level change, silenced or not (an annotation
+                // on dashboards, not a page).
+                let value = st
+                    .last_value
+                    .filter(|_| matches!(obs, Observation::Value(_)));
+                let reason = match &obs {
+                    Observation::FetchError(e) => Some(e.as_str()),
+                    _ => None,
+                };
+                let n = route::notification(
+                    alert, &links, &key.1, c.previous, c.level, value, now, reason,
+                );
+                let name = crate::notifiers::graphite_events::EVENTS_NOTIFIER;
+                report.messages.push((
+                    name.to_string(),
+                    Message {
+                        action: crate::notification::Action::Trigger,
+                        idempotency_key: n.idempotency_key(name),
+                        notification: n,
+                    },
+                ));
+            }
             if let Some(c) = change {
                 report.changes.push(HistoryEntry {
                     at: now,
@@ -270,6 +306,12 @@ impl Engine {
                 pending: st.pending.map(|p| p.level),
                 notified_level: st.notified_level,
                 silenced_by: silence,
+                target: alert.target.clone(),
+                warning: alert.warning,
+                critical: alert.critical,
+                op: alert.op.symbol(),
+                threshold: alert.threshold_for(st.level),
+                runbook: alert.runbook_url(&key.1),
             });
             let drop_it =
                 st.forgettable() && matches!(obs, Observation::Vanished | Observation::Present);
@@ -286,6 +328,9 @@ impl Engine {
             staged.push((key, Some(st)));
         }
 
+        if mode == Mode::Live {
+            self.attach_pictures(&mut report.messages, now).await;
+        }
         if mode == Mode::Live {
             if let (Some(store), Some(outbox)) = (&self.store, &self.outbox) {
                 let mut conn = store.pool().acquire().await?;
@@ -312,6 +357,70 @@ impl Engine {
         }
         report.duration = started.elapsed();
         Ok(report)
+    }
+
+    /// The graph of each alert whose messages carry a picture (email), drawn once per alert
+    /// over the hour before `now` from the backend the alert was evaluated with: at most
+    /// [`MAX_PICTURES`] per cycle, drawn at once, each within `request_timeout`. A picture
+    /// that cannot be had is logged and the message goes without it.
+    async fn attach_pictures(&self, messages: &mut [(String, Message)], now: i64) {
+        let wants = |notifier: &str| {
+            self.cfg
+                .notifiers
+                .get(notifier)
+                .is_some_and(|s| s.kind() == crate::notifiers::email::KIND.name)
+        };
+        let mut names: Vec<&str> = messages
+            .iter()
+            .filter(|(n, _)| wants(n))
+            .map(|(_, m)| m.notification.alert.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.len() > MAX_PICTURES {
+            tracing::warn!(
+                "{} alerts email a graph this cycle; the first {MAX_PICTURES} carry it",
+                names.len()
+            );
+            names.truncate(MAX_PICTURES);
+        }
+        let mut set = tokio::task::JoinSet::new();
+        for name in names {
+            let Some(a) = self.cfg.alerts.iter().find(|a| a.name == name) else {
+                continue;
+            };
+            let targets = crate::notification::graph_targets(&a.target, a.warning, a.critical);
+            let backend = self.backend.clone();
+            let timeout = self.cfg.request_timeout;
+            let name = name.to_string();
+            set.spawn(async move {
+                let size = crate::notification::GRAPH_SIZE;
+                let drawn =
+                    tokio::time::timeout(timeout, backend.picture(&targets, now - 3600, now, size))
+                        .await;
+                (name, drawn)
+            });
+        }
+        let mut pictures: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((name, Ok(Ok(png)))) => {
+                    pictures.insert(name, png);
+                }
+                Ok((name, Ok(Err(e)))) => {
+                    tracing::warn!("alert {name:?}: the email goes without its graph: {e}")
+                }
+                Ok((name, Err(_))) => tracing::warn!(
+                    "alert {name:?}: the email goes without its graph: not drawn within request_timeout"
+                ),
+                Err(e) => tracing::warn!("a graph for an email was not drawn: {e}"),
+            }
+        }
+        for (notifier, m) in messages.iter_mut() {
+            if wants(notifier) {
+                m.notification.graph_png = pictures.get(&m.notification.alert).cloned();
+            }
+        }
     }
 
     /// One cycle's state rows, history rows and outbox rows, in one transaction.

@@ -31,7 +31,22 @@ pub trait Backend: Send + Sync {
         from: &str,
         until: Option<&str>,
     ) -> Result<Vec<RenderedSeries>, FetchError>;
+
+    /// A PNG of `targets` over `[from, until)` (epoch seconds) at `size` (width, height),
+    /// as `/render` draws it: what an email shows inline. A backend that draws none says so.
+    async fn picture(
+        &self,
+        _targets: &[String],
+        _from: i64,
+        _until: i64,
+        _size: (u32, u32),
+    ) -> Result<Vec<u8>, FetchError> {
+        Err(FetchError("this backend draws no pictures".into()))
+    }
 }
+
+/// The largest picture a render API may answer for an email (a graph is tens of KiB).
+pub const MAX_PICTURE_BYTES: usize = 4 << 20;
 
 /// Any Graphite render API (graphite-web, carbonapi, carbide's server).
 #[derive(Debug, Clone)]
@@ -66,6 +81,25 @@ impl Backend for RenderBackend {
     ) -> Result<Vec<RenderedSeries>, FetchError> {
         self.0
             .render(target, from, until)
+            .await
+            .map_err(|e| FetchError(e.to_string()))
+    }
+
+    async fn picture(
+        &self,
+        targets: &[String],
+        from: i64,
+        until: i64,
+        size: (u32, u32),
+    ) -> Result<Vec<u8>, FetchError> {
+        self.0
+            .picture(
+                targets,
+                &from.to_string(),
+                &until.to_string(),
+                size,
+                MAX_PICTURE_BYTES,
+            )
             .await
             .map_err(|e| FetchError(e.to_string()))
     }

@@ -108,6 +108,7 @@ pub fn notification(
         labels: alert.labels.clone(),
         annotations: alert.annotations.clone(),
         timestamp: now,
+        graph_png: None,
     }
 }
 

@@ -101,6 +101,7 @@ pub fn free_addr() -> std::net::SocketAddr {
 pub fn notification(level: Level, previous: Level) -> Notification {
     Notification {
         reason: None,
+        graph_png: None,
         alert: "HAProxy check duration".into(),
         series: "lb-1".into(),
         level,

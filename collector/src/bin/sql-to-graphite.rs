@@ -79,7 +79,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    collector::logging::init("sql-to-graphite", cli.log_level.as_deref(), false);
+    conf::logging::init("sql-to-graphite", cli.log_level.as_deref(), false);
     match real_main(cli) {
         Ok(code) => code,
         Err(Usage(msg)) => {

@@ -371,33 +371,53 @@ mod tests {
         }
     }
 
-    /// docs/configuration.md lists every type, in registry order, wherever it lists them.
+    /// docs/configuration.md's "Collector types" table has one row per registered type, in
+    /// registry order: its name, its cargo feature (named after it) and its page.
     #[test]
     fn configuration_docs_list_every_kind() {
         let docs = read_doc("docs/configuration.md");
-        let ticked = |names: &[&str]| {
-            names
-                .iter()
-                .map(|n| format!("`{n}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let plain = ALL_KINDS.join(", ");
-        let want = [
-            // the error table: missing and unknown `type`
-            format!("one of: {plain})"),
-            format!("expected one of: {plain})"),
-            // "Builds": the features
-            format!("`type:` ({})", ticked(FEATURES)),
-            // the keys every collector accepts
-            format!("(currently: {})", ticked(ALL_KINDS)),
-        ];
-        for w in want {
-            assert!(
-                docs.contains(&w),
-                "docs/configuration.md: no `{w}` (update the list of collector types)"
-            );
-        }
+        let table = docs
+            .split("## Collector types")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .expect("docs/configuration.md: no \"## Collector types\" section");
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        let want: Vec<Vec<String>> = ALL_KINDS
+            .iter()
+            .map(|n| {
+                let feature = match FEATURES.contains(n) {
+                    true => format!("`{n}`"),
+                    false => "always built".to_string(),
+                };
+                vec![
+                    format!("`{n}`"),
+                    feature,
+                    format!("[{n}](collectors/{n}.md)"),
+                ]
+            })
+            .collect();
+        let got: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| r.iter().take(3).map(|c| c.to_string()).collect())
+            .collect();
+        assert_eq!(
+            got, want,
+            "docs/configuration.md \"Collector types\": one row per registry! entry, in order \
+             (type, cargo feature, page)"
+        );
+        assert!(
+            rows.iter().all(|r| r.len() == 4 && !r[3].is_empty()),
+            "docs/configuration.md \"Collector types\": every row says what it reads"
+        );
+        // Every feature that compiles a collector in is named after its collector.
+        assert!(
+            FEATURES.iter().all(|f| ALL_KINDS.contains(f)),
+            "{FEATURES:?}"
+        );
         for name in ALL_KINDS {
             assert!(
                 Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -125,17 +125,11 @@ impl Collector for Redis {
             .await
             .map_err(|e| anyhow::anyhow!("{}: INFO: {e}", self.address))?;
         self.conn = Some(conn);
-        parse_info(&String::from_utf8_lossy(&self.reply), now_secs(), out);
+        parse_info(&String::from_utf8_lossy(&self.reply), crate::runtime::since_epoch().as_secs_f64(), out);
         Ok(())
     }
 }
 
-fn now_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
-}
 
 /// One RESP reply: a simple string (`+OK`), an error (`-ERR …`, returned as `Err`) or a bulk
 /// string (its bytes appended to `reply`).

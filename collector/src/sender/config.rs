@@ -6,14 +6,25 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use super::placement::{Member, Mode, Placement};
+
 /// Where and how lines are sent. Part of the global config file under `sender:`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SenderConfig {
-    /// Carbon plaintext receivers; each gets every line. `host:port` or `tcp://host:port`
-    /// (TCP), `udp://host:port` (UDP, datagrams split at line boundaries).
+    /// Carbon plaintext receivers. `host:port` or `tcp://host:port` (TCP), `udp://host:port`
+    /// (UDP, datagrams split at line boundaries); `=NAME` after the port names the instance
+    /// (`host:port=a`), as in the relays' configurations.
     #[serde(default = "default_destinations", deserialize_with = "destinations")]
     pub destinations: Vec<String>,
+    /// Which destinations get a line: `all` (each gets every line), a relay's consistent
+    /// hash (`carbon_ch`, `carbon_ch_py`, `fnv1a_ch`, `jump_fnv1a_ch`) or `any_of` /
+    /// `failover` (`docs/sender.md`, "Placement").
+    #[serde(default)]
+    pub placement: Mode,
+    /// With a consistent hash: how many distinct destinations get each line.
+    #[serde(default = "default_replication")]
+    pub replication: usize,
     /// Directory of the on-disk spool used while a destination is down (one subdirectory per
     /// destination). `None` here means memory only; the agent's config resolution never
     /// leaves it `None` (it fills in `config::default_spool_dir`).
@@ -71,6 +82,8 @@ impl Default for SenderConfig {
     fn default() -> Self {
         SenderConfig {
             destinations: default_destinations(),
+            placement: Mode::All,
+            replication: default_replication(),
             spool_dir: None,
             spool_max_bytes: default_spool_max_bytes(),
             spool_segment_bytes: default_spool_segment_bytes(),
@@ -91,6 +104,9 @@ impl Default for SenderConfig {
 
 fn default_destinations() -> Vec<String> {
     vec!["127.0.0.1:2003".to_string()]
+}
+fn default_replication() -> usize {
+    1
 }
 fn default_spool_max_bytes() -> u64 {
     1 << 30
@@ -154,9 +170,7 @@ impl SenderConfig {
                     .into(),
             );
         }
-        for d in &self.destinations {
-            Target::parse(d)?;
-        }
+        self.placement()?;
         let mut seen = std::collections::HashSet::new();
         for d in &self.destinations {
             if !seen.insert(spool_subdir(d)) {
@@ -194,6 +208,17 @@ impl SenderConfig {
             return Err("sender.write_timeout and connect_timeout must be > 0".into());
         }
         Ok(())
+    }
+
+    /// The placement of `destinations` (checked: members the ring cannot tell apart,
+    /// `replication` out of range).
+    pub fn placement(&self) -> Result<Placement, String> {
+        let members = self
+            .destinations
+            .iter()
+            .map(|d| Target::parse_member(d).map(|(_, m)| m))
+            .collect::<Result<Vec<_>, _>>()?;
+        Placement::new(self.placement, members, self.replication)
     }
 }
 
@@ -248,8 +273,31 @@ pub enum Target {
 }
 
 impl Target {
-    /// Parse `host:port`, `tcp://host:port` or `udp://host:port`.
+    /// Parse `host:port`, `tcp://host:port` or `udp://host:port`, each optionally followed by
+    /// `=INSTANCE`.
     pub fn parse(s: &str) -> Result<Target, String> {
+        Target::parse_member(s).map(|(t, _)| t)
+    }
+
+    /// [`Target::parse`], and the destination as a ring member: host (IPv6 brackets removed),
+    /// port, instance. Instance names are `[A-Za-z0-9_.-]`; hosts must not hold quotes or
+    /// backslashes (carbon-relay's ring key is the Python text of `(host, instance)`).
+    pub fn parse_member(s: &str) -> Result<(Target, Member), String> {
+        let (s, instance) = match s.split_once('=') {
+            Some((a, i)) => {
+                if i.is_empty()
+                    || !i
+                        .bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+                {
+                    return Err(format!(
+                        "destination {s:?}: the instance name after `=` must be letters, digits, `_`, `.` or `-`"
+                    ));
+                }
+                (a, Some(i.to_string()))
+            }
+            None => (s, None),
+        };
         let (udp, addr) = if let Some(rest) = s.strip_prefix("udp://") {
             (true, rest)
         } else if let Some(rest) = s.strip_prefix("tcp://") {
@@ -265,14 +313,33 @@ impl Target {
             format!("destination {s:?}: expected `host:port` (e.g. `127.0.0.1:2003`, `[::1]:2003`)")
         };
         let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-        if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(bad)?;
+        if host.is_empty()
+            || host
+                .bytes()
+                .any(|c| !c.is_ascii_graphic() || b"'\"\\".contains(&c))
+        {
             return Err(bad());
         }
-        Ok(if udp {
+        let target = if udp {
             Target::Udp(addr.to_string())
         } else {
             Target::Tcp(addr.to_string())
-        })
+        };
+        let host = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        let member = Member {
+            host: host.to_string(),
+            port,
+            instance,
+        };
+        Ok((target, member))
     }
 }
 
@@ -345,5 +412,41 @@ mod tests {
             ..SenderConfig::default()
         };
         assert!(dup.validate().is_err());
+    }
+
+    #[test]
+    fn decodes_placements_and_refuses_rings_the_relays_cannot_build() {
+        let path = std::path::Path::new("t.yml");
+        let cfg: SenderConfig = conf::from_str(
+            path,
+            "destinations: [\"10.0.0.1:2003=a\", \"udp://[::1]:2004=b\"]\nplacement: carbon_ch\nreplication: 2\n",
+        )
+        .unwrap();
+        assert_eq!((cfg.placement, cfg.replication), (Mode::CarbonCh, 2));
+        assert!(cfg.validate().is_ok());
+        let (t, m) = Target::parse_member("udp://[::1]:2004=b").unwrap();
+        assert_eq!(t, Target::Udp("[::1]:2004".into()));
+        assert_eq!(
+            (m.host.as_str(), m.port, m.instance.as_deref()),
+            ("::1", 2004, Some("b"))
+        );
+        assert!(conf::from_str::<SenderConfig>(path, "placement: carbon").is_err());
+        for bad in ["a:1=", "a:1=x y", "a'b:1"] {
+            assert!(Target::parse(bad).is_err(), "{bad}");
+        }
+        let same_host = SenderConfig {
+            destinations: vec!["h:1".into(), "h:2".into()],
+            placement: Mode::CarbonCh,
+            ..SenderConfig::default()
+        };
+        let e = same_host.validate().unwrap_err();
+        assert!(e.contains("instance name"), "{e}");
+        let too_many = SenderConfig {
+            destinations: vec!["h:1=a".into(), "h:2=b".into()],
+            placement: Mode::CarbonCh,
+            replication: 3,
+            ..SenderConfig::default()
+        };
+        assert!(too_many.validate().is_err());
     }
 }

@@ -4,6 +4,8 @@
 //! Each destination has its own worker task, backlog and spool directory, so a dead
 //! destination never delays a live one. Module map:
 //! - [`config`]: `SenderConfig` (the `sender:` section), destination syntax, fsync policy;
+//! - [`placement`]: which destinations get a line (every one, or the relays' consistent
+//!   hashes, `any_of`, `failover`);
 //! - `queue`: one destination's backlog (memory in front of spool, order kept);
 //! - [`spool`]: segment files on disk, crash-tolerant;
 //! - `conn`: TCP/UDP connections, backoff, replay pacing;
@@ -13,11 +15,12 @@
 
 pub mod config;
 pub(crate) mod conn;
+pub mod placement;
 pub(crate) mod queue;
 pub mod spool;
 mod worker;
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -72,6 +75,9 @@ pub(crate) struct DestGauges {
     pub spool_bytes: AtomicU64,
     pub spool_lines: AtomicU64,
     pub inflight_lines: AtomicU64,
+    /// The last connection attempt failed (cleared by the next that succeeds): `any_of` and
+    /// `failover` pass over the destination meanwhile.
+    pub failed: AtomicBool,
 }
 
 /// What a destination's worker and the handle share.
@@ -91,6 +97,7 @@ impl DestShared {
 
 struct Inner {
     dests: Vec<Arc<DestShared>>,
+    placement: placement::Placement,
     counters: Arc<Counters>,
     /// Shutdown deadline; dropping it (last handle gone) also stops the workers.
     shutdown: tokio::sync::watch::Sender<Option<tokio::time::Instant>>,
@@ -108,6 +115,15 @@ pub struct SenderHandle {
 /// replayed.
 pub fn spawn(cfg: SenderConfig) -> anyhow::Result<SenderHandle> {
     cfg.validate().map_err(anyhow::Error::msg)?;
+    let placement = cfg.placement().map_err(anyhow::Error::msg)?;
+    if !placement.collisions().is_empty() {
+        tracing::warn!(
+            placement = placement.mode().name(),
+            collisions = placement.collisions().len(),
+            first = %placement.collisions()[0],
+            "ring positions collide: carbon-c-relay and carbon-relay place some names differently on this ring; renaming an instance avoids it"
+        );
+    }
     let counters = Arc::new(Counters::default());
     let (shutdown, _) = tokio::sync::watch::channel(None);
     let n = cfg.destinations.len() as u64;
@@ -162,6 +178,7 @@ pub fn spawn(cfg: SenderConfig) -> anyhow::Result<SenderHandle> {
     Ok(SenderHandle {
         inner: Arc::new(Inner {
             dests,
+            placement,
             counters,
             shutdown,
             tasks: Mutex::new(tasks),
@@ -175,6 +192,15 @@ impl SenderHandle {
     /// counted).
     pub fn submit(&self, chunk: Chunk) {
         if chunk.data.is_empty() {
+            return;
+        }
+        if self.inner.placement.mode() != placement::Mode::All {
+            for (d, part) in self.inner.dests.iter().zip(self.split(&chunk)) {
+                if part.lines > 0 {
+                    d.lock().push(part);
+                    d.notify.notify_one();
+                }
+            }
             return;
         }
         let (last, rest) = match self.inner.dests.split_last() {
@@ -198,10 +224,35 @@ impl SenderHandle {
         if chunk.data.is_empty() {
             return;
         }
+        if self.inner.placement.mode() != placement::Mode::All {
+            for (d, part) in self.inner.dests.iter().zip(self.split(&chunk)) {
+                if part.lines > 0 {
+                    d.lock().push_priority(part);
+                    d.notify.notify_one();
+                }
+            }
+            return;
+        }
         for d in &self.inner.dests {
             d.lock().push_priority(chunk.clone());
             d.notify.notify_one();
         }
+    }
+
+    /// The lines of `chunk` each destination gets under the placement, in order.
+    fn split(&self, chunk: &Chunk) -> Vec<Chunk> {
+        let dests = &self.inner.dests;
+        let mut parts = vec![Chunk::default(); dests.len()];
+        let (mut buf, mut out) = (Vec::new(), Vec::new());
+        let up = |i: usize| !dests[i].gauges.failed.load(Relaxed);
+        for line in chunk.data.split_inclusive(|&b| b == b'\n') {
+            self.inner.placement.place(line, up, &mut buf, &mut out);
+            for &i in &out {
+                parts[i].data.extend_from_slice(line);
+                parts[i].lines += 1;
+            }
+        }
+        parts
     }
 
     /// Current counters, for self-metrics.

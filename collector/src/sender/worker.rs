@@ -229,10 +229,12 @@ pub(crate) async fn run(
                     ever_connected = true;
                     outage_logged = false;
                     d.lock().connected = true;
+                    d.gauges.failed.store(false, Relaxed);
                     flight = InFlight::start(&c);
                     conn = Some(c);
                 }
                 Err(e) => {
+                    d.gauges.failed.store(true, Relaxed);
                     {
                         let mut b = d.lock();
                         b.connected = false;

@@ -45,6 +45,9 @@ enum Pool {
 pub struct Database {
     dsn: Dsn,
     pool: Pool,
+    /// How long the direct connection made while the pool holds none may take
+    /// ([`Database::run`]).
+    probe: Duration,
 }
 
 /// How long getting a connection may take (sqlx retries a refused connection until then).
@@ -71,21 +74,22 @@ fn pool_options_within<DB: sqlx::Database>(
 /// How long the first, direct connection of [`Database::connect`] may take.
 const CONNECT_PROBE: Duration = Duration::from_secs(10);
 
-/// One direct connection (then closed), its error in words.
+/// One direct connection (then closed) within `within`, its error in words.
 async fn probe<C: sqlx::Connection>(
     dsn: &Dsn,
     opts: &<C as sqlx::Connection>::Options,
+    within: Duration,
 ) -> Result<(), QueryError> {
     let err = |what: String| QueryError(dsn.redact(&format!("cannot connect to {dsn}: {what}")));
-    match tokio::time::timeout(CONNECT_PROBE, C::connect_with(opts)).await {
+    match tokio::time::timeout(within, C::connect_with(opts)).await {
         Ok(Ok(c)) => {
             let _ = c.close().await;
             Ok(())
         }
         Ok(Err(e)) => Err(err(describe(&e))),
         Err(_) => Err(err(format!(
-            "no answer within {}s (a wrong host, or a firewall dropping the packets?)",
-            CONNECT_PROBE.as_secs()
+            "no answer within {} (a wrong host, or a firewall dropping the packets?)",
+            humantime::format_duration(within)
         ))),
     }
 }
@@ -138,12 +142,12 @@ impl Database {
         let pool = match dsn.driver() {
             Driver::Postgres => {
                 let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(fail)?;
-                probe::<sqlx::PgConnection>(dsn, &opts).await?;
+                probe::<sqlx::PgConnection>(dsn, &opts, CONNECT_PROBE).await?;
                 Pool::Postgres(pool_options(max).connect_with(opts).await.map_err(fail)?)
             }
             Driver::MySql => {
                 let opts = sqlx::mysql::MySqlConnectOptions::from_str(url).map_err(fail)?;
-                probe::<sqlx::MySqlConnection>(dsn, &opts).await?;
+                probe::<sqlx::MySqlConnection>(dsn, &opts, CONNECT_PROBE).await?;
                 let pool = pool_options(max).connect_with(opts).await.map_err(fail)?;
                 Pool::MySql(pool, OnceCell::new())
             }
@@ -158,6 +162,7 @@ impl Database {
         Ok(Database {
             dsn: dsn.clone(),
             pool,
+            probe: CONNECT_PROBE,
         })
     }
 
@@ -169,6 +174,9 @@ impl Database {
 
     /// Like [`Database::connect_lazy`], giving up on getting a connection after `acquire`
     /// (a server that is down fails a run with "cannot connect" rather than its deadline).
+    /// While the pool holds no connection, a run first makes one direct connection within
+    /// `acquire` (at most [`CONNECT_PROBE`]), so its error says what happened (refused, no
+    /// answer, authentication, unknown database) rather than "pool timed out".
     pub fn connect_lazy_within(
         dsn: &Dsn,
         max: u32,
@@ -200,6 +208,7 @@ impl Database {
         Ok(Database {
             dsn: dsn.clone(),
             pool,
+            probe: acquire.min(CONNECT_PROBE),
         })
     }
 
@@ -213,11 +222,13 @@ impl Database {
         let deadline = timeout + CLIENT_GRACE;
         let out = match &self.pool {
             Pool::Postgres(p) => {
+                self.probe_if_empty(p).await?;
                 let mut conn = p.acquire().await.map_err(|e| self.error(e))?;
                 let r = tokio::time::timeout(deadline, run_pg(&mut conn, query, timeout)).await;
                 finish(&mut conn, r)
             }
             Pool::MySql(p, flavor) => {
+                self.probe_if_empty(p).await?;
                 let mut conn = p.acquire().await.map_err(|e| self.error(e))?;
                 let flavor = *flavor
                     .get_or_try_init(|| mysql_flavor(&mut conn))
@@ -241,6 +252,20 @@ impl Database {
                 humantime::format_duration(timeout)
             )),
         })
+    }
+
+    /// While `pool` holds no connection (the first run, a server that was down, connections
+    /// closed when idle), one direct connection first: the pool retries a refused connection
+    /// until its acquire timeout and then says only "pool timed out"; this says what
+    /// happened, within `self.probe`.
+    async fn probe_if_empty<DB: sqlx::Database>(
+        &self,
+        pool: &sqlx::Pool<DB>,
+    ) -> Result<(), QueryError> {
+        if pool.size() > 0 {
+            return Ok(());
+        }
+        probe::<DB::Connection>(&self.dsn, &pool.connect_options(), self.probe).await
     }
 
     fn error(&self, e: sqlx::Error) -> QueryError {

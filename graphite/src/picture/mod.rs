@@ -17,7 +17,7 @@ pub mod graph;
 pub mod params;
 pub mod scene;
 
-pub use params::{GraphParams, ParamError};
+pub use params::{GraphParams, ParamError, PictureLimits};
 
 use crate::attime::TimeZone;
 use crate::series::Series;

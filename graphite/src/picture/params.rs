@@ -14,6 +14,8 @@ pub struct PictureLimits {
     pub max_side: u32,
     /// Most pixels in one picture (width × height).
     pub max_pixels: u64,
+    /// Longest text parameter (`title`, `vtitle`, ...), in characters.
+    pub max_text_chars: usize,
 }
 
 impl Default for PictureLimits {
@@ -21,6 +23,7 @@ impl Default for PictureLimits {
         PictureLimits {
             max_side: 8192,
             max_pixels: 4 << 20,
+            max_text_chars: MAX_TEXT_CHARS,
         }
     }
 }
@@ -311,10 +314,13 @@ impl GraphParams {
         };
         let text = |name: &str| -> Result<String, ParamError> {
             let t = get(name).unwrap_or_default();
-            if t.chars().count() > MAX_TEXT_CHARS {
+            if t.chars().count() > limits.max_text_chars {
                 return Err(err(
                     name,
-                    format!("longer than {MAX_TEXT_CHARS} characters"),
+                    format!(
+                        "longer than {} characters (the limit is max_picture_text_chars)",
+                        limits.max_text_chars
+                    ),
                 ));
             }
             Ok(if t == "default" {

@@ -195,6 +195,61 @@ impl RenderClient {
         })
     }
 
+    /// A PNG of `targets` over `from`..`until` at `width`×`height` (`/render` without
+    /// `format`, as graphite-web and carbide draw it), at most `max_bytes` long.
+    pub async fn picture(
+        &self,
+        targets: &[String],
+        from: &str,
+        until: &str,
+        (width, height): (u32, u32),
+        max_bytes: usize,
+    ) -> Result<Vec<u8>, RenderError> {
+        let target = targets.first().map_or("", String::as_str);
+        let mut url = self.render.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            for t in targets {
+                q.append_pair("target", t);
+            }
+            q.append_pair("from", from)
+                .append_pair("until", until)
+                .append_pair("width", &width.to_string())
+                .append_pair("height", &height.to_string())
+                .append_pair("format", "png");
+        }
+        let mut req = self.http.get(url);
+        if let Some((u, p)) = &self.auth {
+            req = req.basic_auth(u, Some(p));
+        }
+        let decode = |message: String| RenderError::Decode {
+            target: target.to_string(),
+            host: self.host.clone(),
+            message,
+        };
+        let mut resp = req.send().await.map_err(|e| self.transport(target, e))?;
+        let status = resp.status();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport(target, e))? {
+            if body.len() + chunk.len() > max_bytes {
+                return Err(decode(format!("the picture is over {max_bytes} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            return Err(RenderError::Status {
+                target: target.to_string(),
+                host: self.host.clone(),
+                status: status.as_u16(),
+                message: error_text(&body, self.auth.as_ref()),
+            });
+        }
+        if !body.starts_with(b"\x89PNG\r\n\x1a\n") {
+            return Err(decode("the answer is not a PNG".into()));
+        }
+        Ok(body)
+    }
+
     fn transport(&self, target: &str, e: reqwest::Error) -> RenderError {
         if e.is_timeout() {
             return RenderError::Timeout {

@@ -192,9 +192,7 @@ fn parse_event(body: &[u8], now: f64) -> Result<NewEvent, String> {
 }
 
 async fn post(st: &EventState, body: &[u8]) -> Response {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let now = crate::store::clock::system_now().as_secs_f64();
     let e = match parse_event(body, now) {
         Ok(e) => e,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),

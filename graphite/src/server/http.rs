@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,7 @@ use axum::Router;
 use base64::Engine as _;
 
 use super::output;
+use super::remote;
 use super::source::StoreSource;
 use super::work::{Cancel, Pool, PoolConfig, Refused, Stop};
 use crate::attime::{parse_time, TimeZone};
@@ -175,6 +176,12 @@ pub fn router(store: Arc<Store>, config: &HttpConfig) -> Router {
 /// cancels the running work and refuses new work (call it when the server stops, so a
 /// shutdown never waits behind a render).
 pub fn api(store: Arc<Store>, config: &HttpConfig) -> (Router, Pool) {
+    api_with(store, config, Router::new())
+}
+
+/// [`api`] with `extra` routes (the web console: `console::router`) on the same port, behind
+/// the same authentication.
+pub fn api_with(store: Arc<Store>, config: &HttpConfig, extra: Router) -> (Router, Pool) {
     let l = &config.limits;
     let pool = Pool::new(PoolConfig {
         slots: l.max_concurrent_renders,
@@ -193,6 +200,12 @@ pub fn api(store: Arc<Store>, config: &HttpConfig) -> (Router, Pool) {
         .route("/render/", get(render).post(render))
         .route("/metrics/find", get(find).post(find))
         .route("/metrics/find/", get(find).post(find))
+        // graphite-web's cluster front end joins a `CLUSTER_SERVERS` URL ending in `/` and
+        // `/render/` into `//render/`.
+        .route("//render", get(render).post(render))
+        .route("//render/", get(render).post(render))
+        .route("//metrics/find", get(find).post(find))
+        .route("//metrics/find/", get(find).post(find))
         .route("/metrics/expand", get(expand).post(expand))
         .route("/metrics/expand/", get(expand).post(expand))
         .route("/metrics/index.json", get(index))
@@ -211,13 +224,13 @@ pub fn api(store: Arc<Store>, config: &HttpConfig) -> (Router, Pool) {
             pool.clone(),
             config.limits.clone(),
         ))
-        .layer(middleware::from_fn_with_state(state.clone(), read_body));
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
+        .with_state(state.clone())
+        .merge(extra);
     if config.auth.enabled() {
-        r = r.layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        r = r.layer(middleware::from_fn_with_state(state, authenticate));
     }
-    let r = r
-        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
-        .with_state(state);
+    let r = r.layer(DefaultBodyLimit::max(config.limits.max_body_bytes));
     (r, pool)
 }
 
@@ -403,6 +416,44 @@ impl Params {
         Params(v)
     }
 
+    /// [`Params::collect`], and a `multipart/form-data` body's fields too (graphite-web's
+    /// cluster front end POSTs its requests so with `REMOTE_STORE_USE_POST`). The body was
+    /// read under `max_body_bytes` already; a malformed one is a 400.
+    async fn collect_multipart(
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Params, ApiError> {
+        let mut p = Params::collect(query, headers, &body);
+        let multipart = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|c| c.to_str().ok())
+            .is_some_and(|c| c.starts_with("multipart/form-data"));
+        if !multipart {
+            return Ok(p);
+        }
+        let mut req = Request::new(axum::body::Body::from(body));
+        *req.headers_mut() = headers.clone();
+        let mut form = axum::extract::Multipart::from_request(req, &())
+            .await
+            .map_err(|e| bad(format!("bad multipart/form-data body: {}", e.body_text())))?;
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| bad(format!("bad multipart/form-data body: {}", e.body_text())))?
+        {
+            let name = field.name().unwrap_or_default().to_string();
+            let value = field.text().await.map_err(|e| {
+                bad(format!(
+                    "bad multipart/form-data field {name:?}: {}",
+                    e.body_text()
+                ))
+            })?;
+            p.0.push((name, value));
+        }
+        Ok(p)
+    }
+
     /// The last value of `key` (Django's `QueryDict.get`).
     pub(super) fn get(&self, key: &str) -> Option<&str> {
         self.0
@@ -487,7 +538,10 @@ async fn render(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Params::collect(q.as_deref(), &headers, &body);
+    let p = match Params::collect_multipart(q.as_deref(), &headers, body).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let handle = tokio::runtime::Handle::current();
     let state = st.clone();
     work(&st, move |cancel| render_inner(&state, &p, cancel, handle)).await
@@ -523,13 +577,14 @@ fn render_inner(
     let (from, until) = eval::request_window(from, until).map_err(|e| bad(e.to_string()))?;
     // graphite-web answers a PNG when no format is given.
     let format = p.get("format").filter(|f| !f.is_empty()).unwrap_or("png");
+    let remote_format = remote::Format::parse(format);
     let picture_format = match format {
-        "json" | "csv" => None,
+        "json" | "csv" | "pickle" | "msgpack" => None,
         "png" => Some(picture::Format::Png),
         "svg" => Some(picture::Format::Svg),
         _ => {
             return Err(bad(format!(
-                "format={format} is not supported by carbide's render API; use format=png, svg, json or csv"
+                "format={format} is not supported by carbide's render API; use format=png, svg, json, csv, pickle or msgpack"
             )))
         }
     };
@@ -589,7 +644,29 @@ fn render_inner(
         .with_max_regexes(l.max_regexes_per_request)
         .with_deadline(cancel.deadline())
         .with_cancel(cancel.flag());
-    let result = eval::render_with(&exprs, from, until, now, &src, &budget);
+    // A cluster front end files each series under the target it asked for: evaluate the
+    // targets one by one to know which answered what.
+    let mut answered: Vec<(&str, usize)> = Vec::new();
+    let result = match remote_format {
+        None => eval::render_with(&exprs, from, until, now, &src, &budget),
+        Some(_) => {
+            let mut all = Vec::new();
+            let mut res = Ok(());
+            for (t, e) in targets.iter().zip(&exprs) {
+                match eval::render_with(std::slice::from_ref(e), from, until, now, &src, &budget) {
+                    Ok(s) => {
+                        answered.push((t, s.len()));
+                        all.extend(s);
+                    }
+                    Err(e) => {
+                        res = Err(e);
+                        break;
+                    }
+                }
+            }
+            res.map(|()| all)
+        }
+    };
     // Stopped (deadline, client gone, shutdown), whichever error that surfaced as.
     check()?;
     let series = match result {
@@ -607,6 +684,17 @@ fn render_inner(
         Err(e) => return Err(bad(e.to_string())),
     };
     drop(src);
+    if let Some(rf) = remote_format {
+        let mut it = series.into_iter();
+        let mut tagged = Vec::new();
+        for (t, n) in answered {
+            tagged.extend(it.by_ref().take(n).map(|s| (t, s)));
+        }
+        let body = remote::render(&tagged, rf).map_err(internal)?;
+        drop(tagged);
+        check()?;
+        return Ok(([(header::CONTENT_TYPE, rf.content_type())], body).into_response());
+    }
     if let (Some(pf), Some(graph)) = (picture_format, graph) {
         let stop = || cancel.stopped().is_some();
         return match picture::render(series, &graph, &tz, pf, &stop) {
@@ -656,7 +744,10 @@ async fn find(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let p = Params::collect(q.as_deref(), &headers, &body);
+    let p = match Params::collect_multipart(q.as_deref(), &headers, body).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let state = st.clone();
     work(&st, move |_| find_inner(&state, &p)).await
 }
@@ -687,12 +778,30 @@ fn find_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
     if nodes.len() > st.limits.max_find_results {
         return Err(too_many(nodes.len(), st.limits.max_find_results));
     }
+    if let Some(rf) = remote::Format::parse(format) {
+        let now = unix_now();
+        let infos: Vec<remote::NodeInfo<'_>> = nodes
+            .iter()
+            .map(|n| remote::NodeInfo {
+                path: &n.path,
+                is_leaf: n.is_leaf,
+                intervals: if n.is_leaf {
+                    let retention = st.store.schema_of(&n.path).max_retention();
+                    vec![(now - retention, now)]
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        let body = remote::find(&infos, rf).map_err(internal)?;
+        return Ok(([(header::CONTENT_TYPE, rf.content_type())], body).into_response());
+    }
     let body = match format {
         "treejson" => output::find_treejson(query, &nodes, wildcards),
         "completer" => output::find_completer(&nodes, wildcards),
         _ => {
             return Err(bad(
-                "Invalid value for 'format' parameter (carbide answers treejson and completer)",
+                "Invalid value for 'format' parameter (carbide answers treejson, completer, pickle and msgpack)",
             ))
         }
     };

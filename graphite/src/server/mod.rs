@@ -6,6 +6,8 @@
 //!   [`Store::fetch`](crate::store::Store::fetch), with the per-request points limit.
 //! - [`output`]: the `format=json` / `csv` bodies (maxDataPoints consolidation, noNullPoints)
 //!   and the find/expand JSON, byte-for-byte as graphite-web writes them. Pure.
+//! - [`remote`]: the `format=pickle` / `msgpack` answers a graphite-web cluster front end
+//!   reads from its nodes (`CLUSTER_SERVERS`).
 //! - [`http`]: the axum router, parameters, authentication, limits and errors.
 //! - [`events`]: graphite-web's events API (`/events/`, `/events/get_data`) over the store.
 //! - [`tags`]: graphite-web's `/tags` API (tag lists, values, findSeries, auto-complete).
@@ -19,9 +21,10 @@ pub mod events;
 pub mod http;
 pub mod listen;
 pub mod output;
+pub mod remote;
 pub mod source;
 pub mod tags;
 pub mod work;
 
-pub use http::{api, router, serve, Auth, HttpConfig, Limits};
+pub use http::{api, api_with, router, serve, Auth, HttpConfig, Limits};
 pub use source::StoreSource;

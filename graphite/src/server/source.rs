@@ -234,6 +234,45 @@ impl Source for StoreSource {
         Ok(out)
     }
 
+    fn events(
+        &self,
+        from: i64,
+        until: i64,
+        tags: Option<&[String]>,
+        limit: usize,
+    ) -> Result<Vec<f64>, EvalError> {
+        use crate::store::events::EventError;
+        let stopped = || self.cancel.as_ref().and_then(Cancel::stopped);
+        let stop = || stopped().is_some();
+        let name = || crate::functions::events::name(tags.unwrap_or(&["*".to_string()]));
+        self.handle
+            .block_on(
+                self.store
+                    .event_times(from as f64, until as f64, tags, limit, &stop),
+            )
+            .map_err(|e| match e {
+                EventError::TooMany(n) => EvalError::Input {
+                    function: "events".into(),
+                    message: format!(
+                        "more than {n} events in the window (one point per second): ask for \
+                         a shorter from/until range or more tags"
+                    ),
+                },
+                EventError::Stopped => EvalError::Source {
+                    pattern: name(),
+                    message: format!("the request was stopped ({:?})", stopped()),
+                },
+                EventError::Full => EvalError::Source {
+                    pattern: name(),
+                    message: "the events table is full".into(),
+                },
+                EventError::Store(e) => EvalError::Source {
+                    pattern: name(),
+                    message: e.to_string(),
+                },
+            })
+    }
+
     fn find_tagged(&self, exprs: &[String]) -> Result<Vec<String>, EvalError> {
         self.store
             .find_tagged(exprs)

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::codec;
 use super::schema::SeriesSchema;
 
 /// Slots per chunk.
@@ -38,35 +39,20 @@ pub fn chunk_start(ts: i64, step: i64) -> i64 {
     slot(ts, step * CHUNK_SLOTS)
 }
 
-/// Encode a chunk: `0` + dense little-endian f64s, or `1` + `(u16 slot, f64)` pairs when that
-/// is smaller (recent chunks are mostly empty).
+/// Encode a chunk in the compressed format ([`codec`], format 2).
 pub fn encode(values: &[f64]) -> Vec<u8> {
-    let known = values.iter().filter(|v| !v.is_nan()).count();
-    if known * 10 < values.len() * 8 {
-        let mut out = Vec::with_capacity(1 + known * 10);
-        out.push(1);
-        for (i, v) in values.iter().enumerate() {
-            if !v.is_nan() {
-                out.extend_from_slice(&(i as u16).to_le_bytes());
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        out
-    } else {
-        let mut out = Vec::with_capacity(1 + values.len() * 8);
-        out.push(0);
-        for v in values {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out
-    }
+    let mut out = Vec::with_capacity(64);
+    codec::encode(values, &mut out);
+    out
 }
 
-/// Decode a chunk; `None` if the blob is not one [`encode`] wrote.
+/// Decode a chunk of either format (format 1: `0` + 360 dense little-endian f64s, or `1` +
+/// `(u16 slot, f64)` pairs; format 2: [`codec`]); `None` if the blob is neither.
 pub fn decode(blob: &[u8]) -> Option<Vec<f64>> {
     let mut out = vec![f64::NAN; CHUNK_SLOTS as usize];
     let (&kind, body) = blob.split_first()?;
     match kind {
+        codec::TAG => codec::for_each(blob, |i, v| out[i] = v)?,
         0 if body.len() == out.len() * 8 => {
             for (o, b) in out.iter_mut().zip(body.chunks_exact(8)) {
                 *o = f64::from_le_bytes(b.try_into().ok()?);
@@ -218,7 +204,7 @@ pub fn extract(
 
 /// Decode the chunk starting at `chunk_start` (slots of `step` seconds) straight into
 /// `out`, whose slot 0 is at `from`: slots outside `out` are skipped, missing values left
-/// as they are. False (and `out` unchanged) if the blob is not one [`encode`] wrote.
+/// as they are. False (and `out` unchanged) if the blob is not a chunk ([`decode`]).
 pub fn decode_into(
     blob: &[u8],
     chunk_start: i64,
@@ -238,6 +224,7 @@ pub fn decode_into(
         }
     };
     match kind {
+        codec::TAG => codec::for_each(blob, |j, v| put(out, j, v)).is_some(),
         0 if body.len() == CHUNK_SLOTS as usize * 8 => {
             let lo = skip.clamp(0, CHUNK_SLOTS) as usize;
             let hi = (skip + out.len() as i64).clamp(0, CHUNK_SLOTS) as usize;
@@ -297,6 +284,28 @@ mod tests {
         Pt { ts, value, dest: 0 }
     }
 
+    /// Format 1, as the store wrote it before compressed chunks: `0` + dense little-endian
+    /// f64s, or `1` + `(u16 slot, f64)` pairs when that is smaller.
+    fn encode_v1(values: &[f64]) -> Vec<u8> {
+        let known = values.iter().filter(|v| !v.is_nan()).count();
+        let mut out = Vec::new();
+        if known * 10 < values.len() * 8 {
+            out.push(1);
+            for (i, v) in values.iter().enumerate() {
+                if !v.is_nan() {
+                    out.extend_from_slice(&(i as u16).to_le_bytes());
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        } else {
+            out.push(0);
+            for v in values {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        out
+    }
+
     #[test]
     fn decode_into_and_extract_agree_with_decode() {
         let step = 10;
@@ -331,11 +340,13 @@ mod tests {
                 })
                 .collect();
             assert_eq!(extract(&map, 0, step, from, until), want);
-            let mut got = vec![None; want.len()];
-            for (c, v) in [(c0, &dense), (c0 + 2 * span, &sparse)] {
-                assert!(decode_into(&encode(v), c, step, from, &mut got));
+            for format in [encode, encode_v1] {
+                let mut got = vec![None; want.len()];
+                for (c, v) in [(c0, &dense), (c0 + 2 * span, &sparse)] {
+                    assert!(decode_into(&format(v), c, step, from, &mut got));
+                }
+                assert_eq!(got, want, "{from}..{until}");
             }
-            assert_eq!(got, want, "{from}..{until}");
         }
         let mut out = vec![None; 4];
         assert!(!decode_into(
@@ -347,24 +358,31 @@ mod tests {
         ));
         assert!(!decode_into(&[0, 1, 2], c0, step, c0, &mut out));
         assert!(!decode_into(&[], c0, step, c0, &mut out));
+        assert!(!decode_into(&[codec::TAG, 1, 0, 2], c0, step, c0, &mut out));
         assert_eq!(out, vec![None; 4]);
     }
 
     #[test]
-    fn codec_round_trips_sparse_and_dense() {
+    fn both_formats_round_trip_sparse_and_dense() {
         let mut v = vec![f64::NAN; CHUNK_SLOTS as usize];
         v[3] = 1.5;
         v[359] = -2.0;
-        let sparse = encode(&v);
-        assert_eq!(sparse[0], 1);
-        assert_eq!(sparse.len(), 21);
-        let back = decode(&sparse).unwrap();
-        assert_eq!((back[3], back[359]), (1.5, -2.0));
-        assert!(back[0].is_nan());
         let dense: Vec<f64> = (0..CHUNK_SLOTS).map(|i| i as f64).collect();
-        let blob = encode(&dense);
-        assert_eq!(blob[0], 0);
-        assert_eq!(decode(&blob).unwrap(), dense);
+        let v1 = encode_v1(&v);
+        assert_eq!((v1[0], v1.len()), (1, 21));
+        assert_eq!(encode_v1(&dense)[0], 0);
+        for (format, tag) in [
+            (encode as fn(&[f64]) -> Vec<u8>, codec::TAG),
+            (encode_v1, 1),
+        ] {
+            let sparse = format(&v);
+            assert_eq!(sparse[0], tag);
+            let back = decode(&sparse).unwrap();
+            assert_eq!((back[3], back[359]), (1.5, -2.0));
+            assert!(back[0].is_nan());
+            assert_eq!(decode(&format(&dense)).unwrap(), dense);
+        }
+        assert!(encode(&v).len() < 21 && encode(&dense).len() < 40);
         assert_eq!(decode(&[]), None);
         assert_eq!(decode(&[1, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0]), None);
         assert_eq!(decode(&[7]), None);

@@ -66,6 +66,16 @@ impl From<sqlx::Error> for EventError {
 
 const PAGE: i64 = 1000;
 
+/// Whether an event's tags string carries the wanted tags (`None`: every event matches).
+fn tags_match(have: &str, want: Option<&[String]>, set: TagSet) -> bool {
+    let Some(want) = want else { return true };
+    let has = |t: &String| have.split_whitespace().any(|h| h == t);
+    match set {
+        TagSet::All => want.iter().all(has),
+        TagSet::Any => want.iter().any(has),
+    }
+}
+
 impl Store {
     /// Stores an event; returns its id.
     pub async fn add_event(
@@ -134,22 +144,56 @@ impl Store {
                     data,
                     tags: tags_s,
                 };
-                let keep = match tags {
-                    None => true,
-                    Some(want) => {
-                        let have = e.tag_list();
-                        let has = |t: &String| have.contains(&t.as_str());
-                        match set {
-                            TagSet::All => want.iter().all(has),
-                            TagSet::Any => want.iter().any(has),
-                        }
-                    }
-                };
-                if keep {
+                if tags_match(&e.tags, tags, set) {
                     if out.len() >= limit {
                         return Err(EventError::TooMany(limit));
                     }
                     out.push(e);
+                }
+            }
+            if last {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// The times of the events [`Store::events`] would list (tags ANDed), without their
+    /// text: what the `events()` render function draws. `stop` is polled per page.
+    pub async fn event_times(
+        &self,
+        from: f64,
+        until: f64,
+        tags: Option<&[String]>,
+        limit: usize,
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<Vec<f64>, EventError> {
+        let mut out = Vec::new();
+        let mut after = (f64::NEG_INFINITY, i64::MIN);
+        loop {
+            if stop() {
+                return Err(EventError::Stopped);
+            }
+            let rows: Vec<(i64, f64, String)> = sqlx::query_as(
+                "SELECT id, \"when\", tags FROM events \
+                 WHERE \"when\" >= ? AND \"when\" <= ? AND (\"when\" > ? OR (\"when\" = ? AND id > ?)) \
+                 ORDER BY \"when\", id LIMIT ?",
+            )
+            .bind(from)
+            .bind(until)
+            .bind(after.0)
+            .bind(after.0)
+            .bind(after.1)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
+            .await?;
+            let last = rows.len() < PAGE as usize;
+            for (id, when, tags_s) in rows {
+                after = (when, id);
+                if tags_match(&tags_s, tags, TagSet::All) {
+                    if out.len() >= limit {
+                        return Err(EventError::TooMany(limit));
+                    }
+                    out.push(when);
                 }
             }
             if last {

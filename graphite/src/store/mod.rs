@@ -4,7 +4,10 @@
 //! - [`schema`]: `storage-schemas.conf` / `storage-aggregation.conf`, read as carbon reads them.
 //! - [`index`]: the trie of series paths, globbed like graphite-web's finder.
 //! - [`chunk`]: per-archive chunks and how points are written and rolled up (pure).
-//! - [`server`]: carbon plaintext listeners (TCP, UDP), the flusher and self-metrics.
+//! - [`codec`]: the compressed chunk format; [`migrate`]: format versions, migrated at open.
+//! - `cache`: the write cache (shards, their logs) and how a batch of points enters it.
+//! - `flush`: the cache written to SQLite in one transaction.
+//! - [`listen`]: carbon plaintext listeners (TCP, UDP), the flusher and self-metrics.
 //!
 //! Write path: the cache is 32 shards (by path hash), each a map path → series and one
 //! append-only log of `(series, archive, ts, value)` in arrival order. A listener parses a whole
@@ -22,39 +25,43 @@
 //! received has committed. `kill -9` loses at most the points received in the last
 //! `flush_interval` plus the duration of a flush in progress; a clean shutdown flushes all.
 
+mod cache;
 pub mod chunk;
 pub mod clock;
+pub mod codec;
 pub mod events;
+mod flush;
 pub mod index;
+pub mod listen;
+pub mod migrate;
 mod paths;
 mod raw;
 pub mod read;
 mod recent;
 pub mod schema;
-pub mod server;
 pub mod tags;
 
-use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
-    Ordering::Release,
 };
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
 use crate::glob::GlobPattern;
-use chunk::{ChunkKey, ChunkMap, Pt};
+use cache::{shard_of_hash, LogPt, Shard};
+pub(crate) use cache::{Point, SeriesRef};
+pub use clock::unix_now;
+pub use flush::FlushReport;
 pub use index::FindNode;
 use index::Index;
 pub(crate) use paths::PathHash;
-use paths::{PathTable, Slot};
 pub use read::{Matched, ReadWindow};
 pub(crate) use recent::Recent;
-use schema::{Aggregation, Archive, RulesOf, Schemas, SeriesSchema};
+use schema::{Aggregation, Schemas, SeriesSchema};
 
 /// Points more than this far in the future are dropped (counted with the out-of-retention ones).
 pub const MAX_FUTURE_SECS: i64 = 3600;
@@ -81,6 +88,8 @@ pub enum StoreError {
     Pattern(#[from] crate::glob::GlobError),
     #[error("invalid time interval: from {from} is after until {until}")]
     InvalidInterval { from: i64, until: i64 },
+    #[error("store database is in format {found}, written by a newer carbide (this one reads formats up to {})", migrate::FORMAT)]
+    Format { found: i64 },
 }
 
 /// One series as whisper's `fetch` returns it: `[start, end)` every `step` seconds.
@@ -107,203 +116,6 @@ pub struct Stats {
     pub series_created: AtomicU64,
     /// Times a listener paused reading because the cache was full (back-pressure).
     pub backpressure_pauses: AtomicU64,
-}
-
-/// One series in a shard: what the flush and reads need besides its points.
-/// Small, as 100k of them may be created in one batch: the path lives once, in the shard's
-/// [`PathTable`], and the schema once per shard.
-struct SeriesMeta {
-    /// Where the path lies in the shard's `by_path` ([`PathTable::name`]).
-    name: u32,
-    /// Index in the shard's `schemas`.
-    schema: u32,
-    id: u64,
-    /// Already in the `series` table.
-    persisted: bool,
-}
-
-/// A cached point in a shard's log, 16 bytes: the series (its index in [`Shard::series`]),
-/// the archive it goes to, and the point. The timestamp is whisper's (an unsigned 32-bit
-/// count of seconds): whisper cannot store a point outside 1970–2106 either.
-#[derive(Debug, Clone, Copy)]
-struct LogPt {
-    /// The series' index (the low [`SERIES_BITS`] bits) and the archive (the rest).
-    key: u32,
-    ts: u32,
-    value: f64,
-}
-
-/// Bits of [`LogPt::key`] holding the series' index: 134M series per shard.
-const SERIES_BITS: u32 = 27;
-
-impl LogPt {
-    /// The point, or `None` if it does not fit (a timestamp outside whisper's range, or a
-    /// series index or archive beyond the key's bits: the schema files allow at most
-    /// [`schema::MAX_ARCHIVES`] archives).
-    #[inline]
-    fn new(series: u32, dest: u8, ts: i64, value: f64) -> Option<LogPt> {
-        let ts = u32::try_from(ts).ok()?;
-        if series >> SERIES_BITS != 0 || u32::from(dest) >= 1 << (32 - SERIES_BITS) {
-            return None;
-        }
-        Some(LogPt {
-            key: series | u32::from(dest) << SERIES_BITS,
-            ts,
-            value,
-        })
-    }
-
-    #[inline]
-    fn series(&self) -> u32 {
-        self.key & ((1 << SERIES_BITS) - 1)
-    }
-
-    #[inline]
-    fn dest(&self) -> u8 {
-        (self.key >> SERIES_BITS) as u8
-    }
-
-    #[inline]
-    fn ts(&self) -> i64 {
-        i64::from(self.ts)
-    }
-}
-
-/// A series as a listener may remember it ([`Recent`]): its shard, its index there and its
-/// schema's index there, so its points are cached without looking its path up. Valid for
-/// the life of the store: a shard never removes a series or a schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct SeriesRef {
-    idx: u32,
-    schema: u16,
-    shard: u16,
-}
-
-impl SeriesRef {
-    /// Not resolved (yet): the point is cached by its path.
-    pub(crate) const NONE: SeriesRef = SeriesRef {
-        idx: u32::MAX,
-        schema: 0,
-        shard: 0,
-    };
-
-    pub(crate) fn is_none(self) -> bool {
-        self.idx == u32::MAX
-    }
-
-    /// The reference to `slot` in shard `shard`; [`SeriesRef::NONE`] if its schema index
-    /// does not fit (then its points are cached by path, as before).
-    fn new(shard: usize, slot: Slot) -> SeriesRef {
-        match u16::try_from(slot.schema) {
-            Ok(schema) => SeriesRef {
-                idx: slot.idx,
-                schema,
-                shard: shard as u16,
-            },
-            Err(_) => SeriesRef::NONE,
-        }
-    }
-}
-
-/// A point to cache: by its path (and the path's [`Store::hash_path`]), or by its series
-/// when `series` is resolved (then the path and `hash` are not read). The path lies in the
-/// batch's text (`off..off + len`, UTF-8): a listener's batch points into the bytes it read,
-/// so the batch can be cached on another thread while the next read is parsed.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Point {
-    pub hash: PathHash,
-    pub off: u32,
-    pub len: u32,
-    pub value: f64,
-    pub ts: i64,
-    pub series: SeriesRef,
-    /// Set by [`Store::cache_batch`]: this point created its series.
-    pub created: bool,
-    /// Its value and timestamp are not read yet: they lie at `off..off + len` (up to the
-    /// newline) and the line starts at `hash` (a listener defers them to the thread that
-    /// caches the batch, see `server.rs`). Never given to [`Store::cache_batch`].
-    pub deferred: bool,
-}
-
-impl Point {
-    /// Its path in `text`; empty if `text` does not hold one there (never, for a batch built
-    /// as documented; such a point is not cached).
-    #[inline]
-    pub(crate) fn path<'t>(&self, text: &'t [u8]) -> &'t str {
-        let (off, len) = (self.off as usize, self.len as usize);
-        text.get(off..off + len)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("")
-    }
-
-    /// The shard it goes to.
-    #[inline]
-    fn shard(&self) -> usize {
-        if self.series.is_none() {
-            shard_of_hash(self.hash)
-        } else {
-            self.series.shard as usize
-        }
-    }
-}
-
-/// A shard of the cache. Points are appended to one log in arrival order (a sequential
-/// write, whatever the number of series); the flush sorts the log by series, reads scan it.
-struct Shard {
-    /// Path → index in `series` and in `schemas` (see [`paths`]).
-    by_path: PathTable,
-    series: Vec<SeriesMeta>,
-    log: Vec<LogPt>,
-    /// Points taken by a flush in progress (or a failed one, to be retried); still read.
-    flushing: Arc<Vec<LogPt>>,
-    /// The distinct schemas of this shard's series, shared (a handful, scanned linearly).
-    schemas: Vec<Arc<SeriesSchema>>,
-    /// `series[..indexed]` are in the store's index and tag index; the rest wait for
-    /// [`Store::catch_up`].
-    indexed: usize,
-}
-
-impl Shard {
-    fn new(hasher: foldhash::fast::RandomState) -> Shard {
-        Shard {
-            by_path: PathTable::new(hasher),
-            series: Vec::new(),
-            log: Vec::new(),
-            flushing: Arc::default(),
-            schemas: Vec::new(),
-            indexed: 0,
-        }
-    }
-
-    /// The index of the shared copy of `schema` in `schemas`.
-    fn intern(&mut self, schema: SeriesSchema) -> u32 {
-        if let Some(i) = self.schemas.iter().position(|s| **s == schema) {
-            return i as u32;
-        }
-        self.schemas.push(Arc::new(schema));
-        (self.schemas.len() - 1) as u32
-    }
-
-    /// Register a series (`hash` is its path's [`PathTable::hash`]) with the schema
-    /// `schemas[schema]`; returns its index.
-    fn add_series(
-        &mut self,
-        hash: PathHash,
-        path: &str,
-        id: u64,
-        schema: u32,
-        persisted: bool,
-    ) -> u32 {
-        let idx = self.series.len() as u32;
-        let name = self.by_path.insert(hash, path, Slot { idx, schema });
-        self.series.push(SeriesMeta {
-            name,
-            schema,
-            id,
-            persisted,
-        });
-        idx
-    }
 }
 
 /// The store. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -334,17 +146,6 @@ pub struct Store {
     pub stats: Stats,
 }
 
-/// Seconds since the epoch (or the [`clock`] frozen for a replay).
-pub fn unix_now() -> i64 {
-    if let Some(t) = clock::frozen() {
-        return t;
-    }
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding a shard lock leaves consistent data (appends only): keep going.
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -366,27 +167,6 @@ const SCHEMA_SQL: &[&str] = &[
         PRIMARY KEY (series_id, archive, chunk_start)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS chunks_expires ON chunks(expires)",
 ];
-
-/// One series in a flush.
-struct FlushItem {
-    /// Its path, for a series not yet in the `series` table (the only ones written there).
-    path: Option<String>,
-    id: u64,
-    schema: Arc<SeriesSchema>,
-    /// Its points, in arrival order.
-    pts: Vec<Pt>,
-    /// Already in the `series` table.
-    persisted: bool,
-}
-
-/// Result of one flush.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FlushReport {
-    pub series: usize,
-    pub points: usize,
-    pub chunks_written: usize,
-    pub chunks_expired: u64,
-}
 
 impl Store {
     /// Open (or create) the store in `dir` (`dir/carbide.db`, WAL mode, synchronous=FULL).
@@ -421,6 +201,7 @@ impl Store {
         for sql in SCHEMA_SQL.iter().chain(events::EVENTS_SQL) {
             sqlx::query(sql).execute(&pool).await.map_err(open_err)?;
         }
+        migrate::run(&pool).await?;
         let hasher = foldhash::fast::RandomState::default();
         let store = Store {
             pool,
@@ -517,301 +298,6 @@ impl Store {
         }
     }
 
-    /// Cached points beyond which points are dropped (counted) rather than cached: the hard
-    /// memory bound. Listeners pause reading at `max_cache_points` already (back-pressure),
-    /// so only a burst of many connections reaching the limit together gets here.
-    fn hard_cache_limit(&self) -> u64 {
-        self.max_cache_points
-            .saturating_add((self.max_cache_points / 4).max(HARD_CACHE_SLACK))
-    }
-
-    /// Whether listeners should pause reading until a flush makes room.
-    pub(crate) fn cache_full(&self) -> bool {
-        self.stats.cache_points.load(Relaxed) >= self.max_cache_points
-    }
-
-    /// Accept one point received at `now`. Returns false if it was dropped (outside retention
-    /// or cache full; counted either way).
-    pub fn insert_at(&self, path: &str, ts: i64, value: f64, now: i64) -> bool {
-        self.stats.points_received.fetch_add(1, Relaxed);
-        self.store_point(path, value, ts, now)
-    }
-
-    /// [`Store::insert_at`] without counting the point as received (self-metrics).
-    pub(crate) fn store_point(&self, path: &str, value: f64, ts: i64, now: i64) -> bool {
-        self.cache_by_path([(path, value, ts)], now) == 1
-    }
-
-    /// Cache a batch of points: each shard's lock is taken once; new series are registered
-    /// in their shard (the indexes take them in later, [`Store::catch_up`]). A point cached
-    /// by path whose path named (or now names) a series gets that series in `series`, for
-    /// the caller to remember ([`Recent`]). Adds the kept points to `cache_points` and
-    /// returns their number; drops (outside retention, or beyond the hard cache limit) are
-    /// counted. Not counted as received.
-    pub(crate) fn cache_batch(&self, text: &[u8], batch: &mut [Point], now: i64) -> u64 {
-        if batch.len() > 1 && batch.iter().all(|p| !p.series.is_none()) {
-            return self.cache_resolved(batch, now);
-        }
-        // Group by shard with a counting sort of indexes (stable: a series' points keep
-        // their arrival order, last write wins).
-        let mut starts = [0usize; SHARDS + 1];
-        for p in batch.iter() {
-            starts[p.shard() + 1] += 1;
-        }
-        for i in 0..SHARDS {
-            starts[i + 1] += starts[i];
-        }
-        // One point (self-metrics, `insert_at`): no allocation.
-        let (mut one, mut many) = ([0u32; 1], Vec::new());
-        let order: &mut [u32] = if batch.len() == 1 {
-            &mut one
-        } else {
-            many.resize(batch.len(), 0);
-            &mut many
-        };
-        let mut next = starts;
-        for (i, p) in batch.iter().enumerate() {
-            let at = &mut next[p.shard()];
-            order[*at] = i as u32;
-            *at += 1;
-        }
-        let room = self
-            .hard_cache_limit()
-            .saturating_sub(self.stats.cache_points.load(Relaxed));
-        let (mut kept, mut full, mut old) = (0u64, 0u64, 0u64);
-        let mut created = 0u64;
-        let mut rules: Option<Arc<Schemas>> = None;
-        // The schema (index in the shard) of each combination of rules new series matched
-        // in this batch: new series mostly share a few, classified once per shard.
-        let mut classified: Vec<(RulesOf, u32)> = Vec::new();
-        // Points of tagged names spelled other than canonically, cached again below.
-        let mut respelled: Vec<(String, f64, i64)> = Vec::new();
-        for si in 0..SHARDS {
-            let run = &order[starts[si]..starts[si + 1]];
-            if run.is_empty() {
-                continue;
-            }
-            let mut guard = lock(&self.shards[si]);
-            let shard = &mut *guard;
-            shard.log.reserve(run.len());
-            classified.clear();
-            // Lookups miss the cache (a different series each line): keep loading the entry
-            // of the line PREFETCH ahead and the name of the one halfway there, so several
-            // misses are in flight at once. Points of resolved series need no lookup.
-            for &j in run.iter().take(PREFETCH) {
-                if let Some(h) = hash_to_look_up(batch, j) {
-                    shard.by_path.prefetch(h);
-                }
-            }
-            for (k, &i) in run.iter().enumerate() {
-                if let Some(h) = run
-                    .get(k + PREFETCH)
-                    .and_then(|&j| hash_to_look_up(batch, j))
-                {
-                    shard.by_path.prefetch(h);
-                }
-                if let Some(h) = run
-                    .get(k + PREFETCH / 2)
-                    .and_then(|&j| hash_to_look_up(batch, j))
-                {
-                    shard.by_path.prefetch_name(h);
-                }
-                let Point {
-                    hash,
-                    value,
-                    ts,
-                    series,
-                    ..
-                } = batch[i as usize];
-                if kept >= room {
-                    full += 1;
-                    continue;
-                }
-                let (idx, dest) = if !series.is_none() {
-                    let archives = &shard.schemas[series.schema as usize].archives;
-                    (series.idx, dest_archive(archives, ts, now))
-                } else {
-                    let path = batch[i as usize].path(text);
-                    if path.is_empty() {
-                        continue;
-                    }
-                    match shard.by_path.get_hashed(hash, path) {
-                        Some(slot) => {
-                            batch[i as usize].series = SeriesRef::new(si, slot);
-                            (
-                                slot.idx,
-                                dest_archive(
-                                    &shard.schemas[slot.schema as usize].archives,
-                                    ts,
-                                    now,
-                                ),
-                            )
-                        }
-                        None => {
-                            if let Some(c) = tags::respelled(path) {
-                                respelled.push((c, value, ts));
-                                continue;
-                            }
-                            let rules = rules.get_or_insert_with(|| self.rules());
-                            let of = rules.rules_of(path);
-                            let schema = match classified.iter().find(|(r, _)| *r == of) {
-                                Some(&(_, schema)) => schema,
-                                None => {
-                                    let schema = shard.intern(rules.schema_of(of));
-                                    classified.push((of, schema));
-                                    schema
-                                }
-                            };
-                            let archives = &shard.schemas[schema as usize].archives;
-                            let Some(dest) = dest_archive(archives, ts, now) else {
-                                old += 1;
-                                continue;
-                            };
-                            let id = self.next_id.fetch_add(1, Relaxed);
-                            let idx = shard.add_series(hash, path, id, schema, false);
-                            created += 1;
-                            let p = &mut batch[i as usize];
-                            p.series = SeriesRef::new(si, Slot { idx, schema });
-                            p.created = true;
-                            (idx, Some(dest))
-                        }
-                    }
-                };
-                match dest.and_then(|dest| LogPt::new(idx, dest, ts, value)) {
-                    Some(p) => {
-                        shard.log.push(p);
-                        kept += 1;
-                    }
-                    None => old += 1,
-                }
-            }
-        }
-        if created > 0 {
-            self.stats.series_created.fetch_add(created, Relaxed);
-            self.pending_any.store(true, Release);
-        }
-        self.count_cached(kept, full, old);
-        kept + self.cache_respelled(&respelled, now)
-    }
-
-    /// [`Store::cache_batch`] of points whose series are all resolved (a connection's
-    /// steady state, [`Recent`]): no lookups, so no grouping by shard either. Every shard
-    /// the batch touches is locked at once, in ascending order (no other code holds two
-    /// shard locks), and the points are appended in one pass in batch order.
-    fn cache_resolved(&self, batch: &[Point], now: i64) -> u64 {
-        let mut counts = [0usize; SHARDS];
-        for p in batch {
-            counts[p.series.shard as usize % SHARDS] += 1;
-        }
-        let mut guards: [Option<std::sync::MutexGuard<'_, Shard>>; SHARDS] =
-            std::array::from_fn(|si| (counts[si] > 0).then(|| lock(&self.shards[si])));
-        for (g, &n) in guards.iter_mut().zip(&counts) {
-            if let Some(g) = g {
-                g.log.reserve(n);
-            }
-        }
-        let room = self
-            .hard_cache_limit()
-            .saturating_sub(self.stats.cache_points.load(Relaxed));
-        let (mut kept, mut full, mut old) = (0u64, 0u64, 0u64);
-        for p in batch {
-            if kept >= room {
-                full += 1;
-                continue;
-            }
-            let Some(shard) = guards[p.series.shard as usize % SHARDS].as_deref_mut() else {
-                continue;
-            };
-            let Some(schema) = shard.schemas.get(p.series.schema as usize) else {
-                continue;
-            };
-            match dest_archive(&schema.archives, p.ts, now)
-                .and_then(|dest| LogPt::new(p.series.idx, dest, p.ts, p.value))
-            {
-                Some(p) => {
-                    shard.log.push(p);
-                    kept += 1;
-                }
-                None => old += 1,
-            }
-        }
-        drop(guards);
-        self.count_cached(kept, full, old);
-        kept
-    }
-
-    /// Count what [`Store::cache_batch`] kept and dropped.
-    fn count_cached(&self, kept: u64, full: u64, old: u64) {
-        let s = &self.stats;
-        s.cache_points.fetch_add(kept, Relaxed);
-        if old > 0 {
-            s.points_dropped_retention.fetch_add(old, Relaxed);
-        }
-        if full > 0 {
-            s.points_dropped_cache_full.fetch_add(full, Relaxed);
-        }
-    }
-
-    /// [`Store::cache_batch`] for points given as `(path, value, timestamp)`, in batches of
-    /// at most [`BY_PATH_BATCH`]. Returns how many were kept.
-    pub(crate) fn cache_by_path<'a>(
-        &self,
-        points: impl IntoIterator<Item = (&'a str, f64, i64)>,
-        now: i64,
-    ) -> u64 {
-        let (mut text, mut batch) = (Vec::new(), Vec::new());
-        let mut kept = 0;
-        for (path, value, ts) in points {
-            batch.push(Point {
-                hash: self.hash_path(path),
-                off: text.len() as u32,
-                len: path.len() as u32,
-                value,
-                ts,
-                series: SeriesRef::NONE,
-                created: false,
-                deferred: false,
-            });
-            text.extend_from_slice(path.as_bytes());
-            if batch.len() == BY_PATH_BATCH {
-                kept += self.cache_batch(&text, &mut batch, now);
-                text.clear();
-                batch.clear();
-            }
-        }
-        if !batch.is_empty() {
-            kept += self.cache_batch(&text, &mut batch, now);
-        }
-        kept
-    }
-
-    /// Accept one point, now.
-    pub fn insert(&self, path: &str, ts: i64, value: f64) -> bool {
-        self.insert_at(path, ts, value, unix_now())
-    }
-
-    /// Accept many points, now. Returns how many were kept.
-    pub fn insert_batch<'a>(&self, points: impl IntoIterator<Item = (&'a str, i64, f64)>) -> usize {
-        self.insert_batch_at(points, unix_now())
-    }
-
-    /// Accept many points received at `now`, taking each shard's lock once. Returns how
-    /// many were kept.
-    pub fn insert_batch_at<'a>(
-        &self,
-        points: impl IntoIterator<Item = (&'a str, i64, f64)>,
-        now: i64,
-    ) -> usize {
-        let mut received = 0;
-        let points = points.into_iter().map(|(p, ts, v)| {
-            received += 1;
-            (p, v, ts)
-        });
-        let kept = self.cache_by_path(points, now);
-        self.stats.points_received.fetch_add(received, Relaxed);
-        kept as usize
-    }
-
     /// Number of series known.
     pub fn series_count(&self) -> usize {
         self.index_read().len()
@@ -905,337 +391,6 @@ impl Store {
             .map(|(p, _)| p)
             .collect()
     }
-
-    /// Write every cached point to SQLite in one transaction, roll up, and expire chunks
-    /// older than their archive's retention.
-    pub async fn flush_at(&self, now: i64) -> Result<FlushReport, StoreError> {
-        let mut sorted = self.flush_lock.lock().await;
-        let started = Instant::now();
-        self.catch_up();
-        // Snapshot: log → flushing (kept visible to reads until committed).
-        let mut taken: Vec<(usize, Arc<Vec<LogPt>>)> = Vec::new();
-        for (si, shard) in self.shards.iter().enumerate() {
-            let mut shard = lock(shard);
-            let shard = &mut *shard;
-            if !shard.log.is_empty() {
-                if shard.flushing.is_empty() {
-                    // The usual case: the log itself becomes `flushing`, no copy.
-                    shard.flushing = Arc::new(std::mem::take(&mut shard.log));
-                } else {
-                    // After a failed flush: its points first, then the newer ones.
-                    let mut pts = Vec::with_capacity(shard.flushing.len() + shard.log.len());
-                    pts.extend_from_slice(&shard.flushing);
-                    pts.append(&mut shard.log);
-                    shard.flushing = Arc::new(pts);
-                }
-            }
-            if !shard.flushing.is_empty() {
-                taken.push((si, shard.flushing.clone()));
-            }
-        }
-        // Group each shard's points by series, outside the locks (a stable sort keeps the
-        // arrival order within a series: last write wins).
-        let mut work: Vec<FlushItem> = Vec::new();
-        let mut touched: Vec<(usize, Vec<u32>)> = Vec::with_capacity(taken.len());
-        for (si, pts) in &taken {
-            sorted.clear();
-            sorted.extend_from_slice(pts);
-            sorted.sort_by_key(LogPt::series);
-            let shard = lock(&self.shards[*si]);
-            let mut idxs = Vec::new();
-            for run in sorted.chunk_by(|a, b| a.series() == b.series()) {
-                let Some(meta) = shard.series.get(run[0].series() as usize) else {
-                    continue;
-                };
-                idxs.push(run[0].series());
-                let Some(schema) = shard.schemas.get(meta.schema as usize) else {
-                    continue;
-                };
-                work.push(FlushItem {
-                    path: (!meta.persisted).then(|| shard.by_path.name(meta.name).to_owned()),
-                    id: meta.id,
-                    schema: schema.clone(),
-                    pts: run
-                        .iter()
-                        .map(|p| Pt {
-                            ts: p.ts(),
-                            value: p.value,
-                            dest: p.dest(),
-                        })
-                        .collect(),
-                    persisted: meta.persisted,
-                });
-            }
-            touched.push((*si, idxs));
-        }
-        // The sort buffer is kept for the next flush, unless a burst made it far larger than
-        // a shard's points are now.
-        let most = taken.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
-        if sorted.capacity() > 4 * most + 65_536 {
-            *sorted = Vec::new();
-        }
-        let mut report = FlushReport::default();
-        let result = self.write_flush(&work, now, &mut report).await;
-        if let Err(e) = result {
-            self.stats.flush_errors.fetch_add(1, Relaxed);
-            return Err(e);
-        }
-        report.points = taken.iter().map(|(_, p)| p.len()).sum();
-        // Committed: drop the flushed points from the cache. Their allocation becomes the
-        // shard's log again (with the points received meanwhile), so a server receiving the
-        // same load every interval reuses its memory instead of faulting in fresh pages —
-        // unless it is far larger than this interval needed (after a burst).
-        for ((si, pts), (_, idxs)) in taken.into_iter().zip(&touched) {
-            let mut shard = lock(&self.shards[si]);
-            if Arc::ptr_eq(&shard.flushing, &pts) {
-                drop(pts);
-                if let Ok(mut log) = Arc::try_unwrap(std::mem::take(&mut shard.flushing)) {
-                    if log.capacity() > shard.log.capacity()
-                        && log.capacity() <= 4 * log.len() + 65_536
-                    {
-                        log.clear();
-                        log.extend_from_slice(&shard.log);
-                        shard.log = log;
-                    }
-                }
-            }
-            for &i in idxs {
-                if let Some(meta) = shard.series.get_mut(i as usize) {
-                    meta.persisted = true;
-                }
-            }
-        }
-        report.series = work.len();
-        self.stats
-            .cache_points
-            .fetch_sub(report.points as u64, Relaxed);
-        self.stats
-            .points_flushed
-            .fetch_add(report.points as u64, Relaxed);
-        self.stats.flushes.fetch_add(1, Relaxed);
-        self.stats
-            .last_flush_micros
-            .store(started.elapsed().as_micros() as u64, Relaxed);
-        self.room.notify_waiters();
-        Ok(report)
-    }
-
-    /// Flush now.
-    pub async fn flush(&self) -> Result<FlushReport, StoreError> {
-        self.flush_at(unix_now()).await
-    }
-
-    async fn write_flush(
-        &self,
-        work: &[FlushItem],
-        now: i64,
-        report: &mut FlushReport,
-    ) -> Result<(), StoreError> {
-        // The connection is closed, not returned to the pool, when the transaction fails.
-        // After a "disk full" the pooled connection was left inside a transaction (sqlx's
-        // count of open transactions and SQLite's disagreed): every later flush on it became
-        // a savepoint inside that transaction and reported success without ever committing,
-        // while flushes on the other connections found the database locked
-        // (`tests/store_faults.rs` lost 30,600 of 31,200 points). `BEGIN IMMEDIATE` takes
-        // the write lock up front (no failed upgrade half way), and sqlx refuses a custom
-        // BEGIN inside a transaction: a confused connection fails loudly instead of nesting.
-        let mut conn = self.pool.acquire().await?;
-        let result = Self::write_flush_tx(&mut conn, work, now, report).await;
-        if result.is_err() {
-            if let Err(e) = conn.close().await {
-                tracing::debug!("closing the store connection of a failed flush: {e}");
-            }
-        }
-        result
-    }
-
-    async fn write_flush_tx(
-        conn: &mut sqlx::pool::PoolConnection<Sqlite>,
-        work: &[FlushItem],
-        now: i64,
-        report: &mut FlushReport,
-    ) -> Result<(), StoreError> {
-        use sqlx::Connection as _;
-        // Batched statements: a flush of 100k series is a few hundred statements, not 200k.
-        const SERIES_ROWS: usize = 1000;
-        const KEYS_PER_SELECT: usize = 300;
-        const CHUNK_ROWS: usize = 1000;
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-        // New series in id order (the table's rowid: appended, not inserted in the middle);
-        // each schema's retentions text formatted once.
-        let mut new: Vec<&FlushItem> = work.iter().filter(|w| !w.persisted).collect();
-        new.sort_unstable_by_key(|w| w.id);
-        let mut texts: Vec<(usize, String)> = Vec::new();
-        for w in &new {
-            let ptr = Arc::as_ptr(&w.schema) as usize;
-            if !texts.iter().any(|(p, _)| *p == ptr) {
-                texts.push((ptr, w.schema.retentions_string()));
-            }
-        }
-        let retentions = |w: &FlushItem| {
-            let ptr = Arc::as_ptr(&w.schema) as usize;
-            texts
-                .iter()
-                .find(|(p, _)| *p == ptr)
-                .map(|(_, t)| t.clone())
-                .unwrap_or_else(|| w.schema.retentions_string())
-        };
-        for batch in new.chunks(SERIES_ROWS) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT OR REPLACE INTO series (id, path, retentions, aggregation, xff) ",
-            );
-            qb.push_values(batch, |mut b, w| {
-                b.push_bind(w.id as i64)
-                    .push_bind(w.path.as_deref().unwrap_or_default())
-                    .push_bind(retentions(w))
-                    .push_bind(w.schema.aggregation.name())
-                    .push_bind(w.schema.x_files_factor);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        // Existing chunks to merge into: only series already in the database can have any.
-        let mut needs: Vec<BTreeSet<ChunkKey>> = Vec::with_capacity(work.len());
-        let mut wanted: Vec<(i64, i64, i64)> = Vec::new();
-        for w in work {
-            let mut need = BTreeSet::new();
-            chunk::needs(&w.schema, &w.pts, &mut need);
-            if w.persisted {
-                wanted.extend(need.iter().map(|&(a, c)| (w.id as i64, a as i64, c)));
-            }
-            needs.push(need);
-        }
-        let mut loaded: HashMap<(u64, u8, i64), Vec<f64>> = HashMap::new();
-        for batch in wanted.chunks(KEYS_PER_SELECT) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "SELECT series_id, archive, chunk_start, data FROM chunks
-                 WHERE (series_id, archive, chunk_start) IN (VALUES ",
-            );
-            for (i, (id, a, c)) in batch.iter().enumerate() {
-                if i > 0 {
-                    qb.push(", ");
-                }
-                qb.push("(")
-                    .push_bind(*id)
-                    .push(", ")
-                    .push_bind(*a)
-                    .push(", ")
-                    .push_bind(*c)
-                    .push(")");
-            }
-            qb.push(")");
-            for row in qb.build().fetch_all(&mut *tx).await? {
-                let (id, a, c): (i64, i64, i64) =
-                    (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-                let data: Vec<u8> = row.try_get(3)?;
-                match chunk::decode(&data) {
-                    Some(v) => {
-                        loaded.insert((id as u64, a as u8, c), v);
-                    }
-                    None => tracing::warn!(
-                        series = id,
-                        archive = a,
-                        start = c,
-                        "unreadable chunk replaced"
-                    ),
-                }
-            }
-        }
-        let mut rows: Vec<(i64, i64, i64, i64, Vec<u8>)> = Vec::new();
-        for (w, need) in work.iter().zip(&needs) {
-            let (id, schema, pts) = (&w.id, &w.schema, &w.pts);
-            if pts.is_empty() {
-                continue;
-            }
-            let mut map = ChunkMap::default();
-            for &(a, c) in need {
-                if let Some(v) = loaded.remove(&(*id, a, c)) {
-                    map.insert((a, c), v);
-                }
-            }
-            let mut touched = BTreeSet::new();
-            chunk::apply(schema, pts, &mut map, &mut touched);
-            for key in touched {
-                let Some(values) = map.get(&key) else {
-                    continue;
-                };
-                let a: Archive = schema.archives[key.0 as usize];
-                let expires = key.1 + a.step * chunk::CHUNK_SLOTS + a.retention();
-                rows.push((
-                    *id as i64,
-                    key.0 as i64,
-                    key.1,
-                    expires,
-                    chunk::encode(values),
-                ));
-            }
-        }
-        // In primary-key order: appends to the b-tree rather than inserts all over it.
-        rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
-        for batch in rows.chunks(CHUNK_ROWS) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT OR REPLACE INTO chunks (series_id, archive, chunk_start, expires, data) ",
-            );
-            qb.push_values(batch, |mut b, r| {
-                b.push_bind(r.0)
-                    .push_bind(r.1)
-                    .push_bind(r.2)
-                    .push_bind(r.3)
-                    .push_bind(r.4.as_slice());
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        report.chunks_written = rows.len();
-        report.chunks_expired = sqlx::query("DELETE FROM chunks WHERE expires < ?1")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Flush everything and close the database.
-    pub async fn close(&self) -> Result<FlushReport, StoreError> {
-        let report = self.flush().await?;
-        self.pool.close().await;
-        Ok(report)
-    }
-}
-
-/// Most points [`Store::cache_by_path`] caches at once (their paths' text stays far below
-/// 4 GiB, the offsets' bound).
-const BY_PATH_BATCH: usize = 16 * 1024;
-
-/// How many lines ahead [`Store::cache_batch`] prefetches a lookup's entry.
-const PREFETCH: usize = 16;
-
-/// The path hash of `batch[j]` if it is cached by path (its series not resolved).
-#[inline]
-fn hash_to_look_up(batch: &[Point], j: u32) -> Option<PathHash> {
-    let p = &batch[j as usize];
-    p.series.is_none().then_some(p.hash)
-}
-
-/// The shard of a path whose [`Store::hash_path`] is `hash`: high bits, the shard's table
-/// uses the low ones.
-#[inline]
-fn shard_of_hash(hash: PathHash) -> usize {
-    (hash >> 40) as usize % SHARDS
-}
-
-/// The archive a point of timestamp `ts` received at `now` is written to (whisper's rule),
-/// `None` if it is outside every archive's retention or too far in the future.
-fn dest_archive(archives: &[Archive], ts: i64, now: i64) -> Option<u8> {
-    // Outside whisper's timestamps (and [`LogPt`]'s): dropped before a series is created.
-    u32::try_from(ts).ok()?;
-    let age = now - ts;
-    if age < -MAX_FUTURE_SECS {
-        return None;
-    }
-    archives
-        .iter()
-        .position(|a| a.retention() >= age)
-        .map(|i| i as u8)
 }
 
 #[cfg(test)]

@@ -7,30 +7,43 @@
 //! row) cost more CPU than decoding them. Here the render thread steps the statement itself
 //! and decodes each blob where SQLite keeps it. Everything else — opening, pragmas, schema,
 //! writes, the pool — stays with sqlx; this module only reads.
+//!
+//! Safe code cannot misuse the raw handle: a [`Db`] borrows sqlx's lock on the connection
+//! (`LockedSqliteHandle`) and a [`Statement`] borrows the [`Db`] it was prepared on, so
+//! neither outlives the lock, and both stay on the thread that took it (raw pointers: neither
+//! `Send` nor `Sync`).
 
 use std::ffi::{c_int, CStr};
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use libsqlite3_sys as ffi;
+use sqlx::sqlite::LockedSqliteHandle;
 
 use super::StoreError;
 
-/// A prepared statement on a locked connection; finalized on drop.
-pub(super) struct Statement {
+/// A connection locked out of sqlx's worker for as long as this lives.
+pub(super) struct Db<'h> {
     db: NonNull<ffi::sqlite3>,
-    stmt: NonNull<ffi::sqlite3_stmt>,
+    _lock: PhantomData<&'h mut ()>,
 }
 
-impl Statement {
-    /// Prepares `sql` (one statement) on `db`.
-    ///
-    /// `db` must be a connection handle locked out of sqlx's worker
-    /// (`LockedSqliteHandle::as_raw_handle`) for as long as the statement lives.
-    pub(super) fn prepare(db: NonNull<ffi::sqlite3>, sql: &str) -> Result<Statement, StoreError> {
+impl<'h> Db<'h> {
+    /// The connection behind `handle`, usable while `handle` is borrowed.
+    pub(super) fn new(handle: &'h mut LockedSqliteHandle<'_>) -> Db<'h> {
+        Db {
+            db: handle.as_raw_handle(),
+            _lock: PhantomData,
+        }
+    }
+
+    /// Prepares `sql` (one statement) on this connection.
+    pub(super) fn prepare(&self, sql: &str) -> Result<Statement<'_>, StoreError> {
+        let db = self.db;
         let len = c_int::try_from(sql.len())
             .map_err(|_| StoreError::Read("statement too long".to_string()))?;
         let mut stmt = std::ptr::null_mut();
-        // SAFETY: `db` is an open connection no other thread uses (the caller holds sqlx's
+        // SAFETY: `db` is an open connection no other thread uses (`self` borrows sqlx's
         // lock); `sql` is valid for `len` bytes; SQLite writes the statement pointer.
         let rc = unsafe {
             ffi::sqlite3_prepare_v2(
@@ -45,10 +58,23 @@ impl Statement {
             return Err(error(db, rc));
         }
         NonNull::new(stmt)
-            .map(|stmt| Statement { db, stmt })
+            .map(|stmt| Statement {
+                db,
+                stmt,
+                _db: PhantomData,
+            })
             .ok_or_else(|| StoreError::Read("empty statement".to_string()))
     }
+}
 
+/// A prepared statement on a [`Db`], which it cannot outlive; finalized on drop.
+pub(super) struct Statement<'d> {
+    db: NonNull<ffi::sqlite3>,
+    stmt: NonNull<ffi::sqlite3_stmt>,
+    _db: PhantomData<&'d ()>,
+}
+
+impl Statement<'_> {
     /// Binds `value` to parameter `index` (1-based).
     pub(super) fn bind(&mut self, index: usize, value: i64) -> Result<(), StoreError> {
         let index = c_int::try_from(index)
@@ -98,7 +124,7 @@ impl Statement {
     }
 }
 
-impl Drop for Statement {
+impl Drop for Statement<'_> {
     fn drop(&mut self) {
         // SAFETY: the statement is live and finalized exactly once.
         unsafe {

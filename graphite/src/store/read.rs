@@ -206,10 +206,10 @@ impl Store {
         if !groups.is_empty() {
             let mut conn = self.pool.acquire().await?;
             let mut handle = conn.lock_handle().await?;
-            let db = handle.as_raw_handle();
+            let db = raw::Db::new(&mut handle);
             for ((archive, lo, hi), members) in &groups {
                 for batch in members.chunks(IDS_PER_QUERY) {
-                    read_chunks(db, *archive, *lo, *hi, batch, series, &mut reads)?;
+                    read_chunks(&db, *archive, *lo, *hi, batch, series, &mut reads)?;
                 }
             }
         }
@@ -283,7 +283,7 @@ impl Store {
 /// Reads the chunks of `batch` (indexes into `series` and `reads`) in `archive` between
 /// chunk starts `lo` and `hi` into `reads`, on a connection locked out of sqlx (`db`).
 fn read_chunks(
-    db: std::ptr::NonNull<libsqlite3_sys::sqlite3>,
+    db: &raw::Db<'_>,
     archive: u8,
     lo: i64,
     hi: i64,
@@ -297,7 +297,7 @@ fn read_chunks(
         sql.push_str(if i == 0 { "?" } else { ", ?" });
     }
     sql.push_str(") AND archive = ? AND chunk_start BETWEEN ? AND ?");
-    let mut stmt = raw::Statement::prepare(db, &sql)?;
+    let mut stmt = db.prepare(&sql)?;
     for (n, &i) in batch.iter().enumerate() {
         stmt.bind(n + 1, series[i].id as i64)?;
     }

@@ -1,4 +1,6 @@
-//! Log setup shared by the `collector` and `sql-to-graphite` binaries.
+//! Log setup shared by every binary (`collector`, `sql-to-graphite`, `alerter`, `carbide`):
+//! stderr, no ANSI colours unless stderr is a terminal, `--log-level` over `RUST_LOG` over
+//! `info`.
 //!
 //! The filter is tracing-subscriber's `Targets` (`info`, `debug`, `collector=debug,warn`), not
 //! `EnvFilter`: the same directive syntax without span or field matching, and without the
