@@ -385,3 +385,62 @@ fn bytes_per_point_of_a_typical_render() {
     eprintln!("bytes per point, worst of the typical renders: {worst:.1}");
     assert!(worst < BYTES_PER_POINT as f64, "{worst} bytes per point");
 }
+
+/// Every registered function, called with a spread of odd arguments whatever its signature
+/// says (none, wrong types, negative, huge, a regex that does not compile, a missing path) over
+/// odd data (nulls, two steps, an all-null series, a series shorter than its window), returns
+/// series or an error — never a panic.
+#[test]
+fn no_function_panics_on_odd_arguments() {
+    let ser = |name: &str, step: i64, values: &[Option<f64>]| {
+        Series::new(name, 0, values.len() as i64 * step, step, values.to_vec())
+    };
+    let n = |xs: &[i64]| -> Vec<Option<f64>> {
+        xs.iter()
+            .map(|x| (*x != i64::MIN).then_some(*x as f64))
+            .collect()
+    };
+    const X: i64 = i64::MIN; // null in `n(...)`
+    let data = vec![
+        ser("x.a", 10, &n(&[1, X, 3, 0, -5, X, 7, 8, X, 10, 11, 12])),
+        ser("x.b", 60, &n(&[X, 2])),
+        ser("x.c", 10, &[None; 12]),
+        ser("x.d", 10, &[Some(0.0); 12]),
+    ];
+    let arg_sets = [
+        "",
+        "x.*",
+        "x.*,0",
+        "x.*,-3",
+        "x.*,2,1",
+        "x.*,1000",
+        "x.*,1000000000",
+        "x.*,'1min'",
+        "x.*,'-1h','sum'",
+        "x.*,'sum',1,-1",
+        "x.*,'sum','>',1",
+        "x.*,0.5",
+        "x.*,150.0",
+        "x.*,x.*",
+        "x.a,x.b",
+        "x.*,None",
+        "x.*,true",
+        "x.*,'('",
+        r"x.*,'x','\9'",
+        "nothing",
+        "nothing,1",
+        "5",
+        "'a'",
+        "1.0",
+    ];
+    // seriesByTag parses to a fetch, not a call (its own tests are in tags.rs).
+    for f in FUNCTIONS.iter().filter(|f| f.name != "seriesByTag") {
+        for args in arg_sets {
+            let text = format!("{}({args})", f.name);
+            let target = graphite::expr::parse(&text)
+                .unwrap_or_else(|e| panic!("{text} does not parse: {e}"));
+            let src = MemorySource::new(data.clone());
+            let _ = graphite::eval::render(&[target], 0, 110, 110, &src);
+        }
+    }
+}

@@ -32,8 +32,6 @@ pub mod describe;
 
 #[cfg(test)]
 pub(crate) mod testkit;
-#[cfg(test)]
-mod vectors;
 
 /// Declares the function modules and [`FUNCTIONS`] from one list: each module (a file of
 /// `functions/`) with the `Function` consts it registers. The order is of no importance:
