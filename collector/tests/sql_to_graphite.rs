@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -628,11 +628,14 @@ fn cron_runs_spool_by_default_and_drain_the_backlog_first() {
     };
     // SAFETY: geteuid has no preconditions.
     let spool = if unsafe { libc::geteuid() } == 0 {
-        std::path::PathBuf::from("/var/lib/carbide/sql-to-graphite")
+        PathBuf::from("/var/lib/carbide/sql-to-graphite")
     } else {
         state.join("carbide/sql-to-graphite")
     };
     let dest = spool.join(format!("127.0.0.1_{port}"));
+    // As root the default is the system's spool: whatever this test adds there goes when it
+    // ends, passed or failed (directories it did not create stay).
+    let _cleanup = RemoveOnDrop::new(&dest);
     let _ = std::fs::remove_dir_all(&dest);
     for run in 1..=2 {
         let out = cron(run);
@@ -676,7 +679,37 @@ fn cron_runs_spool_by_default_and_drain_the_backlog_first() {
         err.contains("6 lines left by earlier runs delivered"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dest);
+}
+
+/// Removes a directory when dropped, and those of its ancestors it had to create (only if
+/// they are empty by then).
+struct RemoveOnDrop {
+    dir: PathBuf,
+    created: Vec<PathBuf>,
+}
+
+impl RemoveOnDrop {
+    fn new(dir: &Path) -> RemoveOnDrop {
+        let created = dir
+            .ancestors()
+            .skip(1)
+            .take_while(|a| !a.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        RemoveOnDrop {
+            dir: dir.to_path_buf(),
+            created,
+        }
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        for d in &self.created {
+            let _ = std::fs::remove_dir(d); // fails (kept) unless empty
+        }
+    }
 }
 
 /// A connection error says what happened: refused, authentication, unknown database

@@ -35,6 +35,14 @@ impl Agent {
     /// [`Agent::start`] with the binary run by `wrapper` (e.g. `["strace", "-f", …]`); no
     /// wrapper runs it directly.
     pub fn start_under(dir: &Path, wrapper: &[&str]) -> Agent {
+        // The agent spools into the test's directory, never the user's or the system's
+        // default spool (as root `/var/lib/carbide/spool`, one directory per test's port).
+        let global = std::fs::read_to_string(dir.join("collector.yml")).unwrap_or_default();
+        assert!(
+            global.contains("spool_dir:"),
+            "{}/collector.yml sets no sender.spool_dir",
+            dir.display()
+        );
         let mut cmd = match wrapper.split_first() {
             Some((program, args)) => {
                 let mut c = Command::new(program);

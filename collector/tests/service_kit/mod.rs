@@ -131,6 +131,7 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(dir: &Path) -> Agent {
+        assert_own_spool(dir);
         let mut child = Command::new(BIN)
             .args(["--log-level", "info"])
             .current_dir(dir)
@@ -167,11 +168,25 @@ impl Drop for Agent {
     }
 }
 
-/// Global settings sending to `port` every second as host `testhost`.
+/// Global settings sending to `port` every second as host `testhost`, spooling into the
+/// test's own directory (`spool/`, beside `collector.yml`): without `spool_dir` an agent run
+/// as root spools into `/var/lib/carbide/spool`, one directory per test's port.
 pub fn global(port: u16) -> String {
     format!(
-        "hostname_method: fixed\nhostname: testhost\ninterval: 1s\nsender:\n  destinations: [\"127.0.0.1:{port}\"]\n"
+        "hostname_method: fixed\nhostname: testhost\ninterval: 1s\nsender:\n  destinations: [\"127.0.0.1:{port}\"]\n  spool_dir: spool\n"
     )
+}
+
+/// Panics unless `dir/collector.yml` names a `spool_dir`: an agent a test starts spools into
+/// the test's temporary directory, never the user's or the system's default spool.
+pub fn assert_own_spool(dir: &Path) {
+    let global = std::fs::read_to_string(dir.join("collector.yml")).unwrap_or_default();
+    assert!(
+        global.contains("spool_dir:"),
+        "{}/collector.yml sets no sender.spool_dir: the agent would spool outside the test's \
+         directory (as root into /var/lib/carbide/spool)",
+        dir.display()
+    );
 }
 
 /// The metric names of a docs page's "Metrics" table (first column, in backticks), with
