@@ -201,14 +201,15 @@ pub fn api_with(store: Arc<Store>, config: &HttpConfig, extra: Router) -> (Route
         .route("/metrics/find", get(find).post(find))
         .route("/metrics/find/", get(find).post(find))
         // graphite-web's cluster front end joins a `CLUSTER_SERVERS` URL ending in `/` and
-        // `/render/` into `//render/`.
+        // `/render/` into `//render/` (and so for find, index.json and tag autocomplete).
         .route("//render", get(render).post(render))
         .route("//render/", get(render).post(render))
         .route("//metrics/find", get(find).post(find))
         .route("//metrics/find/", get(find).post(find))
+        .route("//metrics/index.json", get(index).post(index))
         .route("/metrics/expand", get(expand).post(expand))
         .route("/metrics/expand/", get(expand).post(expand))
-        .route("/metrics/index.json", get(index))
+        .route("/metrics/index.json", get(index).post(index))
         .route("/functions", get(functions_list))
         .route("/functions/", get(functions_list))
         .route("/functions/{name}", get(function_details))
@@ -366,7 +367,7 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
 
 /// An error answer: status and a plain-text message.
 #[derive(Debug)]
-struct ApiError {
+pub(super) struct ApiError {
     status: StatusCode,
     message: String,
 }
@@ -419,7 +420,7 @@ impl Params {
     /// [`Params::collect`], and a `multipart/form-data` body's fields too (graphite-web's
     /// cluster front end POSTs its requests so with `REMOTE_STORE_USE_POST`). The body was
     /// read under `max_body_bytes` already; a malformed one is a 400.
-    async fn collect_multipart(
+    pub(super) async fn collect_multipart(
         query: Option<&str>,
         headers: &HeaderMap,
         body: Bytes,
@@ -848,8 +849,19 @@ fn expand_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
     ))
 }
 
-async fn index(State(st): State<Arc<AppState>>, RawQuery(q): RawQuery) -> Response {
-    let p = Params::collect(q.as_deref(), &HeaderMap::new(), &[]);
+/// `/metrics/index.json`: every series' name. graphite-web's cluster front end asks it with
+/// `local=1` (ignored: a node knows only its own series), by multipart POST under
+/// `REMOTE_STORE_USE_POST`.
+async fn index(
+    State(st): State<Arc<AppState>>,
+    RawQuery(q): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let p = match Params::collect_multipart(q.as_deref(), &headers, body).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let state = st.clone();
     work(&st, move |_| {
         let callback = jsonp(&p)?;

@@ -48,6 +48,9 @@ pub fn routes<S: Clone + Send + Sync + 'static>(
         .route("/tags/findSeries", any(find_series))
         .route("/tags/autoComplete/tags", any(auto_complete_tags))
         .route("/tags/autoComplete/values", any(auto_complete_values))
+        // As graphite-web's cluster front end asks a `CLUSTER_SERVERS` URL ending in `/`.
+        .route("//tags/autoComplete/tags", any(auto_complete_tags))
+        .route("//tags/autoComplete/values", any(auto_complete_values))
         .route("/tags/tagSeries", any(not_supported))
         .route("/tags/tagMultiSeries", any(not_supported))
         .route("/tags/delSeries", any(not_supported))
@@ -90,15 +93,23 @@ async fn respond(
     allowed: &[Method],
     query: Option<&str>,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Bytes,
     f: impl FnOnce(&Params, &Store) -> Answer + Send + 'static,
 ) -> Response {
     if !allowed.contains(method) {
         return StatusCode::METHOD_NOT_ALLOWED.into_response();
     }
-    // graphite-web reads the form body only for POST.
-    let body = if *method == Method::POST { body } else { &[] };
-    let p = Params::collect(query, headers, body);
+    // graphite-web reads the form body only for POST: urlencoded, or multipart/form-data as
+    // its cluster front end sends autocomplete requests under `REMOTE_STORE_USE_POST`.
+    let body = if *method == Method::POST {
+        body
+    } else {
+        Bytes::new()
+    };
+    let p = match Params::collect_multipart(query, headers, body).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
     let callback = p
         .get("jsonp")
         .filter(|cb| valid_callback(cb))
@@ -207,7 +218,7 @@ async fn tag_list(
         &get,
         q.as_deref(),
         &headers,
-        &body,
+        body,
         |p, store| {
             let limit = limit(p)?;
             tag_info(&store.tag_index(), p.get("filter"), limit)
@@ -231,7 +242,7 @@ async fn tag_details(
         &get,
         q.as_deref(),
         &headers,
-        &body,
+        body,
         move |p, store| {
             let limit = limit(p)?;
             let ix = store.tag_index();
@@ -274,7 +285,7 @@ async fn find_series(
         &allowed,
         q.as_deref(),
         &headers,
-        &body,
+        body,
         |p, store| {
             let exprs = exprs(p);
             if exprs.is_empty() {
@@ -300,7 +311,7 @@ async fn auto_complete_tags(
         &allowed,
         q.as_deref(),
         &headers,
-        &body,
+        body,
         |p, store| {
             let limit = limit(p)?;
             let exprs = exprs(p);
@@ -329,7 +340,7 @@ async fn auto_complete_values(
         &allowed,
         q.as_deref(),
         &headers,
-        &body,
+        body,
         |p, store| {
             let limit = limit(p)?;
             let exprs = exprs(p);
