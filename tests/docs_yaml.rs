@@ -1,6 +1,6 @@
 //! Every YAML example in `docs/` goes through the real loader of the file it shows, so the
 //! docs cannot drift from what the binaries accept: `carbide serve`'s settings file
-//! (store.md), the agent's global file and collector files (configuration.md, sender.md,
+//! (store.md, and cluster.md's node: a block with a serve file's listener keys), the agent's global file and collector files (configuration.md, sender.md,
 //! collectors/*.md), sql-to-graphite's queries file (collectors/sql.md), alerts.yml
 //! (alerts.md, notifiers.md; fragments are completed with a minimal alert) and install.md's
 //! Ansible tasks (YAML; the agent settings they write load).
@@ -48,6 +48,9 @@ fn top_keys(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Keys only `carbide serve`'s settings file has.
+const SERVE_KEYS: &[&str] = &["carbon_tcp", "carbon_udp", "http_listen"];
+
 const ALERTER_KEYS: &[&str] = &[
     "alerts",
     "notifiers",
@@ -64,7 +67,7 @@ fn check(doc: &Path, line: usize, text: &str) -> Result<&'static str, String> {
     let keys = top_keys(text);
     let name = doc.file_name().unwrap().to_string_lossy();
     let at = |e: &dyn std::fmt::Display| format!("{}:{line}: {e}", doc.display());
-    if name == "store.md" {
+    if name == "store.md" || SERVE_KEYS.iter().any(|k| keys.contains(k)) {
         let f = d.join("serve.yml");
         std::fs::write(&f, text).unwrap();
         carbide::config::Loaded::load(Some(&f)).map_err(|e| at(&e))?;

@@ -9,6 +9,8 @@
 //! `tests/run` installs both packages (`carbon-c-relay`, `graphite-carbon`).
 
 mod common;
+#[path = "../../tests/common/docs.rs"]
+mod docs;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -322,7 +324,8 @@ fn carbon_ch_py_places_every_name_where_carbon_relay_does() {
 
 /// The running relay (its dispatcher sanitises names and hashes a tagged name up to `;`) and
 /// the sender in `carbon_ch` mode, replication 2, each in front of three receivers with the
-/// same instance names: every line reaches the same receivers through both.
+/// same instance names, configured by docs/cluster.md's blocks as written there: every line
+/// reaches the same receivers through both.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sender_and_the_running_relay_deliver_each_line_to_the_same_nodes() {
     let mut lines = Vec::new();
@@ -355,15 +358,24 @@ async fn the_sender_and_the_running_relay_deliver_each_line_to_the_same_nodes() 
     }
     let port_of = |k: usize| receivers[k].port();
 
+    // docs/cluster.md's relay and agent configurations, each node's address made the port of
+    // its receiver (the relay's and the sender's receivers of one instance share the host).
     let dir = tempfile::tempdir().unwrap();
     let listen = common::free_port();
-    let mut conf = format!(
-        "listen\n    type linemode\n        127.0.0.1:{listen} proto tcp\n    ;\ncluster nodes\n    carbon_ch replication 2\n"
-    );
-    for (k, inst) in instances.iter().enumerate() {
-        conf.push_str(&format!("        127.0.0.1:{}={inst}\n", port_of(2 * k)));
+    let mut subs = vec![("10.0.0.10:2003".to_string(), format!("127.0.0.1:{listen}"))];
+    for k in 0..instances.len() {
+        subs.push((
+            format!("10.0.0.{}:2003=", k + 1),
+            format!("127.0.0.1:{}=", port_of(2 * k)),
+        ));
     }
-    conf.push_str("    ;\nmatch * send to nodes stop;\n");
+    let conf = docs::with(&docs::block("cluster.md", "relay"), &subs);
+    for (k, inst) in instances.iter().enumerate() {
+        assert!(
+            conf.contains(&format!(":{}={inst}\n", port_of(2 * k))),
+            "{conf}"
+        );
+    }
     std::fs::write(dir.path().join("relay.conf"), &conf).unwrap();
     let mut relay = Command::new("carbon-c-relay")
         .arg("-f")
@@ -388,16 +400,30 @@ async fn the_sender_and_the_running_relay_deliver_each_line_to_the_same_nodes() 
     drop(conn);
 
     let spool = tempfile::tempdir().unwrap();
+    let subs: Vec<(String, String)> = (0..instances.len())
+        .map(|k| {
+            (
+                format!("10.0.0.{}:2003=", k + 1),
+                format!("127.0.0.1:{}=", port_of(2 * k + 1)),
+            )
+        })
+        .collect();
+    let agent = docs::with(&docs::block("cluster.md", "agent"), &subs);
+    std::fs::write(spool.path().join("collector.yml"), agent).unwrap();
+    std::fs::create_dir(spool.path().join("collectors.d")).unwrap();
+    let loaded = collector::config::load(&collector::config::Sources {
+        config: Some(spool.path().join("collector.yml")),
+        collectors_dir: None,
+    })
+    .unwrap_or_else(|e| panic!("docs/cluster.md's agent block: {e:?}"));
+    let documented = loaded.settings.sender;
+    assert_eq!(
+        (documented.placement, documented.replication),
+        (Mode::CarbonCh, 2)
+    );
     let h = sender::spawn(SenderConfig {
-        destinations: instances
-            .iter()
-            .enumerate()
-            .map(|(k, inst)| format!("127.0.0.1:{}={inst}", port_of(2 * k + 1)))
-            .collect(),
-        placement: Mode::CarbonCh,
-        replication: 2,
-        spool_dir: Some(spool.path().into()),
-        ..SenderConfig::default()
+        spool_dir: Some(spool.path().join("spool")),
+        ..documented
     })
     .unwrap();
     h.submit(Chunk {

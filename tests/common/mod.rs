@@ -2,6 +2,9 @@
 //! chose, talk HTTP/1.1 and carbon plaintext to it. Real processes, real sockets.
 #![allow(dead_code)]
 
+pub mod conformance;
+pub mod docs;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

@@ -1,10 +1,10 @@
 """Real graphite-web 1.1.10 as a cluster front end (CLUSTER_SERVERS) over carbide nodes.
 
-usage: tests/graphite-web/venv-python cluster_server.py STORAGE_DIR FORMAT POST NODE_URL...
-FORMAT is `pickle` or `msgpack` (what the nodes are asked for); POST `1` sets
-REMOTE_STORE_USE_POST (multipart/form-data requests). No local whisper data: every series
-comes from the nodes. Serves on 127.0.0.1 at a port the OS picks, with the real clock; prints
-"READY <port>" once listening; stops when stdin closes.
+usage: tests/graphite-web/venv-python cluster_server.py STORAGE_DIR SETTINGS_FILE [NOW]
+SETTINGS_FILE holds the cluster's settings (CLUSTER_SERVERS, REMOTE_STORE_USE_POST, ...): the
+`local_settings.py` lines of docs/cluster.md as tests/cluster.rs fills them in. No local
+whisper data: every series comes from the nodes. Serves on 127.0.0.1 at a port the OS picks,
+with the real clock (or frozen at NOW, epoch seconds); prints "READY <port>" once listening; stops when stdin closes.
 """
 import os
 import socketserver
@@ -16,17 +16,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import gwenv  # noqa: E402
 
-storage, fmt, post, nodes = os.path.abspath(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
-# A URL ending in `/` is joined with `/render/` into `//render/`, as deployments write them.
-servers = ["%s/?format=%s" % (n.rstrip("/"), fmt) for n in nodes]
-extra = """
-CLUSTER_SERVERS = %r
-REMOTE_STORE_USE_POST = %s
-REMOTE_RETRY_DELAY = 0
-FIND_TIMEOUT = 5
-FETCH_TIMEOUT = 10
-""" % (servers, post == "1")
-gwenv.setup(storage, tagdb=True, extra=extra)
+storage, settings = os.path.abspath(sys.argv[1]), sys.argv[2]
+now = int(sys.argv[3]) if len(sys.argv) > 3 else None
+with open(settings) as f:
+    extra = f.read()
+gwenv.setup(storage, now=now, tagdb=True, extra=extra)
 
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
