@@ -647,3 +647,142 @@ fn the_conformance_corpus_renders_through_the_cluster_as_graphite_web_recorded_i
     );
     replay(fe, "one node stopped");
 }
+
+/// The alerter (in process, its real run loop with an injected clock) against graphite-web's
+/// cluster front end over three nodes pages exactly as against one node holding all the data:
+/// the same level changes (alert, series, levels, value) and the same messages per notifier,
+/// cycle after cycle, including with one node stopped.
+#[test]
+fn the_alerter_pages_through_the_cluster_as_through_one_node() {
+    use alerter::daemon::{run_with, Ticks};
+    use alerter::pipeline::engine::CycleReport;
+    use alerter::pipeline::evaluate::RenderBackend;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut nodes: Vec<Carbide> = (0..3)
+        .map(|i| serve(&dir.path().join(format!("n{i}"))))
+        .collect();
+    let single = serve(&dir.path().join("single"));
+    let (_relay, relay_addr) = c_relay(dir.path(), &nodes);
+
+    // Ten hosts' cpu rising over ten minutes: some hosts end CRITICAL, some WARNING, some OK.
+    let t = now() / 60 * 60;
+    let mut lines = String::new();
+    let mut series = Vec::new();
+    for h in 0..10 {
+        let name = format!("servers.h{h}.cpu");
+        for k in 0..10 {
+            let v = (h * 10 + k) as f64 / 1.5;
+            lines.push_str(&format!("{name} {v} {}\n", t - 60 * (10 - k)));
+        }
+        series.push(name);
+    }
+    send_lines(single.carbon, &lines);
+    send_lines(relay_addr, &lines);
+    let points = |addr: SocketAddr, s: &str| -> usize {
+        let (_, v) = answer(addr, s, t - 900, t);
+        v.first()
+            .and_then(|(_, d)| {
+                d.as_array()
+                    .map(|a| a.iter().filter(|p| !p[0].is_null()).count())
+            })
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || series.iter().all(|s| {
+            points(single.http, s) == 10
+                && nodes.iter().filter(|n| points(n.http, s) == 10).count() == 2
+        })),
+        "every series on the single node and on two cluster nodes"
+    );
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.http).collect();
+    let (_gw, fe) = front_end(&dir.path().join("gw"), "pickle", false, &addrs, None);
+
+    // Cycles at three instants: the levels change as the window moves over the rising data.
+    let cycles = [t - 240, t - 120, t];
+    let run = |name: &str, url: String| -> Vec<CycleReport> {
+        let d = dir.path().join(format!("alerter-{name}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let file = d.join("alerts.yml");
+        let text = format!(
+            "graphite_url: {url}\nstate_file: {}\napi_listen: off\n\
+             notifiers:\n  console: {{type: console}}\n\
+             alerts:\n  - {{name: cpu, target: servers.*.cpu, warning: 30, critical: 50, from: -5min}}\n  \
+             - {{name: busiest, target: 'maxSeries(servers.*.cpu)', warning: 40, critical: 55, from: -3min}}\n  \
+             - {{name: total, target: 'sumSeries(servers.*.cpu)', warning: 200, critical: 300, from: -5min, reduce: avg}}\n",
+            d.join("state.db").display()
+        );
+        let cfg = std::sync::Arc::new(
+            alerter::config::Config::from_str_with_env(&file, &text, &|_| None)
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let backend = std::sync::Arc::new(
+                RenderBackend::from_settings(&cfg.graphite, Duration::from_secs(20)).unwrap(),
+            );
+            let (at_tx, at) = tokio::sync::mpsc::channel(1);
+            let (reports_tx, mut reports) = tokio::sync::mpsc::channel(1);
+            let (_sd_tx, sd) = tokio::sync::watch::channel(false);
+            let run = run_with(
+                cfg.clone(),
+                backend,
+                alerter::outbox::RetryPolicy::default(),
+                sd,
+                Ticks::Manual {
+                    at,
+                    reports: reports_tx,
+                },
+                None,
+                None,
+            );
+            let drive = async {
+                let mut out = Vec::new();
+                for &c in &cycles {
+                    at_tx.send(c).await.unwrap();
+                    let r = reports.recv().await.expect("a report per cycle");
+                    assert_eq!(r.fetch_errors, 0, "{name}: {r:?}");
+                    out.push(r);
+                }
+                out
+            };
+            tokio::pin!(run);
+            tokio::select! {
+                r = &mut run => panic!("{name}: the run loop ended: {r:?}"),
+                out = drive => out,
+            }
+        })
+    };
+    let summary = |r: &[CycleReport]| -> Vec<(Vec<String>, Vec<String>)> {
+        r.iter()
+            .map(|c| {
+                (
+                    c.changes.iter().map(|h| format!("{h:?}")).collect(),
+                    c.messages
+                        .iter()
+                        .map(|(n, m)| format!("{n}: {:?} {}", m.action, m.notification.summary))
+                        .collect(),
+                )
+            })
+            .collect()
+    };
+    let want = summary(&run("single", format!("http://{}", single.http)));
+    let changes: usize = want.iter().map(|(c, _)| c.len()).sum();
+    assert!(changes >= 8, "the data moves levels: {want:?}");
+    assert_eq!(
+        summary(&run("cluster", format!("http://{fe}"))),
+        want,
+        "through the cluster"
+    );
+    assert!(nodes.remove(0).stop());
+    let (_gw2, fe2) = front_end(&dir.path().join("gw2"), "pickle", false, &addrs, None);
+    assert_eq!(
+        summary(&run("degraded", format!("http://{fe2}"))),
+        want,
+        "through the cluster with one node stopped"
+    );
+}
