@@ -21,6 +21,20 @@ use serde::{Deserialize, Serialize};
 use crate::notification::{Action, Level, Notification};
 use conf::Secret;
 
+/// `http_notifier!(Name, NameConfig)`: `Name` is the [`HttpNotifier`] of the options
+/// `NameConfig` (which have a `timeout`); its `impl Notifier` is the notifier's own.
+macro_rules! http_notifier {
+    ($name:ident, $config:ty) => {
+        pub type $name = super::HttpNotifier<$config>;
+
+        impl super::HttpOptions for $config {
+            fn timeout(&self) -> std::time::Duration {
+                self.timeout
+            }
+        }
+    };
+}
+
 /// The registry: each name is a module of this directory with a `pub const KIND`.
 macro_rules! registry {
     ($($name:ident),* $(,)?) => {
@@ -442,6 +456,27 @@ pub fn keyed_level(msg: &Message) -> Level {
 
 pub(crate) fn default_timeout() -> Duration {
     Duration::from_secs(10)
+}
+
+/// The options of a notifier that sends over HTTP.
+pub trait HttpOptions {
+    /// Per-request timeout.
+    fn timeout(&self) -> Duration;
+}
+
+/// A notifier that sends over HTTP (PagerDuty, Slack, webhook): its options and a client
+/// whose requests time out after the options' `timeout`.
+#[derive(Debug)]
+pub struct HttpNotifier<C> {
+    pub(crate) cfg: C,
+    pub(crate) client: reqwest::Client,
+}
+
+impl<C: HttpOptions> HttpNotifier<C> {
+    pub fn new(cfg: C) -> anyhow::Result<Self> {
+        let client = http_client(cfg.timeout())?;
+        Ok(HttpNotifier { cfg, client })
+    }
 }
 
 /// A reqwest client with a timeout, rustls, no redirects to other hosts' secrets.

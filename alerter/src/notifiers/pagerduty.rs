@@ -134,18 +134,7 @@ impl NotifierConfig for PagerDutyConfig {
     }
 }
 
-#[derive(Debug)]
-pub struct PagerDuty {
-    cfg: PagerDutyConfig,
-    client: reqwest::Client,
-}
-
-impl PagerDuty {
-    pub fn new(cfg: PagerDutyConfig) -> anyhow::Result<Self> {
-        let client = super::http_client(cfg.timeout)?;
-        Ok(PagerDuty { cfg, client })
-    }
-}
+http_notifier!(PagerDuty, PagerDutyConfig);
 
 fn severity(level: Level) -> &'static str {
     match level {

@@ -132,18 +132,7 @@ impl NotifierConfig for SlackConfig {
     }
 }
 
-#[derive(Debug)]
-pub struct Slack {
-    cfg: SlackConfig,
-    client: reqwest::Client,
-}
-
-impl Slack {
-    pub fn new(cfg: SlackConfig) -> anyhow::Result<Self> {
-        let client = super::http_client(cfg.timeout)?;
-        Ok(Slack { cfg, client })
-    }
-}
+http_notifier!(Slack, SlackConfig);
 
 /// Graphite Pager's colours.
 fn color(level: Level, action: Action) -> &'static str {

@@ -47,18 +47,7 @@ impl NotifierConfig for WebhookConfig {
     }
 }
 
-#[derive(Debug)]
-pub struct Webhook {
-    cfg: WebhookConfig,
-    client: reqwest::Client,
-}
-
-impl Webhook {
-    pub fn new(cfg: WebhookConfig) -> anyhow::Result<Self> {
-        let client = super::http_client(cfg.timeout)?;
-        Ok(Webhook { cfg, client })
-    }
-}
+http_notifier!(Webhook, WebhookConfig);
 
 /// The JSON body.
 pub fn payload(msg: &Message) -> serde_json::Value {

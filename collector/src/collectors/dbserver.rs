@@ -25,19 +25,11 @@ pub fn resolve_dsn(
     driver: Driver,
     example: &str,
 ) -> anyhow::Result<Dsn> {
-    let dsn = match (dsn, dsn_env) {
-        (Some(d), None) => d.0,
-        (None, Some(var)) => {
-            let text = std::env::var(&var).map_err(|_| {
-                anyhow::anyhow!("dsn_env: the environment variable {var} is not set (export it in the agent's environment, or use `dsn:`)")
-            })?;
-            Dsn::parse(&text).map_err(|e| anyhow::anyhow!("dsn_env {var}: {e}"))?
-        }
-        (Some(_), Some(_)) => anyhow::bail!("set one of `dsn` or `dsn_env`, not both"),
-        (None, None) => {
-            anyhow::bail!("missing the server: set `dsn_env: VARIABLE` (or `dsn: {example}`)")
-        }
-    };
+    let dsn = super::sql::dsn_of(
+        dsn,
+        dsn_env,
+        &format!("missing the server: set `dsn_env: VARIABLE` (or `dsn: {example}`)"),
+    )?;
     if dsn.driver() != driver {
         anyhow::bail!(
             "dsn: {} is a {} DSN; this collector reads {} servers (e.g. {example})",

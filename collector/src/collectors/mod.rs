@@ -259,6 +259,29 @@ pub mod __private {
 /// cannot name `$crate`).
 #[macro_export]
 macro_rules! collector_config {
+    // `with dsn`: a collector of a database server (postgres, mysql, sql) also takes `dsn:`
+    // or `dsn_env:` (resolved by `sql::dsn_of`), declared here once.
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident with dsn {
+            $( $(#[$fmeta:meta])* pub $field:ident : $ty:ty ),* $(,)?
+        }
+    ) => {
+        $crate::collector_config! {
+            $(#[$meta])*
+            pub struct $name {
+                /// The server's DSN (`postgres://user:password@host:port/db`, `mysql://`,
+                /// `mariadb://`, `sqlite:///path`; each collector names the drivers it reads).
+                /// Prefer `dsn_env`, which keeps the password out of the file.
+                #[serde(default)]
+                pub dsn: Option<$crate::collectors::sql::SecretDsn>,
+                /// Name of an environment variable holding the DSN.
+                #[serde(default)]
+                pub dsn_env: Option<String>,
+                $( $(#[$fmeta])* pub $field: $ty, )*
+            }
+        }
+    };
     (
         $(#[$meta:meta])*
         pub struct $name:ident {

@@ -10,7 +10,6 @@ use async_trait::async_trait;
 
 use super::dbserver::{self, Server};
 use super::segment;
-use super::sql::SecretDsn;
 use super::{Batch, Collector, CollectorConfig, Kind};
 use crate::sql::dsn::Driver;
 use crate::sql::value::Cell;
@@ -25,13 +24,7 @@ pub const KIND: Kind = Kind {
 
 crate::collector_config! {
     /// Options of the MySQL / MariaDB collector.
-    pub struct MysqlConfig {
-        /// `mysql://user:password@host:port/` (or `mariadb://`). Prefer `dsn_env`.
-        #[serde(default)]
-        pub dsn: Option<SecretDsn>,
-        /// Name of an environment variable holding the DSN.
-        #[serde(default)]
-        pub dsn_env: Option<String>,
+    pub struct MysqlConfig with dsn {
         /// Also read `SHOW SLAVE STATUS` (needs the REPLICATION CLIENT / SLAVE MONITOR
         /// privilege); for replicas.
         #[serde(default)]

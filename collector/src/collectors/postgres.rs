@@ -10,7 +10,6 @@ use async_trait::async_trait;
 
 use super::dbserver::{self, Server};
 use super::segment;
-use super::sql::SecretDsn;
 use super::{Batch, Collector, CollectorConfig, Kind};
 use crate::sql::dsn::Driver;
 use crate::sql::value::Cell;
@@ -25,15 +24,7 @@ pub const KIND: Kind = Kind {
 
 crate::collector_config! {
     /// Options of the PostgreSQL collector.
-    pub struct PostgresConfig {
-        /// `postgres://user:password@host:port/db`. Prefer `dsn_env`, which keeps the
-        /// password out of the file.
-        #[serde(default)]
-        pub dsn: Option<SecretDsn>,
-        /// Name of an environment variable holding the DSN.
-        #[serde(default)]
-        pub dsn_env: Option<String>,
-    }
+    pub struct PostgresConfig with dsn {}
 }
 
 impl CollectorConfig for PostgresConfig {

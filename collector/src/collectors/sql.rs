@@ -22,14 +22,7 @@ pub const KIND: Kind = Kind {
 
 crate::collector_config! {
     /// Options of the sql collector.
-    pub struct SqlConfig {
-        /// The database DSN (`postgres://user:password@host/db`, `mysql://`, `mariadb://`,
-        /// `sqlite:///path`). Prefer `dsn_env`, which keeps the password out of the file.
-        #[serde(default)]
-        pub dsn: Option<SecretDsn>,
-        /// Name of an environment variable holding the DSN.
-        #[serde(default)]
-        pub dsn_env: Option<String>,
+    pub struct SqlConfig with dsn {
         /// The queries, run in order at every interval (see docs/collectors/sql.md).
         pub queries: Vec<QuerySpec>,
     }
@@ -51,6 +44,22 @@ impl<'de> serde::Deserialize<'de> for SecretDsn {
         Dsn::parse(&s)
             .map(SecretDsn)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The DSN of an instance's `dsn:`, or of the environment variable its `dsn_env:` names
+/// (exactly one of the two; `missing` is the error when neither is set).
+pub fn dsn_of(dsn: Option<SecretDsn>, dsn_env: Option<String>, missing: &str) -> anyhow::Result<Dsn> {
+    match (dsn, dsn_env) {
+        (Some(d), None) => Ok(d.0),
+        (None, Some(var)) => {
+            let text = std::env::var(&var).map_err(|_| {
+                anyhow::anyhow!("dsn_env: the environment variable {var} is not set (export it in the agent's environment, or use `dsn:`)")
+            })?;
+            Dsn::parse(&text).map_err(|e| anyhow::anyhow!("dsn_env {var}: {e}"))
+        }
+        (Some(_), Some(_)) => anyhow::bail!("set one of `dsn` or `dsn_env`, not both"),
+        (None, None) => anyhow::bail!("{missing}"),
     }
 }
 
@@ -79,19 +88,11 @@ impl CollectorConfig for SqlConfig {
     }
 
     fn into_collector(self) -> anyhow::Result<Box<dyn Collector>> {
-        let dsn = match (self.dsn, self.dsn_env) {
-            (Some(d), None) => d.0,
-            (None, Some(var)) => {
-                let text = std::env::var(&var).map_err(|_| {
-                    anyhow::anyhow!("dsn_env: the environment variable {var} is not set (export it in the agent's environment, or use `dsn:`)")
-                })?;
-                Dsn::parse(&text).map_err(|e| anyhow::anyhow!("dsn_env {var}: {e}"))?
-            }
-            (Some(_), Some(_)) => anyhow::bail!("set one of `dsn` or `dsn_env`, not both"),
-            (None, None) => anyhow::bail!(
-                "missing the database: set `dsn_env: VARIABLE` (or `dsn: postgres://user:password@host/db`)"
-            ),
-        };
+        let dsn = dsn_of(
+            self.dsn,
+            self.dsn_env,
+            "missing the database: set `dsn_env: VARIABLE` (or `dsn: postgres://user:password@host/db`)",
+        )?;
         Ok(Box::new(Sql {
             dsn,
             db: None,
