@@ -104,6 +104,16 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
             if cfg.state_file == std::path::Path::new("alerter.db") {
                 cfg.state_file = settings.store.data_dir.join("alerter.db");
             }
+            // The alerter's own port asks for the HTTP API's credentials when alerts.yml
+            // sets no api_auth: silences are never writable there without them.
+            let http_auth = &settings.http.auth;
+            cfg.api_auth_default = alerter::api::ApiAuth {
+                basic: http_auth
+                    .basic
+                    .as_ref()
+                    .map(|(u, p)| (u.clone(), conf::Secret::new(p.clone()))),
+                bearer: http_auth.bearer.clone().map(conf::Secret::new),
+            };
             if let Some(a) = &args.alerter_api {
                 cfg.api_listen = match a.trim() {
                     "off" => None,

@@ -160,6 +160,7 @@ fn every_yaml_example_in_docs_loads() {
     for (v, value) in [
         ("HAPROXY_PASSWORD", "example"),
         ("GRAFANA_PASSWORD", "example"),
+        ("ALERTER_API_PASSWORD", "example"),
         ("SHOP_DSN", "postgres://metrics:secret@127.0.0.1/shop"),
         (
             "CARBIDE_PG_DSN",

@@ -137,6 +137,72 @@ fn up_refuses_to_start_without_its_alerter() {
     );
 }
 
+/// With the HTTP API's auth set and no `api_auth` in alerts.yml, the alerter's own port asks
+/// for the same credentials: neither port takes a silence without them.
+#[test]
+fn up_alerter_port_takes_the_http_apis_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("collectors.d")).unwrap();
+    std::fs::write(
+        d.join("collectors.d/host.yml"),
+        "type: host\ninterval: 1s\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("alerts.yml"),
+        "interval: 1s\nalerts:\n  - name: Load\n    target: servers.*.loadavg.01\n    warning: 100000\n    critical: 200000\n",
+    )
+    .unwrap();
+    let api = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let api_arg = api.to_string();
+    let c = Carbide::start_env(
+        d,
+        &common::up_args(&["--alerter-api", &api_arg]),
+        &[("CARBIDE_HTTP_TOKEN", "up-t0ken")],
+    );
+    let silence = br#"{"alert": "Load", "duration": "1h", "comment": "c"}"#;
+    let json = Some(("application/json", &silence[..]));
+    let bearer = [("Authorization", "Bearer up-t0ken")];
+    // The alerter's port answers once its first cycle ran (it waits for the agent).
+    let answering = wait_until(Duration::from_secs(60), || {
+        std::net::TcpStream::connect(api).is_ok()
+            && common::http(api, "GET", "/api/alerts", &bearer, None).0 == 200
+    });
+    assert!(answering, "the alerter's API never answered at {api}");
+    for addr in [api, c.http] {
+        for (method, path, body) in [
+            ("GET", "/", None),
+            ("GET", "/api/silences", None),
+            ("POST", "/api/silences", json),
+            ("DELETE", "/api/silences/1", None),
+        ] {
+            let (st, text) = common::http(addr, method, path, &[], body);
+            assert_eq!(st, 401, "{method} {addr}{path}: {text}");
+            assert!(!text.contains("up-t0ken"), "{text}");
+            let (st, _) = common::http(
+                addr,
+                method,
+                path,
+                &[("Authorization", "Bearer up-t0ke")],
+                body,
+            );
+            assert_eq!(st, 401, "{method} {addr}{path} with a wrong token");
+        }
+    }
+    let (st, text) = common::http(api, "POST", "/api/silences", &bearer, json);
+    assert_eq!(st, 201, "{text}");
+    let (st, text) = common::http(c.http, "GET", "/api/silences", &bearer, None);
+    assert_eq!(st, 200, "{text}");
+    assert!(text.contains("\"comment\":\"c\""), "{text}");
+    assert!(c.stop());
+    let log = std::fs::read_to_string(d.join("carbide.log")).unwrap();
+    assert!(!log.contains("up-t0ken"), "{log}");
+}
+
 /// A webhook receiver on 127.0.0.1: every POST body, answered 200.
 fn webhook() -> (
     String,

@@ -8,18 +8,23 @@
 //! - `GET /api/outbox?limit=N`: notification counts by status and the newest notifications
 //!   (default 100) with their status, attempts and last error.
 //!
-//! `alerter run` serves the web console's alert pages (`console::router`) on the same port;
-//! `carbide up` also serves these routes on its HTTP API's port, behind that API's auth
-//! ([`Mount`]).
+//! `alerter run` serves the web console's alert pages (`console::router`) on the same port,
+//! everything behind `api_auth` when it is set ([`protect`]: carbide's HTTP API's model, basic
+//! and/or bearer); `carbide up` also serves these routes on its HTTP API's port, behind that
+//! API's auth ([`Mount`]).
 
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Path, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, delete, get};
 use axum::{Json, Router};
 use serde::Deserialize;
+
+use base64::Engine as _;
+use conf::Secret;
 
 use crate::clock::unix_now;
 use crate::pipeline::engine::Snapshot;
@@ -40,6 +45,83 @@ pub fn router(snapshot: Snapshot, store: Store) -> Router {
         .route("/api/silences/{id}", delete(expire_silence))
         .route("/api/outbox", get(outbox))
         .with_state(Ctx { snapshot, store })
+}
+
+/// The credentials the API's port requires (`api_auth:`), as carbide's HTTP API's `auth:`:
+/// with neither set every request is served; with both, either is accepted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiAuth {
+    /// HTTP basic credentials `(user, password)`.
+    pub basic: Option<(String, Secret)>,
+    /// A bearer token (`Authorization: Bearer <token>`).
+    pub bearer: Option<Secret>,
+}
+
+impl ApiAuth {
+    pub fn enabled(&self) -> bool {
+        self.basic.is_some() || self.bearer.is_some()
+    }
+
+    /// The `Authorization` header a client sends: basic when configured, else bearer.
+    pub fn header(&self) -> Option<String> {
+        match (&self.basic, &self.bearer) {
+            (Some((u, p)), _) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{}", p.expose()))
+            )),
+            (None, Some(t)) => Some(format!("Bearer {}", t.expose())),
+            (None, None) => None,
+        }
+    }
+
+    /// Accepted `Authorization` header values.
+    fn accepted(&self) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        if let Some((u, p)) = &self.basic {
+            let enc =
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{}", p.expose()));
+            v.push(format!("Basic {enc}").into_bytes());
+        }
+        if let Some(t) = &self.bearer {
+            v.push(format!("Bearer {}", t.expose()).into_bytes());
+        }
+        v
+    }
+}
+
+/// `router` behind `auth` (unchanged when none is configured): a request without an accepted
+/// `Authorization` header gets 401 with `WWW-Authenticate: Basic`, so a browser asks once.
+pub fn protect(router: Router, auth: &ApiAuth) -> Router {
+    if !auth.enabled() {
+        return router;
+    }
+    let accepted = Arc::new(auth.accepted());
+    router.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let accepted = accepted.clone();
+        async move {
+            let ok = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .is_some_and(|h| accepted.iter().any(|a| ct_eq(a, h.as_bytes())));
+            if ok {
+                return next.run(req).await;
+            }
+            let mut resp = fail(
+                StatusCode::UNAUTHORIZED,
+                "authentication required: send the api_auth basic credentials or bearer token",
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"carbide alerter\""),
+            );
+            resp
+        }
+    }))
+}
+
+/// Equal in time independent of where they differ.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The API's routes for another server to answer (`carbide up`'s HTTP API) once the alerter

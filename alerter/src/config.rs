@@ -22,7 +22,7 @@ use conf::{self as yaml, ConfigError, Seg};
 
 /// Environment variables read (each wins over its lower-case key in the file): the render
 /// API's, then those of the notifier kinds' Graphite Pager keys
-/// ([`crate::notifiers::Legacy`]).
+/// ([`crate::notifiers::Legacy`]), then `api_auth`'s.
 pub fn env_vars() -> Vec<&'static str> {
     let mut v = vec!["GRAPHITE_URL", "GRAPHITE_USER", "GRAPHITE_PASS"];
     v.extend(
@@ -31,6 +31,7 @@ pub fn env_vars() -> Vec<&'static str> {
             .filter_map(|k| k.legacy)
             .flat_map(|l| l.keys.iter().filter_map(|(_, var)| *var)),
     );
+    v.extend(["CARBIDE_ALERTER_API_PASSWORD", "CARBIDE_ALERTER_API_TOKEN"]);
     v
 }
 
@@ -113,6 +114,11 @@ struct FileConfig {
     /// Address of the HTTP JSON API (states, history, silences); `off` disables it.
     #[serde(default = "default_api_listen")]
     api_listen: String,
+    /// Authentication of everything on `api_listen` (API and console), as `carbide serve`'s
+    /// `auth:`: basic `user` + `password`, a bearer `token`, or both (either is accepted).
+    /// Env `CARBIDE_ALERTER_API_PASSWORD`, `CARBIDE_ALERTER_API_TOKEN`.
+    #[serde(default)]
+    api_auth: ApiAuthFile,
     /// Carbon plaintext `host:port` for the alerter's own metrics; unset: not sent.
     #[serde(default)]
     metrics_carbon: Option<String>,
@@ -587,6 +593,21 @@ impl Routes {
     }
 }
 
+/// `api_auth:` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiAuthFile {
+    /// Basic-auth user; needs a password.
+    #[serde(default)]
+    user: Option<String>,
+    /// Basic-auth password. Env `CARBIDE_ALERTER_API_PASSWORD`.
+    #[serde(default)]
+    password: Option<Secret>,
+    /// Bearer token (`Authorization: Bearer <token>`). Env `CARBIDE_ALERTER_API_TOKEN`.
+    #[serde(default)]
+    token: Option<Secret>,
+}
+
 /// Parsed templates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Templates {
@@ -681,6 +702,12 @@ pub struct Config {
     pub request_timeout: Duration,
     /// The HTTP API address (`None`: off).
     pub api_listen: Option<std::net::SocketAddr>,
+    /// The credentials everything on `api_listen` requires, from the file (none set: open;
+    /// see [`Config::api_auth`]).
+    pub api_auth: crate::api::ApiAuth,
+    /// The credentials when the file sets none (not from the file: `carbide up` sets its HTTP
+    /// API's, so its alerter port is not the open side door; a reload keeps it).
+    pub api_auth_default: crate::api::ApiAuth,
     /// Carbon `host:port` for self-metrics (`None`: not sent).
     pub metrics_carbon: Option<String>,
     /// Where self-metrics go when the file sets no `metrics_carbon` (not from the file: set
@@ -727,6 +754,16 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let f: FileConfig = yaml::from_str(file, text)?;
         Loader { file, text }.build(f, env)
+    }
+
+    /// The credentials everything on `api_listen` requires: the file's `api_auth`, else what
+    /// the program running the alerter set.
+    pub fn api_auth(&self) -> &crate::api::ApiAuth {
+        if self.api_auth.enabled() {
+            &self.api_auth
+        } else {
+            &self.api_auth_default
+        }
     }
 
     /// Where graph links point ([`crate::notification::GraphLinks`]): `public_url`, else
@@ -803,6 +840,40 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
+    /// `api_auth:` checked as `carbide serve` checks `auth:`: a user needs a password and a
+    /// password a user; an empty secret (`${UNSET:-}`) is no secret, never an accepted empty
+    /// credential.
+    fn api_auth(
+        &self,
+        f: &ApiAuthFile,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<crate::api::ApiAuth, ConfigError> {
+        let given = |s: &Option<Secret>| s.clone().filter(|s| !s.is_empty());
+        let password = env("CARBIDE_ALERTER_API_PASSWORD")
+            .map(Secret::new)
+            .or(given(&f.password));
+        let basic = match (f.user.clone().filter(|u| !u.is_empty()), password) {
+            (Some(u), Some(p)) => Some((u, p)),
+            (Some(_), None) => {
+                return Err(self.err(
+                    &[Seg::Key("api_auth"), Seg::Key("user")],
+                    "api_auth: a user is set but no password; set api_auth.password or CARBIDE_ALERTER_API_PASSWORD",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(self.err(
+                    &[Seg::Key("api_auth"), Seg::Key("password")],
+                    "api_auth: a password is set but no user; set api_auth.user",
+                ))
+            }
+            (None, None) => None,
+        };
+        let bearer = env("CARBIDE_ALERTER_API_TOKEN")
+            .map(Secret::new)
+            .or(given(&f.token));
+        Ok(crate::api::ApiAuth { basic, bearer })
+    }
+
     fn err(&self, path: &[Seg], msg: impl Into<String>) -> ConfigError {
         let (line, col) = yaml::locate(self.text, path).unwrap_or((0, 0));
         ConfigError::new(self.file, line, col, msg)
@@ -896,6 +967,7 @@ impl Loader<'_> {
                 )
             })?),
         };
+        let api_auth = self.api_auth(&f.api_auth, &env)?;
         if graphite::protocol::sanitize_path(&f.metrics_prefix)
             .ok()
             .as_deref()
@@ -913,6 +985,8 @@ impl Loader<'_> {
             concurrency: f.concurrency,
             request_timeout: f.request_timeout,
             api_listen,
+            api_auth,
+            api_auth_default: crate::api::ApiAuth::default(),
             metrics_carbon: f.metrics_carbon,
             metrics_carbon_default: None,
             metrics_prefix: f.metrics_prefix,
@@ -1589,9 +1663,84 @@ alerts:
                 "GRAPHITE_PASS",
                 "SLACK_URL",
                 "PAGERDUTY_KEY",
-                "PAGERDUTY_URL"
+                "PAGERDUTY_URL",
+                "CARBIDE_ALERTER_API_PASSWORD",
+                "CARBIDE_ALERTER_API_TOKEN"
             ]
         );
+    }
+
+    #[test]
+    fn api_auth_is_checked_as_the_http_apis_auth_and_never_shown() {
+        let none = load("alerts: []\n").unwrap();
+        assert!(!none.api_auth().enabled());
+        let c = load("api_auth:\n  user: ops\n  password: s3cret\n  token: t0ken\nalerts: []\n")
+            .unwrap();
+        assert_eq!(
+            c.api_auth()
+                .basic
+                .as_ref()
+                .map(|(u, p)| (u.as_str(), p.expose())),
+            Some(("ops", "s3cret"))
+        );
+        assert_eq!(
+            c.api_auth().bearer.as_ref().map(Secret::expose),
+            Some("t0ken")
+        );
+        assert_eq!(
+            c.api_auth().header().as_deref(),
+            Some("Basic b3BzOnMzY3JldA==")
+        );
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("t0ken"),
+            "{shown}"
+        );
+        // The environment wins; an empty secret is none.
+        let env = |k: &str| match k {
+            "CARBIDE_ALERTER_API_TOKEN" => Some("from-env".to_string()),
+            "CARBIDE_ALERTER_API_PASSWORD" => Some(String::new()),
+            _ => None,
+        };
+        let c = Config::from_str_with_env(
+            Path::new("a.yml"),
+            "api_auth:\n  token: from-file\n  password: \"\"\nalerts: []\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            c.api_auth().bearer.as_ref().map(Secret::expose),
+            Some("from-env")
+        );
+        assert_eq!(c.api_auth().header().as_deref(), Some("Bearer from-env"));
+        assert!(c.api_auth().basic.is_none());
+        for (text, line, want) in [
+            (
+                "api_auth:\n  user: ops\nalerts: []\n",
+                2,
+                "a user is set but no password",
+            ),
+            (
+                "api_auth:\n  password: p\nalerts: []\n",
+                2,
+                "a password is set but no user",
+            ),
+            (
+                "api_auth:\n  usr: ops\nalerts: []\n",
+                2,
+                "unknown key \"usr\": did you mean \"user\"",
+            ),
+        ] {
+            let e = load(text).unwrap_err().to_string();
+            assert!(
+                e.contains(want) && e.contains(&format!(":{line}:")),
+                "{text}: {e}"
+            );
+        }
+        // carbide up's default applies only while the file sets none.
+        let mut c = load("alerts: []\n").unwrap();
+        c.api_auth_default.bearer = Some(Secret::new("http"));
+        assert_eq!(c.api_auth().header().as_deref(), Some("Bearer http"));
     }
 
     #[test]

@@ -139,6 +139,11 @@ async fn reload(
         tracing::warn!("api_listen changed: it takes effect when the alerter restarts");
         new.api_listen = current.api_listen;
     }
+    new.api_auth_default = current.api_auth_default.clone();
+    if new.api_auth() != current.api_auth() {
+        tracing::warn!("api_auth changed: it takes effect when the alerter restarts");
+        new.api_auth = current.api_auth.clone();
+    }
     let notifiers = match build_notifiers(&new) {
         Ok(n) => n,
         Err(e) => {
@@ -221,11 +226,14 @@ pub async fn run_with(
                 .await
                 .map_err(|e| anyhow::anyhow!("api_listen {addr}: {e}"))?;
             tracing::info!("HTTP API and console on http://{}", listener.local_addr()?);
-            let router = api::router(engine.snapshot.clone(), store.clone()).merge(
-                console::router(console::Features {
-                    metrics: false,
-                    alerts: true,
-                }),
+            let router = api::protect(
+                api::router(engine.snapshot.clone(), store.clone()).merge(console::router(
+                    console::Features {
+                        metrics: false,
+                        alerts: true,
+                    },
+                )),
+                cfg.api_auth(),
             );
             let sd = stop.clone();
             Some(tokio::spawn(async move {

@@ -376,6 +376,11 @@ async fn silence(cmd: SilenceCmd, file: &Path, cfg: &Config) -> anyhow::Result<E
             SilenceCmd::List => client.get(format!("{base}/api/silences")),
             SilenceCmd::Expire { id } => client.delete(format!("{base}/api/silences/{id}")),
         };
+        // The running alerter's port may require api_auth (docs/alerts.md).
+        let req = match cfg.api_auth().header() {
+            Some(h) => req.header(reqwest::header::AUTHORIZATION, h),
+            None => req,
+        };
         match req.send().await {
             Ok(resp) => {
                 let status = resp.status();
@@ -407,6 +412,13 @@ async fn silence(cmd: SilenceCmd, file: &Path, cfg: &Config) -> anyhow::Result<E
                     (SilenceCmd::Expire { id }, 204) => {
                         println!("silence {id} expired (running alerter at {base})");
                         ExitCode::SUCCESS
+                    }
+                    (_, 401) => {
+                        eprintln!(
+                            "error: the running alerter at {base} requires credentials: set api_auth in {} (or CARBIDE_ALERTER_API_TOKEN) as the alerter has it (carbide up: its HTTP API's auth)",
+                            file.display()
+                        );
+                        ExitCode::from(1)
                     }
                     (_, code) => {
                         eprintln!(

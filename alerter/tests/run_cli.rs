@@ -477,6 +477,156 @@ async fn silence_add_acts_on_the_running_alerter() {
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
 }
 
+/// With `api_auth`, everything on the API's port — the JSON API, silences, the console —
+/// needs the credentials (basic or bearer, as carbide's HTTP API); `alerter silence` sends
+/// the file's, and says what is missing when it has none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_auth_guards_the_api_silences_and_the_console() {
+    let dir = tempfile::tempdir().unwrap();
+    let render = RenderServer::start().await;
+    render.set("servers.web-1.loadavg.01", Some(1.0));
+    let api = common::free_addr();
+    let file = write_config_with(
+        dir.path(),
+        &render.url(),
+        "http://127.0.0.1:9/hook",
+        &api.to_string(),
+        "api_auth:\n  user: ops\n  password: ${ALERTER_TEST_PASSWORD}\n  token: t0ken-of-the-test\n",
+    );
+    let _running = Proc(
+        alerter()
+            .env("ALERTER_TEST_PASSWORD", "pa55-of-the-test")
+            .arg("run")
+            .arg(&file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let base = format!("http://{api}");
+    let mut up = false;
+    for _ in 0..300 {
+        if http.get(format!("{base}/")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the alerter's API never answered at {base}");
+    let silence = serde_json::json!({"alert": "Load", "duration": "1h", "comment": "no"});
+    // Nothing without credentials, nor with wrong ones.
+    for (method, path) in [
+        ("GET", "/"),
+        ("GET", "/assets/app.js"),
+        ("GET", "/api/alerts"),
+        ("GET", "/api/silences"),
+        ("POST", "/api/silences"),
+        ("DELETE", "/api/silences/1"),
+        ("GET", "/api/outbox"),
+        ("GET", "/api/history"),
+    ] {
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic b3BzOndyb25n"), // ops:wrong
+            Some("Bearer t0ken-of-the-tes"),
+        ] {
+            let mut req = http.request(method.parse().unwrap(), format!("{base}{path}"));
+            if method == "POST" {
+                req = req.json(&silence);
+            }
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let resp = req.send().await.unwrap();
+            assert_eq!(resp.status(), 401, "{method} {path} with {auth:?}");
+            assert_eq!(
+                resp.headers()["www-authenticate"],
+                "Basic realm=\"carbide alerter\"",
+                "a browser asks for the credentials"
+            );
+            let body = resp.text().await.unwrap();
+            assert!(body.contains("authentication required"), "{body}");
+            assert!(!body.contains("pa55") && !body.contains("t0ken"), "{body}");
+        }
+    }
+    // No silence was added by those requests.
+    let basic = "Basic b3BzOnBhNTUtb2YtdGhlLXRlc3Q="; // ops:pa55-of-the-test
+    let listed: serde_json::Value = http
+        .get(format!("{base}/api/silences"))
+        .header("authorization", basic)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, serde_json::json!([]));
+    // Basic (the password from the environment) or bearer: either is accepted.
+    let resp = http
+        .post(format!("{base}/api/silences"))
+        .header("authorization", basic)
+        .json(&silence)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let id = resp.json::<serde_json::Value>().await.unwrap()["id"].clone();
+    let page = http
+        .get(format!("{base}/"))
+        .header("authorization", "Bearer t0ken-of-the-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("carbide-features"));
+    let resp = http
+        .delete(format!("{base}/api/silences/{id}"))
+        .header("authorization", "Bearer t0ken-of-the-test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 204);
+
+    // The CLI sends the file's credentials to the running alerter.
+    let mut c = alerter();
+    c.env("ALERTER_TEST_PASSWORD", "pa55-of-the-test")
+        .args(["silence", "add", "--alert", "Load", "--for", "1h", "-f"])
+        .arg(&file);
+    let (code, out, err) = output(c).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("added to the running alerter at {base}")),
+        "{out}"
+    );
+    // Without them (another file naming the same port) it is refused, and says why; the
+    // state file is not written behind the running alerter's back.
+    let other = tempfile::tempdir().unwrap();
+    let bare = write_config(
+        other.path(),
+        &render.url(),
+        "http://127.0.0.1:9/hook",
+        &api.to_string(),
+    );
+    let mut c = alerter();
+    c.args(["silence", "add", "--alert", "Load", "--for", "1h", "-f"])
+        .arg(&bare);
+    let (code, out, err) = output(c).await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("requires credentials: set api_auth"), "{err}");
+    assert!(!err.contains("pa55") && !err.contains("t0ken"), "{err}");
+    let listed: serde_json::Value = http
+        .get(format!("{base}/api/silences"))
+        .header("authorization", basic)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_and_a_bad_file_keeps_the_running_config() {
     let dir = tempfile::tempdir().unwrap();
