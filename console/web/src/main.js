@@ -4,6 +4,7 @@ import { h, put } from './dom.js';
 import { parseHash } from './lib/route.js';
 import { metricsPage } from './pages/metrics.js';
 import { graphPage } from './pages/graph.js';
+import { statusPage } from './pages/status.js';
 import { alertsPage, silencesPage, historyPage } from './pages/alerts.js';
 
 const features = new Set(
@@ -13,6 +14,7 @@ const features = new Set(
 const PAGES = [
   { id: 'metrics', title: 'Metrics', needs: 'metrics', show: metricsPage },
   { id: 'graph', title: 'Graph', needs: 'metrics', show: graphPage },
+  { id: 'status', title: 'Status', needs: 'metrics', show: statusPage },
   { id: 'alerts', title: 'Alerts', needs: 'alerts', show: alertsPage },
   { id: 'silences', title: 'Silences', needs: 'alerts', show: silencesPage },
   { id: 'history', title: 'History', needs: 'alerts', show: historyPage },

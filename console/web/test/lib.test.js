@@ -76,3 +76,77 @@ test('alerts group worst first and hide OK series unless asked', async () => {
     [['Load', 'CRITICAL', ['x', 'y']], ['Disk', 'NO_DATA', ['a']]]);
   assert.equal(groupAlerts(states, true).length, 3);
 });
+
+test('status rows: targets per section, agents glob, latest values, units', async () => {
+  const { statusSections, latest, fmtKind, sanitizeGlob } = await import('../src/lib/status.js');
+  const sections = statusSections();
+  assert.deepEqual(sections.map((s) => s.id), ['store', 'agents', 'alerter']);
+  const target = (sec, row) => sections.find((s) => s.id === sec).rows.find((r) => r.id === row).target;
+  assert.equal(target('agents', 'spool-bytes'), 'aliasByNode(servers.*.carbide.collector.sender.spool_bytes,1)');
+  assert.equal(target('alerter', 'notifications-pending'), "alias(carbide.alerter.notifications.queued,'pending')");
+  assert.match(target('store', 'bad-lines'), /carbide\.store\.bad_lines\.total/);
+  assert.match(target('store', 'points-received'), /perSecond\(carbide\.store\.points_received\)/);
+  // Another path prefix: the host is the last node of the glob.
+  assert.equal(statusSections('dc1.web.*').find((s) => s.id === 'agents').rows[0].target,
+    'aliasByNode(dc1.web.*.carbide.collector.sender.spool_bytes,2)');
+  // Anything but a glob of nodes is refused (it would make another target).
+  for (const bad of ['servers.*),evil(', "a'b", '', '.servers', 'servers.']) assert.equal(sanitizeGlob(bad), '', bad);
+  assert.equal(statusSections('x),y(').find((s) => s.id === 'agents').rows[0].target,
+    'aliasByNode(servers.*.carbide.collector.sender.spool_bytes,1)');
+  assert.deepEqual(latest([[1, 10], [2, 20], [null, 30]]), { value: 2, at: 20 });
+  assert.equal(latest([[null, 10]]), null);
+  assert.equal(latest(undefined), null);
+  assert.equal(fmtKind(1536, 'bytes'), '1.5 KiB');
+  assert.equal(fmtKind(12, 'bytes'), '12 B');
+  assert.equal(fmtKind(0.25, 'seconds'), '250 ms');
+  assert.equal(fmtKind(2500, 'ms'), '2.5 s');
+  assert.equal(fmtKind(3.14159, 'rate'), '3.14/s');
+  assert.equal(fmtKind(7, 'count'), '7');
+  assert.equal(fmtKind(null, 'count'), '—');
+});
+
+test('target builder: wrappable functions, typed arguments, positional checks', async () => {
+  const { wrappable, wrap, argsOf, quote, hintOf } = await import('../src/lib/builder.js');
+  const fns = {
+    movingAverage: { name: 'movingAverage', group: 'Calculate', params: [
+      { name: 'seriesList', type: 'seriesList', required: true },
+      { name: 'windowSize', type: 'intOrInterval', required: true, suggestions: [5, '1min'] },
+      { name: 'xFilesFactor', type: 'float' }] },
+    aliasByNode: { name: 'aliasByNode', group: 'Alias', params: [
+      { name: 'seriesList', type: 'seriesList', required: true },
+      { name: 'nodes', type: 'nodeOrTag', required: true, multiple: true }] },
+    aggregate: { name: 'aggregate', group: 'Combine', params: [
+      { name: 'seriesList', type: 'seriesList', required: true },
+      { name: 'func', type: 'aggFunc', required: true, options: ['avg', 'sum'] },
+      { name: 'xFilesFactor', type: 'float' }] },
+    alias: { name: 'alias', group: 'Alias', params: [
+      { name: 'seriesList', type: 'seriesList', required: true }, { name: 'newName', type: 'string', required: true }] },
+    keepLastValue: { name: 'keepLastValue', group: 'Transform', params: [
+      { name: 'seriesList', type: 'seriesList', required: true }, { name: 'limit', type: 'intOrInf', default: 'inf' }] },
+    constantLine: { name: 'constantLine', group: 'Special', params: [{ name: 'value', type: 'float', required: true }] },
+  };
+  const w = wrappable(fns);
+  assert.deepEqual(w.map((f) => f.name), ['alias', 'aliasByNode', 'movingAverage', 'aggregate', 'keepLastValue']);
+  const by = Object.fromEntries(w.map((f) => [f.name, f]));
+  assert.equal(wrap('a.b', by.movingAverage, ['5']), 'movingAverage(a.b,5)');
+  assert.equal(wrap('a.b', by.movingAverage, ['5min', '0.5']), "movingAverage(a.b,'5min',0.5)");
+  assert.equal(wrap('a.*', by.aliasByNode, ['1, 3']), 'aliasByNode(a.*,1,3)');
+  assert.equal(wrap('x', by.alias, ["it's here"]), 'alias(x,"it\'s here")');
+  assert.throws(() => wrap('x', by.alias, ['a\\b']), /backslash/);
+  assert.throws(() => wrap('x', by.alias, ['\'"']), /both/);
+  assert.equal(wrap(wrap('a.b', by.aggregate, ['sum']), by.alias, ['total']), "alias(aggregate(a.b,'sum'),'total')");
+  assert.equal(wrap('a', by.keepLastValue, ['inf']), "keepLastValue(a,'inf')");
+  assert.throws(() => wrap('a.b', by.movingAverage, ['']), /windowSize is required/);
+  assert.throws(() => wrap('', by.movingAverage, ['5']), /pick a metric/);
+  assert.throws(() => wrap('a', by.aggregate, ['mean']), /func: "mean" is not one of avg, sum/);
+  assert.throws(() => wrap('a', by.aggregate, ['sum', 'lots']), /xFilesFactor: "lots" is not a number/);
+  assert.throws(() => argsOf({ name: 'n', type: 'integer' }, '1.5'), /not a whole number/);
+  assert.throws(() => argsOf({ name: 'b', type: 'boolean' }, 'yes'), /not true or false/);
+  assert.deepEqual(argsOf({ name: 'b', type: 'boolean' }, 'True'), ['true']);
+  assert.throws(() => wrap('a', { name: 'f', params: [{ name: 'x', type: 'float' }, { name: 'y', type: 'float' }] }, ['', '2']),
+    /y is given but x before it is not/);
+  assert.equal(quote("a'b"), '"a\'b"');
+  assert.equal(quote('5min'), "'5min'");
+  assert.equal(hintOf({ type: 'intOrInterval', suggestions: [5, 7, '1min', '5min', '1h'] }), 'e.g. 5, 7, 1min, 5min');
+  assert.equal(hintOf({ type: 'float', default: 0 }), 'default 0');
+});

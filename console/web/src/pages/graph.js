@@ -9,6 +9,7 @@ import { makeHash } from '../lib/route.js';
 import { graphState, graphPairs, renderPairs, isLive, zoomed, REFRESH } from '../lib/graphstate.js';
 import { toUplot, fmtValue } from '../lib/series.js';
 import { completionContext, matchFunctions, applyCompletion, errorAt } from '../lib/target.js';
+import { builderPanel, functionInfo } from './builder.js';
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
 const QUICK = [['-15min', '15m'], ['-1h', '1h'], ['-6h', '6h'], ['-1d', '1d'], ['-7d', '7d']];
@@ -16,7 +17,7 @@ const QUICK = [['-15min', '15m'], ['-1h', '1h'], ['-6h', '6h'], ['-1d', '1d'], [
 let functionNames = null;
 async function functions() {
   if (!functionNames) {
-    functionNames = getJson('/functions').then((f) => Object.keys(f ?? {}).sort()).catch(() => []);
+    functionNames = functionInfo().then((f) => Object.keys(f).sort());
   }
   return functionNames;
 }
@@ -50,9 +51,19 @@ export async function graphPage(main, params) {
       h('span', { class: 'quick', role: 'group', 'aria-label': 'Quick ranges' },
         QUICK.map(([f, label]) => h('button', { type: 'button', onclick: () => go({ ...current(), from: f, until: 'now' }) }, label)))));
 
+  // The builder writes into the first empty target field, else a new one.
+  const builder = builderPanel((t) => {
+    let input = [...rows.querySelectorAll('input.target')].find((i) => i.value.trim() === '');
+    if (!input) {
+      addRow('');
+      input = rows.lastChild.querySelector('input.target');
+    }
+    input.value = t;
+    input.focus();
+  });
   const status = h('div', { id: 'graph-status', 'aria-live': 'polite' });
   const chartBox = h('div', { id: 'chart', class: 'chart' });
-  main.append(h('h1', {}, 'Graph'), form, status, chartBox);
+  main.append(h('h1', {}, 'Graph'), form, builder, status, chartBox);
 
   if (state.targets.length === 0) {
     put(status, note('empty', 'Type a target (e.g. carbide.store.points_received or sumSeries(carbide.*.*)) or pick a metric on the Metrics page.'));

@@ -23,7 +23,7 @@ export async function metricsPage(main, params) {
   const tree = h('ul', { role: 'tree', class: 'tree', id: 'tree', 'aria-label': 'Metrics' });
   main.append(h('h1', {}, 'Metrics'), form, results, h('h2', {}, 'Browse'), tree);
   if (query !== '') search(query, results);
-  await expand(tree, '*');
+  await expandTree(tree, '*', (n) => graphLink(n.id, n.text));
   if (query === '') tree.querySelector('button,a')?.focus();
 }
 
@@ -48,8 +48,12 @@ async function search(query, out) {
   }
 }
 
-/** Fill `ul` with the children of `query` (a `prefix.*` glob). */
-async function expand(ul, query) {
+/**
+ * Fill `ul` with the children of `query` (a `prefix.*` glob): branches are buttons that open
+ * (loading their children), a leaf is what `leaf(node)` makes (the metrics page: a link to
+ * its graph; the target builder: a button picking it).
+ */
+export async function expandTree(ul, query, leaf) {
   put(ul, h('li', { class: 'muted' }, 'loading…'));
   let nodes;
   try {
@@ -62,12 +66,12 @@ async function expand(ul, query) {
     put(ul, h('li', { class: 'muted' }, query === '*' ? 'No metrics stored yet.' : 'empty'));
     return;
   }
-  put(ul, nodes.slice(0, MAX_SHOWN).map((n) => node(n)));
+  put(ul, nodes.slice(0, MAX_SHOWN).map((n) => node(n, leaf)));
 }
 
-function node(n) {
+function node(n, leaf) {
   if (n.leaf) {
-    return h('li', { role: 'treeitem', 'data-id': n.id }, graphLink(n.id, n.text));
+    return h('li', { role: 'treeitem', 'data-id': n.id }, leaf(n));
   }
   const children = h('ul', { role: 'group', hidden: true });
   const li = h('li', { role: 'treeitem', 'aria-expanded': 'false', 'data-id': n.id });
@@ -78,7 +82,7 @@ function node(n) {
     children.hidden = open;
     if (!open && !children.dataset.loaded) {
       children.dataset.loaded = '1';
-      await expand(children, `${n.id}.*`);
+      await expandTree(children, `${n.id}.*`, leaf);
     }
   } }, n.text);
   li.append(toggle, children);
