@@ -891,6 +891,15 @@ async fn phone_width_dark_mode_and_the_keyboard() {
             w[0].as_u64() <= Some(390) && w[1].as_u64() <= Some(390),
             "{page} scrolls sideways at 390 px: [document, body, viewport] = {w}"
         );
+        if page == "alerts" {
+            // The stacked cells say what they are: their column's heading before the value.
+            let value = b
+                .js("const td = document.querySelector(\"tr[data-series='servers.uphost.loadavg.01'] td:nth-child(3)\");
+                     return [td.dataset.label, getComputedStyle(td, '::before').content]")
+                .await;
+            assert_eq!(value[0], json!("Value"), "{value}");
+            assert_ne!(value[1], json!("none"), "{value}");
+        }
         let name = page.split('?').next().unwrap();
         b.screenshot(&format!("phone-{name}")).await;
     }

@@ -31,7 +31,28 @@ function append(el, children) {
 export function put(el, ...children) {
   el.replaceChildren();
   append(el, children);
+  labelCells(el);
   return el;
+}
+
+/**
+ * Every cell of the `table.wide` tables in (or around) `root` gets its column's heading as
+ * `data-label`: on a phone those tables stack their cells and the CSS shows the label
+ * before each value.
+ */
+export function labelCells(root) {
+  const around = root.closest?.('table.wide');
+  const tables = around ? [around] : [...(root.querySelectorAll?.('table.wide') ?? [])];
+  for (const t of tables) {
+    const heads = [...t.querySelectorAll('thead th')].map((th) => th.textContent.trim());
+    for (const tr of t.querySelectorAll('tbody tr')) {
+      let col = 0;
+      for (const td of tr.children) {
+        if (heads[col]) td.dataset.label = heads[col];
+        col += td.colSpan || 1;
+      }
+    }
+  }
 }
 
 /** A message box: kind is 'error', 'info' or 'empty'. */
