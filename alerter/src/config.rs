@@ -613,6 +613,9 @@ struct ApiAuthFile {
 pub struct Templates {
     pub summary: Template,
     pub body: Template,
+    /// The body of NO_DATA and ERROR notifications: `body` when the file sets one (for every
+    /// level), else [`template::DEFAULT_MISSING_BODY`].
+    pub body_missing: Template,
 }
 
 /// Render API settings.
@@ -1290,6 +1293,12 @@ impl Loader<'_> {
                 "body",
                 template::DEFAULT_BODY,
                 base.map(|b| &b.body),
+            )?,
+            body_missing: one(
+                &t.body,
+                "body",
+                template::DEFAULT_MISSING_BODY,
+                base.map(|b| &b.body_missing),
             )?,
         })
     }

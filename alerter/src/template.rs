@@ -27,6 +27,11 @@ pub const PLACEHOLDERS: &[&str] = &[
 pub const DEFAULT_SUMMARY: &str = "{level} alert for {alert} {series}";
 /// Graphite Pager's long description, with both links.
 pub const DEFAULT_BODY: &str = "{level} alert for {alert} {series}. The current value is {value} which passes the {threshold_level} value of {threshold}.\nGraph: {graph_url}\nDocumentation: {runbook_url}";
+/// The default body of a NO_DATA or ERROR notification: no value passed a threshold, so no
+/// sentence says one did (Graphite Pager's `ALERT_MISSING_TEMPLATE`). An ERROR's reason
+/// follows as a `Reason:` line.
+pub const DEFAULT_MISSING_BODY: &str =
+    "{level} alert for {alert} {series}.\nGraph: {graph_url}\nDocumentation: {runbook_url}";
 
 #[derive(Debug, Clone, PartialEq)]
 enum Piece {
@@ -184,5 +189,6 @@ mod tests {
         assert!(e.contains("did you mean \"{level}\"?"), "{e}");
         assert!(Template::parse("{level").unwrap_err().contains("unclosed"));
         assert!(Template::parse(DEFAULT_BODY).is_ok());
+        assert!(Template::parse(DEFAULT_MISSING_BODY).is_ok());
     }
 }

@@ -95,7 +95,11 @@ pub fn notification(
         threshold,
         summary: alert.templates.summary.render(&cx),
         body: {
-            let body = drop_empty_links(&alert.templates.body.render(&cx));
+            let template = match level {
+                Level::NoData | Level::Error => &alert.templates.body_missing,
+                _ => &alert.templates.body,
+            };
+            let body = drop_empty_links(&template.render(&cx));
             match reason {
                 Some(r) => format!("{body}\nReason: {r}"),
                 None => body,
@@ -249,5 +253,75 @@ mod tests {
         assert_eq!(m.len(), 3);
         let r = messages(&a.routes, Due::Repeat, &n, None, true).0;
         assert_eq!(r.len(), 3);
+    }
+
+    /// NO_DATA and ERROR have no value that passed a threshold: their default body says what
+    /// happened (Graphite Pager's missing-data message), an ERROR's with its reason; a body
+    /// the file sets is used for every level.
+    #[test]
+    fn no_data_and_error_bodies_claim_no_value() {
+        let links = GraphLinks {
+            base: Some("https://g".into()),
+            ..GraphLinks::default()
+        };
+        let text = "docs_url: https://wiki/alerts\nalerts:\n  - {name: Load, target: a, warning: 10, critical: 20}\n";
+        let cfg = Config::from_str_with_env(Path::new("a.yml"), text, &|_| None).unwrap();
+        let a = &cfg.alerts[0];
+        let error = notification(
+            a,
+            &links,
+            "web1",
+            Level::Ok,
+            Level::Error,
+            None,
+            100,
+            Some("render: 500 Internal Server Error"),
+        );
+        let lines: Vec<&str> = error.body.lines().collect();
+        assert_eq!(lines[0], "ERROR alert for Load web1.", "{}", error.body);
+        assert!(
+            lines[1].starts_with("Graph: https://g/render/?"),
+            "{}",
+            error.body
+        );
+        assert_eq!(lines[2], "Documentation: https://wiki/alerts/Load#web1");
+        assert_eq!(lines[3], "Reason: render: 500 Internal Server Error");
+        assert_eq!(lines.len(), 4, "{}", error.body);
+        let no_data = notification(a, &links, "web1", Level::Ok, Level::NoData, None, 100, None);
+        assert!(
+            no_data
+                .body
+                .starts_with("NO_DATA alert for Load web1.\nGraph: "),
+            "{}",
+            no_data.body
+        );
+        assert!(!no_data.body.contains("current value"), "{}", no_data.body);
+        // A CRITICAL still says which value passed which threshold.
+        let critical = notification(
+            a,
+            &links,
+            "web1",
+            Level::Ok,
+            Level::Critical,
+            Some(25.0),
+            100,
+            None,
+        );
+        assert!(
+            critical
+                .body
+                .contains("The current value is 25 which passes the critical value of 20."),
+            "{}",
+            critical.body
+        );
+        // A body of the file's own is every level's, globally or per alert.
+        for text in [
+            "templates: {body: \"{level} {alert}: {reason}\"}\nalerts:\n  - {name: Load, target: a, warning: 10, critical: 20}\n",
+            "alerts:\n  - {name: Load, target: a, warning: 10, critical: 20, templates: {body: \"{level} {alert}: {reason}\"}}\n",
+        ] {
+            let cfg = Config::from_str_with_env(Path::new("a.yml"), text, &|_| None).unwrap();
+            let n = notification(&cfg.alerts[0], &links, "s", Level::Ok, Level::Error, None, 1, Some("boom"));
+            assert_eq!(n.body, "ERROR Load: boom\nReason: boom", "{text}");
+        }
     }
 }
