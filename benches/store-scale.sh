@@ -18,7 +18,9 @@
 # The clock is frozen (--frozen-clock) so every run stores the same slots. A watchdog kills
 # the server if its RSS passes RSS_LIMIT_MB (default 8192) and the run stops there.
 #
-# usage: [CARBIDE=path/to/carbide] benches/store-scale.sh [SIZE...]
+# usage: [CARBIDE=path/to/carbide] [KEEP=/path/prefix] benches/store-scale.sh [SIZE...]
+#        (KEEP: move each size's data directory to PREFIX.SIZE instead of deleting it, to
+#        profile an open; delete it afterwards)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
@@ -67,7 +69,7 @@ def status(pid):
     try:
         for line in open(f"/proc/{pid}/status"):
             k, _, v = line.partition(":")
-            if k in ("VmRSS", "VmHWM"):
+            if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                 out[k] = int(v.split()[0])
     except OSError:
         pass
@@ -182,7 +184,8 @@ res["db_bytes"] = db
 s = Server()
 body, _ = s.get("/metrics/find?query=*")
 res["open_s"] = time.monotonic() - s.t0
-res["rss_open_kb"] = s.rss().get("VmRSS")
+st = s.rss()
+res["rss_open_kb"], res["rss_open_anon_kb"] = st.get("VmRSS"), st.get("RssAnon")
 
 
 def timed(q, runs=5):
@@ -199,7 +202,7 @@ for name, q in (("find *", "/metrics/find?query=*"),
     body, first, med = timed(q)
     got = json.loads(body)
     got = got["metrics"] if isinstance(got, dict) else got
-    res[name] = {"results": len(got), "first_ms": first * 1e3, "median_ms": med * 1e3}
+    res[name] = {"results": len(got), "bytes": len(body), "first_ms": first * 1e3, "median_ms": med * 1e3}
 
 want_host1 = sum(1 for h in range(hosts) if str(h).startswith("1")) * 4
 # treejson lists each node name once, as graphite-web's tree_json does; completer lists every path.
@@ -220,6 +223,7 @@ assert len(pts) == 1440, len(pts)
 res["render sumSeries(day.*) 1 day"] = {"points_in": DAY_SERIES * 1440, "first_ms": first * 1e3, "median_ms": med * 1e3}
 st = s.rss()
 res["rss_queried_kb"], res["hwm_kb"] = st.get("VmRSS"), st.get("VmHWM")
+res["rss_queried_anon_kb"], res["rss_queried_file_kb"] = st.get("RssAnon"), st.get("RssFile")
 s.stop()
 print(json.dumps(res), flush=True)
 PY
@@ -227,7 +231,7 @@ PY
 for n in "${SIZES[@]}"; do
     echo "== $n series" >&2
     python3 "$WORK/scale.py" "$CARBIDE" "$WORK" "$n" | tee -a "$WORK/results.jsonl"
-    rm -rf "$WORK/data"
+    if [ -n "${KEEP:-}" ]; then mv "$WORK/data" "$KEEP.$n"; else rm -rf "$WORK/data"; fi
 done
 
 python3 - "$WORK/results.jsonl" <<'PY'
@@ -238,13 +242,14 @@ def line(label, f):
 print(f"| {'series':52} | " + " | ".join(f"{r['series']:>12,}" for r in rows) + " |")
 print("|" + "-" * 54 + "|" + "|".join("-" * 14 for _ in rows) + "|")
 line("RSS after open + queries, bytes/series", lambda r: f"{r['rss_queried_kb'] * 1024 / r['series']:.0f}")
+line("  of which anonymous / file-backed, MiB", lambda r: f"{r['rss_queried_anon_kb'] / 1024:.0f}/{r['rss_queried_file_kb'] / 1024:.0f}")
 line("RSS after open, bytes/series", lambda r: f"{r['rss_open_kb'] * 1024 / r['series']:.0f}")
 line("RSS with the 3 points cached, MiB", lambda r: f"{r['rss_cached_kb'] / 1024:.0f}")
 line("peak RSS (last start), MiB", lambda r: f"{r['hwm_kb'] / 1024:.0f}")
 line("open: exec to first find *, s", lambda r: f"{r['open_s']:.2f}")
 for k in ("find *", "find servers.*", "find servers.host1*.cpu.*", "find servers.host1*.cpu.* completer", "tags findSeries dc=dc3 name=net.rx"):
     line(f"{k} first/median ms", lambda r, k=k: f"{r[k]['first_ms']:.0f}/{r[k]['median_ms']:.0f}")
-    line(f"  (results)", lambda r, k=k: f"{r[k]['results']:,}")
+    line(f"  (results, answer KB)", lambda r, k=k: f"{r[k]['results']:,} {r[k]['bytes'] // 1000:,}")
 k = "render sumSeries(day.*) 1 day"
 line("sumSeries 10k x 1440 first/median ms", lambda r: f"{r[k]['first_ms']:.0f}/{r[k]['median_ms']:.0f}")
 line("flush 3 pts/series: s per 1 M points", lambda r: f"{r['hosts_flush_s'] / r['host_points'] * 1e6:.2f}")
