@@ -469,7 +469,8 @@ fn collector_binary_sends_to_carbide_serve() {
     std::fs::write(
         dir.path().join("collector.yml"),
         format!(
-            "hostname_method: fixed\nhostname: e2ehost\nsender:\n  destinations: [\"{}\"]\n",
+            // spool_dir: in the test's directory (as root the default is the system's spool).
+            "hostname_method: fixed\nhostname: e2ehost\nsender:\n  destinations: [\"{}\"]\n  spool_dir: spool\n",
             c.carbon
         ),
     )
