@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # Ingest benchmark: the same pre-rendered carbon plaintext load (SERIES series × POINTS points)
-# fed over 1 and 8 TCP connections to carbide's store (graphite/examples/serve.rs) and to
-# Debian's carbon-cache (graphite-carbon, whisper in a tempdir on the same disk).
+# fed in several shapes to the real `carbide serve` and to Debian's carbon-cache
+# (graphite-carbon, whisper in a tempdir on the same disk).
+#
+# Shapes (SHAPES="agent1 agent8 relay8 shuffled1 shuffled8" by default; the same lines in each):
+#   agent1     1 connection, every interval in the same series order (a collection agent);
+#   agent8     8 connections, series split by index (s % 8), each in the same order every
+#              interval (8 agents);
+#   relay8     8 connections, series split by a hash of the name (as a relay's consistent hash
+#              spreads them), and every interval each connection's lines in a new random order
+#              of its own (carbon-c-relay / carbon-relay forwarding mixed streams);
+#   shuffled1  1 connection, all SERIES × POINTS lines in one random order (intervals mixed,
+#              timestamps out of order);
+#   shuffled8  the shuffled lines dealt round-robin to 8 connections.
 #
 # A run's time is from the first connect until every connection has been closed by the server
 # after the client's half-close: both servers have then parsed every line into their cache.
-# Zero loss is then checked by counting what is queryable: carbide through Store::fetch (cache
-# + SQLite); carbon through its cache-query port (what graphite-web's CarbonLink asks) plus the
-# whisper files. "points/s" is reported only when that count equals the number sent.
+# Zero loss is then checked by counting what is queryable: carbide through its render API
+# (`/render?target=bench.*.*&format=json`, cache + SQLite, the first read after the load, whose
+# time includes entering the new series into the index); carbon through its cache-query port
+# (what graphite-web's CarbonLink asks) plus the whisper files. "points/s" is reported only
+# when that count equals the number sent.
 #
 # Usage: benches/ingest-vs-carbon.sh [SERIES] [POINTS]     (defaults 100000 10)
-# RUNS=n rounds (default 3): every server runs once per round; medians are compared.
-# BASELINE=/path/to/an/older/serve also runs that build of the example (before/after numbers
-# from the same run and the same load); SKIP_CARBON=1 runs carbide only. The series come in
-# the same order every interval, as collection agents send them; SHUFFLE=1 sends every
-# interval in another random order instead (the worst case for carbide's per-connection
-# memory of what it was sent, see graphite/src/store/recent.rs).
+# RUNS=n rounds (default 3): every server runs every shape once per round; medians are
+# compared. BASELINE=/path/to/an/older/carbide also runs that build (before/after numbers
+# from the same run and the same load); SKIP_CARBON=1 runs carbide only.
 #
 # carbon-cache runs with MAX_UPDATES_PER_SECOND and MAX_CREATES_PER_MINUTE = inf
 # (CARBON_WRITES=inf, the default): with Debian's limits (CARBON_WRITES=debian: 500 updates/s,
@@ -23,7 +33,7 @@
 # create yet (`droppedCreates`), so zero loss is impossible; its receive time was the same
 # either way (9.0 / 10.4 s limited vs 4.8–8.6 / 9.0–11.0 s unlimited), i.e. the unlimited
 # writer does not slow its receiver down.
-# Needs: python3, /usr/bin/python3 with python3-whisper, graphite-carbon; builds the example in release mode.
+# Needs: python3, /usr/bin/python3 with python3-whisper, graphite-carbon; builds carbide (release).
 set -euo pipefail
 
 SERIES=${1:-100000}
@@ -41,34 +51,43 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-echo "== building carbide store example (release)"
-cargo build --quiet --release -p graphite --features store --example serve --manifest-path "$ROOT/Cargo.toml"
-SERVE=$CARGO_TARGET_DIR/release/examples/serve
+echo "== building carbide (release)"
+cargo build --quiet --release --bin carbide --manifest-path "$ROOT/Cargo.toml"
+CARBIDE=$CARGO_TARGET_DIR/release/carbide
+SHAPES=${SHAPES:-agent1 agent8 relay8 shuffled1 shuffled8}
 
-echo "== generating $SERIES series × $POINTS points"
+echo "== generating $SERIES series × $POINTS points ($SHAPES)"
 NOW=$(date +%s)
 T0=$(( NOW - NOW % 10 - POINTS * 10 ))
-python3 - "$WORK" "$SERIES" "$POINTS" "$T0" "${SHUFFLE:-}" <<'EOF'
-import random, sys
+python3 - "$WORK" "$SERIES" "$POINTS" "$T0" <<'EOF'
+import random, sys, zlib
 work, series, points, t0 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-shuffle = bool(sys.argv[5])
 names = [f"bench.host{s // 100:05d}.metric{s % 100:02d}" for s in range(series)]
-order = list(range(series))
 rng = random.Random(42)
-# One file (1 connection) and 8 files split by series (8 connections), same lines.
-with open(f"{work}/load.txt", "w") as one:
-    parts = [open(f"{work}/load.{i}.txt", "w") for i in range(8)]
+def line(s, p):
+    return f"{names[s]} {s + p * 0.5} {t0 + 10 * p}\n"
+def write(shape, parts):
+    for i, lines in enumerate(parts):
+        with open(f"{work}/{shape}.{i}.txt", "w") as f:
+            f.write("".join(lines))
+agent = [line(s, p) for p in range(points) for s in range(series)]
+write("agent1", [agent])
+write("agent8", [[line(s, p) for p in range(points) for s in range(series) if s % 8 == i] for i in range(8)])
+# A relay's connections: series by a hash of the name, each interval in a new order per connection.
+mine = [[s for s in range(series) if zlib.crc32(names[s].encode()) % 8 == i] for i in range(8)]
+relay = []
+for own in mine:
+    lines = []
     for p in range(points):
-        ts = t0 + 10 * p
-        if shuffle:
-            rng.shuffle(order)
-        for s in order:
-            n = names[s]
-            line = f"{n} {s + p * 0.5} {ts}\n"
-            one.write(line)
-            parts[s % 8].write(line)
-    for f in parts:
-        f.close()
+        order = own[:]
+        rng.shuffle(order)
+        lines.extend(line(s, p) for s in order)
+    relay.append(lines)
+write("relay8", relay)
+shuffled = agent[:]
+rng.shuffle(shuffled)
+write("shuffled1", [shuffled])
+write("shuffled8", [shuffled[i::8] for i in range(8)])
 EOF
 cat > "$WORK/schemas.conf" <<EOF
 [bench]
@@ -80,7 +99,7 @@ pattern = .*
 retentions = 60s:1d
 EOF
 TOTAL=$(( SERIES * POINTS ))
-ls -la "$WORK"/load.txt | awk '{printf "   load: %d lines, %.1f MB\n", '"$TOTAL"', $5/1e6}'
+ls -la "$WORK"/agent1.0.txt | awk '{printf "   load: %d lines, %.1f MB\n", '"$TOTAL"', $5/1e6}'
 
 # send PORT FILE... → seconds from first connect to the server closing the last connection.
 cat > "$WORK/send.py" <<'EOF'
@@ -141,26 +160,39 @@ for _ in range(20):
 print(best)
 EOF
 
+# Count queryable carbide points through the render API (one JSON answer for every series).
+cat > "$WORK/carbide_count.py" <<'EOF'
+import json, sys, time, urllib.request
+url, t0, points = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+t = time.perf_counter()
+q = f"{url}/render?target=bench.*.*&from={t0 - 10}&until={t0 + points * 10}&format=json"
+with urllib.request.urlopen(q, timeout=120) as r:
+    body = r.read()
+ms = (time.perf_counter() - t) * 1000
+n = sum(1 for s in json.loads(body) for v, _ in s["datapoints"] if v is not None)
+print(n, round(ms))
+EOF
+
 run_carbide() {
-    local conns=$1 files=$2 name=${3:-carbide} bin=${4:-$SERVE} dir=$WORK/${3:-}carbide.$1.$RUN
-    local port; port=$(free_port)
+    local shape=$1 name=${2:-carbide} bin=${3:-$CARBIDE} dir=$WORK/${2:-carbide}.$1.$RUN
     mkdir -p "$dir"
-    coproc SRV { "$bin" --data "$dir" --tcp "127.0.0.1:$port" --udp none --schemas "$WORK/schemas.conf" --flush-secs 5; }
-    PIDS+=("$SRV_PID")
-    read -r ready <&"${SRV[0]}"   # LISTENING ...
-    local secs; secs=$(python3 "$WORK/send.py" "$port" $files)
-    # The first read after the load: it enters the new series into the index and the tag
-    # index (left off the receive path), so its time is reported too.
-    local t0 t1; t0=$(date +%s%N)
-    echo "stats" >&"${SRV[1]}"; local stats; read -r stats <&"${SRV[0]}"
-    t1=$(date +%s%N)
-    echo "count bench.*.* $(( T0 - 10 )) $(( T0 + POINTS * 10 ))" >&"${SRV[1]}"
-    local count; read -r _ count <&"${SRV[0]}"
-    echo "flush" >&"${SRV[1]}"; local flush; read -r flush <&"${SRV[0]}"
-    echo "quit" >&"${SRV[1]}"; local bye; read -r bye <&"${SRV[0]}" || true
-    wait "$SRV_PID" 2>/dev/null || true
-    report "$name" "$conns" "$secs" "$count"
-    echo "   ($stats; first read (index catch-up) $(( (t1 - t0) / 1000000 )) ms; $flush s to flush all to SQLite; db $(du -sh "$dir" | cut -f1))"
+    "$bin" serve --data-dir "$dir/data" --schemas "$WORK/schemas.conf" --flush-interval 5s \
+        --carbon-tcp 127.0.0.1:0 --carbon-udp off --http-listen 127.0.0.1:0 \
+        > "$dir/serve.out" 2> "$dir/serve.log" &
+    local pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 100); do grep -q "http://" "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
+    local carbon url
+    read -r carbon url < <(python3 -c '
+import sys; w = open(sys.argv[1]).read().split()
+print(w[3].rsplit(":", 1)[1], w[7].rstrip(","))' "$dir/serve.out")
+    local secs; secs=$(python3 "$WORK/send.py" "$carbon" "$WORK/$shape".*.txt)
+    local count ms; read -r count ms < <(python3 "$WORK/carbide_count.py" "$url" "$T0" "$POINTS")
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    rm -rf "$dir"
+    report "$name" "$shape" "$secs" "$count"
+    echo "   (first render of every series after the load, index catch-up included: $ms ms)"
 }
 
 case ${CARBON_WRITES:-inf} in
@@ -170,7 +202,7 @@ case ${CARBON_WRITES:-inf} in
 esac
 
 run_carbon() {
-    local conns=$1 files=$2 dir=$WORK/carbon.$1.$RUN
+    local shape=$1 dir=$WORK/carbon.$1.$RUN
     local port qport pport; port=$(free_port); qport=$(free_port); pport=$(free_port)
     mkdir -p "$dir"/{conf,storage/whisper,storage/lists,log,run}
     cp "$WORK/schemas.conf" "$dir/conf/storage-schemas.conf"
@@ -205,57 +237,53 @@ EOF
         python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null && break
         sleep 0.2
     done
-    local secs; secs=$(python3 "$WORK/send.py" "$port" $files)
+    local secs; secs=$(python3 "$WORK/send.py" "$port" "$WORK/$shape".*.txt)
     local count; count=$(/usr/bin/python3 "$WORK/carbon_count.py" "$qport" "$dir/storage/whisper" "$SERIES" "$T0" "$POINTS" "$TOTAL")
     kill "$cpid" 2>/dev/null || true
     wait "$cpid" 2>/dev/null || true
-    report carbon-cache "$conns" "$secs" "$count"
+    rm -rf "$dir"
+    report carbon-cache "$shape" "$secs" "$count"
 }
 
 declare -A RATE
 report() {
-    local name=$1 conns=$2 secs=$3 count=$4 rate=0
+    local name=$1 shape=$2 secs=$3 count=$4 rate=0
     if [ "$count" -eq "$TOTAL" ]; then
         rate=$(python3 -c "print(round($TOTAL / $secs))")
-        printf "%-13s %d conn: %7.3f s, %d/%d queryable, %s points/s\n" "$name" "$conns" "$secs" "$count" "$TOTAL" "$rate"
+        printf "%-13s %-9s %7.3f s, %d/%d queryable, %s points/s\n" "$name" "$shape" "$secs" "$count" "$TOTAL" "$rate"
     else
-        printf "%-13s %d conn: %7.3f s, LOSS: %d/%d queryable\n" "$name" "$conns" "$secs" "$count" "$TOTAL"
+        printf "%-13s %-9s %7.3f s, LOSS: %d/%d queryable\n" "$name" "$shape" "$secs" "$count" "$TOTAL"
     fi
-    RATE[$name.$conns]="${RATE[$name.$conns]:-} $rate"
+    RATE[$name.$shape]="${RATE[$name.$shape]:-} $rate"
 }
 
 # The median of a list of rates, 0 if any run lost points.
 median() { python3 -c "import statistics, sys; r = [int(x) for x in sys.argv[1:]]; print(0 if 0 in r else round(statistics.median(r)))" $1; }
 
-ONE="$WORK/load.txt"
-EIGHT=$(echo "$WORK"/load.{0..7}.txt)
-# RUNS rounds (default 3), each running every server once, so that a noisy moment of a
-# shared machine falls on all of them; the medians are compared.
+# RUNS rounds (default 3), each running every server on every shape once, so that a noisy
+# moment of a shared machine falls on all of them; the medians are compared.
 for RUN in $(seq 1 "${RUNS:-3}"); do
     echo "== round $RUN: carbide"
-    run_carbide 1 "$ONE"
-    run_carbide 8 "$EIGHT"
+    for shape in $SHAPES; do run_carbide "$shape"; done
     if [ -n "${BASELINE:-}" ]; then
         echo "== round $RUN: baseline carbide ($BASELINE)"
-        run_carbide 1 "$ONE" baseline "$BASELINE"
-        run_carbide 8 "$EIGHT" baseline "$BASELINE"
+        for shape in $SHAPES; do run_carbide "$shape" baseline "$BASELINE"; done
     fi
     if [ -z "${SKIP_CARBON:-}" ]; then
         echo "== round $RUN: carbon-cache ($(dpkg-query -W -f '${Version}' graphite-carbon 2>/dev/null || echo '?'); writer limits: ${CARBON_WRITES:-inf})"
-        run_carbon 1 "$ONE"
-        run_carbon 8 "$EIGHT"
+        for shape in $SHAPES; do run_carbon "$shape"; done
     fi
 done
 echo "== medians of ${RUNS:-3} rounds (points/s accepted with zero loss)"
-for c in 1 8; do
-    a=$(median "${RATE[carbide.$c]}")
-    printf "carbide       %d conn: %s points/s\n" "$c" "$a"
+for shape in $SHAPES; do
+    a=$(median "${RATE[carbide.$shape]}")
+    printf "carbide       %-9s %s points/s\n" "$shape" "$a"
     if [ -n "${BASELINE:-}" ]; then
-        b=$(median "${RATE[baseline.$c]}")
-        python3 -c "print(f'baseline      $c conn: $b points/s, carbide / baseline = ' + (f'{$a / $b:.2f}x' if $a and $b else 'n/a'))"
+        b=$(median "${RATE[baseline.$shape]}")
+        python3 -c "print('baseline      %-9s $b points/s, carbide / baseline = ' % '$shape' + (f'{$a / $b:.2f}x' if $a and $b else 'n/a'))"
     fi
     if [ -z "${SKIP_CARBON:-}" ]; then
-        k=$(median "${RATE[carbon-cache.$c]}")
-        python3 -c "print(f'carbon-cache  $c conn: $k points/s, carbide / carbon-cache = ' + (f'{$a / $k:.1f}x' if $a and $k else 'n/a (a run lost points)'))"
+        k=$(median "${RATE[carbon-cache.$shape]}")
+        python3 -c "print('carbon-cache  %-9s $k points/s, carbide / carbon-cache = ' % '$shape' + (f'{$a / $k:.1f}x' if $a and $k else 'n/a (a run lost points)'))"
     fi
 done
