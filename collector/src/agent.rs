@@ -11,6 +11,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::config::{self, Loaded, LoadedInstance, Settings, Sources};
 use crate::events::{AgentStats, ChunkSubmitted, ConfigReloadFailed, ConfigReloaded};
+use crate::paths;
 use crate::runtime::{self, instance_key, stop_all, Running, Stop, Submit, Worker};
 use crate::selfmetrics::{Instances, Reporter};
 use crate::sender::{self, SenderHandle};
@@ -42,7 +43,11 @@ pub async fn run_until(
     let mut running = start(loaded.instances, &settings, &agent, &submit);
     let instances: Instances = Arc::default();
     publish(&instances, &running);
-    let reporter = Reporter::new(&settings.base, settings.suffix.as_deref());
+    let reporter = Reporter::new(
+        &settings.base,
+        settings.suffix.as_deref(),
+        &paths::render_tags(&settings.tags),
+    );
     let mut reporter = SelfMetrics::start(reporter, &settings, &instances, &agent, &handle);
     tracing::info!(
         instances = running.len(),
@@ -74,7 +79,11 @@ pub async fn run_until(
                 settings = reloaded;
                 publish(&instances, &running);
                 let mut rep = reporter.stop().await;
-                rep.set_paths(&settings.base, settings.suffix.as_deref());
+                rep.set_paths(
+                    &settings.base,
+                    settings.suffix.as_deref(),
+                    &paths::render_tags(&settings.tags),
+                );
                 reporter = SelfMetrics::start(rep, &settings, &instances, &agent, &handle);
             }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
@@ -216,7 +225,7 @@ impl SelfMetrics {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!("self-metrics task ended abnormally: {e}");
-                Reporter::new("carbide", None)
+                Reporter::new("carbide", None, "")
             }
         }
     }

@@ -5,7 +5,7 @@
 //! startup is an exit with code 2 and a bad file on SIGHUP leaves the running config alone.
 //! Every error is a [`ConfigError`] printed as `file:line:column: message`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -100,6 +100,10 @@ pub struct GlobalConfig {
     /// Where and how lines are sent (destinations, spool): see the sender's documentation.
     #[serde(default)]
     pub sender: SenderConfig,
+    /// Graphite 1.1 tags added to every metric (`name;dc=eu;role=web`), the agent's own
+    /// metrics included; an instance's `tags:` adds to these and wins on the same name.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 fn default_prefix() -> String {
@@ -126,6 +130,7 @@ impl Default for GlobalConfig {
             collectors_dir: None,
             shutdown_timeout: default_shutdown_timeout(),
             sender: SenderConfig::default(),
+            tags: BTreeMap::new(),
         }
     }
 }
@@ -155,14 +160,16 @@ pub struct Settings {
     pub jitter: Duration,
     pub shutdown_timeout: Duration,
     pub sender: SenderConfig,
+    /// The global `tags:`, checked by carbon's rules.
+    pub tags: BTreeMap<String, String>,
 }
 
 impl Settings {
     /// What decides whether a running instance can be kept across a reload.
     pub fn fingerprint(&self) -> String {
         format!(
-            "{}|{:?}|{:?}|{:?}",
-            self.base, self.suffix, self.interval, self.jitter
+            "{}|{:?}|{:?}|{:?}|{:?}",
+            self.base, self.suffix, self.interval, self.jitter, self.tags
         )
     }
 }
@@ -178,6 +185,9 @@ pub struct LoadedInstance {
     pub segment: String,
     pub interval: Duration,
     pub timeout: Duration,
+    /// The global and the instance's tags merged (the instance wins), rendered as `;k=v…`
+    /// (empty when there are none).
+    pub tags: String,
     pub instance: Instance,
 }
 
@@ -275,6 +285,9 @@ fn resolve_settings(
         (HostnameMethod::Short, None) => short_hostname().map_err(|e| err("hostname_method", e))?,
         (HostnameMethod::Fqdn, None) => fqdn_hostname().map_err(|e| err("hostname_method", e))?,
     };
+    for (k, v) in &cfg.tags {
+        paths::check_tag(k, v).map_err(|m| tag_err(display, text, k, m))?;
+    }
     let prefix = paths::sanitize(&cfg.path_prefix).map_err(|m| err("path_prefix", m))?;
     let host = paths::sanitize(&host).map_err(|m| err("hostname", format!("host name: {m}")))?;
     let suffix = match &cfg.path_suffix {
@@ -324,7 +337,19 @@ fn resolve_settings(
         jitter: cfg.jitter,
         shutdown_timeout: cfg.shutdown_timeout,
         sender,
+        tags: cfg.tags.clone(),
     })
+}
+
+/// An error about the tag `key` under `tags:`, positioned at it when the file is in block
+/// style, else at `tags:`, else about the whole file.
+fn tag_err(file: &Path, text: &str, key: &str, msg: String) -> ConfigError {
+    let at = conf::locate(text, &[conf::Seg::Key("tags"), conf::Seg::Key(key)])
+        .or_else(|| conf::locate(text, &[conf::Seg::Key("tags")]));
+    match at {
+        Some((l, c)) => ConfigError::new(file, l, c, format!("tags: {msg}")),
+        None => ConfigError::whole_file(file, format!("tags: {msg}")),
+    }
 }
 
 /// An error about `sender:` (or the key under it), positioned at that key's value when the
@@ -522,6 +547,12 @@ fn load_instance(file: &Path, settings: &Settings) -> Result<LoadedInstance, Con
             "path \"sender\" is reserved for the agent's own metrics (carbide.collector.sender.*); choose another `path:`",
         ));
     }
+    for (k, v) in &common.tags {
+        paths::check_tag(k, v).map_err(|m| tag_err(file, &text, k, m))?;
+    }
+    let mut tags = settings.tags.clone();
+    tags.extend(common.tags.clone());
+    let tags = paths::render_tags(&tags);
     let stem = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -533,6 +564,7 @@ fn load_instance(file: &Path, settings: &Settings) -> Result<LoadedInstance, Con
         segment,
         interval,
         timeout,
+        tags,
         instance,
     })
 }

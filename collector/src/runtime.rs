@@ -125,7 +125,8 @@ impl Worker {
             .filter(|k| k.circuit_breaker)
             .map(|_| Breaker::new(inst.interval));
         Worker {
-            paths: PathBuilder::new(&settings.base, &inst.segment, settings.suffix.as_deref()),
+            paths: PathBuilder::new(&settings.base, &inst.segment, settings.suffix.as_deref())
+                .tagged(&inst.tags),
             name: if inst.segment.is_empty() {
                 common.kind.clone()
             } else {
@@ -431,6 +432,7 @@ mod tests {
             jitter: Duration::ZERO,
             shutdown_timeout: Duration::from_secs(1),
             sender: Default::default(),
+            tags: Default::default(),
         }
     }
 
@@ -452,6 +454,7 @@ mod tests {
             segment: segment.into(),
             interval: Duration::from_secs(interval),
             timeout: Duration::from_secs(timeout),
+            tags: String::new(),
             instance: Instance {
                 common,
                 collector: c,

@@ -34,17 +34,18 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn new(base: &str, suffix: Option<&str>) -> Self {
+    /// `tags` is the global `tags:` rendered ([`crate::paths::render_tags`]).
+    pub fn new(base: &str, suffix: Option<&str>, tags: &str) -> Self {
         Reporter {
-            paths: PathBuilder::new(base, "carbide.collector", suffix),
+            paths: PathBuilder::new(base, "carbide.collector", suffix).tagged(tags),
             prev: SenderStats::default(),
             prev_agent_dropped: 0,
         }
     }
 
     /// Use new paths (after a reload), keeping the previous totals so deltas stay right.
-    pub fn set_paths(&mut self, base: &str, suffix: Option<&str>) {
-        self.paths = PathBuilder::new(base, "carbide.collector", suffix);
+    pub fn set_paths(&mut self, base: &str, suffix: Option<&str>, tags: &str) {
+        self.paths = PathBuilder::new(base, "carbide.collector", suffix).tagged(tags);
     }
 
     /// One report at `timestamp`. Per-interval counts are taken (reset) from the stats.
@@ -128,7 +129,7 @@ mod tests {
 
     #[test]
     fn reports_gauges_and_per_interval_counts() {
-        let mut r = Reporter::new("servers.h", None);
+        let mut r = Reporter::new("servers.h", None, "");
         let s = Arc::new(InstanceStats::default());
         s.runs.store(3, Relaxed);
         s.timeouts.store(1, Relaxed);

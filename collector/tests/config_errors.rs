@@ -47,7 +47,7 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "unknown key",
         "collectors.d/x.yml",
         "type: host\nurll: http://x\n",
-        "collectors.d/x.yml:2:1: unknown key \"urll\" (this is either a typo or this option does not exist here; expected one of: type, interval, timeout, path, whitelist, blacklist, enabled, percore",
+        "collectors.d/x.yml:2:1: unknown key \"urll\" (this is either a typo or this option does not exist here; expected one of: type, interval, timeout, path, whitelist, blacklist, enabled, tags, percore",
     ),
     (
         "unknown key, did you mean",
@@ -132,6 +132,24 @@ const CASES: &[(&str, &str, &str, &str)] = &[
         "collectors.d/x.yml",
         "type: host\npath: ${CARBIDE_TEST_UNSET_VARIABLE}\n",
         "collectors.d/x.yml:2:7: path: environment variable CARBIDE_TEST_UNSET_VARIABLE is not set",
+    ),
+    (
+        "global tag name breaking carbon's rules",
+        "collector.yml",
+        "hostname_method: fixed\nhostname: h\ntags:\n  dc: eu\n  \"r^le\": web\n",
+        "collector.yml:5:3: tags: tag name \"r^le\" is not allowed: Graphite tag names are non-empty and contain none of ; ! ^ =",
+    ),
+    (
+        "instance tag value breaking carbon's rules",
+        "collectors.d/x.yml",
+        "type: host\ntags:\n  dc: \"~eu\"\n",
+        "collectors.d/x.yml:3:3: tags: value \"~eu\" of tag \"dc\" is not allowed: Graphite tag values are non-empty, contain no ; and do not start with ~",
+    ),
+    (
+        "reserved tag name",
+        "collectors.d/x.yml",
+        "type: host\ntags: {name: x}\n",
+        "collectors.d/x.yml:2:1: tags: tag name \"name\" is reserved",
     ),
     (
         "fixed hostname without hostname",

@@ -212,6 +212,8 @@ pub struct Common {
     pub blacklist: Vec<Pattern>,
     /// Off: the instance is loaded and validated but not run.
     pub enabled: bool,
+    /// Graphite 1.1 tags for this instance's metrics (over the global `tags:`).
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// The common settings of an options struct; [`collector_config!`] implements it.
@@ -313,6 +315,9 @@ macro_rules! collector_config {
             /// Set to false to keep the file but not run the instance.
             #[serde(default = "crate::collectors::__private::default_true")]
             pub enabled: bool,
+            /// Graphite 1.1 tags for this instance's metrics, over the global `tags:`.
+            #[serde(default)]
+            pub tags: std::collections::BTreeMap<String, String>,
             $( $(#[$fmeta])* pub $field: $ty, )*
         }
 
@@ -326,6 +331,7 @@ macro_rules! collector_config {
                     whitelist: self.whitelist.clone(),
                     blacklist: self.blacklist.clone(),
                     enabled: self.enabled,
+                    tags: self.tags.clone(),
                 }
             }
         }
