@@ -455,6 +455,69 @@ fn collector_bin() -> std::path::PathBuf {
     bin
 }
 
+/// The agent's `tags:` (global, and per instance over it) reach a real `carbide serve` as
+/// Graphite 1.1 tagged series that `seriesByTag` finds; the self-metrics carry the global tags.
+#[test]
+fn collector_tags_are_found_by_series_by_tag() {
+    let bin = collector_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let c = serve(dir.path(), &[]);
+    std::fs::create_dir(dir.path().join("collectors.d")).unwrap();
+    std::fs::write(
+        dir.path().join("collectors.d/host.yml"),
+        "type: host\ntags: {role: db, tier: \"1\"}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("collector.yml"),
+        format!(
+            "hostname_method: fixed\nhostname: taghost\ninterval: 1s\ntags:\n  dc: eu\n  role: web\nsender:\n  destinations: [\"{}\"]\n  spool_dir: spool\n",
+            c.carbon
+        ),
+    )
+    .unwrap();
+    let mut agent = std::process::Command::new(bin)
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let load = "seriesByTag('dc=eu','name=servers.taghost.loadavg.01')";
+    let selfm =
+        "seriesByTag('dc=eu','role=web','name=~^servers\\.taghost\\.carbide\\.collector\\.')";
+    let ok = wait_until(Duration::from_secs(60), || {
+        !known(&c, load).is_empty() && !known(&c, selfm).is_empty()
+    });
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGTERM) };
+    let status = agent.wait().unwrap();
+    assert!(ok, "tagged metrics never became queryable by seriesByTag");
+    assert!(status.success());
+    let names = |target: &str| -> Vec<String> {
+        let (st, body) = c.get(&format!(
+            "/render?target={}&from=-1h&format=json",
+            enc(target)
+        ));
+        assert_eq!(st, 200, "{body}");
+        series(&body).into_iter().map(|(n, _)| n).collect()
+    };
+    // The instance's `role` wins over the global one; its own `tier` is added; sorted.
+    assert_eq!(
+        names(load),
+        ["servers.taghost.loadavg.01;dc=eu;role=db;tier=1"]
+    );
+    // No host metric kept the global role, and none is untagged.
+    assert!(names("seriesByTag('role=web','name=~^servers\\.taghost\\.loadavg')").is_empty());
+    assert!(known(&c, "servers.taghost.loadavg.01").is_empty());
+    // Self-metrics: the global tags only.
+    let own = names(selfm);
+    assert!(!own.is_empty());
+    assert!(
+        own.iter().all(|n| n.ends_with(";dc=eu;role=web")),
+        "{own:?}"
+    );
+    assert!(c.stop());
+}
+
 #[test]
 fn collector_binary_sends_to_carbide_serve() {
     let bin = collector_bin();
