@@ -341,11 +341,12 @@ pub fn py_float(x: f64) -> String {
 /// [`py_float`] appended to `out`, without allocating on the common path (render bodies
 /// format every point).
 pub fn push_py_float(out: &mut String, x: f64) {
-    // Where both use positional notation, ryu's shortest round-trip text is Python's
-    // (`5.0`, `0.1`, `-0.0`, `123.456`).
+    // Where both use positional notation, the shortest round-trip text (Schubfach/Żmij, the
+    // same digits as ryu, about twice as fast: ~30 % of a render's JSON encoding was ryu) is
+    // Python's (`5.0`, `0.1`, `-0.0`, `123.456`).
     let a = x.abs();
     if a == 0.0 || (1e-4..1e15).contains(&a) {
-        out.push_str(ryu::Buffer::new().format_finite(x));
+        out.push_str(zmij::Buffer::new().format_finite(x));
     } else {
         out.push_str(&py_float_general(x));
     }
@@ -435,6 +436,21 @@ mod tests {
             (f64::NEG_INFINITY, "-inf"),
         ] {
             assert_eq!(py_float(x), want, "{x}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The fast path (zmij's shortest digits) writes what the general rule writes, for
+        /// any bit pattern and for values with few decimals (the usual metric).
+        #[test]
+        fn fast_path_is_the_general_rule(bits in proptest::prelude::any::<u64>(), k in -10_000_000i64..10_000_000, d in 0i32..6) {
+            for x in [f64::from_bits(bits), k as f64 / 10f64.powi(d)] {
+                if x.is_finite() {
+                    let mut fast = String::new();
+                    push_py_float(&mut fast, x);
+                    proptest::prop_assert_eq!(fast, py_float_general(x), "{}", x);
+                }
+            }
         }
     }
 

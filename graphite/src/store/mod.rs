@@ -195,6 +195,10 @@ impl Store {
             .row_buffer_size(1024);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // No ping before each acquire: a round trip to the connection's worker thread
+            // per read (two wake-ups), for a local file that cannot have gone away. A
+            // connection whose transaction failed is closed by the flush, never pooled.
+            .test_before_acquire(false)
             .connect_with(opts)
             .await
             .map_err(open_err)?;
