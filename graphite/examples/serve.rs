@@ -1,5 +1,6 @@
-//! A minimal front end to `graphite::store::listen` until `carbide serve` exists; used by
-//! `benches/ingest-vs-carbon.sh`.
+//! A minimal front end to `graphite::store::listen` (the carbon listeners and the store, no
+//! HTTP API), for profiling the ingest path alone. `benches/ingest-vs-carbon.sh` used it until
+//! session 10; it now runs the real `carbide serve`.
 //!
 //! ```text
 //! cargo run --release -p graphite --features store --example serve -- \
