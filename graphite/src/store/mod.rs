@@ -41,6 +41,7 @@ mod recent;
 pub mod schema;
 pub mod tags;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
@@ -151,6 +152,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Rows of `series` read per query at open.
+const LOAD_PAGE: i64 = 50_000;
+
 const SCHEMA_SQL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS series (
         id INTEGER PRIMARY KEY,
@@ -228,40 +232,78 @@ impl Store {
         Ok(store)
     }
 
+    /// Rebuild the in-memory tables from `series`, in pages of [`LOAD_PAGE`] rows by id (the
+    /// next page is read by SQLite's worker while this one is entered, and no more than two
+    /// pages of rows are held at once); each distinct schema text is parsed once.
     async fn load_series(&self) -> Result<(), StoreError> {
-        let rows = sqlx::query("SELECT id, path, retentions, aggregation, xff FROM series")
-            .fetch_all(&self.pool)
-            .await?;
-        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+        let page = |after: i64| {
+            let pool = self.pool.clone();
+            tokio::spawn(async move {
+                sqlx::query(
+                    "SELECT id, path, retentions, aggregation, xff FROM series \
+                     WHERE id > ? ORDER BY id LIMIT ?",
+                )
+                .bind(after)
+                .bind(LOAD_PAGE)
+                .fetch_all(&pool)
+                .await
+            })
+        };
+        let mut parsed: HashMap<(String, String, u64), SeriesSchema> = HashMap::new();
         let mut max_id = 0;
-        for row in rows {
-            let id: i64 = row.try_get(0)?;
-            let path: String = row.try_get(1)?;
-            let retentions: String = row.try_get(2)?;
-            let agg: String = row.try_get(3)?;
-            let xff: f64 = row.try_get(4)?;
-            let corrupt = || StoreError::Corrupt {
-                path: path.clone(),
-                retentions: retentions.clone(),
+        let mut next = Some(page(0));
+        while let Some(query) = next.take() {
+            let rows = query
+                .await
+                .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e))))??;
+            let last = match rows.last() {
+                Some(row) => row.try_get::<i64, _>(0)?,
+                None => break,
             };
-            let archives = schema::parse_retentions(&retentions).map_err(|_| corrupt())?;
-            let aggregation = Aggregation::parse(&agg).ok_or_else(corrupt)?;
-            index.insert(&path, id as u64);
-            let path: Arc<str> = path.into();
-            self.index_tags(std::iter::once(path.clone()));
-            max_id = max_id.max(id as u64);
-            let hash = self.hash_path(&path);
-            let mut shard = lock(&self.shards[shard_of_hash(hash)]);
-            let schema = shard.intern(SeriesSchema {
-                archives,
-                aggregation,
-                x_files_factor: xff,
-            });
-            if shard.by_path.get_hashed(hash, &path).is_none() {
-                shard.add_series(hash, &path, id as u64, schema, true);
+            let full = rows.len() as i64 == LOAD_PAGE;
+            if full {
+                next = Some(page(last));
             }
-            // Indexed above.
-            shard.indexed = shard.series.len();
+            let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+            let mut paths = Vec::with_capacity(rows.len());
+            for row in rows {
+                let id: i64 = row.try_get(0)?;
+                let path: String = row.try_get(1)?;
+                let retentions: String = row.try_get(2)?;
+                let agg: String = row.try_get(3)?;
+                let xff: f64 = row.try_get(4)?;
+                let key = (retentions, agg, xff.to_bits());
+                let schema = match parsed.get(&key) {
+                    Some(schema) => schema.clone(),
+                    None => {
+                        let corrupt = || StoreError::Corrupt {
+                            path: path.clone(),
+                            retentions: key.0.clone(),
+                        };
+                        let schema = SeriesSchema {
+                            archives: schema::parse_retentions(&key.0).map_err(|_| corrupt())?,
+                            aggregation: Aggregation::parse(&key.1).ok_or_else(corrupt)?,
+                            x_files_factor: xff,
+                        };
+                        parsed.insert(key, schema.clone());
+                        schema
+                    }
+                };
+                index.insert(&path, id as u64);
+                let path: Arc<str> = path.into();
+                paths.push(path.clone());
+                max_id = max_id.max(id as u64);
+                let hash = self.hash_path(&path);
+                let mut shard = lock(&self.shards[shard_of_hash(hash)]);
+                let schema = shard.intern(schema);
+                if shard.by_path.get_hashed(hash, &path).is_none() {
+                    shard.add_series(hash, &path, id as u64, schema, true);
+                }
+                // Indexed above.
+                shard.indexed = shard.series.len();
+            }
+            drop(index);
+            self.index_tags(paths);
         }
         self.next_id.store(max_id + 1, Relaxed);
         Ok(())
