@@ -282,17 +282,7 @@ fn runs(cols: &[bool]) -> Vec<(usize, usize)> {
 /// `carbide up` in `d` with the host collector (fixed host `uphost`, every second) and
 /// `alerts` as alerts.yml.
 fn up(d: &Path, alerts: &str) -> Carbide {
-    std::fs::create_dir_all(d.join("collectors.d")).unwrap();
-    std::fs::write(
-        d.join("collectors.d/host.yml"),
-        "type: host\ninterval: 1s\n",
-    )
-    .unwrap();
-    std::fs::write(
-        d.join("collector.yml"),
-        "hostname_method: fixed\nhostname: uphost\n",
-    )
-    .unwrap();
+    common::up_host_agent(d);
     std::fs::write(d.join("alerts.yml"), alerts).unwrap();
     Carbide::start(d, &common::up_args(&["--alerter-api", "off"]))
 }

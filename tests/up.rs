@@ -11,17 +11,7 @@ use common::{enc, series, wait_until, Carbide};
 fn up_collects_stores_serves_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::create_dir(d.join("collectors.d")).unwrap();
-    std::fs::write(
-        d.join("collectors.d/host.yml"),
-        "type: host\ninterval: 1s\n",
-    )
-    .unwrap();
-    std::fs::write(
-        d.join("collector.yml"),
-        "hostname_method: fixed\nhostname: uphost\n",
-    )
-    .unwrap();
+    common::up_host_agent(d);
     std::fs::write(
         d.join("alerts.yml"),
         "interval: 1s\nalerts:\n  - name: Load\n    target: servers.*.loadavg.01\n    warning: 100000\n    critical: 200000\n",
@@ -248,17 +238,7 @@ fn webhook() -> (
 fn up_first_evaluation_waits_for_the_agent() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::create_dir(d.join("collectors.d")).unwrap();
-    std::fs::write(
-        d.join("collectors.d/host.yml"),
-        "type: host\ninterval: 1s\n",
-    )
-    .unwrap();
-    std::fs::write(
-        d.join("collector.yml"),
-        "hostname_method: fixed\nhostname: uphost\n",
-    )
-    .unwrap();
+    common::up_host_agent(d);
     let (url, pages) = webhook();
     std::fs::write(
         d.join("alerts.yml"),
@@ -359,17 +339,7 @@ alerts:
 fn up_emails_carry_the_graph_inline() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::create_dir(d.join("collectors.d")).unwrap();
-    std::fs::write(
-        d.join("collectors.d/host.yml"),
-        "type: host\ninterval: 1s\n",
-    )
-    .unwrap();
-    std::fs::write(
-        d.join("collector.yml"),
-        "hostname_method: fixed\nhostname: uphost\n",
-    )
-    .unwrap();
+    common::up_host_agent(d);
     let smtp = common::Smtp::start();
     std::fs::write(
         d.join("alerts.yml"),

@@ -32,6 +32,22 @@ pub fn up_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     UP.iter().copied().chain(extra.iter().copied()).collect()
 }
 
+/// The agent files of a `carbide up` test in `d`: `collectors.d/host.yml` (every second) and a
+/// `collector.yml` naming the host `uphost`.
+pub fn up_host_agent(d: &Path) {
+    std::fs::create_dir_all(d.join("collectors.d")).unwrap();
+    std::fs::write(
+        d.join("collectors.d/host.yml"),
+        "type: host\ninterval: 1s\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("collector.yml"),
+        "hostname_method: fixed\nhostname: uphost\n",
+    )
+    .unwrap();
+}
+
 /// A running `carbide` child and the addresses it printed.
 pub struct Carbide {
     pub child: Child,
