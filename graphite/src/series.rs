@@ -352,6 +352,33 @@ pub fn push_py_float(out: &mut String, x: f64) {
     }
 }
 
+/// `x`'s shortest round-trip digits (no leading or trailing zeros; "0" for zero) and the decimal
+/// exponent of the first one, read from zmij's text ("123.456", "0.0001", "1.5e+300").
+fn shortest_digits(x: f64) -> (bool, String, i32) {
+    let mut buf = zmij::Buffer::new();
+    let text = buf.format_finite(x);
+    let (neg, text) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text),
+    };
+    let (mant, exp10) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
+        None => (text, 0),
+    };
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let all: String = int.chars().chain(frac.chars()).collect();
+    let lead = all.bytes().take_while(|&b| b == b'0').count();
+    let digits = all[lead..].trim_end_matches('0');
+    if digits.is_empty() {
+        return (neg, "0".into(), 0);
+    }
+    (
+        neg,
+        digits.into(),
+        int.len() as i32 - 1 - lead as i32 + exp10,
+    )
+}
+
 /// The general rule behind [`py_float`], without the fast path.
 pub(crate) fn py_float_general(x: f64) -> String {
     if x.is_nan() {
@@ -360,14 +387,9 @@ pub(crate) fn py_float_general(x: f64) -> String {
     if x.is_infinite() {
         return if x > 0.0 { "inf".into() } else { "-inf".into() };
     }
-    let sci = format!("{x:e}"); // shortest digits, e.g. "-1.2345e-5"
-    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let (neg, mant) = match mant.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mant),
-    };
-    let digits: String = mant.chars().filter(char::is_ascii_digit).collect();
+    // Shortest round-trip digits, with ties broken to even as Python's repr does. Rust's `{:e}`
+    // breaks an exact tie the other way (677851467263348.25 -> "...348.3", Python "...348.2").
+    let (neg, digits, exp) = shortest_digits(x);
     let sign = if neg { "-" } else { "" };
     if (-4..16).contains(&exp) {
         let n = digits.len() as i32;
@@ -434,8 +456,19 @@ mod tests {
             (-0.5, "-0.5"),
             (1.5e300, "1.5e+300"),
             (f64::NEG_INFINITY, "-inf"),
+            // An exact tie between two shortest texts: Python's repr rounds half to even.
+            (f64::from_bits(4828778012651908002), "677851467263348.2"),
+            (
+                f64::from_bits(4828778012651908002) * 10.0,
+                "6778514672633482.0",
+            ),
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1e22, "1e+22"),
+            (5e-324, "5e-324"),
         ] {
             assert_eq!(py_float(x), want, "{x}");
+            assert_eq!(py_float_general(x), want, "general rule for {x}");
         }
     }
 
