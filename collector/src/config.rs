@@ -341,6 +341,23 @@ fn resolve_settings(
     })
 }
 
+/// The `sender:` section of a global settings file, for another program that sends through
+/// the agent's sender (`sql-to-graphite --config`): decoded and checked as the agent does, with
+/// the file's positions, but without `spool_dir` (that program keeps its own spool: two
+/// processes must not share one) and without the agent's other settings' checks.
+pub fn load_sender(file: &Path) -> Result<SenderConfig, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        ConfigError::whole_file(file, format!("cannot read the settings file: {e}"))
+    })?;
+    let cfg: Option<GlobalConfig> = yaml::from_str(file, &text)?;
+    let mut sender = cfg.unwrap_or_default().sender;
+    sender.spool_dir = None;
+    sender
+        .validate()
+        .map_err(|m| sender_err(file, &text, &[], m))?;
+    Ok(sender)
+}
+
 /// An error about the tag `key` under `tags:`, positioned at it when the file is in block
 /// style, else at `tags:`, else about the whole file.
 fn tag_err(file: &Path, text: &str, key: &str, msg: String) -> ConfigError {

@@ -322,6 +322,57 @@ fn carbon_ch_py_places_every_name_where_carbon_relay_does() {
     }
 }
 
+/// docs/cluster.md's carbon-c-relay configuration, as written there, its three nodes made
+/// these receiver ports (instances a, b, c) and its listener a free port: the running relay,
+/// its port (it accepts connections) and the directory of its files.
+async fn documented_relay(ports: &[u16]) -> (std::process::Child, u16, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = common::free_port();
+    let mut subs = vec![("10.0.0.10:2003".to_string(), format!("127.0.0.1:{listen}"))];
+    for (k, port) in ports.iter().enumerate() {
+        subs.push((
+            format!("10.0.0.{}:2003=", k + 1),
+            format!("127.0.0.1:{port}="),
+        ));
+    }
+    let conf = docs::with(&docs::block("cluster.md", "relay"), &subs);
+    for (port, inst) in ports.iter().zip(["a", "b", "c"]) {
+        assert!(conf.contains(&format!(":{port}={inst}\n")), "{conf}");
+    }
+    std::fs::write(dir.path().join("relay.conf"), &conf).unwrap();
+    let mut relay = Command::new("carbon-c-relay")
+        .arg("-f")
+        .arg(dir.path().join("relay.conf"))
+        .arg("-l")
+        .arg(dir.path().join("relay.log"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("running carbon-c-relay (tests/run installs it)");
+    for _ in 0..500 {
+        if std::net::TcpStream::connect(("127.0.0.1", listen)).is_ok() {
+            return (relay, listen, dir);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = relay.kill();
+    let _ = relay.wait();
+    panic!("carbon-c-relay did not listen on {listen}");
+}
+
+/// Which receivers (indexes into `sinks`) each of `n` lines reached; a line is known by its
+/// value, its index (the relay rewrites unsanitised names).
+fn placed(sinks: &[Sink], n: usize) -> Vec<BTreeSet<usize>> {
+    let mut at = vec![BTreeSet::new(); n];
+    for (k, s) in sinks.iter().enumerate() {
+        for l in s.lines() {
+            let v: usize = l.split(' ').nth(1).unwrap().parse().unwrap();
+            at[v].insert(k);
+        }
+    }
+    at
+}
+
 /// The running relay (its dispatcher sanitises names and hashes a tagged name up to `;`) and
 /// the sender in `carbon_ch` mode, replication 2, each in front of three receivers with the
 /// same instance names, configured by docs/cluster.md's blocks as written there: every line
@@ -360,41 +411,9 @@ async fn the_sender_and_the_running_relay_deliver_each_line_to_the_same_nodes() 
 
     // docs/cluster.md's relay and agent configurations, each node's address made the port of
     // its receiver (the relay's and the sender's receivers of one instance share the host).
-    let dir = tempfile::tempdir().unwrap();
-    let listen = common::free_port();
-    let mut subs = vec![("10.0.0.10:2003".to_string(), format!("127.0.0.1:{listen}"))];
-    for k in 0..instances.len() {
-        subs.push((
-            format!("10.0.0.{}:2003=", k + 1),
-            format!("127.0.0.1:{}=", port_of(2 * k)),
-        ));
-    }
-    let conf = docs::with(&docs::block("cluster.md", "relay"), &subs);
-    for (k, inst) in instances.iter().enumerate() {
-        assert!(
-            conf.contains(&format!(":{}={inst}\n", port_of(2 * k))),
-            "{conf}"
-        );
-    }
-    std::fs::write(dir.path().join("relay.conf"), &conf).unwrap();
-    let mut relay = Command::new("carbon-c-relay")
-        .arg("-f")
-        .arg(dir.path().join("relay.conf"))
-        .arg("-l")
-        .arg(dir.path().join("relay.log"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("running carbon-c-relay (tests/run installs it)");
-    let mut conn = None;
-    for _ in 0..500 {
-        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", listen)) {
-            conn = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut conn = conn.expect("carbon-c-relay did not listen");
+    let relay_ports: Vec<u16> = (0..instances.len()).map(|k| port_of(2 * k)).collect();
+    let (mut relay, listen, _relay_dir) = documented_relay(&relay_ports).await;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", listen)).unwrap();
     conn.write_all((lines.join("\n") + "\n").as_bytes())
         .unwrap();
     drop(conn);
@@ -443,19 +462,125 @@ async fn the_sender_and_the_running_relay_deliver_each_line_to_the_same_nodes() 
     let _ = relay.wait();
 
     // Lines are told apart by their value (the relay rewrites unsanitised names).
-    let placed = |sinks: &[Sink]| -> Vec<BTreeSet<usize>> {
-        let mut at = vec![BTreeSet::new(); lines.len()];
-        for (k, s) in sinks.iter().enumerate() {
-            for l in s.lines() {
-                let v: usize = l.split(' ').nth(1).unwrap().parse().unwrap();
-                at[v].insert(k);
-            }
-        }
-        at
-    };
-    let (r, s) = (placed(&via_relay), placed(&via_sender));
+    let (r, s) = (
+        placed(&via_relay, lines.len()),
+        placed(&via_sender, lines.len()),
+    );
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(s[i], r[i], "{line}: the sender's nodes vs carbon-c-relay's");
+        assert_eq!(r[i].len(), 2, "{line}");
+    }
+    for rc in receivers {
+        rc.stop().await;
+    }
+}
+
+/// `sql-to-graphite --config` with docs/cluster.md's agent block places each query result
+/// where the running carbon-c-relay (docs/cluster.md's relay block) puts the same lines: its
+/// output, echoed on stdout, is sent through the relay, and every line reaches the same two
+/// of three nodes through both.
+#[cfg(feature = "sql")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sql_to_graphite_places_its_metrics_where_carbon_c_relay_does() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("m.db");
+    {
+        use sqlx::{Connection, Executor};
+        let url = format!("sqlite://{}?mode=rwc", db.display());
+        let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        c.execute("CREATE TABLE m (name TEXT, v INTEGER)")
+            .await
+            .unwrap();
+        for (i, n) in names(400, 29).iter().enumerate() {
+            sqlx::query("INSERT INTO m VALUES (?, ?)")
+                .bind(n)
+                .bind(i as i64)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        c.close().await.unwrap();
+    }
+    let n = 400;
+    let instances = ["a", "b", "c"];
+    let (mut via_relay, mut via_s2g, mut receivers) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in &instances {
+        let (s1, s2) = (Sink::default(), Sink::default());
+        receivers.push(Receiver::start(0, s1.clone()).await);
+        receivers.push(Receiver::start(0, s2.clone()).await);
+        via_relay.push(s1);
+        via_s2g.push(s2);
+    }
+    let subs: Vec<(String, String)> = (0..instances.len())
+        .map(|k| {
+            (
+                format!("10.0.0.{}:2003=", k + 1),
+                format!("127.0.0.1:{}=", receivers[2 * k + 1].port()),
+            )
+        })
+        .collect();
+    let config = tmp.path().join("collector.yml");
+    std::fs::write(
+        &config,
+        docs::with(&docs::block("cluster.md", "agent"), &subs),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sql-to-graphite"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--spool-dir")
+        .arg(tmp.path().join("spool"))
+        .args(["--graphite-prefix", "db"])
+        .env("S2G_DSN", format!("sqlite://{}", db.display()))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"SELECT name, v FROM m ORDER BY v\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), n, "{stdout}");
+
+    let relay_ports: Vec<u16> = (0..instances.len())
+        .map(|k| receivers[2 * k].port())
+        .collect();
+    let (mut relay, listen, _relay_dir) = documented_relay(&relay_ports).await;
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", listen)).unwrap();
+    conn.write_all((lines.join("\n") + "\n").as_bytes())
+        .unwrap();
+    drop(conn);
+    let total = |sinks: &[Sink]| sinks.iter().map(Sink::len).sum::<usize>();
+    common::wait_until(
+        "the relay delivers two replicas of every line",
+        Duration::from_secs(60),
+        || total(&via_relay) == 2 * n,
+    )
+    .await;
+    // sql-to-graphite exited only after delivering: its receivers already hold everything.
+    assert_eq!(total(&via_s2g), 2 * n);
+    let _ = relay.kill();
+    let _ = relay.wait();
+    let (r, s) = (placed(&via_relay, n), placed(&via_s2g, n));
+    for (i, line) in lines.iter().enumerate() {
+        assert!(line.starts_with("db."), "{line}");
+        assert_eq!(
+            s[i], r[i],
+            "{line}: sql-to-graphite's nodes vs carbon-c-relay's"
+        );
         assert_eq!(r[i].len(), 2, "{line}");
     }
     for rc in receivers {

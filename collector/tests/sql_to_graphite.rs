@@ -418,7 +418,22 @@ fn usage_errors_are_one_line() {
 
     let out = run(&pg(), &[], "SELECT 'a', 1\n");
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("--graphite-host is required"));
+    assert!(text(&out.stderr).contains("--graphite-host or --config is required"));
+
+    // --config: the sender's own checks, at the file's position, before any query runs.
+    let tmp = tempfile::tempdir().unwrap();
+    let c = tmp.path().join("collector.yml");
+    std::fs::write(
+        &c,
+        "interval: 10s\nsender:\n  destinations: [\"127.0.0.1:2003\"]\n  placement: carbon_chh\n",
+    )
+    .unwrap();
+    let out = run(&pg(), &["--config", c.to_str().unwrap()], "SELECT 'a', 1\n");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("collector.yml:4:"), "{stderr}");
+    assert!(stderr.contains("carbon_ch"), "{stderr}");
 
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("q.yml");

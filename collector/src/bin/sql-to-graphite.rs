@@ -37,9 +37,14 @@ Without --queries or --schedule, queries are read from stdin, one per line; each
 column is the metric name and its second the value."
 )]
 struct Cli {
-    /// Carbon host to send to (plaintext protocol). Required unless --dry-run.
+    /// Carbon host to send to (plaintext protocol). Required unless --dry-run or --config.
     #[arg(long, value_name = "HOST", allow_hyphen_values = true)]
     graphite_host: Option<String>,
+    /// Send as the agent does: the destinations, placement (e.g. `carbon_ch`, `replication`)
+    /// and other keys of this YAML file's `sender:` section (the agent's collector.yml works
+    /// as it is; its other keys and its `spool_dir` are not used).
+    #[arg(long, value_name = "FILE", conflicts_with = "graphite_host")]
+    config: Option<PathBuf>,
     /// Carbon plaintext port.
     #[arg(long, value_name = "PORT", default_value_t = 2003)]
     graphite_port: u16,
@@ -118,19 +123,25 @@ fn real_main(cli: Cli) -> Result<ExitCode, Usage> {
             .map_err(|e| Usage(format!("cannot read queries from stdin: {e}")))?;
         queries::from_lines(&text, cli.timeout)
     };
-    let destination = match (&cli.graphite_host, cli.dry_run) {
-        (_, true) => None,
-        (Some(host), false) => Some(if host.contains(':') && !host.starts_with('[') {
-            format!("[{host}]:{}", cli.graphite_port)
-        } else {
-            format!("{host}:{}", cli.graphite_port)
-        }),
-        (None, false) => {
-            return Err(Usage(
-                "--graphite-host is required (or --dry-run to only print the lines)".into(),
-            ))
-        }
-    };
+    let destination =
+        match (&cli.graphite_host, &cli.config, cli.dry_run) {
+            (_, _, true) => None,
+            (Some(host), _, false) => Some(SenderConfig {
+                destinations: vec![if host.contains(':') && !host.starts_with('[') {
+                    format!("[{host}]:{}", cli.graphite_port)
+                } else {
+                    format!("{host}:{}", cli.graphite_port)
+                }],
+                ..SenderConfig::default()
+            }),
+            (None, Some(file), false) => {
+                Some(collector::config::load_sender(file).map_err(|e| Usage(e.to_string()))?)
+            }
+            (None, None, false) => return Err(Usage(
+                "--graphite-host or --config is required (or --dry-run to only print the lines)"
+                    .into(),
+            )),
+        };
     let spool_dir = match (&cli.spool_dir, cli.no_spool) {
         (_, true) => None,
         (Some(d), false) => Some(d.clone()),
@@ -151,9 +162,8 @@ fn real_main(cli: Cli) -> Result<ExitCode, Usage> {
             None => None,
             Some(d) => Some(
                 sender::spawn(SenderConfig {
-                    destinations: vec![d],
                     spool_dir: spool_dir.clone(),
-                    ..SenderConfig::default()
+                    ..d
                 })
                 .map_err(|e| Usage(format!("cannot start the sender: {e:#}")))?,
             ),
