@@ -113,9 +113,13 @@ pub fn sanitize_path(path: &str) -> Result<Cow<'_, str>, EncodeError> {
     Ok(Cow::Owned(out))
 }
 
-/// Carbon 1.1's rule for a tag name.
+/// The characters carbon 1.1 refuses in a tag name (`TaggedSeries.validateTagAndValue`).
+pub const TAG_NAME_FORBIDDEN: [char; 4] = [';', '!', '^', '='];
+
+/// Carbon 1.1's rule for a tag name; [`crate::tags::parse`] applies the same rule with
+/// graphite-web's messages.
 pub fn valid_tag_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains([';', '!', '^', '='])
+    !name.is_empty() && !name.contains(TAG_NAME_FORBIDDEN)
 }
 
 /// Carbon 1.1's rule for a tag value.

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use regex::Regex;
 
 use crate::eval::{EvalError, FetchRequest, Source};
+use crate::protocol;
 use crate::series::Series;
 
 /// `TAGDB_AUTOCOMPLETE_LIMIT`, graphite-web's default for the auto-complete endpoints.
@@ -92,7 +93,9 @@ pub fn parse(path: &str) -> Result<Tags, TagError> {
     Ok(tags)
 }
 
-/// `TaggedSeries.validateTagAndValue`.
+/// `TaggedSeries.validateTagAndValue`: the rules of [`protocol::valid_tag_name`] and
+/// [`protocol::valid_tag_value`] (one definition, used by the line protocol too), each broken
+/// rule with graphite-web's message.
 fn validate(tag: &str, value: &str) -> Result<(), TagError> {
     if tag.is_empty() {
         return Err(TagError::EmptyTag);
@@ -100,13 +103,17 @@ fn validate(tag: &str, value: &str) -> Result<(), TagError> {
     if value.is_empty() {
         return Err(TagError::EmptyValue(tag.to_string()));
     }
-    if let Some(ch) = tag.chars().find(|c| ";!^=".contains(*c)) {
+    if !protocol::valid_tag_name(tag) {
+        let ch = tag
+            .chars()
+            .find(|c| protocol::TAG_NAME_FORBIDDEN.contains(c))
+            .unwrap_or(';');
         return Err(TagError::TagChar {
             ch,
             tag: tag.to_string(),
         });
     }
-    if value.starts_with('~') {
+    if !protocol::valid_tag_value(value) {
         return Err(TagError::TildeValue(tag.to_string()));
     }
     Ok(())
