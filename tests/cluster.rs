@@ -107,24 +107,7 @@ fn front_end(
 
 /// A node as docs/cluster.md configures one, on free loopback ports.
 fn serve(dir: &std::path::Path) -> Carbide {
-    serve_with(dir, &[])
-}
-
-/// [`serve`] with more flags.
-fn serve_with(dir: &std::path::Path, extra: &[&str]) -> Carbide {
-    std::fs::create_dir_all(dir).unwrap();
-    let node = docs::with(
-        &docs::block("cluster.md", "node"),
-        &[
-            ("10.0.0.1:2003", "127.0.0.1:0"),
-            ("10.0.0.1:8080", "127.0.0.1:0"),
-            ("/var/lib/carbide", "data"),
-        ],
-    );
-    std::fs::write(dir.join("node.yml"), node).unwrap();
-    let mut args = vec!["serve", "--config", "node.yml"];
-    args.extend_from_slice(extra);
-    Carbide::start(dir, &args)
+    common::node(dir, &[])
 }
 
 /// carbon-c-relay in front of `nodes` with docs/cluster.md's configuration, listening.
@@ -511,7 +494,7 @@ fn the_conformance_corpus_renders_through_the_cluster_as_graphite_web_recorded_i
     let schemas = schemas.to_str().unwrap();
     let nodes: Vec<Carbide> = (0..3)
         .map(|i| {
-            serve_with(
+            common::node(
                 &dir.path().join(format!("n{i}")),
                 &["--schemas", schemas, "--frozen-clock", &frozen],
             )

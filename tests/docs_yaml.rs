@@ -2,8 +2,9 @@
 //! docs cannot drift from what the binaries accept: `carbide serve`'s settings file
 //! (store.md, and cluster.md's node: a block with a serve file's listener keys), the agent's global file and collector files (configuration.md, sender.md,
 //! collectors/*.md), sql-to-graphite's queries file (collectors/sql.md), alerts.yml
-//! (alerts.md, notifiers.md; fragments are completed with a minimal alert) and install.md's
-//! Ansible tasks (YAML; the agent settings they write load).
+//! (alerts.md, notifiers.md; fragments are completed with a minimal alert), install.md's
+//! Ansible tasks (YAML; the agent settings they write load) and cluster.md's carbonapi.yaml
+//! (YAML, each backend's protocol one carbide answers).
 
 use std::path::{Path, PathBuf};
 
@@ -106,6 +107,22 @@ fn check(doc: &Path, line: usize, text: &str) -> Result<&'static str, String> {
         })
         .map_err(|e| at(&conf::ConfigErrors(e)))?;
         return Ok("collector file");
+    }
+    if keys == ["upstreams"] {
+        // carbonapi's own carbonapi.yaml (cluster.md; tests/carbonapi.rs replays its
+        // requests): YAML whose every backend speaks a protocol carbide answers.
+        let f = d.join("carbonapi.yaml");
+        let v: serde_json::Value = conf::from_str(&f, text).map_err(|e| at(&e))?;
+        let backends = v["upstreams"]["backendsv2"]["backends"]
+            .as_array()
+            .ok_or_else(|| at(&"no upstreams.backendsv2.backends list"))?;
+        for b in backends {
+            let p = b["protocol"].as_str().unwrap_or_default();
+            if !graphite::server::carbonapi::PROTOCOLS.contains(&p) && p != "auto" {
+                return Err(at(&format!("protocol {p:?} is not one carbide answers")));
+            }
+        }
+        return Ok("carbonapi.yaml");
     }
     if keys == ["queries"] {
         let f = d.join("queries.yml");

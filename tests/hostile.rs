@@ -10,7 +10,10 @@
 //!   every function called with extreme arguments built from its typed signature, over
 //!   generators and over real data, plus the examples verbatim. After each request
 //!   the process is alive, `/version` answers within a second, its resident memory is under
-//!   the cap, and the answer is 2xx or 4xx.
+//!   the cap, and the answer is 2xx or 4xx;
+//! - the cluster protocols: graphite-web's pickle/msgpack (query strings, multipart bodies)
+//!   and carbonapi's (`protobuf` query strings; truncated, garbage, deeply nested and huge
+//!   `carbonapi_v3_pb` bodies; the capabilities probe).
 
 mod common;
 
@@ -19,8 +22,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use common::{enc, http, wait_until, Carbide};
+use common::{enc, http, request_bytes, wait_until, Carbide};
 use graphite::functions::{Function, ParamType, FUNCTIONS};
+use graphite::server::carbonapi::v3;
+use prost::Message;
 
 /// The address-space cap every server of this suite runs under (and its RSS limit).
 const CAP: u64 = 2 << 30;
@@ -720,6 +725,13 @@ fn generated_corpus_from_the_function_registry() {
             "//tags/autoComplete/values?local=1&tag=%00&expr={}",
             enc("host=~a{1000}{1000}")
         ),
+        // carbonapi's carbonapi_v2_pb (format=protobuf) and msgpack query strings.
+        "/render/?format=protobuf&target=hostile.**&from=-999999999y&until=99999999999999999999".into(),
+        "//render/?format=carbonapi_v2_pb&target=sumSeries(hostile.*.*)&target=hostile.*.cpu".into(),
+        "/metrics/find/?format=protobuf3&query=**".into(),
+        format!("/metrics/find/?format=protobuf&query=hostile{deep_glob}"),
+        "/metrics/find/?format=msgpack&query=hostile.*.*".into(),
+        "/_internal/capabilities/?format=pickle".into(),
     ];
     for q in &endpoints {
         let (st, answer) = c.get(q);
@@ -770,8 +782,141 @@ fn generated_corpus_from_the_function_registry() {
             healthy(&mut c).unwrap();
         }
     }
+    carbonapi_v3_bodies(&mut c, &deep_glob);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(c.stop(), "carbide serve did not exit 0 after the corpus");
+}
+
+/// carbonapi_v3_pb bodies (the request is the body of a GET) to render, find and the
+/// capabilities probe: each a 2xx or a 4xx, the server healthy after each.
+fn carbonapi_v3_bodies(c: &mut Carbide, deep_glob: &str) {
+    let fetch = |name: &str, start: i64, stop: i64| v3::FetchRequest {
+        name: name.into(),
+        path_expression: name.into(),
+        start_time: start,
+        stop_time: stop,
+        max_data_points: i64::MAX,
+        ..Default::default()
+    };
+    let fetches =
+        |metrics: Vec<v3::FetchRequest>| v3::MultiFetchRequest { metrics }.encode_to_vec();
+    let globs = |metrics: Vec<String>| {
+        v3::MultiGlobRequest {
+            metrics,
+            start_time: i64::MIN,
+            stop_time: i64::MAX,
+        }
+        .encode_to_vec()
+    };
+    let now = common::now();
+    // Field 1 nested in itself 10 000 deep: past prost's recursion limit.
+    let mut nested = Vec::new();
+    for _ in 0..10_000 {
+        let mut outer = vec![0x0a];
+        prost::encoding::encode_varint(nested.len() as u64, &mut outer);
+        outer.extend_from_slice(&nested);
+        nested = outer;
+    }
+    let valid = fetches(vec![fetch("hostile.*.cpu", now - 600, now)]);
+    let bodies: Vec<(&str, &str, Vec<u8>)> = vec![
+        (
+            "render",
+            "over max_targets",
+            fetches(vec![v3::FetchRequest::default(); 100_000]),
+        ),
+        (
+            "render",
+            "huge window",
+            fetches(vec![fetch("hostile.**", i64::MIN, i64::MAX)]),
+        ),
+        (
+            "render",
+            "every series",
+            fetches(vec![fetch("hostile.**", now - 3600, now); 150]),
+        ),
+        (
+            "render",
+            "functions",
+            fetches(vec![
+                fetch("sumSeries(hostile.*.*)", now - 3600, now),
+                fetch("seriesByTag('host=~h.*')", 0, now),
+            ]),
+        ),
+        (
+            "render",
+            "deep glob",
+            fetches(vec![fetch(&format!("hostile{deep_glob}"), now - 60, now)]),
+        ),
+        (
+            "render",
+            "bad target",
+            fetches(vec![fetch("sumSeries(", now - 60, now)]),
+        ),
+        (
+            "render",
+            "empty window",
+            fetches(vec![fetch("hostile.*.cpu", now, now)]),
+        ),
+        ("render", "truncated", valid[..valid.len() - 3].to_vec()),
+        (
+            "render",
+            "garbage",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff".to_vec(),
+        ),
+        ("render", "nested", nested.clone()),
+        ("render", "empty", Vec::new()),
+        (
+            "find",
+            "over max_targets",
+            globs(vec!["**".into(); 200_000]),
+        ),
+        ("find", "every node", globs(vec!["**".into(); 100])),
+        (
+            "find",
+            "deep glob",
+            globs(vec![format!("hostile{deep_glob}")]),
+        ),
+        ("find", "nested", nested.clone()),
+        (
+            "find",
+            "truncated",
+            globs(vec!["hostile.*".into()])[..5].to_vec(),
+        ),
+        ("capabilities", "nested", nested),
+        ("capabilities", "garbage", b"\x0a\xff".to_vec()),
+    ];
+    for (endpoint, what, body) in &bodies {
+        let path = match *endpoint {
+            "render" => "//render/?format=carbonapi_v3_pb",
+            "find" => "//metrics/find/?format=carbonapi_v3_pb",
+            _ => "/_internal/capabilities/",
+        };
+        let (st, _, answer) = request_bytes(
+            c.http,
+            "GET",
+            path,
+            &[("Accept", "application/x-carbonapi-v3-pb")],
+            Some(body),
+        );
+        eprintln!("carbonapi_v3_pb {endpoint} {what}: {st}");
+        assert!(
+            (200..500).contains(&st),
+            "{endpoint} {what}: {st} {}",
+            String::from_utf8_lossy(&answer[..answer.len().min(300)])
+        );
+        healthy(c).unwrap();
+    }
+    // A body over max_body_bytes (1 MiB) is refused before it is decoded.
+    let big = fetches(vec![fetch(&"h".repeat(1 << 20), now - 60, now)]);
+    let (st, _, _) = request_bytes(
+        c.http,
+        "POST",
+        "/render/?format=carbonapi_v3_pb",
+        &[],
+        Some(&big),
+    );
+    assert_eq!(st, 413);
+    healthy(c).unwrap();
 }
 
 // ---- carbide up isolates its parts ----

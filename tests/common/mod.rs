@@ -279,10 +279,35 @@ pub fn http(
 
 /// A GET whose body is bytes (pictures): status, `Content-Type`, body.
 pub fn get_bytes(addr: SocketAddr, path_and_query: &str) -> (u16, String, Vec<u8>) {
+    request_bytes(addr, "GET", path_and_query, &[], None)
+}
+
+/// One HTTP/1.1 request with `Connection: close` whose bodies are bytes (a body is sent with
+/// its `Content-Length` only, as Go's client sends carbonapi's protobuf bodies): status,
+/// `Content-Type`, body.
+pub fn request_bytes(
+    addr: SocketAddr,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let req = format!("GET {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let mut req =
+        format!("{method} {path_and_query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
+    if let Some(b) = body {
+        // The server may answer (413) before reading everything.
+        let _ = s.write_all(b);
+    }
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let split = raw
@@ -305,6 +330,24 @@ pub fn get_bytes(addr: SocketAddr, path_and_query: &str) -> (u16, String, Vec<u8
         })
         .unwrap_or_default();
     (status, content_type, body)
+}
+
+/// A cluster node as docs/cluster.md configures one (its `node` block), on free loopback
+/// ports, with more flags.
+pub fn node(dir: &Path, extra: &[&str]) -> Carbide {
+    std::fs::create_dir_all(dir).unwrap();
+    let node = docs::with(
+        &docs::block("cluster.md", "node"),
+        &[
+            ("10.0.0.1:2003", "127.0.0.1:0"),
+            ("10.0.0.1:8080", "127.0.0.1:0"),
+            ("/var/lib/carbide", "data"),
+        ],
+    );
+    std::fs::write(dir.join("node.yml"), node).unwrap();
+    let mut args = vec!["serve", "--config", "node.yml"];
+    args.extend_from_slice(extra);
+    Carbide::start(dir, &args)
 }
 
 fn dechunk(mut s: &str) -> String {

@@ -25,6 +25,7 @@ use axum::routing::get;
 use axum::Router;
 use base64::Engine as _;
 
+use super::carbonapi::{self, Wire};
 use super::output;
 use super::remote;
 use super::source::StoreSource;
@@ -32,11 +33,13 @@ use super::work::{Cancel, Pool, PoolConfig, Refused, Stop};
 use crate::attime::{parse_time, TimeZone};
 use crate::budget::Budget;
 use crate::eval::{self, EvalError};
+use crate::expr::ast::Expr;
 use crate::expr::parse_with_vars;
 use crate::functions;
 use crate::glob::GlobPattern;
 use crate::picture::{self, params::PictureLimits, GraphParams, PictureError};
 use crate::render::model;
+use crate::series::Series;
 use crate::store::{unix_now, Store};
 
 /// The graphite-web version reported by `/version` (Grafana picks its dialect from it).
@@ -207,6 +210,19 @@ pub fn api_with(store: Arc<Store>, config: &HttpConfig, extra: Router) -> (Route
         .route("//metrics/find", get(find).post(find))
         .route("//metrics/find/", get(find).post(find))
         .route("//metrics/index.json", get(index).post(index))
+        // carbonapi's `protocol: "auto"` asks a backend what it speaks.
+        .route(
+            "/_internal/capabilities",
+            get(capabilities).post(capabilities),
+        )
+        .route(
+            "/_internal/capabilities/",
+            get(capabilities).post(capabilities),
+        )
+        .route(
+            "//_internal/capabilities/",
+            get(capabilities).post(capabilities),
+        )
         .route("/metrics/expand", get(expand).post(expand))
         .route("/metrics/expand/", get(expand).post(expand))
         .route("/metrics/index.json", get(index).post(index))
@@ -533,19 +549,139 @@ fn jsonp(p: &Params) -> Result<Option<&str>, ApiError> {
     }
 }
 
+/// The `Accept` header's media types (parameters dropped).
+fn accepts(headers: &HeaderMap) -> Vec<&str> {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.split(';').next().unwrap_or_default().trim())
+        .collect()
+}
+
+/// carbonapi's protocol of a request: `carbonapi_v3_pb` is decided before the body is read
+/// (the body is then the request, not a form), v2 from the parameters.
+fn wire(query: Option<&str>, headers: &HeaderMap) -> Option<Wire> {
+    let p = Params::collect(query, &HeaderMap::new(), b"");
+    Wire::of(p.get("format"), &accepts(headers))
+}
+
 async fn render(
     State(st): State<Arc<AppState>>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let handle = tokio::runtime::Handle::current();
+    let state = st.clone();
+    if wire(q.as_deref(), &headers) == Some(Wire::V3) {
+        return work(&st, move |cancel| render_v3(&state, &body, cancel, handle)).await;
+    }
     let p = match Params::collect_multipart(q.as_deref(), &headers, body).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let handle = tokio::runtime::Handle::current();
-    let state = st.clone();
     work(&st, move |cancel| render_inner(&state, &p, cancel, handle)).await
+}
+
+/// `Err` once the request was told to stop (deadline, client gone, shutdown).
+fn check(cancel: &Cancel, limits: &Limits) -> Result<(), ApiError> {
+    match cancel.stopped() {
+        Some(why) => Err(ApiError::from(stopped(why, limits))),
+        None => Ok(()),
+    }
+}
+
+/// A request's source and budget, from the limits.
+fn source_and_budget(
+    st: &AppState,
+    now: i64,
+    cancel: &Cancel,
+    handle: tokio::runtime::Handle,
+) -> (StoreSource, Budget) {
+    let l = &st.limits;
+    let src = StoreSource::new(st.store.clone(), handle, now, l.max_points_per_request)
+        .with_cancel(cancel.clone());
+    let budget = Budget::new()
+        .with_max_points(l.max_points_per_request)
+        .with_max_name_bytes(l.max_name_bytes_per_request)
+        .with_max_regexes(l.max_regexes_per_request)
+        .with_deadline(cancel.deadline())
+        .with_cancel(cancel.flag());
+    (src, budget)
+}
+
+/// Each target evaluated on its own window, under one budget: a cluster front end files
+/// each answer under the target it asked for.
+fn render_each(
+    targets: &[(Expr, i64, i64)],
+    now: i64,
+    src: &StoreSource,
+    budget: &Budget,
+) -> Result<Vec<Vec<Series>>, EvalError> {
+    targets
+        .iter()
+        .map(|(e, from, until)| {
+            eval::render_with(std::slice::from_ref(e), *from, *until, now, src, budget)
+        })
+        .collect()
+}
+
+/// The answer to an evaluation that failed (checked after [`check`]).
+fn eval_failed(e: EvalError, src: &StoreSource, limits: &Limits) -> ApiError {
+    match e {
+        EvalError::Source { message, .. } if src.limit_hit() => bad(message),
+        e @ EvalError::Source { .. } => {
+            tracing::error!("render: {e}");
+            internal(e.to_string())
+        }
+        EvalError::DeadlineExceeded { .. } => stopped(Stop::Deadline, limits).into(),
+        EvalError::Cancelled => stopped(Stop::Shutdown, limits).into(),
+        // Over a budget, or a bad target: the client's to fix.
+        e => bad(e.to_string()),
+    }
+}
+
+/// A `carbonapi_v3_pb` render: the `MultiFetchRequest` in the body, each fetch on its own
+/// window, answered with its `pathExpression` and window.
+fn render_v3(
+    st: &AppState,
+    body: &[u8],
+    cancel: &Cancel,
+    handle: tokio::runtime::Handle,
+) -> Result<Response, ApiError> {
+    let fetches = carbonapi::fetch_request(body, st.limits.max_targets).map_err(bad)?;
+    let mut targets = Vec::with_capacity(fetches.len());
+    for f in &fetches {
+        let (from, until) =
+            eval::request_window(f.start, f.stop).map_err(|e| bad(format!("{}: {e}", f.name)))?;
+        let e = parse_with_vars(&f.name, &[]).map_err(|e| bad(e.to_string()))?;
+        targets.push((e, from, until));
+    }
+    check(cancel, &st.limits)?;
+    let now = unix_now();
+    let (src, budget) = source_and_budget(st, now, cancel, handle);
+    let result = render_each(&targets, now, &src, &budget);
+    check(cancel, &st.limits)?;
+    let per_fetch = result.map_err(|e| eval_failed(e, &src, &st.limits))?;
+    drop(src);
+    let mut answers = Vec::new();
+    for (fetch, series) in fetches.iter().zip(per_fetch) {
+        for s in series {
+            let schema = st.store.schema_of(&s.name);
+            answers.push(carbonapi::Answer {
+                fetch,
+                series: s,
+                consolidation: schema.aggregation.name(),
+                x_files_factor: schema.x_files_factor,
+            });
+        }
+    }
+    let body = carbonapi::render_v3(&answers);
+    drop(answers);
+    check(cancel, &st.limits)?;
+    Ok(([(header::CONTENT_TYPE, Wire::V3.content_type())], body).into_response())
 }
 
 /// A render, on a blocking thread of the pool: parse, evaluate, encode, checking `cancel`
@@ -556,10 +692,7 @@ fn render_inner(
     cancel: &Cancel,
     handle: tokio::runtime::Handle,
 ) -> Result<Response, ApiError> {
-    let check = || match cancel.stopped() {
-        Some(why) => Err(ApiError::from(stopped(why, &st.limits))),
-        None => Ok(()),
-    };
+    let check = || check(cancel, &st.limits);
     let tz = match p.get("tz") {
         Some(name) if !name.is_empty() => TimeZone::parse(name).map_err(|e| bad(e.to_string()))?,
         _ => TimeZone::utc(),
@@ -579,13 +712,16 @@ fn render_inner(
     // graphite-web answers a PNG when no format is given.
     let format = p.get("format").filter(|f| !f.is_empty()).unwrap_or("png");
     let remote_format = remote::Format::parse(format);
+    let v2 = Wire::of(Some(format), &[]) == Some(Wire::V2);
     let picture_format = match format {
-        "json" | "csv" | "pickle" | "msgpack" => None,
+        "json" | "csv" | "pickle" | "msgpack" | "protobuf" | "protobuf3" | "carbonapi_v2_pb" => {
+            None
+        }
         "png" => Some(picture::Format::Png),
         "svg" => Some(picture::Format::Svg),
         _ => {
             return Err(bad(format!(
-                "format={format} is not supported by carbide's render API; use format=png, svg, json, csv, pickle or msgpack"
+                "format={format} is not supported by carbide's render API; use format=png, svg, json, csv, pickle, msgpack or carbonapi's protobuf, carbonapi_v2_pb, carbonapi_v3_pb"
             )))
         }
     };
@@ -636,55 +772,33 @@ fn render_inner(
         exprs.push(parse_with_vars(t, &vars).map_err(|e| bad(e.to_string()))?);
     }
     check()?;
-    let l = &st.limits;
-    let src = StoreSource::new(st.store.clone(), handle, now, l.max_points_per_request)
-        .with_cancel(cancel.clone());
-    let budget = Budget::new()
-        .with_max_points(l.max_points_per_request)
-        .with_max_name_bytes(l.max_name_bytes_per_request)
-        .with_max_regexes(l.max_regexes_per_request)
-        .with_deadline(cancel.deadline())
-        .with_cancel(cancel.flag());
+    let (src, budget) = source_and_budget(st, now, cancel, handle);
     // A cluster front end files each series under the target it asked for: evaluate the
     // targets one by one to know which answered what.
     let mut answered: Vec<(&str, usize)> = Vec::new();
-    let result = match remote_format {
-        None => eval::render_with(&exprs, from, until, now, &src, &budget),
-        Some(_) => {
+    let result = if remote_format.is_none() && !v2 {
+        eval::render_with(&exprs, from, until, now, &src, &budget)
+    } else {
+        let each: Vec<_> = exprs.into_iter().map(|e| (e, from, until)).collect();
+        render_each(&each, now, &src, &budget).map(|per| {
             let mut all = Vec::new();
-            let mut res = Ok(());
-            for (t, e) in targets.iter().zip(&exprs) {
-                match eval::render_with(std::slice::from_ref(e), from, until, now, &src, &budget) {
-                    Ok(s) => {
-                        answered.push((t, s.len()));
-                        all.extend(s);
-                    }
-                    Err(e) => {
-                        res = Err(e);
-                        break;
-                    }
-                }
+            for (t, s) in targets.iter().zip(per) {
+                answered.push((t, s.len()));
+                all.extend(s);
             }
-            res.map(|()| all)
-        }
+            all
+        })
     };
     // Stopped (deadline, client gone, shutdown), whichever error that surfaced as.
     check()?;
-    let series = match result {
-        Ok(s) => s,
-        Err(EvalError::Source { message, .. }) if src.limit_hit() => return Err(bad(message)),
-        Err(e @ EvalError::Source { .. }) => {
-            tracing::error!("render: {e}");
-            return Err(internal(e.to_string()));
-        }
-        Err(EvalError::DeadlineExceeded { .. }) => {
-            return Err(stopped(Stop::Deadline, &st.limits).into())
-        }
-        Err(EvalError::Cancelled) => return Err(stopped(Stop::Shutdown, &st.limits).into()),
-        // Over a budget, or a bad target: the client's to fix.
-        Err(e) => return Err(bad(e.to_string())),
-    };
+    let series = result.map_err(|e| eval_failed(e, &src, &st.limits))?;
     drop(src);
+    if v2 {
+        let body = carbonapi::render_v2(&series);
+        drop(series);
+        check()?;
+        return Ok(([(header::CONTENT_TYPE, Wire::V2.content_type())], body).into_response());
+    }
     if let Some(rf) = remote_format {
         let mut it = series.into_iter();
         let mut tagged = Vec::new();
@@ -745,12 +859,65 @@ async fn find(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let state = st.clone();
+    if wire(q.as_deref(), &headers) == Some(Wire::V3) {
+        return work(&st, move |_| find_v3(&state, &body)).await;
+    }
     let p = match Params::collect_multipart(q.as_deref(), &headers, body).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    let state = st.clone();
     work(&st, move |_| find_inner(&state, &p)).await
+}
+
+/// A `carbonapi_v3_pb` find: the `MultiGlobRequest` in the body, one answer per glob.
+fn find_v3(st: &AppState, body: &[u8]) -> Result<Response, ApiError> {
+    let queries = carbonapi::glob_request(body, st.limits.max_targets).map_err(bad)?;
+    let mut found = Vec::with_capacity(queries.len());
+    let mut total = 0;
+    for q in &queries {
+        check_query(q)?;
+        let nodes = st.store.find(q);
+        total += nodes.len();
+        if total > st.limits.max_find_results {
+            return Err(too_many(total, st.limits.max_find_results));
+        }
+        found.push(nodes);
+    }
+    let per_query: Vec<_> = queries
+        .iter()
+        .zip(&found)
+        .map(|(q, nodes)| {
+            let m = nodes.iter().map(|n| (n.path.as_str(), n.is_leaf)).collect();
+            (q.as_str(), m)
+        })
+        .collect();
+    let body = carbonapi::find_v3(&per_query);
+    Ok(([(header::CONTENT_TYPE, Wire::V3.content_type())], body).into_response())
+}
+
+/// `/_internal/capabilities/`: what carbonapi's `protocol: "auto"` asks a backend before
+/// choosing a protocol (its body is an empty `CapabilityRequest`).
+async fn capabilities(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let p = Params::collect(q.as_deref(), &HeaderMap::new(), b"");
+    match p.get("format") {
+        None | Some("" | "carbonapi_v3_pb") => {}
+        Some(_) if wire(q.as_deref(), &headers) == Some(Wire::V3) => {}
+        Some(f) => {
+            return bad(format!(
+                "format={f}: carbide answers /_internal/capabilities/ only as carbonapi_v3_pb"
+            ))
+            .into_response()
+        }
+    }
+    if let Err(e) = carbonapi::capability_request(&body) {
+        return bad(e).into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, Wire::V3.content_type())],
+        carbonapi::capabilities(),
+    )
+        .into_response()
 }
 
 fn find_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
@@ -779,6 +946,11 @@ fn find_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
     if nodes.len() > st.limits.max_find_results {
         return Err(too_many(nodes.len(), st.limits.max_find_results));
     }
+    if Wire::of(Some(format), &[]) == Some(Wire::V2) {
+        let matches: Vec<_> = nodes.iter().map(|n| (n.path.as_str(), n.is_leaf)).collect();
+        let body = carbonapi::find_v2(query, &matches);
+        return Ok(([(header::CONTENT_TYPE, Wire::V2.content_type())], body).into_response());
+    }
     if let Some(rf) = remote::Format::parse(format) {
         let now = unix_now();
         let infos: Vec<remote::NodeInfo<'_>> = nodes
@@ -786,6 +958,7 @@ fn find_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
             .map(|n| remote::NodeInfo {
                 path: &n.path,
                 is_leaf: n.is_leaf,
+                is_leaf_carbonapi: n.is_leaf,
                 intervals: if n.is_leaf {
                     let retention = st.store.schema_of(&n.path).max_retention();
                     vec![(now - retention, now)]
@@ -802,7 +975,7 @@ fn find_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
         "completer" => output::find_completer(&nodes, wildcards),
         _ => {
             return Err(bad(
-                "Invalid value for 'format' parameter (carbide answers treejson, completer, pickle and msgpack)",
+                "Invalid value for 'format' parameter (carbide answers treejson, completer, pickle, msgpack and carbonapi's protobuf, carbonapi_v2_pb, carbonapi_v3_pb)",
             ))
         }
     };

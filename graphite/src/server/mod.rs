@@ -8,6 +8,8 @@
 //!   and the find/expand JSON, byte-for-byte as graphite-web writes them. Pure.
 //! - [`remote`]: the `format=pickle` / `msgpack` answers a graphite-web cluster front end
 //!   reads from its nodes (`CLUSTER_SERVERS`).
+//! - [`carbonapi`]: carbonapi's backend protocols (`carbonapi_v2_pb`, `carbonapi_v3_pb`,
+//!   `/_internal/capabilities/`) over go-graphite's `.proto` files (`graphite/proto/`).
 //! - [`http`]: the axum router, parameters, authentication, limits and errors.
 //! - [`events`]: graphite-web's events API (`/events/`, `/events/get_data`) over the store.
 //! - [`tags`]: graphite-web's `/tags` API (tag lists, values, findSeries, auto-complete).
@@ -17,6 +19,7 @@
 //!
 //! Every limit, its default and what happens at it: `docs/limits.md`.
 
+pub mod carbonapi;
 pub mod events;
 pub mod http;
 pub mod listen;

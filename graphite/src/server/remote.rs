@@ -8,7 +8,8 @@
 //! - render: a list of `{name, pathExpression, start, end, step, values}`, `values` floats or
 //!   `None`; `pathExpression` is the `target` the series answered (graphite-web files results
 //!   under it and drops any other);
-//! - find: a list of `{path, is_leaf, intervals}`, `intervals` a list of `(start, end)`: for a
+//! - find: a list of `{path, is_leaf, isLeaf, intervals}` (`isLeaf` for carbonapi's msgpack
+//!   flavour, [`super::carbonapi`]), `intervals` a list of `(start, end)`: for a
 //!   leaf, whisper's `(now - maxRetention, now)`; none for a branch.
 //!
 //! Nothing found is an empty list (any other status makes graphite-web disable the node for
@@ -63,11 +64,15 @@ struct SeriesInfo<'a> {
     values: &'a [Option<f64>],
 }
 
-/// One `/metrics/find` node as graphite-web's remote finder reads it.
+/// One `/metrics/find` node as graphite-web's remote finder reads it, with carbonapi's
+/// `isLeaf` beside graphite-web's `is_leaf` (carbonapi's msgpack flavour reads `path` and
+/// `isLeaf` and skips the rest; graphite-web reads `is_leaf`, else `isLeaf`).
 #[derive(Debug, Serialize)]
 pub struct NodeInfo<'a> {
     pub path: &'a str,
     pub is_leaf: bool,
+    #[serde(rename = "isLeaf")]
+    pub is_leaf_carbonapi: bool,
     /// `(start, end)` pairs: a leaf's data, none for a branch.
     pub intervals: Vec<(i64, i64)>,
 }
@@ -139,11 +144,13 @@ mod tests {
             NodeInfo {
                 path: "a.b",
                 is_leaf: true,
+                is_leaf_carbonapi: true,
                 intervals: vec![(10, 20)],
             },
             NodeInfo {
                 path: "a",
                 is_leaf: false,
+                is_leaf_carbonapi: false,
                 intervals: vec![],
             },
         ];
@@ -151,8 +158,8 @@ mod tests {
         let v: serde_json::Value = rmp_serde::from_slice(&nodes).unwrap();
         assert_eq!(
             v,
-            serde_json::json!([{"path": "a.b", "is_leaf": true, "intervals": [[10, 20]]},
-                {"path": "a", "is_leaf": false, "intervals": []}])
+            serde_json::json!([{"path": "a.b", "is_leaf": true, "isLeaf": true, "intervals": [[10, 20]]},
+                {"path": "a", "is_leaf": false, "isLeaf": false, "intervals": []}])
         );
     }
 }
