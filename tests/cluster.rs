@@ -769,3 +769,119 @@ fn the_alerter_pages_through_the_cluster_as_through_one_node() {
         "through the cluster with one node stopped"
     );
 }
+
+/// A leaf's find `intervals` are the ranges its node holds (the store's chunks and cache), not
+/// the retention: two nodes each holding another hour of `held.both` and the same old hour of
+/// `held.old` answer their own ranges, and graphite-web 1.1.10 over them (docs/cluster.md's
+/// settings) merges a leaf's nodes into one whose intervals are the union of theirs
+/// (`readers/multi.py` `get_intervals`), which its own `format=json` find shows.
+/// (graphite-web's render asks every node whatever their intervals; its find reads them.)
+#[test]
+fn find_intervals_are_what_each_node_holds_and_graphite_web_merges_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes: Vec<Carbide> = (0..2)
+        .map(|i| serve(&dir.path().join(format!("n{i}"))))
+        .collect();
+    let t = now() / 3600 * 3600;
+    let hour = |name: &str, from: i64| -> String {
+        (from..from + 3600)
+            .step_by(10)
+            .map(|ts| format!("{name} {} {ts}\n", ts % 7))
+            .collect()
+    };
+    let old = t - 3 * 3600;
+    send_lines(
+        nodes[0].carbon,
+        &(hour("held.both", old) + &hour("held.old", old)),
+    );
+    send_lines(
+        nodes[1].carbon,
+        &(hour("held.both", t - 3600) + &hour("held.old", old)),
+    );
+    let count = |n: &Carbide, target: &str| {
+        let path = format!(
+            "/render?format=json&target={target}&from={}&until={t}",
+            old - 1
+        );
+        common::series(&n.get(&path).1)
+            .first()
+            .map_or(0, |s| s.1.iter().filter(|p| p.0.is_some()).count())
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || nodes.iter().all(|n| count(
+            n,
+            "held.both"
+        ) == 360
+            && count(n, "held.old") == 360)),
+        "the points reached the nodes"
+    );
+    // The nodes' own answers, as graphite-web asks them: from the cache, then from the
+    // chunks once flushed (a restart flushes everything).
+    let intervals = |n: &Carbide, query: &str| {
+        let (st, _, body) = get_bytes(
+            n.http,
+            &format!("//metrics/find/?local=1&format=msgpack&query={query}"),
+        );
+        assert_eq!(st, 200);
+        let v: serde_json::Value = rmp_serde::from_slice(&body).unwrap();
+        serde_json::from_value::<Vec<(i64, i64)>>(v[0]["intervals"].clone()).unwrap()
+    };
+    let mut nodes = nodes;
+    for round in ["cached", "flushed"] {
+        assert_eq!(
+            intervals(&nodes[0], "held.both"),
+            [(old, old + 3600)],
+            "{round}"
+        );
+        assert_eq!(
+            intervals(&nodes[1], "held.both"),
+            [(t - 3600, t)],
+            "{round}"
+        );
+        assert_eq!(
+            intervals(&nodes[1], "held.old"),
+            [(old, old + 3600)],
+            "{round}"
+        );
+        assert_eq!(intervals(&nodes[0], "held"), [], "{round}: a branch");
+        if round == "cached" {
+            nodes = nodes
+                .into_iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    assert!(n.stop(), "node {i} stops cleanly");
+                    serve(&dir.path().join(format!("n{i}")))
+                })
+                .collect();
+        }
+    }
+
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|n| n.http).collect();
+    let (_gw, fe) = front_end(&dir.path().join("gw"), "msgpack", false, &addrs, None);
+    let (st, body) = http(
+        fe,
+        "GET",
+        &format!("/metrics/find?query=held.*&format=json&from={old}&until={t}"),
+        &[],
+        None,
+    );
+    assert_eq!(st, 200, "{body}");
+    let mut found: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // In the order of graphite-web's set of nodes: its `Interval.__lt__` compares a start
+    // with itself, so `MultiReader.get_intervals`'s `sorted` keeps that order.
+    for node in found.as_array_mut().unwrap() {
+        if let Some(list) = node["intervals"].as_array_mut() {
+            list.sort_by_key(|i| i["start"].as_i64());
+        }
+    }
+    let span = |a: i64, b: i64| serde_json::json!({"start": a, "end": b});
+    assert_eq!(
+        found,
+        serde_json::json!([
+            {"path": "held.both", "is_leaf": true,
+             "intervals": [span(old, old + 3600), span(t - 3600, t)]},
+            {"path": "held.old", "is_leaf": true, "intervals": [span(old, old + 3600)]},
+        ]),
+        "graphite-web's merged intervals"
+    );
+}

@@ -867,7 +867,8 @@ async fn find(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    work(&st, move |_| find_inner(&state, &p)).await
+    let handle = tokio::runtime::Handle::current();
+    work(&st, move |_| find_inner(&state, &p, handle)).await
 }
 
 /// A `carbonapi_v3_pb` find: the `MultiGlobRequest` in the body, one answer per glob.
@@ -920,7 +921,11 @@ async fn capabilities(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) ->
         .into_response()
 }
 
-fn find_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
+fn find_inner(
+    st: &AppState,
+    p: &Params,
+    handle: tokio::runtime::Handle,
+) -> Result<Response, ApiError> {
     let Some(query) = p.get("query") else {
         return Err(bad("Missing required parameter 'query'"));
     };
@@ -952,18 +957,29 @@ fn find_inner(st: &AppState, p: &Params) -> Result<Response, ApiError> {
         return Ok(([(header::CONTENT_TYPE, Wire::V2.content_type())], body).into_response());
     }
     if let Some(rf) = remote::Format::parse(format) {
-        let now = unix_now();
+        // A leaf's intervals: what this node holds of it (graphite-web merges them across
+        // nodes to choose which answer a window).
+        let leaves = match GlobPattern::new(&pattern) {
+            Ok(g) => st.store.resolve(&g),
+            Err(_) => Vec::new(),
+        };
+        let held = handle
+            .block_on(st.store.held(&leaves, unix_now()))
+            .map_err(|e| {
+                tracing::error!("find: {e}");
+                internal(e.to_string())
+            })?;
+        let intervals: std::collections::HashMap<&str, Vec<(i64, i64)>> =
+            leaves.iter().map(|m| m.path.as_str()).zip(held).collect();
         let infos: Vec<remote::NodeInfo<'_>> = nodes
             .iter()
             .map(|n| remote::NodeInfo {
                 path: &n.path,
                 is_leaf: n.is_leaf,
                 is_leaf_carbonapi: n.is_leaf,
-                intervals: if n.is_leaf {
-                    let retention = st.store.schema_of(&n.path).max_retention();
-                    vec![(now - retention, now)]
-                } else {
-                    Vec::new()
+                intervals: match n.is_leaf {
+                    true => intervals.get(n.path.as_str()).cloned().unwrap_or_default(),
+                    false => Vec::new(),
                 },
             })
             .collect();

@@ -10,7 +10,8 @@
 //!   under it and drops any other);
 //! - find: a list of `{path, is_leaf, isLeaf, intervals}` (`isLeaf` for carbonapi's msgpack
 //!   flavour, [`super::carbonapi`]), `intervals` a list of `(start, end)`: for a
-//!   leaf, whisper's `(now - maxRetention, now)`; none for a branch.
+//!   leaf, the ranges this node holds of it ([`crate::store::Store::held`]); none for a
+//!   branch.
 //!
 //! Nothing found is an empty list (any other status makes graphite-web disable the node for
 //! `REMOTE_RETRY_DELAY`).

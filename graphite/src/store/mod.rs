@@ -7,6 +7,7 @@
 //! - [`codec`]: the compressed chunk format; [`migrate`]: format versions, migrated at open.
 //! - `cache`: the write cache (shards, their logs) and how a batch of points enters it.
 //! - `flush`: the cache written to SQLite in one transaction.
+//! - `held`: [`Store::held`], the time ranges held of each series (a find leaf's `intervals`).
 //! - [`listen`]: carbon plaintext listeners (TCP, UDP), the flusher and self-metrics.
 //!
 //! Write path: the cache is 32 shards (by path hash), each a map path → series and one
@@ -31,6 +32,7 @@ pub mod clock;
 pub mod codec;
 pub mod events;
 mod flush;
+mod held;
 pub mod index;
 pub mod listen;
 pub mod migrate;

@@ -19,7 +19,7 @@ use super::{lock, Store, StoreError, StoredPoints};
 use crate::glob::GlobPattern;
 
 /// Series ids bound in one chunk query.
-const IDS_PER_QUERY: usize = 500;
+pub(super) const IDS_PER_QUERY: usize = 500;
 
 /// A series matched by a pattern: what a read needs, resolved once per request.
 #[derive(Debug, Clone)]
@@ -235,9 +235,22 @@ impl Store {
             .collect())
     }
 
-    /// Fill each reading's `pts` with the cached points that can change its window: one
-    /// lock and one scan of the log per shard.
+    /// Fill each reading's `pts` with the cached points that can change its window.
     fn cached_points(&self, series: &[Matched], reads: &mut [Reading]) {
+        self.each_cached(series, |i, p| {
+            let r = &mut reads[i];
+            let w = r.window;
+            // Only points landing in the slots read can change them.
+            let s = chunk::slot(p.ts, w.step);
+            if (p.dest as usize) <= w.archive && s >= w.start && s < w.end {
+                r.pts.push(p);
+            }
+        });
+    }
+
+    /// Calls `f(i, point)` for every cached point (being flushed or not) of `series[i]`: one
+    /// lock and one scan of the log per shard.
+    pub(super) fn each_cached(&self, series: &[Matched], mut f: impl FnMut(usize, Pt)) {
         let mut by_shard: Vec<Vec<usize>> = vec![Vec::new(); self.shards.len()];
         for (i, m) in series.iter().enumerate() {
             by_shard[self.shard_of(&m.path)].push(i);
@@ -261,19 +274,15 @@ impl Store {
                 }
             }
             for p in shard.flushing.iter().chain(shard.log.iter()) {
-                let Some(&i) = want.get(&p.series()) else {
-                    continue;
-                };
-                let r = &mut reads[i];
-                let w = r.window;
-                // Only points landing in the slots read can change them.
-                let s = chunk::slot(p.ts(), w.step);
-                if (p.dest() as usize) <= w.archive && s >= w.start && s < w.end {
-                    r.pts.push(Pt {
-                        ts: p.ts(),
-                        value: p.value,
-                        dest: p.dest(),
-                    });
+                if let Some(&i) = want.get(&p.series()) {
+                    f(
+                        i,
+                        Pt {
+                            ts: p.ts(),
+                            value: p.value,
+                            dest: p.dest(),
+                        },
+                    );
                 }
             }
         }
