@@ -7,22 +7,49 @@
 # graphite-web reads those files; carbide receives exactly the same points over its carbon TCP
 # port (read back from the whisper files), then serves them from its cache + SQLite.
 #
-# Usage: [FORMAT=png] [BASELINE=path/to/other/carbide] benches/render-vs-graphite-web.sh [WORKERS] [REQUESTS_GW] [REQUESTS_CARBIDE]
+# Usage: [LOADGEN=wrk|python|both] [WRK_SECONDS=20] [FORMAT=png] [BASELINE=path/to/other/carbide]
+#            benches/render-vs-graphite-web.sh [WORKERS] [REQUESTS_GW] [REQUESTS_CARBIDE]
+#        LOADGEN: who sends the requests, the same URLs to every server. wrk (default; Debian's
+#        `wrk`, a C load generator, WRK_SECONDS per target per server, after one request whose
+#        answer is checked), python (render_bench.py's CPython client, REQUESTS_GW /
+#        REQUESTS_CARBIDE per target: its own per-request cost caps what a fast server can
+#        show on 2 cores), or both (one table each). When wrk is needed and missing, the script
+#        runs `apt-get install -y wrk` (as root; otherwise it stops and says so).
 #        FORMAT=png (or svg) benches pictures: the same targets drawn by graphite-web (cairo)
 #        and by carbide (tiny-skia), same run, same ratio table.
-#        (defaults 2 20 400; WORKERS = gunicorn workers = client threads for both). With
-#        BASELINE, that binary is benched first in the same run (before/after comparisons).
-# Needs: tests/graphite-web/setup.sh run once (the graphite-web venv); builds carbide (release);
-#        optional: `apt-get install wrk` for the second table (WRK_SECONDS).
+#        (defaults 2 20 400; WORKERS = gunicorn workers = client threads/connections for
+#        both). With BASELINE, that binary is benched first in the same run (before/after
+#        comparisons). CARBIDE=path benches that binary instead of building one.
+# Needs: tests/graphite-web/setup.sh run once (the graphite-web venv); builds carbide (release).
 set -euo pipefail
 
 WORKERS=${1:-2}
 REQ_GW=${2:-20}
 REQ_CB=${3:-400}
-# Each target is also driven by wrk (Debian's `wrk`, a C load generator) for this many
-# seconds per server, when wrk is installed: the CPython client's own per-request cost caps
-# what a fast server can show on 2 cores. 0 turns it off.
+LOADGEN=${LOADGEN:-wrk}
 WRK_SECONDS=${WRK_SECONDS:-20}
+case "$LOADGEN" in
+python) WRK_SECONDS=0 ;;
+wrk | both)
+    if ! command -v wrk >/dev/null; then
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "== installing wrk (apt-get install -y wrk)"
+            apt-get install -y wrk >/dev/null
+        else
+            echo "LOADGEN=$LOADGEN needs wrk: apt-get install wrk (or LOADGEN=python)" >&2
+            exit 2
+        fi
+    fi
+    if [ "$WRK_SECONDS" -le 0 ]; then
+        echo "LOADGEN=$LOADGEN needs WRK_SECONDS > 0" >&2
+        exit 2
+    fi
+    ;;
+*)
+    echo "LOADGEN is wrk, python or both, not '$LOADGEN'" >&2
+    exit 2
+    ;;
+esac
 export FORMAT=${FORMAT:-json}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 VPY=$ROOT/tests/graphite-web/venv-python
@@ -36,9 +63,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "== building carbide (release)"
-cargo build --quiet --release --bin carbide --manifest-path "$ROOT/Cargo.toml"
-CARBIDE=$CARGO_TARGET_DIR/release/carbide
+if [ -n "${CARBIDE:-}" ]; then
+    echo "== carbide: $CARBIDE (not built)"
+else
+    echo "== building carbide (release)"
+    cargo build --quiet --release --bin carbide --manifest-path "$ROOT/Cargo.toml"
+    CARBIDE=$CARGO_TARGET_DIR/release/carbide
+fi
 
 echo "== bench data (whisper)"
 "$VPY" "$BENCH" --data-only
@@ -95,7 +126,7 @@ else:
 PY
     sleep 6 # one flush: measure reads from SQLite + cache, the steady state
     echo "== $name ($URL)"
-    "$VPY" "$BENCH" --url "$URL" --workers "$WORKERS" --requests "$REQ_CB" --wrk-seconds "$WRK_SECONDS" --format "$FORMAT" --json | tee "$WORK/$name.txt"
+    "$VPY" "$BENCH" --url "$URL" --workers "$WORKERS" --requests "$REQ_CB" --wrk-seconds "$WRK_SECONDS" --loadgen "$LOADGEN" --format "$FORMAT" --json | tee "$WORK/$name.txt"
     kill "$PID"; wait "$PID" 2>/dev/null || true; PID=
 }
 
@@ -108,7 +139,7 @@ fi
 bench_carbide "$CARBIDE" carbide
 SIDES+=("carbide=$WORK/carbide.txt")
 echo "== graphite-web"
-"$VPY" "$BENCH" --serve --workers "$WORKERS" --requests "$REQ_GW" --wrk-seconds "$WRK_SECONDS" --format "$FORMAT" --json | tee "$WORK/gw.txt"
+"$VPY" "$BENCH" --serve --workers "$WORKERS" --requests "$REQ_GW" --wrk-seconds "$WRK_SECONDS" --loadgen "$LOADGEN" --format "$FORMAT" --json | tee "$WORK/gw.txt"
 
 python3 - "$WORK/gw.txt" "${SIDES[@]}" <<'PY'
 import json, sys

@@ -260,7 +260,14 @@ def main():
                     help="render format to request (default json; png benches pictures)")
     ap.add_argument("--wrk-seconds", type=int, default=0,
                     help="also drive each target with wrk for this long (0: off)")
+    ap.add_argument("--loadgen", default="python", choices=["python", "wrk", "both"],
+                    help="who drives the requests: this script's CPython client (--requests), "
+                         "wrk (--wrk-seconds), or both one after the other (default python)")
     args = ap.parse_args()
+    if args.loadgen != "python" and args.wrk_seconds <= 0:
+        ap.error("--loadgen %s needs --wrk-seconds > 0" % args.loadgen)
+    if args.loadgen != "python" and shutil.which("wrk") is None:
+        ap.error("--loadgen %s needs wrk on PATH (Debian: apt-get install wrk)" % args.loadgen)
     global FORMAT
     FORMAT = args.format
 
@@ -286,19 +293,13 @@ def main():
             print("graphite-web 1.1.10 on %s (gunicorn, %d workers)" % (url, args.workers))
         conc = args.concurrency or args.workers
         for name, target in zip(["mongo-lock-ratio", "haproxy-groupByNode"], TARGETS):
-            lat, errors, wall, sizes = run_target(url, target, meta, args.requests, conc, deadline)
-            n = len(lat)
-            rps = n / wall if wall > 0 else float("nan")
-            print("%-20s %4d ok %3d err  %7.2f req/s  p50 %8.1f ms  p99 %8.1f ms  (%d bytes/response)"
-                  % (name, n, len(errors), rps, pct(lat, 50) * 1e3, pct(lat, 99) * 1e3,
-                     statistics.mean(sizes) if sizes else 0))
-            if errors:
-                print("  first error:", errors[0])
-            if args.json:
-                print(json.dumps({"target": target, "ok": n, "errors": len(errors), "rps": rps,
-                                  "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3,
-                                  "concurrency": conc}))
-            w = run_wrk(url, target, meta, conc, args.wrk_seconds) if args.wrk_seconds else None
+            if args.loadgen == "wrk":
+                # wrk does not look at bodies: one request checked here first (status, and a
+                # JSON answer with series in it), so a fast error is never measured as speed.
+                check_answer(url, target, meta)
+            else:
+                run_python(url, target, meta, args, conc, deadline, name)
+            w = run_wrk(url, target, meta, conc, args.wrk_seconds) if args.loadgen != "python" else None
             if w is not None:
                 print("%-20s wrk %ds       %7.2f req/s  p50 %8.1f ms  p99 %8.1f ms  (%d non-2xx)"
                       % (name, args.wrk_seconds, w[0], w[1], w[2], w[3]))
@@ -314,6 +315,37 @@ def main():
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def check_answer(url, target, meta):
+    """One request of `target`, which must answer 200 (and, for JSON, a list of series)."""
+    q = urllib.parse.urlencode({"target": target, "from": meta["from"], "until": meta["until"],
+                                "format": FORMAT})
+    client = Client(url)
+    try:
+        status, body = client.get(urllib.parse.urlparse(url).path.rstrip("/") + "/render?" + q)
+    finally:
+        client.close()
+    if status != 200:
+        raise SystemExit("%s answered %d for %s: %r" % (url, status, target, body[:200]))
+    if FORMAT == "json" and not json.loads(body):
+        raise SystemExit("%s answered no series for %s" % (url, target))
+
+
+def run_python(url, target, meta, args, conc, deadline, name):
+    """The CPython client's run of `target`: --requests requests over `conc` threads."""
+    lat, errors, wall, sizes = run_target(url, target, meta, args.requests, conc, deadline)
+    n = len(lat)
+    rps = n / wall if wall > 0 else float("nan")
+    print("%-20s %4d ok %3d err  %7.2f req/s  p50 %8.1f ms  p99 %8.1f ms  (%d bytes/response)"
+          % (name, n, len(errors), rps, pct(lat, 50) * 1e3, pct(lat, 99) * 1e3,
+             statistics.mean(sizes) if sizes else 0))
+    if errors:
+        print("  first error:", errors[0])
+    if args.json:
+        print(json.dumps({"target": target, "ok": n, "errors": len(errors), "rps": rps,
+                          "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3,
+                          "concurrency": conc}))
 
 
 if __name__ == "__main__":
