@@ -1,7 +1,8 @@
 //! [`StoreSource`]: the evaluator's [`Source`] over the store.
 //!
-//! The evaluator is synchronous; renders run on a blocking thread (`spawn_blocking`) and each
-//! fetch waits for [`Store::fetch_series`] on the runtime through a [`Handle`]. Each pattern
+//! The evaluator is synchronous; renders run on a blocking thread (`spawn_blocking`), which
+//! reads the store itself ([`Store::read_series`]; events wait on the runtime through a
+//! [`Handle`]). Each pattern
 //! is resolved (index glob, ids, schemas) once per request and read once per `fetch` call:
 //! the windows asked for one pattern (e.g. `movingMedian`'s base and widened windows) are
 //! read as their union and sliced, where whisper's archive choice is the same for both.
@@ -105,8 +106,8 @@ impl StoreSource {
         from: i64,
         until: i64,
     ) -> Result<Vec<StoredPoints>, EvalError> {
-        self.handle
-            .block_on(self.store.fetch_series(series, from, until, self.now))
+        self.store
+            .read_series(series, from, until, self.now)
             .map_err(|e| EvalError::Source {
                 pattern: series.first().map(|m| m.path.clone()).unwrap_or_default(),
                 message: e.to_string(),

@@ -327,6 +327,7 @@ impl Store {
     /// Flush everything and close the database.
     pub async fn close(&self) -> Result<FlushReport, StoreError> {
         let report = self.flush().await?;
+        self.close_readers();
         self.pool.close().await;
         Ok(report)
     }

@@ -124,6 +124,10 @@ pub struct Stats {
 /// The store. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Store {
     pool: SqlitePool,
+    /// The database file, for the read connections.
+    path: std::path::PathBuf,
+    /// Idle read connections of the read path (`read.rs`), one taken per read.
+    readers: Mutex<read::Readers>,
     /// The retention rules for new series; replaced by [`Store::set_schemas`].
     schemas: RwLock<Arc<Schemas>>,
     shards: Vec<Mutex<Shard>>,
@@ -215,6 +219,8 @@ impl Store {
         let hasher = foldhash::fast::RandomState::default();
         let store = Store {
             pool,
+            path,
+            readers: Mutex::default(),
             schemas: RwLock::new(Arc::new(schemas)),
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(Shard::new(hasher)))

@@ -4,10 +4,11 @@
 //! and schema) and reads all of its series together ([`Store::fetch_series`]): the cache's
 //! points for them are taken in one scan of each shard's log, and their chunks come from
 //! SQLite in one query per distinct `(archive, chunk range)` (a handful of statements for
-//! hundreds of series, not one per series). A series with no cached point in its window
-//! decodes its chunks straight into the answer; one with cached points merges them on a copy
-//! of its chunks with the flush's own code ([`chunk::apply`]), so a point reads back exactly
-//! as it will be stored.
+//! hundreds of series, not one per series), stepped on the calling thread through a read
+//! connection of the store's own, its statements prepared once ([`raw::ReadConn`]). A series
+//! with no cached point in its window decodes its chunks straight into the answer; one with
+//! cached points merges them on a copy of its chunks with the flush's own code
+//! ([`chunk::apply`]), so a point reads back exactly as it will be stored.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -78,6 +79,16 @@ impl ReadWindow {
     }
 }
 
+/// Read connections kept idle between reads: as many as reads ran at once, up to this.
+const MAX_IDLE_READERS: usize = 8;
+
+/// The store's idle read connections ([`raw::ReadConn`]); none once the store is closed.
+#[derive(Default)]
+pub(super) struct Readers {
+    idle: Vec<raw::ReadConn>,
+    closed: bool,
+}
+
 /// One series being read.
 struct Reading {
     window: ReadWindow,
@@ -127,6 +138,38 @@ impl Store {
             .collect()
     }
 
+    /// Closes the idle read connections; reads fail from now on.
+    pub(super) fn close_readers(&self) {
+        let mut readers = lock(&self.readers);
+        readers.closed = true;
+        readers.idle.clear();
+    }
+
+    /// Runs `read` on an idle read connection (or a new one), which goes back to the idle
+    /// ones afterwards unless `read` failed (a connection in an unknown state is closed).
+    fn with_reader<T>(
+        &self,
+        read: impl FnOnce(&mut raw::ReadConn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let idle = {
+            let mut readers = lock(&self.readers);
+            if readers.closed {
+                return Err(StoreError::Read("the store is closed".to_string()));
+            }
+            readers.idle.pop()
+        };
+        let mut conn = match idle {
+            Some(c) => c,
+            None => raw::ReadConn::open(&self.path)?,
+        };
+        let got = read(&mut conn)?;
+        let mut readers = lock(&self.readers);
+        if !readers.closed && readers.idle.len() < MAX_IDLE_READERS {
+            readers.idle.push(conn);
+        }
+        Ok(got)
+    }
+
     /// whisper's `fetch` for every series matching `pattern_or_path`: the finest archive
     /// covering `from` (relative to `now`), `from`/`until` rounded up to the next slot. A
     /// series whose range is wholly in the future is left out, as whisper returns nothing.
@@ -142,12 +185,24 @@ impl Store {
         }
         let pattern = GlobPattern::new(pattern_or_path)?;
         let series = self.resolve(&pattern);
-        self.fetch_series(&series, from, until, now).await
+        self.read_series(&series, from, until, now)
     }
 
     /// [`Store::fetch`] for series already resolved: one answer per series, in order (none
     /// at all for a range wholly in the future).
     pub async fn fetch_series(
+        &self,
+        series: &[Matched],
+        from: i64,
+        until: i64,
+        now: i64,
+    ) -> Result<Vec<StoredPoints>, StoreError> {
+        self.read_series(series, from, until, now)
+    }
+
+    /// [`Store::fetch_series`] on the calling thread, which it blocks while SQLite reads (a
+    /// render's pool thread: no hop to the runtime or to sqlx's worker threads).
+    pub fn read_series(
         &self,
         series: &[Matched],
         from: i64,
@@ -204,14 +259,14 @@ impl Store {
             }
         }
         if !groups.is_empty() {
-            let mut conn = self.pool.acquire().await?;
-            let mut handle = conn.lock_handle().await?;
-            let db = raw::Db::new(&mut handle);
-            for ((archive, lo, hi), members) in &groups {
-                for batch in members.chunks(IDS_PER_QUERY) {
-                    read_chunks(&db, *archive, *lo, *hi, batch, series, &mut reads)?;
+            self.with_reader(|db| {
+                for ((archive, lo, hi), members) in &groups {
+                    for batch in members.chunks(IDS_PER_QUERY) {
+                        read_chunks(db, *archive, *lo, *hi, batch, series, &mut reads)?;
+                    }
                 }
-            }
+                Ok(())
+            })?;
         }
         Ok(reads
             .into_iter()
@@ -290,9 +345,9 @@ impl Store {
 }
 
 /// Reads the chunks of `batch` (indexes into `series` and `reads`) in `archive` between
-/// chunk starts `lo` and `hi` into `reads`, on a connection locked out of sqlx (`db`).
+/// chunk starts `lo` and `hi` into `reads`, on read connection `db`.
 fn read_chunks(
-    db: &raw::Db<'_>,
+    db: &mut raw::ReadConn,
     archive: u8,
     lo: i64,
     hi: i64,
@@ -300,13 +355,7 @@ fn read_chunks(
     series: &[Matched],
     reads: &mut [Reading],
 ) -> Result<(), StoreError> {
-    let mut sql =
-        String::from("SELECT series_id, chunk_start, data FROM chunks WHERE series_id IN (");
-    for i in 0..batch.len() {
-        sql.push_str(if i == 0 { "?" } else { ", ?" });
-    }
-    sql.push_str(") AND archive = ? AND chunk_start BETWEEN ? AND ?");
-    let mut stmt = db.prepare(&sql)?;
+    let mut stmt = db.chunks(batch.len())?;
     for (n, &i) in batch.iter().enumerate() {
         stmt.bind(n + 1, series[i].id as i64)?;
     }
