@@ -37,17 +37,17 @@ impl Store {
             .max()
             .unwrap_or(0);
         if archives > 0 && !series.is_empty() {
-            let mut conn = self.pool.acquire().await?;
-            let mut handle = conn.lock_handle().await?;
-            let db = raw::Db::new(&mut handle);
-            for archive in 0..archives {
-                let members: Vec<usize> = (0..series.len())
-                    .filter(|&i| series[i].schema.archives.len() > archive)
-                    .collect();
-                for batch in members.chunks(IDS_PER_QUERY) {
-                    ends(&db, archive, batch, series, now, &mut spans)?;
+            self.with_reader(|db| {
+                for archive in 0..archives {
+                    let members: Vec<usize> = (0..series.len())
+                        .filter(|&i| series[i].schema.archives.len() > archive)
+                        .collect();
+                    for batch in members.chunks(IDS_PER_QUERY) {
+                        ends(db, archive, batch, series, now, &mut spans)?;
+                    }
                 }
-            }
+                Ok(())
+            })?;
         }
         Ok(spans.into_iter().map(merge).collect())
     }
@@ -56,7 +56,7 @@ impl Store {
 /// The range `archive` holds of each series of `batch` (indexes into `series`), pushed onto
 /// its `spans`: the first and last chunk of the archive decoded.
 fn ends(
-    db: &raw::Db<'_>,
+    db: &mut raw::ReadConn,
     archive: usize,
     batch: &[usize],
     series: &[Matched],
@@ -74,7 +74,7 @@ fn ends(
          ON k.series_id = b.series_id AND k.archive = ? \
          AND (k.chunk_start = b.lo OR k.chunk_start = b.hi)"
     );
-    let mut stmt = db.prepare(&sql)?;
+    let mut stmt = db.prepare_once(&sql)?;
     for (n, &i) in batch.iter().enumerate() {
         stmt.bind(n + 1, series[i].id as i64)?;
     }

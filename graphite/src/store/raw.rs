@@ -123,6 +123,18 @@ impl ReadConn {
         Ok(Statement {
             db: self.db,
             stmt,
+            kept: true,
+            _conn: std::marker::PhantomData,
+        })
+    }
+
+    /// Prepares `sql` (one statement) for one use: finalized when the statement is dropped.
+    pub(super) fn prepare_once(&mut self, sql: &str) -> Result<Statement<'_>, StoreError> {
+        let stmt = self.prepare(sql)?;
+        Ok(Statement {
+            db: self.db,
+            stmt,
+            kept: false,
             _conn: std::marker::PhantomData,
         })
     }
@@ -175,11 +187,13 @@ fn chunk_sql(ids: usize) -> String {
     sql
 }
 
-/// A kept statement in use: borrows its [`ReadConn`] mutably, so it is the only one in use
-/// on that connection; reset (bindings cleared) when dropped, ready for the next use.
+/// A statement in use: borrows its [`ReadConn`] mutably, so it is the only one in use on
+/// that connection. When dropped, a kept one is reset (bindings cleared), ready for the next
+/// use; one prepared for one use is finalized.
 pub(super) struct Statement<'c> {
     db: NonNull<ffi::sqlite3>,
     stmt: NonNull<ffi::sqlite3_stmt>,
+    kept: bool,
     _conn: std::marker::PhantomData<&'c mut ReadConn>,
 }
 
@@ -236,11 +250,16 @@ impl Statement<'_> {
 
 impl Drop for Statement<'_> {
     fn drop(&mut self) {
-        // SAFETY: the statement is live (finalized only with or by its connection, which
-        // this borrows); a reset ends its read transaction and clears its bindings.
+        // SAFETY: the statement is live: a kept one is finalized only with its connection,
+        // which this borrows (a reset ends its read transaction and clears its bindings); one
+        // prepared for one use is owned by this and finalized here, once.
         unsafe {
-            ffi::sqlite3_reset(self.stmt.as_ptr());
-            ffi::sqlite3_clear_bindings(self.stmt.as_ptr());
+            if self.kept {
+                ffi::sqlite3_reset(self.stmt.as_ptr());
+                ffi::sqlite3_clear_bindings(self.stmt.as_ptr());
+            } else {
+                ffi::sqlite3_finalize(self.stmt.as_ptr());
+            }
         }
     }
 }
@@ -306,6 +325,15 @@ mod tests {
             assert_eq!(rows(&mut conn, &ids, 0, 0).len(), 2.min(n));
         }
         assert_eq!(conn.chunks.len(), KEPT_STATEMENTS);
+        // A statement for one use is not kept.
+        let mut once = conn
+            .prepare_once("SELECT series_id, chunk_start, data FROM chunks WHERE series_id = ?")
+            .unwrap();
+        once.bind(1, 2).unwrap();
+        let mut n = 0;
+        once.for_each(|_, _, _| n += 1).unwrap();
+        drop(once);
+        assert_eq!((n, conn.chunks.len()), (2, KEPT_STATEMENTS));
         // query_only: this connection cannot write.
         assert!(conn.exec(c"DELETE FROM chunks").is_err());
         drop(conn);

@@ -147,7 +147,7 @@ impl Store {
 
     /// Runs `read` on an idle read connection (or a new one), which goes back to the idle
     /// ones afterwards unless `read` failed (a connection in an unknown state is closed).
-    fn with_reader<T>(
+    pub(super) fn with_reader<T>(
         &self,
         read: impl FnOnce(&mut raw::ReadConn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
