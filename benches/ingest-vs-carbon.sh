@@ -25,7 +25,8 @@
 # Usage: benches/ingest-vs-carbon.sh [SERIES] [POINTS]     (defaults 100000 10)
 # RUNS=n rounds (default 3): every server runs every shape once per round; medians are
 # compared. BASELINE=/path/to/an/older/carbide also runs that build (before/after numbers
-# from the same run and the same load); SKIP_CARBON=1 runs carbide only.
+# from the same run and the same load); CARBIDE=/path/to/carbide benches that binary instead of
+# building one; SKIP_CARBON=1 runs carbide only.
 #
 # carbon-cache runs with MAX_UPDATES_PER_SECOND and MAX_CREATES_PER_MINUTE = inf
 # (CARBON_WRITES=inf, the default): with Debian's limits (CARBON_WRITES=debian: 500 updates/s,
@@ -51,9 +52,13 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-echo "== building carbide (release)"
-cargo build --quiet --release --bin carbide --manifest-path "$ROOT/Cargo.toml"
-CARBIDE=$CARGO_TARGET_DIR/release/carbide
+if [ -n "${CARBIDE:-}" ]; then
+    echo "== carbide: $CARBIDE (not built here)"
+else
+    echo "== building carbide (release)"
+    cargo build --quiet --release --bin carbide --manifest-path "$ROOT/Cargo.toml"
+    CARBIDE=$CARGO_TARGET_DIR/release/carbide
+fi
 SHAPES=${SHAPES:-agent1 agent8 relay8 shuffled1 shuffled8}
 
 echo "== generating $SERIES series × $POINTS points ($SHAPES)"
