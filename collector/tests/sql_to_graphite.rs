@@ -529,7 +529,13 @@ fn schedule_fires_and_never_overlaps_a_query() {
         ),
         "{stderr}"
     );
-    assert!(!stderr.contains("query fast: the previous run"), "{stderr}");
+    // Skipping is per query: the fast one keeps firing while the slow one runs (a fire of
+    // its own may be skipped too when a loaded machine makes `SELECT 1` outlast a second, so
+    // that is not asserted).
+    assert!(
+        fast.iter().any(|t| slow[0] < *t && *t < slow[1]),
+        "no fast run between the slow runs at {slow:?}: {fast:?}\n{stderr}"
+    );
     assert!(got
         .iter()
         .all(|g| g.1 == if g.0 == "db.fast" { 1.0 } else { 2.0 }));
