@@ -165,6 +165,7 @@ fn listener(c: &mut Criterion) {
     let now = unix_now();
     let t0 = now - now % 10 - 100;
     let mut load = Vec::new();
+    let mut lines = Vec::new();
     // Where the first interval ends.
     let mut first = 0;
     for p in 0..10 {
@@ -177,11 +178,22 @@ fn listener(c: &mut Criterion) {
                 t0 + 10 * p
             );
             load.extend_from_slice(line.as_bytes());
+            lines.push(line);
         }
         if p == 0 {
             first = load.len();
         }
     }
+    // The same lines in one random order (the script's `shuffled1`): Fisher-Yates with a
+    // fixed xorshift, so every run shuffles alike.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..lines.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        lines.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    let shuffled: Vec<u8> = lines.concat().into_bytes();
     let schemas = Schemas::parse(
         "[bench]\npattern = ^bench\\.\nretentions = 10s:6h\n",
         "schemas",
@@ -193,9 +205,11 @@ fn listener(c: &mut Criterion) {
     let mut g = c.benchmark_group("listener");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));
-    // The whole load, and its first interval alone (every line creates its series).
+    // The whole load, the same lines shuffled, and its first interval alone (every line
+    // creates its series).
     for (name, load, lines) in [
         ("1m_lines_100k_new_series", &load[..], 1_000_000u64),
+        ("1m_lines_shuffled", &shuffled[..], 1_000_000),
         ("100k_lines_100k_new_series", &load[..first], 100_000),
     ] {
         g.throughput(Throughput::Elements(lines));

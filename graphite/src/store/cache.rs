@@ -138,10 +138,15 @@ impl Point {
     /// as documented; such a point is not cached).
     #[inline]
     pub(crate) fn path<'t>(&self, text: &'t [u8]) -> &'t str {
+        std::str::from_utf8(self.path_bytes(text)).unwrap_or("")
+    }
+
+    /// [`Point::path`]'s bytes, not checked as UTF-8 again (a lookup compares bytes; only
+    /// a path that creates a series is checked, by [`Point::path`]).
+    #[inline]
+    fn path_bytes<'t>(&self, text: &'t [u8]) -> &'t [u8] {
         let (off, len) = (self.off as usize, self.len as usize);
-        text.get(off..off + len)
-            .and_then(|b| std::str::from_utf8(b).ok())
-            .unwrap_or("")
+        text.get(off..off + len).unwrap_or_default()
     }
 
     /// The shard it goes to.
@@ -329,11 +334,11 @@ impl Store {
                     let archives = &shard.schemas[series.schema as usize].archives;
                     (series.idx, dest_archive(archives, ts, now))
                 } else {
-                    let path = batch[i as usize].path(text);
-                    if path.is_empty() {
+                    let bytes = batch[i as usize].path_bytes(text);
+                    if bytes.is_empty() {
                         continue;
                     }
-                    match shard.by_path.get_hashed(hash, path) {
+                    match shard.by_path.get_bytes(hash, bytes) {
                         Some(slot) => {
                             batch[i as usize].series = SeriesRef::new(si, slot);
                             (
@@ -346,6 +351,10 @@ impl Store {
                             )
                         }
                         None => {
+                            let path = batch[i as usize].path(text);
+                            if path.is_empty() {
+                                continue;
+                            }
                             if let Some(c) = tags::respelled(path) {
                                 respelled.push((c, value, ts));
                                 continue;

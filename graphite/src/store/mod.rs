@@ -61,7 +61,7 @@ pub use clock::unix_now;
 pub use flush::FlushReport;
 pub use index::FindNode;
 use index::Index;
-pub(crate) use paths::PathHash;
+pub(crate) use paths::{same_bytes, PathHash};
 pub use read::{Matched, ReadWindow};
 pub(crate) use recent::Recent;
 use schema::{Aggregation, Schemas, SeriesSchema};

@@ -89,6 +89,13 @@ impl PathTable {
     /// The entry of `path` whose [`PathTable::hash`] is `hash`, or `None`.
     #[inline]
     pub fn get_hashed(&self, hash: PathHash, path: &str) -> Option<Slot> {
+        self.get_bytes(hash, path.as_bytes())
+    }
+
+    /// [`PathTable::get_hashed`] of a path given as its bytes (a batch's paths were checked
+    /// by the parser: no second UTF-8 check per line).
+    #[inline]
+    pub fn get_bytes(&self, hash: PathHash, path: &[u8]) -> Option<Slot> {
         if self.entries.is_empty() {
             return None;
         }
@@ -100,7 +107,7 @@ impl PathTable {
             if e.idx == EMPTY {
                 return None;
             }
-            if e.tag == tag && self.name_at(e.off) == path.as_bytes() {
+            if e.tag == tag && same_bytes(self.name_at(e.off), path) {
                 return Some(Slot {
                     idx: e.idx,
                     schema: e.schema,
@@ -121,18 +128,31 @@ impl PathTable {
         prefetch(self.entries[i..].as_ptr().cast());
     }
 
-    /// Ask for the name of the entry `hash` probes first (call some lines after
-    /// [`PathTable::prefetch`] for the same hash, when the entry has arrived).
+    /// Ask for the name of the entry of `hash` (call some lines after
+    /// [`PathTable::prefetch`] for the same hash, when the entry has arrived): the first of
+    /// the entries probed in the cache line [`PathTable::prefetch`] loaded whose tag is the
+    /// hash's (at half load, a third of the lookups find their entry after another one).
     #[inline]
     pub fn prefetch_name(&self, hash: PathHash) {
         if self.entries.is_empty() {
             return;
         }
-        let e = self.entries[hash as usize & (self.entries.len() - 1)];
-        if e.idx != EMPTY {
-            if let Some(p) = self.names.get(e.off as usize..) {
-                prefetch(p.as_ptr());
+        let (mask, tag) = (self.entries.len() - 1, hash as u32);
+        let mut i = hash as usize & mask;
+        // Entries of one 64-byte line (four of 16 bytes, the vector 64-byte aligned or
+        // not: at most the line's worth of probes).
+        for _ in 0..4 {
+            let e = self.entries[i];
+            if e.idx == EMPTY {
+                return;
             }
+            if e.tag == tag {
+                if let Some(p) = self.names.get(e.off as usize..) {
+                    prefetch(p.as_ptr());
+                }
+                return;
+            }
+            i = (i + 1) & mask;
         }
     }
 
@@ -189,6 +209,27 @@ impl PathTable {
     pub fn len(&self) -> usize {
         self.len
     }
+}
+
+/// `a == b`, eight bytes at a time, inline: a lookup compares the name it finds with the
+/// line's path, a few dozen bytes, for which a call to `memcmp` costs more than the
+/// comparison.
+#[inline(always)]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (mut a8, mut b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut diff = 0u64;
+    for (x, y) in a8.by_ref().zip(b8.by_ref()) {
+        let x = u64::from_ne_bytes(x.try_into().unwrap_or_default());
+        let y = u64::from_ne_bytes(y.try_into().unwrap_or_default());
+        diff |= x ^ y;
+    }
+    for (x, y) in a8.remainder().iter().zip(b8.remainder()) {
+        diff |= u64::from(x ^ y);
+    }
+    diff == 0
 }
 
 #[inline]

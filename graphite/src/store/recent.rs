@@ -16,7 +16,10 @@
 //! that changes its order, or starts a new interval, is followed after one such line. A
 //! client whose lines come in no stable order (most lines of a read are such jumps) makes
 //! the memory stop for the rest of the read after 32 such lines, and pause for 4, 8, … up
-//! to 64 reads: such a client pays ~32 lookups in ~65 reads.
+//! to 64 reads: such a client pays ~32 lookups in ~65 reads. Lines of remembered series
+//! that follow a new one (not looked up while the connection sends new series, but by
+//! [`Recent::remember`] after the read is cached) count as jumps too, so a stream in no
+//! order that still brings a new series now and then (all lines shuffled) pauses as well.
 //!
 //! Only paths the parser's fast path takes as they are ([`crate::protocol::plain_path`]:
 //! untagged printable ASCII) are remembered, so a line that matches gives exactly what
@@ -72,6 +75,13 @@ pub(crate) struct Recent {
     /// series that were not (each a lookup and a jump of the cursor).
     matched: u32,
     jumped: u32,
+    /// Lines [`Recent::remember`] found remembered already: lines of remembered series that
+    /// came while `in_new` held (so `find` did not look them up), each a lookup all the
+    /// same. Counted with the jumps of the read that ends next: a client whose lines come
+    /// in no stable order and that still sends a new series now and then (a shuffled
+    /// stream: intervals mixed) would otherwise look up nearly every line here after the
+    /// first new one of each read, and never pause.
+    relooked: u32,
     /// Reads left to take without this memory, and how many the last such pause was: a
     /// client that sends its series in no stable order makes every line a jump, which
     /// costs more than it saves.
@@ -96,6 +106,7 @@ impl Recent {
             in_new: false,
             matched: 0,
             jumped: 0,
+            relooked: 0,
             pause: 0,
             backoff: 0,
         }
@@ -123,10 +134,13 @@ impl Recent {
     /// lines of remembered series were jumps, pause for a number of reads that doubles
     /// each time (up to [`MAX_PAUSE`]).
     pub(crate) fn end_read(&mut self) {
-        if self.jumped >= MIN_JUMPS && self.jumped > self.matched {
+        let jumped = self
+            .jumped
+            .saturating_add(std::mem::take(&mut self.relooked));
+        if jumped >= MIN_JUMPS && jumped > self.matched {
             self.backoff = (self.backoff * 2).clamp(4, MAX_PAUSE);
             self.pause = self.backoff;
-        } else if self.matched > self.jumped {
+        } else if self.matched > jumped {
             self.backoff = 0;
         }
     }
@@ -214,6 +228,7 @@ impl Recent {
         if !created && self.table().get_hashed(hash, path).is_some() {
             // A series sent before, taken as new by `find`: look lines up again.
             self.in_new = false;
+            self.relooked = self.relooked.saturating_add(1);
             return;
         }
         if self.seq.len() >= MAX_REMEMBERED || self.names.len() + path.len() > MAX_REMEMBERED_BYTES
@@ -236,6 +251,12 @@ impl Recent {
             series,
         });
         self.names.push_str(path);
+    }
+
+    /// Whether reads are taken without this memory for now.
+    #[cfg(test)]
+    pub(crate) fn paused(&self) -> bool {
+        self.pause > 0
     }
 
     /// Number of series remembered.

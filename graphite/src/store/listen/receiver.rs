@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::bad_lines::{reject, BadLines};
 use crate::protocol::{parse_line, parse_value_ts, MAX_LINE_LEN};
-use crate::store::{Point, Recent, SeriesRef, Store};
+use crate::store::{same_bytes, Point, Recent, SeriesRef, Store};
 
 /// What a carbon listener does with the bytes it reads, for one connection (or one UDP
 /// socket): parse the lines, cache their points, count and log the bad ones. It keeps what
@@ -224,27 +224,6 @@ impl<'a> Receiver<'a> {
     }
 }
 
-/// `a == b` for slices of equal length, eight bytes at a time, inline: a path is compared
-/// with the one expected on nearly every line, and a call to `memcmp` for a few dozen bytes
-/// costs more than the comparison.
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let (mut a8, mut b8) = (a.chunks_exact(8), b.chunks_exact(8));
-    let mut diff = 0u64;
-    for (x, y) in a8.by_ref().zip(b8.by_ref()) {
-        let x = u64::from_ne_bytes(x.try_into().unwrap_or_default());
-        let y = u64::from_ne_bytes(y.try_into().unwrap_or_default());
-        diff |= x ^ y;
-    }
-    for (x, y) in a8.remainder().iter().zip(b8.remainder()) {
-        diff |= u64::from(x ^ y);
-    }
-    diff == 0
-}
-
 /// Read the values and timestamps of the deferred points of `batch` (parsed from `text` by
 /// [`Receiver::parse`]). A line whose rest is not what [`parse_value_ts`] reads is parsed
 /// whole by [`parse_line`], as [`Receiver::parse`] does; a bad one is counted and logged
@@ -460,6 +439,38 @@ mod tests {
             // Bad lines (`x nan 150`, `x 4 150 5`) are not counted as received.
             assert_eq!(store.stats.points_received.swap(0, Relaxed), good);
         }
+    }
+
+    /// Lines of remembered series in no order, each read led by a new series (a shuffled
+    /// stream, intervals mixed): the memory pauses as it does when every line is a jump,
+    /// though `find` looks nothing up after a new series (the lookups are `remember`'s).
+    #[test]
+    fn a_shuffled_stream_with_new_series_pauses_the_memory() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = test_store(&rt, dir.path());
+        let bad = BadLines::default();
+        let mut rx = Receiver::new(&store, &bad, SocketAddr::from(([127, 0, 0, 1], 9)));
+        let now = 1_700_000_000;
+        let known: String = (0..5000).map(|s| format!("m.s{s} 1 100\n")).collect();
+        rx.lines(known.as_bytes(), now);
+        assert_eq!(rx.recent.len(), 5000);
+        let mut paused = 0;
+        for read in 0..20 {
+            let mut text = format!("m.new{read} 1 110\n");
+            for k in 0..200 {
+                text += &format!("m.s{} 2 110\n", (k * 37 + read * 1009 + 1) % 5000);
+            }
+            let used = rx.lines(text.as_bytes(), now);
+            assert_eq!(used, text.len());
+            paused += usize::from(rx.recent.paused());
+        }
+        assert!(paused >= 10, "paused after {paused} of 20 reads");
+        // Every point cached: 5000 + 20 × 201.
+        assert_eq!(store.stats.points_received.load(Relaxed), 5000 + 20 * 201);
     }
 
     proptest! {
