@@ -8,6 +8,7 @@
 //! cached points not yet flushed. The ranges are merged into disjoint, sorted intervals.
 
 use super::chunk;
+use super::codec;
 use super::raw;
 use super::read::{Matched, IDS_PER_QUERY};
 use super::{Store, StoreError};
@@ -88,22 +89,34 @@ fn ends(
             return;
         };
         let a = series[i].schema.archives[archive];
-        let Some(values) = chunk::decode(data) else {
-            tracing::warn!(series = id, archive, start, "unreadable chunk ignored");
-            return;
-        };
         // Slots older than the archive's retention are no longer read.
         let oldest = chunk::slot(now - a.retention(), a.step) + a.step;
-        let present = values
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| !v.is_nan())
-            .map(|(k, _)| start + k as i64 * a.step)
-            .filter(|&t| t >= oldest);
         let (mut lo, mut hi) = (None::<i64>, None::<i64>);
-        for t in present {
-            lo = Some(lo.map_or(t, |l| l.min(t)));
-            hi = Some(hi.map_or(t, |h| h.max(t)));
+        let mut see = |k: usize| {
+            let t = start + k as i64 * a.step;
+            if t >= oldest {
+                lo = Some(lo.map_or(t, |l| l.min(t)));
+                hi = Some(hi.map_or(t, |h| h.max(t)));
+            }
+        };
+        // The present slots, without decoding into a chunk (format 2), else decoded.
+        let read = match data.first() {
+            Some(&codec::TAG) => codec::for_each(data, |k, v| {
+                if !v.is_nan() {
+                    see(k);
+                }
+            }),
+            _ => chunk::decode(data).map(|values| {
+                for (k, v) in values.iter().enumerate() {
+                    if !v.is_nan() {
+                        see(k);
+                    }
+                }
+            }),
+        };
+        if read.is_none() {
+            tracing::warn!(series = id, archive, start, "unreadable chunk ignored");
+            return;
         }
         if let (Some(lo), Some(hi)) = (lo, hi) {
             let r = range.entry(i).or_insert((lo, hi + a.step));
