@@ -271,8 +271,19 @@ async fn full_cache_applies_back_pressure_without_loss() {
     let st = &server.store().stats;
     assert_eq!(st.points_dropped_cache_full.load(Relaxed), 0);
     assert!(st.backpressure_pauses.load(Relaxed) > 0, "never paused");
-    // Flushes were triggered by the full cache (the periodic one is an hour away).
-    assert!(st.flushes.load(Relaxed) > 0);
+    // Flushes were triggered by the full cache (the periodic one is an hour away). The count
+    // goes up when a flush has finished, which may be after the listener resumed: wait for it
+    // (bounded) rather than read it once (that read lost the race once at load 10).
+    for _ in 0..2000 {
+        if st.flushes.load(Relaxed) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        st.flushes.load(Relaxed) > 0,
+        "no flush finished within 10 s"
+    );
     let got = points(server.store(), "bp.*", now - 3600, now).await;
     assert_eq!(got.len() as i64, series * per);
     let t = now - 3000 + 10 * 42;
