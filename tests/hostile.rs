@@ -9,7 +9,7 @@
 //! - a corpus generated from the function registry ([`graphite::functions::FUNCTIONS`]):
 //!   every function called with extreme arguments built from its typed signature, over
 //!   generators and over real data, plus the examples verbatim. After each request
-//!   the process is alive, `/version` answers within a second, its resident memory is under
+//!   the process is alive, `/version` answers within 5 s, its resident memory is under
 //!   the cap, and the answer is 2xx or 4xx;
 //! - the cluster protocols: graphite-web's pickle/msgpack (query strings, multipart bodies)
 //!   and carbonapi's (`protobuf` query strings; truncated, garbage, deeply nested and huge
@@ -52,14 +52,15 @@ fn serve(dir: &Path, yaml: &str) -> Carbide {
     )
 }
 
-/// `GET /version` on a new connection answers 200 within a second.
+/// `GET /version` on a new connection answers 200 within 5 s: a stalled server never does,
+/// and a debug build on two loaded cores once missed a 1 s bound while a render ran.
 fn version_answers(addr: SocketAddr) -> bool {
-    let second = Duration::from_secs(1);
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, second) else {
+    let limit = Duration::from_secs(5);
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, limit) else {
         return false;
     };
-    let _ = s.set_read_timeout(Some(second));
-    let _ = s.set_write_timeout(Some(second));
+    let _ = s.set_read_timeout(Some(limit));
+    let _ = s.set_write_timeout(Some(limit));
     let req = format!("GET /version HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     if s.write_all(req.as_bytes()).is_err() {
         return false;
@@ -70,13 +71,13 @@ fn version_answers(addr: SocketAddr) -> bool {
     text.starts_with("HTTP/1.1 200") && text.ends_with("1.1.10")
 }
 
-/// The process is alive, `/version` answers within a second, RSS is under the cap.
+/// The process is alive, `/version` answers within 5 s, RSS is under the cap.
 fn healthy(c: &mut Carbide) -> Result<(), String> {
     if !c.alive() {
         return Err("the process died".into());
     }
     if !version_answers(c.http) {
-        return Err("/version did not answer within a second".into());
+        return Err("/version did not answer within 5 s".into());
     }
     let rss = c.status_kb("VmRSS") * 1024;
     if rss >= CAP {
