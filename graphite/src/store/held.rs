@@ -5,8 +5,8 @@
 //! For each archive, from its first present slot to the end of its last present slot (the
 //! first and last chunk of the archive are walked slot by slot, without building a dense
 //! chunk; the chunks between are not read, so a gap inside an archive is not seen), slots
-//! older than the archive's retention left out; plus the
-//! cached points not yet flushed. The ranges are merged into disjoint, sorted intervals.
+//! older than the archive's retention left out; plus the cached points not yet flushed. The
+//! ranges are merged into disjoint, sorted intervals.
 
 use super::chunk;
 use super::codec;
