@@ -573,6 +573,15 @@ async fn the_chart_refreshes_hovers_toggles_and_leaves_nulls_as_gaps() {
             .any(|(_, pts)| pts.iter().filter(|(v, _)| v.is_some()).count() >= 36)
     });
     assert!(stored, "the points of test.gappy were not stored");
+    // The chart's second series comes from the agent `carbide up` runs: wait for its first
+    // point too, or the page may load before the series exists (its legend then lacks it).
+    let agent = common::wait_until(WAIT, || {
+        let (_, body) = c.get("/render?target=servers.uphost.loadavg.01&from=-15min&format=json");
+        common::series(&body)
+            .iter()
+            .any(|(_, pts)| pts.iter().any(|(v, _)| v.is_some()))
+    });
+    assert!(agent, "the agent's servers.uphost.loadavg.01 never arrived");
 
     let b = Browser::start(1280, 800).await;
     b.client
