@@ -933,17 +933,7 @@ fn up_keeps_collecting_and_paging_under_hostile_renders() {
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::create_dir(d.join("collectors.d")).unwrap();
-    std::fs::write(
-        d.join("collectors.d/host.yml"),
-        "type: host\ninterval: 1s\n",
-    )
-    .unwrap();
-    std::fs::write(
-        d.join("collector.yml"),
-        "hostname_method: fixed\nhostname: isolated\n",
-    )
-    .unwrap();
+    common::host_agent_named(d, "isolated");
     std::fs::write(
         d.join("alerts.yml"),
         "interval: 1s\nnotifiers:\n  console: {type: console, stderr: true}\nalerts:\n  - name: Signal\n    target: test.signal\n    warning: 5\n    critical: 10\n    from: -30s\n",

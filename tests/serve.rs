@@ -439,6 +439,24 @@ fn basic_auth_and_bearer_token() {
 
 /// The `collector` binary of the carbide-collector package (built on demand: cargo builds
 /// only this package's binaries for its tests).
+/// The agent binary started in `dir` with `collectors.d/host.yml` = `host_yml` and
+/// `collector.yml` = `collector_yml`.
+fn start_agent(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    host_yml: &str,
+    collector_yml: &str,
+) -> std::process::Child {
+    std::fs::create_dir(dir.join("collectors.d")).unwrap();
+    std::fs::write(dir.join("collectors.d/host.yml"), host_yml).unwrap();
+    std::fs::write(dir.join("collector.yml"), collector_yml).unwrap();
+    std::process::Command::new(bin)
+        .current_dir(dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn collector_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
@@ -462,25 +480,15 @@ fn collector_tags_are_found_by_series_by_tag() {
     let bin = collector_bin();
     let dir = tempfile::tempdir().unwrap();
     let c = serve(dir.path(), &[]);
-    std::fs::create_dir(dir.path().join("collectors.d")).unwrap();
-    std::fs::write(
-        dir.path().join("collectors.d/host.yml"),
+    let mut agent = start_agent(
+        &bin,
+        dir.path(),
         "type: host\ntags: {role: db, tier: \"1\"}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("collector.yml"),
-        format!(
+        &format!(
             "hostname_method: fixed\nhostname: taghost\ninterval: 1s\ntags:\n  dc: eu\n  role: web\nsender:\n  destinations: [\"{}\"]\n  spool_dir: spool\n",
             c.carbon
         ),
-    )
-    .unwrap();
-    let mut agent = std::process::Command::new(bin)
-        .current_dir(dir.path())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    );
     let load = "seriesByTag('dc=eu','name=servers.taghost.loadavg.01')";
     let selfm =
         "seriesByTag('dc=eu','role=web','name=~^servers\\.taghost\\.carbide\\.collector\\.')";
@@ -523,26 +531,16 @@ fn collector_binary_sends_to_carbide_serve() {
     let bin = collector_bin();
     let dir = tempfile::tempdir().unwrap();
     let c = serve(dir.path(), &[]);
-    std::fs::create_dir(dir.path().join("collectors.d")).unwrap();
-    std::fs::write(
-        dir.path().join("collectors.d/host.yml"),
+    let mut agent = start_agent(
+        &bin,
+        dir.path(),
         "type: host\ninterval: 1s\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("collector.yml"),
-        format!(
-            // spool_dir: in the test's directory (as root the default is the system's spool).
+        // spool_dir: in the test's directory (as root the default is the system's spool).
+        &format!(
             "hostname_method: fixed\nhostname: e2ehost\nsender:\n  destinations: [\"{}\"]\n  spool_dir: spool\n",
             c.carbon
         ),
-    )
-    .unwrap();
-    let mut agent = std::process::Command::new(bin)
-        .current_dir(dir.path())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    );
     let ok = wait_until(Duration::from_secs(60), || {
         !known(&c, "servers.e2ehost.loadavg.01").is_empty()
     });

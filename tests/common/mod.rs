@@ -35,6 +35,11 @@ pub fn up_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
 /// The agent files of a `carbide up` test in `d`: `collectors.d/host.yml` (every second) and a
 /// `collector.yml` naming the host `uphost`.
 pub fn up_host_agent(d: &Path) {
+    host_agent_named(d, "uphost");
+}
+
+/// [`up_host_agent`] with the host named `host`.
+pub fn host_agent_named(d: &Path, host: &str) {
     std::fs::create_dir_all(d.join("collectors.d")).unwrap();
     std::fs::write(
         d.join("collectors.d/host.yml"),
@@ -43,7 +48,7 @@ pub fn up_host_agent(d: &Path) {
     .unwrap();
     std::fs::write(
         d.join("collector.yml"),
-        "hostname_method: fixed\nhostname: uphost\n",
+        format!("hostname_method: fixed\nhostname: {host}\n"),
     )
     .unwrap();
 }
