@@ -54,11 +54,9 @@ pub struct ModelError {
 /// Encode as graphite-web 1.1.10 does for `format=json` (without `pretty`).
 pub fn to_json(series: &[RenderedSeries]) -> String {
     let mut out = String::with_capacity(
-        64 + series
+        2 + series
             .iter()
-            // `[12.345678901234567, 1796569990], ` is 35 bytes: a smaller guess made the
-            // body of a long series grow (and be copied) once or twice.
-            .map(|s| s.datapoints.len() * 36 + s.target.len() + 32)
+            .map(|s| json_capacity(&s.target, &s.tags, s.datapoints.len()))
             .sum::<usize>(),
     );
     out.push('[');
@@ -66,39 +64,64 @@ pub fn to_json(series: &[RenderedSeries]) -> String {
         if i > 0 {
             out.push_str(", ");
         }
-        out.push_str("{\"target\": ");
-        write_py_str(&mut out, &s.target);
-        out.push_str(", \"tags\": {");
-        for (j, (k, v)) in s.tags.iter().enumerate() {
-            if j > 0 {
-                out.push_str(", ");
-            }
-            write_py_str(&mut out, k);
-            out.push_str(": ");
-            write_py_str(&mut out, v);
-        }
-        out.push_str("}, \"datapoints\": [");
-        for (j, (v, ts)) in s.datapoints.iter().enumerate() {
-            if j > 0 {
-                out.push_str(", ");
-            }
-            out.push('[');
-            match v {
-                None => out.push_str("null"),
-                Some(x) if x.is_nan() => out.push_str("null"),
-                Some(x) if x.is_infinite() => {
-                    out.push_str(if *x > 0.0 { "1e9999" } else { "-1e9999" })
-                }
-                Some(x) => push_py_float(&mut out, *x),
-            }
-            out.push_str(", ");
-            out.push_str(itoa::Buffer::new().format(*ts));
-            out.push(']');
-        }
-        out.push_str("]}");
+        push_series(&mut out, &s.target, &s.tags, s.datapoints.iter().copied());
     }
     out.push(']');
     out
+}
+
+/// A guess of the bytes [`push_series`] writes for a series of `points` points (with the
+/// `", "` before it): `[12.345678901234567, 1796569990], ` is 35 bytes, and a smaller guess
+/// made the body of a long series grow (and be copied) once or twice.
+pub fn json_capacity(target: &str, tags: &[(String, String)], points: usize) -> usize {
+    points * 36
+        + target.len()
+        + tags
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum::<usize>()
+        + 40
+}
+
+/// One series' object of a [`to_json`] body, `{"target": ..., "tags": {...}, "datapoints":
+/// [...]}`, appended to `out`; the points are `(value, timestamp)` as graphite-web writes them.
+/// A body written straight from the evaluated series (no [`RenderedSeries`] in between) is
+/// byte for byte the one [`to_json`] writes.
+pub fn push_series(
+    out: &mut String,
+    target: &str,
+    tags: &[(String, String)],
+    points: impl Iterator<Item = (Option<f64>, i64)>,
+) {
+    out.push_str("{\"target\": ");
+    write_py_str(out, target);
+    out.push_str(", \"tags\": {");
+    for (j, (k, v)) in tags.iter().enumerate() {
+        if j > 0 {
+            out.push_str(", ");
+        }
+        write_py_str(out, k);
+        out.push_str(": ");
+        write_py_str(out, v);
+    }
+    out.push_str("}, \"datapoints\": [");
+    let mut ts_buf = itoa::Buffer::new();
+    for (j, (v, ts)) in points.enumerate() {
+        if j > 0 {
+            out.push_str(", ");
+        }
+        out.push('[');
+        match v {
+            None => out.push_str("null"),
+            Some(x) if x.is_nan() => out.push_str("null"),
+            Some(x) if x.is_infinite() => out.push_str(if x > 0.0 { "1e9999" } else { "-1e9999" }),
+            Some(x) => push_py_float(out, x),
+        }
+        out.push_str(", ");
+        out.push_str(ts_buf.format(ts));
+        out.push(']');
+    }
+    out.push_str("]}");
 }
 
 /// Python's `json.dumps` string encoding with `ensure_ascii=True`.

@@ -38,7 +38,6 @@ use crate::expr::parse_with_vars;
 use crate::functions;
 use crate::glob::GlobPattern;
 use crate::picture::{self, params::PictureLimits, GraphParams, PictureError};
-use crate::render::model;
 use crate::series::Series;
 use crate::store::{unix_now, Store};
 
@@ -832,10 +831,10 @@ fn render_inner(
             ([(header::CONTENT_TYPE, "text/csv")], body).into_response()
         }
         _ => {
-            let points = output::json_series(&series, max_data_points, no_null);
+            let body = output::json_body(&series, max_data_points, no_null);
             drop(series);
             check()?;
-            json_response(model::to_json(&points), callback)
+            json_response(body, callback)
         }
     })
 }

@@ -88,6 +88,43 @@ pub fn json_series(
     out
 }
 
+/// The `format=json` body of [`json_series`], [`model::to_json`]'s bytes. Without
+/// `maxDataPoints` and `noNullPoints` (the usual render) each series is written straight from
+/// its values into one buffer sized for the whole answer: no `(value, timestamp)` list per
+/// series in between.
+pub fn json_body(
+    series: &[Series],
+    max_data_points: Option<usize>,
+    no_null_points: bool,
+) -> String {
+    if max_data_points.is_some() || no_null_points {
+        return model::to_json(&json_series(series, max_data_points, no_null_points));
+    }
+    let tags: Vec<Vec<(String, String)>> = series.iter().map(tags_in_order).collect();
+    let mut out = String::with_capacity(
+        2 + series
+            .iter()
+            .zip(&tags)
+            .map(|(s, t)| model::json_capacity(&s.name, t, s.values.len()))
+            .sum::<usize>(),
+    );
+    out.push('[');
+    for (i, (s, t)) in series.iter().zip(&tags).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let step = s.step.max(1);
+        let points = s
+            .values
+            .iter()
+            .copied()
+            .zip((s.start..=s.end).step_by(step as usize));
+        model::push_series(&mut out, &s.name, t, points);
+    }
+    out.push(']');
+    out
+}
+
 /// graphite-web's tag dict order ([`crate::tags::json_order`]).
 fn tags_in_order(s: &Series) -> Vec<(String, String)> {
     crate::tags::json_order(&s.name, &s.tags)
@@ -382,6 +419,37 @@ mod tests {
             model::to_json(&out),
             r#"[{"target": "a", "tags": {"name": "a"}, "datapoints": [[1.0, 10]]}]"#
         );
+    }
+
+    #[test]
+    fn json_body_is_to_json_of_json_series() {
+        let values = vec![
+            None,
+            Some(1.0),
+            Some(f64::NAN),
+            Some(f64::INFINITY),
+            Some(-0.1),
+            Some(1e300),
+            Some(12.345678901234567),
+        ];
+        let a = Series::new("a", 0, 70, 10, values);
+        let b = Series::new(
+            "seriesByTag('x=\"y\"');k=v",
+            5,
+            45,
+            20,
+            vec![Some(2.5), None],
+        );
+        let empty = Series::new("e", 0, 0, 10, vec![]);
+        for series in [vec![], vec![a.clone()], vec![a, b, empty]] {
+            for (max, no_null) in [(None, false), (Some(3), false), (None, true)] {
+                assert_eq!(
+                    json_body(&series, max, no_null),
+                    model::to_json(&json_series(&series, max, no_null)),
+                    "{max:?} {no_null}"
+                );
+            }
+        }
     }
 
     #[test]
