@@ -159,7 +159,8 @@ fn index(c: &mut Criterion) {
 
 /// `benches/ingest-vs-carbon.sh`'s load without the sockets: 100k series × 10 points (the
 /// first interval creates the series), read 256 KiB at a time by one connection's
-/// [`Receiver`] into a new store. Only the receiving is timed.
+/// [`Receiver`] into a new store. Only the receiving is timed (its thread's CPU time with
+/// `LISTENER_CPU=1`).
 fn listener(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let now = unix_now();
@@ -202,6 +203,9 @@ fn listener(c: &mut Criterion) {
     )
     .unwrap();
     let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    // `LISTENER_CPU=1`: time the receiving thread's CPU, not the wall clock (on a machine
+    // loaded by other work, wall times of one binary move 2× from run to run).
+    let cpu_time = std::env::var_os("LISTENER_CPU").is_some_and(|v| v == "1");
     let mut g = c.benchmark_group("listener");
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(20));
@@ -223,7 +227,7 @@ fn listener(c: &mut Criterion) {
                         .unwrap();
                     let bad = BadLines::default();
                     let mut rx = Receiver::new(&store, &bad, peer);
-                    let start = Instant::now();
+                    let (start, cpu) = (Instant::now(), thread_cpu());
                     let mut rest = load;
                     while !rest.is_empty() {
                         let n = rest.len().min(256 * 1024);
@@ -231,7 +235,10 @@ fn listener(c: &mut Criterion) {
                         assert!(used > 0, "the load holds whole lines");
                         rest = &rest[used..];
                     }
-                    spent += start.elapsed();
+                    spent += match (cpu_time, cpu, thread_cpu()) {
+                        (true, Some(a), Some(b)) => b.saturating_sub(a),
+                        _ => start.elapsed(),
+                    };
                     assert_eq!(store.stats.cache_points.load(Relaxed), lines);
                 }
                 spent
@@ -239,6 +246,14 @@ fn listener(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// The CPU time this thread has run (Linux: the first field of `/proc/thread-self/schedstat`,
+/// in nanoseconds), `None` where that is not readable.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 criterion_group!(benches, ingest, fetch, index, listener);

@@ -265,17 +265,22 @@ impl Store {
             starts[i + 1] += starts[i];
         }
         // One point (self-metrics, `insert_at`): no allocation.
-        let (mut one, mut many) = ([0u32; 1], Vec::new());
-        let order: &mut [u32] = if batch.len() == 1 {
+        let (mut one, mut many) = ([Ahead::default(); 1], Vec::new());
+        let order: &mut [Ahead] = if batch.len() == 1 {
             &mut one
         } else {
-            many.resize(batch.len(), 0);
+            many.resize(batch.len(), Ahead::default());
             &mut many
         };
         let mut next = starts;
         for (i, p) in batch.iter().enumerate() {
             let at = &mut next[p.shard()];
-            order[*at] = i as u32;
+            order[*at] = Ahead {
+                i: i as u32,
+                look: p.series.is_none(),
+                hash: p.hash as u32,
+                len: p.len,
+            };
             *at += 1;
         }
         let room = self
@@ -299,25 +304,22 @@ impl Store {
             shard.log.reserve(run.len());
             classified.clear();
             // Lookups miss the cache (a different series each line): keep loading the entry
-            // of the line PREFETCH ahead and the name of the one halfway there, so several
-            // misses are in flight at once. Points of resolved series need no lookup.
-            for &j in run.iter().take(PREFETCH) {
-                if let Some(h) = hash_to_look_up(batch, j) {
-                    shard.by_path.prefetch(h);
-                }
+            // (and the point) of the line PREFETCH ahead and the name of the one halfway
+            // there, so several misses are in flight at once. What the look-ahead needs lies
+            // in `run` itself (sequential), not in the points (one per line of the batch,
+            // in arrival order). Points of resolved series need no lookup.
+            for a in run.iter().take(PREFETCH).filter(|a| a.look) {
+                shard.by_path.prefetch(PathHash::from(a.hash));
             }
-            for (k, &i) in run.iter().enumerate() {
-                if let Some(h) = run
-                    .get(k + PREFETCH)
-                    .and_then(|&j| hash_to_look_up(batch, j))
-                {
-                    shard.by_path.prefetch(h);
+            for (k, &Ahead { i, .. }) in run.iter().enumerate() {
+                if let Some(a) = run.get(k + PREFETCH) {
+                    prefetch_point(batch, a.i);
+                    if a.look {
+                        shard.by_path.prefetch(PathHash::from(a.hash));
+                    }
                 }
-                if let Some(h) = run
-                    .get(k + PREFETCH / 2)
-                    .and_then(|&j| hash_to_look_up(batch, j))
-                {
-                    shard.by_path.prefetch_name(h);
+                if let Some(a) = run.get(k + PREFETCH / 2).filter(|a| a.look) {
+                    shard.by_path.prefetch_name(PathHash::from(a.hash), a.len);
                 }
                 let Point {
                     hash,
@@ -528,11 +530,25 @@ const BY_PATH_BATCH: usize = 16 * 1024;
 /// How many lines ahead [`Store::cache_batch`] prefetches a lookup's entry.
 const PREFETCH: usize = 16;
 
-/// The path hash of `batch[j]` if it is cached by path (its series not resolved).
+/// A point of a batch in its shard's run ([`Store::cache_batch`]): its index in the batch
+/// and what the look-ahead of its lookup needs (the low 32 bits of the path hash are all a
+/// [`PathTable`] probe reads), so prefetching reads `run` in order, not the batch.
+#[derive(Debug, Clone, Copy, Default)]
+struct Ahead {
+    i: u32,
+    /// Cached by path: looked up (else its series is resolved).
+    look: bool,
+    hash: u32,
+    /// The path's length (a name that matches is as long).
+    len: u32,
+}
+
+/// Ask for `batch[j]` ahead of its use (a hint; nothing for an index out of the batch).
 #[inline]
-fn hash_to_look_up(batch: &[Point], j: u32) -> Option<PathHash> {
-    let p = &batch[j as usize];
-    p.series.is_none().then_some(p.hash)
+fn prefetch_point(batch: &[Point], j: u32) {
+    if let Some(p) = batch.get(j as usize) {
+        super::paths::prefetch((p as *const Point).cast());
+    }
 }
 
 /// The shard of a path whose [`Store::hash_path`] is `hash`: high bits, the shard's table
