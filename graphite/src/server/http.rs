@@ -994,7 +994,7 @@ fn find_inner(
             ))
         }
     };
-    Ok(json_response(body.dumps(), callback))
+    Ok(json_response(body, callback))
 }
 
 async fn expand(

@@ -219,6 +219,19 @@ impl Py {
 /// Python's `json.dumps` string encoding with `ensure_ascii=True`.
 pub fn write_py_str(out: &mut String, s: &str) {
     out.push('"');
+    write_py_str_body(out, s);
+    out.push('"');
+}
+
+/// [`write_py_str`] without the quotes.
+fn write_py_str_body(out: &mut String, s: &str) {
+    // Most names need no escape: copied whole.
+    if s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -237,7 +250,6 @@ pub fn write_py_str(out: &mut String, s: &str) {
             }
         }
     }
-    out.push('"');
 }
 
 fn node_name(path: &str) -> &str {
@@ -245,82 +257,107 @@ fn node_name(path: &str) -> &str {
 }
 
 /// Sorted by node name as graphite-web's `find_view` sorts (stable: branch before leaf for
-/// a path that is both, as the index returns them).
+/// a path that is both, as the index returns them). The index answers sorted by path, so
+/// the nodes of one parent (`servers.*`) are in name order already: that is checked in one
+/// pass and they are not sorted again.
 fn sorted(nodes: &[FindNode]) -> Vec<&FindNode> {
     let mut v: Vec<&FindNode> = nodes.iter().collect();
-    v.sort_by(|a, b| node_name(&a.path).cmp(node_name(&b.path)));
+    if !v
+        .windows(2)
+        .all(|w| node_name(&w[0].path) <= node_name(&w[1].path))
+    {
+        v.sort_by(|a, b| node_name(&a.path).cmp(node_name(&b.path)));
+    }
     v
 }
 
+/// One treejson node, `{"text": name, "id": base + name, …}`, written into `out`.
+fn write_tree_node(out: &mut String, base: &str, name: &str, leaf: bool) {
+    out.push_str("{\"text\": ");
+    write_py_str(out, name);
+    out.push_str(", \"id\": ");
+    // `base + name` as one string: each part escaped alone is the same text.
+    write_py_str(out, base);
+    out.pop();
+    write_py_str_body(out, name);
+    out.push('"');
+    out.push_str(if leaf {
+        ", \"allowChildren\": 0, \"expandable\": 0, \"leaf\": 1}"
+    } else {
+        ", \"allowChildren\": 1, \"expandable\": 1, \"leaf\": 0}"
+    });
+}
+
 /// `/metrics/find?format=treejson`: `query` is the query as given (its part before the last
-/// `.` is the base of every `id`).
-pub fn find_treejson(query: &str, nodes: &[FindNode], wildcards: bool) -> Py {
+/// `.` is the base of every `id`). Written straight into one buffer (~100 bytes a node, and
+/// `servers.*` of a fleet is 100k nodes): the same bytes as [`Py::dumps`] of graphite-web's
+/// list of dicts.
+pub fn find_treejson(query: &str, nodes: &[FindNode], wildcards: bool) -> String {
     let base = match query.rsplit_once('.') {
         Some((b, _)) => format!("{b}."),
         None => String::new(),
     };
-    let kind = |leaf: bool| -> [(&str, Py); 3] {
-        let (a, l) = if leaf { (0, 1) } else { (1, 0) };
-        [
-            ("allowChildren", Py::Int(a)),
-            ("expandable", Py::Int(a)),
-            ("leaf", Py::Int(l)),
-        ]
+    let mut out = String::with_capacity(2 + nodes.len() * (90 + 2 * base.len()));
+    out.push('[');
+    let mut first = true;
+    let mut sep = |out: &mut String| {
+        if !std::mem::take(&mut first) {
+            out.push_str(", ");
+        }
     };
-    let mut results = Vec::new();
     if nodes.len() > 1 && wildcards {
-        let mut w = vec![
-            ("text".to_string(), Py::Str("*".into())),
-            ("id".to_string(), Py::Str(format!("{base}*"))),
-        ];
         let any_branch = nodes.iter().any(|n| !n.is_leaf);
-        w.extend(kind(!any_branch).map(|(k, v)| (k.to_string(), v)));
-        results.push(Py::Dict(w));
+        sep(&mut out);
+        write_tree_node(&mut out, &base, "*", !any_branch);
     }
-    let mut seen = std::collections::HashSet::new();
-    let (mut branches, mut leaves) = (Vec::new(), Vec::new());
-    for n in sorted(nodes) {
-        let name = node_name(&n.path);
-        if !seen.insert(name) {
-            continue;
-        }
-        let mut d = vec![
-            ("text".to_string(), Py::Str(name.to_string())),
-            ("id".to_string(), Py::Str(format!("{base}{name}"))),
-        ];
-        d.extend(kind(n.is_leaf).map(|(k, v)| (k.to_string(), v)));
-        if n.is_leaf {
-            leaves.push(Py::Dict(d));
-        } else {
-            branches.push(Py::Dict(d));
+    // Each name once (graphite-web's `nodes_info` set): in name order, a repeated name is
+    // next to its first. Branches first, then leaves, each in name order.
+    let nodes = sorted(nodes);
+    for leaves in [false, true] {
+        let mut last: Option<&str> = None;
+        for n in &nodes {
+            let name = node_name(&n.path);
+            if last == Some(name) {
+                continue;
+            }
+            last = Some(name);
+            if n.is_leaf == leaves {
+                sep(&mut out);
+                write_tree_node(&mut out, &base, name, leaves);
+            }
         }
     }
-    results.extend(branches);
-    results.extend(leaves);
-    Py::List(results)
+    out.push(']');
+    out
 }
 
-/// `/metrics/find?format=completer`.
-pub fn find_completer(nodes: &[FindNode], wildcards: bool) -> Py {
-    let mut results: Vec<Py> = sorted(nodes)
-        .into_iter()
-        .map(|n| {
-            let path = if n.is_leaf {
-                n.path.clone()
-            } else {
-                format!("{}.", n.path)
-            };
-            Py::dict([
-                ("path", Py::Str(path)),
-                ("name", Py::Str(node_name(&n.path).to_string())),
-                ("is_leaf", Py::Str(if n.is_leaf { "1" } else { "0" }.into())),
-            ])
-        })
-        .collect();
-    if results.len() > 1 && wildcards {
-        results.push(Py::dict([("name", Py::Str("*".into()))]));
+/// `/metrics/find?format=completer`, written straight into one buffer as [`find_treejson`].
+pub fn find_completer(nodes: &[FindNode], wildcards: bool) -> String {
+    let mut out = String::with_capacity(32 + nodes.len() * 80);
+    out.push_str("{\"metrics\": [");
+    for (i, n) in sorted(nodes).into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str("{\"path\": ");
+        write_py_str(&mut out, &n.path);
+        if !n.is_leaf {
+            out.pop();
+            out.push_str(".\"");
+        }
+        out.push_str(", \"name\": ");
+        write_py_str(&mut out, node_name(&n.path));
+        out.push_str(if n.is_leaf {
+            ", \"is_leaf\": \"1\"}"
+        } else {
+            ", \"is_leaf\": \"0\"}"
+        });
     }
-    Py::dict([("metrics", Py::List(results))])
+    if nodes.len() > 1 && wildcards {
+        out.push_str(", {\"name\": \"*\"}");
+    }
+    out.push_str("]}");
+    out
 }
 
 /// `/metrics/expand`: `per_query` is each query with its matching paths (sorted, deduplicated).
@@ -363,19 +400,55 @@ mod tests {
     fn treejson_matches_graphite_webs_bytes() {
         let nodes = [node("a.b.y", true), node("a.b.x", false)];
         assert_eq!(
-            find_treejson("a.b.*", &nodes, false).dumps(),
+            find_treejson("a.b.*", &nodes, false),
             r#"[{"text": "x", "id": "a.b.x", "allowChildren": 1, "expandable": 1, "leaf": 0}, {"text": "y", "id": "a.b.y", "allowChildren": 0, "expandable": 0, "leaf": 1}]"#
         );
-        let wild = find_treejson("a.b.*", &nodes, true).dumps();
+        let wild = find_treejson("a.b.*", &nodes, true);
         assert!(wild.starts_with(r#"[{"text": "*", "id": "a.b.*", "allowChildren": 1"#));
-        assert_eq!(find_treejson("*", &[], true).dumps(), "[]");
+        assert_eq!(find_treejson("*", &[], true), "[]");
+    }
+
+    #[test]
+    fn treejson_lists_each_name_once_in_graphite_webs_order() {
+        // As the index answers `*.*`: sorted by path, a path both branch and leaf listed
+        // twice (branch first), one name under two parents, and names out of name order.
+        let nodes = [
+            node("a.x", true),
+            node("a.y", false),
+            node("a.y", true),
+            node("b.\u{e9}\"", true),
+            node("b.w", false),
+            node("b.x", false),
+        ];
+        let text = |name: &str, id: &str, leaf: bool| {
+            let (a, l) = if leaf { (0, 1) } else { (1, 0) };
+            format!(
+                r#"{{"text": {name}, "id": {id}, "allowChildren": {a}, "expandable": {a}, "leaf": {l}}}"#
+            )
+        };
+        let want = [
+            text(r#""*""#, r#""q.*""#, false),
+            text(r#""w""#, r#""q.w""#, false),
+            text(r#""y""#, r#""q.y""#, false),
+            text(r#""x""#, r#""q.x""#, true),
+            text(r#""\u00e9\"""#, r#""q.\u00e9\"""#, true),
+        ];
+        assert_eq!(
+            find_treejson("q.*", &nodes, true),
+            format!("[{}]", want.join(", "))
+        );
+        // Without a base (a query of one node), the id is the name.
+        assert_eq!(
+            find_treejson("*", &nodes[..1], false),
+            format!("[{}]", text(r#""x""#, r#""x""#, true))
+        );
     }
 
     #[test]
     fn completer_marks_branches_with_a_trailing_dot() {
         let nodes = [node("a.y", true), node("a.x", false)];
         assert_eq!(
-            find_completer(&nodes, true).dumps(),
+            find_completer(&nodes, true),
             r#"{"metrics": [{"path": "a.x.", "name": "x", "is_leaf": "0"}, {"path": "a.y", "name": "y", "is_leaf": "1"}, {"name": "*"}]}"#
         );
     }

@@ -198,7 +198,8 @@ impl Index {
                 });
             }
         });
-        out.sort();
+        // Equal entries are identical: an unstable sort gives the same order.
+        out.sort_unstable();
         out.dedup();
         out
     }
@@ -211,7 +212,8 @@ impl Index {
                 out.push((path.to_owned(), id));
             }
         });
-        out.sort();
+        // Equal entries are identical: an unstable sort gives the same order.
+        out.sort_unstable();
         out.dedup();
         out
     }

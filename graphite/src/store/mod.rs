@@ -43,16 +43,13 @@ mod recent;
 pub mod schema;
 pub mod tags;
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{
-    AtomicBool, AtomicU64, Ordering::AcqRel, Ordering::Acquire, Ordering::Relaxed,
-};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::AcqRel, Ordering::Acquire};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
 use crate::glob::GlobPattern;
 use cache::{shard_of_hash, LogPt, Shard};
@@ -158,9 +155,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Rows of `series` read per query at open.
-const LOAD_PAGE: i64 = 50_000;
-
 const SCHEMA_SQL: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS series (
         id INTEGER PRIMARY KEY,
@@ -177,6 +171,141 @@ const SCHEMA_SQL: &[&str] = &[
         PRIMARY KEY (series_id, archive, chunk_start)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS chunks_expires ON chunks(expires)",
 ];
+
+/// The in-memory tables [`load_series`] builds from the `series` table.
+struct Loaded {
+    index: Index,
+    tags: crate::tags::TagIndex,
+    shards: Vec<Shard>,
+    next_id: u64,
+}
+
+/// Series passed at a time from the reading thread to the two index builders.
+const LOAD_BATCH: usize = 4096;
+
+/// Rebuilds the in-memory tables from `series` at open. The table is stepped on a raw read
+/// connection of the store's own (`raw.rs`: no row crosses threads as an owned copy, as
+/// sqlx hands them over) by this thread, which also fills the shards' path tables; the trie
+/// and the tag index, independent of those and of each other, are built on two threads of
+/// their own from batches of [`LOAD_BATCH`] paths. Each distinct schema text is parsed once,
+/// and interned once per shard.
+fn load_series(db: &Path, hasher: foldhash::fast::RandomState) -> Result<Loaded, StoreError> {
+    use std::hash::BuildHasher;
+    use std::sync::mpsc::sync_channel;
+    type Batch = Arc<Vec<(Arc<str>, u64)>>;
+    let (trie_tx, trie_rx) = sync_channel::<Batch>(8);
+    let (tags_tx, tags_rx) = sync_channel::<Batch>(8);
+    let trie = std::thread::Builder::new()
+        .name("open-index".into())
+        .spawn(move || {
+            let mut index = Index::default();
+            for batch in trie_rx {
+                for (path, id) in batch.iter() {
+                    index.insert(path, *id);
+                }
+            }
+            index
+        })
+        .map_err(|e| StoreError::Read(format!("open: cannot start a thread: {e}")))?;
+    let tags = std::thread::Builder::new()
+        .name("open-tags".into())
+        .spawn(move || {
+            let mut tags = crate::tags::TagIndex::default();
+            for batch in tags_rx {
+                for (path, _) in batch.iter() {
+                    tags.insert(path.clone());
+                }
+            }
+            tags
+        })
+        .map_err(|e| StoreError::Read(format!("open: cannot start a thread: {e}")))?;
+    let mut shards: Vec<Shard> = (0..SHARDS).map(|_| Shard::new(hasher)).collect();
+    // Each distinct (retentions, aggregation, xff) and its schema's index in each shard.
+    struct Parsed {
+        retentions: String,
+        aggregation: String,
+        xff: u64,
+        schema: SeriesSchema,
+        interned: [u32; SHARDS],
+    }
+    let mut parsed: Vec<Parsed> = Vec::new();
+    let mut max_id = 0u64;
+    let mut batch = Vec::with_capacity(LOAD_BATCH);
+    let closed = || StoreError::Read("open: an index builder stopped".into());
+    let send = |batch: &mut Vec<(Arc<str>, u64)>| -> Result<(), StoreError> {
+        let full = Arc::new(std::mem::replace(batch, Vec::with_capacity(LOAD_BATCH)));
+        trie_tx.send(full.clone()).map_err(|_| closed())?;
+        tags_tx.send(full).map_err(|_| closed())
+    };
+    let read = (|| -> Result<(), StoreError> {
+        let mut conn = raw::ReadConn::open(db)?;
+        let mut stmt = conn.prepare_once(
+            "SELECT id, path, retentions, aggregation, xff FROM series ORDER BY id",
+        )?;
+        stmt.for_each_series(|id, path, retentions, aggregation, xff| {
+            let xff_bits = xff.to_bits();
+            let at = match parsed.iter().position(|p| {
+                p.xff == xff_bits && p.retentions == retentions && p.aggregation == aggregation
+            }) {
+                Some(at) => at,
+                None => {
+                    let corrupt = || StoreError::Corrupt {
+                        path: path.to_string(),
+                        retentions: retentions.to_string(),
+                    };
+                    parsed.push(Parsed {
+                        retentions: retentions.to_string(),
+                        aggregation: aggregation.to_string(),
+                        xff: xff_bits,
+                        schema: SeriesSchema {
+                            archives: schema::parse_retentions(retentions)
+                                .map_err(|_| corrupt())?,
+                            aggregation: Aggregation::parse(aggregation).ok_or_else(corrupt)?,
+                            x_files_factor: xff,
+                        },
+                        interned: [u32::MAX; SHARDS],
+                    });
+                    parsed.len() - 1
+                }
+            };
+            let id = id as u64;
+            max_id = max_id.max(id);
+            let hash: PathHash = hasher.hash_one(path);
+            let n = shard_of_hash(hash);
+            let shard = &mut shards[n];
+            let p = &mut parsed[at];
+            if p.interned[n] == u32::MAX {
+                p.interned[n] = shard.intern(p.schema.clone());
+            }
+            if shard.by_path.get_hashed(hash, path).is_none() {
+                shard.add_series(hash, path, id, p.interned[n], true);
+            }
+            batch.push((Arc::from(path), id));
+            if batch.len() == LOAD_BATCH {
+                send(&mut batch)?;
+            }
+            Ok(())
+        })?;
+        if !batch.is_empty() {
+            send(&mut batch)?;
+        }
+        Ok(())
+    })();
+    drop((trie_tx, tags_tx));
+    let index = trie.join().map_err(|_| closed());
+    let tags = tags.join().map_err(|_| closed());
+    read?;
+    for shard in &mut shards {
+        // Indexed (by the two builders above).
+        shard.indexed = shard.series.len();
+    }
+    Ok(Loaded {
+        index: index?,
+        tags: tags?,
+        shards,
+        next_id: max_id + 1,
+    })
+}
 
 impl Store {
     /// Open (or create) the store in `dir` (`dir/carbide.db`, WAL mode, synchronous=FULL).
@@ -217,18 +346,20 @@ impl Store {
         }
         migrate::run(&pool).await?;
         let hasher = foldhash::fast::RandomState::default();
+        let db = path.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_series(&db, hasher))
+            .await
+            .map_err(|e| StoreError::Read(format!("reading the series table: {e}")))??;
         let store = Store {
             pool,
             path,
             readers: Mutex::default(),
             schemas: RwLock::new(Arc::new(schemas)),
-            shards: (0..SHARDS)
-                .map(|_| Mutex::new(Shard::new(hasher)))
-                .collect(),
-            index: RwLock::new(Index::default()),
-            tags: RwLock::default(),
+            shards: loaded.shards.into_iter().map(Mutex::new).collect(),
+            index: RwLock::new(loaded.index),
+            tags: RwLock::new(loaded.tags),
             pending_any: AtomicBool::new(false),
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(loaded.next_id),
             max_cache_points,
             hasher,
             flush_lock: tokio::sync::Mutex::new(Vec::new()),
@@ -236,85 +367,7 @@ impl Store {
             flush_wanted: tokio::sync::Notify::new(),
             stats: Stats::default(),
         };
-        store.load_series().await?;
         Ok(store)
-    }
-
-    /// Rebuild the in-memory tables from `series`, in pages of [`LOAD_PAGE`] rows by id (the
-    /// next page is read by SQLite's worker while this one is entered, and no more than two
-    /// pages of rows are held at once); each distinct schema text is parsed once.
-    async fn load_series(&self) -> Result<(), StoreError> {
-        let page = |after: i64| {
-            let pool = self.pool.clone();
-            tokio::spawn(async move {
-                sqlx::query(
-                    "SELECT id, path, retentions, aggregation, xff FROM series \
-                     WHERE id > ? ORDER BY id LIMIT ?",
-                )
-                .bind(after)
-                .bind(LOAD_PAGE)
-                .fetch_all(&pool)
-                .await
-            })
-        };
-        let mut parsed: HashMap<(String, String, u64), SeriesSchema> = HashMap::new();
-        let mut max_id = 0;
-        let mut next = Some(page(0));
-        while let Some(query) = next.take() {
-            let rows = query
-                .await
-                .map_err(|e| StoreError::Db(sqlx::Error::Io(std::io::Error::other(e))))??;
-            let last = match rows.last() {
-                Some(row) => row.try_get::<i64, _>(0)?,
-                None => break,
-            };
-            let full = rows.len() as i64 == LOAD_PAGE;
-            if full {
-                next = Some(page(last));
-            }
-            let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-            let mut paths = Vec::with_capacity(rows.len());
-            for row in rows {
-                let id: i64 = row.try_get(0)?;
-                let path: String = row.try_get(1)?;
-                let retentions: String = row.try_get(2)?;
-                let agg: String = row.try_get(3)?;
-                let xff: f64 = row.try_get(4)?;
-                let key = (retentions, agg, xff.to_bits());
-                let schema = match parsed.get(&key) {
-                    Some(schema) => schema.clone(),
-                    None => {
-                        let corrupt = || StoreError::Corrupt {
-                            path: path.clone(),
-                            retentions: key.0.clone(),
-                        };
-                        let schema = SeriesSchema {
-                            archives: schema::parse_retentions(&key.0).map_err(|_| corrupt())?,
-                            aggregation: Aggregation::parse(&key.1).ok_or_else(corrupt)?,
-                            x_files_factor: xff,
-                        };
-                        parsed.insert(key, schema.clone());
-                        schema
-                    }
-                };
-                index.insert(&path, id as u64);
-                let path: Arc<str> = path.into();
-                paths.push(path.clone());
-                max_id = max_id.max(id as u64);
-                let hash = self.hash_path(&path);
-                let mut shard = lock(&self.shards[shard_of_hash(hash)]);
-                let schema = shard.intern(schema);
-                if shard.by_path.get_hashed(hash, &path).is_none() {
-                    shard.add_series(hash, &path, id as u64, schema, true);
-                }
-                // Indexed above.
-                shard.indexed = shard.series.len();
-            }
-            drop(index);
-            self.index_tags(paths);
-        }
-        self.next_id.store(max_id + 1, Relaxed);
-        Ok(())
     }
 
     /// The shard holding `path`.
@@ -450,6 +503,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering::Relaxed;
 
     async fn store(dir: &Path, schemas: &str, agg: &str) -> Store {
         let s = Schemas::parse(schemas, "s", agg, "a").unwrap();
@@ -671,6 +725,32 @@ mod tests {
         let r = s.flush_at(NOW + 7200).await.unwrap();
         assert_eq!(r.chunks_expired, 1);
         assert_eq!(s.series_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn reopen_refuses_unreadable_retentions_by_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = unix_now();
+        {
+            let s = store(dir.path(), "[a]\npattern=.\nretentions=10s:1h\n", "").await;
+            for p in ["c.ok", "c.bad"] {
+                assert!(s.insert_at(p, now - 30, 1.0, now));
+            }
+            s.flush_at(now).await.unwrap();
+            sqlx::query("UPDATE series SET retentions = '10s:oops' WHERE path = 'c.bad'")
+                .execute(&s.pool)
+                .await
+                .unwrap();
+            s.close().await.unwrap();
+        }
+        let sch = Schemas::parse("[a]\npattern=.\nretentions=10s:1h\n", "s", "", "a").unwrap();
+        match Store::open(dir.path(), sch, 1000).await {
+            Err(StoreError::Corrupt { path, retentions }) => {
+                assert_eq!((path.as_str(), retentions.as_str()), ("c.bad", "10s:oops"));
+            }
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened a store with unreadable retentions"),
+        }
     }
 
     #[tokio::test]

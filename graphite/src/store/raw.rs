@@ -248,6 +248,39 @@ impl Statement<'_> {
     }
 }
 
+impl Statement<'_> {
+    /// Steps through rows of `(integer, text, text, text, real)` — the `series` table as
+    /// [`super::Store::open`] reads it — calling `row` for each with the texts borrowed from
+    /// SQLite until the next step; stops at the first error `row` returns.
+    pub(super) fn for_each_series(
+        &mut self,
+        mut row: impl FnMut(i64, &str, &str, &str, f64) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let stmt = self.stmt.as_ptr();
+        loop {
+            // SAFETY: the statement is live and used by this thread only.
+            match unsafe { ffi::sqlite3_step(stmt) } {
+                ffi::SQLITE_ROW => {
+                    // SAFETY: a row is current; the columns exist in the statement.
+                    let (id, xff) = unsafe {
+                        (
+                            ffi::sqlite3_column_int64(stmt, 0),
+                            ffi::sqlite3_column_double(stmt, 4),
+                        )
+                    };
+                    // SAFETY: a row is current and columns 1-3 exist; the texts are used by
+                    // `row` only, before the next step.
+                    let (path, retentions, aggregation) =
+                        unsafe { (text(stmt, 1)?, text(stmt, 2)?, text(stmt, 3)?) };
+                    row(id, path, retentions, aggregation, xff)?;
+                }
+                ffi::SQLITE_DONE => return Ok(()),
+                rc => return Err(error(self.db, rc)),
+            }
+        }
+    }
+}
+
 impl Drop for Statement<'_> {
     fn drop(&mut self) {
         // SAFETY: the statement is live: a kept one is finalized only with its connection,
@@ -262,6 +295,27 @@ impl Drop for Statement<'_> {
             }
         }
     }
+}
+
+/// Text column `i` of the current row of `stmt`.
+///
+/// # Safety
+/// A row of `stmt` is current and `i` is one of its columns. The text is SQLite's: valid
+/// until the next step, reset or finalize of `stmt` or another conversion of the same
+/// column, which the caller must not do while it holds the `&str`.
+unsafe fn text<'a>(stmt: *mut ffi::sqlite3_stmt, i: c_int) -> Result<&'a str, StoreError> {
+    // SAFETY: per the function's contract; the pointer is asked before the length, as
+    // SQLite requires.
+    let bytes = unsafe {
+        let p = ffi::sqlite3_column_text(stmt, i);
+        let n = ffi::sqlite3_column_bytes(stmt, i);
+        match usize::try_from(n) {
+            Ok(n) if n > 0 && !p.is_null() => std::slice::from_raw_parts(p, n),
+            _ => &[][..],
+        }
+    };
+    std::str::from_utf8(bytes)
+        .map_err(|_| StoreError::Read("the series table holds text not in UTF-8".into()))
 }
 
 /// The connection's error message for result code `rc`.

@@ -6,8 +6,8 @@
 //! canonical path, which the `series` table already holds, so [`Store::open`] rebuilds the
 //! index from it (0.16 s per 100k series, `cargo bench -p graphite --bench tags`) and it can never disagree with the data.
 //!
-//! Hooks in `mod.rs`: `load_series` and [`Store::catch_up`] call [`Store::index_tags`] for new
-//! series; `cache_batch` hands a point of a non-canonical spelling to
+//! Hooks in `mod.rs`: `load_series` builds the index at open (on a thread of its own, beside
+//! the trie's); [`Store::catch_up`] calls [`Store::index_tags`] for new series; `cache_batch` hands a point of a non-canonical spelling to
 //! [`Store::cache_respelled`] (via [`respelled`]); `fetch` and `expand` look a tagged
 //! pattern up exactly ([`Store::tagged_match`]) instead of globbing it, as graphite-web's
 //! finder does.
