@@ -217,6 +217,9 @@ pub fn decode_into(
     };
     // Output index of the chunk's slot j is j - skip (skip may be negative).
     let skip = (from - chunk_start) / step;
+    // The chunk's slots that land in `out`.
+    let lo = skip.clamp(0, CHUNK_SLOTS) as usize;
+    let hi = skip.saturating_add(out.len() as i64).clamp(0, CHUNK_SLOTS) as usize;
     let put = |out: &mut [Option<f64>], j: usize, v: f64| {
         let k = j as i64 - skip;
         if k >= 0 && (k as usize) < out.len() && !v.is_nan() {
@@ -224,10 +227,9 @@ pub fn decode_into(
         }
     };
     match kind {
-        codec::TAG => codec::for_each(blob, |j, v| put(out, j, v)).is_some(),
+        // Only the slots `out` holds are decoded in full.
+        codec::TAG => codec::for_each_in(blob, lo..hi, |j, v| put(out, j, v)).is_some(),
         0 if body.len() == CHUNK_SLOTS as usize * 8 => {
-            let lo = skip.clamp(0, CHUNK_SLOTS) as usize;
-            let hi = (skip + out.len() as i64).clamp(0, CHUNK_SLOTS) as usize;
             for (j, b) in body.chunks_exact(8).enumerate().take(hi).skip(lo) {
                 let mut le = [0u8; 8];
                 le.copy_from_slice(b);

@@ -405,6 +405,50 @@ impl<'a> Stream<'a> {
         }
     }
 
+    /// Reads the next `out.len()` entries into `out` (callers read exactly the stream's
+    /// length). A packed stream of up to 56 bits per entry is unpacked one 64-bit load per
+    /// entry, without going through [`Stream::next`]'s dispatch.
+    fn fill(&mut self, out: &mut [i64]) {
+        if let Stream::Packed { lo, w, data, bit } = self {
+            let (lo, w, data) = (*lo, *w as usize, *data);
+            if w == 0 {
+                out.fill(lo);
+                return;
+            }
+            if w <= 56 {
+                let mask = (1u64 << w) - 1;
+                let mut at = *bit;
+                for o in out.iter_mut() {
+                    let byte = at / 8;
+                    // An entry of ≤ 56 bits shifted by < 8 fits one 64-bit word.
+                    let word = match data.get(byte..byte + 8) {
+                        Some(s) => u64::from_le_bytes(s.try_into().unwrap_or_default()),
+                        None => {
+                            let mut le = [0u8; 8];
+                            let tail = data.get(byte..).unwrap_or(&[]);
+                            let n = tail.len().min(8);
+                            le[..n].copy_from_slice(&tail[..n]);
+                            u64::from_le_bytes(le)
+                        }
+                    };
+                    *o = lo.wrapping_add(((word >> (at % 8)) & mask) as i64);
+                    at += w;
+                }
+                *bit = at;
+                return;
+            }
+        }
+        if let Stream::Sparse { next, .. } = self {
+            if *next == usize::MAX {
+                out.fill(0);
+                return;
+            }
+        }
+        for o in out.iter_mut() {
+            *o = self.next();
+        }
+    }
+
     /// The next entry (callers read exactly the stream's length).
     #[inline]
     fn next(&mut self) -> i64 {
@@ -452,7 +496,19 @@ impl<'a> Stream<'a> {
 
 /// Call `put(slot, value)` for every value of a format-2 blob, in slot order; `None` (having
 /// called `put` for none) if the blob is malformed.
-pub fn for_each(blob: &[u8], mut put: impl FnMut(usize, f64)) -> Option<()> {
+pub fn for_each(blob: &[u8], put: impl FnMut(usize, f64)) -> Option<()> {
+    for_each_in(blob, 0..SLOTS, put)
+}
+
+/// [`for_each`] for the slots in `range` only: the values before it are still summed up
+/// (a difference-coded stream cannot be entered in the middle), but not divided by the
+/// multiplier nor corrected; those after it are not read. The whole blob is checked all the
+/// same: `None` (having called `put` for none) if it is malformed.
+pub fn for_each_in(
+    blob: &[u8],
+    range: std::ops::Range<usize>,
+    mut put: impl FnMut(usize, f64),
+) -> Option<()> {
     let mut b = Bytes { b: blob, pos: 0 };
     if b.byte()? != TAG {
         return None;
@@ -497,13 +553,21 @@ pub fn for_each(blob: &[u8], mut put: impl FnMut(usize, f64)) -> Option<()> {
     if n == 0 {
         return (b.pos == blob.len()).then_some(());
     }
+    // The values wanted: `first..last` (slots are increasing).
+    let first = slots.partition_point(|&s| (s as usize) < range.start);
+    let last = slots
+        .partition_point(|&s| (s as usize) < range.end)
+        .max(first);
     match b.byte()? {
         0 => {
             let raw = b.take(n * 8)?;
             if b.pos != blob.len() {
                 return None;
             }
-            for (&s, v) in slots.iter().zip(raw.chunks_exact(8)) {
+            for (&s, v) in slots[first..last]
+                .iter()
+                .zip(raw.chunks_exact(8).skip(first))
+            {
                 let mut le = [0u8; 8];
                 le.copy_from_slice(v);
                 put(s as usize, f64::from_le_bytes(le));
@@ -530,23 +594,44 @@ pub fn for_each(blob: &[u8], mut put: impl FnMut(usize, f64)) -> Option<()> {
             if b.pos != blob.len() {
                 return None;
             }
-            let mut k = k0;
-            for (j, &s) in slots.iter().enumerate() {
-                if j > 0 {
-                    if order == 1 {
-                        k = k.wrapping_add(diffs.next());
-                    } else {
-                        if j > 1 {
-                            d = d.wrapping_add(diffs.next());
-                        }
+            if first == last {
+                return Some(());
+            }
+            // The integers of values 0..last: the differences unpacked, then summed.
+            let mut ks = [0i64; SLOTS];
+            let ks = &mut ks[..last];
+            if order == 1 {
+                diffs.fill(&mut ks[1..]);
+                let mut k = k0;
+                for x in ks.iter_mut() {
+                    k = k.wrapping_add(*x);
+                    *x = k;
+                }
+            } else {
+                if last > 2 {
+                    diffs.fill(&mut ks[2..]);
+                }
+                let mut k = k0;
+                for (j, x) in ks.iter_mut().enumerate() {
+                    if j > 1 {
+                        d = d.wrapping_add(*x);
+                    }
+                    if j > 0 {
                         k = k.wrapping_add(d);
                     }
+                    *x = k;
                 }
+            }
+            let mut rs = [0i64; SLOTS];
+            let rs = &mut rs[..last];
+            res.fill(rs);
+            for ((&s, &k), &r) in slots[first..last]
+                .iter()
+                .zip(&ks[first..])
+                .zip(&rs[first..])
+            {
                 let approx = (k as f64 / mf).to_bits();
-                put(
-                    s as usize,
-                    f64::from_bits(approx.wrapping_add(res.next() as u64)),
-                );
+                put(s as usize, f64::from_bits(approx.wrapping_add(r as u64)));
             }
             Some(())
         }
@@ -668,6 +753,37 @@ mod tests {
         }
 
         #[test]
+        fn a_range_decodes_as_the_whole_chunk_does(
+            seed in any::<u64>(),
+            decimals in 0u32..4,
+            counter in any::<bool>(),
+            holes in any::<bool>(),
+            a in 0usize..=SLOTS + 5,
+            b in 0usize..=SLOTS + 5,
+        ) {
+            let mut v = if counter {
+                (0..SLOTS).map(|i| 1e9 + (seed % 1000) as f64 * i as f64).collect()
+            } else {
+                walk(seed | 1, decimals)
+            };
+            if holes {
+                for (i, x) in v.iter_mut().enumerate() {
+                    if (i as u64 ^ seed) % 7 == 0 {
+                        *x = f64::NAN;
+                    }
+                }
+            }
+            let mut blob = Vec::new();
+            encode(&v, &mut blob);
+            let mut whole = Vec::new();
+            for_each(&blob, |i, x| whole.push((i, x.to_bits()))).expect("decodes");
+            let mut part = Vec::new();
+            for_each_in(&blob, a..b, |i, x| part.push((i, x.to_bits()))).expect("decodes");
+            whole.retain(|&(i, _)| (a..b).contains(&i));
+            prop_assert_eq!(part, whole);
+        }
+
+        #[test]
         fn any_bytes_decode_or_fail_without_panicking(
             blob in proptest::collection::vec(any::<u8>(), 0..600),
             tag_it in any::<bool>(),
@@ -682,6 +798,7 @@ mod tests {
                 seen += 1;
             });
             prop_assert!(seen <= SLOTS);
+            let _ = for_each_in(&blob, 100..200, |i, _| assert!((100..200).contains(&i)));
         }
     }
 }

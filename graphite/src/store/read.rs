@@ -6,9 +6,10 @@
 //! SQLite in one query per distinct `(archive, chunk range)` (a handful of statements for
 //! hundreds of series, not one per series), stepped on the calling thread through a read
 //! connection of the store's own, its statements prepared once ([`raw::ReadConn`]). A series
-//! with no cached point in its window decodes its chunks straight into the answer; one with
-//! cached points merges them on a copy of its chunks with the flush's own code
-//! ([`chunk::apply`]), so a point reads back exactly as it will be stored.
+//! with no cached point in its window decodes its chunks straight into the answer (only the
+//! window's slots in full: [`super::codec::for_each_in`]); one with cached points merges them
+//! on a copy of its chunks with the flush's own code ([`chunk::apply`]), so a point reads
+//! back exactly as it will be stored.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
