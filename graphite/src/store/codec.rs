@@ -768,7 +768,7 @@ mod tests {
             };
             if holes {
                 for (i, x) in v.iter_mut().enumerate() {
-                    if (i as u64 ^ seed) % 7 == 0 {
+                    if (i as u64 ^ seed).is_multiple_of(7) {
                         *x = f64::NAN;
                     }
                 }
