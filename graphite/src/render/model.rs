@@ -125,8 +125,21 @@ pub fn push_series(
 }
 
 /// Python's `json.dumps` string encoding with `ensure_ascii=True`.
-fn write_py_str(out: &mut String, s: &str) {
+pub fn write_py_str(out: &mut String, s: &str) {
     out.push('"');
+    write_py_str_body(out, s);
+    out.push('"');
+}
+
+/// [`write_py_str`] without the quotes.
+pub fn write_py_str_body(out: &mut String, s: &str) {
+    // Most names need no escape: copied whole.
+    if s.bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -145,7 +158,6 @@ fn write_py_str(out: &mut String, s: &str) {
             }
         }
     }
-    out.push('"');
 }
 
 /// Decode a render body. Tag values that are not strings are kept as their JSON text.

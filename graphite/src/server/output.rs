@@ -216,41 +216,7 @@ impl Py {
     }
 }
 
-/// Python's `json.dumps` string encoding with `ensure_ascii=True`.
-pub fn write_py_str(out: &mut String, s: &str) {
-    out.push('"');
-    write_py_str_body(out, s);
-    out.push('"');
-}
-
-/// [`write_py_str`] without the quotes.
-fn write_py_str_body(out: &mut String, s: &str) {
-    // Most names need no escape: copied whole.
-    if s.bytes()
-        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
-    {
-        out.push_str(s);
-        return;
-    }
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (' '..='~').contains(&c) => out.push(c),
-            c => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-        }
-    }
-}
+pub use model::{write_py_str, write_py_str_body};
 
 fn node_name(path: &str) -> &str {
     path.rsplit('.').next().unwrap_or(path)
