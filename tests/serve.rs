@@ -461,7 +461,15 @@ fn collector_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join("collector");
-    if !bin.exists() {
+    // A workspace run builds the agent first; a run of this file alone does not, so build it
+    // here when it is missing or older than its sources (the agent and the graphite crate).
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+    let newest = ["collector", "graphite"]
+        .iter()
+        .filter_map(|c| newest_mtime(&root.join(c)))
+        .max();
+    if built.is_none() || newest > built {
         let st = std::process::Command::new(env!("CARGO"))
             .args(["build", "-p", "carbide-collector", "--bin", "collector"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -471,6 +479,28 @@ fn collector_bin() -> std::path::PathBuf {
     }
     assert!(bin.exists(), "{} not built", bin.display());
     bin
+}
+
+/// The newest modification time of the files under `dir` (its `src/` and `Cargo.toml`).
+fn newest_mtime(dir: &std::path::Path) -> Option<std::time::SystemTime> {
+    let mut newest = std::fs::metadata(dir.join("Cargo.toml"))
+        .and_then(|m| m.modified())
+        .ok();
+    let mut stack = vec![dir.join("src")];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                stack.push(e.path());
+            } else if let Ok(t) = meta.modified() {
+                newest = newest.max(Some(t));
+            }
+        }
+    }
+    newest
 }
 
 /// The agent's `tags:` (global, and per instance over it) reach a real `carbide serve` as
