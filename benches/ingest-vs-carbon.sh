@@ -24,7 +24,15 @@
 #
 # Usage: benches/ingest-vs-carbon.sh [SERIES] [POINTS]     (defaults 100000 10)
 # RUNS=n rounds (default 3): every server runs every shape once per round; medians are
-# compared. BASELINE=/path/to/an/older/carbide also runs that build (before/after numbers
+# compared. REPEAT=k (default 5): within a round, every carbide build runs each shape k times
+# back to back, each time a new server given the same lines (carbon-cache once: its run is
+# seconds long, carbide's a tenth of one, so one carbide run moves ±30 % with the machine's
+# moment); carbide's median is over all RUNS × k runs, carbon's over RUNS, so both servers
+# still get exactly the same lines and the same zero-loss check per run. Each carbide run
+# also reports the server's CPU time for the load (the sum over its threads of
+# /proc/PID/task/*/schedstat's first field, from just before the first connect to just after
+# the last connection closed), a figure that a busy machine disturbs far less than the wall
+# time: the medians section gives it per 1 M lines. BASELINE=/path/to/an/older/carbide also runs that build (before/after numbers
 # from the same run and the same load); CARBIDE=/path/to/carbide benches that binary instead of
 # building one; SKIP_CARBON=1 runs carbide only.
 #
@@ -191,14 +199,22 @@ run_carbide() {
     read -r carbon url < <(python3 -c '
 import sys; w = open(sys.argv[1]).read().split()
 print(w[3].rsplit(":", 1)[1], w[7].rstrip(","))' "$dir/serve.out")
+    local cpu0; cpu0=$(cpu_ns "$pid")
     local secs; secs=$(python3 "$WORK/send.py" "$carbon" "$WORK/$shape".*.txt)
+    local cpu1; cpu1=$(cpu_ns "$pid")
     local count ms; read -r count ms < <(python3 "$WORK/carbide_count.py" "$url" "$T0" "$POINTS")
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     rm -rf "$dir"
     report "$name" "$shape" "$secs" "$count"
-    echo "   (first render of every series after the load, index catch-up included: $ms ms)"
+    local cpu_ms=$(( (cpu1 - cpu0) / 1000000 ))
+    CPU[$name.$shape]="${CPU[$name.$shape]:-} $cpu_ms"
+    echo "   (server CPU for the load: $cpu_ms ms; first render of every series after it, index catch-up included: $ms ms)"
 }
+
+# The CPU time (ns) the threads of process PID have run: the first field of each thread's
+# schedstat (nanoseconds, unlike /proc/PID/stat's 10 ms ticks).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'; }
 
 case ${CARBON_WRITES:-inf} in
     debian) UPDATES=500 CREATES=50 ;;
@@ -250,7 +266,8 @@ EOF
     report carbon-cache "$shape" "$secs" "$count"
 }
 
-declare -A RATE
+declare -A RATE CPU
+REPEAT=${REPEAT:-5}
 report() {
     local name=$1 shape=$2 secs=$3 count=$4 rate=0
     if [ "$count" -eq "$TOTAL" ]; then
@@ -265,27 +282,33 @@ report() {
 # The median of a list of rates, 0 if any run lost points.
 median() { python3 -c "import statistics, sys; r = [int(x) for x in sys.argv[1:]]; print(0 if 0 in r else round(statistics.median(r)))" $1; }
 
-# RUNS rounds (default 3), each running every server on every shape once, so that a noisy
-# moment of a shared machine falls on all of them; the medians are compared.
+# RUNS rounds (default 3), each running every server on every shape (carbide REPEAT times),
+# so that a noisy moment of a shared machine falls on all of them; the medians are compared.
+# With a BASELINE the two carbide builds alternate run by run.
 for RUN in $(seq 1 "${RUNS:-3}"); do
-    echo "== round $RUN: carbide"
-    for shape in $SHAPES; do run_carbide "$shape"; done
-    if [ -n "${BASELINE:-}" ]; then
-        echo "== round $RUN: baseline carbide ($BASELINE)"
-        for shape in $SHAPES; do run_carbide "$shape" baseline "$BASELINE"; done
-    fi
+    echo "== round $RUN: carbide${BASELINE:+ and baseline carbide ($BASELINE), alternating}, $REPEAT runs of each shape"
+    for shape in $SHAPES; do
+        for _ in $(seq "$REPEAT"); do
+            run_carbide "$shape"
+            if [ -n "${BASELINE:-}" ]; then run_carbide "$shape" baseline "$BASELINE"; fi
+        done
+    done
     if [ -z "${SKIP_CARBON:-}" ]; then
         echo "== round $RUN: carbon-cache ($(dpkg-query -W -f '${Version}' graphite-carbon 2>/dev/null || echo '?'); writer limits: ${CARBON_WRITES:-inf})"
         for shape in $SHAPES; do run_carbon "$shape"; done
     fi
 done
-echo "== medians of ${RUNS:-3} rounds (points/s accepted with zero loss)"
+# The median server CPU (ms) per 1 M lines of a list of CPU times of the whole load.
+cpu_per_m() { python3 -c "import statistics, sys; print(round(statistics.median(int(x) for x in sys.argv[2:]) * 1e6 / int(sys.argv[1])))" "$TOTAL" $1; }
+
+echo "== medians of ${RUNS:-3} rounds, carbide ${REPEAT} runs per round (points/s accepted with zero loss; server CPU per 1 M lines)"
 for shape in $SHAPES; do
     a=$(median "${RATE[carbide.$shape]}")
-    printf "carbide       %-9s %s points/s\n" "$shape" "$a"
+    printf "carbide       %-9s %s points/s, %s ms CPU\n" "$shape" "$a" "$(cpu_per_m "${CPU[carbide.$shape]}")"
     if [ -n "${BASELINE:-}" ]; then
         b=$(median "${RATE[baseline.$shape]}")
-        python3 -c "print('baseline      %-9s $b points/s, carbide / baseline = ' % '$shape' + (f'{$a / $b:.2f}x' if $a and $b else 'n/a'))"
+        bc=$(cpu_per_m "${CPU[baseline.$shape]}")
+        python3 -c "print('baseline      %-9s $b points/s, $bc ms CPU, carbide / baseline = ' % '$shape' + (f'{$a / $b:.2f}x' if $a and $b else 'n/a'))"
     fi
     if [ -z "${SKIP_CARBON:-}" ]; then
         k=$(median "${RATE[carbon-cache.$shape]}")
