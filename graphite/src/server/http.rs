@@ -943,15 +943,15 @@ fn find_inner(
         }
     }
     check_query(&pattern)?;
-    let mut nodes = st.store.find(&pattern);
+    let mut nodes = st.store.found(&pattern);
     if leaves_only {
-        nodes.retain(|n| n.is_leaf);
+        nodes.retain_leaves();
     }
     if nodes.len() > st.limits.max_find_results {
         return Err(too_many(nodes.len(), st.limits.max_find_results));
     }
     if Wire::of(Some(format), &[]) == Some(Wire::V2) {
-        let matches: Vec<_> = nodes.iter().map(|n| (n.path.as_str(), n.is_leaf)).collect();
+        let matches: Vec<_> = nodes.iter().map(|n| (n.path, n.is_leaf)).collect();
         let body = carbonapi::find_v2(query, &matches);
         return Ok(([(header::CONTENT_TYPE, Wire::V2.content_type())], body).into_response());
     }
@@ -973,11 +973,11 @@ fn find_inner(
         let infos: Vec<remote::NodeInfo<'_>> = nodes
             .iter()
             .map(|n| remote::NodeInfo {
-                path: &n.path,
+                path: n.path,
                 is_leaf: n.is_leaf,
                 is_leaf_carbonapi: n.is_leaf,
                 intervals: match n.is_leaf {
-                    true => intervals.get(n.path.as_str()).cloned().unwrap_or_default(),
+                    true => intervals.get(n.path).cloned().unwrap_or_default(),
                     false => Vec::new(),
                 },
             })

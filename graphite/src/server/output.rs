@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use crate::attime::TimeZone;
 use crate::render::model;
 use crate::series::{py_float, Series};
-use crate::store::FindNode;
+use crate::store::{Found, FoundNode};
 
 /// graphite-web's `renderViewJson` datapoints for every series.
 pub fn json_series(
@@ -218,21 +218,14 @@ impl Py {
 
 pub use model::{write_py_str, write_py_str_body};
 
-fn node_name(path: &str) -> &str {
-    path.rsplit('.').next().unwrap_or(path)
-}
-
 /// Sorted by node name as graphite-web's `find_view` sorts (stable: branch before leaf for
 /// a path that is both, as the index returns them). The index answers sorted by path, so
 /// the nodes of one parent (`servers.*`) are in name order already: that is checked in one
 /// pass and they are not sorted again.
-fn sorted(nodes: &[FindNode]) -> Vec<&FindNode> {
-    let mut v: Vec<&FindNode> = nodes.iter().collect();
-    if !v
-        .windows(2)
-        .all(|w| node_name(&w[0].path) <= node_name(&w[1].path))
-    {
-        v.sort_by(|a, b| node_name(&a.path).cmp(node_name(&b.path)));
+fn sorted(nodes: &Found) -> Vec<FoundNode<'_>> {
+    let mut v: Vec<FoundNode<'_>> = nodes.iter().collect();
+    if !v.windows(2).all(|w| w[0].name <= w[1].name) {
+        v.sort_by(|a, b| a.name.cmp(b.name));
     }
     v
 }
@@ -258,7 +251,7 @@ fn write_tree_node(out: &mut String, base: &str, name: &str, leaf: bool) {
 /// `.` is the base of every `id`). Written straight into one buffer (~100 bytes a node, and
 /// `servers.*` of a fleet is 100k nodes): the same bytes as [`Py::dumps`] of graphite-web's
 /// list of dicts.
-pub fn find_treejson(query: &str, nodes: &[FindNode], wildcards: bool) -> String {
+pub fn find_treejson(query: &str, nodes: &Found, wildcards: bool) -> String {
     let base = match query.rsplit_once('.') {
         Some((b, _)) => format!("{b}."),
         None => String::new(),
@@ -282,7 +275,7 @@ pub fn find_treejson(query: &str, nodes: &[FindNode], wildcards: bool) -> String
     for leaves in [false, true] {
         let mut last: Option<&str> = None;
         for n in &nodes {
-            let name = node_name(&n.path);
+            let name = n.name;
             if last == Some(name) {
                 continue;
             }
@@ -298,7 +291,7 @@ pub fn find_treejson(query: &str, nodes: &[FindNode], wildcards: bool) -> String
 }
 
 /// `/metrics/find?format=completer`, written straight into one buffer as [`find_treejson`].
-pub fn find_completer(nodes: &[FindNode], wildcards: bool) -> String {
+pub fn find_completer(nodes: &Found, wildcards: bool) -> String {
     let mut out = String::with_capacity(32 + nodes.len() * 80);
     out.push_str("{\"metrics\": [");
     for (i, n) in sorted(nodes).into_iter().enumerate() {
@@ -306,13 +299,13 @@ pub fn find_completer(nodes: &[FindNode], wildcards: bool) -> String {
             out.push_str(", ");
         }
         out.push_str("{\"path\": ");
-        write_py_str(&mut out, &n.path);
+        write_py_str(&mut out, n.path);
         if !n.is_leaf {
             out.pop();
             out.push_str(".\"");
         }
         out.push_str(", \"name\": ");
-        write_py_str(&mut out, node_name(&n.path));
+        write_py_str(&mut out, n.name);
         out.push_str(if n.is_leaf {
             ", \"is_leaf\": \"1\"}"
         } else {
@@ -354,6 +347,11 @@ pub fn index(paths: &[String]) -> Py {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::FindNode;
+
+    fn found(nodes: &[FindNode]) -> Found {
+        nodes.iter().cloned().collect()
+    }
 
     fn node(path: &str, is_leaf: bool) -> FindNode {
         FindNode {
@@ -366,12 +364,12 @@ mod tests {
     fn treejson_matches_graphite_webs_bytes() {
         let nodes = [node("a.b.y", true), node("a.b.x", false)];
         assert_eq!(
-            find_treejson("a.b.*", &nodes, false),
+            find_treejson("a.b.*", &found(&nodes), false),
             r#"[{"text": "x", "id": "a.b.x", "allowChildren": 1, "expandable": 1, "leaf": 0}, {"text": "y", "id": "a.b.y", "allowChildren": 0, "expandable": 0, "leaf": 1}]"#
         );
-        let wild = find_treejson("a.b.*", &nodes, true);
+        let wild = find_treejson("a.b.*", &found(&nodes), true);
         assert!(wild.starts_with(r#"[{"text": "*", "id": "a.b.*", "allowChildren": 1"#));
-        assert_eq!(find_treejson("*", &[], true), "[]");
+        assert_eq!(find_treejson("*", &Found::default(), true), "[]");
     }
 
     #[test]
@@ -400,12 +398,12 @@ mod tests {
             text(r#""\u00e9\"""#, r#""q.\u00e9\"""#, true),
         ];
         assert_eq!(
-            find_treejson("q.*", &nodes, true),
+            find_treejson("q.*", &found(&nodes), true),
             format!("[{}]", want.join(", "))
         );
         // Without a base (a query of one node), the id is the name.
         assert_eq!(
-            find_treejson("*", &nodes[..1], false),
+            find_treejson("*", &found(&nodes[..1]), false),
             format!("[{}]", text(r#""x""#, r#""x""#, true))
         );
     }
@@ -414,7 +412,7 @@ mod tests {
     fn completer_marks_branches_with_a_trailing_dot() {
         let nodes = [node("a.y", true), node("a.x", false)];
         assert_eq!(
-            find_completer(&nodes, true),
+            find_completer(&found(&nodes), true),
             r#"{"metrics": [{"path": "a.x.", "name": "x", "is_leaf": "0"}, {"path": "a.y", "name": "y", "is_leaf": "1"}, {"name": "*"}]}"#
         );
     }

@@ -7,7 +7,8 @@
 //! the trie is walked node by node with its [`NodePattern`]s: a literal or a brace set of
 //! literals is an exact child lookup, a wildcard scans the children.
 
-use std::collections::{HashMap, HashSet};
+use std::borrow::Borrow;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::glob::{GlobPattern, NodePattern};
 
@@ -19,11 +20,179 @@ pub struct FindNode {
     pub is_leaf: bool,
 }
 
+/// [`Index::find`]'s answer: the nodes sorted by path (a branch before the leaf of the same
+/// path), every path in one shared buffer with where its last node's name starts, so an
+/// answer of 100k nodes is two allocations and its names need no search.
+#[derive(Debug, Default, Clone)]
+pub struct Found {
+    text: String,
+    nodes: Vec<Span>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: usize,
+    name: usize,
+    end: usize,
+    is_leaf: bool,
+}
+
+/// One node of a [`Found`]: its path, the path's last node (`name`), and its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FoundNode<'a> {
+    pub path: &'a str,
+    pub name: &'a str,
+    pub is_leaf: bool,
+}
+
+impl Found {
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// The nodes in order (by path, unless built from another order by `from_iter`).
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = FoundNode<'_>> + '_ {
+        self.nodes.iter().map(|s| FoundNode {
+            path: &self.text[s.start..s.end],
+            name: &self.text[s.name..s.end],
+            is_leaf: s.is_leaf,
+        })
+    }
+
+    /// Keeps the leaves only (`leavesOnly`).
+    pub fn retain_leaves(&mut self) {
+        self.nodes.retain(|s| s.is_leaf);
+    }
+
+    /// Each node as its own [`FindNode`].
+    pub fn to_nodes(&self) -> Vec<FindNode> {
+        self.iter()
+            .map(|n| FindNode {
+                path: n.path.to_string(),
+                is_leaf: n.is_leaf,
+            })
+            .collect()
+    }
+
+    /// Appends `path` once, as a branch and/or a leaf.
+    fn push(&mut self, path: &str, branch: bool, leaf: bool) {
+        if !branch && !leaf {
+            return;
+        }
+        let start = self.text.len();
+        self.text.push_str(path);
+        let end = self.text.len();
+        let name = path.rfind('.').map_or(start, |i| start + i + 1);
+        for is_leaf in [false, true] {
+            if (is_leaf && leaf) || (!is_leaf && branch) {
+                self.nodes.push(Span {
+                    start,
+                    name,
+                    end,
+                    is_leaf,
+                });
+            }
+        }
+    }
+
+    /// Sorted by (path, kind) and deduplicated; a walk in name order is so already, which
+    /// one pass over the adjacent paths (one buffer, read in order) checks.
+    fn sort_dedup(&mut self) {
+        let Found { text, nodes } = self;
+        let key = |s: &Span| (&text[s.start..s.end], s.is_leaf);
+        if nodes.windows(2).all(|w| key(&w[0]) < key(&w[1])) {
+            return;
+        }
+        nodes.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+        nodes.dedup_by(|a, b| key(a) == key(b));
+    }
+}
+
+impl FromIterator<FindNode> for Found {
+    /// The nodes sorted by path and deduplicated, as [`Index::find`] answers.
+    fn from_iter<I: IntoIterator<Item = FindNode>>(iter: I) -> Self {
+        let mut out = Found::default();
+        for n in iter {
+            out.push(&n.path, !n.is_leaf, n.is_leaf);
+        }
+        out.sort_dedup();
+        out
+    }
+}
+
+/// A child's name in its parent's map: up to 22 bytes inline (most path nodes: `host123`,
+/// `cpu`, `user`), so the names of one node's children lie together in the map's own nodes
+/// and a walk over them reads memory in order; longer names are boxed.
+#[derive(Debug, Clone)]
+enum Key {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<[u8]>),
+}
+
+const INLINE: usize = 22;
+const _: () = assert!(std::mem::size_of::<Key>() == 24);
+
+impl Key {
+    fn new(name: &str) -> Key {
+        match u8::try_from(name.len()) {
+            Ok(n) if name.len() <= INLINE => {
+                let mut b = [0; INLINE];
+                b[..name.len()].copy_from_slice(name.as_bytes());
+                Key::Inline(n, b)
+            }
+            _ => Key::Heap(name.as_bytes().into()),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline(n, b) => &b[..usize::from(*n)],
+            Key::Heap(b) => b,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // SAFETY: a key's bytes are a whole `&str`'s, copied by `Key::new`.
+        unsafe { std::str::from_utf8_unchecked(self.bytes()) }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    /// Byte order, which is `str`'s and Python's code point order.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.bytes().cmp(other.bytes())
+    }
+}
+
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 #[derive(Debug, Default)]
 struct Node {
-    /// Unordered (answers are sorted at the end): a hash lookup per node on insert and on
-    /// literal pattern nodes.
-    children: HashMap<Box<str>, u32, foldhash::fast::RandomState>,
+    /// In name order: a walk visits children in the order of graphite-web's answers, so a
+    /// find of one node's children needs no sort.
+    children: BTreeMap<Key, u32>,
     series: Option<u64>,
     /// Untagged series (paths without `;`) at or below this node: a branch only tagged
     /// series made is left out of [`Index::find`], as graphite-web's tree has none.
@@ -35,6 +204,11 @@ struct Node {
 pub struct Index {
     nodes: Vec<Node>,
     len: usize,
+    /// The nodes of the last inserted path, and where each of its nodes' names ends: the
+    /// next path starts from the longest whole-node prefix they share (series of one host
+    /// come together, at open and from an agent).
+    last: String,
+    chain: Vec<(usize, u32)>,
 }
 
 impl Default for Index {
@@ -42,6 +216,8 @@ impl Default for Index {
         Index {
             nodes: vec![Node::default()],
             len: 0,
+            last: String::new(),
+            chain: Vec::new(),
         }
     }
 }
@@ -58,26 +234,44 @@ impl Index {
 
     /// Add (or re-point) a series path.
     pub fn insert(&mut self, path: &str, id: u64) {
-        let mut cur = 0usize;
-        for part in path.split('.') {
-            cur = match self.nodes[cur].children.get(part) {
+        // The nodes shared with the last path: its chain up to the first name that differs.
+        let mut keep = 0;
+        let mut start = 0;
+        for &(end, _) in &self.chain {
+            let same = path.len() >= end
+                && self.last.as_bytes()[start..end] == path.as_bytes()[start..end]
+                && matches!(path.as_bytes().get(end), Some(b'.'));
+            if !same {
+                break;
+            }
+            keep += 1;
+            start = end + 1;
+        }
+        self.chain.truncate(keep);
+        let mut cur = self.chain.last().map_or(0, |&(_, n)| n as usize);
+        let mut at = start;
+        for part in path[start..].split('.') {
+            cur = match self.nodes[cur].children.get(part.as_bytes()) {
                 Some(&n) => n as usize,
                 None => {
                     let n = self.nodes.len();
                     self.nodes.push(Node::default());
-                    self.nodes[cur].children.insert(part.into(), n as u32);
+                    self.nodes[cur].children.insert(Key::new(part), n as u32);
                     n
                 }
             };
+            at += part.len();
+            self.chain.push((at, cur as u32));
+            at += 1;
         }
+        self.last.clear();
+        self.last.push_str(path);
         if self.nodes[cur].series.replace(id).is_none() {
             self.len += 1;
             if !path.contains(';') {
-                let mut n = 0usize;
                 self.nodes[0].plain += 1;
-                for part in path.split('.') {
-                    n = self.nodes[n].children.get(part).map_or(0, |&c| c as usize);
-                    self.nodes[n].plain += 1;
+                for &(_, n) in &self.chain {
+                    self.nodes[n as usize].plain += 1;
                 }
             }
         }
@@ -87,7 +281,7 @@ impl Index {
     pub fn get(&self, path: &str) -> Option<u64> {
         let mut cur = 0usize;
         for part in path.split('.') {
-            cur = *self.nodes[cur].children.get(part)? as usize;
+            cur = *self.nodes[cur].children.get(part.as_bytes())? as usize;
         }
         self.nodes[cur].series
     }
@@ -129,26 +323,27 @@ impl Index {
                             if !cp.is_empty() {
                                 cp.push('.');
                             }
-                            cp.push_str(name);
+                            cp.push_str(name.as_str());
                             stack.push((child as usize, cp));
                         }
                     }
                 }
             }
             NodePattern::Literal(name) => {
-                if let Some(&child) = self.nodes[node].children.get(name.as_str()) {
+                if let Some(&child) = self.nodes[node].children.get(name.as_bytes()) {
                     self.descend(name, child, rest, path, seen, visit);
                 }
             }
             NodePattern::OneOf(set) => {
                 for name in set.names() {
-                    if let Some(&child) = self.nodes[node].children.get(name) {
+                    if let Some(&child) = self.nodes[node].children.get(name.as_bytes()) {
                         self.descend(name, child, rest, path, seen, visit);
                     }
                 }
             }
             NodePattern::Glob(_) => {
                 for (name, &child) in &self.nodes[node].children {
+                    let name = name.as_str();
                     if first.matches(name) {
                         self.descend(name, child, rest, path, seen, visit);
                     }
@@ -178,29 +373,17 @@ impl Index {
     /// graphite-web's `find`: branch and leaf nodes matching `pattern`, sorted by path.
     /// Tagged series (`name;tag=value`) are not in the tree (graphite-web keeps them out of
     /// its directory tree): neither their leaves nor branches only they make.
-    pub fn find(&self, pattern: &GlobPattern) -> Vec<FindNode> {
-        let mut out = Vec::new();
+    pub fn find(&self, pattern: &GlobPattern) -> Found {
+        let mut out = Found::default();
         self.walk(pattern, |path, node| {
             if path.contains(';') {
                 return;
             }
             let own = u32::from(node.series.is_some());
-            if !node.children.is_empty() && node.plain > own {
-                out.push(FindNode {
-                    path: path.to_owned(),
-                    is_leaf: false,
-                });
-            }
-            if node.series.is_some() {
-                out.push(FindNode {
-                    path: path.to_owned(),
-                    is_leaf: true,
-                });
-            }
+            let branch = !node.children.is_empty() && node.plain > own;
+            out.push(path, branch, node.series.is_some());
         });
-        // Equal entries are identical: an unstable sort gives the same order.
-        out.sort_unstable();
-        out.dedup();
+        out.sort_dedup();
         out
     }
 
@@ -228,7 +411,7 @@ mod tests {
     }
 
     fn find(ix: &Index, pattern: &str) -> Vec<FindNode> {
-        ix.find(&GlobPattern::new(pattern).unwrap())
+        ix.find(&GlobPattern::new(pattern).unwrap()).to_nodes()
     }
 
     fn index(paths: &[&str]) -> Index {
@@ -439,8 +622,8 @@ mod tests {
         ix.insert("servers.b;role=web", 4);
         let find = |ix: &Index, p: &str| -> Vec<(String, bool)> {
             ix.find(&GlobPattern::new(p).unwrap())
-                .into_iter()
-                .map(|n| (n.path, n.is_leaf))
+                .iter()
+                .map(|n| (n.path.to_string(), n.is_leaf))
                 .collect()
         };
         assert_eq!(find(&ix, "*"), [("servers".to_string(), false)]);

@@ -56,7 +56,7 @@ use cache::{shard_of_hash, LogPt, Shard};
 pub(crate) use cache::{Point, SeriesRef};
 pub use clock::unix_now;
 pub use flush::FlushReport;
-pub use index::FindNode;
+pub use index::{FindNode, Found, FoundNode};
 use index::Index;
 pub(crate) use paths::{same_bytes, PathHash};
 pub use read::{Matched, ReadWindow};
@@ -460,6 +460,12 @@ impl Store {
     /// graphite-web's `find`: branch and leaf nodes matching `pattern`; none for a pattern
     /// [`GlobPattern::new`] rejects (use [`Store::find_glob`] to report why).
     pub fn find(&self, pattern: &str) -> Vec<FindNode> {
+        self.found(pattern).to_nodes()
+    }
+
+    /// [`Store::find`] as the index answers it: every path in one buffer, each with its
+    /// last node's name (what `/metrics/find`'s answers are written from).
+    pub fn found(&self, pattern: &str) -> Found {
         // A tagged name finds that one series, as graphite-web's finder looks it up.
         if let Some(m) = self.tagged_match(pattern) {
             return m
@@ -475,8 +481,8 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// [`Store::find`] for a compiled pattern.
-    pub fn find_glob(&self, pattern: &GlobPattern) -> Vec<FindNode> {
+    /// [`Store::found`] for a compiled pattern.
+    pub fn find_glob(&self, pattern: &GlobPattern) -> Found {
         self.index_read().find(pattern)
     }
 
