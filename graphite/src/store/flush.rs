@@ -33,6 +33,37 @@ pub struct FlushReport {
     pub points: usize,
     pub chunks_written: usize,
     pub chunks_expired: u64,
+    /// Where the write's time went (logged at debug level).
+    pub phases: FlushPhases,
+}
+
+/// The time of each step of a flush's transaction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlushPhases {
+    pub begin: std::time::Duration,
+    pub series_rows: std::time::Duration,
+    pub chunks_read: std::time::Duration,
+    pub chunks_built: std::time::Duration,
+    pub chunks_written: std::time::Duration,
+    pub expired: std::time::Duration,
+    pub commit: std::time::Duration,
+}
+
+impl std::fmt::Display for FlushPhases {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "begin {:?}, series rows {:?}, chunks read {:?}, built {:?}, written {:?}, \
+             expired deleted {:?}, commit {:?}",
+            self.begin,
+            self.series_rows,
+            self.chunks_read,
+            self.chunks_built,
+            self.chunks_written,
+            self.expired,
+            self.commit
+        )
+    }
 }
 
 impl Store {
@@ -105,6 +136,7 @@ impl Store {
             *sorted = Vec::new();
         }
         let mut report = FlushReport::default();
+        let grouped = started.elapsed();
         let result = self.write_flush(&work, now, &mut report).await;
         if let Err(e) = result {
             self.stats.flush_errors.fetch_add(1, Relaxed);
@@ -146,6 +178,14 @@ impl Store {
         self.stats
             .last_flush_micros
             .store(started.elapsed().as_micros() as u64, Relaxed);
+        tracing::debug!(
+            series = report.series,
+            points = report.points,
+            chunks = report.chunks_written,
+            "flush: {:?} in all; grouped by series {grouped:?}, {}",
+            started.elapsed(),
+            report.phases,
+        );
         self.room.notify_waiters();
         Ok(report)
     }
@@ -190,7 +230,13 @@ impl Store {
         const SERIES_ROWS: usize = 1000;
         const KEYS_PER_SELECT: usize = 300;
         const CHUNK_ROWS: usize = 1000;
+        let mut at = Instant::now();
+        let mut lap = |d: &mut std::time::Duration| {
+            *d = at.elapsed();
+            at = Instant::now();
+        };
         let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+        lap(&mut report.phases.begin);
         // New series in id order (the table's rowid: appended, not inserted in the middle);
         // each schema's retentions text formatted once.
         let mut new: Vec<&FlushItem> = work.iter().filter(|w| !w.persisted).collect();
@@ -223,6 +269,7 @@ impl Store {
             });
             qb.build().execute(&mut *tx).await?;
         }
+        lap(&mut report.phases.series_rows);
         // Existing chunks to merge into: only series already in the database can have any.
         let mut needs: Vec<BTreeSet<ChunkKey>> = Vec::with_capacity(work.len());
         let mut wanted: Vec<(i64, i64, i64)> = Vec::new();
@@ -270,6 +317,7 @@ impl Store {
                 }
             }
         }
+        lap(&mut report.phases.chunks_read);
         let mut rows: Vec<(i64, i64, i64, i64, Vec<u8>)> = Vec::new();
         for (w, need) in work.iter().zip(&needs) {
             let (id, schema, pts) = (&w.id, &w.schema, &w.pts);
@@ -301,6 +349,7 @@ impl Store {
         }
         // In primary-key order: appends to the b-tree rather than inserts all over it.
         rows.sort_unstable_by_key(|r| (r.0, r.1, r.2));
+        lap(&mut report.phases.chunks_built);
         for batch in rows.chunks(CHUNK_ROWS) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT OR REPLACE INTO chunks (series_id, archive, chunk_start, expires, data) ",
@@ -315,12 +364,15 @@ impl Store {
             qb.build().execute(&mut *tx).await?;
         }
         report.chunks_written = rows.len();
+        lap(&mut report.phases.chunks_written);
         report.chunks_expired = sqlx::query("DELETE FROM chunks WHERE expires < ?1")
             .bind(now)
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        lap(&mut report.phases.expired);
         tx.commit().await?;
+        lap(&mut report.phases.commit);
         Ok(())
     }
 
