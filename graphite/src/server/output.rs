@@ -113,13 +113,16 @@ pub fn json_body(
         if i > 0 {
             out.push_str(", ");
         }
+        // graphite-web zips the values with `range(start, end + 1, step)`: the points up to
+        // `end`, whose times are all within `i64`.
         let step = s.step.max(1);
-        let points = s
-            .values
-            .iter()
-            .copied()
-            .zip((s.start..=s.end).step_by(step as usize));
-        model::push_series(&mut out, &s.name, t, points);
+        let stamps = if s.end >= s.start {
+            (i128::from(s.end) - i128::from(s.start)) / i128::from(step) + 1
+        } else {
+            0
+        };
+        let n = usize::try_from(stamps).map_or(s.values.len(), |n| n.min(s.values.len()));
+        model::push_series_values(&mut out, &s.name, t, &s.values[..n], s.start, step);
     }
     out.push(']');
     out
