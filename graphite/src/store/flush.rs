@@ -248,13 +248,12 @@ impl Store {
                 texts.push((ptr, w.schema.retentions_string()));
             }
         }
-        let retentions = |w: &FlushItem| {
+        let retentions = |w: &FlushItem| -> std::borrow::Cow<'_, str> {
             let ptr = Arc::as_ptr(&w.schema) as usize;
-            texts
-                .iter()
-                .find(|(p, _)| *p == ptr)
-                .map(|(_, t)| t.clone())
-                .unwrap_or_else(|| w.schema.retentions_string())
+            match texts.iter().find(|(p, _)| *p == ptr) {
+                Some((_, t)) => t.as_str().into(),
+                None => w.schema.retentions_string().into(),
+            }
         };
         for batch in new.chunks(SERIES_ROWS) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
@@ -274,9 +273,10 @@ impl Store {
         let mut needs: Vec<BTreeSet<ChunkKey>> = Vec::with_capacity(work.len());
         let mut wanted: Vec<(i64, i64, i64)> = Vec::new();
         for w in work {
+            // A series new in this flush has no chunks to read.
             let mut need = BTreeSet::new();
-            chunk::needs(&w.schema, &w.pts, &mut need);
             if w.persisted {
+                chunk::needs(&w.schema, &w.pts, &mut need);
                 wanted.extend(need.iter().map(|&(a, c)| (w.id as i64, a as i64, c)));
             }
             needs.push(need);
