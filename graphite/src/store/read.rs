@@ -238,7 +238,9 @@ impl Store {
                 chunk::chunk_start(w.end - 1, w.step),
             );
             if r.pts.is_empty() {
-                r.values = vec![None; w.points()];
+                // Filled chunk by chunk as the rows arrive ([`read_chunks`]), so the slots
+                // are written while in cache, not all 10k windows ahead of the decoding.
+                r.values = Vec::with_capacity(w.points());
                 groups.entry((w.archive as u8, lo, hi)).or_default().push(i);
                 continue;
             }
@@ -275,6 +277,8 @@ impl Store {
             .map(|(mut r, m)| {
                 let w = r.window;
                 let values = if r.pts.is_empty() {
+                    // Slots past the last chunk read are empty.
+                    r.values.resize(w.points(), None);
                     r.values
                 } else {
                     chunk::apply(&m.schema, &r.pts, &mut r.map, &mut BTreeSet::new());
@@ -372,6 +376,13 @@ fn read_chunks(
         let r = &mut reads[i];
         let ok = if r.pts.is_empty() {
             let w = r.window;
+            // The window's slots up to this chunk's end exist before it is decoded into them.
+            let span = chunk::CHUNK_SLOTS.saturating_mul(w.step);
+            let end = start.saturating_add(span).saturating_sub(w.start) / w.step.max(1);
+            let end = end.clamp(0, w.points() as i64) as usize;
+            if r.values.len() < end {
+                r.values.resize(end, None);
+            }
             chunk::decode_into(data, start, w.step, w.start, &mut r.values)
         } else {
             chunk::decode(data)
