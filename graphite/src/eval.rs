@@ -71,6 +71,76 @@ pub trait Source {
     fn step_hint(&self, _pattern: &str, _from: i64, _until: i64) -> Option<i64> {
         None
     }
+
+    /// What [`Source::fetch`] would return for `pattern` over `[from, until)`, when the
+    /// source knows it without reading (see [`Shape`]); `None` when it does not, or when the
+    /// fetch would fail.
+    fn shape(&self, _pattern: &str, _from: i64, _until: i64) -> Option<Shape> {
+        None
+    }
+}
+
+/// A series list known without its values: what `movingX` reads of its first argument over
+/// the request window ([`crate::functions::Function::shape_of_first`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// No series.
+    Empty,
+    /// At least one series, all of this step.
+    Step(i64),
+}
+
+/// `expr`'s [`Shape`] over `[from, until)` from the shapes a source gives of its paths,
+/// through the functions that keep their first argument's shape
+/// ([`crate::functions::Function::keeps_shape`]); `None` when it cannot be told without
+/// evaluating.
+pub fn shape_of(
+    expr: &Expr,
+    from: i64,
+    until: i64,
+    paths: &dyn Fn(&str, i64, i64) -> Option<Shape>,
+) -> Option<Shape> {
+    match expr {
+        // A reversed or empty window reads nothing (see [`Context::fetch`]).
+        Expr::Path(_) if from >= until => Some(Shape::Empty),
+        Expr::Path(p) => paths(p, from, until),
+        Expr::Call(call) => {
+            let func = functions::lookup(&call.name)?;
+            let keeps = func.keeps_shape?;
+            let (first, rest) = call.args.split_first()?;
+            let literal = |e: &Expr| match e {
+                Expr::Int(i) => Some(Value::Int(*i)),
+                Expr::Float(f) => Some(Value::Float(*f)),
+                Expr::Str(s) => Some(Value::Str(s.clone())),
+                Expr::Bool(b) => Some(Value::Bool(*b)),
+                Expr::None => Some(Value::None),
+                _ => None,
+            };
+            let mut args = vec![Value::Series(Vec::new())];
+            for a in rest {
+                args.push(literal(a)?);
+            }
+            let mut kwargs = Vec::with_capacity(call.kwargs.len());
+            for (k, a) in &call.kwargs {
+                kwargs.push((k.as_str(), literal(a)?));
+            }
+            let args = Args::validate(func, args, kwargs).ok()?;
+            if !keeps(&args) {
+                return None;
+            }
+            shape_of(first, from, until, paths)
+        }
+        _ => None,
+    }
+}
+
+/// The stand-in list a [`crate::functions::Function::shape_of_first`] function gets for its
+/// first argument of shape `shape`.
+fn stand_in(shape: Shape) -> Vec<Series> {
+    match shape {
+        Shape::Empty => Vec::new(),
+        Shape::Step(step) => vec![Series::new(String::new(), 0, 0, step, Vec::new())],
+    }
 }
 
 /// Data fetched for a request, keyed by request.
@@ -134,7 +204,7 @@ impl EvalError {
 /// [`evaluate`] asks for them.
 pub fn plan(expr: &Expr, from: i64, until: i64) -> Vec<FetchRequest> {
     let mut out = Vec::new();
-    plan_into(expr, from, until, &|_, _, _| None, &mut out);
+    plan_into(expr, from, until, &|_, _, _| None, &no_shapes, &mut out);
     out.sort();
     out.dedup();
     out
@@ -146,7 +216,14 @@ pub fn plan(expr: &Expr, from: i64, until: i64) -> Vec<FetchRequest> {
 /// [`evaluate`] still asks for anything missing.
 pub fn plan_with_steps(expr: &Expr, from: i64, until: i64, data: &Fetched) -> Vec<FetchRequest> {
     let mut out = Vec::new();
-    plan_into(expr, from, until, &|e, _, _| step_hint(e, data), &mut out);
+    plan_into(
+        expr,
+        from,
+        until,
+        &|e, _, _| step_hint(e, data),
+        &no_shapes,
+        &mut out,
+    );
     out.sort();
     out.dedup();
     out
@@ -169,10 +246,25 @@ pub fn plan_with_source(
             .max()
     };
     let mut out = Vec::new();
-    plan_into(expr, from, until, &hint, &mut out);
+    plan_into(
+        expr,
+        from,
+        until,
+        &hint,
+        &|p, f, u| source.shape(p, f, u),
+        &mut out,
+    );
     out.sort();
     out.dedup();
     out
+}
+
+/// A source's [`Shape`] of a path over a window ([`Source::shape`]).
+type PathShapes<'a> = dyn Fn(&str, i64, i64) -> Option<Shape> + 'a;
+
+/// No path's shape is known without fetching.
+fn no_shapes(_: &str, _: i64, _: i64) -> Option<Shape> {
+    None
 }
 
 /// The largest step among fetched series of the paths under `expr`.
@@ -208,12 +300,20 @@ fn memo_key(expr: &Expr, from: i64, until: i64) -> MemoKey {
     (std::ptr::from_ref(expr) as usize, from, until)
 }
 
-fn plan_into(expr: &Expr, from: i64, until: i64, hint: &StepHint<'_>, out: &mut Vec<FetchRequest>) {
+fn plan_into(
+    expr: &Expr,
+    from: i64,
+    until: i64,
+    hint: &StepHint<'_>,
+    shapes: &PathShapes<'_>,
+    out: &mut Vec<FetchRequest>,
+) {
     plan_memo(
         expr,
         from,
         until,
         hint,
+        shapes,
         out,
         &mut HashSet::new(),
         &mut HashSet::new(),
@@ -223,12 +323,15 @@ fn plan_into(expr: &Expr, from: i64, until: i64, hint: &StepHint<'_>, out: &mut 
 /// [`plan_into`], planning each sub-expression over each window once (nested window
 /// functions would otherwise plan exponentially many windows); `repeats` gets the calls
 /// planned more than once over the same window, which evaluation memoises from their first
-/// evaluation.
+/// evaluation. The first argument of a function that reads it only for its shape is not
+/// planned over the function's window when `shapes` tells that shape.
+#[allow(clippy::too_many_arguments)]
 fn plan_memo(
     expr: &Expr,
     from: i64,
     until: i64,
     hint: &StepHint<'_>,
+    shapes: &PathShapes<'_>,
     out: &mut Vec<FetchRequest>,
     seen: &mut HashSet<MemoKey>,
     repeats: &mut HashSet<MemoKey>,
@@ -248,16 +351,24 @@ fn plan_memo(
             });
         }
         Expr::Call(call) => {
-            for a in &call.args {
-                plan_memo(a, from, until, hint, out, seen, repeats);
+            let func = functions::lookup(&call.name);
+            let shape_only = func.is_some_and(|f| f.shape_of_first)
+                && call
+                    .args
+                    .first()
+                    .is_some_and(|a| shape_of(a, from, until, shapes).is_some());
+            for (i, a) in call.args.iter().enumerate() {
+                if i > 0 || !shape_only {
+                    plan_memo(a, from, until, hint, shapes, out, seen, repeats);
+                }
             }
             for (_, a) in &call.kwargs {
-                plan_memo(a, from, until, hint, out, seen, repeats);
+                plan_memo(a, from, until, hint, shapes, out, seen, repeats);
             }
-            let window = functions::lookup(&call.name).and_then(|f| f.window);
+            let window = func.and_then(|f| f.window);
             if let (Some(window), Some(first)) = (window, call.args.first()) {
                 for (f, u) in window(call, from, until, hint(first, from, until)) {
-                    plan_memo(first, f, u, hint, out, seen, repeats);
+                    plan_memo(first, f, u, hint, shapes, out, seen, repeats);
                 }
             }
         }
@@ -273,6 +384,8 @@ pub struct Context<'d> {
     pub until: i64,
     pub now: i64,
     data: &'d Fetched,
+    /// The source, for the [`Shape`]s of paths ([`render_with`] sets it).
+    source: Option<&'d dyn Source>,
     /// Data planned to be read once ([`render`] moves it here): the read takes it without a
     /// copy. A second read of a taken request is reported as missing.
     once: Fetched,
@@ -307,6 +420,7 @@ impl<'d> Context<'d> {
             until,
             now,
             data,
+            source: None,
             once: Fetched::new(),
             taken: BTreeSet::new(),
             missing: BTreeSet::new(),
@@ -410,12 +524,24 @@ impl<'d> Context<'d> {
         r
     }
 
+    /// `expr`'s [`Shape`] over `[from, until)`, if the source tells it without values.
+    fn shape(&self, expr: &Expr, from: i64, until: i64) -> Option<Shape> {
+        let source = self.source?;
+        shape_of(expr, from, until, &|p, f, u| source.shape(p, f, u))
+    }
+
     fn call(&mut self, call: &Call, from: i64, until: i64) -> Result<Vec<Series>, EvalError> {
         self.budget.check(&call.name)?;
         let func = functions::lookup(&call.name)
             .ok_or_else(|| EvalError::UnknownFunction(call.name.clone()))?;
         let mut args = Vec::with_capacity(call.args.len());
-        for a in &call.args {
+        for (i, a) in call.args.iter().enumerate() {
+            if i == 0 && func.shape_of_first {
+                if let Some(shape) = self.shape(a, from, until) {
+                    args.push(Value::Series(stand_in(shape)));
+                    continue;
+                }
+            }
             args.push(self.eval(a, from, until)?);
         }
         let mut kwargs = Vec::with_capacity(call.kwargs.len());
@@ -654,7 +780,18 @@ pub fn render_with(
         // Step-dependent windows, now that steps are known (saves an evaluation round).
         want = targets
             .iter()
-            .flat_map(|t| plan_with_steps(t, from, until, &data))
+            .flat_map(|t| {
+                let mut out = Vec::new();
+                plan_into(
+                    t,
+                    from,
+                    until,
+                    &|e, _, _| step_hint(e, &data),
+                    &|p, f, u| source.shape(p, f, u),
+                    &mut out,
+                );
+                out
+            })
             .collect();
     }
     for _ in 0..MAX_ROUNDS {
@@ -679,6 +816,7 @@ pub fn render_with(
                 from,
                 until,
                 &|e, _, _| step_hint(e, &data),
+                &|p, f, u| source.shape(p, f, u),
                 &mut planned,
                 &mut seen,
                 &mut repeats,
@@ -704,6 +842,7 @@ pub fn render_with(
         let (once_points, once_names) = held_cost(&once);
         budget.begin_round(held + once_points, held_names + once_names);
         let mut ctx = Context::new(from, until, now, &data, budget);
+        ctx.source = Some(source);
         ctx.once = once;
         ctx.repeats = repeats;
         let mut out = Vec::new();
@@ -813,6 +952,29 @@ impl Source for MemorySource {
                     .collect())
             })
             .collect()
+    }
+
+    /// The series `pattern` matches and their steps (what [`MemorySource::fetch`] slices),
+    /// for a window it does not refuse.
+    fn shape(&self, pattern: &str, from: i64, until: i64) -> Option<Shape> {
+        let min_step = self.series.iter().map(|s| s.step.max(1)).min().unwrap_or(1);
+        if until.saturating_sub(from) / min_step > crate::functions::MAX_POINTS {
+            return None;
+        }
+        let glob = GlobPattern::new(pattern).ok()?;
+        let mut step = None;
+        for s in self
+            .series
+            .iter()
+            .filter(|s| crate::tags::path_matches(pattern, &glob, &s.name))
+        {
+            match step {
+                None => step = Some(s.step.max(1)),
+                Some(x) if x != s.step.max(1) => return None,
+                Some(_) => {}
+            }
+        }
+        Some(step.map_or(Shape::Empty, Shape::Step))
     }
 
     /// The largest step of the series `pattern` matches (what its series are sliced at).
@@ -1071,6 +1233,85 @@ mod tests {
         // The same answer as without hints.
         let plain = render(&[e], 500, 900, 900, &MemorySource::new(series)).unwrap();
         assert_eq!(got, plain);
+    }
+
+    /// A source recording its fetches, answering [`Source::shape`] as `MemorySource` does.
+    struct Shaping(MemorySource, std::cell::RefCell<Vec<FetchRequest>>);
+    impl Source for Shaping {
+        fn fetch(&self, reqs: &[FetchRequest]) -> Result<Vec<Vec<Series>>, EvalError> {
+            self.1.borrow_mut().extend_from_slice(reqs);
+            self.0.fetch(reqs)
+        }
+        fn step_hint(&self, p: &str, f: i64, u: i64) -> Option<i64> {
+            self.0.step_hint(p, f, u)
+        }
+        fn shape(&self, p: &str, f: i64, u: i64) -> Option<Shape> {
+            self.0.shape(p, f, u)
+        }
+    }
+
+    #[test]
+    fn moving_windows_read_their_argument_only_over_their_own_window_when_its_shape_is_known() {
+        let series = |steps: &[i64]| -> Vec<Series> {
+            steps
+                .iter()
+                .enumerate()
+                .map(|(i, &step)| {
+                    let v = (0..1000 / step)
+                        .map(|j| (j % 5 != 1).then_some((i as i64 * j % 7) as f64))
+                        .collect();
+                    Series::new(format!("s.h{i}.b.c"), 0, 1000, step, v)
+                })
+                .collect()
+        };
+        for (target, steps, base_read) in [
+            (
+                "aliasByNode(movingMedian(groupByNode(s.*.b.c,2,'averageSeries'),10),0)",
+                &[10, 10, 10][..],
+                false,
+            ),
+            ("movingAverage(s.h1.b.c,'1min')", &[10, 10], false),
+            (
+                "movingSum(groupByNodes(s.*.b.c,'sum',1),5)",
+                &[10, 10],
+                false,
+            ),
+            ("exponentialMovingAverage(s.*.b.c,4)", &[10, 10], false),
+            ("movingMax(nothing.*,3)", &[10], false),
+            // Mixed steps: the groups' LCM steps need the data.
+            (
+                "movingMedian(groupByNode(s.*.b.c,2,'sum'),10)",
+                &[10, 20],
+                true,
+            ),
+            // asPercent as a callback may make several series of a group.
+            (
+                "movingMin(groupByNode(s.*.b.c,1,'asPercent'),3)",
+                &[10, 10],
+                true,
+            ),
+            // A function without a shape rule.
+            ("movingMin(scale(s.*.b.c,2),3)", &[10, 10], true),
+        ] {
+            let e = crate::expr::parse(target).unwrap();
+            let src = Shaping(MemorySource::new(series(steps)), Default::default());
+            let got = render(std::slice::from_ref(&e), 500, 900, 900, &src);
+            let base = src
+                .1
+                .borrow()
+                .iter()
+                .any(|r| (r.from, r.until) == (500, 900));
+            assert_eq!(base, base_read, "{target}: {:?}", src.1.borrow());
+            // The same answer as evaluating the argument over the request window too.
+            let plain = render(
+                &[e],
+                500,
+                900,
+                900,
+                &Hinting(MemorySource::new(series(steps)), Default::default()),
+            );
+            assert_eq!(got, plain, "{target}");
+        }
     }
 
     #[test]

@@ -476,7 +476,8 @@ pub const GROUP_BY_NODE: Function = Function::new(
         let cb = a.str("callback")?.to_string();
         group_by_nodes(cx, a.series("seriesList"), &cb, &[node])
     },
-);
+)
+.keeps_shape(one_series_per_group);
 
 pub const GROUP_BY_NODES: Function = Function::new(
     "groupByNodes",
@@ -491,7 +492,21 @@ pub const GROUP_BY_NODES: Function = Function::new(
         let nodes = a.all("nodes").to_vec();
         group_by_nodes(cx, a.series("seriesList"), &cb, &nodes)
     },
-);
+)
+.keeps_shape(one_series_per_group);
+
+/// `groupByNode(s)`'s shape rule: a callback that makes one series of any non-empty group
+/// (an aggregation or an aggregating function other than `asPercent`), at the LCM of the
+/// group's steps, gives no group for no series and, for series of one step, groups of it.
+fn one_series_per_group(a: &Args) -> bool {
+    let Ok(cb) = a.str("callback") else {
+        return false;
+    };
+    match super::lookup(cb).filter(|f| f.aggregator) {
+        Some(f) => !matches!(f.name, "asPercent" | "pct"),
+        None => AggFunc::parse(cb.strip_suffix("Series").unwrap_or(cb)).is_some(),
+    }
+}
 
 fn group_by_nodes(
     cx: &mut Cx<'_, '_>,

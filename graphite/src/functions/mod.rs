@@ -250,6 +250,17 @@ pub struct Function {
     pub aggregator: bool,
     /// Extra fetch windows of the first argument, if any.
     pub window: Option<WindowFn>,
+    /// The function reads its first argument over the request window only for its shape
+    /// (whether it is empty, its largest step) and re-evaluates it over windows of its own
+    /// (`movingX`, as graphite-web's `evaluateTarget` of `requestContext['args'][0]`). When
+    /// that shape is known without values ([`crate::eval::Shape`]), that evaluation is
+    /// skipped and the function gets a stand-in list: no series, or one series without
+    /// points at the shape's step. Its implementation must look at nothing else of it.
+    pub shape_of_first: bool,
+    /// Whether the function's output has its first argument's [`crate::eval::Shape`] (no
+    /// series for none; at least one, all at the input's one step, for that), given its
+    /// other arguments (literals, validated; the first is an empty list).
+    pub keeps_shape: Option<fn(&Args) -> bool>,
     /// The implementation.
     pub run: Impl,
 }
@@ -268,8 +279,22 @@ impl Function {
             params,
             aggregator: false,
             window: None,
+            shape_of_first: false,
+            keeps_shape: None,
             run,
         }
+    }
+
+    /// See [`Function::shape_of_first`].
+    pub const fn shape_of_first(mut self) -> Self {
+        self.shape_of_first = true;
+        self
+    }
+
+    /// See [`Function::keeps_shape`].
+    pub const fn keeps_shape(mut self, rule: fn(&Args) -> bool) -> Self {
+        self.keeps_shape = Some(rule);
+        self
     }
 
     pub const fn aggregator(mut self) -> Self {

@@ -265,7 +265,8 @@ pub const MOVING_WINDOW: Function = Function::new(
         moving(cx, a.series("seriesList"), &w, &func, xff)
     },
 )
-.window(window_hook);
+.window(window_hook)
+.shape_of_first();
 
 macro_rules! shorthand {
     ($konst:ident, $name:literal, $func:literal) => {
@@ -279,7 +280,8 @@ macro_rules! shorthand {
                 moving(cx, a.series("seriesList"), &w, $func, xff)
             },
         )
-        .window(window_hook);
+        .window(window_hook)
+.shape_of_first();
     };
 }
 shorthand!(MOVING_AVERAGE, "movingAverage", "average");
@@ -350,7 +352,8 @@ pub const EXPONENTIAL_MOVING_AVERAGE: Function = Function::new(
             .collect())
     },
 )
-.window(window_hook);
+.window(window_hook)
+.shape_of_first();
 
 pub const STDEV: Function = Function::new(
     "stdev",

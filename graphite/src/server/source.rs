@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::runtime::Handle;
 
 use super::work::Cancel;
-use crate::eval::{EvalError, FetchRequest, Source};
+use crate::eval::{EvalError, FetchRequest, Shape, Source};
 use crate::glob::GlobPattern;
 use crate::series::Series;
 use crate::store::schema::SeriesSchema;
@@ -278,6 +278,31 @@ impl Source for StoreSource {
         self.store
             .find_tagged(exprs)
             .map_err(crate::tags::query_error)
+    }
+
+    /// The series [`StoreSource::fetch`] answers (those whose window whisper reads, not
+    /// ending before their retention) and their steps, from the resolve and the schemas.
+    fn shape(&self, pattern: &str, from: i64, until: i64) -> Option<Shape> {
+        if from > until {
+            return None;
+        }
+        let series = self.resolve(pattern).ok()?;
+        let mut step = None;
+        for m in series.iter() {
+            // The store reads nothing when one series' window is wholly in the future.
+            let Some(w) = ReadWindow::of(&m.schema, from, until, self.now) else {
+                return Some(Shape::Empty);
+            };
+            if until < self.now - m.schema.max_retention() {
+                continue;
+            }
+            match step {
+                None => step = Some(w.step),
+                Some(s) if s != w.step => return None,
+                Some(_) => {}
+            }
+        }
+        Some(step.map_or(Shape::Empty, Shape::Step))
     }
 
     fn step_hint(&self, pattern: &str, from: i64, until: i64) -> Option<i64> {
