@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::bad_lines::{reject, BadLines};
-use crate::protocol::{parse_line, parse_value_ts, MAX_LINE_LEN};
+use crate::protocol::{parse_line, parse_next_line, parse_value_ts, MAX_LINE_LEN};
 use crate::store::{same_bytes, Point, Recent, SeriesRef, Store};
 
 /// What a carbon listener does with the bytes it reads, for one connection (or one UDP
@@ -151,9 +151,16 @@ impl<'a> Receiver<'a> {
                     }
                 }
             }
-            let nl = memchr::memchr(b'\n', &buf[at..]).map_or(end, |n| at + n);
+            // The common line is parsed in one pass that finds its end too.
+            let (parsed, nl) = match parse_next_line(&buf[at..]) {
+                Some((l, n)) => (Ok(l), at + n),
+                None => {
+                    let nl = memchr::memchr(b'\n', &buf[at..]).map_or(end, |n| at + n);
+                    (parse_line(&buf[at..nl]), nl)
+                }
+            };
             let line = &buf[at..nl];
-            match parse_line(line) {
+            match parsed {
                 Ok(l) => {
                     let hash = self.store.hash_path(l.path);
                     let mut series = SeriesRef::NONE;
