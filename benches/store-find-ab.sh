@@ -18,15 +18,7 @@ REQUESTS=${5:-20}
 WORK=$(mktemp -d /tmp/store-find-ab.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
-cat >"$WORK/schemas.conf" <<'CONF'
-[day]
-pattern = ^day\.
-retentions = 60s:2d
-
-[default]
-pattern = .*
-retentions = 10s:1d,1m:30d,10m:1y
-CONF
+cp "$(dirname "$0")/store-scale.schemas.conf" "$WORK/schemas.conf"
 cat >"$WORK/serve.yml" <<'YML'
 flush_interval: 1h
 self_metrics_interval: 0s
