@@ -447,6 +447,55 @@ async fn a_receiver_that_stops_reading_triggers_write_timeout_and_retry() {
     drain.abort();
 }
 
+/// A peer that reads everything at once through a small receive buffer (so no window
+/// scaling): after reading a small batch its window never shows it, since a window that
+/// reopens by less than a segment is not advertised again. Acknowledged lines are not a
+/// stalled peer: once `write_timeout` passes without evidence, the sender asks the peer
+/// (close, wait for its FIN) instead of giving the connection up and sending them again.
+/// Each batch is confirmed, and every line arrives once. (Giving up meant sending the same
+/// lines forever: the last phase of the test above hit it now and then.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_lines_without_read_evidence_are_confirmed_by_the_peer_not_resent() {
+    use tokio::io::AsyncBufReadExt;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    sock.bind(([127, 0, 0, 1], 0).into()).unwrap();
+    let listener = sock.listen(16).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let got = received.clone();
+    let peer = tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let got = got.clone();
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(s).lines();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    got.lock().unwrap().push(l);
+                }
+            });
+        }
+    });
+    let cfg = SenderConfig {
+        write_timeout: Duration::from_millis(200),
+        ..config(&[port], None)
+    };
+    let h = sender::spawn(cfg).unwrap();
+    let mut p = Producer::default();
+    for _ in 0..5 {
+        h.submit(p.chunk(20));
+        wait_until("the batch confirmed", LIMIT, || {
+            let s = h.stats();
+            s.inflight_lines == 0 && s.queued_lines == 0
+        })
+        .await;
+    }
+    let got = received.lock().unwrap().clone();
+    assert_lines_eq(&got, &p.produced, "every line once, in order");
+    assert_eq!(h.stats().reconnects, 0, "no connection was given up");
+    h.shutdown(Duration::from_secs(5)).await.unwrap();
+    peer.abort();
+}
+
 /// UDP: datagrams cut at line boundaries, none larger than `udp_max_datagram`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn udp_destination_gets_whole_lines_in_small_datagrams() {

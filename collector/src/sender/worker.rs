@@ -141,9 +141,23 @@ impl InFlight {
         !self.batches.is_empty() && self.estimate.ambiguous(Instant::now())
     }
 
-    /// The peer has not read anything for `limit` while lines wait for it.
+    /// Nothing written was acknowledged or read for `limit` while lines wait for the peer.
+    /// If the peer's TCP acknowledged everything, the question is only whether its
+    /// application read it, which the peer answers (see [`InFlight::unconfirmed`]).
     fn stalled(&self, limit: Duration) -> bool {
-        !self.batches.is_empty() && self.progress_at.elapsed() >= limit
+        !self.batches.is_empty() && self.progress_at.elapsed() >= limit && !self.all_acked()
+    }
+
+    /// Everything written is acknowledged, with no evidence for `limit` that the peer read it:
+    /// its receive window did not show it. That happens without window scaling (a small
+    /// receive buffer), where a window reopened by less than a segment is never advertised
+    /// again. The worker asks the peer as in the ambiguous case: close, wait for its FIN.
+    fn unconfirmed(&self, limit: Duration) -> bool {
+        !self.batches.is_empty() && self.progress_at.elapsed() >= limit && self.all_acked()
+    }
+
+    fn all_acked(&self) -> bool {
+        self.seen.1 >= self.written
     }
 
     /// Every batch is delivered (the peer closed after reading all of it).
@@ -265,7 +279,7 @@ pub(crate) async fn run(
         };
 
         flight.release(&d, c);
-        if flight.ambiguous() {
+        if flight.ambiguous() || flight.unconfirmed(cfg.write_timeout) {
             // Ask the peer: close, and wait for its FIN, which it sends only after reading
             // everything. Then reconnect at once (not an outage).
             // A peer that does not answer is a lost connection (counted as such).
