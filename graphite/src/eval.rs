@@ -203,11 +203,7 @@ impl EvalError {
 /// sorted. Windows that depend on a series' step (integer `movingX` windows) are not listed;
 /// [`evaluate`] asks for them.
 pub fn plan(expr: &Expr, from: i64, until: i64) -> Vec<FetchRequest> {
-    let mut out = Vec::new();
-    plan_into(expr, from, until, &|_, _, _| None, &no_shapes, &mut out);
-    out.sort();
-    out.dedup();
-    out
+    Planner::fetches(expr, from, until, &|_, _, _| None, &no_shapes)
 }
 
 /// Like [`plan`], but also lists the windows that depend on a series' step (integer
@@ -215,18 +211,7 @@ pub fn plan(expr: &Expr, from: i64, until: i64) -> Vec<FetchRequest> {
 /// function's first argument. A guess (a function may change the step, e.g. `summarize`):
 /// [`evaluate`] still asks for anything missing.
 pub fn plan_with_steps(expr: &Expr, from: i64, until: i64, data: &Fetched) -> Vec<FetchRequest> {
-    let mut out = Vec::new();
-    plan_into(
-        expr,
-        from,
-        until,
-        &|e, _, _| step_hint(e, data),
-        &no_shapes,
-        &mut out,
-    );
-    out.sort();
-    out.dedup();
-    out
+    Planner::fetches(expr, from, until, &|e, _, _| step_hint(e, data), &no_shapes)
 }
 
 /// Like [`plan_with_steps`], with the steps from the source's [`Source::step_hint`] instead
@@ -245,18 +230,7 @@ pub fn plan_with_source(
             .filter_map(|p| source.step_hint(p, f, u))
             .max()
     };
-    let mut out = Vec::new();
-    plan_into(
-        expr,
-        from,
-        until,
-        &hint,
-        &|p, f, u| source.shape(p, f, u),
-        &mut out,
-    );
-    out.sort();
-    out.dedup();
-    out
+    Planner::fetches(expr, from, until, &hint, &|p, f, u| source.shape(p, f, u))
 }
 
 /// A source's [`Shape`] of a path over a window ([`Source::shape`]).
@@ -300,79 +274,89 @@ fn memo_key(expr: &Expr, from: i64, until: i64) -> MemoKey {
     (std::ptr::from_ref(expr) as usize, from, until)
 }
 
-fn plan_into(
-    expr: &Expr,
-    from: i64,
-    until: i64,
-    hint: &StepHint<'_>,
-    shapes: &PathShapes<'_>,
-    out: &mut Vec<FetchRequest>,
-) {
-    plan_memo(
-        expr,
-        from,
-        until,
-        hint,
-        shapes,
-        out,
-        &mut HashSet::new(),
-        &mut HashSet::new(),
-    );
+/// The fetches of expressions planned one by one: each sub-expression is planned over each
+/// window once (nested window functions would otherwise plan exponentially many windows), and
+/// `repeats` gets the calls planned more than once over the same window, which evaluation
+/// memoises from their first evaluation. The first argument of a function that reads it only
+/// for its shape is not planned over the function's window when `shapes` tells that shape.
+struct Planner<'a> {
+    /// Steps of step-dependent windows.
+    hint: &'a StepHint<'a>,
+    /// Shapes of paths known without fetching them.
+    shapes: &'a PathShapes<'a>,
+    /// The fetches, in planning order, not deduplicated.
+    out: Vec<FetchRequest>,
+    seen: HashSet<MemoKey>,
+    repeats: HashSet<MemoKey>,
 }
 
-/// [`plan_into`], planning each sub-expression over each window once (nested window
-/// functions would otherwise plan exponentially many windows); `repeats` gets the calls
-/// planned more than once over the same window, which evaluation memoises from their first
-/// evaluation. The first argument of a function that reads it only for its shape is not
-/// planned over the function's window when `shapes` tells that shape.
-#[allow(clippy::too_many_arguments)]
-fn plan_memo(
-    expr: &Expr,
-    from: i64,
-    until: i64,
-    hint: &StepHint<'_>,
-    shapes: &PathShapes<'_>,
-    out: &mut Vec<FetchRequest>,
-    seen: &mut HashSet<MemoKey>,
-    repeats: &mut HashSet<MemoKey>,
-) {
-    if matches!(expr, Expr::Call(_)) && !seen.insert(memo_key(expr, from, until)) {
-        repeats.insert(memo_key(expr, from, until));
-        return;
+impl<'a> Planner<'a> {
+    fn new(hint: &'a StepHint<'a>, shapes: &'a PathShapes<'a>) -> Self {
+        Self {
+            hint,
+            shapes,
+            out: Vec::new(),
+            seen: HashSet::new(),
+            repeats: HashSet::new(),
+        }
     }
-    match expr {
-        // A reversed or empty window reads nothing (see [`Context::eval`]).
-        Expr::Path(_) | Expr::SeriesByTag { .. } if from >= until => {}
-        Expr::Path(p) | Expr::SeriesByTag { raw: p, .. } => {
-            out.push(FetchRequest {
-                pattern: p.clone(),
-                from,
-                until,
-            });
+
+    /// The fetches of `expr` alone over `[from, until)`, deduplicated and sorted.
+    fn fetches(
+        expr: &Expr,
+        from: i64,
+        until: i64,
+        hint: &'a StepHint<'a>,
+        shapes: &'a PathShapes<'a>,
+    ) -> Vec<FetchRequest> {
+        let mut planner = Self::new(hint, shapes);
+        planner.plan(expr, from, until);
+        let mut out = planner.out;
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Adds the fetches of `expr` over `[from, until)`.
+    fn plan(&mut self, expr: &Expr, from: i64, until: i64) {
+        if matches!(expr, Expr::Call(_)) && !self.seen.insert(memo_key(expr, from, until)) {
+            self.repeats.insert(memo_key(expr, from, until));
+            return;
         }
-        Expr::Call(call) => {
-            let func = functions::lookup(&call.name);
-            let shape_only = func.is_some_and(|f| f.shape_of_first)
-                && call
-                    .args
-                    .first()
-                    .is_some_and(|a| shape_of(a, from, until, shapes).is_some());
-            for (i, a) in call.args.iter().enumerate() {
-                if i > 0 || !shape_only {
-                    plan_memo(a, from, until, hint, shapes, out, seen, repeats);
+        match expr {
+            // A reversed or empty window reads nothing (see [`Context::eval`]).
+            Expr::Path(_) | Expr::SeriesByTag { .. } if from >= until => {}
+            Expr::Path(p) | Expr::SeriesByTag { raw: p, .. } => {
+                self.out.push(FetchRequest {
+                    pattern: p.clone(),
+                    from,
+                    until,
+                });
+            }
+            Expr::Call(call) => {
+                let func = functions::lookup(&call.name);
+                let shape_only = func.is_some_and(|f| f.shape_of_first)
+                    && call
+                        .args
+                        .first()
+                        .is_some_and(|a| shape_of(a, from, until, self.shapes).is_some());
+                for (i, a) in call.args.iter().enumerate() {
+                    if i > 0 || !shape_only {
+                        self.plan(a, from, until);
+                    }
+                }
+                for (_, a) in &call.kwargs {
+                    self.plan(a, from, until);
+                }
+                let window = func.and_then(|f| f.window);
+                if let (Some(window), Some(first)) = (window, call.args.first()) {
+                    for (f, u) in window(call, from, until, (self.hint)(first, from, until)) {
+                        self.plan(first, f, u);
+                    }
                 }
             }
-            for (_, a) in &call.kwargs {
-                plan_memo(a, from, until, hint, shapes, out, seen, repeats);
-            }
-            let window = func.and_then(|f| f.window);
-            if let (Some(window), Some(first)) = (window, call.args.first()) {
-                for (f, u) in window(call, from, until, hint(first, from, until)) {
-                    plan_memo(first, f, u, hint, shapes, out, seen, repeats);
-                }
-            }
+            _ => {}
         }
-        _ => {}
     }
 }
 
@@ -781,16 +765,13 @@ pub fn render_with(
         want = targets
             .iter()
             .flat_map(|t| {
-                let mut out = Vec::new();
-                plan_into(
+                Planner::fetches(
                     t,
                     from,
                     until,
                     &|e, _, _| step_hint(e, &data),
                     &|p, f, u| source.shape(p, f, u),
-                    &mut out,
-                );
-                out
+                )
             })
             .collect();
     }
@@ -808,20 +789,17 @@ pub fn render_with(
         // fetches again what it took; later rounds copy). Calls the plan evaluates twice over
         // the same window are memoised from their first evaluation.
         let mut once = Fetched::new();
-        let mut planned = Vec::new();
-        let (mut seen, mut repeats) = (HashSet::new(), HashSet::new());
+        let hint = |e: &Expr, _, _| step_hint(e, &data);
+        let shapes = |p: &str, f, u| source.shape(p, f, u);
+        let mut planner = Planner::new(&hint, &shapes);
         for t in targets {
-            plan_memo(
-                t,
-                from,
-                until,
-                &|e, _, _| step_hint(e, &data),
-                &|p, f, u| source.shape(p, f, u),
-                &mut planned,
-                &mut seen,
-                &mut repeats,
-            );
+            planner.plan(t, from, until);
         }
+        let Planner {
+            out: planned,
+            repeats,
+            ..
+        } = planner;
         if move_once {
             let mut uses: HashMap<&FetchRequest, usize> = HashMap::new();
             for r in &planned {
