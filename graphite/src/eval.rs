@@ -18,6 +18,7 @@ use std::rc::Rc;
 
 pub use crate::budget::Budget;
 use crate::expr::ast::{Call, Expr};
+use crate::functions::agg::Columns;
 use crate::functions::{self, Args, Value};
 use crate::glob::GlobPattern;
 use crate::series::Series;
@@ -78,6 +79,52 @@ pub trait Source {
     fn shape(&self, _pattern: &str, _from: i64, _until: i64) -> Option<Shape> {
         None
     }
+
+    /// What [`Source::fold`] folds of `pattern` over `[from, until)`, told without reading;
+    /// `None` when the source does not fold it (it is then fetched and aggregated).
+    fn folds(&self, _pattern: &str, _from: i64, _until: i64) -> Option<Folds> {
+        None
+    }
+
+    /// Folds the series [`Source::fetch`] would return for `pattern` over `[from, until)`
+    /// into `into`, in their order, each value as `aggregate` folds a fetched series
+    /// ([`Columns`]), and keeps their common tags: for a pattern whose [`Source::folds`]
+    /// is the window of `into`. Says what the series fetched would have cost (the budget
+    /// is charged for them as for a fetch).
+    fn fold(
+        &self,
+        pattern: &str,
+        _from: i64,
+        _until: i64,
+        _into: &mut Columns,
+    ) -> Result<Folded, EvalError> {
+        Err(EvalError::Source {
+            pattern: pattern.to_string(),
+            message: "this source does not fold series".into(),
+        })
+    }
+}
+
+/// What a [`Source`] folds of a pattern over a window ([`Source::folds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Folds {
+    /// No series (the fetch returns none).
+    Nothing,
+    /// Series that all have these points: `points` from `start` at `step`.
+    Window {
+        start: i64,
+        step: i64,
+        points: usize,
+    },
+}
+
+/// What a [`Source::fold`] folded: how many series, and what they would have cost as
+/// fetched series ([`crate::budget::cost`]: points, name bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Folded {
+    pub series: usize,
+    pub points: u64,
+    pub names: u64,
 }
 
 /// A series list known without its values: what `movingX` reads of its first argument over
@@ -132,6 +179,54 @@ pub fn shape_of(
         }
         _ => None,
     }
+}
+
+/// A call the source folds ([`Source::fold`]) instead of fetching its series.
+struct FoldPlan<'e> {
+    /// The aggregation's name (`sum`, `average`, ...) and function.
+    short: &'static str,
+    agg: functions::AggFunc,
+    /// The paths, in order, with what the source folds of each.
+    paths: Vec<(&'e str, Folds)>,
+    /// The window of the paths with series (`None`: no path has any).
+    window: Option<Folds>,
+}
+
+/// `call` as a fold of the source's: a function that is `aggregate(…, func)` for a `func`
+/// folded column by column ([`crate::functions::Function::fold`]), called without keyword
+/// arguments on paths only, over a non-empty window, each of which `folds` tells the source
+/// folds, those with series over one window (different windows are normalised to their
+/// LCM step by `aggregate`: fetched instead). The planner and the evaluator both ask it, so
+/// a path is fetched exactly when its call is not folded.
+fn fold_plan<'e>(
+    call: &'e Call,
+    from: i64,
+    until: i64,
+    folds: &PathFolds<'_>,
+) -> Option<FoldPlan<'e>> {
+    let short = functions::lookup(&call.name)?.fold?;
+    let agg = functions::AggFunc::parse(short)?;
+    if from >= until || !call.kwargs.is_empty() || call.args.is_empty() {
+        return None;
+    }
+    let mut window = None;
+    let mut paths = Vec::with_capacity(call.args.len());
+    for a in &call.args {
+        let Expr::Path(p) = a else {
+            return None;
+        };
+        let f = folds(p, from, until)?;
+        if f != Folds::Nothing && *window.get_or_insert(f) != f {
+            return None;
+        }
+        paths.push((p.as_str(), f));
+    }
+    Some(FoldPlan {
+        short,
+        agg,
+        paths,
+        window,
+    })
 }
 
 /// The stand-in list a [`crate::functions::Function::shape_of_first`] function gets for its
@@ -203,7 +298,7 @@ impl EvalError {
 /// sorted. Windows that depend on a series' step (integer `movingX` windows) are not listed;
 /// [`evaluate`] asks for them.
 pub fn plan(expr: &Expr, from: i64, until: i64) -> Vec<FetchRequest> {
-    Planner::fetches(expr, from, until, &|_, _, _| None, &no_shapes)
+    Planner::fetches(expr, from, until, &|_, _, _| None, &no_shapes, &no_folds)
 }
 
 /// Like [`plan`], but also lists the windows that depend on a series' step (integer
@@ -211,7 +306,14 @@ pub fn plan(expr: &Expr, from: i64, until: i64) -> Vec<FetchRequest> {
 /// function's first argument. A guess (a function may change the step, e.g. `summarize`):
 /// [`evaluate`] still asks for anything missing.
 pub fn plan_with_steps(expr: &Expr, from: i64, until: i64, data: &Fetched) -> Vec<FetchRequest> {
-    Planner::fetches(expr, from, until, &|e, _, _| step_hint(e, data), &no_shapes)
+    Planner::fetches(
+        expr,
+        from,
+        until,
+        &|e, _, _| step_hint(e, data),
+        &no_shapes,
+        &no_folds,
+    )
 }
 
 /// Like [`plan_with_steps`], with the steps from the source's [`Source::step_hint`] instead
@@ -230,7 +332,14 @@ pub fn plan_with_source(
             .filter_map(|p| source.step_hint(p, f, u))
             .max()
     };
-    Planner::fetches(expr, from, until, &hint, &|p, f, u| source.shape(p, f, u))
+    Planner::fetches(
+        expr,
+        from,
+        until,
+        &hint,
+        &|p, f, u| source.shape(p, f, u),
+        &|p, f, u| source.folds(p, f, u),
+    )
 }
 
 /// A source's [`Shape`] of a path over a window ([`Source::shape`]).
@@ -238,6 +347,14 @@ type PathShapes<'a> = dyn Fn(&str, i64, i64) -> Option<Shape> + 'a;
 
 /// No path's shape is known without fetching.
 fn no_shapes(_: &str, _: i64, _: i64) -> Option<Shape> {
+    None
+}
+
+/// What a source folds of a path over a window ([`Source::folds`]).
+type PathFolds<'a> = dyn Fn(&str, i64, i64) -> Option<Folds> + 'a;
+
+/// No path is folded by the source.
+fn no_folds(_: &str, _: i64, _: i64) -> Option<Folds> {
     None
 }
 
@@ -284,6 +401,8 @@ struct Planner<'a> {
     hint: &'a StepHint<'a>,
     /// Shapes of paths known without fetching them.
     shapes: &'a PathShapes<'a>,
+    /// What the source folds instead of fetching ([`fold_plan`]).
+    folds: &'a PathFolds<'a>,
     /// The fetches, in planning order, not deduplicated.
     out: Vec<FetchRequest>,
     seen: HashSet<MemoKey>,
@@ -291,10 +410,11 @@ struct Planner<'a> {
 }
 
 impl<'a> Planner<'a> {
-    fn new(hint: &'a StepHint<'a>, shapes: &'a PathShapes<'a>) -> Self {
+    fn new(hint: &'a StepHint<'a>, shapes: &'a PathShapes<'a>, folds: &'a PathFolds<'a>) -> Self {
         Self {
             hint,
             shapes,
+            folds,
             out: Vec::new(),
             seen: HashSet::new(),
             repeats: HashSet::new(),
@@ -308,8 +428,9 @@ impl<'a> Planner<'a> {
         until: i64,
         hint: &'a StepHint<'a>,
         shapes: &'a PathShapes<'a>,
+        folds: &'a PathFolds<'a>,
     ) -> Vec<FetchRequest> {
-        let mut planner = Self::new(hint, shapes);
+        let mut planner = Self::new(hint, shapes, folds);
         planner.plan(expr, from, until);
         let mut out = planner.out;
         out.sort();
@@ -333,6 +454,8 @@ impl<'a> Planner<'a> {
                     until,
                 });
             }
+            // The source folds the call's paths: nothing is fetched for it.
+            Expr::Call(call) if fold_plan(call, from, until, self.folds).is_some() => {}
             Expr::Call(call) => {
                 let func = functions::lookup(&call.name);
                 let shape_only = func.is_some_and(|f| f.shape_of_first)
@@ -514,10 +637,70 @@ impl<'d> Context<'d> {
         shape_of(expr, from, until, &|p, f, u| source.shape(p, f, u))
     }
 
+    /// `call` folded by the source ([`fold_plan`]), charged as its fetches and its answer
+    /// would be; `None` when it is not.
+    fn fold(
+        &mut self,
+        call: &Call,
+        from: i64,
+        until: i64,
+    ) -> Result<Option<Vec<Series>>, EvalError> {
+        let Some(source) = self.source else {
+            return Ok(None);
+        };
+        let Some(plan) = fold_plan(call, from, until, &|p, f, u| source.folds(p, f, u)) else {
+            return Ok(None);
+        };
+        let Some(Folds::Window {
+            start,
+            step,
+            points,
+        }) = plan.window
+        else {
+            // No series: `aggregate` of nothing is nothing.
+            return Ok(Some(Vec::new()));
+        };
+        // The accumulators, before they are allocated.
+        self.budget.charge(2 * points as u64, &call.name)?;
+        let mut cols = Columns::new(plan.agg, start, step, points).ok_or_else(|| {
+            EvalError::Param(format!(
+                "{}: not an aggregation folded by columns",
+                call.name
+            ))
+        })?;
+        let mut exprs: Vec<&str> = Vec::new();
+        for &(path, f) in &plan.paths {
+            if f == Folds::Nothing {
+                continue;
+            }
+            let got = source.fold(path, from, until, &mut cols)?;
+            // As the fetched series would have been (see [`render_with`]).
+            self.budget.charge(got.points, path)?;
+            self.budget.charge_names(got.names, path)?;
+            if got.series > 0 && !exprs.contains(&path) {
+                exprs.push(path);
+            }
+        }
+        let out = functions::aggregate::from_columns(
+            &cols,
+            plan.short,
+            &exprs.join(","),
+            self.x_files_factor,
+        );
+        let out: Vec<Series> = out.into_iter().collect();
+        let (points, names) = crate::budget::cost(&out);
+        self.budget.charge(points, &call.name)?;
+        self.budget.charge_names(names, &call.name)?;
+        Ok(Some(out))
+    }
+
     fn call(&mut self, call: &Call, from: i64, until: i64) -> Result<Vec<Series>, EvalError> {
         self.budget.check(&call.name)?;
         let func = functions::lookup(&call.name)
             .ok_or_else(|| EvalError::UnknownFunction(call.name.clone()))?;
+        if let Some(out) = self.fold(call, from, until)? {
+            return Ok(out);
+        }
         let mut args = Vec::with_capacity(call.args.len());
         for (i, a) in call.args.iter().enumerate() {
             if i == 0 && func.shape_of_first {
@@ -771,6 +954,7 @@ pub fn render_with(
                     until,
                     &|e, _, _| step_hint(e, &data),
                     &|p, f, u| source.shape(p, f, u),
+                    &|p, f, u| source.folds(p, f, u),
                 )
             })
             .collect();
@@ -791,7 +975,8 @@ pub fn render_with(
         let mut once = Fetched::new();
         let hint = |e: &Expr, _, _| step_hint(e, &data);
         let shapes = |p: &str, f, u| source.shape(p, f, u);
-        let mut planner = Planner::new(&hint, &shapes);
+        let folds = |p: &str, f, u| source.folds(p, f, u);
+        let mut planner = Planner::new(&hint, &shapes, &folds);
         for t in targets {
             planner.plan(t, from, until);
         }

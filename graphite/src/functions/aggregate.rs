@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::agg::Columns;
 use super::{
     agg_key, format_path_expressions, opt, req, AggFunc, Args, Default, Function, ParamType as T,
     Value, SERIES,
@@ -40,13 +41,21 @@ macro_rules! shorthand {
         })
         .aggregator();
     };
+    // Folded column by column: a source may fold the series for it (`Function::fold`).
+    ($konst:ident, $name:literal, $func:literal, fold) => {
+        pub const $konst: Function = Function::new($name, "Combine", LISTS, |cx, mut a| {
+            aggregate(cx, a.series_lists("seriesLists"), $func, None)
+        })
+        .aggregator()
+        .fold($func);
+    };
 }
-shorthand!(SUM_SERIES, "sumSeries", "sum");
-shorthand!(SUM, "sum", "sum");
-shorthand!(AVERAGE_SERIES, "averageSeries", "average");
-shorthand!(AVG, "avg", "average");
-shorthand!(MAX_SERIES, "maxSeries", "max");
-shorthand!(MIN_SERIES, "minSeries", "min");
+shorthand!(SUM_SERIES, "sumSeries", "sum", fold);
+shorthand!(SUM, "sum", "sum", fold);
+shorthand!(AVERAGE_SERIES, "averageSeries", "average", fold);
+shorthand!(AVG, "avg", "average", fold);
+shorthand!(MAX_SERIES, "maxSeries", "max", fold);
+shorthand!(MIN_SERIES, "minSeries", "min", fold);
 shorthand!(DIFF_SERIES, "diffSeries", "diff");
 shorthand!(STDDEV_SERIES, "stddevSeries", "stddev");
 shorthand!(RANGE_OF_SERIES, "rangeOfSeries", "rangeOf");
@@ -109,12 +118,30 @@ fn aggregate_refs(all: &[&Series], agg: AggFunc, short: &str, xff: Option<f64>) 
     for s in &all[1..] {
         tags.retain(|k, v| s.tags.get(k) == Some(v));
     }
-    tags.entry("name".into()).or_insert_with(|| name.clone());
+    let out = Series::new(name, n.start, n.end, n.step, values);
+    Some(aggregated(out, tags, short, xff))
+}
+
+/// `aggregate`'s answer from its series folded column by column (a source's
+/// [`crate::eval::Source::fold`]): `exprs` are the path expressions of the series folded,
+/// distinct, in order, joined by commas; `None` when no series was folded.
+pub fn from_columns(cols: &Columns, short: &str, exprs: &str, xff: Option<f64>) -> Option<Series> {
+    if cols.rows == 0 {
+        return None;
+    }
+    let name = format!("{short}Series({exprs})");
+    let out = Series::new(name, cols.start, cols.end, cols.step, cols.finish(xff));
+    Some(aggregated(out, cols.tags.clone().unwrap_or_default(), short, xff))
+}
+
+/// `out` with `aggregate`'s tags (the inputs' common `tags`, its name unless they share
+/// one, `aggregatedBy`) and xFilesFactor.
+fn aggregated(mut out: Series, mut tags: BTreeMap<String, String>, short: &str, xff: Option<f64>) -> Series {
+    tags.entry("name".into()).or_insert_with(|| out.name.clone());
     tags.insert("aggregatedBy".into(), short.to_string());
-    let mut out = Series::new(name, n.start, n.end, n.step, values);
     out.tags = tags;
     out.x_files_factor = xff.unwrap_or(0.0);
-    Some(out)
+    out
 }
 
 /// Row aggregation done series by series (sequential memory access). Values are folded in

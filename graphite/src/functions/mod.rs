@@ -261,6 +261,11 @@ pub struct Function {
     /// series for none; at least one, all at the input's one step, for that), given its
     /// other arguments (literals, validated; the first is an empty list).
     pub keeps_shape: Option<fn(&Args) -> bool>,
+    /// The function is `aggregate(<its series lists>, func)` for this `func`, one folded
+    /// column by column ([`agg::Columns`]: sum, average, count, min, max): when all its
+    /// arguments are paths the source folds ([`crate::eval::Source::fold`]), the evaluator
+    /// asks the source for the fold instead of fetching the series.
+    pub fold: Option<&'static str>,
     /// The implementation.
     pub run: Impl,
 }
@@ -281,6 +286,7 @@ impl Function {
             window: None,
             shape_of_first: false,
             keeps_shape: None,
+            fold: None,
             run,
         }
     }
@@ -294,6 +300,12 @@ impl Function {
     /// See [`Function::keeps_shape`].
     pub const fn keeps_shape(mut self, rule: fn(&Args) -> bool) -> Self {
         self.keeps_shape = Some(rule);
+        self
+    }
+
+    /// See [`Function::fold`].
+    pub const fn fold(mut self, func: &'static str) -> Self {
+        self.fold = Some(func);
         self
     }
 

@@ -212,6 +212,35 @@ pub fn decode_into(
     from: i64,
     out: &mut [Option<f64>],
 ) -> bool {
+    decode_with(blob, chunk_start, step, from, out, |o, v| {
+        if !v.is_nan() {
+            *o = Some(v);
+        }
+    })
+}
+
+/// [`decode_into`] into values as [`crate::functions::agg::Columns`] folds them:
+/// NaN for a missing value.
+pub fn decode_into_nan(
+    blob: &[u8],
+    chunk_start: i64,
+    step: i64,
+    from: i64,
+    out: &mut [f64],
+) -> bool {
+    decode_with(blob, chunk_start, step, from, out, |o, v| *o = v)
+}
+
+/// [`decode_into`] with `set(slot of out, value)` for each value of a slot `out` holds
+/// (format 1's NaN included).
+fn decode_with<T>(
+    blob: &[u8],
+    chunk_start: i64,
+    step: i64,
+    from: i64,
+    out: &mut [T],
+    set: impl Fn(&mut T, f64),
+) -> bool {
     let Some((&kind, body)) = blob.split_first() else {
         return false;
     };
@@ -220,10 +249,10 @@ pub fn decode_into(
     // The chunk's slots that land in `out`.
     let lo = skip.clamp(0, CHUNK_SLOTS) as usize;
     let hi = skip.saturating_add(out.len() as i64).clamp(0, CHUNK_SLOTS) as usize;
-    let put = |out: &mut [Option<f64>], j: usize, v: f64| {
+    let put = |out: &mut [T], j: usize, v: f64| {
         let k = j as i64 - skip;
-        if k >= 0 && (k as usize) < out.len() && !v.is_nan() {
-            out[k as usize] = Some(v);
+        if k >= 0 && (k as usize) < out.len() {
+            set(&mut out[k as usize], v);
         }
     };
     match kind {

@@ -59,7 +59,7 @@ pub use flush::FlushReport;
 use index::Index;
 pub use index::{FindNode, Found, FoundNode};
 pub(crate) use paths::{same_bytes, PathHash};
-pub use read::{Matched, ReadWindow};
+pub use read::{common_window, CommonWindow, Matched, ReadWindow};
 pub(crate) use recent::Recent;
 use schema::{Aggregation, Schemas, SeriesSchema};
 

@@ -18,6 +18,7 @@ use super::chunk::{self, ChunkMap, Pt};
 use super::raw;
 use super::schema::SeriesSchema;
 use super::{lock, Store, StoreError, StoredPoints};
+use crate::functions::agg::Columns;
 use crate::glob::GlobPattern;
 
 /// Series ids bound in one chunk query.
@@ -77,6 +78,49 @@ impl ReadWindow {
     /// Whether `self`'s values are a slice of `wide`'s (same archive, contained).
     pub fn within(&self, wide: &ReadWindow) -> bool {
         self.archive == wide.archive && self.start >= wide.start && self.end <= wide.end
+    }
+}
+
+/// The window a list of series reads ([`common_window`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommonWindow {
+    /// The read returns nothing: no series, or one whose range is wholly in the future.
+    Nothing,
+    /// Every series reads this window.
+    One(ReadWindow),
+    /// The series read different windows (archives, steps or ends).
+    Mixed,
+}
+
+/// The window every one of `series` reads over `[from, until]` as of `now`, as
+/// [`Store::read_series`] reads them.
+pub fn common_window(series: &[Matched], from: i64, until: i64, now: i64) -> CommonWindow {
+    let mut common: Option<ReadWindow> = None;
+    // Series mostly share a few schemas: compute each schema's window once in a row.
+    let mut last: Option<(&Arc<SeriesSchema>, Option<ReadWindow>)> = None;
+    let mut mixed = false;
+    for m in series {
+        let w = match last {
+            Some((s, w)) if Arc::ptr_eq(s, &m.schema) => w,
+            _ => {
+                let w = ReadWindow::of(&m.schema, from, until, now);
+                last = Some((&m.schema, w));
+                w
+            }
+        };
+        let Some(w) = w else {
+            return CommonWindow::Nothing;
+        };
+        match common {
+            None => common = Some(w),
+            Some(c) if c != w => mixed = true,
+            Some(_) => {}
+        }
+    }
+    match common {
+        None => CommonWindow::Nothing,
+        Some(_) if mixed => CommonWindow::Mixed,
+        Some(w) => CommonWindow::One(w),
     }
 }
 
@@ -295,6 +339,88 @@ impl Store {
             .collect())
     }
 
+    /// [`Store::read_series`] folded into `cols` series by series, in the order given,
+    /// without a window per series: `window` is the one every series reads (their
+    /// [`common_window`]) and `cols` has its points. The chunks of up to [`IDS_PER_QUERY`]
+    /// consecutive series are decoded into one reused buffer (rows come back from SQLite
+    /// in id order, not in the order given), then folded in order; a series with cached
+    /// points in the window is read as [`Store::read_series`] reads it (its chunks with
+    /// the points applied) and folded at its place.
+    pub fn fold_series(
+        &self,
+        series: &[Matched],
+        (from, until, now): (i64, i64, i64),
+        window: ReadWindow,
+        cols: &mut Columns,
+    ) -> Result<(), StoreError> {
+        let w = window;
+        let n = w.points();
+        if cols.acc.len() != n || cols.start != w.start || cols.step != w.step {
+            return Err(StoreError::Read(
+                "a fold over another window than its series' (a bug)".to_string(),
+            ));
+        }
+        // The series with cached points in the window, read the general way.
+        let mut with_pts: BTreeMap<usize, Vec<Pt>> = BTreeMap::new();
+        self.each_cached(series, |i, p| {
+            let s = chunk::slot(p.ts, w.step);
+            if (p.dest as usize) <= w.archive && s >= w.start && s < w.end {
+                with_pts.entry(i).or_default().push(p);
+            }
+        });
+        let mut cached: HashMap<usize, Vec<Option<f64>>, foldhash::fast::RandomState> =
+            HashMap::default();
+        if !with_pts.is_empty() {
+            let subset: Vec<Matched> = with_pts.keys().map(|&i| series[i].clone()).collect();
+            let got = self.read_series(&subset, from, until, now)?;
+            for (&i, got) in with_pts.keys().zip(got) {
+                cached.insert(i, got.values);
+            }
+        }
+        let (lo, hi) = (
+            chunk::chunk_start(w.start, w.step),
+            chunk::chunk_start(w.end - 1, w.step),
+        );
+        let rows = IDS_PER_QUERY.min(series.len());
+        let mut buf = vec![f64::NAN; rows * n];
+        // Per row of `buf`: its slots up to here hold this batch's values (or NaN).
+        let mut filled = vec![0usize; rows];
+        let mut ids: Vec<(u64, usize)> = Vec::with_capacity(rows);
+        self.with_reader(|db| {
+            for (b, batch) in series.chunks(IDS_PER_QUERY).enumerate() {
+                ids.clear();
+                for (k, m) in batch.iter().enumerate() {
+                    match cached.get(&(b * IDS_PER_QUERY + k)) {
+                        Some(values) => {
+                            let row = &mut buf[k * n..(k + 1) * n];
+                            for (o, v) in row
+                                .iter_mut()
+                                .zip(values.iter().chain(std::iter::repeat(&None)))
+                            {
+                                *o = v.unwrap_or(f64::NAN);
+                            }
+                            filled[k] = n;
+                        }
+                        None => {
+                            filled[k] = 0;
+                            ids.push((m.id, k));
+                        }
+                    }
+                }
+                if !ids.is_empty() {
+                    fold_chunks(db, w, (lo, hi), &ids, &mut buf, &mut filled)?;
+                }
+                for k in 0..batch.len() {
+                    let row = &mut buf[k * n..(k + 1) * n];
+                    // Slots past the last chunk read are empty.
+                    row[filled[k]..].fill(f64::NAN);
+                    cols.fold(row);
+                }
+            }
+            Ok(())
+        })
+    }
+
     /// Fill each reading's `pts` with the cached points that can change its window.
     fn cached_points(&self, series: &[Matched], reads: &mut [Reading]) {
         self.each_cached(series, |i, p| {
@@ -393,6 +519,53 @@ fn read_chunks(
         };
         if !ok {
             tracing::warn!(series = id, archive, start, "unreadable chunk ignored");
+        }
+    })
+}
+
+/// Decodes the chunks of series `ids` (`(id, row of buf)`) in `w`'s archive between chunk
+/// starts `lo` and `hi` into their rows of `buf` (`w.points()` values each, NaN for none),
+/// on read connection `db`; `filled[row]`: how far that row holds this read's values.
+fn fold_chunks(
+    db: &mut raw::ReadConn,
+    w: ReadWindow,
+    (lo, hi): (i64, i64),
+    ids: &[(u64, usize)],
+    buf: &mut [f64],
+    filled: &mut [usize],
+) -> Result<(), StoreError> {
+    let n = w.points();
+    let mut stmt = db.chunks(ids.len())?;
+    for (i, &(id, _)) in ids.iter().enumerate() {
+        stmt.bind(i + 1, id as i64)?;
+    }
+    stmt.bind(ids.len() + 1, w.archive as i64)?;
+    stmt.bind(ids.len() + 2, lo)?;
+    stmt.bind(ids.len() + 3, hi)?;
+    let of_id: HashMap<u64, usize, foldhash::fast::RandomState> = ids.iter().copied().collect();
+    let span = chunk::CHUNK_SLOTS.saturating_mul(w.step);
+    stmt.for_each(|id, start, data| {
+        let Some(&k) = of_id.get(&(id as u64)) else {
+            return;
+        };
+        let Some(row) = buf.get_mut(k * n..(k + 1) * n) else {
+            return;
+        };
+        // The row's slots up to this chunk's end are emptied just before it is decoded
+        // into them (rows are reused batch after batch).
+        let end = start.saturating_add(span).saturating_sub(w.start) / w.step.max(1);
+        let end = end.clamp(0, n as i64) as usize;
+        if filled[k] < end {
+            row[filled[k]..end].fill(f64::NAN);
+            filled[k] = end;
+        }
+        if !chunk::decode_into_nan(data, start, w.step, w.start, row) {
+            tracing::warn!(
+                series = id,
+                archive = w.archive,
+                start,
+                "unreadable chunk ignored"
+            );
         }
     })
 }
