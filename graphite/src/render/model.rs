@@ -252,30 +252,9 @@ unsafe fn put(dst: *mut u8, src: &[u8]) -> usize {
     // SAFETY: each pair of moves reads and writes within the first `n` bytes.
     unsafe {
         match n {
-            16.. => {
-                let (a, b) = (
-                    s.cast::<[u8; 16]>().read_unaligned(),
-                    s.add(n - 16).cast::<[u8; 16]>().read_unaligned(),
-                );
-                dst.cast::<[u8; 16]>().write_unaligned(a);
-                dst.add(n - 16).cast::<[u8; 16]>().write_unaligned(b);
-            }
-            8..=15 => {
-                let (a, b) = (
-                    s.cast::<[u8; 8]>().read_unaligned(),
-                    s.add(n - 8).cast::<[u8; 8]>().read_unaligned(),
-                );
-                dst.cast::<[u8; 8]>().write_unaligned(a);
-                dst.add(n - 8).cast::<[u8; 8]>().write_unaligned(b);
-            }
-            4..=7 => {
-                let (a, b) = (
-                    s.cast::<[u8; 4]>().read_unaligned(),
-                    s.add(n - 4).cast::<[u8; 4]>().read_unaligned(),
-                );
-                dst.cast::<[u8; 4]>().write_unaligned(a);
-                dst.add(n - 4).cast::<[u8; 4]>().write_unaligned(b);
-            }
+            16.. => put_pair::<16>(dst, s, n),
+            8..=15 => put_pair::<8>(dst, s, n),
+            4..=7 => put_pair::<4>(dst, s, n),
             1..=3 => {
                 *dst = *s;
                 *dst.add(n / 2) = *s.add(n / 2);
@@ -285,6 +264,24 @@ unsafe fn put(dst: *mut u8, src: &[u8]) -> usize {
         }
     }
     n
+}
+
+/// [`put`]'s two `N`-byte moves: the first `N` bytes of `src` and its last `N` (they overlap
+/// when `n < 2 * N`), both loaded before either is stored.
+///
+/// # Safety
+/// `N <= n`, `src` is valid for reads and `dst` for writes of `n` bytes.
+#[inline(always)]
+unsafe fn put_pair<const N: usize>(dst: *mut u8, src: *const u8, n: usize) {
+    // SAFETY: both moves are within the first `n` bytes, as the caller says `N <= n`.
+    unsafe {
+        let (a, b) = (
+            src.cast::<[u8; N]>().read_unaligned(),
+            src.add(n - N).cast::<[u8; N]>().read_unaligned(),
+        );
+        dst.cast::<[u8; N]>().write_unaligned(a);
+        dst.add(n - N).cast::<[u8; N]>().write_unaligned(b);
+    }
 }
 
 /// Evenly spaced timestamps as decimal text. A time of at most 16 digits is kept as its
