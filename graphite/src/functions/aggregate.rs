@@ -245,13 +245,17 @@ pub const COUNT_SERIES: Function = Function::new(
 fn divide_pair(cx: &Cx<'_, '_>, a: &Series, b: &Series) -> Series {
     let name = format!("divideSeries({},{})", a.name, b.name);
     let n = normalize(&[a, b]).unwrap_or_else(|| unreachable_norm(a));
-    let mut row = Vec::with_capacity(2);
-    let values = (0..n.len())
-        .map(|i| {
-            n.row(i, &mut row);
-            safe_div(row[0], row[1])
-        })
-        .collect();
+    // The point of `a` over the one of `b` at each index; past the shorter one, `None`
+    // (graphite-web's `izip_longest`). The same pairs as `Normalized::row`, without a row
+    // built per point.
+    let column = |k: usize| n.values.get(k).map_or(&[][..], |v| &v[..]);
+    let (x, y) = (column(0), column(1));
+    let values = if x.len() == y.len() {
+        x.iter().zip(y).map(|(p, q)| safe_div(*p, *q)).collect()
+    } else {
+        let at = |v: &[Option<f64>], i: usize| v.get(i).copied().flatten();
+        (0..n.len()).map(|i| safe_div(at(x, i), at(y, i))).collect()
+    };
     let mut s = Series::new(name, n.start, n.end, n.step, values);
     s.x_files_factor = cx.ctx.x_files_factor.unwrap_or(0.0);
     s
