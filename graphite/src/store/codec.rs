@@ -623,6 +623,7 @@ pub fn for_each_in(
             res.skip(first);
             let mut kb = [0i64; BLOCK];
             let mut rb = [0i64; BLOCK];
+            let mut vb = [0f64; BLOCK];
             // Values whose integer takes no difference: k0 (and k0 + d for order 2).
             let head = (order as usize).min(last);
             kb[0] = k0;
@@ -653,13 +654,15 @@ pub fn for_each_in(
                 if from < j0 + len {
                     let rs = &mut rb[..j0 + len - from];
                     res.fill(rs);
-                    for ((&s, &k), &r) in slots[from..j0 + len]
-                        .iter()
-                        .zip(&kb[from - j0..len])
-                        .zip(rs.iter())
-                    {
+                    // The values first, in a loop of their own (divisions two at a time),
+                    // then handed out.
+                    let vs = &mut vb[..rs.len()];
+                    for ((v, &k), &r) in vs.iter_mut().zip(&kb[from - j0..len]).zip(rs.iter()) {
                         let approx = (k as f64 / mf).to_bits();
-                        put(s as usize, f64::from_bits(approx.wrapping_add(r as u64)));
+                        *v = f64::from_bits(approx.wrapping_add(r as u64));
+                    }
+                    for (&s, &v) in slots[from..j0 + len].iter().zip(vs.iter()) {
+                        put(s as usize, v);
                     }
                 }
                 j0 += len;
