@@ -3,8 +3,9 @@
 //! graphite-web re-evaluates the first argument over a window widened by the window size
 //! (`windowSize` points × the largest step, or a time string) and emits, for each point, the
 //! aggregate of the `windowPoints` values ending at it. Sums and averages use a compensated
-//! running sum, min/max a monotonic deque and the median a sorted window (binary-search
-//! insert/remove), so large windows cost no rescans.
+//! running sum, min/max a monotonic deque and the median a sorted window of integer order
+//! keys (the leaving value replaced by the arriving one in one shift), so large windows cost
+//! no rescans.
 
 use std::collections::VecDeque;
 
@@ -184,29 +185,35 @@ pub fn window_values(
             }
         }
         AggFunc::Median if w > 0 => {
-            let mut sorted: Vec<f64> = values[1..=w].iter().flatten().copied().collect();
-            sorted.sort_by(f64::total_cmp);
+            // The window's values as their `total_cmp` order keys, sorted: integer compares,
+            // and one shift of the values between the leaving and the arriving one.
+            let mut keys: Vec<i64> = values[1..=w].iter().flatten().map(|&x| key(x)).collect();
+            keys.sort_unstable();
             for i in (w + 1)..=n {
                 budget.tick(function)?;
                 if i > w + 1 {
-                    if let Some(x) = values[i - 1 - w] {
-                        let (Ok(k) | Err(k)) = sorted.binary_search_by(|p| p.total_cmp(&x));
-                        if sorted.get(k).is_some_and(|p| p.total_cmp(&x).is_eq()) {
-                            sorted.remove(k);
+                    match (values[i - 1 - w], values[i - 1]) {
+                        (Some(old), Some(new)) => replace_sorted(&mut keys, key(old), key(new)),
+                        (Some(old), None) => {
+                            let k = rank(&keys, key(old));
+                            if keys.get(k) == Some(&key(old)) {
+                                keys.remove(k);
+                            }
                         }
-                    }
-                    if let Some(x) = values[i - 1] {
-                        let k = sorted.partition_point(|p| p.total_cmp(&x).is_lt());
-                        sorted.insert(k, x);
+                        (None, Some(new)) => {
+                            let k = rank(&keys, key(new));
+                            keys.insert(k, key(new));
+                        }
+                        (None, None) => {}
                     }
                 }
-                let c = sorted.len();
+                let c = keys.len();
                 out.push(ok(c).then(|| {
                     let mid = c / 2;
                     if c & 1 == 0 {
-                        (sorted[mid - 1] + sorted[mid]) / 2.0
+                        (unkey(keys[mid - 1]) + unkey(keys[mid])) / 2.0
                     } else {
-                        sorted[mid]
+                        unkey(keys[mid])
                     }
                 }));
             }
@@ -222,6 +229,47 @@ pub fn window_values(
         }
     }
     Ok(out)
+}
+
+/// `x`'s place in [`f64::total_cmp`]'s order as an integer (the same bit trick): keys compare
+/// as their values do, and equal keys are the same bits.
+fn key(x: f64) -> i64 {
+    let b = x.to_bits() as i64;
+    b ^ (((b >> 63) as u64) >> 1) as i64
+}
+
+/// The value of a [`key`] (the trick is its own inverse: it keeps the sign bit).
+fn unkey(k: i64) -> f64 {
+    f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
+}
+
+/// How many of the sorted `keys` are below `k` (a branch-free count in short windows).
+fn rank(keys: &[i64], k: i64) -> usize {
+    if keys.len() <= 64 {
+        keys.iter().map(|&x| usize::from(x < k)).sum()
+    } else {
+        keys.partition_point(|&x| x < k)
+    }
+}
+
+/// Replaces `old` (one of the sorted `keys`) by `new`, keeping them sorted: the keys between
+/// the two places move by one.
+fn replace_sorted(keys: &mut Vec<i64>, old: i64, new: i64) {
+    let i = rank(keys, old);
+    let j = rank(keys, new);
+    if keys.get(i) != Some(&old) {
+        // Not there (never for a window's own values): only insert.
+        keys.insert(j, new);
+        return;
+    }
+    if j > i {
+        // `new` sorts after `old`: the keys in between move down.
+        keys.copy_within(i + 1..j, i);
+        keys[j - 1] = new;
+    } else {
+        keys.copy_within(j..i, j + 1);
+        keys[j] = new;
+    }
 }
 
 /// Neumaier-compensated running sum: adding and removing values keeps the window's sum
@@ -459,6 +507,27 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The sliding median gives graphite-web's sorted-window median to the bit, over
+        /// repeated values, signed zeros, NaN and infinities, nulls, and windows on both sides
+        /// of [`rank`]'s linear count.
+        #[test]
+        fn sliding_median_is_the_sorted_windows_median(
+            picks in proptest::collection::vec(0usize..12, 0..200),
+            w in 1usize..90,
+        ) {
+            let pool = [
+                None, Some(-0.0), Some(0.0), Some(f64::NAN), Some(-f64::NAN), Some(f64::INFINITY),
+                Some(f64::NEG_INFINITY), Some(1.5), Some(1.5), Some(-2.25), Some(1e300), Some(3.0),
+            ];
+            let values: Vec<Option<f64>> = picks.iter().map(|&i| pool[i]).collect();
+            let got = window_values(&values, w, AggFunc::Median, 0.0, &Budget::new(), "t").unwrap();
+            let want = naive(&values, w, AggFunc::Median, 0.0);
+            let bits = |v: &[Option<f64>]| v.iter().map(|x| x.map(f64::to_bits)).collect::<Vec<_>>();
+            proptest::prop_assert_eq!(bits(&got), bits(&want));
         }
     }
 
