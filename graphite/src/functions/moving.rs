@@ -195,13 +195,13 @@ pub fn window_values(
                     match (values[i - 1 - w], values[i - 1]) {
                         (Some(old), Some(new)) => replace_sorted(&mut keys, key(old), key(new)),
                         (Some(old), None) => {
-                            let k = rank(&keys, key(old));
+                            let k = keys.partition_point(|&x| x < key(old));
                             if keys.get(k) == Some(&key(old)) {
                                 keys.remove(k);
                             }
                         }
                         (None, Some(new)) => {
-                            let k = rank(&keys, key(new));
+                            let k = keys.partition_point(|&x| x < key(new));
                             keys.insert(k, key(new));
                         }
                         (None, None) => {}
@@ -243,33 +243,38 @@ fn unkey(k: i64) -> f64 {
     f64::from_bits((k ^ (((k >> 63) as u64) >> 1) as i64) as u64)
 }
 
-/// How many of the sorted `keys` are below `k` (a branch-free count in short windows).
-fn rank(keys: &[i64], k: i64) -> usize {
-    if keys.len() <= 64 {
-        keys.iter().map(|&x| usize::from(x < k)).sum()
-    } else {
-        keys.partition_point(|&x| x < k)
-    }
-}
-
-/// Replaces `old` (one of the sorted `keys`) by `new`, keeping them sorted: the keys between
-/// the two places move by one.
+/// Replaces `old` (one of the sorted `keys`) by `new`, keeping them sorted: `old`'s place
+/// is found by a (branch-free) binary search; in a short window `new` then moves from it past
+/// the keys it sorts beyond, each moved one place (no call for a few moves), in a long one
+/// the keys in between move in one copy.
 fn replace_sorted(keys: &mut Vec<i64>, old: i64, new: i64) {
-    let i = rank(keys, old);
-    let j = rank(keys, new);
+    let mut i = keys.partition_point(|&x| x < old);
     if keys.get(i) != Some(&old) {
         // Not there (never for a window's own values): only insert.
-        keys.insert(j, new);
+        keys.insert(keys.partition_point(|&x| x < new), new);
         return;
     }
-    if j > i {
-        // `new` sorts after `old`: the keys in between move down.
-        keys.copy_within(i + 1..j, i);
-        keys[j - 1] = new;
-    } else {
-        keys.copy_within(j..i, j + 1);
-        keys[j] = new;
+    if keys.len() > 32 {
+        // A long window: the keys in between move in one copy.
+        let j = keys.partition_point(|&x| x < new);
+        if j > i {
+            keys.copy_within(i + 1..j, i);
+            keys[j - 1] = new;
+        } else {
+            keys.copy_within(j..i, j + 1);
+            keys[j] = new;
+        }
+        return;
     }
+    while i + 1 < keys.len() && keys[i + 1] < new {
+        keys[i] = keys[i + 1];
+        i += 1;
+    }
+    while i > 0 && keys[i - 1] > new {
+        keys[i] = keys[i - 1];
+        i -= 1;
+    }
+    keys[i] = new;
 }
 
 /// Neumaier-compensated running sum: adding and removing values keeps the window's sum
@@ -512,8 +517,7 @@ mod tests {
 
     proptest::proptest! {
         /// The sliding median gives graphite-web's sorted-window median to the bit, over
-        /// repeated values, signed zeros, NaN and infinities, nulls, and windows on both sides
-        /// of [`rank`]'s linear count.
+        /// repeated values, signed zeros, NaN and infinities, nulls, short and long windows.
         #[test]
         fn sliding_median_is_the_sorted_windows_median(
             picks in proptest::collection::vec(0usize..12, 0..200),
