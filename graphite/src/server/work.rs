@@ -261,12 +261,6 @@ impl Pool {
             flags: flags.clone(),
             deadline: Instant::now() + p.config.deadline,
         };
-        if std::env::var_os("CARBIDE_INLINE_EVAL").is_some() {
-            let _permit = permit;
-            let r = work(&cancel);
-            guard.done = true;
-            return Ok(r);
-        }
         let mut job = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             work(&cancel)
