@@ -17,6 +17,7 @@ ROUNDS=${3:-6}
 REQUESTS=${4:-30}
 SERIES=${5:-10000}
 TARGET=${TARGET:-sumSeries(wide.*.*)}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/render-wide-ab.XXXXXX)
 PIDS=()
 cleanup() {
@@ -28,21 +29,8 @@ trap cleanup EXIT
 NOW=$(date +%s)
 UNTIL=$(( NOW - NOW % 10 ))
 FROM=$(( UNTIL - 3600 ))
-# The data set of render-wide.sh (same generator, same seed).
-python3 - "$WORK/lines.txt" "$SERIES" "$FROM" "$UNTIL" <<'EOF'
-import random, sys
-out, series, t0, t1 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-rng = random.Random(7)
-with open(out, "w") as f:
-    walk = [rng.uniform(0, 100) for _ in range(series)]
-    for ts in range(t0 + 10, t1 + 10, 10):
-        lines = []
-        for s in range(series):
-            walk[s] += rng.uniform(-1, 1)
-            lines.append(f"wide.host{s // 100:04d}.metric{s % 100:02d} {walk[s]:.2f} {ts}\n")
-        f.write("".join(lines))
-    f.write(f"zz.wide.sentinel 1 {t1}\n")
-EOF
+# The data set of render-wide.sh (benches/render-wide-data.py, seeded).
+python3 "$ROOT/benches/render-wide-data.py" "$WORK/lines.txt" "$SERIES" "$FROM" "$UNTIL"
 printf '[wide]\npattern = .*\nretentions = 10s:1d\n' > "$WORK/schemas.conf"
 
 URLS=()
