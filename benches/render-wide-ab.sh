@@ -30,7 +30,7 @@ NOW=$(date +%s)
 UNTIL=$(( NOW - NOW % 10 ))
 FROM=$(( UNTIL - 3600 ))
 # The data set of render-wide.sh (benches/render-wide-data.py, seeded).
-python3 "$ROOT/benches/render-wide-data.py" "$WORK/lines.txt" "$SERIES" "$FROM" "$UNTIL"
+python3 "$ROOT/benches/render-wide-data.py" gen "$WORK/lines.txt" "$SERIES" "$FROM" "$UNTIL"
 printf '[wide]\npattern = .*\nretentions = 10s:1d\n' > "$WORK/schemas.conf"
 
 URLS=()
@@ -46,20 +46,7 @@ for side in a b; do
 import sys; w = open(sys.argv[1]).read().split()
 print(w[3], w[7].rstrip(","))' "$WORK/serve-$side.out")
     URLS+=("$URL")
-    python3 - "$CARBON" "$WORK/lines.txt" "$URL" <<'EOF'
-import socket, sys, time, urllib.request
-host, port = sys.argv[1].rsplit(":", 1)
-s = socket.create_connection((host, int(port)))
-s.sendall(open(sys.argv[2], "rb").read())
-s.close()
-for _ in range(600):
-    with urllib.request.urlopen(sys.argv[3] + "/metrics/expand?query=zz.wide.sentinel") as r:
-        if b"sentinel" in r.read():
-            break
-    time.sleep(0.1)
-else:
-    raise SystemExit("carbide never saw the sentinel")
-EOF
+    python3 "$ROOT/benches/render-wide-data.py" send "$CARBON" "$WORK/lines.txt" "$URL"
 done
 sleep 7 # one flush (5 s): read from SQLite, the steady state
 
